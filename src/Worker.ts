@@ -1,0 +1,183 @@
+/**
+ * Workers: isolated units that take requests one at a time or concurrently,
+ * report their health, and are restarted by their supervisor when they crash.
+ *
+ * @since 0.1.0
+ */
+
+import type { Scope } from "effect"
+import { Duration, Effect, Schedule } from "effect"
+import * as internal from "./internal/worker.ts"
+import type { DomainError, WorkerCrash } from "./WorkerError.ts"
+import type { WorkerHealth } from "./WorkerHealth.ts"
+import type { WorkerId } from "./WorkerId.ts"
+import * as WorkerKind from "./WorkerKind.ts"
+
+/**
+ * A worker: an Effect service with a stable id, a health snapshot and a
+ * `dispatch` that always ends in exactly one outcome: the response, the
+ * handler's domain error `E`, a `WorkerCrash`, or the caller's own
+ * interruption.
+ *
+ * Workers are made by {@link make}, {@link makeScoped} or {@link fromKind}. A
+ * worker lives in the `Scope` it was made in; adding it to a pool hands its
+ * life to the pool, which stops it on `remove` and on shutdown.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Worker, WorkerId } from "effect-worker-pool"
+ *
+ * const program = Effect.scoped(
+ *   Effect.gen(function* () {
+ *     const worker = yield* Worker.make(WorkerId.make(7), (n: number) => Effect.succeed(n * 2))
+ *     const answer = yield* worker.dispatch(5) // 10
+ *     const health = yield* worker.health // { state: "Healthy", completed: 1, ... }
+ *     return [answer, health.completed]
+ *   })
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Worker<in Req, out Resp, out E = DomainError> {
+  readonly id: WorkerId
+  /** The name of the worker's kind, such as `"in-process"`. */
+  readonly kind: string
+  readonly health: Effect.Effect<WorkerHealth>
+  readonly dispatch: (request: Req) => Effect.Effect<Resp, E | WorkerCrash>
+}
+
+/**
+ * Options of a worker.
+ *
+ * - `restart`: the delay before each restart, as a `Schedule` stepped once per
+ *   crash with the `WorkerCrash` as input. When the schedule ends the worker is
+ *   `Retired` and never started again. Default: {@link defaultRestartSchedule}.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schedule } from "effect"
+ * import { Worker, WorkerId } from "effect-worker-pool"
+ *
+ * // Restart after 1 s, 2 s, 4 s, then give up.
+ * const worker = Worker.make(WorkerId.make(0), (n: number) => Effect.succeed(n), {
+ *   restart: Schedule.exponential("1 second").pipe(Schedule.upTo({ times: 3 }))
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface WorkerOptions {
+  readonly restart?: Schedule.Schedule<unknown, WorkerCrash> | undefined
+}
+
+/**
+ * The default restart delay: exponential from 100 ms, doubling, capped at
+ * 30 s, then jittered by ±20 % so that workers that crashed together do not
+ * restart together. It never ends: the worker is restarted as often as it
+ * crashes, ever more slowly.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schedule } from "effect"
+ * import { Worker } from "effect-worker-pool"
+ *
+ * const firstDelays = Effect.gen(function* () {
+ *   const step = yield* Schedule.toStep(Worker.defaultRestartSchedule)
+ *   return yield* step(0, undefined) // about 100 ms
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category supervision
+ */
+export const defaultRestartSchedule: Schedule.Schedule<Duration.Duration> = Schedule.exponential("100 millis").pipe(
+  Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.seconds(30)))),
+  Schedule.jittered
+)
+
+/**
+ * Makes a supervised worker of any kind (see `WorkerKind`). It returns once the
+ * first start has been tried: the worker is then `Healthy`, or `Crashed` with
+ * a restart on its way.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Worker, WorkerId, WorkerKind } from "effect-worker-pool"
+ *
+ * const worker = Worker.fromKind(
+ *   WorkerId.make(1),
+ *   WorkerKind.inProcess((s: string) => Effect.succeed(s.toUpperCase()))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromKind = <Req, Resp, E, R>(
+  id: WorkerId,
+  kind: WorkerKind.WorkerKind<Req, Resp, E, R>,
+  options?: WorkerOptions
+): Effect.Effect<Worker<Req, Resp, E>, never, R | Scope.Scope> =>
+  internal.make(id, kind, options?.restart ?? defaultRestartSchedule)
+
+/**
+ * Makes an in-process worker from a handler. Each request runs on a fiber of
+ * its own; a handler that fails with `WorkerCrash` or dies with a defect
+ * crashes the worker, which is then restarted.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { DomainError, Worker, WorkerId } from "effect-worker-pool"
+ *
+ * const worker = Worker.make(WorkerId.make(0), (n: number) =>
+ *   n < 0 ? Effect.fail(new DomainError({ reason: "negative" })) : Effect.succeed(Math.sqrt(n))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = <Req, Resp, E = never>(
+  id: WorkerId,
+  handler: WorkerKind.Handler<Req, Resp, E>,
+  options?: WorkerOptions
+): Effect.Effect<Worker<Req, Resp, E>, never, Scope.Scope> => fromKind(id, WorkerKind.inProcess(handler), options)
+
+/**
+ * Makes an in-process worker whose handler is built by a scoped initialiser.
+ * The initialiser runs at the first start and at every restart; what it
+ * acquires is released when that incarnation crashes, before the restart, and
+ * at shutdown. A failing initialiser is a crash.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Worker, WorkerId } from "effect-worker-pool"
+ *
+ * const worker = Worker.makeScoped(
+ *   WorkerId.make(0),
+ *   Effect.gen(function* () {
+ *     const model = yield* Effect.acquireRelease(
+ *       Effect.sync(() => ({ predict: (x: number) => x * 0.5 })),
+ *       () => Effect.log("model released")
+ *     )
+ *     return (x: number) => Effect.sync(() => model.predict(x))
+ *   })
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeScoped = <Req, Resp, E = never, InitE = never, R = never>(
+  id: WorkerId,
+  initialise: Effect.Effect<WorkerKind.Handler<Req, Resp, E>, InitE, R | Scope.Scope>,
+  options?: WorkerOptions
+): Effect.Effect<Worker<Req, Resp, E>, never, Exclude<R, Scope.Scope> | Scope.Scope> =>
+  fromKind(id, WorkerKind.inProcessScoped(initialise), options) as never

@@ -1,0 +1,128 @@
+/**
+ * The typed outcomes of a request that did not succeed.
+ *
+ * Two kinds matter to a caller and they are kept apart in the type system:
+ *
+ * - {@link DomainError}: the request was bad. The worker that saw it is
+ *   healthy and keeps serving.
+ * - {@link WorkerCrash}: the worker failed (it raised `WorkerCrash`, died with
+ *   a defect, its initialiser failed, or it was stopped). The pool stops
+ *   routing to it and its supervisor restarts it.
+ *
+ * Both are `Schema` tagged errors, so they can be encoded, sent across a
+ * process boundary and decoded again, and handled with `Effect.catchTag`.
+ *
+ * @since 0.1.0
+ */
+import { Schema } from "effect"
+import { WorkerId } from "./WorkerId.ts"
+
+/**
+ * The request was bad: the handler rejected it. The worker stays healthy and
+ * selectable.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { DomainError } from "effect-worker-pool"
+ *
+ * const parse = (input: string) =>
+ *   Number.isNaN(Number(input))
+ *     ? Effect.fail(new DomainError({ reason: `not a number: ${input}` }))
+ *     : Effect.succeed(Number(input))
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class DomainError extends Schema.TaggedError<DomainError>()("DomainError", {
+  reason: Schema.String
+}) {}
+
+/**
+ * The worker failed while it held the request, or no worker could take it.
+ *
+ * `reason` says what happened in words meant for a log line; `workerId` names
+ * the worker when one was involved (it is absent when the pool had no worker
+ * to offer).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { WorkerCrash } from "effect-worker-pool"
+ *
+ * // A handler reports that its engine is gone: the worker is restarted.
+ * const handler = (_req: string) => Effect.fail(new WorkerCrash({ reason: "engine lost its GPU context" }))
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class WorkerCrash extends Schema.TaggedError<WorkerCrash>()("WorkerCrash", {
+  reason: Schema.String,
+  workerId: Schema.optional(WorkerId)
+}) {}
+
+/**
+ * `WorkerPool.add` was given a worker whose id is already in the pool.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { WorkerPool } from "effect-worker-pool"
+ *
+ * declare const pool: WorkerPool.WorkerPool<number, number>
+ * declare const worker: Parameters<typeof pool.add>[0]
+ *
+ * const addOnce = pool.add(worker).pipe(
+ *   Effect.catchTag("DuplicateWorkerId", (e) => Effect.logWarning(`worker ${e.workerId} is already in the pool`))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class DuplicateWorkerId extends Schema.TaggedError<DuplicateWorkerId>()("DuplicateWorkerId", {
+  workerId: WorkerId
+}) {}
+
+/**
+ * `WorkerPool.remove` was given an id that no worker of the pool has.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { WorkerId, WorkerPool } from "effect-worker-pool"
+ *
+ * declare const pool: WorkerPool.WorkerPool<number, number>
+ *
+ * const removeIfPresent = pool.remove(WorkerId.make(9)).pipe(Effect.catchTag("UnknownWorkerId", () => Effect.void))
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class UnknownWorkerId extends Schema.TaggedError<UnknownWorkerId>()("UnknownWorkerId", {
+  workerId: WorkerId
+}) {}
+
+/**
+ * Options given to a constructor were invalid; `reason` says which and why.
+ * Nothing was started.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { WorkerPool } from "effect-worker-pool"
+ *
+ * const program = WorkerPool.make<number, number>({ size: -1, worker: () => Effect.die("unused") }).pipe(
+ *   Effect.catchTag("InvalidOptions", (e) => Effect.logError(e.reason))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidOptions extends Schema.TaggedError<InvalidOptions>()("InvalidOptions", {
+  reason: Schema.String
+}) {}

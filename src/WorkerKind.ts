@@ -1,0 +1,152 @@
+/**
+ * The seam between the pool and the ways a worker can be isolated.
+ *
+ * A worker kind knows how to bring one *incarnation* of a worker to life (a
+ * fiber with its handler, later a thread or a subprocess) and how to send it
+ * one request. Everything else, the counters, the crash classification, the
+ * supervision and restarts, is written once in {@link Worker.fromKind} and is
+ * the same for every kind.
+ *
+ * @since 0.1.0
+ */
+
+import type { Scope } from "effect"
+import { Effect } from "effect"
+import type { WorkerCrash } from "./WorkerError.ts"
+
+/**
+ * A request handler: turns a request into a response, or fails with a domain
+ * error (the request was bad) or a `WorkerCrash` (the worker is broken).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { DomainError, type WorkerKind } from "effect-worker-pool"
+ *
+ * const double: WorkerKind.Handler<number, number> = (n) =>
+ *   n < 0 ? Effect.fail(new DomainError({ reason: "negative input" })) : Effect.succeed(n * 2)
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Handler<Req, Resp, E> = (request: Req) => Effect.Effect<Resp, E | WorkerCrash>
+
+/**
+ * One live incarnation of a worker, as its kind started it.
+ *
+ * - `run` sends one request to it. It may be called concurrently; the fiber
+ *   running it is interrupted when the caller gives up or the incarnation is
+ *   torn down.
+ * - `exited` completes when the incarnation dies on its own (a process
+ *   exited, a thread threw); kinds that cannot die by themselves use
+ *   `Effect.never`.
+ *
+ * Its resources belong to the `Scope` in which `spawn` ran: the supervisor
+ * closes that scope on a crash, before a restart, and on shutdown.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import type { WorkerKind } from "effect-worker-pool"
+ *
+ * const incarnation: WorkerKind.Incarnation<string, number, never> = {
+ *   run: (s) => Effect.succeed(s.length),
+ *   exited: Effect.never
+ * }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Incarnation<Req, Resp, E> {
+  readonly run: Handler<Req, Resp, E>
+  readonly exited: Effect.Effect<WorkerCrash>
+}
+
+/**
+ * A way to isolate a worker: its name (shown in logs and health) and how to
+ * spawn an incarnation. `spawn` fails with `WorkerCrash` when the incarnation
+ * cannot start; any other failure or defect of `spawn` is treated the same way.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Worker, WorkerId, type WorkerKind } from "effect-worker-pool"
+ *
+ * // A kind of your own: one incarnation per start, here a plain fiber.
+ * const echo: WorkerKind.WorkerKind<string, string, never> = {
+ *   name: "echo",
+ *   spawn: Effect.succeed({ run: (s: string) => Effect.succeed(s), exited: Effect.never })
+ * }
+ *
+ * const program = Effect.scoped(
+ *   Effect.gen(function* () {
+ *     const worker = yield* Worker.fromKind(WorkerId.make(0), echo)
+ *     return yield* worker.dispatch("hello")
+ *   })
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface WorkerKind<Req, Resp, E, R = never> {
+  readonly name: string
+  readonly spawn: Effect.Effect<Incarnation<Req, Resp, E>, unknown, R | Scope.Scope>
+}
+
+/**
+ * The in-process kind: each request runs `handler` on a fiber of its own.
+ * Nothing needs to start, so `spawn` always succeeds.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { WorkerKind } from "effect-worker-pool"
+ *
+ * const kind = WorkerKind.inProcess((n: number) => Effect.succeed(n + 1))
+ * console.log(kind.name) // "in-process"
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const inProcess = <Req, Resp, E = never>(handler: Handler<Req, Resp, E>): WorkerKind<Req, Resp, E> => ({
+  name: "in-process",
+  spawn: Effect.succeed({ run: handler, exited: Effect.never })
+})
+
+/**
+ * The in-process kind with a scoped initialiser: `initialise` runs at every
+ * start (the first and each restart) and builds the handler. Whatever it
+ * acquires in its `Scope` (a model, a connection) lives exactly as long as that
+ * incarnation: it is released when the worker crashes, before it restarts, and
+ * when it shuts down. If `initialise` fails or dies, the start counts as a
+ * crash and the supervisor tries again later.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { WorkerKind } from "effect-worker-pool"
+ *
+ * const kind = WorkerKind.inProcessScoped(
+ *   Effect.gen(function* () {
+ *     const table = yield* Effect.acquireRelease(
+ *       Effect.sync(() => new Map<string, number>([["a", 1]])),
+ *       (t) => Effect.sync(() => t.clear())
+ *     )
+ *     return (key: string) => Effect.succeed(table.get(key) ?? 0)
+ *   })
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const inProcessScoped = <Req, Resp, E = never, InitE = never, R = never>(
+  initialise: Effect.Effect<Handler<Req, Resp, E>, InitE, R | Scope.Scope>
+): WorkerKind<Req, Resp, E, R> => ({
+  name: "in-process",
+  spawn: Effect.map(initialise, (run) => ({ run, exited: Effect.never }))
+})

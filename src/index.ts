@@ -1,0 +1,34 @@
+/**
+ * effect-worker-pool: a pool of isolated, supervised workers for Effect.
+ *
+ * @since 0.1.0
+ */
+
+/**
+ * Dispatch policies: pure functions that pick a healthy worker.
+ *
+ * @since 0.1.0
+ */
+export * as DispatchPolicy from "./DispatchPolicy.ts"
+
+/**
+ * Workers: `make`, `makeScoped`, `fromKind`, and their restart schedule.
+ *
+ * @since 0.1.0
+ */
+export * as Worker from "./Worker.ts"
+export { DomainError, DuplicateWorkerId, InvalidOptions, UnknownWorkerId, WorkerCrash } from "./WorkerError.ts"
+export { LastCrash, WorkerHealth, WorkerState } from "./WorkerHealth.ts"
+export { WorkerId } from "./WorkerId.ts"
+/**
+ * The seam for isolation kinds, and the in-process kind.
+ *
+ * @since 0.1.0
+ */
+export * as WorkerKind from "./WorkerKind.ts"
+/**
+ * The pool: `make` and `layer`.
+ *
+ * @since 0.1.0
+ */
+export * as WorkerPool from "./WorkerPool.ts"

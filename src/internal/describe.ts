@@ -1,0 +1,23 @@
+import { Cause } from "effect"
+import { WorkerCrash } from "../WorkerError.ts"
+
+/** A short description of a thrown value or a failure, for a crash reason. */
+export const describe = (u: unknown): string => {
+  if (u instanceof Error) return u.message === "" ? u.name : `${u.name}: ${u.message}`
+  if (typeof u === "string") return u
+  try {
+    return JSON.stringify(u) ?? String(u)
+  } catch {
+    return String(u)
+  }
+}
+
+/** Why an incarnation could not start, from the cause of its failed `spawn`. */
+export const spawnFailure = (cause: Cause.Cause<unknown>): string => {
+  const error = Cause.findErrorOption(cause)
+  if (error._tag === "Some") {
+    return error.value instanceof WorkerCrash ? error.value.reason : `start failed: ${describe(error.value)}`
+  }
+  if (Cause.hasDies(cause)) return `start died: ${describe(Cause.squash(cause))}`
+  return "start was interrupted"
+}
