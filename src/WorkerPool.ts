@@ -151,17 +151,6 @@ export const make = Effect.fn("WorkerPool.make")(function* <Req, Resp, E = Domai
 
   const stopWorker = (worker: Worker<Req, Resp, E>, reason: string) => internals(worker).stop(reason)
 
-  yield* Scope.addFinalizer(
-    scope,
-    Effect.suspend(() => {
-      const members = Ref.getUnsafe(membersRef)
-      return Effect.forEach(members, (worker) => stopWorker(worker, "the pool shut down"), {
-        concurrency: "unbounded",
-        discard: true
-      })
-    })
-  )
-
   /** The policy's pick among the healthy workers; synchronous, so nothing changes under it. */
   const pick = (random: Random.Random, clock: Clock.Clock): Worker<Req, Resp, E> | undefined => {
     const members = Ref.getUnsafe(membersRef)
@@ -246,11 +235,16 @@ export const make = Effect.fn("WorkerPool.make")(function* <Req, Resp, E = Domai
     )
     for (const worker of workers) yield* add(worker).pipe(Effect.orDie)
   }
-  // Runs first on close: from then on no request is admitted.
+  // Added last, so it runs first on close: from then on no request is
+  // admitted, and every worker is stopped for the same stated reason.
   yield* Scope.addFinalizer(
     scope,
-    Effect.sync(() => {
+    Effect.suspend(() => {
       closed = true
+      return Effect.forEach(Ref.getUnsafe(membersRef), (worker) => stopWorker(worker, "the pool shut down"), {
+        concurrency: "unbounded",
+        discard: true
+      })
     })
   )
   return pool

@@ -8,7 +8,20 @@
  * starts over. Requests run on fibers that belong to the incarnation, so its
  * death reaches every request it holds.
  */
-import { Cause, Clock, Deferred, Effect, Exit, Fiber, FiberSet, MutableRef, Ref, Schedule, Scope } from "effect"
+import {
+  Cause,
+  Clock,
+  Context,
+  Deferred,
+  Effect,
+  Exit,
+  Fiber,
+  FiberSet,
+  MutableRef,
+  Ref,
+  Schedule,
+  Scope
+} from "effect"
 import type { Worker, WorkerOptions } from "../Worker.ts"
 import { WorkerCrash } from "../WorkerError.ts"
 import type { WorkerHealth, WorkerState } from "../WorkerHealth.ts"
@@ -39,6 +52,8 @@ interface Live<Req, Resp, E> {
   readonly incarnation: Incarnation<Req, Resp, E>
   readonly fibers: FiberSet.FiberSet<Resp, E | WorkerCrash>
   readonly ended: Deferred.Deferred<string>
+  /** Completed once its scope is closed: its requests stopped, its resources released. */
+  readonly closed: Deferred.Deferred<void>
   /** Why this incarnation ended, set once, before its requests are interrupted. */
   endReason: string | undefined
 }
@@ -62,6 +77,23 @@ const settledHealth = (h: WorkerHealth, outcome: Settled): WorkerHealth => ({
   errored: outcome === "errored" ? h.errored + 1 : h.errored,
   interrupted: outcome === "interrupted" ? h.interrupted + 1 : h.interrupted
 })
+
+type Failure<E> =
+  | { readonly _tag: "Domain"; readonly error: E }
+  | { readonly _tag: "Crash"; readonly reason: string }
+  | { readonly _tag: "Interrupted" }
+
+/** Tells a bad request from a broken worker, from the cause of a failed request. */
+const classify = <E>(cause: Cause.Cause<E | WorkerCrash>): Failure<E> => {
+  const error = Cause.findErrorOption(cause)
+  if (error._tag === "Some") {
+    return error.value instanceof WorkerCrash
+      ? { _tag: "Crash", reason: error.value.reason }
+      : { _tag: "Domain", error: error.value }
+  }
+  if (Cause.hasDies(cause)) return { _tag: "Crash", reason: `defect: ${describe(Cause.squash(cause))}` }
+  return { _tag: "Interrupted" }
+}
 
 /** Builds a supervised worker of any kind. See `Worker.fromKind`. */
 export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
@@ -107,11 +139,14 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
     })
 
   /** Runs one incarnation from spawn to death; returns why it died. */
-  const incarnate: Effect.Effect<string> = Effect.scoped(
+  const incarnate = (closed: Deferred.Deferred<void>): Effect.Effect<string> =>
     Effect.gen(function* () {
       yield* setState("Starting")
+      // The kind's requirements come from where the worker was made; its
+      // Scope is this incarnation's, so what it acquires dies with it.
+      const incarnationScope = yield* Scope.Scope
       const spawned = yield* Effect.exit(
-        Effect.provideContext(kind.spawn, context) as Effect.Effect<Incarnation<Req, Resp, E>, unknown, Scope.Scope>
+        Effect.provideContext(kind.spawn, Context.add(context as Context.Context<R>, Scope.Scope, incarnationScope))
       )
       if (Exit.isFailure(spawned)) {
         const reason = spawnFailure(spawned.cause)
@@ -124,18 +159,18 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
         incarnation: spawned.value,
         fibers: yield* FiberSet.make<Resp, E | WorkerCrash>(),
         ended: yield* Deferred.make<string>(),
+        closed,
         endReason: undefined
       }
       yield* Effect.forkScoped(Effect.flatMap(current.incarnation.exited, (exit) => crash(current, exit.reason)))
       setLive(current, "Healthy")
       yield* Deferred.succeed(firstStart, undefined)
       return yield* Deferred.await(current.ended)
-    })
-  )
+    }).pipe(Effect.scoped, Effect.ensuring(Deferred.succeed(closed, undefined)))
 
   const supervise = Effect.gen(function* () {
     while (true) {
-      const reason = yield* incarnate
+      const reason = yield* incarnate(yield* Deferred.make<void>())
       yield* Deferred.succeed(firstStart, undefined)
       const now = yield* Clock.currentTimeMillis
       const delay = yield* Effect.exit(nextDelay(now, new WorkerCrash({ reason, workerId: id })))
@@ -168,25 +203,16 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
           return exit.value
         }
         yield* settle("errored")
-        const error = Cause.findErrorOption(exit.cause)
-        if (error._tag === "Some") {
-          if (!(error.value instanceof WorkerCrash)) return yield* Effect.fail(error.value as E)
-          yield* crash(current, error.value.reason)
-          return yield* Effect.fail(
-            error.value.workerId === undefined
-              ? new WorkerCrash({ reason: error.value.reason, workerId: id })
-              : error.value
-          )
-        }
-        if (Cause.hasDies(exit.cause)) {
-          const reason = `defect: ${describe(Cause.squash(exit.cause))}`
-          yield* crash(current, reason)
-          return yield* Effect.fail(new WorkerCrash({ reason, workerId: id }))
-        }
+        const failure = classify(exit.cause)
+        if (failure._tag === "Domain") return yield* Effect.fail(failure.error)
         // Interrupted, and not by the caller: the incarnation was torn down
-        // under it, or the handler interrupted itself.
-        if (current.endReason === undefined) yield* crash(current, "the handler was interrupted")
-        return yield* Effect.fail(new WorkerCrash({ reason: current.endReason!, workerId: id }))
+        // under the request (its reason is set), or the handler interrupted itself.
+        const reason = failure._tag === "Crash" ? failure.reason : (current.endReason ?? "the handler was interrupted")
+        yield* crash(current, reason)
+        // The crash is reported once the incarnation is gone: its other
+        // requests stopped, its resources released.
+        yield* restore(Deferred.await(current.closed))
+        return yield* Effect.fail(new WorkerCrash({ reason, workerId: id }))
       })
     )
 

@@ -1,0 +1,261 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Context, Deferred, Effect, Exit, Fiber, Layer, Option, Schedule, Scope } from "effect"
+import { TestClock } from "effect/testing"
+import {
+  DispatchPolicy,
+  DuplicateWorkerId,
+  InvalidOptions,
+  UnknownWorkerId,
+  Worker,
+  WorkerCrash,
+  WorkerId,
+  WorkerPool
+} from "effect-worker-pool"
+import * as T from "./support.ts"
+
+const restart = { restart: Schedule.spaced("1 second") }
+const makePool = (size: number, policy: DispatchPolicy.DispatchPolicy = DispatchPolicy.RoundRobin) =>
+  WorkerPool.make({ policy, size, worker: (id) => Worker.make(id, T.handler, restart) })
+
+const pickIds = (pool: WorkerPool.WorkerPool<T.Behaviour, number>, n: number) =>
+  Effect.forEach(Array.from({ length: n }), () =>
+    Effect.map(pool.select, (w) => Option.getOrUndefined(Option.map(w, (worker) => worker.id as number)))
+  )
+
+describe("WorkerPool routing", () => {
+  it.effect("routes around a crashed worker at once and takes it back after its restart", () =>
+    Effect.gen(function* () {
+      const pool = yield* makePool(3)
+      assert.strictEqual(yield* pool.dispatch(T.ok(0)), 0) // worker 0
+      const crash = yield* Effect.flip(pool.dispatch(T.crash)) // worker 1
+      assert.deepStrictEqual(crash, new WorkerCrash({ reason: "engine failed", workerId: WorkerId.make(1) }))
+      assert.deepStrictEqual(yield* pickIds(pool, 4), [2, 0, 2, 0])
+
+      yield* TestClock.adjust("1 second")
+      assert.deepStrictEqual(yield* pickIds(pool, 3), [1, 2, 0])
+    })
+  )
+
+  it.effect("a crash fails only the requests of the crashed worker", () =>
+    Effect.gen(function* () {
+      const pool = yield* makePool(2)
+      const gate = yield* Deferred.make<number>()
+      const onWorker0 = yield* Effect.forkChild(pool.dispatch(T.wait(gate)))
+      const onWorker1 = yield* Effect.forkChild(pool.dispatch(T.wait(gate)))
+      yield* Effect.yieldNow
+      // The next pick is worker 0: crash it.
+      yield* Effect.flip(pool.dispatch(T.crash))
+      const exit0 = yield* Fiber.await(onWorker0)
+      assert.deepStrictEqual(exit0, Exit.fail(new WorkerCrash({ reason: "engine failed", workerId: WorkerId.make(0) })))
+      yield* Deferred.succeed(gate, 42)
+      assert.strictEqual(yield* Fiber.join(onWorker1), 42)
+      const health = yield* pool.health
+      assert.deepStrictEqual(
+        health.map(([id, h]) => [id, h.state, h.errored, h.completed]),
+        [
+          [0, "Crashed", 2, 2],
+          [1, "Healthy", 0, 1]
+        ]
+      )
+    })
+  )
+
+  it.effect("a fully crashed pool fails at once with a reason, and never waits", () =>
+    Effect.gen(function* () {
+      const pool = yield* makePool(2)
+      yield* Effect.flip(pool.dispatch(T.crash))
+      yield* Effect.flip(pool.dispatch(T.crash))
+      const refused = yield* Effect.flip(pool.dispatch(T.ok(1)))
+      assert.deepStrictEqual(
+        refused,
+        new WorkerCrash({ reason: "no worker available: none of the 2 workers is healthy (2 Crashed)" })
+      )
+      assert.isTrue(Option.isNone(yield* pool.select))
+    })
+  )
+
+  it.effect("least loaded spreads concurrent requests", () =>
+    Effect.gen(function* () {
+      const pool = yield* makePool(3, DispatchPolicy.LeastLoaded)
+      const gate = yield* Deferred.make<number>()
+      const fibers = yield* Effect.forEach(Array.from({ length: 7 }), () =>
+        Effect.forkChild(pool.dispatch(T.wait(gate)))
+      )
+      yield* Effect.yieldNow
+      const inFlight = (yield* pool.health).map(([, h]) => h.inFlight)
+      assert.deepStrictEqual(inFlight, [3, 2, 2])
+      yield* Deferred.succeed(gate, 1)
+      yield* Fiber.joinAll(fibers)
+    })
+  )
+
+  it.effect("a policy that returns an index out of range is reported as a defect naming it", () =>
+    Effect.gen(function* () {
+      const broken = DispatchPolicy.make({
+        name: "Broken",
+        initialState: undefined,
+        select: ({ workers, state }) => ({ index: workers.length, state })
+      })
+      const pool = yield* makePool(2, broken)
+      const exit = yield* Effect.exit(pool.dispatch(T.ok(1)))
+      assert.isTrue(Exit.hasDies(exit))
+      assert.include(
+        String(Exit.isFailure(exit) && exit.cause),
+        "dispatch policy Broken picked index 2 among 2 workers"
+      )
+    })
+  )
+})
+
+describe("WorkerPool membership", () => {
+  it.effect("add, remove, size and isEmpty", () =>
+    Effect.gen(function* () {
+      const pool = yield* WorkerPool.make<T.Behaviour, number>({})
+      assert.strictEqual(pool.policy, "LeastLoaded")
+      assert.isTrue(yield* pool.isEmpty)
+      const w5 = yield* Worker.make(WorkerId.make(5), T.handler)
+      const w2 = yield* Worker.make(WorkerId.make(2), T.handler)
+      yield* pool.add(w5)
+      yield* pool.add(w2)
+      assert.strictEqual(yield* pool.size, 2)
+      assert.deepStrictEqual(
+        (yield* pool.health).map(([id]) => id),
+        [2, 5]
+      )
+
+      const duplicate = yield* Effect.flip(pool.add(yield* Worker.make(WorkerId.make(2), T.handler)))
+      assert.deepStrictEqual(duplicate, new DuplicateWorkerId({ workerId: WorkerId.make(2) }))
+
+      yield* pool.remove(WorkerId.make(2))
+      assert.strictEqual(yield* pool.size, 1)
+      assert.strictEqual((yield* w2.health).state, "Stopped")
+      const unknown = yield* Effect.flip(pool.remove(WorkerId.make(2)))
+      assert.deepStrictEqual(unknown, new UnknownWorkerId({ workerId: WorkerId.make(2) }))
+      assert.isFalse(yield* pool.isEmpty)
+    })
+  )
+
+  it.effect("remove fails the requests the worker still holds", () =>
+    Effect.gen(function* () {
+      const pool = yield* makePool(1)
+      const gate = yield* Deferred.make<number>()
+      const waiting = yield* Effect.forkChild(pool.dispatch(T.wait(gate)))
+      yield* Effect.yieldNow
+      yield* pool.remove(WorkerId.make(0))
+      const exit = yield* Fiber.await(waiting)
+      assert.deepStrictEqual(
+        exit,
+        Exit.fail(
+          new WorkerCrash({
+            reason: "worker 0 stopped: it was removed from the pool",
+            workerId: WorkerId.make(0)
+          })
+        )
+      )
+      assert.strictEqual((yield* Effect.flip(pool.dispatch(T.ok(1)))).reason, "no worker available: the pool is empty")
+    })
+  )
+
+  it.effect("invalid options are a typed error and start nothing", () =>
+    Effect.gen(function* () {
+      const fibers = yield* T.countFibers
+      const worker = (id: WorkerId) => Worker.make(id, T.handler)
+      const cases = [
+        [{ size: -1, worker }, "size must be a non-negative integer, got -1"],
+        [{ size: 1.5, worker }, "size must be a non-negative integer, got 1.5"],
+        [{ size: 2 }, "size and worker must be given together"],
+        [{ worker }, "size and worker must be given together"],
+        [{ policy: {} as DispatchPolicy.DispatchPolicy }, "policy must have a name and a select function"]
+      ] as const
+      for (const [options, reason] of cases) {
+        const error = yield* Effect.flip(fibers.track(WorkerPool.make(options)))
+        assert.deepStrictEqual(error, new InvalidOptions({ reason }))
+      }
+      assert.strictEqual(fibers.started(), 0)
+    })
+  )
+})
+
+describe("WorkerPool shutdown", () => {
+  it.effect("closing the pool's scope stops every worker, fails what they hold and leaves no fiber running", () =>
+    Effect.gen(function* () {
+      const fibers = yield* T.countFibers
+      const scope = yield* Scope.make()
+      const gate = yield* Deferred.make<number>()
+      const { pool, waiting, added } = yield* fibers.track(
+        Effect.gen(function* () {
+          const pool = yield* makePool(3).pipe(Scope.provide(scope))
+          // A worker made elsewhere and handed to the pool is the pool's too.
+          const added = yield* Worker.make(WorkerId.make(9), T.handler)
+          yield* pool.add(added)
+          const waiting = yield* Effect.forEach(Array.from({ length: 4 }), () =>
+            Effect.forkChild(pool.dispatch(T.wait(gate)))
+          )
+          yield* Effect.yieldNow
+          // Round robin: the four waiting requests are on workers 0, 1, 2 and 9;
+          // crash worker 0, which is then in its restart delay.
+          yield* Effect.flip(pool.dispatch(T.crash))
+          return { pool, waiting, added }
+        })
+      )
+      yield* Scope.close(scope, Exit.void)
+      const reasons = yield* Effect.forEach(waiting, (fiber) =>
+        Effect.map(Fiber.await(fiber), (exit) => {
+          const error = T.errorOf(exit)
+          return error instanceof WorkerCrash ? [error.workerId as number | undefined, error.reason] : error
+        })
+      )
+      assert.deepStrictEqual(reasons, [
+        [0, "engine failed"],
+        [1, "worker 1 stopped: the pool shut down"],
+        [2, "worker 2 stopped: the pool shut down"],
+        [9, "worker 9 stopped: the pool shut down"]
+      ])
+      assert.strictEqual(fibers.active(), 0)
+      assert.deepStrictEqual(
+        (yield* pool.health).map(([id, h]) => [id, h.state, h.inFlight]),
+        [
+          [0, "Stopped", 0],
+          [1, "Stopped", 0],
+          [2, "Stopped", 0],
+          [9, "Stopped", 0]
+        ]
+      )
+      assert.strictEqual((yield* added.health).state, "Stopped")
+      const refused = yield* Effect.flip(pool.dispatch(T.ok(1)))
+      assert.strictEqual(refused.reason, "no worker available: the pool is shut down")
+    })
+  )
+})
+
+describe("WorkerPool.layer", () => {
+  class Doubler extends Context.Service<Doubler, WorkerPool.WorkerPool<number, number, never>>()("test/Doubler") {
+    static readonly layer = WorkerPool.layer(Doubler, {
+      policy: DispatchPolicy.RoundRobin,
+      size: 2,
+      worker: (id) => Worker.make(id, (n: number) => Effect.succeed(n * 2))
+    })
+  }
+
+  it.effect("provides the pool under a service key of the application's", () =>
+    Effect.gen(function* () {
+      const pool = yield* Doubler
+      assert.strictEqual(yield* pool.dispatch(21), 42)
+      assert.strictEqual(yield* pool.size, 2)
+    }).pipe(Effect.provide(Doubler.layer))
+  )
+
+  it.effect("stops its workers when the layer is released", () =>
+    Effect.gen(function* () {
+      const fibers = yield* T.countFibers
+      const pool = yield* fibers.track(
+        Effect.scoped(Layer.build(Doubler.layer).pipe(Effect.map((context) => Context.get(context, Doubler))))
+      )
+      assert.strictEqual(fibers.active(), 0)
+      assert.deepStrictEqual(
+        (yield* pool.health).map(([, h]) => h.state),
+        ["Stopped", "Stopped"]
+      )
+    })
+  )
+})
