@@ -6,11 +6,11 @@
  */
 
 import type { Scope } from "effect"
-import { Duration, Effect, Schedule } from "effect"
+import { Duration, Effect, Option, Schedule, Schema } from "effect"
 import * as internal from "./internal/worker.ts"
-import type { DomainError, WorkerCrash } from "./WorkerError.ts"
+import { type DomainError, InvalidOptions, type RequestTimeout, type WorkerCrash } from "./WorkerError.ts"
 import type { WorkerHealth } from "./WorkerHealth.ts"
-import type { WorkerId } from "./WorkerId.ts"
+import { WorkerId } from "./WorkerId.ts"
 import * as WorkerKind from "./WorkerKind.ts"
 
 /**
@@ -45,25 +45,42 @@ export interface Worker<in Req, out Resp, out E = DomainError> {
   readonly id: WorkerId
   /** The name of the worker's kind, such as `"in-process"`. */
   readonly kind: string
+  /** How many requests a pool lets it hold at once. */
+  readonly maxInFlight: number
   readonly health: Effect.Effect<WorkerHealth>
-  readonly dispatch: (request: Req) => Effect.Effect<Resp, E | WorkerCrash>
+  /**
+   * Runs a request on this worker directly (a pool is not involved, so
+   * `maxInFlight` does not apply). With `timeout`, the request fails with
+   * `RequestTimeout` when it runs longer.
+   */
+  readonly dispatch: (
+    request: Req,
+    options?: { readonly timeout?: Duration.Input | undefined }
+  ) => Effect.Effect<Resp, E | WorkerCrash | RequestTimeout>
 }
 
 /**
- * Options of a worker.
+ * Options of a worker; every field is optional.
  *
- * - `restart`: the delay before each restart, as a `Schedule` stepped once per
- *   crash with the `WorkerCrash` as input. When the schedule ends the worker is
- *   `Retired` and never started again. Default: {@link defaultRestartSchedule}.
+ * | option              | default                       | meaning                                                        |
+ * |---------------------|-------------------------------|----------------------------------------------------------------|
+ * | `restart`           | {@link defaultRestartSchedule} | delay before each restart, stepped once per crash with the `WorkerCrash` as input; when it ends the worker is `Retired` |
+ * | `maxRestarts`       | `5`                           | restart budget: at most this many restarts ...                 |
+ * | `restartWindow`     | `"1 minute"`                  | ... within any window this long; beyond it the worker is `Retired` (`Infinity` restarts: no budget) |
+ * | `resetBackoffAfter` | `"30 seconds"`                | an incarnation that stayed up this long resets the backoff to its first delay |
+ * | `maxInFlight`       | `1`                           | how many requests a pool lets the worker hold at once (1: one request per worker, full isolation) |
  *
  * @example
  * ```ts
  * import { Effect, Schedule } from "effect"
  * import { Worker, WorkerId } from "effect-worker-pool"
  *
- * // Restart after 1 s, 2 s, 4 s, then give up.
+ * // Restart after 1 s, 2 s, 4 s, then give up; at most 3 restarts a minute.
  * const worker = Worker.make(WorkerId.make(0), (n: number) => Effect.succeed(n), {
- *   restart: Schedule.exponential("1 second").pipe(Schedule.upTo({ times: 3 }))
+ *   restart: Schedule.exponential("1 second").pipe(Schedule.upTo({ times: 3 })),
+ *   maxRestarts: 3,
+ *   restartWindow: "1 minute",
+ *   maxInFlight: 4
  * })
  * ```
  *
@@ -72,6 +89,10 @@ export interface Worker<in Req, out Resp, out E = DomainError> {
  */
 export interface WorkerOptions {
   readonly restart?: Schedule.Schedule<unknown, WorkerCrash> | undefined
+  readonly maxRestarts?: number | undefined
+  readonly restartWindow?: Duration.Input | undefined
+  readonly resetBackoffAfter?: Duration.Input | undefined
+  readonly maxInFlight?: number | undefined
 }
 
 /**
@@ -101,8 +122,8 @@ export const defaultRestartSchedule: Schedule.Schedule<Duration.Duration> = Sche
 
 /**
  * Makes a supervised worker of any kind (see `WorkerKind`). It returns once the
- * first start has been tried: the worker is then `Healthy`, or `Crashed` with
- * a restart on its way.
+ * first start has been tried: the worker is then `Healthy`, or `Restarting`.
+ * Invalid options fail with `InvalidOptions` and start nothing.
  *
  * @example
  * ```ts
@@ -122,8 +143,35 @@ export const fromKind = <Req, Resp, E, R>(
   id: WorkerId,
   kind: WorkerKind.WorkerKind<Req, Resp, E, R>,
   options?: WorkerOptions
-): Effect.Effect<Worker<Req, Resp, E>, never, R | Scope.Scope> =>
-  internal.make(id, kind, options?.restart ?? defaultRestartSchedule)
+): Effect.Effect<Worker<Req, Resp, E>, InvalidOptions, R | Scope.Scope> =>
+  Effect.suspend(() => {
+    const o = options ?? {}
+    const maxRestarts = o.maxRestarts ?? 5
+    const maxInFlight = o.maxInFlight ?? 1
+    const window = Duration.fromInput(o.restartWindow ?? "1 minute")
+    const resetAfter = Duration.fromInput(o.resetBackoffAfter ?? "30 seconds")
+    const invalid = !Schema.is(WorkerId)(id)
+      ? `worker id must be a non-negative integer, got ${id}`
+      : !(maxRestarts === Infinity || (Number.isSafeInteger(maxRestarts) && maxRestarts >= 0))
+        ? `maxRestarts must be a non-negative integer or Infinity, got ${maxRestarts}`
+        : !(Number.isSafeInteger(maxInFlight) && maxInFlight >= 1)
+          ? `maxInFlight must be a positive integer, got ${maxInFlight}`
+          : window._tag === "None"
+            ? `restartWindow is not a duration: ${String(o.restartWindow)}`
+            : resetAfter._tag === "None"
+              ? `resetBackoffAfter is not a duration: ${String(o.resetBackoffAfter)}`
+              : undefined
+    if (invalid !== undefined) return Effect.fail(new InvalidOptions({ reason: invalid }))
+    return internal.make(id, kind, {
+      restart: {
+        schedule: o.restart ?? defaultRestartSchedule,
+        maxRestarts,
+        window: Option.getOrThrow(window),
+        resetAfter: Option.getOrThrow(resetAfter)
+      },
+      maxInFlight
+    })
+  })
 
 /**
  * Makes an in-process worker from a handler. Each request runs on a fiber of
@@ -147,7 +195,8 @@ export const make = <Req, Resp, E = never>(
   id: WorkerId,
   handler: WorkerKind.Handler<Req, Resp, E>,
   options?: WorkerOptions
-): Effect.Effect<Worker<Req, Resp, E>, never, Scope.Scope> => fromKind(id, WorkerKind.inProcess(handler), options)
+): Effect.Effect<Worker<Req, Resp, E>, InvalidOptions, Scope.Scope> =>
+  fromKind(id, WorkerKind.inProcess(handler), options)
 
 /**
  * Makes an in-process worker whose handler is built by a scoped initialiser.
@@ -179,5 +228,5 @@ export const makeScoped = <Req, Resp, E = never, InitE = never, R = never>(
   id: WorkerId,
   initialise: Effect.Effect<WorkerKind.Handler<Req, Resp, E>, InitE, R | Scope.Scope>,
   options?: WorkerOptions
-): Effect.Effect<Worker<Req, Resp, E>, never, Exclude<R, Scope.Scope> | Scope.Scope> =>
+): Effect.Effect<Worker<Req, Resp, E>, InvalidOptions, Exclude<R, Scope.Scope> | Scope.Scope> =>
   fromKind(id, WorkerKind.inProcessScoped(initialise), options) as never

@@ -126,3 +126,74 @@ export class UnknownWorkerId extends Schema.TaggedError<UnknownWorkerId>()("Unkn
 export class InvalidOptions extends Schema.TaggedError<InvalidOptions>()("InvalidOptions", {
   reason: Schema.String
 }) {}
+
+/**
+ * The request ran longer than its timeout on the worker that took it. The
+ * timeout counts run time only, not time spent waiting in the pool's queue.
+ * The work was interrupted, and the timeout counts toward the worker's
+ * ejection; a worker kind that cannot stop a wedged request (a subprocess, a
+ * thread) is replaced.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import type { WorkerPool } from "effect-worker-pool"
+ *
+ * declare const pool: WorkerPool.WorkerPool<string, string>
+ *
+ * const answer = pool
+ *   .dispatch("slow question", { timeout: "2 seconds" })
+ *   .pipe(Effect.catchTag("RequestTimeout", (e) => Effect.succeed(`gave up after ${e.timeoutMillis} ms`)))
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RequestTimeout extends Schema.TaggedError<RequestTimeout>()("RequestTimeout", {
+  workerId: WorkerId,
+  timeoutMillis: Schema.Number
+}) {}
+
+/**
+ * The pool's admission queue was full: with the `"fail"` strategy the request
+ * was refused at once, with `"dropOldest"` the oldest waiting request was
+ * dropped to make room for a newer one. The request never reached a worker.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import type { WorkerPool } from "effect-worker-pool"
+ *
+ * declare const pool: WorkerPool.WorkerPool<string, string>
+ *
+ * // Answer "busy" (say, an HTTP 429) instead of queueing without end.
+ * const answer = pool.dispatch("job").pipe(Effect.catchTag("PoolBusy", () => Effect.succeed("try again later")))
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PoolBusy extends Schema.TaggedError<PoolBusy>()("PoolBusy", {
+  reason: Schema.String
+}) {}
+
+/**
+ * The pool is shutting down: the request arrived after its scope began to
+ * close, or it was still queued or running when the drain deadline passed.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import type { WorkerPool } from "effect-worker-pool"
+ *
+ * declare const pool: WorkerPool.WorkerPool<string, string>
+ *
+ * const answer = pool.dispatch("job").pipe(Effect.catchTag("PoolShutdown", (e) => Effect.fail(e.reason)))
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PoolShutdown extends Schema.TaggedError<PoolShutdown>()("PoolShutdown", {
+  reason: Schema.String
+}) {}

@@ -8,17 +8,30 @@ import { Schema } from "effect"
 /**
  * The lifecycle state of a worker.
  *
- * | state      | selectable | meaning                                                              |
- * |------------|------------|----------------------------------------------------------------------|
- * | `Starting` | no         | its kind is spawning it, or its initialiser is running               |
- * | `Healthy`  | yes        | it takes requests                                                    |
- * | `Crashed`  | no         | it crashed; its supervisor restarts it when the backoff delay is over |
- * | `Retired`  | no         | its restart schedule is exhausted: it is never restarted again        |
- * | `Stopped`  | no         | it was removed from its pool or its scope was closed                  |
+ * | state        | takes requests        | meaning                                                                  |
+ * |--------------|-----------------------|--------------------------------------------------------------------------|
+ * | `Starting`   | no                    | its kind is spawning it, or its initialiser is running                   |
+ * | `Healthy`    | yes                   | it takes requests                                                        |
+ * | `Ejected`    | one probe, when due   | it kept failing without dying: out of rotation until `ejectedUntil`, then one probe request decides |
+ * | `Restarting` | no                    | it crashed; its supervisor starts it again when the backoff delay is over |
+ * | `Retired`    | no                    | its restart budget or schedule is exhausted: it is never started again    |
+ * | `Stopped`    | no                    | it was removed from its pool, or its pool or scope was closed             |
+ *
+ * ```text
+ *             spawn ok                 failures ≥ threshold
+ * Starting ───────────▶ Healthy ───────────────────────────▶ Ejected
+ *    ▲   │                 │  ▲        probe succeeded          │
+ *    │   │ spawn failed    │  └─────────────────────────────────┘
+ *    │   ▼                 │ crash (WorkerCrash, defect, exit)   │ crash
+ *    └─ Restarting ◀───────┴────────────────────────────────────┘
+ *          │ budget or schedule exhausted
+ *          ▼
+ *       Retired            (any state) ── remove / shutdown ──▶ Stopped
+ * ```
  *
  * @example
  * ```ts
- * import { WorkerState } from "effect-worker-pool"
+ * import type { WorkerState } from "effect-worker-pool"
  *
  * const isUp = (state: WorkerState) => state === "Healthy"
  * ```
@@ -26,7 +39,7 @@ import { Schema } from "effect"
  * @since 0.1.0
  * @category models
  */
-export const WorkerState = Schema.Literals(["Starting", "Healthy", "Crashed", "Retired", "Stopped"])
+export const WorkerState = Schema.Literals(["Starting", "Healthy", "Ejected", "Restarting", "Retired", "Stopped"])
 
 /**
  * @since 0.1.0
@@ -64,15 +77,26 @@ export type LastCrash = typeof LastCrash.Type
  *
  * Counters are per worker, not per incarnation: they survive restarts.
  *
- * - `inFlight`: requests the worker holds right now.
+ * - `inFlight`: requests the worker holds right now (a request the pool has
+ *   assigned to it counts from that moment).
  * - `completed`: requests that reached the worker and have settled, whatever
- *   the outcome (success, domain error, crash, interruption).
- * - `errored`: of those, the ones that ended in a `DomainError` or a
- *   `WorkerCrash` (a defect counts as a crash).
+ *   the outcome (success, domain error, crash, timeout, interruption).
+ * - `errored`: of those, the ones that ended in a domain error, a
+ *   `WorkerCrash` (a defect counts as a crash) or a `RequestTimeout`.
+ * - `timeouts`: of the errored ones, those that ran past their timeout.
  * - `interrupted`: of those, the ones whose caller interrupted them.
- * - `crashes`: how many times the worker crashed (an incarnation died, or an
- *   initialiser failed).
+ * - `crashes`: how many times the worker crashed (an incarnation died, or a
+ *   start failed).
  * - `restarts`: how many times the supervisor started it again.
+ * - `attempt`: restarts since the backoff last reset (it resets after the
+ *   worker has stayed up for the reset period).
+ * - `consecutiveFailures`: crashes and timeouts of its requests since its
+ *   last success (a domain error is a success for this count); drives
+ *   ejection.
+ * - `ejections`: how many times it was ejected; `ejectedUntil` (epoch
+ *   milliseconds) is set while it is ejected.
+ * - `lastCrash`: the most recent crash; `retiredBecause` says why a `Retired`
+ *   worker gave up.
  *
  * So `completed - errored - interrupted` is the number of successes, and once
  * everything has settled `inFlight` is `0`.
@@ -92,10 +116,16 @@ export const WorkerHealth = Schema.Struct({
   inFlight: Schema.Number,
   completed: Schema.Number,
   errored: Schema.Number,
+  timeouts: Schema.Number,
   interrupted: Schema.Number,
   crashes: Schema.Number,
   restarts: Schema.Number,
-  lastCrash: Schema.optional(LastCrash)
+  attempt: Schema.Number,
+  consecutiveFailures: Schema.Number,
+  ejections: Schema.Number,
+  ejectedUntil: Schema.optional(Schema.Number),
+  lastCrash: Schema.optional(LastCrash),
+  retiredBecause: Schema.optional(Schema.String)
 })
 
 /**

@@ -41,6 +41,7 @@ export type Handler<Req, Resp, E> = (request: Req) => Effect.Effect<Resp, E | Wo
  * - `exited` completes when the incarnation dies on its own (a process
  *   exited, a thread threw); kinds that cannot die by themselves use
  *   `Effect.never`.
+ * - `restartOnTimeout` says what a request timeout does to it.
  *
  * Its resources belong to the `Scope` in which `spawn` ran: the supervisor
  * closes that scope on a crash, before a restart, and on shutdown.
@@ -62,6 +63,13 @@ export type Handler<Req, Resp, E> = (request: Req) => Effect.Effect<Resp, E | Wo
 export interface Incarnation<Req, Resp, E> {
   readonly run: Handler<Req, Resp, E>
   readonly exited: Effect.Effect<WorkerCrash>
+  /**
+   * When `true`, a request that runs past its timeout crashes the
+   * incarnation, so that it is torn down and replaced (for kinds whose work
+   * cannot be stopped once wedged, such as a subprocess). Otherwise the
+   * request's fiber is interrupted and the incarnation goes on.
+   */
+  readonly restartOnTimeout?: boolean | undefined
 }
 
 /**

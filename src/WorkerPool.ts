@@ -1,41 +1,117 @@
 /**
  * The pool: a set of workers behind one `dispatch`, routed by a dispatch
- * policy, which never sends a request to a worker that is not healthy.
+ * policy, with an admission queue, per-request timeouts, passive ejection of
+ * workers that keep failing, opt-in retries within a budget, and a drain at
+ * shutdown.
  *
  * @since 0.1.0
  */
 
-import type { Context } from "effect"
-import { Clock, Effect, Exit, Layer, Option, Random, Ref, Scope } from "effect"
-import type { Candidate, DispatchPolicy } from "./DispatchPolicy.ts"
+import type { Context, Option, Stream } from "effect"
+import { Clock, Duration, Effect, Exit, Layer, Random, Scope } from "effect"
+import type { DispatchPolicy } from "./DispatchPolicy.ts"
 import { LeastLoaded } from "./DispatchPolicy.ts"
-import { internals } from "./internal/worker.ts"
+import * as engine from "./internal/pool.ts"
 import type { Worker } from "./Worker.ts"
-import { type DomainError, DuplicateWorkerId, InvalidOptions, UnknownWorkerId, WorkerCrash } from "./WorkerError.ts"
+import {
+  type DomainError,
+  type DuplicateWorkerId,
+  InvalidOptions,
+  type PoolBusy,
+  type PoolShutdown,
+  type RequestTimeout,
+  type UnknownWorkerId,
+  type WorkerCrash
+} from "./WorkerError.ts"
 import type { WorkerHealth } from "./WorkerHealth.ts"
 import { WorkerId } from "./WorkerId.ts"
 
 /**
+ * Every way a dispatch can fail: the handler's domain error `E`, or one of
+ * the pool's own typed errors.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import type { DomainError, WorkerPool } from "effect-worker-pool"
+ *
+ * const describe = (error: WorkerPool.DispatchError<DomainError>) => error._tag
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type DispatchError<E> = E | WorkerCrash | RequestTimeout | PoolBusy | PoolShutdown
+
+/**
+ * Options of one dispatch.
+ *
+ * - `timeout`: how long the request may run on its worker (time spent in the
+ *   queue does not count); overrides the pool's `timeout`.
+ * - `idempotent`: the request may run twice; after a `WorkerCrash` it is
+ *   tried again on another worker, within the pool's retry budget.
+ *
+ * @example
+ * ```ts
+ * import type { WorkerPool } from "effect-worker-pool"
+ *
+ * const options: WorkerPool.DispatchOptions = { timeout: "5 seconds", idempotent: true }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface DispatchOptions {
+  readonly timeout?: Duration.Input | undefined
+  readonly idempotent?: boolean | undefined
+}
+
+/**
+ * What the pool does with a request when its admission queue is full:
+ * `"suspend"` the caller until there is room (backpressure), `"fail"` it at
+ * once with `PoolBusy`, or `"dropOldest"`: fail the oldest waiting request
+ * with `PoolBusy` and queue the new one.
+ *
+ * @example
+ * ```ts
+ * import type { WorkerPool } from "effect-worker-pool"
+ *
+ * const strategy: WorkerPool.QueueStrategy = "fail"
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type QueueStrategy = "suspend" | "fail" | "dropOldest"
+
+/**
  * A pool of workers.
  *
- * - `dispatch(request)`: picks a healthy worker with the policy and runs the
- *   request on it. Exactly one outcome: the response, the handler's domain
- *   error, or a `WorkerCrash` (the worker crashed while it held the request,
- *   or no worker is healthy: an empty or fully crashed pool fails at once,
- *   it never waits).
+ * - `dispatch(request, options?)`: runs the request on a healthy worker with a
+ *   free slot, picked by the policy; when every worker is busy the request
+ *   waits in the admission queue and the next worker to free a slot takes it.
+ *   Exactly one outcome: the response, the handler's domain error, or one of
+ *   the pool's typed errors (see {@link DispatchError}). When no worker is up
+ *   (the pool is empty, or every worker is restarting, retired or stopped)
+ *   it fails at once with `WorkerCrash`; it never waits for nothing.
  * - `select`: the worker the policy picks now (advancing the policy's state,
- *   as a dispatch would), or `None` when no worker is healthy.
+ *   as a dispatch would), or `None` when no worker can take a request.
  * - `add(worker)`: the pool routes to it from now on and owns it: `remove`
  *   and the pool's shutdown stop it.
  * - `remove(id)`: stops routing to the worker and stops it; requests it still
  *   holds fail with `WorkerCrash`.
  * - `size`, `isEmpty`: how many workers the pool has, whatever their state.
+ * - `queued`: how many requests wait in the admission queue (never more than
+ *   its capacity).
  * - `health`: every worker's `[id, health]`, sorted by id.
+ * - `changes`: every change of a worker's state (started, crashed,
+ *   restarting, ejected, readmitted, retired, stopped) from the moment the
+ *   stream is run; counters alone do not emit (read them with `health`).
  *
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { WorkerPool } from "effect-worker-pool"
+ * import type { WorkerPool } from "effect-worker-pool"
  *
  * declare const pool: WorkerPool.WorkerPool<string, number>
  *
@@ -55,18 +131,90 @@ export interface WorkerPool<Req, Resp, E = DomainError> {
   readonly remove: (id: WorkerId) => Effect.Effect<void, UnknownWorkerId>
   readonly size: Effect.Effect<number>
   readonly isEmpty: Effect.Effect<boolean>
+  readonly queued: Effect.Effect<number>
   readonly select: Effect.Effect<Option.Option<Worker<Req, Resp, E>>>
-  readonly dispatch: (request: Req) => Effect.Effect<Resp, E | WorkerCrash>
+  readonly dispatch: (request: Req, options?: DispatchOptions) => Effect.Effect<Resp, DispatchError<E>>
   readonly health: Effect.Effect<ReadonlyArray<readonly [WorkerId, WorkerHealth]>>
+  readonly changes: Stream.Stream<readonly [WorkerId, WorkerHealth]>
 }
 
 /**
- * Options of a pool.
+ * Passive ejection of workers whose requests keep failing (`WorkerCrash` or
+ * `RequestTimeout`) without the worker being retired, after Envoy's outlier
+ * detection and Linkerd's failure accrual.
  *
- * - `policy`: how a worker is picked. Default: `DispatchPolicy.LeastLoaded`.
- * - `size` and `worker`: start the pool with `size` workers, with ids `0` to
- *   `size - 1`, each made by `worker(id)` in the pool's scope. Give both or
- *   neither; without them the pool starts empty and is filled with `add`.
+ * | option                | default       | meaning                                                     |
+ * |-----------------------|---------------|-------------------------------------------------------------|
+ * | `consecutiveFailures` | `5`           | failures in a row that eject a worker                        |
+ * | `baseDuration`        | `"30 seconds"`| the first ejection's length; the n-th in a row lasts n × base |
+ * | `maxDuration`         | `"5 minutes"` | cap of an ejection (after ±20 % jitter)                      |
+ * | `maxEjectedShare`     | `0.1`         | at most this share of the workers is ejected at once (always at least one) |
+ * | `panicThreshold`      | `0.5`         | below this share of healthy workers, ejected workers take traffic again rather than the pool refusing it |
+ *
+ * When an ejection is over, the worker admits exactly one probe request: a
+ * success readmits it, a failure ejects it again for longer.
+ *
+ * @example
+ * ```ts
+ * import type { WorkerPool } from "effect-worker-pool"
+ *
+ * const ejection: WorkerPool.EjectionOptions = { consecutiveFailures: 3, baseDuration: "10 seconds" }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface EjectionOptions {
+  readonly consecutiveFailures?: number | undefined
+  readonly baseDuration?: Duration.Input | undefined
+  readonly maxDuration?: Duration.Input | undefined
+  readonly maxEjectedShare?: number | undefined
+  readonly panicThreshold?: number | undefined
+}
+
+/**
+ * The retry budget of idempotent requests: retries may add at most `share`
+ * of the requests of the last `window`, plus `minPerWindow`, so that a crash
+ * loop cannot multiply the load. Each request is retried at most
+ * `maxRetries` times, each time on another worker.
+ *
+ * | option         | default        |
+ * |----------------|----------------|
+ * | `maxRetries`   | `1`            |
+ * | `share`        | `0.2`          |
+ * | `minPerWindow` | `10`           |
+ * | `window`       | `"10 seconds"` |
+ *
+ * @example
+ * ```ts
+ * import type { WorkerPool } from "effect-worker-pool"
+ *
+ * const retry: WorkerPool.RetryOptions = { maxRetries: 2, share: 0.1 }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RetryOptions {
+  readonly maxRetries?: number | undefined
+  readonly share?: number | undefined
+  readonly minPerWindow?: number | undefined
+  readonly window?: Duration.Input | undefined
+}
+
+/**
+ * Options of a pool; every field is optional.
+ *
+ * | option          | default                        | meaning                                                        |
+ * |-----------------|--------------------------------|----------------------------------------------------------------|
+ * | `policy`        | `DispatchPolicy.LeastLoaded`   | how a worker is picked                                         |
+ * | `size`, `worker`| none: the pool starts empty    | start with `size` workers, ids `0` to `size - 1`, each made by `worker(id)`; give both or neither |
+ * | `timeout`       | none                           | how long a request may run on its worker (queue time excluded) |
+ * | `queueCapacity` | `1024`                         | requests that may wait for a free worker                       |
+ * | `queueStrategy` | `"suspend"`                    | what a full queue does: see {@link QueueStrategy}              |
+ * | `ejection`      | on, see {@link EjectionOptions}| `false` turns passive ejection off                             |
+ * | `retry`         | see {@link RetryOptions}       | budget of retries of idempotent requests                       |
+ * | `drain`         | `"10 seconds"`                 | at shutdown, how long admitted requests may take to finish     |
  *
  * @example
  * ```ts
@@ -76,7 +224,10 @@ export interface WorkerPool<Req, Resp, E = DomainError> {
  * const options: WorkerPool.Options<number, number, never, never, never> = {
  *   policy: DispatchPolicy.RoundRobin,
  *   size: 4,
- *   worker: (id) => Worker.make(id, (n: number) => Effect.succeed(n * 2))
+ *   worker: (id) => Worker.make(id, (n: number) => Effect.succeed(n * 2)),
+ *   timeout: "2 seconds",
+ *   queueCapacity: 100,
+ *   queueStrategy: "fail"
  * }
  * ```
  *
@@ -87,36 +238,95 @@ export interface Options<Req, Resp, E, WE, R> {
   readonly policy?: DispatchPolicy | undefined
   readonly size?: number | undefined
   readonly worker?: ((id: WorkerId) => Effect.Effect<Worker<Req, Resp, E>, WE, R | Scope.Scope>) | undefined
+  readonly timeout?: Duration.Input | undefined
+  readonly queueCapacity?: number | undefined
+  readonly queueStrategy?: QueueStrategy | undefined
+  readonly ejection?: EjectionOptions | false | undefined
+  readonly retry?: RetryOptions | undefined
+  readonly drain?: Duration.Input | undefined
 }
 
-const noWorkerReason = (workers: ReadonlyArray<Worker<any, any, any>>): string => {
-  if (workers.length === 0) return "no worker available: the pool is empty"
-  const states = new Map<string, number>()
-  for (const worker of workers) {
-    const state = Ref.getUnsafe(internals(worker).healthRef).state
-    states.set(state, (states.get(state) ?? 0) + 1)
-  }
-  const summary = [...states].map(([state, n]) => `${n} ${state}`).join(", ")
-  return `no worker available: none of the ${workers.length} workers is healthy (${summary})`
-}
+const isCount = (n: number) => Number.isSafeInteger(n) && n >= 0
+const isShare = (n: number) => Number.isFinite(n) && n >= 0 && n <= 1
 
-const validate = (options: Options<any, any, any, any, any>): string | undefined => {
+/** Validates the options and applies the defaults, or says what is wrong. */
+const configure = (options: Options<any, any, any, any, any>): engine.PoolConfig | string => {
   const { size, worker, policy } = options
-  if (size !== undefined && (!Number.isSafeInteger(size) || size < 0)) {
-    return `size must be a non-negative integer, got ${size}`
-  }
+  if (size !== undefined && !isCount(size)) return `size must be a non-negative integer, got ${size}`
   if ((size === undefined) !== (worker === undefined)) return "size and worker must be given together"
   if (policy !== undefined && (typeof policy.select !== "function" || typeof policy.name !== "string")) {
     return "policy must have a name and a select function"
   }
-  return undefined
+  const duration = (name: string, input: Duration.Input | undefined, fallback: Duration.Input | undefined) => {
+    if (input === undefined && fallback === undefined) return undefined
+    const parsed = Duration.fromInput((input ?? fallback)!)
+    if (parsed._tag === "None") throw `${name} is not a duration: ${String(input)}`
+    return parsed.value
+  }
+  try {
+    const queueCapacity = options.queueCapacity ?? 1024
+    if (!isCount(queueCapacity)) return `queueCapacity must be a non-negative integer, got ${queueCapacity}`
+    const queueStrategy = options.queueStrategy ?? "suspend"
+    if (!["suspend", "fail", "dropOldest"].includes(queueStrategy)) {
+      return `queueStrategy must be "suspend", "fail" or "dropOldest", got ${String(queueStrategy)}`
+    }
+    const timeout = duration("timeout", options.timeout, undefined)
+    let ejection: engine.PoolConfig["ejection"]
+    if (options.ejection !== false) {
+      const o = options.ejection ?? {}
+      const consecutiveFailures = o.consecutiveFailures ?? 5
+      if (!isCount(consecutiveFailures) || consecutiveFailures < 1) {
+        return `ejection.consecutiveFailures must be a positive integer, got ${consecutiveFailures}`
+      }
+      const maxEjectedShare = o.maxEjectedShare ?? 0.1
+      if (!isShare(maxEjectedShare)) return `ejection.maxEjectedShare must be within [0, 1], got ${maxEjectedShare}`
+      const panicThreshold = o.panicThreshold ?? 0.5
+      if (!isShare(panicThreshold)) return `ejection.panicThreshold must be within [0, 1], got ${panicThreshold}`
+      ejection = {
+        consecutiveFailures,
+        baseMillis: Duration.toMillis(duration("ejection.baseDuration", o.baseDuration, "30 seconds")!),
+        maxMillis: Duration.toMillis(duration("ejection.maxDuration", o.maxDuration, "5 minutes")!),
+        maxEjectedShare,
+        panicThreshold
+      }
+    }
+    const r = options.retry ?? {}
+    const maxRetries = r.maxRetries ?? 1
+    if (!isCount(maxRetries)) return `retry.maxRetries must be a non-negative integer, got ${maxRetries}`
+    const share = r.share ?? 0.2
+    if (!(Number.isFinite(share) && share >= 0)) return `retry.share must be a non-negative number, got ${share}`
+    const minPerWindow = r.minPerWindow ?? 10
+    if (!isCount(minPerWindow)) return `retry.minPerWindow must be a non-negative integer, got ${minPerWindow}`
+    return {
+      policy: policy ?? LeastLoaded,
+      timeout,
+      queueCapacity,
+      queueStrategy,
+      ejection,
+      retry: {
+        maxRetries,
+        share,
+        minPerWindow,
+        windowMillis: Duration.toMillis(duration("retry.window", r.window, "10 seconds")!)
+      },
+      drain: duration("drain", options.drain, "10 seconds")!
+    }
+  } catch (reason) {
+    return String(reason)
+  }
 }
 
 /**
- * Makes a pool in the current scope. Closing the scope stops every worker of
- * the pool (their in-flight requests fail with `WorkerCrash`, their resources
- * are released) and leaves no fiber running; a dispatch after that fails with
- * `WorkerCrash`.
+ * Makes a pool in the current scope.
+ *
+ * Closing the scope shuts the pool down: new requests fail at once with
+ * `PoolShutdown`; requests already admitted (queued or running) may finish
+ * within the `drain` deadline; then those still queued fail with
+ * `PoolShutdown`, those still running are interrupted and fail with
+ * `PoolShutdown`, and every worker is stopped and its resources released. No
+ * fiber of the pool is left running.
+ *
+ * Invalid options fail with `InvalidOptions` and start nothing.
  *
  * @example
  * ```ts
@@ -141,88 +351,13 @@ const validate = (options: Options<any, any, any, any, any>): string | undefined
 export const make = Effect.fn("WorkerPool.make")(function* <Req, Resp, E = DomainError, WE = never, R = never>(
   options: Options<Req, Resp, E, WE, R>
 ): Effect.fn.Return<WorkerPool<Req, Resp, E>, InvalidOptions | WE, R | Scope.Scope> {
-  const invalid = validate(options)
-  if (invalid !== undefined) return yield* new InvalidOptions({ reason: invalid })
-  const policy: DispatchPolicy = options.policy ?? LeastLoaded
+  const config = configure(options)
+  if (typeof config === "string") return yield* new InvalidOptions({ reason: config })
   const scope = yield* Scope.fork(yield* Scope.Scope, "sequential")
-  const membersRef = yield* Ref.make<ReadonlyArray<Worker<Req, Resp, E>>>([])
-  let policyState: unknown = policy.initialState
-  let closed = false
-
-  const stopWorker = (worker: Worker<Req, Resp, E>, reason: string) => internals(worker).stop(reason)
-
-  /** The policy's pick among the healthy workers; synchronous, so nothing changes under it. */
-  const pick = (random: Random.Random, clock: Clock.Clock): Worker<Req, Resp, E> | undefined => {
-    const members = Ref.getUnsafe(membersRef)
-    const candidates: Array<Candidate> = []
-    const workers: Array<Worker<Req, Resp, E>> = []
-    for (const worker of members) {
-      const inner = internals(worker)
-      if (!inner.isLive()) continue
-      candidates.push({ id: worker.id, health: Ref.getUnsafe(inner.healthRef) })
-      workers.push(worker)
-    }
-    if (candidates.length === 0) return undefined
-    const selection = policy.select({
-      workers: candidates,
-      state: policyState,
-      random: () => random.nextDoubleUnsafe(),
-      now: clock.currentTimeMillisUnsafe()
-    })
-    const index = selection.index
-    if (!Number.isInteger(index) || index < 0 || index >= candidates.length) {
-      throw new RangeError(`dispatch policy ${policy.name} picked index ${index} among ${candidates.length} workers`)
-    }
-    policyState = selection.state
-    return workers[index]
-  }
-
-  const withPick = <A, E2>(f: (worker: Worker<Req, Resp, E> | undefined) => Effect.Effect<A, E2>) =>
-    Effect.withFiber((fiber) => f(pick(fiber.getRef(Random.Random), fiber.getRef(Clock.Clock))))
-
-  const dispatch = (request: Req): Effect.Effect<Resp, E | WorkerCrash> =>
-    withPick((worker) => {
-      if (closed) return Effect.fail(new WorkerCrash({ reason: "no worker available: the pool is shut down" }))
-      if (worker === undefined) {
-        return Effect.fail(new WorkerCrash({ reason: noWorkerReason(Ref.getUnsafe(membersRef)) }))
-      }
-      // The pick saw the worker live and nothing ran since, so it takes the request.
-      return internals(worker).tryDispatch(request)!
-    })
-
-  const add = (worker: Worker<Req, Resp, E>): Effect.Effect<void, DuplicateWorkerId> =>
-    Effect.suspend(() => {
-      const members = Ref.getUnsafe(membersRef)
-      if (members.some((w) => w.id === worker.id)) return Effect.fail(new DuplicateWorkerId({ workerId: worker.id }))
-      if (closed) return stopWorker(worker, "it was added to a pool that had shut down")
-      const next = [...members, worker].sort((a, b) => a.id - b.id)
-      return Ref.set(membersRef, next)
-    })
-
-  const remove = (id: WorkerId): Effect.Effect<void, UnknownWorkerId> =>
-    Effect.suspend(() => {
-      const members = Ref.getUnsafe(membersRef)
-      const worker = members.find((w) => w.id === id)
-      if (worker === undefined) return Effect.fail(new UnknownWorkerId({ workerId: id }))
-      return Ref.set(
-        membersRef,
-        members.filter((w) => w !== worker)
-      ).pipe(Effect.andThen(stopWorker(worker, "it was removed from the pool")))
-    })
-
-  const pool: WorkerPool<Req, Resp, E> = {
-    policy: policy.name,
-    add,
-    remove,
-    size: Effect.map(Ref.get(membersRef), (members) => members.length),
-    isEmpty: Effect.map(Ref.get(membersRef), (members) => members.length === 0),
-    select: withPick((worker) => Effect.succeed(Option.fromNullishOr(worker))),
-    dispatch,
-    health: Effect.flatMap(Ref.get(membersRef), (members) =>
-      Effect.forEach(members, (worker) => Effect.map(worker.health, (health) => [worker.id, health] as const))
-    )
-  }
-
+  // Made first, so closed last: the pool drains before its own workers stop.
+  const workersScope = yield* Scope.fork(scope, "sequential")
+  const services = { clock: yield* Clock.Clock, random: yield* Random.Random }
+  const pool = yield* engine.make<Req, Resp, E>(config, services).pipe(Scope.provide(scope))
   if (options.worker !== undefined) {
     const makeWorker = options.worker
     const workers = yield* Effect.forEach(
@@ -230,23 +365,11 @@ export const make = Effect.fn("WorkerPool.make")(function* <Req, Resp, E = Domai
       (id) => makeWorker(id),
       { concurrency: "unbounded" }
     ).pipe(
-      Scope.provide(scope),
+      Scope.provide(workersScope),
       Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause)))
     )
-    for (const worker of workers) yield* add(worker).pipe(Effect.orDie)
+    for (const worker of workers) yield* Effect.orDie(pool.add(worker))
   }
-  // Added last, so it runs first on close: from then on no request is
-  // admitted, and every worker is stopped for the same stated reason.
-  yield* Scope.addFinalizer(
-    scope,
-    Effect.suspend(() => {
-      closed = true
-      return Effect.forEach(Ref.getUnsafe(membersRef), (worker) => stopWorker(worker, "the pool shut down"), {
-        concurrency: "unbounded",
-        discard: true
-      })
-    })
-  )
   return pool
 })
 

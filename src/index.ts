@@ -17,7 +17,16 @@ export * as DispatchPolicy from "./DispatchPolicy.ts"
  * @since 0.1.0
  */
 export * as Worker from "./Worker.ts"
-export { DomainError, DuplicateWorkerId, InvalidOptions, UnknownWorkerId, WorkerCrash } from "./WorkerError.ts"
+export {
+  DomainError,
+  DuplicateWorkerId,
+  InvalidOptions,
+  PoolBusy,
+  PoolShutdown,
+  RequestTimeout,
+  UnknownWorkerId,
+  WorkerCrash
+} from "./WorkerError.ts"
 export { LastCrash, WorkerHealth, WorkerState } from "./WorkerHealth.ts"
 export { WorkerId } from "./WorkerId.ts"
 /**

@@ -43,9 +43,13 @@ describe("Worker counters", () => {
           inFlight: 0,
           completed: 6,
           errored: 4,
+          timeouts: 0,
           interrupted: 1,
           crashes: 3,
           restarts: 3,
+          attempt: 3,
+          consecutiveFailures: 3,
+          ejections: 0,
           lastCrash: undefined
         }
       )
@@ -116,15 +120,15 @@ describe("Worker crashes", () => {
       const worker = yield* makeWorker()
       yield* Effect.flip(worker.dispatch(T.crash))
       const health = yield* worker.health
-      assert.strictEqual(health.state, "Crashed")
+      assert.strictEqual(health.state, "Restarting")
       assert.deepStrictEqual(health.lastCrash, { reason: "engine failed", at: 0 })
 
       const refused = yield* Effect.flip(worker.dispatch(T.ok(1)))
-      assert.strictEqual(refused.reason, "worker 0 is not available (Crashed)")
+      assert.strictEqual(refused.reason, "worker 0 is not available (Restarting)")
       assert.strictEqual((yield* worker.health).completed, 1, "a refused request never reached the worker")
 
       yield* TestClock.adjust("999 millis")
-      assert.strictEqual((yield* worker.health).state, "Crashed")
+      assert.strictEqual((yield* worker.health).state, "Restarting")
       yield* TestClock.adjust("1 milli")
       assert.strictEqual((yield* worker.health).state, "Healthy")
       assert.strictEqual((yield* worker.health).restarts, 1)
@@ -143,7 +147,7 @@ describe("Worker crashes", () => {
         restartAfterOneSecond
       )
       let health = yield* worker.health
-      assert.strictEqual(health.state, "Crashed")
+      assert.strictEqual(health.state, "Restarting")
       assert.strictEqual(health.lastCrash?.reason, "start failed: not ready (1)")
       yield* TestClock.adjust("1 second")
       health = yield* worker.health
@@ -220,7 +224,7 @@ describe("Worker.defaultRestartSchedule", () => {
       const worker = yield* Worker.make(WorkerId.make(0), T.handler)
       yield* Effect.flip(worker.dispatch(T.crash))
       yield* TestClock.adjust("79 millis")
-      assert.strictEqual((yield* worker.health).state, "Crashed")
+      assert.strictEqual((yield* worker.health).state, "Restarting")
       yield* TestClock.adjust("41 millis")
       assert.strictEqual((yield* worker.health).state, "Healthy")
     })

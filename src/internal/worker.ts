@@ -5,43 +5,67 @@
  * Life of a worker: the supervisor fiber spawns an incarnation in a scope of
  * its own, waits until it dies, closes that scope (interrupting the requests
  * still on it, then releasing its resources), waits out the restart delay and
- * starts over. Requests run on fibers that belong to the incarnation, so its
- * death reaches every request it holds.
+ * starts over, within its restart budget. Requests run on fibers that belong
+ * to the incarnation, so its death reaches every request it holds.
  */
-import {
-  Cause,
-  Clock,
-  Context,
-  Deferred,
-  Effect,
-  Exit,
-  Fiber,
-  FiberSet,
-  MutableRef,
-  Ref,
-  Schedule,
-  Scope
-} from "effect"
-import type { Worker, WorkerOptions } from "../Worker.ts"
-import { WorkerCrash } from "../WorkerError.ts"
+import { Cause, Context, Deferred, Duration, Effect, Exit, Fiber, FiberSet, MutableRef, Ref, Scope } from "effect"
+import type { Worker } from "../Worker.ts"
+import { RequestTimeout, WorkerCrash } from "../WorkerError.ts"
 import type { WorkerHealth, WorkerState } from "../WorkerHealth.ts"
 import type { WorkerId } from "../WorkerId.ts"
 import type { Incarnation, WorkerKind } from "../WorkerKind.ts"
 import { describe, spawnFailure } from "./describe.ts"
+import { type RestartPolicy, restartTracker } from "./restart.ts"
 
 /** @internal */
 export const TypeId: unique symbol = Symbol.for("effect-worker-pool/Worker") as never
+
+/**
+ * A slot on a live incarnation, taken before a request is started on it: it
+ * counts as in flight from then on, so that no one else takes the slot.
+ */
+export interface Ticket {
+  readonly incarnation: object
+  used: boolean
+}
+
+/** A request did not start: the incarnation that had given it a slot is gone. */
+export class NotStarted {
+  readonly _tag = "NotStarted"
+}
+const notStarted = new NotStarted()
 
 /** What the pool needs from a worker beyond its public face. */
 export interface WorkerInternals<Req, Resp, E> {
   /** The live health record, read without an effect on the dispatch path. */
   readonly healthRef: Ref.Ref<WorkerHealth>
-  /** Whether the worker can take a request now (it is `Healthy`). */
+  readonly maxInFlight: number
+  /** Whether the worker has a live incarnation (it is `Healthy` or `Ejected`). */
   readonly isLive: () => boolean
-  /** Starts `request` on the current incarnation, or `undefined` when there is none. */
-  readonly tryDispatch: (request: Req) => Effect.Effect<Resp, E | WorkerCrash> | undefined
-  /** Stops the worker for good: in-flight requests fail with `WorkerCrash`, resources are released. */
-  readonly stop: (reason: string) => Effect.Effect<void>
+  /** Takes a slot on the live incarnation, or `undefined` when there is none. */
+  readonly reserve: () => Ticket | undefined
+  /** Gives back a slot that was never used; `false` if it was used. */
+  readonly cancel: (ticket: Ticket) => boolean
+  /**
+   * Runs `request` in the slot. Fails with `NotStarted` when the incarnation
+   * died since the slot was taken: the request never reached the worker and
+   * the slot is given back. A slot that `start` never began to use (its
+   * caller was interrupted first) must be given back with `cancel`.
+   */
+  readonly start: (
+    ticket: Ticket,
+    request: Req,
+    timeout: Duration.Duration | undefined
+  ) => Effect.Effect<Resp, E | WorkerCrash | RequestTimeout | NotStarted>
+  /**
+   * Stops the worker for good: its requests fail with `WorkerCrash`, or with
+   * what `cut` makes, and its resources are released.
+   */
+  readonly stop: (reason: string, cut?: () => unknown) => Effect.Effect<void>
+  /** Marks the worker ejected until `until` (epoch millis), or readmits it. */
+  readonly setEjection: (until: number | undefined) => void
+  /** Calls `listener` after every change of state. */
+  readonly onStateChange: (listener: (health: WorkerHealth) => void) => void
 }
 
 /** The internals of a worker made by this module. */
@@ -63,20 +87,29 @@ const initialHealth: WorkerHealth = {
   inFlight: 0,
   completed: 0,
   errored: 0,
+  timeouts: 0,
   interrupted: 0,
   crashes: 0,
-  restarts: 0
+  restarts: 0,
+  attempt: 0,
+  consecutiveFailures: 0,
+  ejections: 0
 }
 
-type Settled = "succeeded" | "errored" | "interrupted"
+type Outcome = "succeeded" | "domainError" | "crashed" | "timedOut" | "interrupted"
 
-const settledHealth = (h: WorkerHealth, outcome: Settled): WorkerHealth => ({
-  ...h,
-  inFlight: h.inFlight - 1,
-  completed: h.completed + 1,
-  errored: outcome === "errored" ? h.errored + 1 : h.errored,
-  interrupted: outcome === "interrupted" ? h.interrupted + 1 : h.interrupted
-})
+const settledHealth = (h: WorkerHealth, outcome: Outcome): WorkerHealth => {
+  const failed = outcome === "crashed" || outcome === "timedOut"
+  return {
+    ...h,
+    inFlight: h.inFlight - 1,
+    completed: h.completed + 1,
+    errored: outcome === "interrupted" || outcome === "succeeded" ? h.errored : h.errored + 1,
+    timeouts: outcome === "timedOut" ? h.timeouts + 1 : h.timeouts,
+    interrupted: outcome === "interrupted" ? h.interrupted + 1 : h.interrupted,
+    consecutiveFailures: failed ? h.consecutiveFailures + 1 : outcome === "interrupted" ? h.consecutiveFailures : 0
+  }
+}
 
 type Failure<E> =
   | { readonly _tag: "Domain"; readonly error: E }
@@ -99,24 +132,35 @@ const classify = <E>(cause: Cause.Cause<E | WorkerCrash>): Failure<E> => {
 export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
   id: WorkerId,
   kind: WorkerKind<Req, Resp, E, R>,
-  restartSchedule: NonNullable<WorkerOptions["restart"]>
+  options: { readonly restart: RestartPolicy; readonly maxInFlight: number }
 ): Effect.fn.Return<Worker<Req, Resp, E>, never, R | Scope.Scope> {
   const scope = yield* Scope.fork(yield* Scope.Scope, "sequential")
   const context = yield* Effect.context<R>()
   const healthRef = yield* Ref.make(initialHealth)
   const firstStart = yield* Deferred.make<void>()
-  const nextDelay = yield* Schedule.toStep(restartSchedule)
+  const restarts = yield* restartTracker(options.restart)
   const annotate = Effect.annotateLogs({ workerId: id, workerKind: kind.name })
+  const listeners: Array<(health: WorkerHealth) => void> = []
 
   let live: Live<Req, Resp, E> | undefined
   let stopReason: string | undefined
+  let cut: (() => unknown) | undefined
 
   const modify = (f: (h: WorkerHealth) => WorkerHealth) => MutableRef.update(healthRef.ref, f)
-  const setState = (state: WorkerState) => Effect.sync(() => modify((h) => ({ ...h, state })))
+
+  /** The state a live worker shows: `Ejected` while an ejection is on. */
+  const liveState = (h: WorkerHealth): WorkerState => (h.ejectedUntil === undefined ? "Healthy" : "Ejected")
+
+  const transition = (f: (h: WorkerHealth) => WorkerHealth) => {
+    modify(f)
+    const health = Ref.getUnsafe(healthRef)
+    for (const listener of listeners) listener(health)
+  }
+
   /** Makes `next` the live incarnation (or none); selection follows at once. */
-  const setLive = (next: Live<Req, Resp, E> | undefined, state: WorkerState) => {
+  const setLive = (next: Live<Req, Resp, E> | undefined, state: WorkerState | "Live") => {
     live = next
-    modify((h) => ({ ...h, state }))
+    transition((h) => ({ ...h, state: state === "Live" ? liveState(h) : state }))
   }
 
   const unavailable = () =>
@@ -127,21 +171,21 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
     Effect.suspend(() => {
       if (current.endReason !== undefined) return Effect.void
       current.endReason = reason
-      if (live === current) setLive(undefined, "Crashed")
+      if (live === current) live = undefined
       return recordCrash(reason).pipe(Effect.andThen(Deferred.succeed(current.ended, reason)))
     })
 
   const recordCrash = (reason: string) =>
     Effect.clockWith((clock) => {
       const at = clock.currentTimeMillisUnsafe()
-      modify((h) => ({ ...h, state: "Crashed", crashes: h.crashes + 1, lastCrash: { reason, at } }))
+      transition((h) => ({ ...h, state: "Restarting", crashes: h.crashes + 1, lastCrash: { reason, at } }))
       return Effect.logWarning("worker crashed").pipe(Effect.annotateLogs({ reason }), annotate)
     })
 
   /** Runs one incarnation from spawn to death; returns why it died. */
   const incarnate = (closed: Deferred.Deferred<void>): Effect.Effect<string> =>
     Effect.gen(function* () {
-      yield* setState("Starting")
+      transition((h) => ({ ...h, state: "Starting" }))
       // The kind's requirements come from where the worker was made; its
       // Scope is this incarnation's, so what it acquires dies with it.
       const incarnationScope = yield* Scope.Scope
@@ -163,7 +207,8 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
         endReason: undefined
       }
       yield* Effect.forkScoped(Effect.flatMap(current.incarnation.exited, (exit) => crash(current, exit.reason)))
-      setLive(current, "Healthy")
+      yield* restarts.started
+      setLive(current, "Live")
       yield* Deferred.succeed(firstStart, undefined)
       return yield* Deferred.await(current.ended)
     }).pipe(Effect.scoped, Effect.ensuring(Deferred.succeed(closed, undefined)))
@@ -172,79 +217,170 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
     while (true) {
       const reason = yield* incarnate(yield* Deferred.make<void>())
       yield* Deferred.succeed(firstStart, undefined)
-      const now = yield* Clock.currentTimeMillis
-      const delay = yield* Effect.exit(nextDelay(now, new WorkerCrash({ reason, workerId: id })))
-      if (Exit.isFailure(delay)) {
-        yield* setState("Retired")
-        yield* Effect.logError("worker retired: its restart schedule is exhausted").pipe(
-          Effect.annotateLogs({ reason }),
+      const decision = yield* restarts.next(new WorkerCrash({ reason, workerId: id }))
+      if (decision._tag === "Retire") {
+        transition((h) => ({ ...h, state: "Retired", retiredBecause: decision.because }))
+        yield* Effect.logError("worker retired").pipe(
+          Effect.annotateLogs({ reason, because: decision.because }),
           annotate
         )
         return
       }
-      yield* Effect.sleep(delay.value[1])
-      modify((h) => ({ ...h, restarts: h.restarts + 1 }))
-      yield* Effect.logInfo("worker restarting").pipe(annotate)
+      transition((h) => ({ ...h, attempt: decision.attempt }))
+      yield* Effect.sleep(decision.delay)
+      transition((h) => ({ ...h, restarts: h.restarts + 1 }))
+      yield* Effect.logInfo("worker restarting").pipe(Effect.annotateLogs({ attempt: decision.attempt }), annotate)
     }
   })
 
+  const settle = (outcome: Outcome) => Effect.sync(() => modify((h) => settledHealth(h, outcome)))
+
   /** Runs `request` on `current`, keeping the counters exact whatever happens. */
-  const runOn = (current: Live<Req, Resp, E>, request: Req): Effect.Effect<Resp, E | WorkerCrash> =>
-    Effect.uninterruptibleMask((restore) =>
-      Effect.gen(function* () {
-        const settle = (outcome: Settled) => Effect.sync(() => modify((h) => settledHealth(h, outcome)))
-        modify((h) => ({ ...h, inFlight: h.inFlight + 1 }))
-        const fiber = yield* FiberSet.run(current.fibers, restore(current.incarnation.run(request)))
-        const exit = yield* restore(Fiber.await(fiber)).pipe(
-          Effect.onInterrupt(() => Effect.andThen(Fiber.interrupt(fiber), settle("interrupted")))
-        )
-        if (Exit.isSuccess(exit)) {
-          yield* settle("succeeded")
-          return exit.value
+  const runOn = (
+    current: Live<Req, Resp, E>,
+    request: Req,
+    timeout: Duration.Duration | undefined,
+    restore: <A, E2, R2>(effect: Effect.Effect<A, E2, R2>) => Effect.Effect<A, E2, R2>
+  ): Effect.Effect<Resp, E | WorkerCrash | RequestTimeout> =>
+    Effect.gen(function* () {
+      const fiber = yield* FiberSet.run(current.fibers, restore(current.incarnation.run(request)))
+      const awaited = restore(
+        timeout === undefined ? Effect.asSome(Fiber.await(fiber)) : Effect.timeoutOption(Fiber.await(fiber), timeout)
+      ).pipe(Effect.onInterrupt(() => Effect.andThen(Fiber.interrupt(fiber), settle("interrupted"))))
+      const result = yield* awaited
+      if (result._tag === "None") {
+        const timeoutMillis = Duration.toMillis(timeout!)
+        if (current.incarnation.restartOnTimeout === true) {
+          // A kind that cannot stop a wedged request is replaced: closing
+          // the incarnation interrupts the request and kills what runs it.
+          yield* crash(current, `a request ran past its ${timeoutMillis} ms timeout: the worker is wedged`)
+          yield* restore(Deferred.await(current.closed))
+        } else {
+          yield* Fiber.interrupt(fiber)
         }
-        yield* settle("errored")
-        const failure = classify(exit.cause)
-        if (failure._tag === "Domain") return yield* Effect.fail(failure.error)
-        // Interrupted, and not by the caller: the incarnation was torn down
-        // under the request (its reason is set), or the handler interrupted itself.
-        const reason = failure._tag === "Crash" ? failure.reason : (current.endReason ?? "the handler was interrupted")
-        yield* crash(current, reason)
-        // The crash is reported once the incarnation is gone: its other
-        // requests stopped, its resources released.
-        yield* restore(Deferred.await(current.closed))
-        return yield* Effect.fail(new WorkerCrash({ reason, workerId: id }))
+        yield* settle("timedOut")
+        return yield* Effect.fail(new RequestTimeout({ workerId: id, timeoutMillis }))
+      }
+      const exit = result.value
+      if (Exit.isSuccess(exit)) {
+        yield* settle("succeeded")
+        return exit.value
+      }
+      const failure = classify(exit.cause)
+      if (failure._tag === "Domain") {
+        yield* settle("domainError")
+        return yield* Effect.fail(failure.error)
+      }
+      yield* settle("crashed")
+      // Interrupted, and not by the caller: the incarnation was torn down
+      // under the request (its reason is set), or the handler interrupted itself.
+      const reason = failure._tag === "Crash" ? failure.reason : (current.endReason ?? "the handler was interrupted")
+      yield* crash(current, reason)
+      // The crash is reported once the incarnation is gone: its other
+      // requests stopped, its resources released.
+      yield* restore(Deferred.await(current.closed))
+      if (failure._tag === "Interrupted" && cut !== undefined) return yield* Effect.fail(cut() as WorkerCrash)
+      return yield* Effect.fail(new WorkerCrash({ reason, workerId: id }))
+    })
+
+  const reserve = (): Ticket | undefined => {
+    if (live === undefined) return undefined
+    modify((h) => ({ ...h, inFlight: h.inFlight + 1 }))
+    return { incarnation: live, used: false }
+  }
+
+  const cancel = (ticket: Ticket) => {
+    if (ticket.used) return false
+    ticket.used = true
+    modify((h) => ({ ...h, inFlight: h.inFlight - 1 }))
+    return true
+  }
+
+  const start = (
+    ticket: Ticket,
+    request: Req,
+    timeout: Duration.Duration | undefined
+  ): Effect.Effect<Resp, E | WorkerCrash | RequestTimeout | NotStarted> =>
+    Effect.uninterruptibleMask((restore) =>
+      Effect.suspend((): Effect.Effect<Resp, E | WorkerCrash | RequestTimeout | NotStarted> => {
+        if (ticket.used) return Effect.die(new Error(`worker ${id}: a slot was used twice`))
+        if (ticket.incarnation !== live) {
+          cancel(ticket)
+          return Effect.fail(notStarted)
+        }
+        ticket.used = true
+        return runOn(live, request, timeout, restore)
       })
     )
 
-  const tryDispatch = (request: Req) => (live === undefined ? undefined : runOn(live, request))
+  const dispatch = (request: Req, dispatchOptions?: { readonly timeout?: Duration.Input | undefined }) =>
+    Effect.suspend(() => {
+      const ticket = reserve()
+      if (ticket === undefined) return Effect.fail(unavailable())
+      const timeout =
+        dispatchOptions?.timeout === undefined ? undefined : Duration.fromInputUnsafe(dispatchOptions.timeout)
+      return start(ticket, request, timeout).pipe(
+        Effect.catchIf(
+          (e): e is NotStarted => e instanceof NotStarted,
+          () => Effect.fail(unavailable())
+        ),
+        Effect.ensuring(Effect.sync(() => cancel(ticket)))
+      )
+    })
 
-  const stop = (reason: string) =>
+  const stop = (reason: string, cutWith?: () => unknown) =>
     Effect.suspend(() => {
       stopReason ??= reason
+      cut ??= cutWith
       return Scope.close(scope, Exit.void)
+    })
+
+  const setEjection = (until: number | undefined) =>
+    transition((h) => {
+      const ejected =
+        until === undefined
+          ? { ...h, ejectedUntil: undefined }
+          : { ...h, ejectedUntil: until, ejections: h.ejections + 1 }
+      const isLive = h.state === "Healthy" || h.state === "Ejected"
+      return isLive ? { ...ejected, state: liveState(ejected) } : ejected
     })
 
   // Finalizers run last-added first: the fork's finalizer interrupts the
   // supervisor (closing the incarnation), after which the state is final.
-  yield* Scope.addFinalizer(scope, setState("Stopped"))
+  yield* Scope.addFinalizer(
+    scope,
+    Effect.sync(() => setLive(undefined, "Stopped"))
+  )
   yield* Effect.forkIn(supervise, scope)
   yield* Scope.addFinalizer(
     scope,
-    Effect.suspend(() => {
+    Effect.sync(() => {
       const reason = `worker ${id} stopped: ${stopReason ?? "its scope was closed"}`
       if (live !== undefined) live.endReason ??= reason
       setLive(undefined, "Stopped")
-      return Effect.void
     })
   )
   yield* Deferred.await(firstStart)
 
-  const internal: WorkerInternals<Req, Resp, E> = { healthRef, isLive: () => live !== undefined, tryDispatch, stop }
+  const internal: WorkerInternals<Req, Resp, E> = {
+    healthRef,
+    maxInFlight: options.maxInFlight,
+    isLive: () => live !== undefined,
+    reserve,
+    cancel,
+    start,
+    stop,
+    setEjection,
+    onStateChange: (listener) => {
+      listeners.push(listener)
+    }
+  }
   const worker: Worker<Req, Resp, E> = {
     id,
     kind: kind.name,
+    maxInFlight: options.maxInFlight,
     health: Ref.get(healthRef),
-    dispatch: (request) => Effect.suspend(() => tryDispatch(request) ?? Effect.fail(unavailable()))
+    dispatch
   }
   return Object.assign(worker, { [TypeId]: internal })
 })
