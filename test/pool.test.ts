@@ -152,7 +152,10 @@ describe("WorkerPool membership", () => {
           })
         )
       )
-      assert.strictEqual((yield* Effect.flip(pool.dispatch(T.ok(1)))).reason, "no worker available: the pool is empty")
+      assert.strictEqual(
+        T.reasonOf(yield* Effect.flip(pool.dispatch(T.ok(1)))),
+        "no worker available: the pool is empty"
+      )
     })
   )
 

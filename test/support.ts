@@ -68,3 +68,7 @@ export const countFibers = Effect.sync(() => {
 /** The typed error an exit failed with, if any. */
 export const errorOf = <A, E>(exit: Exit.Exit<A, E>): E | undefined =>
   Exit.isFailure(exit) ? Option.getOrUndefined(Cause.findErrorOption(exit.cause)) : undefined
+
+/** The reason of a `WorkerCrash`, or the tag of any other error. */
+export const reasonOf = (error: { readonly _tag: string }): string =>
+  error instanceof WorkerCrash ? error.reason : error._tag

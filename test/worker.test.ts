@@ -26,7 +26,7 @@ describe("Worker counters", () => {
       yield* TestClock.adjust("1 second")
 
       const thrown = yield* Effect.flip(worker.dispatch(T.thrown))
-      assert.strictEqual(thrown.reason, "defect: TypeError: thrown in handler")
+      assert.strictEqual(T.reasonOf(thrown), "defect: TypeError: thrown in handler")
       yield* TestClock.adjust("1 second")
 
       const gate = yield* Deferred.make<number>()
@@ -124,7 +124,7 @@ describe("Worker crashes", () => {
       assert.deepStrictEqual(health.lastCrash, { reason: "engine failed", at: 0 })
 
       const refused = yield* Effect.flip(worker.dispatch(T.ok(1)))
-      assert.strictEqual(refused.reason, "worker 0 is not available (Restarting)")
+      assert.strictEqual(T.reasonOf(refused), "worker 0 is not available (Restarting)")
       assert.strictEqual((yield* worker.health).completed, 1, "a refused request never reached the worker")
 
       yield* TestClock.adjust("999 millis")
@@ -181,7 +181,7 @@ describe("Worker crashes", () => {
       const health = yield* worker.health
       assert.deepStrictEqual([health.state, health.crashes, health.restarts], ["Retired", 3, 2])
       const refused = yield* Effect.flip(worker.dispatch(T.ok(1)))
-      assert.strictEqual(refused.reason, "worker 0 is not available (Retired)")
+      assert.strictEqual(T.reasonOf(refused), "worker 0 is not available (Retired)")
     })
   )
 
@@ -255,7 +255,10 @@ describe("Worker scope", () => {
       assert.strictEqual(fibers.active(), 0)
       const health = yield* worker.health
       assert.deepStrictEqual([health.state, health.inFlight, health.errored], ["Stopped", 0, 1])
-      assert.strictEqual((yield* Effect.flip(worker.dispatch(T.ok(1)))).reason, "worker 3 is not available (Stopped)")
+      assert.strictEqual(
+        T.reasonOf(yield* Effect.flip(worker.dispatch(T.ok(1)))),
+        "worker 3 is not available (Stopped)"
+      )
     })
   )
 })

@@ -24,10 +24,10 @@ export const maxEjected = (rules: EjectionRules, members: number): number =>
 
 /**
  * The penalty of the `streak`-th ejection in a row: `base × streak`, jittered
- * by ±20 % (with `random` in [0, 1)), capped.
+ * by ±20 % (with `random` in [0, 1)), capped, in whole milliseconds.
  */
 export const penaltyMillis = (rules: EjectionRules, streak: number, random: number): number =>
-  Math.min(rules.maxMillis, rules.baseMillis * streak * (0.8 + 0.4 * random))
+  Math.round(Math.min(rules.maxMillis, rules.baseMillis * streak * (0.8 + 0.4 * random)))
 
 /** Whether a settled failure should eject a worker now. */
 export const shouldEject = (rules: EjectionRules, health: WorkerHealth, ejectedNow: number, members: number): boolean =>

@@ -151,10 +151,19 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
   /** The state a live worker shows: `Ejected` while an ejection is on. */
   const liveState = (h: WorkerHealth): WorkerState => (h.ejectedUntil === undefined ? "Healthy" : "Ejected")
 
+  /** Updates the health; listeners hear of changes of state, attempt or ejection. */
   const transition = (f: (h: WorkerHealth) => WorkerHealth) => {
+    const before = Ref.getUnsafe(healthRef)
     modify(f)
-    const health = Ref.getUnsafe(healthRef)
-    for (const listener of listeners) listener(health)
+    const after = Ref.getUnsafe(healthRef)
+    if (
+      before.state === after.state &&
+      before.attempt === after.attempt &&
+      before.ejectedUntil === after.ejectedUntil
+    ) {
+      return
+    }
+    for (const listener of listeners) listener(after)
   }
 
   /** Makes `next` the live incarnation (or none); selection follows at once. */
@@ -228,7 +237,7 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
       }
       transition((h) => ({ ...h, attempt: decision.attempt }))
       yield* Effect.sleep(decision.delay)
-      transition((h) => ({ ...h, restarts: h.restarts + 1 }))
+      modify((h) => ({ ...h, restarts: h.restarts + 1 }))
       yield* Effect.logInfo("worker restarting").pipe(Effect.annotateLogs({ attempt: decision.attempt }), annotate)
     }
   })
