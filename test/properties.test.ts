@@ -235,7 +235,7 @@ describe("dispatch and health properties", () => {
       `${policy.name}: only healthy workers are picked, picks follow the policy, every request has one outcome, counters add up`,
       [Commands],
       ([commands]) => runCommands(policy, commands),
-      { timeout: 60_000, arbitrary: { runs: 200 } }
+      { timeout: 60_000, arbitrary: { runs: 200, size: 80 } }
     )
   }
 })
