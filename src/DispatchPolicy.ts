@@ -1,33 +1,43 @@
 /**
- * Dispatch policies: which healthy worker takes the next request.
+ * Dispatch policies: which worker takes the next request.
  *
- * A policy is a pure function over a snapshot of the healthy workers, plus a
- * piece of state of its own that the pool threads from one pick to the next.
- * It never sees a worker that is starting, crashed, retired or stopped, and it
- * is never asked to pick from an empty list. Being pure, a policy can be
- * property-tested on its own and replaced without touching the pool.
+ * A policy is a pure function over a view of the workers it may pick (the
+ * healthy ones with a free slot), plus a state of its own that the pool
+ * threads from one pick to the next. It never sees a worker that is starting,
+ * restarting, ejected, retired or stopped. Being a plain function, a policy
+ * can be property-tested on its own (build a view with {@link view}) and
+ * replaced without touching the pool.
  *
- * | policy        | picks                                             | state          |
- * |---------------|---------------------------------------------------|----------------|
- * | `RoundRobin`  | the next healthy worker by id after the last pick | last picked id |
- * | `LeastLoaded` | the fewest in-flight requests, ties by lowest id  | none           |
+ * | policy               | picks                                                               | cost of a pick |
+ * |----------------------|---------------------------------------------------------------------|----------------|
+ * | `RoundRobin`         | the next worker in id order after the last pick                     | O(n / 32)      |
+ * | `LeastLoaded`        | the fewest requests in flight; ties to the lowest id                | O(n / 32)      |
+ * | `LeastLoadedRandom`  | the fewest requests in flight; ties broken at random                | O(1)           |
+ * | `Random`             | a worker at random                                                  | O(1)           |
+ * | `PowerOfTwoChoices`  | the less loaded of two workers drawn at random                      | O(1)           |
+ * | `PeakEwma(options)`  | of two drawn at random, the lower latency estimate × (in flight + 1) | O(1)           |
+ * | `WorkPulling`        | an idle worker, else the request waits in the pool's queue          | O(1)           |
+ * | `ConsistentHash(options)` | the worker owning the request's key on a hash ring             | O(log n)       |
+ *
+ * (n / 32: a scan of a bitset, 32 workers a step.) See the policies guide for
+ * what each measures and where it wins or loses.
  *
  * @since 0.1.0
  */
+import { Duration } from "effect"
+import { Roster } from "./internal/roster.ts"
 import type { WorkerHealth } from "./WorkerHealth.ts"
 import type { WorkerId } from "./WorkerId.ts"
 
 /**
- * One healthy worker as a policy sees it.
+ * A worker as a policy sees it: its id, its health now, and how many requests
+ * it may hold.
  *
  * @example
  * ```ts
- * import { type DispatchPolicy, WorkerId } from "effect-worker-pool"
+ * import type { DispatchPolicy } from "effect-worker-pool"
  *
- * const candidate: DispatchPolicy.Candidate = {
- *   id: WorkerId.make(0),
- *   health: { state: "Healthy", inFlight: 2, completed: 10, errored: 1, interrupted: 0, crashes: 0, restarts: 0 }
- * }
+ * const spare = (c: DispatchPolicy.Candidate) => c.maxInFlight - c.health.inFlight
  * ```
  *
  * @since 0.1.0
@@ -36,73 +46,145 @@ import type { WorkerId } from "./WorkerId.ts"
 export interface Candidate {
   readonly id: WorkerId
   readonly health: WorkerHealth
+  readonly maxInFlight: number
 }
 
 /**
- * What a policy is given for one pick.
+ * The workers a policy may pick, with the queries the built-in policies need,
+ * each cheap whatever the size of the pool.
  *
- * - `workers`: the healthy workers, sorted by id, never empty.
- * - `state`: what the previous pick returned (`initialState` at first).
- * - `random`: a number in [0, 1), drawn from Effect's `Random` service, so a
- *   seeded run is reproducible.
- * - `now`: the time in milliseconds from Effect's `Clock`.
+ * - `size`, `at(i)`: the eligible workers, in no particular order.
+ * - `has(id)`: whether a worker is eligible.
+ * - `next(id)`: the first eligible worker with an id greater than `id`,
+ *   wrapping around to the lowest.
+ * - `leastLoaded(random?)`: an eligible worker with the fewest requests in
+ *   flight: the lowest id, or one drawn with `random` in [0, 1) among those
+ *   tied.
+ * - `members`, `membersVersion`: every worker of the pool, eligible or not,
+ *   sorted by id, and a number that changes when that list changes (for
+ *   policies that build a structure over the membership, like a hash ring).
+ * - `toArray()`: the eligible workers sorted by id (O(n): for policies of
+ *   your own and for tests).
  *
  * @example
  * ```ts
- * import type { DispatchPolicy } from "effect-worker-pool"
+ * import { DispatchPolicy, WorkerId } from "effect-worker-pool"
  *
- * const pickFirst = (input: DispatchPolicy.SelectionInput<undefined>) => ({ index: 0, state: input.state })
+ * const health = { state: "Healthy", inFlight: 0, completed: 0, errored: 0, timeouts: 0, interrupted: 0,
+ *   crashes: 0, restarts: 0, attempt: 0, consecutiveFailures: 0, ejections: 0 } as const
+ * const view = DispatchPolicy.view([
+ *   { id: WorkerId.make(0), health: { ...health, inFlight: 2 }, maxInFlight: 4 },
+ *   { id: WorkerId.make(1), health, maxInFlight: 4 }
+ * ])
+ * console.log(view.leastLoaded()?.id) // 1
  * ```
  *
  * @since 0.1.0
  * @category models
  */
-export interface SelectionInput<S> {
-  readonly workers: ReadonlyArray<Candidate>
-  readonly state: S
-  readonly random: () => number
-  readonly now: number
+export interface WorkerView {
+  readonly size: number
+  readonly at: (index: number) => Candidate
+  readonly has: (id: WorkerId) => boolean
+  readonly next: (after: number) => Candidate | undefined
+  readonly leastLoaded: (random?: number) => Candidate | undefined
+  readonly members: ReadonlyArray<Candidate>
+  readonly membersVersion: number
+  readonly toArray: () => ReadonlyArray<Candidate>
 }
 
 /**
- * The outcome of one pick: the index of the chosen worker in `workers`, and
- * the state for the next pick.
+ * What a policy is given for one pick.
+ *
+ * - `view`: the eligible workers, never empty.
+ * - `state`: what the previous pick (or `onResult`) returned.
+ * - `random`: numbers in [0, 1) drawn from Effect's `Random` service, so a
+ *   seeded run is reproducible.
+ * - `now`: the time in milliseconds from Effect's `Clock`.
+ * - `request`: the request being routed (`undefined` for `WorkerPool.select`).
  *
  * @example
  * ```ts
  * import type { DispatchPolicy } from "effect-worker-pool"
  *
- * const selection: DispatchPolicy.Selection<number> = { index: 0, state: 1 }
+ * const first = (input: DispatchPolicy.SelectionInput<undefined>) => ({ worker: input.view.at(0).id, state: input.state })
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SelectionInput<S, Req = unknown> {
+  readonly view: WorkerView
+  readonly state: S
+  readonly random: () => number
+  readonly now: number
+  readonly request: Req | undefined
+}
+
+/**
+ * The outcome of one pick: the chosen worker (one of the view's), or
+ * `undefined` to let the request wait in the pool's queue until the pool asks
+ * again (it does when a worker frees a slot); and the state for the next pick.
+ *
+ * @example
+ * ```ts
+ * import { type DispatchPolicy, WorkerId } from "effect-worker-pool"
+ *
+ * const selection: DispatchPolicy.Selection<number> = { worker: WorkerId.make(0), state: 1 }
  * ```
  *
  * @since 0.1.0
  * @category models
  */
 export interface Selection<S> {
-  readonly index: number
+  readonly worker: WorkerId | undefined
   readonly state: S
 }
 
 /**
- * A dispatch policy: a name, the state it starts from, and a pure `select`.
+ * How a request that reached a worker ended, for policies that learn from
+ * latency (`onResult`). `millis` is its run time, from start on the worker to
+ * its outcome; `failed` is true for a crash or a timeout.
  *
- * `select` must return an index within `workers`; the pool treats anything
- * else as a bug of the policy and fails the request with a defect naming it.
+ * @example
+ * ```ts
+ * import { type DispatchPolicy, WorkerId } from "effect-worker-pool"
+ *
+ * const result: DispatchPolicy.Result = { worker: WorkerId.make(0), millis: 12, failed: false, now: 1_000 }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Result {
+  readonly worker: WorkerId
+  readonly millis: number
+  readonly failed: boolean
+  readonly now: number
+}
+
+/**
+ * A dispatch policy: a name, a fresh state for each pool, a pure `select`,
+ * and optionally `onResult` to learn from each request that reached a worker.
+ *
+ * `select` must return a worker of the view (or `undefined`); the pool treats
+ * anything else as a bug of the policy and fails the request with a defect
+ * naming it.
  *
  * @example
  * ```ts
  * import { DispatchPolicy } from "effect-worker-pool"
  *
- * // Most completed requests first: keeps a warm worker busy.
- * const Busiest: DispatchPolicy.DispatchPolicy<undefined> = DispatchPolicy.make({
+ * // The eligible worker that completed the most requests: keeps a warm worker busy.
+ * const Busiest = DispatchPolicy.make({
  *   name: "Busiest",
- *   initialState: undefined,
- *   select: ({ workers, state }) => {
- *     let best = 0
- *     for (let i = 1; i < workers.length; i++) {
- *       if (workers[i].health.completed > workers[best].health.completed) best = i
+ *   initial: () => undefined,
+ *   select: ({ view, state }) => {
+ *     let best = view.at(0)
+ *     for (let i = 1; i < view.size; i++) {
+ *       if (view.at(i).health.completed > best.health.completed) best = view.at(i)
  *     }
- *     return { index: best, state }
+ *     return { worker: best.id, state }
  *   }
  * })
  * ```
@@ -110,10 +192,11 @@ export interface Selection<S> {
  * @since 0.1.0
  * @category models
  */
-export interface DispatchPolicy<S = any> {
+export interface DispatchPolicy<S = any, Req = unknown> {
   readonly name: string
-  readonly initialState: S
-  readonly select: (input: SelectionInput<S>) => Selection<S>
+  readonly initial: () => S
+  readonly select: (input: SelectionInput<S, Req>) => Selection<S>
+  readonly onResult?: ((state: S, result: Result) => S) | undefined
 }
 
 /**
@@ -123,24 +206,57 @@ export interface DispatchPolicy<S = any> {
  * ```ts
  * import { DispatchPolicy } from "effect-worker-pool"
  *
- * const Random = DispatchPolicy.make({
- *   name: "Random",
- *   initialState: undefined,
- *   select: ({ workers, random, state }) => ({ index: Math.floor(random() * workers.length), state })
+ * const First = DispatchPolicy.make({
+ *   name: "First",
+ *   initial: () => undefined,
+ *   select: ({ view, state }) => ({ worker: view.toArray()[0]!.id, state })
  * })
  * ```
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = <S>(policy: DispatchPolicy<S>): DispatchPolicy<S> => policy
+export const make = <S, Req = unknown>(policy: DispatchPolicy<S, Req>): DispatchPolicy<S, Req> => policy
 
 /**
- * Round robin: visits the healthy workers in id order, one pick each, then
+ * Builds a view over the given workers, all eligible: for testing a policy
+ * without a pool.
+ *
+ * @example
+ * ```ts
+ * import { DispatchPolicy, WorkerId } from "effect-worker-pool"
+ *
+ * const health = { state: "Healthy", inFlight: 0, completed: 0, errored: 0, timeouts: 0, interrupted: 0,
+ *   crashes: 0, restarts: 0, attempt: 0, consecutiveFailures: 0, ejections: 0 } as const
+ * const view = DispatchPolicy.view([0, 1, 2].map((i) => ({ id: WorkerId.make(i), health, maxInFlight: 1 })))
+ * const pick = DispatchPolicy.RoundRobin.select({
+ *   view,
+ *   state: DispatchPolicy.RoundRobin.initial(),
+ *   random: Math.random,
+ *   now: 0,
+ *   request: undefined
+ * })
+ * console.log(pick.worker) // 0
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const view = (candidates: ReadonlyArray<Candidate>): WorkerView => {
+  const roster = new Roster()
+  const sorted = [...candidates].sort((a, b) => a.id - b.id)
+  roster.reset(sorted.map((c) => ({ id: c.id, health: c.health, maxInFlight: c.maxInFlight })))
+  sorted.forEach((c, rank) => {
+    roster.update(rank, true, c.health.inFlight)
+  })
+  return roster
+}
+
+/**
+ * Round robin: visits the eligible workers in id order, one pick each, then
  * starts over (ids 0, 1, 2, 0, 1, 2, ...). The state is the id of the last
  * pick, so a worker that joins, leaves, crashes or comes back does not upset
- * the rotation of the others: the next pick is the first healthy worker with a
- * greater id, or the lowest id after the last. Ignores load.
+ * the rotation of the others. Ignores load.
  *
  * @example
  * ```ts
@@ -154,26 +270,19 @@ export const make = <S>(policy: DispatchPolicy<S>): DispatchPolicy<S> => policy
  */
 export const RoundRobin: DispatchPolicy<number> = make({
   name: "RoundRobin",
-  initialState: -1,
-  select: ({ workers, state }) => {
-    // First worker whose id is greater than the last pick (binary search).
-    let low = 0
-    let high = workers.length
-    while (low < high) {
-      const mid = (low + high) >>> 1
-      if (workers[mid]!.id <= state) low = mid + 1
-      else high = mid
-    }
-    const index = low === workers.length ? 0 : low
-    return { index, state: workers[index]!.id }
+  initial: () => -1,
+  select: ({ view, state }) => {
+    const picked = view.next(state)!
+    return { worker: picked.id, state: picked.id }
   }
 })
 
 /**
- * Least loaded: the worker with the fewest requests in flight; ties go to the
- * lowest id. Deterministic, which makes it easy to reason about in tests; note
- * that when requests finish before the next one arrives every worker shows 0
- * in flight and worker 0 takes them all.
+ * Least loaded: the eligible worker with the fewest requests in flight; ties
+ * go to the lowest id. Deterministic, which makes it easy to reason about in
+ * tests; but when requests finish before the next one arrives every worker
+ * shows 0 in flight and the lowest id takes them all. Prefer
+ * {@link LeastLoadedRandom} in production.
  *
  * @example
  * ```ts
@@ -187,12 +296,294 @@ export const RoundRobin: DispatchPolicy<number> = make({
  */
 export const LeastLoaded: DispatchPolicy<undefined> = make({
   name: "LeastLoaded",
-  initialState: undefined,
-  select: ({ workers, state }) => {
-    let best = 0
-    for (let i = 1; i < workers.length; i++) {
-      if (workers[i]!.health.inFlight < workers[best]!.health.inFlight) best = i
-    }
-    return { index: best, state }
+  initial: () => undefined,
+  select: ({ view, state }) => ({ worker: view.leastLoaded()!.id, state })
+})
+
+/**
+ * Least loaded with a random tie-break (join the shortest queue): the
+ * eligible worker with the fewest requests in flight, drawn at random among
+ * those tied. The best choice when load information is fresh, as it is in a
+ * local pool.
+ *
+ * @example
+ * ```ts
+ * import { DispatchPolicy, WorkerPool } from "effect-worker-pool"
+ *
+ * const pool = WorkerPool.make<number, number>({ policy: DispatchPolicy.LeastLoadedRandom })
+ * ```
+ *
+ * @since 0.1.0
+ * @category policies
+ */
+export const LeastLoadedRandom: DispatchPolicy<undefined> = make({
+  name: "LeastLoadedRandom",
+  initial: () => undefined,
+  select: ({ view, state, random }) => ({ worker: view.leastLoaded(random())!.id, state })
+})
+
+/**
+ * Random: an eligible worker drawn uniformly. Needs no load information at
+ * all; queues build up on slow workers.
+ *
+ * @example
+ * ```ts
+ * import { DispatchPolicy, WorkerPool } from "effect-worker-pool"
+ *
+ * const pool = WorkerPool.make<number, number>({ policy: DispatchPolicy.Random })
+ * ```
+ *
+ * @since 0.1.0
+ * @category policies
+ */
+export const Random: DispatchPolicy<undefined> = make({
+  name: "Random",
+  initial: () => undefined,
+  select: ({ view, state, random }) => ({ worker: view.at(Math.floor(random() * view.size)).id, state })
+})
+
+/** Two distinct positions of the view, drawn uniformly. */
+const twoChoices = (view: WorkerView, random: () => number): readonly [Candidate, Candidate] => {
+  const first = Math.floor(random() * view.size)
+  let second = Math.floor(random() * (view.size - 1))
+  if (second >= first) second++
+  return [view.at(first), view.at(second)]
+}
+
+/**
+ * Power of two choices: draws two distinct eligible workers at random and
+ * takes the one with fewer requests in flight (the first drawn on a tie).
+ * Nearly as good as least loaded, O(1), and robust to stale load
+ * information.
+ *
+ * @example
+ * ```ts
+ * import { DispatchPolicy, WorkerPool } from "effect-worker-pool"
+ *
+ * const pool = WorkerPool.make<number, number>({ policy: DispatchPolicy.PowerOfTwoChoices })
+ * ```
+ *
+ * @since 0.1.0
+ * @category policies
+ */
+export const PowerOfTwoChoices: DispatchPolicy<undefined> = make({
+  name: "PowerOfTwoChoices",
+  initial: () => undefined,
+  select: ({ view, state, random }) => {
+    if (view.size === 1) return { worker: view.at(0).id, state }
+    const [a, b] = twoChoices(view, random)
+    return { worker: (b.health.inFlight < a.health.inFlight ? b : a).id, state }
   }
 })
+
+/**
+ * Work pulling: a request goes only to an idle worker (none in flight); when
+ * none is idle it waits in the pool's shared queue and the next worker to
+ * become idle takes it, as with one queue in front of n servers (M/M/n). Ties
+ * among idle workers are broken at random.
+ *
+ * @example
+ * ```ts
+ * import { DispatchPolicy, WorkerPool } from "effect-worker-pool"
+ *
+ * const pool = WorkerPool.make<number, number>({ policy: DispatchPolicy.WorkPulling })
+ * ```
+ *
+ * @since 0.1.0
+ * @category policies
+ */
+export const WorkPulling: DispatchPolicy<undefined> = make({
+  name: "WorkPulling",
+  initial: () => undefined,
+  select: ({ view, state, random }) => {
+    const idle = view.leastLoaded(random())!
+    return { worker: idle.health.inFlight === 0 ? idle.id : undefined, state }
+  }
+})
+
+/**
+ * Options of {@link PeakEwma}.
+ *
+ * - `decay`: how fast old latency is forgotten (the time constant τ).
+ *   Default `"10 seconds"`.
+ * - `defaultRtt`: the latency assumed of a worker never measured. Default
+ *   `"100 millis"`.
+ *
+ * @example
+ * ```ts
+ * import type { DispatchPolicy } from "effect-worker-pool"
+ *
+ * const options: DispatchPolicy.PeakEwmaOptions = { decay: "5 seconds", defaultRtt: "20 millis" }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PeakEwmaOptions {
+  readonly decay?: Duration.Input | undefined
+  readonly defaultRtt?: Duration.Input | undefined
+}
+
+interface Ewma {
+  cost: number
+  stamp: number
+}
+
+/**
+ * Peak EWMA (as in Finagle, tower and Linkerd): each worker's latency is
+ * estimated by a moving average that jumps to any higher sample at once (the
+ * peak) and decays smoothly otherwise, `w = exp(-Δt / τ)`. Of two workers
+ * drawn at random, the one with the lower `cost × (in flight + 1)` wins.
+ *
+ * A worker that hangs answers nothing, so its estimate would decay toward 0
+ * and attract ever more traffic. The age of its oldest request in flight is
+ * therefore a floor on its cost.
+ *
+ * @example
+ * ```ts
+ * import { DispatchPolicy, WorkerPool } from "effect-worker-pool"
+ *
+ * const pool = WorkerPool.make<number, number>({ policy: DispatchPolicy.PeakEwma({ decay: "10 seconds" }) })
+ * ```
+ *
+ * @since 0.1.0
+ * @category policies
+ */
+export const PeakEwma = (options?: PeakEwmaOptions): DispatchPolicy<Map<number, Ewma>> => {
+  const tau = Duration.toMillis(Duration.fromInputUnsafe(options?.decay ?? "10 seconds"))
+  const defaultRtt = Duration.toMillis(Duration.fromInputUnsafe(options?.defaultRtt ?? "100 millis"))
+  const cost = (state: Map<number, Ewma>, c: Candidate, now: number) => {
+    const ewma = state.get(c.id)
+    const decayed = ewma === undefined ? defaultRtt : ewma.cost * Math.exp(-Math.max(0, now - ewma.stamp) / tau)
+    const oldest = c.health.oldestInFlightSince
+    const floor = oldest === undefined ? 0 : now - oldest
+    return Math.max(decayed, floor) * (c.health.inFlight + 1)
+  }
+  return make({
+    name: "PeakEwma",
+    initial: () => new Map(),
+    select: ({ view, state, random, now }) => {
+      if (view.size === 1) return { worker: view.at(0).id, state }
+      const [a, b] = twoChoices(view, random)
+      return { worker: (cost(state, b, now) < cost(state, a, now) ? b : a).id, state }
+    },
+    onResult: (state, result) => {
+      const ewma = state.get(result.worker)
+      if (ewma === undefined) {
+        state.set(result.worker, { cost: result.millis, stamp: result.now })
+      } else if (result.millis > ewma.cost) {
+        ewma.cost = result.millis
+        ewma.stamp = result.now
+      } else {
+        const w = Math.exp(-Math.max(0, result.now - ewma.stamp) / tau)
+        ewma.cost = ewma.cost * w + result.millis * (1 - w)
+        ewma.stamp = result.now
+      }
+      return state
+    }
+  })
+}
+
+/**
+ * Options of {@link ConsistentHash}.
+ *
+ * - `key`: what makes two requests belong together (a user id, a model
+ *   name).
+ * - `replicas`: points per worker on the ring; more spreads keys more
+ *   evenly. Default `100`.
+ *
+ * @example
+ * ```ts
+ * import type { DispatchPolicy } from "effect-worker-pool"
+ *
+ * const options: DispatchPolicy.ConsistentHashOptions<{ readonly user: string }> = { key: (r) => r.user }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ConsistentHashOptions<Req> {
+  readonly key: (request: Req) => string | number
+  readonly replicas?: number | undefined
+}
+
+/** FNV-1a, 32 bits, then a final mix so that nearby inputs spread. */
+const hash32 = (input: string): number => {
+  let h = 0x811c9dc5
+  for (let i = 0; i < input.length; i++) {
+    h ^= input.charCodeAt(i)
+    h = Math.imul(h, 0x01000193)
+  }
+  h ^= h >>> 16
+  h = Math.imul(h, 0x85ebca6b)
+  h ^= h >>> 13
+  h = Math.imul(h, 0xc2b2ae35)
+  h ^= h >>> 16
+  return h >>> 0
+}
+
+interface Ring {
+  readonly version: number
+  readonly points: Uint32Array
+  readonly owners: Array<WorkerId>
+}
+
+/**
+ * Consistent hashing: requests with the same key go to the same worker, as
+ * long as the membership of the pool does not change; when a worker joins or
+ * leaves, only about 1/n of the keys move. Each worker owns `replicas` points
+ * on a hash ring; a key belongs to the first point clockwise from its hash.
+ *
+ * When the owner cannot take the request now (it is busy, crashed or
+ * ejected), the request goes to the next eligible owner clockwise (bounded
+ * load), so a key sticks to its worker while that worker has a free slot.
+ *
+ * @example
+ * ```ts
+ * import { DispatchPolicy, WorkerPool } from "effect-worker-pool"
+ *
+ * interface Query { readonly tenant: string; readonly sql: string }
+ *
+ * const pool = WorkerPool.make<Query, string>({
+ *   policy: DispatchPolicy.ConsistentHash({ key: (q: Query) => q.tenant })
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category policies
+ */
+export const ConsistentHash = <Req>(options: ConsistentHashOptions<Req>): DispatchPolicy<Ring | undefined, Req> => {
+  const replicas = options.replicas ?? 100
+  const build = (view: WorkerView): Ring => {
+    const entries: Array<readonly [number, WorkerId]> = []
+    for (const member of view.members) {
+      for (let r = 0; r < replicas; r++) entries.push([hash32(`${member.id}#${r}`), member.id])
+    }
+    entries.sort((a, b) => a[0] - b[0] || a[1] - b[1])
+    return {
+      version: view.membersVersion,
+      points: Uint32Array.from(entries, ([point]) => point),
+      owners: entries.map(([, owner]) => owner)
+    }
+  }
+  return make<Ring | undefined, Req>({
+    name: "ConsistentHash",
+    initial: () => undefined,
+    select: ({ view, state, request }) => {
+      const ring = state !== undefined && state.version === view.membersVersion ? state : build(view)
+      const point = request === undefined ? 0 : hash32(String(options.key(request)))
+      let low = 0
+      let high = ring.points.length
+      while (low < high) {
+        const mid = (low + high) >>> 1
+        if (ring.points[mid]! < point) low = mid + 1
+        else high = mid
+      }
+      for (let i = 0; i < ring.owners.length; i++) {
+        const owner = ring.owners[(low + i) % ring.owners.length]!
+        if (view.has(owner)) return { worker: owner, state: ring }
+      }
+      return { worker: undefined, state: ring }
+    }
+  })
+}

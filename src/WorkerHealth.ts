@@ -95,6 +95,9 @@ export type LastCrash = typeof LastCrash.Type
  *   ejection.
  * - `ejections`: how many times it was ejected; `ejectedUntil` (epoch
  *   milliseconds) is set while it is ejected.
+ * - `oldestInFlightSince` (epoch milliseconds): when the oldest request it is
+ *   running started; unset when it runs none. A worker that hangs shows an
+ *   ever older one.
  * - `lastCrash`: the most recent crash; `retiredBecause` says why a `Retired`
  *   worker gave up.
  *
@@ -124,6 +127,7 @@ export const WorkerHealth = Schema.Struct({
   consecutiveFailures: Schema.Number,
   ejections: Schema.Number,
   ejectedUntil: Schema.optional(Schema.Number),
+  oldestInFlightSince: Schema.optional(Schema.Number),
   lastCrash: Schema.optional(LastCrash),
   retiredBecause: Schema.optional(Schema.String)
 })

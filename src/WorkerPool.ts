@@ -235,7 +235,7 @@ export interface RetryOptions {
  * @category models
  */
 export interface Options<Req, Resp, E, WE, R> {
-  readonly policy?: DispatchPolicy | undefined
+  readonly policy?: DispatchPolicy<any, Req> | undefined
   readonly size?: number | undefined
   readonly worker?: ((id: WorkerId) => Effect.Effect<Worker<Req, Resp, E>, WE, R | Scope.Scope>) | undefined
   readonly timeout?: Duration.Input | undefined

@@ -89,19 +89,23 @@ describe("WorkerPool routing", () => {
     })
   )
 
-  it.effect("a policy that returns an index out of range is reported as a defect naming it", () =>
+  it.effect("a policy that picks a worker it was not offered is reported as a defect naming it", () =>
     Effect.gen(function* () {
       const broken = DispatchPolicy.make({
         name: "Broken",
-        initialState: undefined,
-        select: ({ workers, state }) => ({ index: workers.length, state })
+        initial: () => undefined,
+        select: ({ state }) => ({ worker: WorkerId.make(7), state })
       })
       const pool = yield* makePool(2, broken)
       const exit = yield* Effect.exit(pool.dispatch(T.ok(1)))
       assert.isTrue(Exit.hasDies(exit))
       assert.include(
         String(Exit.isFailure(exit) && exit.cause),
-        "dispatch policy Broken picked index 2 among 2 workers"
+        "dispatch policy Broken picked worker 7, which is not one it was offered"
+      )
+      assert.deepStrictEqual(
+        (yield* pool.health).map(([, h]) => h.inFlight),
+        [0, 0]
       )
     })
   )

@@ -39,7 +39,7 @@ interface Dispatched {
  * workers that are healthy with a free slot, and the pick follows the policy.
  */
 const checked = (
-  policy: DispatchPolicy.DispatchPolicy,
+  policy: DispatchPolicy.DispatchPolicy<any, T.Behaviour>,
   workers: () => ReadonlyArray<Worker.Worker<T.Behaviour, number>>
 ) => {
   let segment = ""
@@ -47,33 +47,48 @@ const checked = (
   let picks = 0
   const wrapped = DispatchPolicy.make({
     name: policy.name,
-    initialState: policy.initialState,
-    select: (input) => {
+    initial: policy.initial,
+    onResult: policy.onResult,
+    select: (input: DispatchPolicy.SelectionInput<any, T.Behaviour>) => {
       const selection = policy.select(input)
       picks++
-      // Every candidate is healthy, has a free slot, and none is missing.
+      // The view offers exactly the healthy workers with a free slot.
       const eligible = workers()
         .map((w) => [w.id, Effect.runSync(w.health), w.maxInFlight] as const)
         .filter(([, h, max]) => h.state === "Healthy" && h.inFlight < max)
         .map(([id]) => id)
+        .sort((a, b) => a - b)
+      const offered = input.view.toArray()
       assert.deepStrictEqual(
-        input.workers.map((c) => c.id),
-        eligible.filter((id) => input.workers.some((c) => c.id === id)),
-        "the candidates are the eligible workers, sorted by id"
+        offered.map((c) => c.id),
+        eligible,
+        "the view offers exactly the healthy workers with a free slot"
       )
-      for (const candidate of input.workers) assert.include(eligible, candidate.id, "a candidate was not eligible")
-      const picked = input.workers[selection.index]!
-      if (policy === DispatchPolicy.LeastLoaded) {
-        for (const c of input.workers) {
+      assert.strictEqual(input.view.size, eligible.length)
+      const inOrder = Array.from({ length: input.view.size }, (_, i) => input.view.at(i).id).sort((a, b) => a - b)
+      assert.deepStrictEqual(inOrder, eligible)
+      if (selection.worker === undefined) {
+        assert.strictEqual(policy.name, "WorkPulling", "only work pulling lets a request wait while a worker is free")
+        return selection
+      }
+      const picked = offered.find((c) => c.id === selection.worker)!
+      assert.isDefined(picked, "the pick was not offered")
+      if (policy === DispatchPolicy.LeastLoaded || policy === DispatchPolicy.LeastLoadedRandom) {
+        for (const c of offered) {
           assert.isAtMost(picked.health.inFlight, c.health.inFlight, `least loaded picked ${picked.id} over ${c.id}`)
         }
+        if (policy === DispatchPolicy.LeastLoaded) {
+          const lowest = offered.find((c) => c.health.inFlight === picked.health.inFlight)!
+          assert.strictEqual(picked.id, lowest.id, "least loaded breaks ties by lowest id")
+        }
       }
+      if (policy.name === "WorkPulling") assert.strictEqual(picked.health.inFlight, 0)
       if (policy === DispatchPolicy.RoundRobin) {
         // Between changes of the candidate set, round robin counts differ by at most one.
-        const key = input.workers.map((c) => c.id).join(",")
+        const key = offered.map((c) => c.id).join(",")
         if (key !== segment) {
           segment = key
-          counts = new Map(input.workers.map((c) => [c.id, 0]))
+          counts = new Map(offered.map((c) => [c.id, 0]))
         }
         counts.set(picked.id, counts.get(picked.id)! + 1)
         const values = [...counts.values()]
@@ -89,7 +104,7 @@ const checked = (
   return { policy: wrapped, picks: () => picks }
 }
 
-const runCommands = (policy: DispatchPolicy.DispatchPolicy, commands: ReadonlyArray<Command>) =>
+const runCommands = (policy: DispatchPolicy.DispatchPolicy<any, T.Behaviour>, commands: ReadonlyArray<Command>) =>
   Effect.gen(function* () {
     const scope = yield* Scope.make()
     const everyWorker: Array<Worker.Worker<T.Behaviour, number>> = []
@@ -230,7 +245,16 @@ const runCommands = (policy: DispatchPolicy.DispatchPolicy, commands: ReadonlyAr
   })
 
 describe("dispatch and health properties", () => {
-  for (const policy of [DispatchPolicy.RoundRobin, DispatchPolicy.LeastLoaded]) {
+  for (const policy of [
+    DispatchPolicy.RoundRobin,
+    DispatchPolicy.LeastLoaded,
+    DispatchPolicy.LeastLoadedRandom,
+    DispatchPolicy.Random,
+    DispatchPolicy.PowerOfTwoChoices,
+    DispatchPolicy.PeakEwma(),
+    DispatchPolicy.WorkPulling,
+    DispatchPolicy.ConsistentHash({ key: (request: T.Behaviour) => request._tag })
+  ] as ReadonlyArray<DispatchPolicy.DispatchPolicy<any, T.Behaviour>>) {
     it.effect.prop(
       `${policy.name}: only healthy workers are picked, picks follow the policy, every request has one outcome, counters add up`,
       [Commands],

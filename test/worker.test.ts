@@ -50,6 +50,7 @@ describe("Worker counters", () => {
           attempt: 3,
           consecutiveFailures: 3,
           ejections: 0,
+          oldestInFlightSince: undefined,
           lastCrash: undefined
         }
       )

@@ -10,7 +10,7 @@
  */
 import type { Clock, Random } from "effect"
 import { Deferred, Duration, Effect, Exit, FiberSet, Option, PubSub, Scope, Stream } from "effect"
-import type { Candidate, DispatchPolicy } from "../DispatchPolicy.ts"
+import type { DispatchPolicy } from "../DispatchPolicy.ts"
 import type { Worker } from "../Worker.ts"
 import {
   DuplicateWorkerId,
@@ -26,11 +26,12 @@ import type { DispatchError, DispatchOptions, QueueStrategy, WorkerPool } from "
 import { type EjectionRules, inPanic, penaltyMillis, shouldEject } from "./ejection.ts"
 import { Fifo, type FifoNode } from "./fifo.ts"
 import { makeRetryBudget } from "./retryBudget.ts"
+import { Roster } from "./roster.ts"
 import { internals, NotStarted, type Ticket, type WorkerInternals } from "./worker.ts"
 
 /** The pool's settings, validated, with defaults applied. */
 export interface PoolConfig {
-  readonly policy: DispatchPolicy
+  readonly policy: DispatchPolicy<any, any>
   readonly timeout: Duration.Duration | undefined
   readonly queueCapacity: number
   readonly queueStrategy: QueueStrategy
@@ -52,6 +53,8 @@ interface Member<Req, Resp, E> {
   readmittedAt: number | undefined
   /** A probe request is on its way to this ejected worker. */
   probing: boolean
+  /** Its position in id order among the members, -1 once removed. */
+  rank: number
 }
 
 interface Assignment<Req, Resp, E> {
@@ -60,6 +63,7 @@ interface Assignment<Req, Resp, E> {
 }
 
 interface Waiter<Req, Resp, E> {
+  readonly request: Req
   readonly deferred: Deferred.Deferred<Assignment<Req, Resp, E>, WorkerCrash | PoolBusy | PoolShutdown>
   node: FifoNode<Waiter<Req, Resp, E>> | undefined
   inOverflow: boolean
@@ -87,77 +91,138 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
   const drained = Deferred.makeUnsafe<void>()
 
   let members: ReadonlyArray<M> = []
-  let policyState: unknown = policy.initialState
+  let policyState: unknown = policy.initial()
   let closing = false
   let pumping = false
+  let picking = false
   /** Requests admitted and not yet settled, queued or running. */
   let active = 0
+  /** Members that can take requests (`Healthy` or `Ejected`), and those of them `Healthy`. */
+  let live = 0
+  let healthy = 0
+  let panic = false
+  /** Members under an ejection (live or not), for their probes. */
+  const ejected = new Set<M>()
+  const roster = new Roster()
 
   const health = (member: M) => member.inner.healthRef.ref.current
+  const isLive = (h: WorkerHealth) => h.state === "Healthy" || h.state === "Ejected"
+
+  // --- the roster of eligible workers ----------------------------------------
+
+  /** A policy may pick a live worker with a free slot, and an ejected one only in panic. */
+  const isEligible = (member: M, h: WorkerHealth) =>
+    isLive(h) && h.inFlight < member.inner.maxInFlight && (h.ejectedUntil === undefined || panic)
+
+  const updateRoster = (member: M) => {
+    const h = health(member)
+    roster.update(member.rank, isEligible(member, h), h.inFlight)
+  }
+
+  const updatePanic = () => {
+    const next = rules !== undefined && inPanic(rules, healthy, members.length)
+    if (next === panic) return
+    panic = next
+    for (const member of ejected) updateRoster(member)
+  }
+
+  /** Rebuilds the roster after a change of membership. */
+  const rebuild = () => {
+    roster.reset(
+      members.map((member) => ({
+        id: member.worker.id,
+        maxInFlight: member.inner.maxInFlight,
+        get health() {
+          return health(member)
+        }
+      }))
+    )
+    members.forEach((member, rank) => {
+      member.rank = rank
+    })
+    live = members.filter((member) => isLive(health(member))).length
+    healthy = members.filter((member) => health(member).state === "Healthy").length
+    panic = rules !== undefined && inPanic(rules, healthy, members.length)
+    for (const member of members) updateRoster(member)
+  }
+
+  /** Follows every change of a member's health: roster, counts, the stream, the queue. */
+  const onChange = (member: M, h: WorkerHealth, previous: WorkerHealth) => {
+    if (member.rank === -1) return
+    live += Number(isLive(h)) - Number(isLive(previous))
+    healthy += Number(h.state === "Healthy") - Number(previous.state === "Healthy")
+    if (h.ejectedUntil === undefined) ejected.delete(member)
+    else ejected.add(member)
+    updatePanic()
+    updateRoster(member)
+    const changed =
+      h.state !== previous.state || h.attempt !== previous.attempt || h.ejectedUntil !== previous.ejectedUntil
+    if (changed) PubSub.publishUnsafe(changes, [member.worker.id, h] as const)
+    if (!picking && (changed || h.inFlight < previous.inFlight)) pump()
+  }
 
   // --- selection -----------------------------------------------------------
 
   /**
    * The worker a request would go to now: a due probe of an ejected worker
-   * first, else the policy's pick among the healthy workers with a free slot
-   * (and the ejected ones too, in panic). With `reserve`, takes the slot.
+   * first, else the policy's pick among the eligible workers. With
+   * `reserve`, takes the slot.
    */
-  const pick = (reserve: boolean, exclude?: WorkerId): { member: M; ticket: Ticket | undefined } | undefined => {
+  const pick = (
+    reserve: boolean,
+    request: Req | undefined,
+    exclude?: M
+  ): { member: M; ticket: Ticket | undefined } | undefined => {
     const t = now()
-    const candidates: Array<Candidate> = []
-    const picks: Array<M> = []
-    const ejectedCandidates: Array<readonly [Candidate, M]> = []
-    let healthy = 0
-    for (const member of members) {
-      if (!member.inner.isLive()) continue
+    for (const member of ejected) {
       const h = health(member)
-      const free = h.inFlight < member.inner.maxInFlight
-      if (h.ejectedUntil === undefined) {
-        healthy++
-        if (free && member.worker.id !== exclude) {
-          candidates.push({ id: member.worker.id, health: h })
-          picks.push(member)
-        }
-        continue
-      }
-      if (member.worker.id === exclude) continue
-      if (h.ejectedUntil <= t && h.inFlight === 0 && !member.probing) {
+      if (member !== exclude && isLive(h) && h.ejectedUntil! <= t && h.inFlight === 0 && !member.probing) {
         // Half-open: exactly one probe decides the worker's fate.
-        if (reserve) member.probing = true
-        return { member, ticket: reserve ? member.inner.reserve() : undefined }
-      }
-      if (free) ejectedCandidates.push([{ id: member.worker.id, health: h }, member])
-    }
-    if (rules !== undefined && ejectedCandidates.length > 0 && inPanic(rules, healthy, members.length)) {
-      for (const [candidate, member] of ejectedCandidates) {
-        const at = candidates.findIndex((c) => c.id > candidate.id)
-        const index = at === -1 ? candidates.length : at
-        candidates.splice(index, 0, candidate)
-        picks.splice(index, 0, member)
+        if (!reserve) return { member, ticket: undefined }
+        member.probing = true
+        picking = true
+        try {
+          return { member, ticket: member.inner.reserve() }
+        } finally {
+          picking = false
+        }
       }
     }
-    if (candidates.length === 0) return undefined
-    const selection = policy.select({
-      workers: candidates,
-      state: policyState,
-      random: () => random.nextDoubleUnsafe(),
-      now: t
-    })
-    const index = selection.index
-    if (!Number.isInteger(index) || index < 0 || index >= candidates.length) {
-      throw new RangeError(`dispatch policy ${policy.name} picked index ${index} among ${candidates.length} workers`)
+    picking = true
+    if (exclude !== undefined) roster.update(exclude.rank, false, 0)
+    try {
+      if (roster.size === 0) return undefined
+      const selection = policy.select({
+        view: roster,
+        state: policyState,
+        random: () => random.nextDoubleUnsafe(),
+        now: t,
+        request
+      })
+      policyState = selection.state
+      if (selection.worker === undefined) return undefined
+      const rank = roster.rankOf(selection.worker)
+      if (rank === undefined || !roster.has(selection.worker)) {
+        throw new RangeError(
+          `dispatch policy ${policy.name} picked worker ${selection.worker}, which is not one it was offered`
+        )
+      }
+      const member = members[rank]!
+      return { member, ticket: reserve ? member.inner.reserve() : undefined }
+    } finally {
+      if (exclude !== undefined && exclude.rank !== -1) updateRoster(exclude)
+      picking = false
     }
-    policyState = selection.state
-    const member = picks[index]!
-    return { member, ticket: reserve ? member.inner.reserve() : undefined }
   }
 
-  const reservePick = (exclude?: WorkerId): Assignment<Req, Resp, E> | undefined => {
-    const picked = pick(true, exclude)
-    return picked === undefined ? undefined : { member: picked.member, ticket: picked.ticket! }
+  const reservePick = (request: Req | undefined, exclude?: M): Assignment<Req, Resp, E> | undefined => {
+    const picked = pick(true, request, exclude)
+    return picked === undefined || picked.ticket === undefined
+      ? undefined
+      : { member: picked.member, ticket: picked.ticket }
   }
 
-  const hasLiveWorker = () => members.some((member) => member.inner.isLive())
+  const hasLiveWorker = () => live > 0
 
   const noWorkerReason = (): string => {
     if (members.length === 0) return "no worker available: the pool is empty"
@@ -200,7 +265,7 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
           failWaiting(new WorkerCrash({ reason: noWorkerReason() }))
           return
         }
-        const assignment = reservePick()
+        const assignment = reservePick(queue.peek()!.request)
         if (assignment === undefined) return
         const waiter = queue.shift()!
         waiter.node = undefined
@@ -221,13 +286,14 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
     }
   }
 
-  /** A waiting caller gave up: it leaves the queue, or gives back its slot. */
+  /** A waiting caller gave up: it leaves the queue, or gives back the slot it was handed. */
   const leave = (waiter: Waiter<Req, Resp, E>) => {
     if (waiter.node !== undefined) {
       ;(waiter.inOverflow ? overflow : queue).remove(waiter.node)
       waiter.node = undefined
       refill()
     }
+    if (waiter.assignment !== undefined) release(waiter.assignment)
   }
 
   // --- ejection --------------------------------------------------------------
@@ -254,16 +320,20 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
       return Effect.logInfo("worker readmitted").pipe(Effect.annotateLogs({ workerId: member.worker.id }))
     })
 
-  const ejectedCount = () => members.filter((member) => health(member).ejectedUntil !== undefined).length
-
   /** What a settled request says about its worker: ejection, readmission. */
-  const afterOutcome = (member: M, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> =>
+  const afterOutcome = (member: M, exit: Exit.Exit<unknown, unknown>, startedAt: number): Effect.Effect<void> =>
     Effect.suspend(() => {
       const error = Exit.isFailure(exit) ? Option.getOrUndefined(Exit.findErrorOption(exit)) : undefined
+      if (error instanceof NotStarted) return Effect.sync(pump)
       const failed = error instanceof WorkerCrash || error instanceof RequestTimeout
+      // A domain error is a success of the worker: it judged the request.
       const succeeded = Exit.isSuccess(exit) || (error !== undefined && !failed && !(error instanceof PoolShutdown))
+      if (policy.onResult !== undefined && (succeeded || failed) && member.rank !== -1) {
+        const t = now()
+        policyState = policy.onResult(policyState, { worker: member.worker.id, millis: t - startedAt, failed, now: t })
+      }
       let effect: Effect.Effect<void> = Effect.void
-      if (rules !== undefined && members.includes(member)) {
+      if (rules !== undefined && member.rank !== -1) {
         if (member.probing) {
           member.probing = false
           if (succeeded) effect = readmit(member)
@@ -272,7 +342,7 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
               Effect.sync(() => member.inner.setEjection(undefined)),
               eject(member)
             )
-        } else if (failed && shouldEject(rules, health(member), ejectedCount(), members.length)) {
+        } else if (failed && shouldEject(rules, health(member), ejected.size, members.length)) {
           effect = eject(member)
         }
       }
@@ -281,29 +351,44 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
 
   // --- running a request -----------------------------------------------------
 
+  type Restore = <A, E2, R2>(effect: Effect.Effect<A, E2, R2>) => Effect.Effect<A, E2, R2>
+
+  /**
+   * Runs `request` in the slot of `assignment`. Called in an uninterruptible
+   * region (`restore` makes the work interruptible again), so the slot is
+   * given back whatever happens before the request starts on it.
+   */
   const run = (
     assignment: Assignment<Req, Resp, E>,
     request: Req,
     timeout: Duration.Duration | undefined,
     retryable: boolean,
-    retries: number
+    retries: number,
+    restore: Restore
   ): Effect.Effect<Resp, DispatchError<E>> =>
-    assignment.member.inner.start(assignment.ticket, request, timeout).pipe(
+    restore(
+      Effect.suspend(() => {
+        const startedAt = now()
+        return assignment.member.inner
+          .start(assignment.ticket, request, timeout)
+          .pipe(Effect.onExit((exit) => afterOutcome(assignment.member, exit, startedAt)))
+      })
+    ).pipe(
       Effect.ensuring(Effect.sync(() => release(assignment))),
-      Effect.onExit((exit) => afterOutcome(assignment.member, exit)),
-      Effect.catchIf(isNotStarted, () => attempt(request, timeout, retryable, retries)),
+      // The incarnation that gave the slot died before the request started.
+      Effect.catchIf(isNotStarted, () => restore(attempt(request, timeout, retryable, retries))),
       Effect.catchIf(
         (error): error is WorkerCrash => retryable && error instanceof WorkerCrash && retries < config.retry.maxRetries,
         (crash) => {
           // An idempotent request is tried again on another worker, if one is
           // free now and the retry budget allows it.
-          const other = reservePick(assignment.member.worker.id)
+          const other = reservePick(request, assignment.member)
           if (other === undefined) return Effect.fail(crash)
           if (!budget.tryRetry(now())) {
             release(other)
             return Effect.fail(crash)
           }
-          return run(other, request, timeout, retryable, retries + 1)
+          return run(other, request, timeout, retryable, retries + 1, restore)
         }
       )
     )
@@ -312,38 +397,37 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
     request: Req,
     timeout: Duration.Duration | undefined,
     retryable: boolean,
-    retries: number
-  ): Effect.Effect<Resp, DispatchError<E>> =>
-    Effect.suspend(() => {
-      const waiter: Waiter<Req, Resp, E> = {
-        deferred: Deferred.makeUnsafe(),
-        node: undefined,
-        inOverflow: false,
-        assignment: undefined
-      }
-      if (queue.length < config.queueCapacity) {
-        waiter.node = queue.push(waiter)
-      } else if (config.queueStrategy === "suspend") {
-        waiter.node = overflow.push(waiter)
-        waiter.inOverflow = true
-      } else if (config.queueStrategy === "dropOldest" && queue.length > 0) {
-        const oldest = queue.shift()!
-        oldest.node = undefined
-        Deferred.doneUnsafe(
-          oldest.deferred,
-          Exit.fail(new PoolBusy({ reason: "dropped: the admission queue was full and a newer request arrived" }))
-        )
-        waiter.node = queue.push(waiter)
-      } else {
-        return Effect.fail(new PoolBusy({ reason: `the admission queue is full (${config.queueCapacity} waiting)` }))
-      }
-      return Deferred.await(waiter.deferred).pipe(
-        Effect.onInterrupt(() => Effect.sync(() => leave(waiter))),
-        Effect.flatMap((assignment) => run(assignment, request, timeout, retryable, retries)),
-        // Interrupted between being handed a slot and starting on it.
-        Effect.ensuring(Effect.sync(() => waiter.assignment !== undefined && release(waiter.assignment)))
+    retries: number,
+    restore: Restore
+  ): Effect.Effect<Resp, DispatchError<E>> => {
+    const waiter: Waiter<Req, Resp, E> = {
+      request,
+      deferred: Deferred.makeUnsafe(),
+      node: undefined,
+      inOverflow: false,
+      assignment: undefined
+    }
+    if (queue.length < config.queueCapacity) {
+      waiter.node = queue.push(waiter)
+    } else if (config.queueStrategy === "suspend") {
+      waiter.node = overflow.push(waiter)
+      waiter.inOverflow = true
+    } else if (config.queueStrategy === "dropOldest" && queue.length > 0) {
+      const oldest = queue.shift()!
+      oldest.node = undefined
+      Deferred.doneUnsafe(
+        oldest.deferred,
+        Exit.fail(new PoolBusy({ reason: "dropped: the admission queue was full and a newer request arrived" }))
       )
-    })
+      waiter.node = queue.push(waiter)
+    } else {
+      return Effect.fail(new PoolBusy({ reason: `the admission queue is full (${config.queueCapacity} waiting)` }))
+    }
+    return restore(Deferred.await(waiter.deferred)).pipe(
+      Effect.onInterrupt(() => Effect.sync(() => leave(waiter))),
+      Effect.flatMap((assignment) => run(assignment, request, timeout, retryable, retries, restore))
+    )
+  }
 
   const attempt = (
     request: Req,
@@ -351,14 +435,16 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
     retryable: boolean,
     retries: number
   ): Effect.Effect<Resp, DispatchError<E>> =>
-    Effect.suspend(() => {
-      if (queue.length === 0 && overflow.length === 0) {
-        const assignment = reservePick()
-        if (assignment !== undefined) return run(assignment, request, timeout, retryable, retries)
-      }
-      if (!hasLiveWorker()) return Effect.fail(new WorkerCrash({ reason: noWorkerReason() }))
-      return enqueue(request, timeout, retryable, retries)
-    })
+    Effect.uninterruptibleMask((restore) =>
+      Effect.suspend(() => {
+        if (queue.length === 0 && overflow.length === 0) {
+          const assignment = reservePick(request)
+          if (assignment !== undefined) return run(assignment, request, timeout, retryable, retries, restore)
+        }
+        if (!hasLiveWorker()) return Effect.fail(new WorkerCrash({ reason: noWorkerReason() }))
+        return enqueue(request, timeout, retryable, retries, restore)
+      })
+    )
 
   const settled = Effect.sync(() => {
     active--
@@ -385,13 +471,13 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
       }
       const inner = internals(worker)
       if (closing) return inner.stop("it was added to a pool that had shut down")
-      const member: M = { worker, inner, streak: 0, readmittedAt: undefined, probing: false }
+      const member: M = { worker, inner, streak: 0, readmittedAt: undefined, probing: false, rank: 0 }
       members = [...members, member].sort((a, b) => a.worker.id - b.worker.id)
-      inner.onStateChange((h) => {
-        PubSub.publishUnsafe(changes, [worker.id, h] as const)
-        pump()
-      })
-      PubSub.publishUnsafe(changes, [worker.id, health(member)] as const)
+      const h = health(member)
+      if (h.ejectedUntil !== undefined) ejected.add(member)
+      rebuild()
+      inner.onChange((h, previous) => onChange(member, h, previous))
+      PubSub.publishUnsafe(changes, [worker.id, h] as const)
       pump()
       return Effect.void
     })
@@ -401,6 +487,9 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
       const member = members.find((m) => m.worker.id === id)
       if (member === undefined) return Effect.fail(new UnknownWorkerId({ workerId: id }))
       members = members.filter((m) => m !== member)
+      member.rank = -1
+      ejected.delete(member)
+      rebuild()
       return member.inner.stop("it was removed from the pool")
     })
 
@@ -434,7 +523,7 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
     size: Effect.sync(() => members.length),
     isEmpty: Effect.sync(() => members.length === 0),
     queued: Effect.sync(() => queue.length),
-    select: Effect.sync(() => Option.map(Option.fromNullishOr(pick(false)), ({ member }) => member.worker)),
+    select: Effect.sync(() => Option.map(Option.fromNullishOr(pick(false, undefined)), ({ member }) => member.worker)),
     dispatch,
     health: Effect.sync(() => members.map((member) => [member.worker.id, health(member)] as const)),
     changes: Stream.fromPubSub(changes)

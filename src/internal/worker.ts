@@ -8,7 +8,20 @@
  * starts over, within its restart budget. Requests run on fibers that belong
  * to the incarnation, so its death reaches every request it holds.
  */
-import { Cause, Context, Deferred, Duration, Effect, Exit, Fiber, FiberSet, MutableRef, Ref, Scope } from "effect"
+import {
+  Cause,
+  Clock,
+  Context,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  FiberSet,
+  MutableRef,
+  Ref,
+  Scope
+} from "effect"
 import type { Worker } from "../Worker.ts"
 import { RequestTimeout, WorkerCrash } from "../WorkerError.ts"
 import type { WorkerHealth, WorkerState } from "../WorkerHealth.ts"
@@ -64,8 +77,8 @@ export interface WorkerInternals<Req, Resp, E> {
   readonly stop: (reason: string, cut?: () => unknown) => Effect.Effect<void>
   /** Marks the worker ejected until `until` (epoch millis), or readmits it. */
   readonly setEjection: (until: number | undefined) => void
-  /** Calls `listener` after every change of state. */
-  readonly onStateChange: (listener: (health: WorkerHealth) => void) => void
+  /** Calls `listener` after every change of its health, with the health before. */
+  readonly onChange: (listener: (health: WorkerHealth, previous: WorkerHealth) => void) => void
 }
 
 /** The internals of a worker made by this module. */
@@ -96,10 +109,17 @@ const initialHealth: WorkerHealth = {
   ejections: 0
 }
 
-type Outcome = "succeeded" | "domainError" | "crashed" | "timedOut" | "interrupted"
+/**
+ * How a request that reached the worker ended. `torn`: its incarnation was
+ * torn down under it (another request crashed it, or the worker stopped); an
+ * error, but not one of this request's making, so it does not count toward
+ * ejection.
+ */
+type Outcome = "succeeded" | "domainError" | "crashed" | "timedOut" | "torn" | "interrupted"
 
-const settledHealth = (h: WorkerHealth, outcome: Outcome): WorkerHealth => {
+const settledHealth = (h: WorkerHealth, outcome: Outcome, oldestInFlightSince: number | undefined): WorkerHealth => {
   const failed = outcome === "crashed" || outcome === "timedOut"
+  const kept = outcome === "interrupted" || outcome === "torn"
   return {
     ...h,
     inFlight: h.inFlight - 1,
@@ -107,7 +127,8 @@ const settledHealth = (h: WorkerHealth, outcome: Outcome): WorkerHealth => {
     errored: outcome === "interrupted" || outcome === "succeeded" ? h.errored : h.errored + 1,
     timeouts: outcome === "timedOut" ? h.timeouts + 1 : h.timeouts,
     interrupted: outcome === "interrupted" ? h.interrupted + 1 : h.interrupted,
-    consecutiveFailures: failed ? h.consecutiveFailures + 1 : outcome === "interrupted" ? h.consecutiveFailures : 0
+    consecutiveFailures: failed ? h.consecutiveFailures + 1 : kept ? h.consecutiveFailures : 0,
+    oldestInFlightSince
   }
 }
 
@@ -140,36 +161,44 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
   const firstStart = yield* Deferred.make<void>()
   const restarts = yield* restartTracker(options.restart)
   const annotate = Effect.annotateLogs({ workerId: id, workerKind: kind.name })
-  const listeners: Array<(health: WorkerHealth) => void> = []
+  const listeners: Array<(health: WorkerHealth, previous: WorkerHealth) => void> = []
+  const clock = yield* Clock.Clock
 
   let live: Live<Req, Resp, E> | undefined
   let stopReason: string | undefined
   let cut: (() => unknown) | undefined
 
-  const modify = (f: (h: WorkerHealth) => WorkerHealth) => MutableRef.update(healthRef.ref, f)
+  /** Updates the health, then tells the listeners (the pool) of the new one. */
+  const modify = (f: (h: WorkerHealth) => WorkerHealth) => {
+    const before = healthRef.ref.current
+    const after = MutableRef.update(healthRef.ref, f).current
+    for (const listener of listeners) listener(after, before)
+  }
 
   /** The state a live worker shows: `Ejected` while an ejection is on. */
   const liveState = (h: WorkerHealth): WorkerState => (h.ejectedUntil === undefined ? "Healthy" : "Ejected")
 
-  /** Updates the health; listeners hear of changes of state, attempt or ejection. */
-  const transition = (f: (h: WorkerHealth) => WorkerHealth) => {
-    const before = Ref.getUnsafe(healthRef)
-    modify(f)
-    const after = Ref.getUnsafe(healthRef)
-    if (
-      before.state === after.state &&
-      before.attempt === after.attempt &&
-      before.ejectedUntil === after.ejectedUntil
-    ) {
-      return
-    }
-    for (const listener of listeners) listener(after)
+  /**
+   * Makes `next` the live incarnation (or none), in the same step as the
+   * state: a worker is live exactly when its state is `Healthy` or `Ejected`.
+   */
+  const setLive = (
+    next: Live<Req, Resp, E> | undefined,
+    update: (h: WorkerHealth) => WorkerHealth,
+    state: WorkerState | "Live"
+  ) => {
+    live = next
+    modify((h) => {
+      const updated = update(h)
+      return { ...updated, state: state === "Live" ? liveState(updated) : state }
+    })
   }
 
-  /** Makes `next` the live incarnation (or none); selection follows at once. */
-  const setLive = (next: Live<Req, Resp, E> | undefined, state: WorkerState | "Live") => {
-    live = next
-    transition((h) => ({ ...h, state: state === "Live" ? liveState(h) : state }))
+  /** Requests started and not settled, with their start times, oldest first. */
+  const started = new Map<object, number>()
+  const oldestStart = (): number | undefined => {
+    for (const at of started.values()) return at
+    return undefined
   }
 
   const unavailable = () =>
@@ -180,21 +209,25 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
     Effect.suspend(() => {
       if (current.endReason !== undefined) return Effect.void
       current.endReason = reason
-      if (live === current) live = undefined
-      return recordCrash(reason).pipe(Effect.andThen(Deferred.succeed(current.ended, reason)))
+      return recordCrash(reason, current).pipe(Effect.andThen(Deferred.succeed(current.ended, reason)))
     })
 
-  const recordCrash = (reason: string) =>
-    Effect.clockWith((clock) => {
-      const at = clock.currentTimeMillisUnsafe()
-      transition((h) => ({ ...h, state: "Restarting", crashes: h.crashes + 1, lastCrash: { reason, at } }))
-      return Effect.logWarning("worker crashed").pipe(Effect.annotateLogs({ reason }), annotate)
+  /** Counts a crash; the crashed incarnation (if it was live) leaves selection in the same step. */
+  const recordCrash = (reason: string, current?: Live<Req, Resp, E>) => {
+    const counted = (h: WorkerHealth): WorkerHealth => ({
+      ...h,
+      crashes: h.crashes + 1,
+      lastCrash: { reason, at: clock.currentTimeMillisUnsafe() }
     })
+    if (current !== undefined && live === current) setLive(undefined, counted, "Restarting")
+    else modify((h) => ({ ...counted(h), state: "Restarting" }))
+    return Effect.logWarning("worker crashed").pipe(Effect.annotateLogs({ reason }), annotate)
+  }
 
   /** Runs one incarnation from spawn to death; returns why it died. */
   const incarnate = (closed: Deferred.Deferred<void>): Effect.Effect<string> =>
     Effect.gen(function* () {
-      transition((h) => ({ ...h, state: "Starting" }))
+      modify((h) => ({ ...h, state: "Starting" }))
       // The kind's requirements come from where the worker was made; its
       // Scope is this incarnation's, so what it acquires dies with it.
       const incarnationScope = yield* Scope.Scope
@@ -217,7 +250,7 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
       }
       yield* Effect.forkScoped(Effect.flatMap(current.incarnation.exited, (exit) => crash(current, exit.reason)))
       yield* restarts.started
-      setLive(current, "Live")
+      setLive(current, (h) => h, "Live")
       yield* Deferred.succeed(firstStart, undefined)
       return yield* Deferred.await(current.ended)
     }).pipe(Effect.scoped, Effect.ensuring(Deferred.succeed(closed, undefined)))
@@ -228,21 +261,31 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
       yield* Deferred.succeed(firstStart, undefined)
       const decision = yield* restarts.next(new WorkerCrash({ reason, workerId: id }))
       if (decision._tag === "Retire") {
-        transition((h) => ({ ...h, state: "Retired", retiredBecause: decision.because }))
+        modify((h) => ({ ...h, state: "Retired", retiredBecause: decision.because }))
         yield* Effect.logError("worker retired").pipe(
           Effect.annotateLogs({ reason, because: decision.because }),
           annotate
         )
         return
       }
-      transition((h) => ({ ...h, attempt: decision.attempt }))
+      modify((h) => ({ ...h, attempt: decision.attempt }))
       yield* Effect.sleep(decision.delay)
       modify((h) => ({ ...h, restarts: h.restarts + 1 }))
       yield* Effect.logInfo("worker restarting").pipe(Effect.annotateLogs({ attempt: decision.attempt }), annotate)
     }
   })
 
-  const settle = (outcome: Outcome) => Effect.sync(() => modify((h) => settledHealth(h, outcome)))
+  const begin = (token: object) => {
+    const first = started.size === 0
+    started.set(token, clock.currentTimeMillisUnsafe())
+    if (first) modify((h) => ({ ...h, oldestInFlightSince: oldestStart() }))
+  }
+
+  const settleWith = (token: object) => (outcome: Outcome) =>
+    Effect.sync(() => {
+      started.delete(token)
+      modify((h) => settledHealth(h, outcome, oldestStart()))
+    })
 
   /** Runs `request` on `current`, keeping the counters exact whatever happens. */
   const runOn = (
@@ -252,6 +295,9 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
     restore: <A, E2, R2>(effect: Effect.Effect<A, E2, R2>) => Effect.Effect<A, E2, R2>
   ): Effect.Effect<Resp, E | WorkerCrash | RequestTimeout> =>
     Effect.gen(function* () {
+      const token = {}
+      const settle = settleWith(token)
+      begin(token)
       const fiber = yield* FiberSet.run(current.fibers, restore(current.incarnation.run(request)))
       const awaited = restore(
         timeout === undefined ? Effect.asSome(Fiber.await(fiber)) : Effect.timeoutOption(Fiber.await(fiber), timeout)
@@ -263,11 +309,12 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
           // A kind that cannot stop a wedged request is replaced: closing
           // the incarnation interrupts the request and kills what runs it.
           yield* crash(current, `a request ran past its ${timeoutMillis} ms timeout: the worker is wedged`)
+          yield* settle("timedOut")
           yield* restore(Deferred.await(current.closed))
         } else {
           yield* Fiber.interrupt(fiber)
+          yield* settle("timedOut")
         }
-        yield* settle("timedOut")
         return yield* Effect.fail(new RequestTimeout({ workerId: id, timeoutMillis }))
       }
       const exit = result.value
@@ -280,11 +327,14 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
         yield* settle("domainError")
         return yield* Effect.fail(failure.error)
       }
-      yield* settle("crashed")
       // Interrupted, and not by the caller: the incarnation was torn down
       // under the request (its reason is set), or the handler interrupted itself.
+      const torn = failure._tag === "Interrupted" && current.endReason !== undefined
       const reason = failure._tag === "Crash" ? failure.reason : (current.endReason ?? "the handler was interrupted")
+      // The worker leaves selection before the slot is freed, so that no
+      // waiting request is handed to the dying incarnation.
       yield* crash(current, reason)
+      yield* settle(torn ? "torn" : "crashed")
       // The crash is reported once the incarnation is gone: its other
       // requests stopped, its resources released.
       yield* restore(Deferred.await(current.closed))
@@ -345,7 +395,7 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
     })
 
   const setEjection = (until: number | undefined) =>
-    transition((h) => {
+    modify((h) => {
       const ejected =
         until === undefined
           ? { ...h, ejectedUntil: undefined }
@@ -358,7 +408,7 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
   // supervisor (closing the incarnation), after which the state is final.
   yield* Scope.addFinalizer(
     scope,
-    Effect.sync(() => setLive(undefined, "Stopped"))
+    Effect.sync(() => setLive(undefined, (h) => h, "Stopped"))
   )
   yield* Effect.forkIn(supervise, scope)
   yield* Scope.addFinalizer(
@@ -366,7 +416,7 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
     Effect.sync(() => {
       const reason = `worker ${id} stopped: ${stopReason ?? "its scope was closed"}`
       if (live !== undefined) live.endReason ??= reason
-      setLive(undefined, "Stopped")
+      setLive(undefined, (h) => h, "Stopped")
     })
   )
   yield* Deferred.await(firstStart)
@@ -380,7 +430,7 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
     start,
     stop,
     setEjection,
-    onStateChange: (listener) => {
+    onChange: (listener) => {
       listeners.push(listener)
     }
   }

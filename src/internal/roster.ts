@@ -1,0 +1,194 @@
+/**
+ * The roster: which workers a policy may pick, kept up to date one change at
+ * a time so that a pick costs the same among 4 workers as among 1,024.
+ *
+ * Workers are numbered by rank (their position in id order). The roster
+ * keeps:
+ * - the eligible workers in an array with O(1) random access and removal
+ *   (swap-remove), for random and power-of-two-choices picks;
+ * - a bitset of eligible ranks, for the next worker in id order (round robin);
+ * - per load (requests in flight), the eligible workers at that load, as a
+ *   bitset (lowest id first) and an array (random tie-break), and the lowest
+ *   load with a worker, for least-loaded picks.
+ */
+import type { Candidate, WorkerView } from "../DispatchPolicy.ts"
+import type { WorkerId } from "../WorkerId.ts"
+
+/** A set of small integers. */
+class Bitset {
+  private words: Uint32Array
+
+  constructor(size: number) {
+    this.words = new Uint32Array(Math.max(1, Math.ceil(size / 32)))
+  }
+
+  add(i: number) {
+    this.words[i >>> 5]! |= 1 << (i & 31)
+  }
+
+  delete(i: number) {
+    this.words[i >>> 5]! &= ~(1 << (i & 31))
+  }
+
+  /** The smallest member ≥ `from`, or -1. */
+  next(from: number): number {
+    const words = this.words
+    let w = from >>> 5
+    if (w >= words.length) return -1
+    let word = words[w]! & (~0 << (from & 31))
+    while (true) {
+      if (word !== 0) return (w << 5) + (31 - Math.clz32(word & -word))
+      if (++w >= words.length) return -1
+      word = words[w]!
+    }
+  }
+}
+
+/** A set with O(1) insertion, removal and access by position. */
+class IndexedSet<A> {
+  readonly items: Array<A> = []
+  private readonly positions = new Map<A, number>()
+
+  get size() {
+    return this.items.length
+  }
+
+  add(item: A) {
+    if (this.positions.has(item)) return
+    this.positions.set(item, this.items.length)
+    this.items.push(item)
+  }
+
+  delete(item: A) {
+    const at = this.positions.get(item)
+    if (at === undefined) return
+    const last = this.items.pop()!
+    if (last !== item) {
+      this.items[at] = last
+      this.positions.set(last, at)
+    }
+    this.positions.delete(item)
+  }
+}
+
+interface Bucket {
+  readonly bits: Bitset
+  readonly set: IndexedSet<number>
+}
+
+/** One member as the roster sees it. */
+export interface RosterEntry extends Candidate {
+  readonly rank: number
+}
+
+export class Roster implements WorkerView {
+  private entries: ReadonlyArray<RosterEntry> = []
+  private byId = new Map<number, RosterEntry>()
+  /** Per rank: its load while eligible, or -1. */
+  private loads: Array<number> = []
+  private eligibleBits = new Bitset(0)
+  private eligibleSet = new IndexedSet<number>()
+  private buckets = new Map<number, Bucket>()
+  private minLoad = Infinity
+
+  /** Every member of the pool, healthy or not, sorted by id. */
+  get members(): ReadonlyArray<Candidate> {
+    return this.entries
+  }
+
+  membersVersion = 0
+
+  /** Replaces the members (sorted by id); none is eligible until `update`. */
+  reset(entries: ReadonlyArray<Omit<RosterEntry, "rank">>) {
+    this.entries = entries.map((entry, rank) => Object.assign(entry, { rank }) as RosterEntry)
+    this.byId = new Map(this.entries.map((entry) => [entry.id, entry]))
+    this.loads = this.entries.map(() => -1)
+    this.eligibleBits = new Bitset(this.entries.length)
+    this.eligibleSet = new IndexedSet()
+    this.buckets = new Map()
+    this.minLoad = Infinity
+    this.membersVersion++
+  }
+
+  rankOf(id: WorkerId): number | undefined {
+    return this.byId.get(id)?.rank
+  }
+
+  /** Records whether the member at `rank` is eligible, and at what load. */
+  update(rank: number, eligible: boolean, load: number) {
+    const previous = this.loads[rank]!
+    const next = eligible ? load : -1
+    if (previous === next) return
+    if (previous !== -1) {
+      const bucket = this.buckets.get(previous)!
+      bucket.bits.delete(rank)
+      bucket.set.delete(rank)
+      if (bucket.set.size === 0) {
+        this.buckets.delete(previous)
+        if (previous === this.minLoad) this.minLoad = this.lowestLoad()
+      }
+    }
+    if (next === -1) {
+      this.eligibleBits.delete(rank)
+      this.eligibleSet.delete(rank)
+    } else {
+      this.eligibleBits.add(rank)
+      this.eligibleSet.add(rank)
+      let bucket = this.buckets.get(next)
+      if (bucket === undefined) {
+        bucket = { bits: new Bitset(this.entries.length), set: new IndexedSet() }
+        this.buckets.set(next, bucket)
+      }
+      bucket.bits.add(rank)
+      bucket.set.add(rank)
+      if (next < this.minLoad) this.minLoad = next
+    }
+    this.loads[rank] = next
+  }
+
+  private lowestLoad(): number {
+    let lowest = Infinity
+    for (const load of this.buckets.keys()) if (load < lowest) lowest = load
+    return lowest
+  }
+
+  // --- WorkerView ------------------------------------------------------------
+
+  get size(): number {
+    return this.eligibleSet.size
+  }
+
+  at(index: number): Candidate {
+    return this.entries[this.eligibleSet.items[index]!]!
+  }
+
+  has(id: WorkerId): boolean {
+    const entry = this.byId.get(id)
+    return entry !== undefined && this.loads[entry.rank] !== -1
+  }
+
+  next(after: number): Candidate | undefined {
+    // The first eligible rank whose id is greater than `after`, wrapping.
+    let low = 0
+    let high = this.entries.length
+    while (low < high) {
+      const mid = (low + high) >>> 1
+      if (this.entries[mid]!.id <= after) low = mid + 1
+      else high = mid
+    }
+    let rank = this.eligibleBits.next(low)
+    if (rank === -1) rank = this.eligibleBits.next(0)
+    return rank === -1 ? undefined : this.entries[rank]
+  }
+
+  leastLoaded(random?: number): Candidate | undefined {
+    const bucket = this.buckets.get(this.minLoad)
+    if (bucket === undefined) return undefined
+    if (random === undefined) return this.entries[bucket.bits.next(0)]
+    return this.entries[bucket.set.items[Math.floor(random * bucket.set.size)]!]
+  }
+
+  toArray(): ReadonlyArray<Candidate> {
+    return this.entries.filter((entry) => this.loads[entry.rank] !== -1)
+  }
+}
