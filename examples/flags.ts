@@ -1,0 +1,103 @@
+/**
+ * The demo's command-line flags: parsing, validation and `--help`.
+ */
+import { parseArgs } from "node:util"
+
+export interface Flags {
+  readonly workers: number
+  readonly policy: "round-robin" | "least-loaded"
+  readonly durationSeconds: number
+  readonly crashRate: number
+  readonly errorRate: number
+  readonly concurrency: number
+}
+
+export type ParsedFlags =
+  | { readonly _tag: "Run"; readonly flags: Flags }
+  | { readonly _tag: "Help" }
+  | { readonly _tag: "Invalid"; readonly message: string }
+
+export const usage = `Usage: npm start -- [flags]
+
+Runs a pool of in-process workers under concurrent load. Some requests are
+bad (the worker answers with a DomainError), some crash their worker, which
+its supervisor then restarts. A table shows each worker's health, redrawn
+live on a terminal and printed once at the end otherwise; a summary checks
+that every request got exactly one outcome.
+
+Flags:
+  --workers N          workers in the pool, an integer >= 1          (default 4)
+  --policy NAME        dispatch policy: round-robin or least-loaded  (default least-loaded)
+  --duration SECONDS   how long to send requests, a number > 0       (default 5)
+  --crash-rate P       probability that a request crashes its worker (default 0.02)
+  --error-rate P       probability that a request is bad             (default 0.1)
+  --concurrency N      concurrent callers, an integer >= 1           (default 16)
+  --help               show this help
+
+The exit code is 0 when every request got exactly one outcome, 1 otherwise, 2 for bad flags.`
+
+class InvalidFlag extends Error {}
+
+// Plain decimal notation only: "0x10", "1e3" or "" are rejected, not read as numbers.
+const integerPattern = /^\d+$/
+const decimalPattern = /^(\d+(\.\d*)?|\.\d+)$/
+
+const integerAtLeast = (name: string, value: string, min: number): number => {
+  const n = Number(value)
+  if (!integerPattern.test(value) || !Number.isSafeInteger(n) || n < min) {
+    throw new InvalidFlag(`--${name} must be an integer >= ${min}, got "${value}"`)
+  }
+  return n
+}
+
+const positiveNumber = (name: string, value: string): number => {
+  const n = Number(value)
+  if (!decimalPattern.test(value) || n <= 0) throw new InvalidFlag(`--${name} must be a number > 0, got "${value}"`)
+  return n
+}
+
+const probability = (name: string, value: string): number => {
+  const n = Number(value)
+  if (!decimalPattern.test(value) || n > 1) {
+    throw new InvalidFlag(`--${name} must be a probability between 0 and 1, got "${value}"`)
+  }
+  return n
+}
+
+const policyName = (value: string): Flags["policy"] => {
+  if (value === "round-robin" || value === "least-loaded") return value
+  throw new InvalidFlag(`--policy must be round-robin or least-loaded, got "${value}"`)
+}
+
+export const parseFlags = (args: ReadonlyArray<string>): ParsedFlags => {
+  try {
+    const { values } = parseArgs({
+      args: [...args],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        workers: { type: "string", default: "4" },
+        policy: { type: "string", default: "least-loaded" },
+        duration: { type: "string", default: "5" },
+        "crash-rate": { type: "string", default: "0.02" },
+        "error-rate": { type: "string", default: "0.1" },
+        concurrency: { type: "string", default: "16" },
+        help: { type: "boolean", default: false }
+      }
+    })
+    if (values.help) return { _tag: "Help" }
+    const flags: Flags = {
+      workers: integerAtLeast("workers", values.workers, 1),
+      policy: policyName(values.policy),
+      durationSeconds: positiveNumber("duration", values.duration),
+      crashRate: probability("crash-rate", values["crash-rate"]),
+      errorRate: probability("error-rate", values["error-rate"]),
+      concurrency: integerAtLeast("concurrency", values.concurrency, 1)
+    }
+    return { _tag: "Run", flags }
+  } catch (error) {
+    // parseArgs throws a TypeError for unknown flags, missing values and positionals.
+    if (error instanceof InvalidFlag || error instanceof TypeError) return { _tag: "Invalid", message: error.message }
+    throw error
+  }
+}
