@@ -4,11 +4,12 @@
  * Time is TestClock's.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Deferred, Duration, Effect, Exit, Fiber, Option, Schedule } from "effect"
+import { Clock, Deferred, Duration, Effect, Exit, Fiber, Option, Schedule, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import {
   DispatchPolicy,
   type DomainError,
+  PoolShutdown,
   RequestTimeout,
   Worker,
   WorkerCrash,
@@ -311,5 +312,44 @@ describe("ejection", () => {
       const [[, h]] = yield* pool.health
       assert.deepStrictEqual([h.state, h.consecutiveFailures, h.ejections], ["Healthy", 10, 0])
     })
+  )
+})
+
+describe("pool defaults", () => {
+  it.effect(
+    "the drain lasts 10 seconds, the queue holds 1024 requests, and an idempotent request is retried once",
+    () =>
+      Effect.gen(function* () {
+        const scope = yield* Scope.make()
+        let calls = 0
+        const pool = yield* WorkerPool.make({
+          policy: DispatchPolicy.RoundRobin,
+          size: 3,
+          worker: (id) =>
+            Worker.make(id, (job: Job) =>
+              job._tag === "Crash" ? Effect.sync(() => calls++).pipe(Effect.andThen(T.handler(job))) : jobHandler(job)
+            )
+        }).pipe(Scope.provide(scope))
+
+        // Retried once, not twice: two calls, two crashes.
+        yield* Effect.flip(pool.dispatch(T.crash, { idempotent: true }))
+        assert.strictEqual(calls, 2)
+
+        const running = yield* Effect.forEach([1, 2, 3], () => Effect.forkChild(pool.dispatch(sleep(60_000))))
+        const queued = yield* Effect.forEach(Array.from({ length: 1025 }), () =>
+          Effect.forkChild(pool.dispatch(sleep(0)))
+        )
+        yield* Effect.yieldNow
+        assert.strictEqual(yield* pool.queued, 1024)
+
+        const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
+        yield* TestClock.adjust("9999 millis")
+        assert.isUndefined(closing.pollUnsafe(), "still draining")
+        yield* TestClock.adjust("1 milli")
+        yield* Fiber.join(closing)
+        for (const fiber of [...running, ...queued]) {
+          assert.instanceOf(T.errorOf(yield* Fiber.await(fiber)), PoolShutdown)
+        }
+      })
   )
 })
