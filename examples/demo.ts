@@ -1,5 +1,5 @@
 /**
- * A pool of in-process workers under load.
+ * A pool of workers under load: child processes by default (`--kind`).
  *
  * Callers send requests to the pool for a few seconds. Some requests are bad
  * and the worker answers them with a `DomainError`; now and then a request
@@ -14,9 +14,10 @@
  */
 // The module alone: the package index would also load HTTP, sockets and more.
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Clock, Duration, Effect, Exit, Random, References, Schedule } from "effect"
-import type { WorkerHealth, WorkerId } from "effect-worker-pool"
-import { DispatchPolicy, DomainError, Worker, WorkerCrash, WorkerPool } from "effect-worker-pool"
+import * as NodeServices from "@effect/platform-node/NodeServices"
+import { Clock, Duration, Effect, Exit, Random, References, Schedule, Schema } from "effect"
+import type { InvalidRequest, WorkerHealth, WorkerId } from "effect-worker-pool"
+import { DispatchPolicy, DomainError, Subprocess, Thread, Worker, WorkerCrash, WorkerPool } from "effect-worker-pool"
 import { type Flags, parseFlags, usage } from "./flags.ts"
 import { healthTable, latestCrash, terminalArea } from "./table.ts"
 
@@ -31,7 +32,9 @@ const squareRoot = (crashRate: number) => (n: number) =>
     yield* Effect.sleep(Duration.millis(yield* Random.nextIntBetween(5, 50)))
     const roll = yield* Random.next
     if (roll < crashRate / 2) {
-      return yield* new WorkerCrash({ reason: "lost its connection to the database" })
+      return yield* new WorkerCrash({
+        reason: "lost its connection to the database"
+      })
     }
     if (roll < crashRate) {
       return yield* Effect.sync((): never => {
@@ -59,6 +62,41 @@ const workerOptions: Worker.WorkerOptions = {
   maxInFlight: 4
 }
 
+/**
+ * The workers of the pool, by `--kind`. Child processes and threads run
+ * examples/demo-worker.ts, the same work with real crashes: the script calls
+ * `process.exit`, is killed with SIGKILL, or throws. A child holds as many
+ * requests as its worker's `maxInFlight`.
+ */
+const makeWorker = (flags: Flags) => {
+  const script = new URL("./demo-worker.ts", import.meta.url)
+  const crashRate = ["--crash-rate", String(flags.crashRate)]
+  const wire = {
+    request: Schema.Number,
+    response: Schema.Number,
+    concurrency: workerOptions.maxInFlight
+  }
+  return (id: WorkerId) => {
+    switch (flags.kind) {
+      case "in-process":
+        return Worker.make<number, number, DomainError | InvalidRequest>(id, squareRoot(flags.crashRate), workerOptions)
+      case "thread":
+        return Worker.fromKind(id, Thread.make(script, { ...wire, argv: crashRate }), workerOptions)
+      case "subprocess":
+        // The script imports this package from its source, like the demo.
+        return Worker.fromKind(
+          id,
+          Subprocess.node(script, {
+            ...wire,
+            execArgv: ["--conditions=source"],
+            args: crashRate
+          }),
+          workerOptions
+        )
+    }
+  }
+}
+
 /** What the callers saw, counted from the `Exit` of each dispatch. */
 interface Tally {
   issued: number
@@ -82,12 +120,19 @@ const runLoad = Effect.fn("runLoad")(function* (flags: Flags, draw: ((text: stri
   const pool = yield* WorkerPool.make({
     policy: flags.policy === "round-robin" ? DispatchPolicy.RoundRobin : DispatchPolicy.LeastLoaded,
     size: flags.workers,
-    worker: (id) => Worker.make(id, squareRoot(flags.crashRate), workerOptions),
+    worker: makeWorker(flags),
     // Passive ejection takes a worker whose requests keep failing out of
     // rotation for 30 s or more; this demo is about crashes and restarts.
     ejection: false
   })
-  const tally: Tally = { issued: 0, succeeded: 0, domainErrors: 0, crashed: 0, noWorkerUp: 0, other: 0 }
+  const tally: Tally = {
+    issued: 0,
+    succeeded: 0,
+    domainErrors: 0,
+    crashed: 0,
+    noWorkerUp: 0,
+    other: 0
+  }
   const duration = Duration.seconds(flags.durationSeconds)
   const start = yield* Clock.currentTimeMillis
   const deadline = start + Duration.toMillis(duration)
@@ -179,7 +224,7 @@ const report = (tally: Tally, health: ReadonlyArray<readonly [WorkerId, WorkerHe
 
 const demo = Effect.fn("demo")(function* (flags: Flags) {
   console.log(
-    `${flags.workers} workers (${flags.policy}), ${flags.concurrency} callers for ${flags.durationSeconds} s, ` +
+    `${flags.workers} ${flags.kind} workers (${flags.policy}), ${flags.concurrency} callers for ${flags.durationSeconds} s, ` +
       `crash rate ${flags.crashRate}, error rate ${flags.errorRate}\n`
   )
   // On a terminal the table is redrawn in place; in a log only the final one is printed.
@@ -200,7 +245,9 @@ if (parsed._tag === "Help") {
 } else {
   const program = demo(parsed.flags).pipe(
     // The pool logs a warning for every crash: keep them from scrolling the table away.
-    Effect.provideService(References.MinimumLogLevel, "Error")
+    Effect.provideService(References.MinimumLogLevel, "Error"),
+    // Spawns the child processes of subprocess workers.
+    Effect.provide(NodeServices.layer)
   )
   NodeRuntime.runMain(program)
 }

@@ -4,6 +4,7 @@
 import { parseArgs } from "node:util"
 
 export interface Flags {
+  readonly kind: "subprocess" | "thread" | "in-process"
   readonly workers: number
   readonly policy: "round-robin" | "least-loaded"
   readonly durationSeconds: number
@@ -19,13 +20,15 @@ export type ParsedFlags =
 
 export const usage = `Usage: npm start -- [flags]
 
-Runs a pool of in-process workers under concurrent load. Some requests are
-bad (the worker answers with a DomainError), some crash their worker, which
-its supervisor then restarts. A table shows each worker's health, redrawn
-live on a terminal and printed once at the end otherwise; a summary checks
-that every request got exactly one outcome.
+Runs a pool of workers under concurrent load: child processes by default,
+or threads, or fibers in process. Some requests are bad (the worker answers
+with a DomainError), some crash their worker (a child calls process.exit,
+is killed, or throws), which its supervisor then restarts. A table shows
+each worker's health, redrawn live on a terminal and printed once at the
+end otherwise; a summary checks that every request got exactly one outcome.
 
 Flags:
+  --kind KIND          subprocess, thread or in-process              (default subprocess)
   --workers N          workers in the pool, an integer >= 1          (default 4)
   --policy NAME        dispatch policy: round-robin or least-loaded  (default least-loaded)
   --duration SECONDS   how long to send requests, a number > 0       (default 5)
@@ -64,6 +67,11 @@ const probability = (name: string, value: string): number => {
   return n
 }
 
+const kindName = (value: string): Flags["kind"] => {
+  if (value === "subprocess" || value === "thread" || value === "in-process") return value
+  throw new InvalidFlag(`--kind must be subprocess, thread or in-process, got "${value}"`)
+}
+
 const policyName = (value: string): Flags["policy"] => {
   if (value === "round-robin" || value === "least-loaded") return value
   throw new InvalidFlag(`--policy must be round-robin or least-loaded, got "${value}"`)
@@ -76,6 +84,7 @@ export const parseFlags = (args: ReadonlyArray<string>): ParsedFlags => {
       strict: true,
       allowPositionals: false,
       options: {
+        kind: { type: "string", default: "subprocess" },
         workers: { type: "string", default: "4" },
         policy: { type: "string", default: "least-loaded" },
         duration: { type: "string", default: "5" },
@@ -87,6 +96,7 @@ export const parseFlags = (args: ReadonlyArray<string>): ParsedFlags => {
     })
     if (values.help) return { _tag: "Help" }
     const flags: Flags = {
+      kind: kindName(values.kind),
       workers: integerAtLeast("workers", values.workers, 1),
       policy: policyName(values.policy),
       durationSeconds: positiveNumber("duration", values.duration),

@@ -68,7 +68,7 @@ export interface Worker<in Req, out Resp, out E = DomainError> {
  * | `maxRestarts`       | `5`                           | restart budget: at most this many restarts ...                 |
  * | `restartWindow`     | `"1 minute"`                  | ... within any window this long; beyond it the worker is `Retired` (`Infinity` restarts: no budget) |
  * | `resetBackoffAfter` | `"30 seconds"`                | an incarnation that stayed up this long resets the backoff to its first delay |
- * | `maxInFlight`       | `1`                           | how many requests a pool lets the worker hold at once (1: one request per worker, full isolation) |
+ * | `maxInFlight`       | the kind's `concurrency`, else `1` | how many requests a pool lets the worker hold at once (1: one request per worker, full isolation) |
  *
  * @example
  * ```ts
@@ -147,7 +147,7 @@ export const fromKind = <Req, Resp, E, R>(
   Effect.suspend(() => {
     const o = options ?? {}
     const maxRestarts = o.maxRestarts ?? 5
-    const maxInFlight = o.maxInFlight ?? 1
+    const maxInFlight = o.maxInFlight ?? kind.concurrency ?? 1
     const window = Duration.fromInput(o.restartWindow ?? "1 minute")
     const resetAfter = Duration.fromInput(o.resetBackoffAfter ?? "30 seconds")
     const invalid = !Schema.is(WorkerId)(id)

@@ -23,14 +23,14 @@ import type { WorkerCrash } from "./WorkerError.ts"
  * import { Effect } from "effect"
  * import { DomainError, type WorkerKind } from "effect-worker-pool"
  *
- * const double: WorkerKind.Handler<number, number> = (n) =>
+ * const double: WorkerKind.Handler<number, number, DomainError> = (n) =>
  *   n < 0 ? Effect.fail(new DomainError({ reason: "negative input" })) : Effect.succeed(n * 2)
  * ```
  *
  * @since 0.1.0
  * @category models
  */
-export type Handler<Req, Resp, E> = (request: Req) => Effect.Effect<Resp, E | WorkerCrash>
+export type Handler<Req, Resp, E = never> = (request: Req) => Effect.Effect<Resp, E | WorkerCrash>
 
 /**
  * One live incarnation of a worker, as its kind started it.
@@ -73,8 +73,8 @@ export interface Incarnation<Req, Resp, E> {
 }
 
 /**
- * A way to isolate a worker: its name (shown in logs and health) and how to
- * spawn an incarnation. `spawn` fails with `WorkerCrash` when the incarnation
+ * A way to isolate a worker: its name (shown in logs and health), how to
+ * spawn an incarnation, and optionally how many requests one serves at once. `spawn` fails with `WorkerCrash` when the incarnation
  * cannot start; any other failure or defect of `spawn` is treated the same way.
  *
  * @example
@@ -102,6 +102,11 @@ export interface Incarnation<Req, Resp, E> {
 export interface WorkerKind<Req, Resp, E, R = never> {
   readonly name: string
   readonly spawn: Effect.Effect<Incarnation<Req, Resp, E>, unknown, R | Scope.Scope>
+  /**
+   * How many requests one incarnation serves at once; a worker of this kind
+   * gets it as its default `maxInFlight` (else 1).
+   */
+  readonly concurrency?: number | undefined
 }
 
 /**

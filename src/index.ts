@@ -10,7 +10,31 @@
  * @since 0.1.0
  */
 export * as DispatchPolicy from "./DispatchPolicy.ts"
-
+/**
+ * The wire of the out-of-process kinds: messages as schemas, the line codec.
+ *
+ * @since 0.1.0
+ */
+export * as Protocol from "./Protocol.ts"
+/**
+ * The child side of the out-of-process kinds: `run` a handler in a worker script.
+ *
+ * @since 0.1.0
+ */
+export * as Runner from "./Runner.ts"
+/**
+ * Subprocess workers: a child process speaking JSON lines over stdin and stdout.
+ *
+ * @since 0.1.0
+ */
+export * as Subprocess from "./Subprocess.ts"
+/**
+ * Thread workers: a `worker_threads` Worker, messages by structured clone.
+ *
+ * @since 0.1.0
+ */
+export * as Thread from "./Thread.ts"
+export { InvalidRequest } from "./WireError.ts"
 /**
  * Workers: `make`, `makeScoped`, `fromKind`, and their restart schedule.
  *

@@ -232,7 +232,13 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
       // Scope is this incarnation's, so what it acquires dies with it.
       const incarnationScope = yield* Scope.Scope
       const spawned = yield* Effect.exit(
-        Effect.provideContext(kind.spawn, Context.add(context as Context.Context<R>, Scope.Scope, incarnationScope))
+        Effect.provideContext(
+          kind.spawn,
+          Context.add(context as Context.Context<R>, Scope.Scope, incarnationScope)
+        ).pipe(
+          // What the incarnation logs (a child's stderr, say) names its worker.
+          annotate
+        )
       )
       if (Exit.isFailure(spawned)) {
         const reason = spawnFailure(spawned.cause)

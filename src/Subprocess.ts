@@ -1,0 +1,427 @@
+/**
+ * Subprocess workers: each incarnation is a child process, spawned with
+ * `effect/process` (arguments as an array, never through a shell), that
+ * speaks JSON lines over its stdin and stdout (see `Protocol`). Write the
+ * child with `Runner`.
+ *
+ * What a child can do to its caller, and what the caller gets:
+ *
+ * | the child                                         | the caller gets                 | the worker                |
+ * |---------------------------------------------------|---------------------------------|---------------------------|
+ * | answers, or fails with a domain error             | the response, or the error      | stays up                  |
+ * | cannot decode the request                         | `InvalidRequest`                | stays up                  |
+ * | handler raises `WorkerCrash` or dies              | `WorkerCrash`                   | replaced                  |
+ * | exits, is killed, closes its pipes                | `WorkerCrash` (exit code or signal, last stderr lines) | replaced |
+ * | writes garbage, a line over the limit, an unknown id | `WorkerCrash` ("protocol error: ...") | replaced         |
+ * | ignores a cancel for `cancelGrace`                | (the caller already left)       | killed and replaced       |
+ * | hangs past a request timeout                      | `RequestTimeout`                | killed and replaced       |
+ *
+ * Every request in flight on a process that dies fails with the same
+ * `WorkerCrash`, within a bounded time: at once for an exit, a signal, a
+ * protocol fault; after `cancelGrace` for an ignored cancel.
+ *
+ * Stopping a process (shutdown of its worker or pool, removal) closes its
+ * stdin and waits up to `shutdownTimeout` for it to exit; replacing a crashed
+ * one skips that wait. Then its whole process group gets `SIGTERM`, and
+ * `SIGKILL` after `killGrace`: no process survives its worker's scope.
+ *
+ * @since 0.1.0
+ */
+
+import { fileURLToPath } from "node:url"
+import { Cause, Deferred, Duration, Effect, Exit, Queue, Stream } from "effect"
+import type { Severity } from "effect/LogLevel"
+import { ChildProcess, ChildProcessSpawner } from "effect/process"
+import * as Client from "./internal/client.ts"
+import { describe } from "./internal/describe.ts"
+import * as Settings from "./internal/settings.ts"
+import { makeLogLines, makeTail, withTail } from "./internal/stderr.ts"
+import * as Protocol from "./Protocol.ts"
+import type { InvalidRequest } from "./WireError.ts"
+import { DomainError, WorkerCrash } from "./WorkerError.ts"
+import type { WorkerKind } from "./WorkerKind.ts"
+
+/**
+ * A schema usable on the wire: it needs no services to encode or decode.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import type { Subprocess } from "effect-worker-pool"
+ *
+ * const Job: Subprocess.Codec<{ readonly text: string }> = Schema.Struct({ text: Schema.String })
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Codec<A> = Client.Codec<A>
+
+/**
+ * Options shared by the subprocess and thread kinds.
+ *
+ * | option            | default        | meaning                                                                  |
+ * |-------------------|----------------|--------------------------------------------------------------------------|
+ * | `request`         | (required)     | schema of a request, as the handler takes it                             |
+ * | `response`        | (required)     | schema of a response                                                     |
+ * | `error`           | `DomainError`  | schema of the handler's domain errors, which cross the boundary intact   |
+ * | `concurrency`     | `1`            | requests one child holds at once; more wait in the parent. A worker of this kind gets it as its default `maxInFlight` |
+ * | `startTimeout`    | `10 seconds`   | from spawn to the runner's `Ready`; past it the start is a crash         |
+ * | `cancelGrace`     | `1 second`     | how long a cancelled request may run on; past it the child is replaced   |
+ * | `shutdownTimeout` | `2 seconds`    | on shutdown, how long the child has to exit by itself                    |
+ * | `stderr.logLevel` | `"Info"`       | level at which the child's stderr lines are logged (`"None"`: not logged) |
+ * | `stderr.maxLineBytes` | `4096`     | longer stderr lines are cut                                              |
+ * | `stderr.tailLines`| `10`           | how many last stderr lines a crash reason quotes                         |
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import type { Subprocess } from "effect-worker-pool"
+ *
+ * const options: Subprocess.CommonOptions<number, number, never> = {
+ *   request: Schema.Number,
+ *   response: Schema.Number,
+ *   concurrency: 4,
+ *   cancelGrace: "500 millis",
+ *   stderr: { logLevel: "Debug" }
+ * }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CommonOptions<Req, Resp, E> {
+  readonly request: Codec<Req>
+  readonly response: Codec<Resp>
+  readonly error?: Codec<E> | undefined
+  readonly concurrency?: number | undefined
+  readonly startTimeout?: Duration.Input | undefined
+  readonly cancelGrace?: Duration.Input | undefined
+  readonly shutdownTimeout?: Duration.Input | undefined
+  readonly stderr?:
+    | {
+        readonly logLevel?: Severity | "None" | undefined
+        readonly maxLineBytes?: number | undefined
+        readonly tailLines?: number | undefined
+      }
+    | undefined
+}
+
+/**
+ * Options of a subprocess worker: the {@link CommonOptions}, and
+ *
+ * | option         | default                   | meaning                                                    |
+ * |----------------|---------------------------|------------------------------------------------------------|
+ * | `command`      | (required)                | the program; it is not run through a shell                 |
+ * | `args`         | `[]`                      | its arguments, each passed as is                           |
+ * | `cwd`          | the parent's              | its working directory                                      |
+ * | `inheritEnv`   | {@link defaultInheritedEnv} | names of the parent's environment variables it gets, or `"all"` |
+ * | `env`          | `{}`                      | more variables, set after the inherited ones               |
+ * | `maxLineBytes` | `Protocol.defaultMaxLineBytes` (1 MiB) | longest line either way; the runner learns it from the environment variable `Protocol.maxLineBytesEnv` |
+ * | `killGrace`    | `2 seconds`               | from `SIGTERM` to `SIGKILL`                                |
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import type { Subprocess } from "effect-worker-pool"
+ *
+ * const options: Subprocess.Options<string, number, never> = {
+ *   command: "python3",
+ *   args: ["-u", "worker.py"],
+ *   env: { MODEL: "small" },
+ *   request: Schema.String,
+ *   response: Schema.Number
+ * }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options<Req, Resp, E> extends CommonOptions<Req, Resp, E> {
+  readonly command: string
+  readonly args?: ReadonlyArray<string> | undefined
+  readonly cwd?: string | undefined
+  readonly inheritEnv?: ReadonlyArray<string> | "all" | undefined
+  readonly env?: Readonly<Record<string, string>> | undefined
+  readonly maxLineBytes?: number | undefined
+  readonly killGrace?: Duration.Input | undefined
+}
+
+/**
+ * The environment variables a child gets from its parent unless told
+ * otherwise: the search path, the home and temporary directories, the locale,
+ * the terminal and their Windows counterparts. Nothing else, so that the
+ * parent's secrets (tokens, keys, passwords) do not leak into the child.
+ *
+ * @example
+ * ```ts
+ * import { Subprocess } from "effect-worker-pool"
+ *
+ * // Inherit the defaults and one more name.
+ * const inheritEnv = [...Subprocess.defaultInheritedEnv, "HF_HOME"]
+ * ```
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultInheritedEnv: ReadonlyArray<string> = Settings.defaultInheritedEnv
+
+/** After the process exits, how long its pipes may take to deliver what it wrote. */
+const settleTime = Duration.millis(250)
+/** After stdin broke, how long to wait for the exit that usually explains it. */
+const brokenPipeWait = Duration.millis(500)
+
+const signalOf = (error: unknown): string | undefined => {
+  let current: unknown = error
+  for (let depth = 0; depth < 6 && current !== null && typeof current === "object"; depth++) {
+    const message = (current as { message?: unknown }).message
+    const match = typeof message === "string" ? /signal: '?([A-Z0-9]+)'?/.exec(message) : null
+    if (match !== null) return match[1]
+    current = (current as { cause?: unknown; reason?: unknown }).cause ?? (current as { reason?: unknown }).reason
+  }
+  return undefined
+}
+
+const describeExit = (exit: Exit.Exit<number, unknown>): string => {
+  if (Exit.isSuccess(exit)) return `exited with code ${exit.value}`
+  const error = Cause.squash(exit.cause)
+  const signal = signalOf(error)
+  return signal !== undefined ? `was killed by ${signal}` : `exited (${describe(error)})`
+}
+
+/**
+ * The subprocess kind. `spawn` starts `command` with `args`, waits for the
+ * runner's `Ready`, and hands the pool an incarnation whose requests travel
+ * as JSON lines. Needs a `ChildProcessSpawner` (`NodeServices.layer` from
+ * `@effect/platform-node`). Invalid options throw `InvalidOptions` at once.
+ *
+ * The kind's errors are the handler's domain errors `E` and `InvalidRequest`
+ * (the request never reached the handler); crashes are `WorkerCrash`.
+ * A request timeout replaces the process (`restartOnTimeout`).
+ *
+ * @example
+ * ```ts
+ * import { NodeServices } from "@effect/platform-node"
+ * import { Effect, Schema } from "effect"
+ * import { Subprocess, Worker, WorkerPool } from "effect-worker-pool"
+ *
+ * const kind = Subprocess.make({
+ *   command: process.execPath,
+ *   args: ["worker.js"],
+ *   request: Schema.Struct({ text: Schema.String }),
+ *   response: Schema.Number
+ * })
+ *
+ * const program = Effect.scoped(
+ *   Effect.gen(function* () {
+ *     const pool = yield* WorkerPool.make({ size: 2, worker: (id) => Worker.fromKind(id, kind) })
+ *     return yield* pool.dispatch({ text: "how long is this?" })
+ *   })
+ * ).pipe(Effect.provide(NodeServices.layer))
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = <Req, Resp, E = DomainError>(
+  options: Options<Req, Resp, E>
+): WorkerKind<Req, Resp, E | InvalidRequest, ChildProcessSpawner.ChildProcessSpawner> => {
+  const settings = Settings.common(options)
+  if (typeof options.command !== "string" || options.command === "") Settings.invalid("command must be a program name")
+  const args = [...(options.args ?? [])]
+  if (!args.every((arg) => typeof arg === "string")) Settings.invalid("args must be strings")
+  const maxLineBytes = Settings.positiveInt("maxLineBytes", options.maxLineBytes, Protocol.defaultMaxLineBytes)
+  const killGrace = Settings.duration("killGrace", options.killGrace, Settings.defaults.killGrace)
+  const codecs = Client.jsonCodecs(options.request, options.response, options.error ?? (DomainError as any as Codec<E>))
+  const encoder = new TextEncoder()
+
+  const spawn = Effect.gen(function* () {
+    const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
+    const command = ChildProcess.make(options.command, args, {
+      cwd: options.cwd,
+      env: { ...Settings.childEnv(options.inheritEnv, options.env), [Protocol.maxLineBytesEnv]: String(maxLineBytes) },
+      extendEnv: false,
+      killSignal: "SIGTERM",
+      forceKillAfter: killGrace,
+      stdin: "pipe",
+      stdout: "pipe",
+      stderr: "pipe"
+    })
+    const handle = yield* spawner
+      .spawn(command)
+      .pipe(
+        Effect.mapError((error) => new WorkerCrash({ reason: `could not start ${options.command}: ${error.message}` }))
+      )
+    const label = `process ${handle.pid}`
+    const annotate = Effect.annotateLogs({ workerKind: "subprocess", pid: handle.pid })
+
+    // stdin: one writer fiber drains the outbox; ending the outbox closes stdin.
+    const outbox = yield* Queue.unbounded<Uint8Array, Cause.Done>()
+    const client = yield* Client.make({
+      label,
+      codecs,
+      concurrency: settings.concurrency,
+      cancelGrace: settings.cancelGrace,
+      send: (message) => {
+        const line = JSON.stringify(message)
+        const bytes = encoder.encode(`${line}\n`)
+        if (bytes.length - 1 > maxLineBytes) {
+          return `the request is ${bytes.length - 1} bytes on the wire, over the limit of ${maxLineBytes} (maxLineBytes)`
+        }
+        Queue.offerUnsafe(outbox, bytes)
+        return undefined
+      }
+    })
+    yield* Stream.fromQueue(outbox).pipe(
+      Stream.run(handle.stdin),
+      Effect.catchCause((cause) =>
+        Effect.gen(function* () {
+          // A dead child breaks the pipe: its exit, with its code, is the better reason.
+          yield* Effect.timeoutOption(client.exited, brokenPipeWait)
+          client.die(`broken pipe: could not write to ${label}: ${describe(Cause.squash(cause))}`)
+        })
+      ),
+      Effect.forkScoped
+    )
+
+    // stdout: protocol lines, at most maxLineBytes of an unfinished one held.
+    const stdoutEnded = yield* Deferred.make<void>()
+    const lines = Protocol.makeLineDecoder(maxLineBytes)
+    yield* handle.stdout.pipe(
+      Stream.runForEach((chunk) =>
+        Effect.sync(() => {
+          for (const event of lines.push(chunk)) {
+            if (event._tag === "Line") client.receiveLine(event.text)
+            else client.die(`protocol error: ${label} sent ${event.reason}`)
+          }
+        })
+      ),
+      Effect.ignore,
+      Effect.ensuring(Deferred.succeed(stdoutEnded, undefined)),
+      Effect.forkScoped
+    )
+
+    // stderr: logged line by line, the last lines kept for the crash reason.
+    const stderrEnded = yield* Deferred.make<void>()
+    const stderrLines = makeLogLines(settings.stderrMaxLineBytes)
+    const tail = makeTail(settings.stderrTailLines)
+    const level = settings.stderrLogLevel
+    const forward = (batch: ReadonlyArray<string>) =>
+      Effect.suspend(() => {
+        for (const line of batch) tail.push(line)
+        const logged = level === "None" ? [] : batch.filter((line) => line.trim() !== "")
+        if (logged.length === 0) return Effect.void
+        return Effect.forEach(logged, (line) => Effect.logWithLevel(level as Severity)(line), { discard: true }).pipe(
+          annotate
+        )
+      })
+    yield* handle.stderr.pipe(
+      Stream.runForEach((chunk) => forward(stderrLines.push(chunk))),
+      Effect.ignore,
+      Effect.andThen(Effect.suspend(() => forward(stderrLines.flush()))),
+      Effect.ensuring(Deferred.succeed(stderrEnded, undefined)),
+      Effect.forkScoped
+    )
+
+    // Death: the exit (or the end of stdout), once the pipes have delivered what they hold.
+    const exitStatus = yield* Deferred.make<string>()
+    yield* handle.exitCode.pipe(
+      Effect.exit,
+      Effect.flatMap((exit) => Deferred.succeed(exitStatus, describeExit(exit))),
+      Effect.forkScoped
+    )
+    yield* Effect.gen(function* () {
+      yield* Effect.raceFirst(Deferred.await(exitStatus), Deferred.await(stdoutEnded))
+      const status = yield* Effect.timeoutOption(Deferred.await(exitStatus), settleTime)
+      yield* Effect.timeoutOption(Deferred.await(stdoutEnded), settleTime)
+      yield* Effect.timeoutOption(Deferred.await(stderrEnded), settleTime)
+      const what = status._tag === "Some" ? status.value : "closed its stdout"
+      client.die(withTail(`${label} ${what}`, tail.lines()))
+    }).pipe(Effect.forkScoped)
+
+    yield* Effect.forkScoped(client.reaper)
+
+    // Runs before the fibers above are interrupted and before the spawner's
+    // own release (SIGTERM to the group, SIGKILL after killGrace).
+    yield* Effect.addFinalizer((exit) =>
+      Effect.suspend(() => {
+        Queue.endUnsafe(outbox)
+        // A shutdown (the scope is interrupted) lets a live child exit by
+        // itself; a crash goes straight to the signals.
+        const graceful =
+          client.deathReason() === undefined && Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)
+        if (!graceful) return Effect.void
+        return Effect.asVoid(Effect.timeoutOption(Deferred.await(exitStatus), settings.shutdownTimeout))
+      })
+    )
+
+    yield* client.awaitReady(settings.startTimeout)
+    yield* Effect.logDebug("subprocess ready").pipe(annotate)
+    const incarnation = { run: client.run, exited: client.exited, restartOnTimeout: true }
+    return incarnation
+  })
+
+  return { name: "subprocess", spawn, concurrency: settings.concurrency }
+}
+
+/**
+ * Options of {@link node}: the subprocess {@link Options} without `command`,
+ * plus
+ *
+ * - `execArgv`: options for Node itself, before the script (default none;
+ *   the parent's are not copied). For a TypeScript worker that imports this
+ *   package from source, `["--conditions=source"]`.
+ * - `args`: arguments after the script.
+ * - `nodePath`: the Node binary (default `process.execPath`).
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import type { Subprocess } from "effect-worker-pool"
+ *
+ * const options: Subprocess.NodeOptions<number, number, never> = {
+ *   execArgv: ["--max-old-space-size=256"],
+ *   request: Schema.Number,
+ *   response: Schema.Number
+ * }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface NodeOptions<Req, Resp, E> extends Omit<Options<Req, Resp, E>, "command"> {
+  readonly execArgv?: ReadonlyArray<string> | undefined
+  readonly nodePath?: string | undefined
+}
+
+/**
+ * A subprocess kind that runs a Node script, usually one that calls
+ * `Runner.run`.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Subprocess } from "effect-worker-pool"
+ *
+ * const kind = Subprocess.node(new URL("./worker.ts", import.meta.url), {
+ *   request: Schema.Number,
+ *   response: Schema.Number,
+ *   concurrency: 2
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const node = <Req, Resp, E = DomainError>(
+  script: string | URL,
+  options: NodeOptions<Req, Resp, E>
+): WorkerKind<Req, Resp, E | InvalidRequest, ChildProcessSpawner.ChildProcessSpawner> => {
+  const { execArgv, nodePath, args, ...rest } = options
+  const path = typeof script === "string" ? script : fileURLToPath(script)
+  return make({
+    ...rest,
+    command: nodePath ?? globalThis.process.execPath,
+    args: [...(execArgv ?? []), path, ...(args ?? [])]
+  })
+}

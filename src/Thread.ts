@@ -1,0 +1,212 @@
+/**
+ * Thread workers: each incarnation is a Node `worker_threads` Worker running
+ * a script that calls `Runner.run` (the same script a subprocess runs).
+ * Messages are the `Protocol` messages, posted as objects: payloads keep the
+ * encoded form of their schemas and cross by structured clone, so dates,
+ * maps and typed arrays need no JSON encoding.
+ *
+ * The outcomes are those of the subprocess kind (see `Subprocess`): a thread
+ * that exits (`process.exit` in it), throws an uncaught exception, runs out of
+ * memory (see `resourceLimits`), posts something that is not a protocol
+ * message or answers an unknown id crashes its worker: every request in
+ * flight on it fails with `WorkerCrash`, and it is replaced. A thread that
+ * ignores a cancel past `cancelGrace`, or runs a request past its timeout, is
+ * terminated and replaced.
+ *
+ * A thread shares its process with the pool: it cannot take the process down
+ * by crashing, but a native crash (a segfault in an addon) or an exhausted
+ * process heap can. Use subprocesses for full isolation.
+ *
+ * Stopping a thread sends it `Shutdown` and waits up to `shutdownTimeout` for
+ * it to exit; replacing a crashed one skips that wait. Then it is terminated.
+ *
+ * @since 0.1.0
+ */
+
+import * as WorkerThreads from "node:worker_threads"
+import { Cause, Deferred, Duration, Effect, Exit, Queue } from "effect"
+import * as Client from "./internal/client.ts"
+import { describe } from "./internal/describe.ts"
+import * as Settings from "./internal/settings.ts"
+import { makeLogLines, makeTail, withTail } from "./internal/stderr.ts"
+import type * as Protocol from "./Protocol.ts"
+import type { CommonOptions } from "./Subprocess.ts"
+import type { InvalidRequest } from "./WireError.ts"
+import { DomainError, WorkerCrash } from "./WorkerError.ts"
+import type { WorkerKind } from "./WorkerKind.ts"
+
+/**
+ * Options of a thread worker: the `Subprocess.CommonOptions` (schemas,
+ * `concurrency`, `startTimeout`, `cancelGrace`, `shutdownTimeout`, `stderr`),
+ * and
+ *
+ * | option           | default                          | meaning                                               |
+ * |------------------|----------------------------------|-------------------------------------------------------|
+ * | `execArgv`       | the parent's `process.execArgv`  | Node options of the thread (such as `--conditions=source`) |
+ * | `argv`           | `[]`                             | appended to the thread's `process.argv`               |
+ * | `inheritEnv`     | `Subprocess.defaultInheritedEnv` | names of the parent's environment variables its `process.env` gets, or `"all"` |
+ * | `env`            | `{}`                             | more variables for its `process.env`                  |
+ * | `resourceLimits` | Node's defaults                  | heap limits; a thread over them crashes its worker    |
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import type { Thread } from "effect-worker-pool"
+ *
+ * const options: Thread.Options<Uint8Array, number, never> = {
+ *   request: Schema.Uint8Array,
+ *   response: Schema.Number,
+ *   resourceLimits: { maxOldGenerationSizeMb: 256 }
+ * }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options<Req, Resp, E> extends CommonOptions<Req, Resp, E> {
+  readonly execArgv?: ReadonlyArray<string> | undefined
+  readonly argv?: ReadonlyArray<string> | undefined
+  readonly inheritEnv?: ReadonlyArray<string> | "all" | undefined
+  readonly env?: Readonly<Record<string, string>> | undefined
+  readonly resourceLimits?: WorkerThreads.ResourceLimits | undefined
+}
+
+/** After the thread exits, how long its stderr may take to deliver what it wrote. */
+const settleTime = Duration.millis(250)
+/** How long `terminate` may take before the thread is given up on. */
+const terminateTimeout = Duration.seconds(5)
+
+/**
+ * The thread kind: `spawn` starts `script` in a new worker thread, waits for
+ * the runner's `Ready`, and hands the pool an incarnation whose requests are
+ * posted to the thread. Invalid options throw `InvalidOptions` at once.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { Thread, Worker, WorkerPool } from "effect-worker-pool"
+ *
+ * const kind = Thread.make(new URL("./worker.js", import.meta.url), {
+ *   request: Schema.Struct({ text: Schema.String }),
+ *   response: Schema.Number
+ * })
+ *
+ * const program = Effect.scoped(
+ *   Effect.gen(function* () {
+ *     const pool = yield* WorkerPool.make({ size: 4, worker: (id) => Worker.fromKind(id, kind) })
+ *     return yield* pool.dispatch({ text: "how long is this?" })
+ *   })
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = <Req, Resp, E = DomainError>(
+  script: string | URL,
+  options: Options<Req, Resp, E>
+): WorkerKind<Req, Resp, E | InvalidRequest> => {
+  const settings = Settings.common(options)
+  const codecs = Client.cloneCodecs(
+    options.request,
+    options.response,
+    options.error ?? (DomainError as any as Codec<E>)
+  )
+  const where = typeof script === "string" ? script : script.href
+
+  const spawn = Effect.gen(function* () {
+    const worker = yield* Effect.acquireRelease(
+      Effect.try({
+        try: () =>
+          new WorkerThreads.Worker(script, {
+            ...(options.execArgv === undefined ? {} : { execArgv: [...options.execArgv] }),
+            argv: [...(options.argv ?? [])],
+            env: Settings.childEnv(options.inheritEnv, options.env),
+            ...(options.resourceLimits === undefined ? {} : { resourceLimits: options.resourceLimits }),
+            stderr: true
+          }),
+        catch: (error) => new WorkerCrash({ reason: `could not start a thread for ${where}: ${describe(error)}` })
+      }),
+      (worker) => Effect.promise(() => worker.terminate()).pipe(Effect.timeoutOption(terminateTimeout), Effect.asVoid)
+    )
+    const label = `thread ${worker.threadId}`
+    const annotate = Effect.annotateLogs({ workerKind: "thread", threadId: worker.threadId })
+    const client = yield* Client.make({
+      label,
+      codecs,
+      concurrency: settings.concurrency,
+      cancelGrace: settings.cancelGrace,
+      send: (message: Protocol.ToChild) => {
+        try {
+          worker.postMessage(message)
+          return undefined
+        } catch (error) {
+          return `the request cannot be cloned: ${describe(error)}`
+        }
+      }
+    })
+
+    // stderr: logged line by line, the last lines kept for the crash reason.
+    const stderrLines = makeLogLines(settings.stderrMaxLineBytes)
+    const tail = makeTail(settings.stderrTailLines)
+    const logs = yield* Queue.sliding<string>(1024)
+    const stderrEnded = yield* Deferred.make<void>()
+    const collect = (lines: ReadonlyArray<string>) => {
+      for (const line of lines) {
+        tail.push(line)
+        if (settings.stderrLogLevel !== "None" && line.trim() !== "") Queue.offerUnsafe(logs, line)
+      }
+    }
+    worker.stderr.on("data", (chunk: Uint8Array) => collect(stderrLines.push(chunk)))
+    worker.stderr.on("end", () => {
+      collect(stderrLines.flush())
+      Deferred.doneUnsafe(stderrEnded, Exit.void)
+    })
+    worker.stderr.on("error", () => Deferred.doneUnsafe(stderrEnded, Exit.void))
+    if (settings.stderrLogLevel !== "None") {
+      const level = settings.stderrLogLevel
+      yield* Effect.forkScoped(
+        Effect.forever(Effect.flatMap(Queue.take(logs), (line) => Effect.logWithLevel(level)(line).pipe(annotate)))
+      )
+    }
+
+    const exitCode = yield* Deferred.make<number>()
+    worker.on("message", client.receive)
+    worker.on("messageerror", (error) =>
+      client.die(`protocol error: ${label} sent a message that cannot be deserialised: ${describe(error)}`)
+    )
+    worker.on("error", (error) => client.die(withTail(`${label} threw ${describe(error)}`, tail.lines())))
+    worker.on("exit", (code) => Deferred.doneUnsafe(exitCode, Exit.succeed(code)))
+    yield* Effect.gen(function* () {
+      const code = yield* Deferred.await(exitCode)
+      yield* Effect.timeoutOption(Deferred.await(stderrEnded), settleTime)
+      client.die(withTail(`${label} exited with code ${code}`, tail.lines()))
+    }).pipe(Effect.forkScoped)
+
+    yield* Effect.forkScoped(client.reaper)
+
+    // Runs before the fibers above are interrupted and before the thread is terminated.
+    yield* Effect.addFinalizer((exit) =>
+      Effect.suspend(() => {
+        const graceful =
+          client.deathReason() === undefined && Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)
+        if (!graceful) return Effect.void
+        try {
+          worker.postMessage({ _tag: "Shutdown" } satisfies Protocol.ToChild)
+        } catch {
+          return Effect.void
+        }
+        return Effect.asVoid(Effect.timeoutOption(Deferred.await(exitCode), settings.shutdownTimeout))
+      })
+    )
+
+    yield* client.awaitReady(settings.startTimeout)
+    yield* Effect.logDebug("thread ready").pipe(annotate)
+    const incarnation = { run: client.run, exited: client.exited, restartOnTimeout: true }
+    return incarnation
+  })
+
+  return { name: "thread", spawn, concurrency: settings.concurrency }
+}
+
+type Codec<A> = Client.Codec<A>

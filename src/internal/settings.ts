@@ -1,0 +1,143 @@
+/**
+ * Option checking and defaults shared by the out-of-process kinds.
+ */
+import { Duration, Option } from "effect"
+import type { Severity } from "effect/LogLevel"
+import { InvalidOptions } from "../WorkerError.ts"
+
+/** Throws `InvalidOptions` with `reason`. */
+export const invalid = (reason: string): never => {
+  throw new InvalidOptions({ reason })
+}
+
+export const positiveInt = (name: string, value: number | undefined, fallback: number): number => {
+  const n = value ?? fallback
+  if (!Number.isSafeInteger(n) || n < 1) invalid(`${name} must be a positive integer, got ${n}`)
+  return n
+}
+
+export const nonNegativeInt = (name: string, value: number | undefined, fallback: number): number => {
+  const n = value ?? fallback
+  if (!Number.isSafeInteger(n) || n < 0) invalid(`${name} must be a non-negative integer, got ${n}`)
+  return n
+}
+
+export const duration = (
+  name: string,
+  value: Duration.Input | undefined,
+  fallback: Duration.Input
+): Duration.Duration => {
+  const d = Duration.fromInput(value ?? fallback)
+  if (Option.isNone(d) || !Duration.isFinite(d.value) || Duration.toMillis(d.value) < 0) {
+    return invalid(`${name} must be a finite, non-negative duration, got ${String(value)}`)
+  }
+  return d.value
+}
+
+const severities: ReadonlyArray<Severity | "None"> = ["Fatal", "Error", "Warn", "Info", "Debug", "Trace", "None"]
+
+export const logLevel = (name: string, value: Severity | "None" | undefined, fallback: Severity): Severity | "None" => {
+  const level = value ?? fallback
+  if (!severities.includes(level)) invalid(`${name} must be one of ${severities.join(", ")}, got ${String(level)}`)
+  return level
+}
+
+/** Settings common to the out-of-process kinds, with their defaults applied. */
+export interface CommonSettings {
+  readonly concurrency: number
+  readonly startTimeout: Duration.Duration
+  readonly cancelGrace: Duration.Duration
+  readonly shutdownTimeout: Duration.Duration
+  readonly stderrLogLevel: Severity | "None"
+  readonly stderrMaxLineBytes: number
+  readonly stderrTailLines: number
+}
+
+export interface CommonInput {
+  readonly concurrency?: number | undefined
+  readonly startTimeout?: Duration.Input | undefined
+  readonly cancelGrace?: Duration.Input | undefined
+  readonly shutdownTimeout?: Duration.Input | undefined
+  readonly stderr?:
+    | {
+        readonly logLevel?: Severity | "None" | undefined
+        readonly maxLineBytes?: number | undefined
+        readonly tailLines?: number | undefined
+      }
+    | undefined
+}
+
+export const defaults = {
+  concurrency: 1,
+  startTimeout: "10 seconds",
+  cancelGrace: "1 second",
+  shutdownTimeout: "2 seconds",
+  killGrace: "2 seconds",
+  stderrLogLevel: "Info",
+  stderrMaxLineBytes: 4096,
+  stderrTailLines: 10
+} as const
+
+export const common = (options: CommonInput): CommonSettings => ({
+  concurrency: positiveInt("concurrency", options.concurrency, defaults.concurrency),
+  startTimeout: duration("startTimeout", options.startTimeout, defaults.startTimeout),
+  cancelGrace: duration("cancelGrace", options.cancelGrace, defaults.cancelGrace),
+  shutdownTimeout: duration("shutdownTimeout", options.shutdownTimeout, defaults.shutdownTimeout),
+  stderrLogLevel: logLevel("stderr.logLevel", options.stderr?.logLevel, defaults.stderrLogLevel),
+  stderrMaxLineBytes: positiveInt("stderr.maxLineBytes", options.stderr?.maxLineBytes, defaults.stderrMaxLineBytes),
+  stderrTailLines: nonNegativeInt("stderr.tailLines", options.stderr?.tailLines, defaults.stderrTailLines)
+})
+
+/**
+ * Environment variables a child inherits by default: what programs need to
+ * run (the search path, the home and temporary directories, the locale, the
+ * terminal), and nothing that usually holds a secret.
+ */
+export const defaultInheritedEnv: ReadonlyArray<string> = [
+  "PATH",
+  "HOME",
+  "USER",
+  "LOGNAME",
+  "SHELL",
+  "LANG",
+  "LANGUAGE",
+  "LC_ALL",
+  "LC_CTYPE",
+  "LC_MESSAGES",
+  "TZ",
+  "TMPDIR",
+  "TMP",
+  "TEMP",
+  "TERM",
+  "NO_COLOR",
+  "FORCE_COLOR",
+  // Windows
+  "SystemRoot",
+  "SystemDrive",
+  "ComSpec",
+  "PATHEXT",
+  "WINDIR",
+  "USERPROFILE",
+  "APPDATA",
+  "LOCALAPPDATA",
+  "PROGRAMDATA"
+]
+
+/** The environment of a child: the inherited names, then `extra`. */
+export const childEnv = (
+  inherit: ReadonlyArray<string> | "all" | undefined,
+  extra: Readonly<Record<string, string>> | undefined
+): Record<string, string> => {
+  const env: Record<string, string> = {}
+  const parent = globalThis.process.env
+  if (inherit === "all") {
+    for (const [name, value] of Object.entries(parent)) if (value !== undefined) env[name] = value
+  } else {
+    for (const name of inherit ?? defaultInheritedEnv) {
+      const value = parent[name]
+      if (value !== undefined) env[name] = value
+    }
+  }
+  if (extra !== undefined) Object.assign(env, extra)
+  return env
+}

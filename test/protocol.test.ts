@@ -1,0 +1,386 @@
+/**
+ * The wire: the line decoder and the parent's side of the protocol, fed
+ * random bytes and random message sequences. Nothing a child sends can make
+ * the parent throw, and every request ends with exactly one outcome.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Cause, Duration, Effect, Exit, Fiber, Schema } from "effect"
+import { DomainError, InvalidRequest, Protocol, WorkerCrash } from "effect-worker-pool"
+import * as Client from "../src/internal/client.ts"
+
+const utf8 = new TextEncoder()
+const lines = (events: ReadonlyArray<Protocol.LineEvent>) =>
+  events.map((e) => (e._tag === "Line" ? e.text : `!${e.reason}`))
+
+describe("Protocol.makeLineDecoder", () => {
+  it("splits lines across chunks, multi-byte characters included, and skips blank lines", () => {
+    const decoder = Protocol.makeLineDecoder(64)
+    const bytes = utf8.encode('{"a":"é"}\n\n\r\n{"b":"日本"}\n{"c"')
+    const seen: Array<string> = []
+    for (let i = 0; i < bytes.length; i++) seen.push(...lines(decoder.push(bytes.subarray(i, i + 1))))
+    assert.deepStrictEqual(seen, ['{"a":"é"}', '{"b":"日本"}'])
+    assert.strictEqual(decoder.pending, 4)
+  })
+
+  it("takes a line of exactly the limit, and faults on one byte more before its newline arrives", () => {
+    const decoder = Protocol.makeLineDecoder(8)
+    assert.deepStrictEqual(lines(decoder.push(utf8.encode("12345678\n1234"))), ["12345678"])
+    assert.deepStrictEqual(lines(decoder.push(utf8.encode("5678"))), [])
+    assert.deepStrictEqual(lines(decoder.push(utf8.encode("9"))), ["!a line longer than the limit of 8 bytes"])
+    assert.isTrue(decoder.failed)
+    assert.strictEqual(decoder.pending, 0, "nothing is held after a fault")
+    assert.deepStrictEqual(lines(decoder.push(utf8.encode("ok\n"))), [], "a failed decoder stays stopped")
+  })
+
+  it("faults on a line that is not UTF-8", () => {
+    const decoder = Protocol.makeLineDecoder(8)
+    assert.deepStrictEqual(lines(decoder.push(Uint8Array.from([0xc3, 0x28, 0x0a]))), [
+      "!a line that is not valid UTF-8"
+    ])
+  })
+
+  const Chunks = Schema.Array(Schema.Array(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 255 }))))
+
+  it.prop(
+    "whatever the bytes and however they are cut, it never throws and holds at most the limit",
+    [Chunks],
+    ([chunks]) => {
+      const decoder = Protocol.makeLineDecoder(16)
+      for (const chunk of chunks) {
+        for (const event of decoder.push(Uint8Array.from(chunk))) {
+          if (event._tag === "Line") assert.isAtMost(utf8.encode(event.text).length, 16)
+        }
+        assert.isAtMost(decoder.pending, 16)
+      }
+    },
+    { arbitrary: { runs: 300 } }
+  )
+
+  const Texts = Schema.Array(Schema.String.check(Schema.isMaxLength(20)))
+  const Cuts = Schema.Array(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 7 })))
+
+  it.prop(
+    "cutting a stream anywhere gives back the same lines",
+    [Texts, Cuts],
+    ([texts, cuts]) => {
+      const expected = texts.map((t) => JSON.stringify(t))
+      const bytes = utf8.encode(expected.map((l) => `${l}\n`).join(""))
+      const decoder = Protocol.makeLineDecoder(1024)
+      const seen: Array<string> = []
+      let offset = 0
+      let i = 0
+      while (offset < bytes.length) {
+        const size = cuts.length === 0 ? bytes.length : cuts[i++ % cuts.length]!
+        seen.push(...lines(decoder.push(bytes.subarray(offset, offset + size))))
+        offset += size
+      }
+      assert.deepStrictEqual(seen, expected)
+    },
+    { arbitrary: { runs: 300 } }
+  )
+})
+
+describe("Protocol messages", () => {
+  it("parse, and anything else is a fault that says what it was", () => {
+    assert.deepStrictEqual(Protocol.parseFromChild('{"_tag":"Success","id":3,"value":[1]}'), {
+      _tag: "Message",
+      message: { _tag: "Success", id: 3, value: [1] }
+    })
+    assert.deepStrictEqual(Protocol.parseFromChild('{"_tag":"Success","id":3}'), {
+      _tag: "Message",
+      message: { _tag: "Success", id: 3 }
+    })
+    assert.strictEqual(Protocol.parseFromChild("nope")._tag, "Fault")
+    assert.strictEqual(Protocol.parseFromChild('{"_tag":"Success","id":0}')._tag, "Fault", "ids start at 1")
+    assert.strictEqual(Protocol.parseFromChild('{"_tag":"Success","id":1.5}')._tag, "Fault")
+    assert.strictEqual(Protocol.parseFromChild('{"_tag":"Request","id":1}')._tag, "Fault", "a parent's message")
+    const hostile = Object.defineProperty({}, "_tag", {
+      enumerable: true,
+      get() {
+        throw new Error("gotcha")
+      }
+    })
+    assert.strictEqual(Protocol.decodeFromChild(hostile)._tag, "Fault")
+    assert.strictEqual(Protocol.parseToChild('{"_tag":"Cancel","id":2}')._tag, "Message")
+  })
+})
+
+// The parent's side of the protocol, driven by random input from a "child".
+const Id = Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 7 }))
+const Input = Schema.Union([
+  Schema.TaggedStruct("Ready", { protocol: Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 2 })) }),
+  Schema.TaggedStruct("Answer", {
+    tag: Schema.Literals(["Success", "Failure", "Crash", "Rejected", "Cancelled"]),
+    id: Id,
+    valid: Schema.Boolean
+  }),
+  Schema.TaggedStruct("Bytes", {
+    bytes: Schema.Array(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 255 }))).check(Schema.isMaxLength(40))
+  }),
+  Schema.TaggedStruct("Value", { value: Schema.Json }),
+  Schema.TaggedStruct("Interrupt", { index: Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 4 })) })
+])
+const Inputs = Schema.Array(Input).check(Schema.isMaxLength(30))
+type Input = typeof Input.Type
+
+const REQUESTS = 5
+const CONCURRENCY = 2
+
+/** The JSON line a child would send for `input`. */
+const answerLine = (input: Extract<Input, { _tag: "Answer" }>): string => {
+  const { tag, id, valid } = input
+  switch (tag) {
+    case "Success":
+      return JSON.stringify({ _tag: tag, id, value: valid ? id * 10 : "not a number" })
+    case "Failure":
+      return JSON.stringify({ _tag: tag, id, error: valid ? { _tag: "DomainError", reason: `bad ${id}` } : 42 })
+    case "Crash":
+    case "Rejected":
+      return JSON.stringify(valid ? { _tag: tag, id, reason: `reason ${id}` } : { _tag: tag, id })
+    case "Cancelled":
+      return JSON.stringify({ _tag: tag, id })
+  }
+}
+
+const runInputs = (inputs: ReadonlyArray<Input>) =>
+  Effect.gen(function* () {
+    const sent: Array<Protocol.ToChild> = []
+    const client = yield* Client.make({
+      label: "child",
+      codecs: Client.jsonCodecs(Schema.Number, Schema.Number, DomainError),
+      concurrency: CONCURRENCY,
+      cancelGrace: Duration.hours(1),
+      send: (message) => {
+        sent.push(message)
+        return undefined
+      }
+    })
+    yield* Effect.forkScoped(client.reaper)
+    const fibers = yield* Effect.forEach(
+      Array.from({ length: REQUESTS }, (_, i) => i),
+      (i) => Effect.forkChild(client.run(i))
+    )
+    yield* Effect.yieldNow
+    const interrupted = new Set<number>()
+    const decoder = Protocol.makeLineDecoder(64)
+    const feed = (bytes: Uint8Array) => {
+      for (const event of decoder.push(bytes)) {
+        if (event._tag === "Line") client.receiveLine(event.text)
+        else client.die(`protocol error: child sent ${event.reason}`)
+      }
+    }
+    feed(utf8.encode(`${JSON.stringify({ _tag: "Ready", protocol: Protocol.version })}\n`))
+    for (const input of inputs) {
+      switch (input._tag) {
+        case "Ready":
+          feed(utf8.encode(`${JSON.stringify({ _tag: "Ready", protocol: input.protocol })}\n`))
+          break
+        case "Answer":
+          feed(utf8.encode(`${answerLine(input)}\n`))
+          break
+        case "Bytes":
+          feed(Uint8Array.from(input.bytes))
+          break
+        case "Value":
+          client.receive(input.value)
+          break
+        case "Interrupt":
+          if (!interrupted.has(input.index)) {
+            interrupted.add(input.index)
+            yield* Fiber.interrupt(fibers[input.index]!)
+          }
+          break
+      }
+      yield* Effect.yieldNow
+      assert.isAtMost(client.inFlight(), CONCURRENCY, "never more requests on the child than its concurrency")
+      const requests = sent.filter((m) => m._tag === "Request").map((m) => (m as Protocol.Request).id)
+      assert.strictEqual(new Set(requests).size, requests.length, "request ids are unique")
+    }
+    const deathDuringInputs = client.deathReason()
+    client.die("the test is over")
+    const reason = client.deathReason()!
+
+    for (const [index, fiber] of fibers.entries()) {
+      const exit = yield* Fiber.await(fiber)
+      if (interrupted.has(index) && Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)) continue
+      if (Exit.isSuccess(exit)) {
+        assert.strictEqual(exit.value % 10, 0, "a success is a valid answer")
+        continue
+      }
+      const error = Cause.findErrorOption(exit.cause)
+      assert.strictEqual(error._tag, "Some", `request ${index} ended with ${Cause.pretty(exit.cause)}`)
+      const value = error._tag === "Some" ? error.value : undefined
+      assert.isTrue(
+        value instanceof DomainError || value instanceof InvalidRequest || value instanceof WorkerCrash,
+        `request ${index}: ${String(value)}`
+      )
+      if (value instanceof WorkerCrash && deathDuringInputs === undefined) {
+        // Crashes without a fault during the inputs come from the child or the end of the test.
+        assert.isTrue(value.reason === reason || /^reason \d$|^the handler was interrupted$/.test(value.reason))
+      }
+    }
+    if (deathDuringInputs !== undefined) assert.strictEqual(reason, deathDuringInputs, "the first reason stays")
+  })
+
+// Well-formed answers only, checked against a model of the protocol.
+const Exchange = Schema.Array(
+  Schema.Union([
+    Schema.TaggedStruct("Answer", {
+      tag: Schema.Literals(["Success", "Failure", "Crash", "Rejected", "Cancelled"]),
+      id: Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 6 })),
+      valid: Schema.Literal(true)
+    }),
+    Schema.TaggedStruct("Interrupt", { index: Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 4 })) })
+  ])
+).check(Schema.isMaxLength(20))
+
+type Expected =
+  | { readonly _tag: "Exit"; readonly exit: Exit.Exit<number, unknown> }
+  | { readonly _tag: "Interrupted" }
+  | { readonly _tag: "Crash" }
+
+const runExchange = (inputs: typeof Exchange.Type) =>
+  Effect.gen(function* () {
+    const sent: Array<Protocol.ToChild> = []
+    const client = yield* Client.make({
+      label: "child",
+      codecs: Client.jsonCodecs(Schema.Number, Schema.Number, DomainError),
+      concurrency: CONCURRENCY,
+      cancelGrace: Duration.hours(1),
+      send: (message) => {
+        sent.push(message)
+        return undefined
+      }
+    })
+    client.receiveLine(JSON.stringify({ _tag: "Ready", protocol: Protocol.version }))
+    const fibers = yield* Effect.forEach(
+      Array.from({ length: REQUESTS }, (_, i) => i),
+      (i) => Effect.forkChild(client.run(i))
+    )
+    yield* Effect.yieldNow
+
+    // The model: which ids are on the child, and what each request must end with.
+    const pending = new Map<number, number>()
+    let scanned = 0
+    const scan = () => {
+      for (; scanned < sent.length; scanned++) {
+        const message = sent[scanned]!
+        if (message._tag === "Request") pending.set(message.id, message.payload as number)
+      }
+    }
+    const expected = new Map<number, Expected>()
+    const interrupted = new Set<number>()
+    let death: string | undefined
+    scan()
+    for (const input of inputs) {
+      if (input._tag === "Interrupt") {
+        if (!expected.has(input.index) && !interrupted.has(input.index)) {
+          interrupted.add(input.index)
+          expected.set(input.index, { _tag: "Interrupted" })
+        }
+        yield* Fiber.interrupt(fibers[input.index]!)
+      } else {
+        client.receiveLine(answerLine(input))
+        if (death === undefined) {
+          const index = pending.get(input.id)
+          if (index === undefined) {
+            death = `protocol error: child answered request ${input.id}, which is not in flight`
+          } else {
+            pending.delete(input.id)
+            const caller = !interrupted.has(index)
+            const outcome = ((): Expected | undefined => {
+              switch (input.tag) {
+                case "Success":
+                  return { _tag: "Exit", exit: Exit.succeed(input.id * 10) }
+                case "Failure":
+                  return { _tag: "Exit", exit: Exit.fail(new DomainError({ reason: `bad ${input.id}` })) }
+                case "Rejected":
+                  return {
+                    _tag: "Exit",
+                    exit: Exit.fail(
+                      new InvalidRequest({ reason: `the worker could not decode the request: reason ${input.id}` })
+                    )
+                  }
+                case "Crash":
+                  death = `reason ${input.id}`
+                  return { _tag: "Crash" }
+                case "Cancelled":
+                  if (caller) death = "the handler was interrupted"
+                  return { _tag: "Crash" }
+              }
+            })()
+            if (caller && outcome !== undefined) expected.set(index, outcome)
+          }
+        }
+      }
+      // After a death, every request still waiting has failed with the crash.
+      if (death !== undefined) {
+        for (let i = 0; i < REQUESTS; i++) if (!expected.has(i)) expected.set(i, { _tag: "Crash" })
+      }
+      yield* Effect.yieldNow
+      scan()
+      assert.isAtMost(client.inFlight(), CONCURRENCY)
+      assert.strictEqual(client.deathReason(), death)
+    }
+    client.die("the test is over")
+    const reason = client.deathReason()!
+
+    for (const [index, fiber] of fibers.entries()) {
+      const exit = yield* Fiber.await(fiber)
+      const want = expected.get(index) ?? { _tag: "Crash" }
+      if (want._tag === "Interrupted") {
+        assert.isTrue(Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause), `request ${index} was interrupted`)
+      } else if (want._tag === "Crash") {
+        assert.deepStrictEqual(exit, Exit.fail(new WorkerCrash({ reason })), `request ${index}`)
+      } else {
+        assert.deepStrictEqual(exit, want.exit, `request ${index}`)
+      }
+    }
+  })
+
+describe("the parent's side of the protocol", () => {
+  it.effect.prop(
+    "matches a model of the protocol: each request ends with its own answer, or the crash, or its interruption",
+    [Exchange],
+    ([inputs]) => runExchange(inputs),
+    { timeout: 60_000, arbitrary: { runs: 300 } }
+  )
+
+  it.effect.prop(
+    "never throws on random input, holds the concurrency limit, and gives every request one typed outcome",
+    [Inputs],
+    ([inputs]) => runInputs(inputs),
+    { timeout: 60_000, arbitrary: { runs: 300 } }
+  )
+
+  it.effect("a valid exchange: answers by id, in any order, and a domain error intact", () =>
+    Effect.gen(function* () {
+      const sent: Array<Protocol.ToChild> = []
+      const client = yield* Client.make({
+        label: "child",
+        codecs: Client.jsonCodecs(Schema.Number, Schema.Number, DomainError),
+        concurrency: 3,
+        cancelGrace: Duration.seconds(1),
+        send: (message) => {
+          sent.push(message)
+          return undefined
+        }
+      })
+      client.receiveLine(JSON.stringify({ _tag: "Ready", protocol: Protocol.version }))
+      const fibers = yield* Effect.forEach([1, 2, 3], (n) => Effect.forkChild(client.run(n)))
+      yield* Effect.yieldNow
+      assert.deepStrictEqual(sent, [
+        { _tag: "Request", id: 1, payload: 1 },
+        { _tag: "Request", id: 2, payload: 2 },
+        { _tag: "Request", id: 3, payload: 3 }
+      ])
+      client.receiveLine(JSON.stringify({ _tag: "Success", id: 3, value: 30 }))
+      client.receiveLine(JSON.stringify({ _tag: "Failure", id: 1, error: { _tag: "DomainError", reason: "one" } }))
+      client.receiveLine(JSON.stringify({ _tag: "Success", id: 2, value: 20 }))
+      assert.deepStrictEqual(yield* Fiber.await(fibers[0]!), Exit.fail(new DomainError({ reason: "one" })))
+      assert.deepStrictEqual(yield* Fiber.await(fibers[1]!), Exit.succeed(20))
+      assert.deepStrictEqual(yield* Fiber.await(fibers[2]!), Exit.succeed(30))
+      assert.strictEqual(client.deathReason(), undefined)
+    })
+  )
+})

@@ -1,0 +1,399 @@
+/**
+ * Subprocess workers with real processes: answers, domain errors, crashes of
+ * every kind, cancellation, and no process left behind.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Exit, Fiber, Schema, Scope } from "effect"
+import {
+  DomainError,
+  InvalidOptions,
+  InvalidRequest,
+  Protocol,
+  Subprocess,
+  Worker,
+  WorkerCrash,
+  WorkerId
+} from "effect-worker-pool"
+import { Answer, Job } from "./fixtures/jobs.ts"
+import * as S from "./fixtures/support.ts"
+import * as T from "./support.ts"
+
+const id = WorkerId.make(0)
+
+/** A worker on the test script, with its own scope. */
+const makeWorker = (options: Parameters<typeof S.subprocess>[0] = {}, workerOptions = {}) =>
+  Worker.fromKind(id, S.subprocess(options), { ...S.restartAtOnce, ...workerOptions }).pipe(Effect.tap(S.started))
+
+describe("Subprocess workers", { timeout: 30_000, concurrent: true }, () => {
+  it.live("answer requests and carry domain errors intact; the worker stays up; stderr goes to the logger", () =>
+    S.live((logs) =>
+      Effect.gen(function* () {
+        const worker = yield* makeWorker()
+        const first = yield* worker.dispatch({ _tag: "Echo", value: 41 })
+        assert.strictEqual(first.value, 41)
+        assert.notStrictEqual(first.pid, process.pid)
+
+        const domain = yield* Effect.flip(worker.dispatch({ _tag: "Domain", reason: "negative input" }))
+        assert.deepStrictEqual(domain, new DomainError({ reason: "negative input" }))
+        assert.instanceOf(domain, DomainError)
+        const rejected = yield* Effect.flip(worker.dispatch({ _tag: "Reject", reason: "thrown by an async handler" }))
+        assert.deepStrictEqual(rejected, new DomainError({ reason: "thrown by an async handler" }))
+
+        // A stray console.log goes to stderr, which is logged.
+        const logged = yield* worker.dispatch({ _tag: "Log", text: "written with console.log" })
+        assert.strictEqual(logged.text, "written with console.log")
+        yield* logs.waitFor(/^written with console\.log$/)
+
+        const again = yield* worker.dispatch({ _tag: "Echo", value: 1 })
+        assert.strictEqual(again.pid, first.pid, "the same process served every request")
+        const health = yield* worker.health
+        assert.deepStrictEqual(
+          [health.state, health.completed, health.errored, health.crashes, health.inFlight],
+          ["Healthy", 5, 2, 0, 0]
+        )
+      })
+    )
+  )
+
+  it.live(
+    "hold several requests per process up to `concurrency`, matched by id; refuse one too large for the wire",
+    () =>
+      S.live(() =>
+        Effect.gen(function* () {
+          const worker = yield* makeWorker({ concurrency: 4, maxLineBytes: 1024 })
+          const values = Array.from({ length: 40 }, (_, i) => i)
+          const answers = yield* Effect.forEach(values, (value) => worker.dispatch({ _tag: "Echo", value }), {
+            concurrency: "unbounded"
+          })
+          assert.deepStrictEqual(
+            answers.map((a) => a.value),
+            values
+          )
+          assert.strictEqual(new Set(answers.map((a) => a.pid)).size, 1)
+          assert.strictEqual((yield* worker.health).inFlight, 0)
+
+          // Never sent: the worker stays up.
+          const refused = yield* Effect.flip(worker.dispatch({ _tag: "Garbage", text: "z".repeat(2000) }))
+          assert.instanceOf(refused, InvalidRequest)
+          assert.match(refused.reason, /^the request is \d+ bytes on the wire, over the limit of 1024/)
+          const health = yield* worker.health
+          assert.deepStrictEqual([health.state, health.crashes, health.errored, health.inFlight], ["Healthy", 0, 1, 0])
+          assert.strictEqual((yield* worker.dispatch({ _tag: "Echo", value: 1 })).pid, answers[0]!.pid)
+        })
+      )
+  )
+
+  it.live("a defect in the handler crashes the worker; a new process serves the next request", () =>
+    S.live(() =>
+      Effect.gen(function* () {
+        const worker = yield* makeWorker()
+        const { pid } = yield* worker.dispatch({ _tag: "Echo", value: 0 })
+        const crash = S.crashOf(yield* Effect.flip(worker.dispatch({ _tag: "Throw" })))
+        assert.strictEqual(crash.reason, "defect: TypeError: thrown in handler")
+        yield* S.gone([pid], pid)
+        yield* S.healthy(worker)
+        const next = yield* worker.dispatch({ _tag: "Echo", value: 2 })
+        assert.strictEqual(next.value, 2)
+        assert.notStrictEqual(next.pid, pid)
+
+        const reported = S.crashOf(yield* Effect.flip(worker.dispatch({ _tag: "Crash", reason: "engine lost" })))
+        assert.strictEqual(reported.reason, "engine lost")
+        const health = yield* S.healthy(worker)
+        assert.deepStrictEqual([health.crashes, health.restarts, health.inFlight], [2, 2, 0])
+      })
+    )
+  )
+
+  it.live("process.exit mid-request fails every request in flight with the exit code and the last stderr lines", () =>
+    S.live((logs) =>
+      Effect.gen(function* () {
+        const worker = yield* makeWorker({ concurrency: 3 }, { maxInFlight: 3 })
+        const { pid } = yield* worker.dispatch({ _tag: "Echo", value: 0 })
+        const waiting = yield* Effect.forEach([0, 1], () => Effect.forkChild(worker.dispatch({ _tag: "Wait" })))
+        yield* logs.waitFor(/^started 2$/)
+        yield* logs.waitFor(/^started 3$/)
+        const exit = S.crashOf(yield* Effect.flip(worker.dispatch({ _tag: "Exit", code: 3 })))
+        assert.match(exit.reason, new RegExp(`^process ${pid} exited with code 3; last stderr: .*started 4$`))
+        for (const fiber of waiting) {
+          const failed = T.errorOf(yield* Fiber.await(fiber))
+          assert.instanceOf(failed, WorkerCrash)
+          assert.strictEqual(failed.reason, exit.reason, "every request in flight gets the same crash")
+        }
+        yield* S.gone([pid], pid)
+        yield* S.healthy(worker)
+        assert.strictEqual((yield* worker.dispatch({ _tag: "Echo", value: 5 })).value, 5)
+        const health = yield* worker.health
+        assert.deepStrictEqual([health.inFlight, health.completed, health.errored, health.crashes], [0, 5, 3, 1])
+      })
+    )
+  )
+
+  it.live("an uncaught exception in the child is a crash whose reason quotes it", () =>
+    S.live(() =>
+      Effect.gen(function* () {
+        const worker = yield* makeWorker()
+        const { pid } = yield* worker.dispatch({ _tag: "Echo", value: 0 })
+        const crash = S.crashOf(yield* Effect.flip(worker.dispatch({ _tag: "AsyncThrow" })))
+        assert.match(crash.reason, new RegExp(`^process ${pid} exited with code 1; last stderr: .*Error: async boom`))
+        yield* S.gone([pid], pid)
+        yield* S.healthy(worker)
+        assert.strictEqual((yield* worker.dispatch({ _tag: "Echo", value: 1 })).value, 1)
+      })
+    )
+  )
+
+  it.live("kill -9 from outside fails the request in flight with the signal", () =>
+    S.live((logs) =>
+      Effect.gen(function* () {
+        const worker = yield* makeWorker()
+        const { pid } = yield* worker.dispatch({ _tag: "Echo", value: 0 })
+        const waiting = yield* Effect.forkChild(worker.dispatch({ _tag: "Wait" }))
+        yield* logs.waitFor(/^started 2$/)
+        process.kill(pid, "SIGKILL")
+        const crash = T.errorOf(yield* Fiber.await(waiting))
+        assert.instanceOf(crash, WorkerCrash)
+        assert.match(crash.reason, new RegExp(`^process ${pid} was killed by SIGKILL`))
+        yield* S.healthy(worker)
+        assert.strictEqual((yield* worker.dispatch({ _tag: "Echo", value: 1 })).value, 1)
+      })
+    )
+  )
+
+  it.live("a broken pipe fails the requests in flight; the process is replaced", () =>
+    S.live((logs) =>
+      Effect.gen(function* () {
+        const worker = yield* makeWorker({ concurrency: 2 }, { maxInFlight: 2 })
+        const { pid } = yield* worker.dispatch({ _tag: "Echo", value: 0 })
+        const deaf = yield* Effect.forkChild(worker.dispatch({ _tag: "CloseStdin" }))
+        yield* logs.waitFor(/^started 2$/)
+        // This one cannot be written: the child closed its end of the pipe.
+        const crash = S.crashOf(yield* Effect.flip(worker.dispatch({ _tag: "Echo", value: 1 })))
+        assert.match(crash.reason, new RegExp(`^broken pipe: could not write to process ${pid}: `))
+        assert.strictEqual(S.crashOf(T.errorOf(yield* Fiber.await(deaf))).reason, crash.reason)
+        yield* S.gone([pid], pid)
+        yield* S.healthy(worker)
+        assert.strictEqual((yield* worker.dispatch({ _tag: "Echo", value: 2 })).value, 2)
+      })
+    )
+  )
+
+  it.live("a cancel interrupts the handler; the worker stays up and keeps its process", () =>
+    S.live((logs) =>
+      Effect.gen(function* () {
+        const worker = yield* makeWorker()
+        const { pid } = yield* worker.dispatch({ _tag: "Echo", value: 0 })
+
+        const effectHandler = yield* Effect.forkChild(worker.dispatch({ _tag: "Wait" }))
+        yield* logs.waitFor(/^started 2$/)
+        assert.isTrue(
+          Exit.hasInterrupts(yield* Fiber.interrupt(effectHandler).pipe(Effect.andThen(Fiber.await(effectHandler))))
+        )
+        yield* logs.waitFor(/^interrupted 2$/)
+
+        const asyncHandler = yield* Effect.forkChild(worker.dispatch({ _tag: "WaitSignal" }))
+        yield* logs.waitFor(/^started 3$/)
+        yield* Fiber.interrupt(asyncHandler)
+        yield* logs.waitFor(/^aborted 3$/)
+
+        // Cancels that overtake their requests are acknowledged too.
+        for (let i = 0; i < 5; i++) {
+          const hasty = yield* Effect.forkChild(worker.dispatch({ _tag: "Wait" }))
+          yield* Effect.yieldNow
+          yield* Fiber.interrupt(hasty)
+        }
+
+        // The slot is free again once the child has acknowledged the cancel.
+        const next = yield* worker.dispatch({ _tag: "Echo", value: 4 })
+        assert.strictEqual(next.pid, pid)
+        const health = yield* worker.health
+        assert.deepStrictEqual([health.state, health.interrupted, health.crashes], ["Healthy", 7, 0])
+      })
+    )
+  )
+
+  it.live("a child that ignores a cancel past the grace period is killed and replaced", () =>
+    S.live((logs) =>
+      Effect.gen(function* () {
+        const worker = yield* makeWorker({ cancelGrace: "200 millis" })
+        const { pid } = yield* worker.dispatch({ _tag: "Echo", value: 0 })
+        const stubborn = yield* Effect.forkChild(worker.dispatch({ _tag: "IgnoreCancel" }))
+        yield* logs.waitFor(/^started 2$/)
+        yield* Fiber.interrupt(stubborn)
+        yield* S.gone([pid], pid)
+        const health = yield* S.healthy(worker)
+        assert.strictEqual(health.lastCrash?.reason, `process ${pid} ignored the cancel of request 2 for 200 ms`)
+        assert.deepStrictEqual([health.interrupted, health.crashes, health.inFlight], [1, 1, 0])
+        const next = yield* worker.dispatch({ _tag: "Echo", value: 1 })
+        assert.notStrictEqual(next.pid, pid)
+      })
+    )
+  )
+
+  it.live("a request past its timeout gets SIGTERM, then SIGKILL after the grace period; the process is replaced", () =>
+    S.live(() =>
+      Effect.gen(function* () {
+        const worker = yield* makeWorker({ killGrace: "300 millis" })
+        const { pid } = yield* worker.dispatch({ _tag: "Echo", value: 0 })
+        const hung = yield* Effect.flip(worker.dispatch({ _tag: "Hang" }, { timeout: "300 millis" }))
+        assert.strictEqual(hung._tag, "RequestTimeout")
+        yield* S.gone([pid], pid)
+        yield* S.healthy(worker)
+
+        // This one ignores SIGTERM: only SIGKILL ends it.
+        const second = yield* worker.dispatch({ _tag: "Echo", value: 0 })
+        const stubborn = yield* Effect.flip(worker.dispatch({ _tag: "IgnoreTerm" }, { timeout: "300 millis" }))
+        assert.strictEqual(stubborn._tag, "RequestTimeout")
+        yield* S.gone([second.pid], second.pid)
+        yield* S.healthy(worker)
+        assert.strictEqual((yield* worker.dispatch({ _tag: "Echo", value: 7 })).value, 7)
+        const health = yield* worker.health
+        assert.deepStrictEqual([health.timeouts, health.crashes, health.inFlight], [2, 2, 0])
+      })
+    )
+  )
+
+  it.live(
+    "stop with requests in flight: each fails with WorkerCrash, and no process survives, grandchildren included",
+    () =>
+      S.live((logs) =>
+        Effect.gen(function* () {
+          const scope = yield* Scope.make()
+          const worker = yield* makeWorker({ concurrency: 3, killGrace: "200 millis" }, { maxInFlight: 3 }).pipe(
+            Scope.provide(scope)
+          )
+          const { pid, child } = yield* worker.dispatch({ _tag: "Spawn" })
+          assert.isTrue(S.isAlive(child!))
+          assert.includeMembers(S.processGroup(pid), [pid, child!])
+          const waiting = yield* Effect.forEach([0, 1], () => Effect.forkChild(worker.dispatch({ _tag: "Wait" })))
+          yield* logs.waitFor(/^started 3$/)
+          yield* Scope.close(scope, Exit.void)
+          for (const fiber of waiting) assert.instanceOf(T.errorOf(yield* Fiber.await(fiber)), WorkerCrash)
+          // Closing the scope waited for the processes: nothing is left, at once.
+          assert.deepStrictEqual(S.processGroup(pid), [])
+          assert.isFalse(S.isAlive(pid))
+          assert.isFalse(S.isAlive(child!))
+        })
+      )
+  )
+
+  it.live("a shutdown closes stdin and the child exits by itself, without a signal", () =>
+    S.live(() =>
+      Effect.gen(function* () {
+        const scope = yield* Scope.make()
+        const worker = yield* makeWorker({
+          env: { EWP_IGNORE_SIGTERM: "1" },
+          killGrace: "20 seconds",
+          shutdownTimeout: "20 seconds"
+        }).pipe(Scope.provide(scope))
+        const { pid } = yield* worker.dispatch({ _tag: "Echo", value: 0 })
+        const started = Date.now()
+        yield* Scope.close(scope, Exit.void)
+        // It ignores SIGTERM and SIGKILL would come after 20 s: it left on its own.
+        assert.isBelow(Date.now() - started, 10_000)
+        assert.isFalse(S.isAlive(pid))
+      })
+    )
+  )
+
+  it.live("the child gets an allowlist of the parent's environment, plus its own variables", () =>
+    S.live(() =>
+      Effect.gen(function* () {
+        process.env.EWP_TEST_SECRET = "s3cret"
+        yield* Effect.addFinalizer(() => Effect.sync(() => delete process.env.EWP_TEST_SECRET))
+        const allowlisted = yield* makeWorker({ env: { EXTRA: "1" } })
+        const { keys = [] } = yield* allowlisted.dispatch({ _tag: "Env" })
+        assert.notInclude([...keys], "EWP_TEST_SECRET")
+        assert.includeMembers([...keys], ["PATH", "EXTRA"])
+        const expected = [...Subprocess.defaultInheritedEnv, "EXTRA", Protocol.maxLineBytesEnv]
+        assert.isTrue(
+          keys.every((key) => expected.includes(key)),
+          keys.join()
+        )
+
+        const everything = yield* Worker.fromKind(WorkerId.make(1), S.subprocess({ inheritEnv: "all" }))
+        const all = yield* everything.dispatch({ _tag: "Env" })
+        assert.include([...(all.keys ?? [])], "EWP_TEST_SECRET")
+      })
+    )
+  )
+
+  it.live("a command that cannot start, or dies before it is ready, is a crash at start", () =>
+    S.live(() =>
+      Effect.gen(function* () {
+        const missing = yield* Worker.fromKind(
+          id,
+          Subprocess.make({ command: "/nonexistent/worker", request: Job, response: Answer }),
+          { maxRestarts: 0 }
+        )
+        const health = yield* S.reaches(missing, "Retired")
+        assert.match(health.lastCrash?.reason ?? "", /^could not start \/nonexistent\/worker: /)
+
+        const early = yield* Worker.fromKind(
+          id,
+          Subprocess.make({
+            command: S.node,
+            args: ["-e", "console.error('no model file'); process.exit(4)"],
+            request: Job,
+            response: Answer
+          }),
+          { maxRestarts: 0 }
+        )
+        assert.match(
+          (yield* S.reaches(early, "Retired")).lastCrash?.reason ?? "",
+          /^process \d+ exited with code 4; last stderr: no model file$/
+        )
+
+        const silent = yield* Worker.fromKind(
+          id,
+          Subprocess.make({
+            command: S.node,
+            args: ["-e", "setInterval(() => {}, 1000)"],
+            startTimeout: "300 millis",
+            request: Job,
+            response: Answer
+          }),
+          { maxRestarts: 0 }
+        )
+        const reason = (yield* S.reaches(silent, "Retired")).lastCrash?.reason ?? ""
+        const [, pid] = /^process (\d+) did not become ready within 300 ms$/.exec(reason) ?? []
+        assert.isDefined(pid, reason)
+        assert.isFalse(S.isAlive(Number(pid)))
+      })
+    )
+  )
+
+  it.live(
+    "schemas that disagree: a request the child cannot decode is refused, a response the parent cannot decode is a crash",
+    () =>
+      S.live(() =>
+        Effect.gen(function* () {
+          const worker = yield* Worker.fromKind(
+            id,
+            Subprocess.node(S.workerScript, {
+              nodePath: S.node,
+              execArgv: ["--conditions=source"],
+              request: Schema.Union([Job, Schema.String]),
+              response: Schema.String
+            }),
+            S.restartAtOnce
+          )
+          const refused = yield* Effect.flip(worker.dispatch("not a job"))
+          assert.instanceOf(refused, InvalidRequest)
+          assert.match(refused.reason, /^the worker could not decode the request: /)
+          assert.deepStrictEqual([(yield* worker.health).state, (yield* worker.health).crashes], ["Healthy", 0])
+
+          const crash = S.crashOf(yield* Effect.flip(worker.dispatch({ _tag: "Echo", value: 1 })))
+          assert.match(crash.reason, /^protocol error: process \d+ sent a response that does not match its schema: /)
+        })
+      )
+  )
+
+  it("invalid options throw InvalidOptions at once", () => {
+    const make = (options: Partial<Subprocess.Options<number, number, never>>) => () =>
+      Subprocess.make({ command: "node", request: Schema.Number, response: Schema.Number, ...options })
+    assert.throws(make({ concurrency: 0 }), InvalidOptions)
+    assert.throws(make({ maxLineBytes: -1 }), InvalidOptions)
+    assert.throws(make({ cancelGrace: "soon" as never }), InvalidOptions)
+    assert.throws(make({ command: "" }), InvalidOptions)
+  })
+})
