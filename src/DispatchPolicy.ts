@@ -25,6 +25,7 @@
  * @since 0.1.0
  */
 import { Duration } from "effect"
+import { LatencyEstimates } from "./internal/latency.ts"
 import { Roster } from "./internal/roster.ts"
 import type { WorkerHealth } from "./WorkerHealth.ts"
 import type { WorkerId } from "./WorkerId.ts"
@@ -245,9 +246,9 @@ export const make = <S, Req = unknown>(policy: DispatchPolicy<S, Req>): Dispatch
 export const view = (candidates: ReadonlyArray<Candidate>): WorkerView => {
   const roster = new Roster()
   const sorted = [...candidates].sort((a, b) => a.id - b.id)
-  roster.reset(sorted.map((c) => ({ id: c.id, health: c.health, maxInFlight: c.maxInFlight })))
+  roster.reset(sorted)
   sorted.forEach((c, rank) => {
-    roster.update(rank, true, c.health.inFlight)
+    roster.update(rank, true, c.health)
   })
   return roster
 }
@@ -424,11 +425,6 @@ export interface PeakEwmaOptions {
   readonly defaultRtt?: Duration.Input | undefined
 }
 
-interface Ewma {
-  cost: number
-  stamp: number
-}
-
 /**
  * Peak EWMA (as in Finagle, tower and Linkerd): each worker's latency is
  * estimated by a moving average that jumps to any higher sample at once (the
@@ -449,36 +445,75 @@ interface Ewma {
  * @since 0.1.0
  * @category policies
  */
-export const PeakEwma = (options?: PeakEwmaOptions): DispatchPolicy<Map<number, Ewma>> => {
-  const tau = Duration.toMillis(Duration.fromInputUnsafe(options?.decay ?? "10 seconds"))
-  const defaultRtt = Duration.toMillis(Duration.fromInputUnsafe(options?.defaultRtt ?? "100 millis"))
-  const cost = (state: Map<number, Ewma>, c: Candidate, now: number) => {
-    const ewma = state.get(c.id)
-    const decayed = ewma === undefined ? defaultRtt : ewma.cost * Math.exp(-Math.max(0, now - ewma.stamp) / tau)
-    const oldest = c.health.oldestInFlightSince
-    const floor = oldest === undefined ? 0 : now - oldest
-    return Math.max(decayed, floor) * (c.health.inFlight + 1)
-  }
+export const PeakEwma = (options?: PeakEwmaOptions): DispatchPolicy<LatencyEstimates> => {
+  const { tau, defaultRtt } = ewmaSettings(options)
   return make({
     name: "PeakEwma",
-    initial: () => new Map(),
+    initial: () => new LatencyEstimates(tau, defaultRtt),
     select: ({ view, state, random, now }) => {
       if (view.size === 1) return { worker: view.at(0).id, state }
       const [a, b] = twoChoices(view, random)
-      return { worker: (cost(state, b, now) < cost(state, a, now) ? b : a).id, state }
+      const cost = (c: Candidate) => state.estimate(c, now, false) * (c.health.inFlight + 1)
+      return { worker: (cost(b) < cost(a) ? b : a).id, state }
     },
     onResult: (state, result) => {
-      const ewma = state.get(result.worker)
-      if (ewma === undefined) {
-        state.set(result.worker, { cost: result.millis, stamp: result.now })
-      } else if (result.millis > ewma.cost) {
-        ewma.cost = result.millis
-        ewma.stamp = result.now
-      } else {
-        const w = Math.exp(-Math.max(0, result.now - ewma.stamp) / tau)
-        ewma.cost = ewma.cost * w + result.millis * (1 - w)
-        ewma.stamp = result.now
+      state.record(result.worker, result.millis, result.now)
+      return state
+    }
+  })
+}
+
+const ewmaSettings = (options: PeakEwmaOptions | undefined) => ({
+  tau: Duration.toMillis(Duration.fromInputUnsafe(options?.decay ?? "10 seconds")),
+  defaultRtt: Duration.toMillis(Duration.fromInputUnsafe(options?.defaultRtt ?? "100 millis"))
+})
+
+/**
+ * Shortest expected delay: the worker where the request should finish first,
+ * estimated as `latency × (in flight + 1)` with each worker's peak-EWMA
+ * latency (see {@link PeakEwma}, whose options it takes). It weighs four
+ * candidates, in O(1): two drawn among the least loaded workers (so that
+ * with equal speeds it joins the shortest queue) and two drawn among all (so
+ * that a fast worker with a slightly longer queue can win over a slow idle
+ * one). A worker never measured is assumed as fast as the others on average;
+ * a hung worker is held off by the age of its oldest request, and a timed
+ * out request counts as a sample as long as its timeout.
+ *
+ * @example
+ * ```ts
+ * import { DispatchPolicy, WorkerPool } from "effect-worker-pool"
+ *
+ * const pool = WorkerPool.make<number, number>({ policy: DispatchPolicy.ShortestExpectedDelay() })
+ * ```
+ *
+ * @since 0.1.0
+ * @category policies
+ */
+export const ShortestExpectedDelay = (options?: PeakEwmaOptions): DispatchPolicy<LatencyEstimates> => {
+  const { tau, defaultRtt } = ewmaSettings(options)
+  return make({
+    name: "ShortestExpectedDelay",
+    initial: () => new LatencyEstimates(tau, defaultRtt),
+    select: ({ view, state, random, now }) => {
+      if (view.size === 1) return { worker: view.at(0).id, state }
+      const delay = (c: Candidate) => state.estimate(c, now, true) * (c.health.inFlight + 1)
+      let best = view.leastLoaded(random())!
+      let bestDelay = delay(best)
+      const consider = (c: Candidate) => {
+        const d = delay(c)
+        if (d < bestDelay) {
+          best = c
+          bestDelay = d
+        }
       }
+      consider(view.leastLoaded(random())!)
+      const [a, b] = twoChoices(view, random)
+      consider(a)
+      consider(b)
+      return { worker: best.id, state }
+    },
+    onResult: (state, result) => {
+      state.record(result.worker, result.millis, result.now)
       return state
     }
   })

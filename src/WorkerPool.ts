@@ -10,7 +10,7 @@
 import type { Context, Option, Stream } from "effect"
 import { Clock, Duration, Effect, Exit, Layer, Random, Scope } from "effect"
 import type { DispatchPolicy } from "./DispatchPolicy.ts"
-import { LeastLoaded } from "./DispatchPolicy.ts"
+import { ShortestExpectedDelay } from "./DispatchPolicy.ts"
 import * as engine from "./internal/pool.ts"
 import type { Worker } from "./Worker.ts"
 import {
@@ -207,7 +207,7 @@ export interface RetryOptions {
  *
  * | option          | default                        | meaning                                                        |
  * |-----------------|--------------------------------|----------------------------------------------------------------|
- * | `policy`        | `DispatchPolicy.LeastLoaded`   | how a worker is picked                                         |
+ * | `policy`        | `DispatchPolicy.ShortestExpectedDelay()` | how a worker is picked                               |
  * | `size`, `worker`| none: the pool starts empty    | start with `size` workers, ids `0` to `size - 1`, each made by `worker(id)`; give both or neither |
  * | `timeout`       | none                           | how long a request may run on its worker (queue time excluded) |
  * | `queueCapacity` | `1024`                         | requests that may wait for a free worker                       |
@@ -219,9 +219,9 @@ export interface RetryOptions {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { DispatchPolicy, Worker, type WorkerPool } from "effect-worker-pool"
+ * import { DispatchPolicy, type InvalidOptions, Worker, type WorkerPool } from "effect-worker-pool"
  *
- * const options: WorkerPool.Options<number, number, never, never, never> = {
+ * const options: WorkerPool.Options<number, number, never, InvalidOptions, never> = {
  *   policy: DispatchPolicy.RoundRobin,
  *   size: 4,
  *   worker: (id) => Worker.make(id, (n: number) => Effect.succeed(n * 2)),
@@ -298,7 +298,7 @@ const configure = (options: Options<any, any, any, any, any>): engine.PoolConfig
     const minPerWindow = r.minPerWindow ?? 10
     if (!isCount(minPerWindow)) return `retry.minPerWindow must be a non-negative integer, got ${minPerWindow}`
     return {
-      policy: policy ?? LeastLoaded,
+      policy: policy ?? ShortestExpectedDelay(),
       timeout,
       queueCapacity,
       queueStrategy,

@@ -115,7 +115,7 @@ describe("WorkerPool membership", () => {
   it.effect("add, remove, size and isEmpty", () =>
     Effect.gen(function* () {
       const pool = yield* WorkerPool.make<T.Behaviour, number>({})
-      assert.strictEqual(pool.policy, "LeastLoaded")
+      assert.strictEqual(pool.policy, "ShortestExpectedDelay")
       assert.isTrue(yield* pool.isEmpty)
       const w5 = yield* Worker.make(WorkerId.make(5), T.handler)
       const w2 = yield* Worker.make(WorkerId.make(2), T.handler)

@@ -116,7 +116,7 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
 
   const updateRoster = (member: M) => {
     const h = health(member)
-    roster.update(member.rank, isEligible(member, h), h.inFlight)
+    roster.update(member.rank, isEligible(member, h), h)
   }
 
   const updatePanic = () => {
@@ -129,13 +129,7 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
   /** Rebuilds the roster after a change of membership. */
   const rebuild = () => {
     roster.reset(
-      members.map((member) => ({
-        id: member.worker.id,
-        maxInFlight: member.inner.maxInFlight,
-        get health() {
-          return health(member)
-        }
-      }))
+      members.map((member) => ({ id: member.worker.id, maxInFlight: member.inner.maxInFlight, health: health(member) }))
     )
     members.forEach((member, rank) => {
       member.rank = rank
@@ -189,7 +183,7 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
       }
     }
     picking = true
-    if (exclude !== undefined) roster.update(exclude.rank, false, 0)
+    if (exclude !== undefined) roster.update(exclude.rank, false, health(exclude))
     try {
       if (roster.size === 0) return undefined
       const selection = policy.select({
@@ -330,7 +324,12 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
       const succeeded = Exit.isSuccess(exit) || (error !== undefined && !failed && !(error instanceof PoolShutdown))
       if (policy.onResult !== undefined && (succeeded || failed) && member.rank !== -1) {
         const t = now()
-        policyState = policy.onResult(policyState, { worker: member.worker.id, millis: t - startedAt, failed, now: t })
+        policyState = policy.onResult(policyState, {
+          worker: member.worker.id,
+          millis: t - startedAt,
+          failed,
+          now: t
+        })
       }
       let effect: Effect.Effect<void> = Effect.void
       if (rules !== undefined && member.rank !== -1) {

@@ -76,13 +76,14 @@ interface Bucket {
   readonly set: IndexedSet<number>
 }
 
-/** One member as the roster sees it. */
+/** One member as the roster sees it; its health is kept current by `update`. */
 export interface RosterEntry extends Candidate {
   readonly rank: number
+  health: Candidate["health"]
 }
 
 export class Roster implements WorkerView {
-  private entries: ReadonlyArray<RosterEntry> = []
+  private entries: Array<RosterEntry> = []
   private byId = new Map<number, RosterEntry>()
   /** Per rank: its load while eligible, or -1. */
   private loads: Array<number> = []
@@ -99,8 +100,13 @@ export class Roster implements WorkerView {
   membersVersion = 0
 
   /** Replaces the members (sorted by id); none is eligible until `update`. */
-  reset(entries: ReadonlyArray<Omit<RosterEntry, "rank">>) {
-    this.entries = entries.map((entry, rank) => Object.assign(entry, { rank }) as RosterEntry)
+  reset(entries: ReadonlyArray<Candidate>) {
+    this.entries = entries.map((entry, rank) => ({
+      id: entry.id,
+      health: entry.health,
+      maxInFlight: entry.maxInFlight,
+      rank
+    }))
     this.byId = new Map(this.entries.map((entry) => [entry.id, entry]))
     this.loads = this.entries.map(() => -1)
     this.eligibleBits = new Bitset(this.entries.length)
@@ -114,8 +120,11 @@ export class Roster implements WorkerView {
     return this.byId.get(id)?.rank
   }
 
-  /** Records whether the member at `rank` is eligible, and at what load. */
-  update(rank: number, eligible: boolean, load: number) {
+  /** Records the health of the member at `rank`: whether it is eligible, and at what load. */
+  update(rank: number, eligible: boolean, health: Candidate["health"]) {
+    const entry = this.entries[rank]!
+    entry.health = health
+    const load = health.inFlight
     const previous = this.loads[rank]!
     const next = eligible ? load : -1
     if (previous === next) return
@@ -169,12 +178,15 @@ export class Roster implements WorkerView {
 
   next(after: number): Candidate | undefined {
     // The first eligible rank whose id is greater than `after`, wrapping.
-    let low = 0
-    let high = this.entries.length
-    while (low < high) {
-      const mid = (low + high) >>> 1
-      if (this.entries[mid]!.id <= after) low = mid + 1
-      else high = mid
+    const known = this.byId.get(after)
+    let low = known === undefined ? 0 : known.rank + 1
+    if (known === undefined) {
+      let high = this.entries.length
+      while (low < high) {
+        const mid = (low + high) >>> 1
+        if (this.entries[mid]!.id <= after) low = mid + 1
+        else high = mid
+      }
     }
     let rank = this.eligibleBits.next(low)
     if (rank === -1) rank = this.eligibleBits.next(0)

@@ -1,0 +1,91 @@
+/**
+ * The scenarios of the simulation. Times are fractions of the span of
+ * arrivals; loads are utilisations (arrival rate / sum of base speeds).
+ */
+import type { Scenario } from "./model.ts"
+
+const eight = (speed: number) => Array.from({ length: 8 }, () => speed)
+
+/** Falls linearly from 1 to 0.1 at mid-run, then recovers to 1 at the end. */
+const valley = (fraction: number) => 1 - 0.9 * (1 - Math.abs(2 * fraction - 1))
+
+export const scenarios: ReadonlyArray<Scenario> = [
+  {
+    id: "identical",
+    title: "Identical workers",
+    description: "8 workers of speed 1.",
+    speeds: eight(1),
+    loads: [0.5, 0.7, 0.9, 0.95]
+  },
+  {
+    id: "mixed",
+    title: "Mixed speeds",
+    description: "8 workers of speeds 2, 2, 1, 1, 1, 1, 0.5, 0.5 (ids 0 to 7).",
+    speeds: [2, 2, 1, 1, 1, 1, 0.5, 0.5],
+    loads: [0.5, 0.7, 0.9]
+  },
+  {
+    id: "one-slow",
+    title: "One worker 10× slower",
+    description: "8 workers: 7 of speed 1, worker 7 of speed 0.1.",
+    speeds: [1, 1, 1, 1, 1, 1, 1, 0.1],
+    loads: [0.5, 0.7, 0.9]
+  },
+  {
+    id: "drift",
+    title: "One worker drifting",
+    description:
+      "8 workers of speed 1; worker 0 slows down linearly to 0.1 at mid-run, then recovers to 1 by the end. " +
+      "Loads are against the nominal capacity of 8 (at the slowest, the capacity is 7.1).",
+    speeds: eight(1),
+    drift: { worker: 0, factor: valley },
+    loads: [0.5, 0.7, 0.85]
+  },
+  {
+    id: "crash",
+    title: "A crash with restart",
+    description:
+      "8 workers of speed 1; at one third of the run worker 0 crashes (`WorkerCrash`) on the request it starts " +
+      "serving, which fails with every request queued on it; it restarts after the default restart schedule.",
+    speeds: eight(1),
+    fault: { _tag: "Crash", worker: 0, at: 1 / 3 },
+    loads: [0.5, 0.7, 0.9]
+  },
+  {
+    id: "crash-loop",
+    title: "A crash loop",
+    description:
+      "8 workers of speed 1; from one third of the run on, worker 0 crashes on every request it starts serving. " +
+      "It is restarted with the default schedule (100 ms doubling, jittered) until its restart budget " +
+      "(5 restarts within 1 minute) is spent, then retired: 7 workers carry the load. " +
+      "Loads stop at 80 %: 90 % of 8 is more than 7 workers can serve.",
+    speeds: eight(1),
+    fault: { _tag: "CrashLoop", worker: 0, at: 1 / 3 },
+    worker: { maxRestarts: 5, restartWindow: "1 minute" },
+    loads: [0.5, 0.7, 0.8]
+  },
+  {
+    id: "hung",
+    title: "A hung worker",
+    description:
+      "8 workers of speed 1; from one third of the run on, worker 0 accepts requests and never answers. " +
+      "The pool's request timeout is 20 units (2 s); passive ejection is on with its defaults. " +
+      "Loads stop at 80 %: with one worker lost, 90 % of 8 is more than 7 workers can serve.",
+    speeds: eight(1),
+    fault: { _tag: "Hang", worker: 0, at: 1 / 3 },
+    timeoutUnits: 20,
+    loads: [0.5, 0.7, 0.8]
+  },
+  {
+    id: "hung-no-ejection",
+    title: "A hung worker, ejection off",
+    description:
+      "The hung-worker scenario with the pool's passive ejection turned off (`ejection: false`), so that only the " +
+      "policy keeps traffic away from the worker that never answers.",
+    speeds: eight(1),
+    fault: { _tag: "Hang", worker: 0, at: 1 / 3 },
+    timeoutUnits: 20,
+    ejection: false,
+    loads: [0.5, 0.7, 0.8]
+  }
+]
