@@ -263,3 +263,32 @@ describe("Worker scope", () => {
     })
   )
 })
+
+describe("Worker teardown", () => {
+  it.effect(
+    "a caller interrupted while the worker it crashed is torn down sees its interruption; the worker counts the request as errored",
+    () =>
+      Effect.gen(function* () {
+        const releasing = yield* Deferred.make<void>()
+        const mayRelease = yield* Deferred.make<void>()
+        const worker = yield* Worker.makeScoped(
+          WorkerId.make(0),
+          Effect.as(
+            Effect.addFinalizer(() =>
+              Deferred.succeed(releasing, undefined).pipe(Effect.andThen(Deferred.await(mayRelease)))
+            ),
+            T.handler
+          ),
+          restartAfterOneSecond
+        )
+        const caller = yield* Effect.forkChild(worker.dispatch(T.crash))
+        yield* Deferred.await(releasing)
+        // The crash is reported once the incarnation is gone; the caller gives up first.
+        yield* Fiber.interrupt(caller)
+        assert.isTrue(Exit.hasInterrupts(yield* Fiber.await(caller)))
+        yield* Deferred.succeed(mayRelease, undefined)
+        const h = yield* worker.health
+        assert.deepStrictEqual([h.completed, h.errored, h.interrupted, h.crashes, h.inFlight], [1, 1, 0, 1, 0])
+      })
+  )
+})
