@@ -4,7 +4,8 @@
  * A policy is a pure function over a view of the workers it may pick (the
  * healthy ones with a free slot), plus a state of its own that the pool
  * threads from one pick to the next. It never sees a worker that is starting,
- * restarting, ejected, retired or stopped. Being a plain function, a policy
+ * restarting, retired or stopped, nor an ejected one unless too few workers
+ * are healthy (the pool's panic mode). Being a plain function, a policy
  * can be property-tested on its own (build a view with {@link view}) and
  * replaced without touching the pool.
  *

@@ -48,8 +48,9 @@ export const version = 1
 /**
  * The default limit on one line of the subprocess protocol, in bytes, without
  * its newline: 1 MiB. A longer line is a protocol fault (the parent never
- * buffers more than this per process). Raise it with the `maxLineBytes`
- * option of both sides when requests or responses are larger.
+ * buffers more than this per process). Raise it with the kind's
+ * `maxLineBytes` option when requests or responses are larger; the runner
+ * learns the limit from the environment variable {@link maxLineBytesEnv}.
  *
  * @example
  * ```ts

@@ -29,4 +29,9 @@ import { Schema } from "effect"
  */
 export class InvalidRequest extends Schema.TaggedError<InvalidRequest>()("InvalidRequest", {
   reason: Schema.String
-}) {}
+}) {
+  /** The reason, so that an unhandled error prints it. */
+  override get message(): string {
+    return this.reason
+  }
+}

@@ -16,8 +16,8 @@ import * as WorkerKind from "./WorkerKind.ts"
 /**
  * A worker: an Effect service with a stable id, a health snapshot and a
  * `dispatch` that always ends in exactly one outcome: the response, the
- * handler's domain error `E`, a `WorkerCrash`, or the caller's own
- * interruption.
+ * handler's domain error `E`, a `WorkerCrash`, a `RequestTimeout` (when a
+ * timeout is given), or the caller's own interruption.
  *
  * Workers are made by {@link make}, {@link makeScoped} or {@link fromKind}. A
  * worker lives in the `Scope` it was made in; adding it to a pool hands its

@@ -37,7 +37,12 @@ import { WorkerId } from "./WorkerId.ts"
  */
 export class DomainError extends Schema.TaggedError<DomainError>()("DomainError", {
   reason: Schema.String
-}) {}
+}) {
+  /** The reason, so that an unhandled error prints it. */
+  override get message(): string {
+    return this.reason
+  }
+}
 
 /**
  * The worker failed while it held the request, or no worker could take it.
@@ -61,7 +66,12 @@ export class DomainError extends Schema.TaggedError<DomainError>()("DomainError"
 export class WorkerCrash extends Schema.TaggedError<WorkerCrash>()("WorkerCrash", {
   reason: Schema.String,
   workerId: Schema.optional(WorkerId)
-}) {}
+}) {
+  /** The reason, so that an unhandled error prints it. */
+  override get message(): string {
+    return this.workerId === undefined ? this.reason : `worker ${this.workerId}: ${this.reason}`
+  }
+}
 
 /**
  * `WorkerPool.add` was given a worker whose id is already in the pool.
@@ -84,7 +94,12 @@ export class WorkerCrash extends Schema.TaggedError<WorkerCrash>()("WorkerCrash"
  */
 export class DuplicateWorkerId extends Schema.TaggedError<DuplicateWorkerId>()("DuplicateWorkerId", {
   workerId: WorkerId
-}) {}
+}) {
+  /** The reason, so that an unhandled error prints it. */
+  override get message(): string {
+    return `worker ${this.workerId} is already in the pool`
+  }
+}
 
 /**
  * `WorkerPool.remove` was given an id that no worker of the pool has.
@@ -104,7 +119,12 @@ export class DuplicateWorkerId extends Schema.TaggedError<DuplicateWorkerId>()("
  */
 export class UnknownWorkerId extends Schema.TaggedError<UnknownWorkerId>()("UnknownWorkerId", {
   workerId: WorkerId
-}) {}
+}) {
+  /** The reason, so that an unhandled error prints it. */
+  override get message(): string {
+    return `no worker ${this.workerId} in the pool`
+  }
+}
 
 /**
  * Options given to a constructor were invalid; `reason` says which and why.
@@ -125,7 +145,12 @@ export class UnknownWorkerId extends Schema.TaggedError<UnknownWorkerId>()("Unkn
  */
 export class InvalidOptions extends Schema.TaggedError<InvalidOptions>()("InvalidOptions", {
   reason: Schema.String
-}) {}
+}) {
+  /** The reason, so that an unhandled error prints it. */
+  override get message(): string {
+    return this.reason
+  }
+}
 
 /**
  * The request ran longer than its timeout on the worker that took it. The
@@ -152,7 +177,12 @@ export class InvalidOptions extends Schema.TaggedError<InvalidOptions>()("Invali
 export class RequestTimeout extends Schema.TaggedError<RequestTimeout>()("RequestTimeout", {
   workerId: WorkerId,
   timeoutMillis: Schema.Number
-}) {}
+}) {
+  /** The reason, so that an unhandled error prints it. */
+  override get message(): string {
+    return `worker ${this.workerId} ran the request past its ${this.timeoutMillis} ms timeout`
+  }
+}
 
 /**
  * The pool's admission queue was full: with the `"fail"` strategy the request
@@ -175,7 +205,12 @@ export class RequestTimeout extends Schema.TaggedError<RequestTimeout>()("Reques
  */
 export class PoolBusy extends Schema.TaggedError<PoolBusy>()("PoolBusy", {
   reason: Schema.String
-}) {}
+}) {
+  /** The reason, so that an unhandled error prints it. */
+  override get message(): string {
+    return this.reason
+  }
+}
 
 /**
  * The pool is shutting down: the request arrived after its scope began to
@@ -196,4 +231,9 @@ export class PoolBusy extends Schema.TaggedError<PoolBusy>()("PoolBusy", {
  */
 export class PoolShutdown extends Schema.TaggedError<PoolShutdown>()("PoolShutdown", {
   reason: Schema.String
-}) {}
+}) {
+  /** The reason, so that an unhandled error prints it. */
+  override get message(): string {
+    return this.reason
+  }
+}

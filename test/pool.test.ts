@@ -68,7 +68,7 @@ describe("WorkerPool routing", () => {
       const refused = yield* Effect.flip(pool.dispatch(T.ok(1)))
       assert.deepStrictEqual(
         refused,
-        new WorkerCrash({ reason: "no worker available: none of the 2 workers is healthy (2 Crashed)" })
+        new WorkerCrash({ reason: "no worker available: none of the 2 workers is healthy (2 Restarting)" })
       )
       assert.isTrue(Option.isNone(yield* pool.select))
     })

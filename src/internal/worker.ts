@@ -28,7 +28,7 @@ import type { WorkerHealth, WorkerState } from "../WorkerHealth.ts"
 import type { WorkerId } from "../WorkerId.ts"
 import type { Incarnation, WorkerKind } from "../WorkerKind.ts"
 import { describe, spawnFailure } from "./describe.ts"
-import { type RestartPolicy, restartTracker } from "./restart.ts"
+import { type RestartDecision, type RestartPolicy, restartTracker } from "./restart.ts"
 
 /** @internal */
 export const TypeId: unique symbol = Symbol.for("effect-worker-pool/Worker") as never
@@ -259,11 +259,12 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
       setLive(current, (h) => h, "Live")
       yield* Deferred.succeed(firstStart, undefined)
       return yield* Deferred.await(current.ended)
-    }).pipe(Effect.scoped, Effect.ensuring(Deferred.succeed(closed, undefined)))
+    }).pipe(Effect.scoped)
 
-  const supervise = Effect.gen(function* () {
-    while (true) {
-      const reason = yield* incarnate(yield* Deferred.make<void>())
+  /** One crash: the incarnation runs to its end, then the supervisor decides what comes next. */
+  const incarnation = (closed: Deferred.Deferred<void>): Effect.Effect<RestartDecision> =>
+    Effect.gen(function* () {
+      const reason = yield* incarnate(closed)
       yield* Deferred.succeed(firstStart, undefined)
       const decision = yield* restarts.next(new WorkerCrash({ reason, workerId: id }))
       if (decision._tag === "Retire") {
@@ -272,9 +273,20 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
           Effect.annotateLogs({ reason, because: decision.because }),
           annotate
         )
-        return
+      } else {
+        modify((h) => ({ ...h, attempt: decision.attempt }))
       }
-      modify((h) => ({ ...h, attempt: decision.attempt }))
+      return decision
+    }).pipe(
+      // The crash is reported to its callers once the incarnation is gone
+      // and its fate is known: `Restarting` (attempt n) or `Retired`.
+      Effect.ensuring(Deferred.succeed(closed, undefined))
+    )
+
+  const supervise = Effect.gen(function* () {
+    while (true) {
+      const decision = yield* incarnation(yield* Deferred.make<void>())
+      if (decision._tag === "Retire") return
       yield* Effect.sleep(decision.delay)
       modify((h) => ({ ...h, restarts: h.restarts + 1 }))
       yield* Effect.logInfo("worker restarting").pipe(Effect.annotateLogs({ attempt: decision.attempt }), annotate)
