@@ -90,21 +90,10 @@ export type Codec<A> = Client.Codec<A>
  * @since 0.1.0
  * @category models
  */
-export interface CommonOptions<Req, Resp, E> {
+export interface CommonOptions<Req, Resp, E> extends Settings.CommonInput {
   readonly request: Codec<Req>
   readonly response: Codec<Resp>
   readonly error?: Codec<E> | undefined
-  readonly concurrency?: number | undefined
-  readonly startTimeout?: Duration.Input | undefined
-  readonly cancelGrace?: Duration.Input | undefined
-  readonly shutdownTimeout?: Duration.Input | undefined
-  readonly stderr?:
-    | {
-        readonly logLevel?: Severity | "None" | undefined
-        readonly maxLineBytes?: number | undefined
-        readonly tailLines?: number | undefined
-      }
-    | undefined
 }
 
 /**
