@@ -478,7 +478,10 @@ const ewmaSettings = (options: PeakEwmaOptions | undefined) => ({
  * that a fast worker with a slightly longer queue can win over a slow idle
  * one). A worker never measured is assumed as fast as the others on average;
  * a hung worker is held off by the age of its oldest request, and a timed
- * out request counts as a sample as long as its timeout.
+ * out request counts as a sample as long as its timeout. A worker whose last
+ * request failed (crashed or timed out) within the decay time is a last
+ * resort: while a worker that did not fail is merely busy, the request waits
+ * in the pool's queue for it rather than go there.
  *
  * @example
  * ```ts
@@ -496,25 +499,47 @@ export const ShortestExpectedDelay = (options?: PeakEwmaOptions): DispatchPolicy
     name: "ShortestExpectedDelay",
     initial: () => new LatencyEstimates(tau, defaultRtt),
     select: ({ view, state, random, now }) => {
-      if (view.size === 1) return { worker: view.at(0).id, state }
       const delay = (c: Candidate) => state.estimate(c, now, true) * (c.health.inFlight + 1)
       let best = view.leastLoaded(random())!
-      let bestDelay = delay(best)
-      const consider = (c: Candidate) => {
-        const d = delay(c)
-        if (d < bestDelay) {
-          best = c
-          bestDelay = d
+      if (view.size > 1) {
+        let bestDelay = delay(best)
+        const consider = (c: Candidate) => {
+          const d = delay(c)
+          if (d < bestDelay) {
+            best = c
+            bestDelay = d
+          }
+        }
+        consider(view.leastLoaded(random())!)
+        const [a, b] = twoChoices(view, random)
+        consider(a)
+        consider(b)
+      }
+      if (!state.suspect(best.id, now)) return { worker: best.id, state }
+      // A worker whose last request failed (a crash or a timeout) within τ
+      // is a last resort: look further for one that did not fail, and rather
+      // let the request wait for a busy worker that did not than send it there.
+      // At most eight of each are looked at, from a random start: all of
+      // them in a small pool, a bounded sample in a large one.
+      const eligible = view.size
+      const start = Math.floor(random() * eligible)
+      for (let i = 0; i < Math.min(eligible, 8); i++) {
+        const c = view.at((start + i) % eligible)
+        if (!state.suspect(c.id, now)) return { worker: c.id, state }
+      }
+      const members = view.members.length
+      const first = Math.floor(random() * members)
+      for (let i = 0; i < Math.min(members, 8); i++) {
+        const m = view.members[(first + i) % members]!
+        if (m.health.state === "Healthy" && !view.has(m.id) && !state.suspect(m.id, now)) {
+          return { worker: undefined, state }
         }
       }
-      consider(view.leastLoaded(random())!)
-      const [a, b] = twoChoices(view, random)
-      consider(a)
-      consider(b)
       return { worker: best.id, state }
     },
     onResult: (state, result) => {
       state.record(result.worker, result.millis, result.now)
+      state.mark(result.worker, result.failed, result.now)
       return state
     }
   })

@@ -353,3 +353,71 @@ describe("pool defaults", () => {
       })
   )
 })
+
+describe("ShortestExpectedDelay and failing workers", () => {
+  /** Two workers, one slot each; a "hang" request never answers. */
+  const makeTwo = WorkerPool.make({
+    policy: DispatchPolicy.ShortestExpectedDelay(),
+    size: 2,
+    timeout: "1 second",
+    ejection: false,
+    drain: 0,
+    worker: (id) => Worker.make(id, (job: Job | "hang") => (job === "hang" ? Effect.never : jobHandler(job)))
+  })
+  const inFlightOf = (pool: WorkerPool.WorkerPool<Job | "hang", number>) =>
+    Effect.map(pool.health, (all) => all.map(([, h]) => h.inFlight))
+
+  /**
+   * Occupies one worker with `sleep(busyMillis)` and times a request out on
+   * the other; returns the fiber of the first and the index of the worker
+   * whose request failed.
+   */
+  const failOne = (pool: WorkerPool.WorkerPool<Job | "hang", number>, busyMillis: number) =>
+    Effect.gen(function* () {
+      const busy = yield* Effect.forkChild(pool.dispatch(sleep(busyMillis), { timeout: "10 seconds" }))
+      yield* Effect.yieldNow
+      const busyWorker = (yield* inFlightOf(pool)).indexOf(1)
+      const hung = yield* Effect.forkChild(pool.dispatch("hang"))
+      yield* Effect.yieldNow
+      assert.deepStrictEqual(yield* inFlightOf(pool), [1, 1])
+      yield* TestClock.adjust("1 second")
+      assert.instanceOf(T.errorOf(yield* Fiber.await(hung)), RequestTimeout)
+      return { busy, busyWorker, failed: 1 - busyWorker }
+    })
+
+  it.effect("a worker whose last request timed out is skipped while another is free", () =>
+    Effect.gen(function* () {
+      const pool = yield* makeTwo
+      const { busy, busyWorker } = yield* failOne(pool, 500)
+      yield* Fiber.join(busy)
+      // Both are idle; the other failed last, so this one takes the next ones.
+      const expected = busyWorker === 0 ? [1, 0] : [0, 1]
+      for (let i = 0; i < 5; i++) {
+        const fiber = yield* Effect.forkChild(pool.dispatch(sleep(10)))
+        yield* Effect.yieldNow
+        assert.deepStrictEqual(yield* inFlightOf(pool), expected)
+        yield* TestClock.adjust("10 millis")
+        yield* Fiber.join(fiber)
+      }
+    })
+  )
+
+  it.effect("rather than use it, a request waits for a busy worker that did not fail", () =>
+    Effect.gen(function* () {
+      const pool = yield* makeTwo
+      const { busy, busyWorker } = yield* failOne(pool, 1500)
+      const expected = busyWorker === 0 ? [1, 0] : [0, 1]
+      // The failed worker is free; the other is busy for 500 ms more.
+      const next = yield* Effect.forkChild(pool.dispatch(sleep(100)))
+      yield* Effect.yieldNow
+      assert.deepStrictEqual(yield* inFlightOf(pool), expected)
+      assert.strictEqual(yield* pool.queued, 1)
+      yield* TestClock.adjust("500 millis")
+      yield* Fiber.join(busy)
+      yield* Effect.yieldNow
+      assert.deepStrictEqual(yield* inFlightOf(pool), expected)
+      yield* TestClock.adjust("100 millis")
+      assert.strictEqual(yield* Fiber.join(next), 100)
+    })
+  )
+})

@@ -44,6 +44,21 @@ export class LatencyEstimates {
     this.total += ewma.cost - before
   }
 
+  /** When each worker's last request failed, if its last request failed. */
+  private readonly failedAt = new Map<number, number>()
+
+  /** Records whether the last request of `worker` failed. */
+  mark(worker: number, failed: boolean, now: number): void {
+    if (failed) this.failedAt.set(worker, now)
+    else this.failedAt.delete(worker)
+  }
+
+  /** Whether the last request of `worker` failed less than τ ago. */
+  suspect(worker: number, now: number): boolean {
+    const at = this.failedAt.get(worker)
+    return at !== undefined && now - at < this.tauMillis
+  }
+
   /** The stored estimate of `worker`, before decay (for tests). */
   stored(worker: number): number | undefined {
     return this.entries.get(worker)?.cost
