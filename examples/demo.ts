@@ -18,7 +18,7 @@ import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Clock, Duration, Effect, Exit, Random, References, Schedule, Schema } from "effect"
 import type { InvalidRequest, WorkerHealth, WorkerId } from "effect-worker-pool"
 import { DispatchPolicy, DomainError, Subprocess, Thread, Worker, WorkerCrash, WorkerPool } from "effect-worker-pool"
-import { type Flags, parseFlags, usage } from "./flags.ts"
+import { type Flags, type PolicyName, parseFlags, usage } from "./flags.ts"
 import { healthTable, latestCrash, terminalArea } from "./table.ts"
 
 /**
@@ -68,6 +68,16 @@ const workerOptions: Worker.WorkerOptions = {
  * `process.exit`, is killed with SIGKILL, or throws. A child holds as many
  * requests as its worker's `maxInFlight`.
  */
+/** The dispatch policy of each `--policy` name. */
+const policies: Record<PolicyName, DispatchPolicy.DispatchPolicy<any, number>> = {
+  "shortest-expected-delay": DispatchPolicy.ShortestExpectedDelay(),
+  "least-loaded": DispatchPolicy.LeastLoaded,
+  "round-robin": DispatchPolicy.RoundRobin,
+  "power-of-two-choices": DispatchPolicy.PowerOfTwoChoices,
+  "peak-ewma": DispatchPolicy.PeakEwma(),
+  random: DispatchPolicy.Random
+}
+
 const makeWorker = (flags: Flags) => {
   const script = new URL("./demo-worker.ts", import.meta.url)
   const crashRate = ["--crash-rate", String(flags.crashRate)]
@@ -118,7 +128,7 @@ interface Tally {
  */
 const runLoad = Effect.fn("runLoad")(function* (flags: Flags, draw: ((text: string) => void) | undefined) {
   const pool = yield* WorkerPool.make({
-    policy: flags.policy === "round-robin" ? DispatchPolicy.RoundRobin : DispatchPolicy.LeastLoaded,
+    policy: policies[flags.policy],
     size: flags.workers,
     worker: makeWorker(flags),
     // Passive ejection takes a worker whose requests keep failing out of

@@ -6,7 +6,7 @@ import { parseArgs } from "node:util"
 export interface Flags {
   readonly kind: "subprocess" | "thread" | "in-process"
   readonly workers: number
-  readonly policy: "round-robin" | "least-loaded"
+  readonly policy: PolicyName
   readonly durationSeconds: number
   readonly crashRate: number
   readonly errorRate: number
@@ -30,9 +30,10 @@ end otherwise; a summary checks that every request got exactly one outcome.
 Flags:
   --kind KIND          subprocess, thread or in-process              (default subprocess)
   --workers N          workers in the pool, an integer >= 1          (default 4)
-  --policy NAME        dispatch policy: round-robin or least-loaded  (default least-loaded)
+  --policy NAME        dispatch policy: shortest-expected-delay, least-loaded, round-robin,
+                       power-of-two-choices, peak-ewma or random (default shortest-expected-delay)
   --duration SECONDS   how long to send requests, a number > 0       (default 5)
-  --crash-rate P       probability that a request crashes its worker (default 0.02)
+  --crash-rate P       probability that a request crashes its worker (default 0.005)
   --error-rate P       probability that a request is bad             (default 0.1)
   --concurrency N      concurrent callers, an integer >= 1           (default 16)
   --help               show this help
@@ -72,9 +73,21 @@ const kindName = (value: string): Flags["kind"] => {
   throw new InvalidFlag(`--kind must be subprocess, thread or in-process, got "${value}"`)
 }
 
-const policyName = (value: string): Flags["policy"] => {
-  if (value === "round-robin" || value === "least-loaded") return value
-  throw new InvalidFlag(`--policy must be round-robin or least-loaded, got "${value}"`)
+/** The policies the demo offers, by flag value. */
+export const policyNames = [
+  "shortest-expected-delay",
+  "least-loaded",
+  "round-robin",
+  "power-of-two-choices",
+  "peak-ewma",
+  "random"
+] as const
+export type PolicyName = (typeof policyNames)[number]
+
+const policyName = (value: string): PolicyName => {
+  const found = policyNames.find((name) => name === value)
+  if (found !== undefined) return found
+  throw new InvalidFlag(`--policy must be one of ${policyNames.join(", ")}, got "${value}"`)
 }
 
 export const parseFlags = (args: ReadonlyArray<string>): ParsedFlags => {
@@ -86,9 +99,9 @@ export const parseFlags = (args: ReadonlyArray<string>): ParsedFlags => {
       options: {
         kind: { type: "string", default: "subprocess" },
         workers: { type: "string", default: "4" },
-        policy: { type: "string", default: "least-loaded" },
+        policy: { type: "string", default: "shortest-expected-delay" },
         duration: { type: "string", default: "5" },
-        "crash-rate": { type: "string", default: "0.02" },
+        "crash-rate": { type: "string", default: "0.005" },
         "error-rate": { type: "string", default: "0.1" },
         concurrency: { type: "string", default: "16" },
         help: { type: "boolean", default: false }

@@ -105,7 +105,7 @@ describe("demo", { timeout: 30_000 }, () => {
 
   it.each([
     "--workers 0",
-    "--policy random",
+    "--policy fastest",
     "--duration soon",
     "--crash-rate 1.5",
     "--concurrency 2.5",
