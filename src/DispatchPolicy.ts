@@ -17,6 +17,7 @@
  * | `Random`             | a worker at random                                                  | O(1)           |
  * | `PowerOfTwoChoices`  | the less loaded of two workers drawn at random                      | O(1)           |
  * | `PeakEwma(options)`  | of two drawn at random, the lower latency estimate × (in flight + 1) | O(1)           |
+ * | `ShortestExpectedDelay(options)` | the lowest latency estimate × (in flight + 1) of four candidates; the default | O(1) |
  * | `WorkPulling`        | an idle worker, else the request waits in the pool's queue          | O(1)           |
  * | `ConsistentHash(options)` | the worker owning the request's key on a hash ring             | O(log n)       |
  *

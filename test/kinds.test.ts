@@ -81,8 +81,9 @@ describe("In-process, thread and subprocess workers", { timeout: 30_000 }, () =>
         const health = (yield* pool.health).map(([, h]) => h)
         for (const [i, h] of health.entries()) {
           assert.deepStrictEqual(
-            [h.state, h.completed, h.errored, h.crashes, h.restarts, h.inFlight],
-            ["Healthy", 4, 2, 1, 1, 0],
+            [h.state, h.completed, h.errored, h.crashes, h.restarts, h.inFlight, h.consecutiveFailures],
+            // The crash counts toward ejection whichever kind it hit.
+            ["Healthy", 4, 2, 1, 1, 0, 1],
             kinds[i]
           )
         }

@@ -204,19 +204,27 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
   const unavailable = () =>
     new WorkerCrash({ reason: `worker ${id} is not available (${Ref.getUnsafe(healthRef).state})`, workerId: id })
 
-  /** Ends `current` because it crashed: it leaves selection at once, its supervisor takes over. */
-  const crash = (current: Live<Req, Resp, E>, reason: string): Effect.Effect<void> =>
+  /**
+   * Ends `current` because it crashed: it leaves selection at once, its
+   * supervisor takes over. `true` if this call ended it (the crash is this
+   * caller's to count), `false` if it had ended already.
+   */
+  const crash = (current: Live<Req, Resp, E>, reason: string, countsAsFailure = false): Effect.Effect<boolean> =>
     Effect.suspend(() => {
-      if (current.endReason !== undefined) return Effect.void
+      if (current.endReason !== undefined) return Effect.succeed(false)
       current.endReason = reason
-      return recordCrash(reason, current).pipe(Effect.andThen(Deferred.succeed(current.ended, reason)))
+      return recordCrash(reason, current, countsAsFailure).pipe(
+        Effect.andThen(Deferred.succeed(current.ended, reason)),
+        Effect.as(true)
+      )
     })
 
   /** Counts a crash; the crashed incarnation (if it was live) leaves selection in the same step. */
-  const recordCrash = (reason: string, current?: Live<Req, Resp, E>) => {
+  const recordCrash = (reason: string, current?: Live<Req, Resp, E>, countsAsFailure = false) => {
     const counted = (h: WorkerHealth): WorkerHealth => ({
       ...h,
       crashes: h.crashes + 1,
+      consecutiveFailures: countsAsFailure ? h.consecutiveFailures + 1 : h.consecutiveFailures,
       lastCrash: { reason, at: clock.currentTimeMillisUnsafe() }
     })
     if (current !== undefined && live === current) setLive(undefined, counted, "Restarting")
@@ -254,7 +262,9 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
         closed,
         endReason: undefined
       }
-      yield* Effect.forkScoped(Effect.flatMap(current.incarnation.exited, (exit) => crash(current, exit.reason)))
+      // The incarnation died on its own (a process exited): no request of
+      // its making, so the death itself is the failure that counts.
+      yield* Effect.forkScoped(Effect.flatMap(current.incarnation.exited, (exit) => crash(current, exit.reason, true)))
       yield* restarts.started
       setLive(current, (h) => h, "Live")
       yield* Deferred.succeed(firstStart, undefined)
@@ -351,8 +361,10 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
       const reason = failure._tag === "Crash" ? failure.reason : (current.endReason ?? "the handler was interrupted")
       // The worker leaves selection before the slot is freed, so that no
       // waiting request is handed to the dying incarnation.
-      yield* crash(current, reason)
-      yield* settle(torn ? "torn" : "crashed")
+      const ended = yield* crash(current, reason)
+      // Only the request that brought the incarnation down counts toward
+      // ejection; the others went down with it.
+      yield* settle(torn || !ended ? "torn" : "crashed")
       // The crash is reported once the incarnation is gone: its other
       // requests stopped, its resources released.
       yield* restore(Deferred.await(current.closed))
