@@ -498,6 +498,16 @@ export const parseFromChild = (line: string): Parsed<FromChild> => {
 
 const isFromChild = Schema.is(FromChild)
 
+/** A message if `is` accepts the value, else a fault; never throws. */
+const decodeWith = <A>(is: (u: unknown) => u is A, value: unknown): Parsed<A> => {
+  try {
+    if (is(value)) return { _tag: "Message", message: value }
+  } catch {
+    // A hostile value (a getter that throws) is no message either.
+  }
+  return { _tag: "Fault", reason: `a value that is not a protocol message: ${excerpt(safeJson(value))}` }
+}
+
 /**
  * Checks that a value (a parsed line, or an object posted by a thread) is a
  * message from a child. Never throws.
@@ -512,14 +522,7 @@ const isFromChild = Schema.is(FromChild)
  * @since 0.1.0
  * @category line codec
  */
-export const decodeFromChild = (value: unknown): Parsed<FromChild> => {
-  try {
-    if (isFromChild(value)) return { _tag: "Message", message: value }
-  } catch {
-    // A hostile value (a getter that throws) is no message either.
-  }
-  return { _tag: "Fault", reason: `a value that is not a protocol message: ${excerpt(safeJson(value))}` }
-}
+export const decodeFromChild = (value: unknown): Parsed<FromChild> => decodeWith(isFromChild, value)
 
 const safeJson = (value: unknown): string => {
   try {
@@ -562,14 +565,7 @@ const isToChild = Schema.is(ToChild)
  * @since 0.1.0
  * @category line codec
  */
-export const decodeToChild = (value: unknown): Parsed<ToChild> => {
-  try {
-    if (isToChild(value)) return { _tag: "Message", message: value }
-  } catch {
-    // A hostile value (a getter that throws) is no message either.
-  }
-  return { _tag: "Fault", reason: `a value that is not a protocol message: ${excerpt(safeJson(value))}` }
-}
+export const decodeToChild = (value: unknown): Parsed<ToChild> => decodeWith(isToChild, value)
 
 /**
  * Turns one line into a message from the parent (the runner's side of

@@ -4,6 +4,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Option, Random, Schema } from "effect"
 import { DispatchPolicy, Worker, type WorkerHealth, WorkerId, WorkerPool } from "effect-worker-pool"
+import * as T from "./support.ts"
 
 const healthOf = (inFlight: number, oldestInFlightSince?: number): WorkerHealth => ({
   state: "Healthy",
@@ -52,17 +53,7 @@ const recording = (seed: number) => {
 
 const Seed = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 2 ** 31 - 1 }))
 
-const everyPolicy: ReadonlyArray<DispatchPolicy.DispatchPolicy<any, string>> = [
-  DispatchPolicy.RoundRobin,
-  DispatchPolicy.LeastLoaded,
-  DispatchPolicy.LeastLoadedRandom,
-  DispatchPolicy.Random,
-  DispatchPolicy.PowerOfTwoChoices,
-  DispatchPolicy.PeakEwma(),
-  DispatchPolicy.ShortestExpectedDelay(),
-  DispatchPolicy.WorkPulling,
-  DispatchPolicy.ConsistentHash({ key: (request: string) => request })
-]
+const everyPolicy = T.everyPolicy((request: string) => request)
 
 describe("every policy", () => {
   for (const policy of everyPolicy) {

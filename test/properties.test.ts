@@ -265,16 +265,7 @@ const runCommands = (policy: DispatchPolicy.DispatchPolicy<any, T.Behaviour>, co
   })
 
 describe("dispatch and health properties", () => {
-  for (const policy of [
-    DispatchPolicy.RoundRobin,
-    DispatchPolicy.LeastLoaded,
-    DispatchPolicy.LeastLoadedRandom,
-    DispatchPolicy.Random,
-    DispatchPolicy.PowerOfTwoChoices,
-    DispatchPolicy.PeakEwma(),
-    DispatchPolicy.WorkPulling,
-    DispatchPolicy.ConsistentHash({ key: (request: T.Behaviour) => request._tag })
-  ] as ReadonlyArray<DispatchPolicy.DispatchPolicy<any, T.Behaviour>>) {
+  for (const policy of T.everyPolicy((request: T.Behaviour) => request._tag)) {
     it.effect.prop(
       `${policy.name}: only healthy workers are picked, picks follow the policy, every request has one outcome, counters add up`,
       [Commands],

@@ -142,19 +142,25 @@ const answerLine = (input: Extract<Input, { _tag: "Answer" }>): string => {
   }
 }
 
+/** A client whose messages to the child are recorded in `sent`. */
+const makeClient = Effect.gen(function* () {
+  const sent: Array<Protocol.ToChild> = []
+  const client = yield* Client.make({
+    label: "child",
+    codecs: Client.jsonCodecs(Schema.Number, Schema.Number, DomainError),
+    concurrency: CONCURRENCY,
+    cancelGrace: Duration.hours(1),
+    send: (message) => {
+      sent.push(message)
+      return undefined
+    }
+  })
+  return { sent, client }
+})
+
 const runInputs = (inputs: ReadonlyArray<Input>) =>
   Effect.gen(function* () {
-    const sent: Array<Protocol.ToChild> = []
-    const client = yield* Client.make({
-      label: "child",
-      codecs: Client.jsonCodecs(Schema.Number, Schema.Number, DomainError),
-      concurrency: CONCURRENCY,
-      cancelGrace: Duration.hours(1),
-      send: (message) => {
-        sent.push(message)
-        return undefined
-      }
-    })
+    const { sent, client } = yield* makeClient
     yield* Effect.forkScoped(client.reaper)
     const fibers = yield* Effect.forEach(
       Array.from({ length: REQUESTS }, (_, i) => i),
@@ -241,17 +247,7 @@ type Expected =
 
 const runExchange = (inputs: typeof Exchange.Type) =>
   Effect.gen(function* () {
-    const sent: Array<Protocol.ToChild> = []
-    const client = yield* Client.make({
-      label: "child",
-      codecs: Client.jsonCodecs(Schema.Number, Schema.Number, DomainError),
-      concurrency: CONCURRENCY,
-      cancelGrace: Duration.hours(1),
-      send: (message) => {
-        sent.push(message)
-        return undefined
-      }
-    })
+    const { sent, client } = yield* makeClient
     client.receiveLine(JSON.stringify({ _tag: "Ready", protocol: Protocol.version }))
     const fibers = yield* Effect.forEach(
       Array.from({ length: REQUESTS }, (_, i) => i),

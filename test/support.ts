@@ -3,7 +3,7 @@
  * fiber counter that proves no fiber outlives a scope.
  */
 import { Cause, Deferred, Effect, Exit, Metric, Option } from "effect"
-import { DomainError, WorkerCrash } from "effect-worker-pool"
+import { DispatchPolicy, DomainError, WorkerCrash } from "effect-worker-pool"
 
 /** What the test handler does with a request. */
 export type Behaviour =
@@ -72,3 +72,18 @@ export const errorOf = <A, E>(exit: Exit.Exit<A, E>): E | undefined =>
 /** The reason of a `WorkerCrash`, or the tag of any other error. */
 export const reasonOf = (error: { readonly _tag: string }): string =>
   error instanceof WorkerCrash ? error.reason : error._tag
+
+/** Every built-in policy, fresh; `ConsistentHash` keys requests with `key`. */
+export const everyPolicy = <Req>(
+  key: (request: Req) => string
+): ReadonlyArray<DispatchPolicy.DispatchPolicy<any, Req>> => [
+  DispatchPolicy.RoundRobin,
+  DispatchPolicy.LeastLoaded,
+  DispatchPolicy.LeastLoadedRandom,
+  DispatchPolicy.Random,
+  DispatchPolicy.PowerOfTwoChoices,
+  DispatchPolicy.PeakEwma(),
+  DispatchPolicy.ShortestExpectedDelay(),
+  DispatchPolicy.WorkPulling,
+  DispatchPolicy.ConsistentHash({ key })
+]
