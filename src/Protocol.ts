@@ -4,13 +4,15 @@
  *
  * Both out-of-process kinds speak the same messages. A subprocess sends them
  * as JSON, one per line, over its stdin and stdout; a thread posts them as
- * objects (structured clone). Every request carries an id chosen by the
- * parent, unique within one incarnation (1, 2, 3, ...); the child answers each
- * id exactly once, with one of the final messages.
+ * objects (structured clone), an array of them per `postMessage` (a batch).
+ * Either side sends what it has ready in one turn of its event loop at once:
+ * several lines in one write, or one batch. Every request carries an id
+ * chosen by the parent, unique within one incarnation (1, 2, 3, ...); the
+ * child answers each id exactly once, with one of the final messages.
  *
  * | direction      | message                                     | meaning                                                  |
  * |----------------|---------------------------------------------|----------------------------------------------------------|
- * | child → parent | `{"_tag":"Ready","protocol":1}`             | the runner is up; sent once, before anything else        |
+ * | child → parent | `{"_tag":"Ready","protocol":2,"heartbeat":500}` | the runner is up, and sends a heartbeat every 500 ms (optional); sent once, before anything else |
  * | parent → child | `{"_tag":"Request","id":1,"payload":…}`     | run the handler on `payload` (the encoded request)       |
  * | parent → child | `{"_tag":"Cancel","id":1}`                  | the caller gave up: interrupt the handler                |
  * | parent → child | `{"_tag":"Shutdown"}`                       | exit now (threads; a subprocess sees its stdin close)    |
@@ -19,6 +21,9 @@
  * | child → parent | `{"_tag":"Crash","id":1,"reason":"…"}`      | final: the handler raised `WorkerCrash` or died          |
  * | child → parent | `{"_tag":"Rejected","id":1,"reason":"…"}`   | final: the child could not decode the request            |
  * | child → parent | `{"_tag":"Cancelled","id":1}`               | final: the handler was interrupted                       |
+ * | child → parent | `{"_tag":"Heartbeat"}`                      | the child's event loop turns (when it has nothing else to send) |
+ * | child → parent | `{"_tag":"ChildStarted","pid":42,"group":false}` | a thread started process 42 (the leader of its own group if `group`) |
+ * | child → parent | `{"_tag":"ChildExited","pid":42}`           | that process exited                                      |
  *
  * A final message for an id that is not in flight, a line that is not JSON or
  * not one of these messages, or a line longer than the limit is a protocol
@@ -26,7 +31,7 @@
  *
  * @since 0.1.0
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { excerpt } from "./internal/text.ts"
 
 /**
@@ -37,13 +42,13 @@ import { excerpt } from "./internal/text.ts"
  * ```ts
  * import { Protocol } from "effect-worker-pool"
  *
- * console.log(Protocol.version) // 1
+ * console.log(Protocol.version) // 2
  * ```
  *
  * @since 0.1.0
  * @category constants
  */
-export const version = 1
+export const version = 2
 
 /**
  * The default limit on one line of the subprocess protocol, in bytes, without
@@ -81,11 +86,28 @@ export const defaultMaxLineBytes = 1024 * 1024
 export const maxLineBytesEnv = "EFFECT_WORKER_POOL_MAX_LINE_BYTES"
 
 /**
+ * The environment variable through which a kind tells its runner how often
+ * to send a {@link Heartbeat}, in milliseconds. A runner without it sends
+ * none, and says so by leaving `heartbeat` out of its `Ready`.
+ *
+ * @example
+ * ```ts
+ * import { Protocol } from "effect-worker-pool"
+ *
+ * console.log(Protocol.heartbeatEnv) // "EFFECT_WORKER_POOL_HEARTBEAT_MS"
+ * ```
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const heartbeatEnv = "EFFECT_WORKER_POOL_HEARTBEAT_MS"
+
+/**
  * A request id: a positive integer, unique within one incarnation.
  *
  * @example
  * ```ts
- * import { Schema } from "effect"
+ * import * as Schema from "effect/Schema"
  * import { Protocol } from "effect-worker-pool"
  *
  * const id = Schema.decodeUnknownSync(Protocol.RequestId)(1)
@@ -97,19 +119,25 @@ export const maxLineBytesEnv = "EFFECT_WORKER_POOL_MAX_LINE_BYTES"
 export const RequestId = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
 
 /**
- * The runner is up and speaks protocol `protocol`.
+ * The runner is up and speaks protocol `protocol`. With `heartbeat`, it
+ * promises a {@link Heartbeat} (or any other message) at least every
+ * `heartbeat` milliseconds while its event loop turns; the parent then
+ * treats a long silence of an idle child as a crash.
  *
  * @example
  * ```ts
  * import { Protocol } from "effect-worker-pool"
  *
- * const ready: Protocol.Ready = { _tag: "Ready", protocol: Protocol.version }
+ * const ready: Protocol.Ready = { _tag: "Ready", protocol: Protocol.version, heartbeat: 500 }
  * ```
  *
  * @since 0.1.0
  * @category schemas
  */
-export const Ready = Schema.TaggedStruct("Ready", { protocol: Schema.Number })
+export const Ready = Schema.TaggedStruct("Ready", {
+  protocol: Schema.Number,
+  heartbeat: Schema.optionalKey(Schema.Number)
+})
 
 /**
  * @since 0.1.0
@@ -302,11 +330,78 @@ export const Cancelled = Schema.TaggedStruct("Cancelled", { id: RequestId })
 export type Cancelled = typeof Cancelled.Type
 
 /**
+ * The child is alive: its event loop turns. Sent every `heartbeat`
+ * milliseconds (see {@link Ready}) unless something else was sent meanwhile.
+ *
+ * @example
+ * ```ts
+ * import { Protocol } from "effect-worker-pool"
+ *
+ * const beat: Protocol.Heartbeat = { _tag: "Heartbeat" }
+ * ```
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Heartbeat = Schema.TaggedStruct("Heartbeat", {})
+
+/**
+ * @since 0.1.0
+ * @category schemas
+ */
+export type Heartbeat = typeof Heartbeat.Type
+
+/**
+ * A thread started process `pid` (with `child_process`); `group` says it
+ * leads a process group of its own (a detached spawn). The parent stops the
+ * process (its group, if `group`) when the thread dies or is stopped.
+ *
+ * @example
+ * ```ts
+ * import { Protocol } from "effect-worker-pool"
+ *
+ * const started: Protocol.ChildStarted = { _tag: "ChildStarted", pid: 4242, group: false }
+ * ```
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const ChildStarted = Schema.TaggedStruct("ChildStarted", { pid: Schema.Number, group: Schema.Boolean })
+
+/**
+ * @since 0.1.0
+ * @category schemas
+ */
+export type ChildStarted = typeof ChildStarted.Type
+
+/**
+ * A process that a thread started (see {@link ChildStarted}) has exited: the
+ * parent forgets it.
+ *
+ * @example
+ * ```ts
+ * import { Protocol } from "effect-worker-pool"
+ *
+ * const exited: Protocol.ChildExited = { _tag: "ChildExited", pid: 4242 }
+ * ```
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const ChildExited = Schema.TaggedStruct("ChildExited", { pid: Schema.Number })
+
+/**
+ * @since 0.1.0
+ * @category schemas
+ */
+export type ChildExited = typeof ChildExited.Type
+
+/**
  * A message from the parent to a child.
  *
  * @example
  * ```ts
- * import { Schema } from "effect"
+ * import * as Schema from "effect/Schema"
  * import { Protocol } from "effect-worker-pool"
  *
  * const message = Schema.decodeUnknownSync(Protocol.ToChild)({ _tag: "Cancel", id: 3 })
@@ -328,7 +423,7 @@ export type ToChild = typeof ToChild.Type
  *
  * @example
  * ```ts
- * import { Schema } from "effect"
+ * import * as Schema from "effect/Schema"
  * import { Protocol } from "effect-worker-pool"
  *
  * const message = Schema.decodeUnknownSync(Protocol.FromChild)({ _tag: "Success", id: 3, value: "ok" })
@@ -337,7 +432,17 @@ export type ToChild = typeof ToChild.Type
  * @since 0.1.0
  * @category schemas
  */
-export const FromChild = Schema.Union([Ready, Success, Failure, Crash, Rejected, Cancelled])
+export const FromChild = Schema.Union([
+  Ready,
+  Success,
+  Failure,
+  Crash,
+  Rejected,
+  Cancelled,
+  Heartbeat,
+  ChildStarted,
+  ChildExited
+])
 
 /**
  * @since 0.1.0
@@ -414,27 +519,61 @@ export const makeLineDecoder = (maxLineBytes: number): LineDecoder => {
     pending = 0
     return { _tag: "Fault", reason: `a line longer than the limit of ${maxLineBytes} bytes` }
   }
-  const finish = (last: Uint8Array): LineEvent | undefined => {
-    let bytes = last
-    if (parts.length > 0) {
-      parts.push(last)
-      bytes = new Uint8Array(pending + last.length)
-      let offset = 0
-      for (const part of parts) {
-        bytes.set(part, offset)
-        offset += part.length
-      }
+  const notUtf8 = (): LineEvent => {
+    failed = true
+    return { _tag: "Fault", reason: "a line that is not valid UTF-8" }
+  }
+  const keep = (events: Array<LineEvent>, text: string) => {
+    if (text.trim() !== "") events.push({ _tag: "Line", text })
+  }
+  /** The line whose beginning is held, ended by `last`. */
+  const finish = (events: Array<LineEvent>, last: Uint8Array) => {
+    parts.push(last)
+    const bytes = new Uint8Array(pending + last.length)
+    let offset = 0
+    for (const part of parts) {
+      bytes.set(part, offset)
+      offset += part.length
     }
     parts = []
     pending = 0
+    try {
+      keep(events, utf8.decode(bytes))
+    } catch {
+      events.push(notUtf8())
+    }
+  }
+  /** Whole lines, `bytes` without the last newline: decoded at once, without a copy. */
+  const run = (events: Array<LineEvent>, bytes: Uint8Array) => {
     let text: string
     try {
       text = utf8.decode(bytes)
     } catch {
-      failed = true
-      return { _tag: "Fault", reason: "a line that is not valid UTF-8" }
+      // Line by line, so that the lines before the bad one still count.
+      let start = 0
+      while (!failed) {
+        const newline = bytes.indexOf(10, start)
+        const line = bytes.subarray(start, newline === -1 ? bytes.length : newline)
+        try {
+          keep(events, utf8.decode(line))
+        } catch {
+          events.push(notUtf8())
+        }
+        if (newline === -1) break
+        start = newline + 1
+      }
+      return
     }
-    return text.trim() === "" ? undefined : { _tag: "Line", text }
+    let start = 0
+    for (;;) {
+      const newline = text.indexOf("\n", start)
+      if (newline === -1) {
+        keep(events, start === 0 ? text : text.slice(start))
+        return
+      }
+      keep(events, text.slice(start, newline))
+      start = newline + 1
+    }
   }
   return {
     get pending() {
@@ -447,24 +586,39 @@ export const makeLineDecoder = (maxLineBytes: number): LineDecoder => {
       if (failed) return []
       const events: Array<LineEvent> = []
       let start = 0
+      // A run of whole lines of this chunk, from `runStart` to the newline at `runEnd`.
+      let runStart = -1
+      let runEnd = -1
+      const flushRun = () => {
+        if (runStart !== -1) run(events, chunk.subarray(runStart, runEnd))
+        runStart = -1
+      }
       while (start < chunk.length) {
         const newline = chunk.indexOf(10, start)
         const end = newline === -1 ? chunk.length : newline
         if (pending + (end - start) > maxLineBytes) {
-          events.push(tooLong())
+          flushRun()
+          if (!failed) events.push(tooLong())
           return events
         }
         if (newline === -1) {
+          flushRun()
+          if (failed) return events
           // Copied: the caller may reuse its buffer.
           parts.push(chunk.slice(start))
           pending += chunk.length - start
           break
         }
-        const event = finish(chunk.subarray(start, newline))
-        if (event !== undefined) events.push(event)
-        if (failed) return events
+        if (pending > 0) {
+          finish(events, chunk.subarray(start, newline))
+          if (failed) return events
+        } else {
+          if (runStart === -1) runStart = start
+          runEnd = newline
+        }
         start = newline + 1
       }
+      flushRun()
       return events
     }
   }
@@ -496,7 +650,35 @@ export const parseFromChild = (line: string): Parsed<FromChild> => {
   return decodeFromChild(json)
 }
 
-const isFromChild = Schema.is(FromChild)
+// The guards below check what `Schema.is` of `FromChild` and `ToChild` would,
+// by hand: they run once per message, on the hot path.
+
+const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null
+
+const isId = (u: unknown): boolean => typeof u === "number" && Number.isSafeInteger(u) && u >= 1
+
+const isFromChild = (u: unknown): u is FromChild => {
+  if (!isRecord(u)) return false
+  switch (u._tag) {
+    case "Success":
+    case "Failure":
+    case "Cancelled":
+      return isId(u.id)
+    case "Crash":
+    case "Rejected":
+      return isId(u.id) && typeof u.reason === "string"
+    case "Heartbeat":
+      return true
+    case "Ready":
+      return typeof u.protocol === "number" && (!("heartbeat" in u) || typeof u.heartbeat === "number")
+    case "ChildStarted":
+      return typeof u.pid === "number" && typeof u.group === "boolean"
+    case "ChildExited":
+      return typeof u.pid === "number"
+    default:
+      return false
+  }
+}
 
 /** A message if `is` accepts the value, else a fault; never throws. */
 const decodeWith = <A>(is: (u: unknown) => u is A, value: unknown): Parsed<A> => {
@@ -549,7 +731,18 @@ export type Parsed<A> =
   | { readonly _tag: "Message"; readonly message: A }
   | { readonly _tag: "Fault"; readonly reason: string }
 
-const isToChild = Schema.is(ToChild)
+const isToChild = (u: unknown): u is ToChild => {
+  if (!isRecord(u)) return false
+  switch (u._tag) {
+    case "Request":
+    case "Cancel":
+      return isId(u.id)
+    case "Shutdown":
+      return true
+    default:
+      return false
+  }
+}
 
 /**
  * Checks that a value is a message from the parent (the runner's side of

@@ -36,12 +36,30 @@
  * shut down): handlers still running are interrupted. It exits with code 2 on
  * a protocol fault (the parent sent something it cannot read).
  *
+ * It sends what is ready in one turn of its event loop at once (one write,
+ * or one message to the parent), and a heartbeat every
+ * `Protocol.heartbeatEnv` milliseconds when it has sent nothing else. In a
+ * thread, it records the processes the thread starts with `child_process`
+ * (`spawn`, `exec`, `execFile`, `fork`) and tells the parent, which stops
+ * them when the thread is gone.
+ *
+ * A worker script that imports only `effect-worker-pool/child` (this module,
+ * `DomainError` and `WorkerCrash`) starts faster than one that imports the
+ * whole package: it does not load the pool.
+ *
  * @since 0.1.0
  */
 
+import { createRequire, syncBuiltinESMExports } from "node:module"
 import * as WorkerThreads from "node:worker_threads"
-import { Cause, Effect, Exit, Fiber, Queue, Schema, Scope } from "effect"
-import type { Codec } from "./internal/client.ts"
+import * as Cause from "effect/Cause"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Schema from "effect/Schema"
+import { makeBatcher } from "./internal/batch.ts"
+import { type Codec, decoding, encoding, needsEffect, schemaReason } from "./internal/codec.ts"
 import { describe } from "./internal/describe.ts"
 import * as Protocol from "./Protocol.ts"
 import { DomainError, WorkerCrash } from "./WorkerError.ts"
@@ -115,20 +133,36 @@ type Inbound = Protocol.ToChild | { readonly _tag: "End" } | { readonly _tag: "F
 
 interface Transport {
   readonly kind: "stdio" | "thread"
-  /** Sends one message; returns why it could not be sent, in which case nothing was. */
+  /**
+   * Sends one message at the end of the turn; returns why it cannot be sent,
+   * in which case nothing will be.
+   */
   readonly send: (message: Protocol.FromChild) => string | undefined
+  /** Sends what is held now. */
+  readonly flush: () => void
+  /** Whether anything was sent since the last call. */
+  readonly active: () => boolean
   readonly start: (deliver: (message: Inbound) => void) => void
   readonly close: () => void
 }
 
 const end: Inbound = { _tag: "End" }
 
+const what = (message: Protocol.FromChild) => (message._tag === "Failure" ? "error" : "response")
+
 const stdioTransport = (maxLineBytes: number): Transport => {
   const stdout = globalThis.process.stdout
   const stdin = globalThis.process.stdin
   const original = stdout.write
   const write = original.bind(stdout)
+  let sent = false
+  const out = makeBatcher<string>((lines) => {
+    lines.push("")
+    sent = true
+    write(lines.join("\n"))
+  })
   let deliver: (message: Inbound) => void = () => {}
+  const lines = Protocol.makeLineDecoder(maxLineBytes)
   const onData = (chunk: Uint8Array) => {
     for (const event of lines.push(chunk)) {
       if (event._tag === "Fault") return deliver({ _tag: "Fault", reason: `the parent sent ${event.reason}` })
@@ -139,7 +173,6 @@ const stdioTransport = (maxLineBytes: number): Transport => {
     }
   }
   const onEnd = () => deliver(end)
-  const lines = Protocol.makeLineDecoder(maxLineBytes)
   return {
     kind: "stdio",
     send: (message) => {
@@ -147,14 +180,23 @@ const stdioTransport = (maxLineBytes: number): Transport => {
       try {
         line = JSON.stringify(message)
       } catch (error) {
-        return `the ${message._tag === "Failure" ? "error" : "response"} is not JSON: ${describe(error)}`
+        return `the ${what(message)} is not JSON: ${describe(error)}`
       }
-      const bytes = Buffer.byteLength(line, "utf8")
-      if (bytes > maxLineBytes) {
-        return `the answer is ${bytes} bytes on the wire, over the limit of ${maxLineBytes} (maxLineBytes)`
+      // UTF-8 takes at most three bytes per UTF-16 code unit.
+      if (line.length * 3 > maxLineBytes) {
+        const bytes = Buffer.byteLength(line, "utf8")
+        if (bytes > maxLineBytes) {
+          return `the answer is ${bytes} bytes on the wire, over the limit of ${maxLineBytes} (maxLineBytes)`
+        }
       }
-      write(`${line}\n`)
+      out.push(line)
       return undefined
+    },
+    flush: out.flushNow,
+    active: () => {
+      const was = sent
+      sent = false
+      return was
     },
     start: (f) => {
       deliver = f
@@ -167,6 +209,7 @@ const stdioTransport = (maxLineBytes: number): Transport => {
       stdin.on("error", onEnd)
     },
     close: () => {
+      out.flushNow()
       stdout.write = original
       stdin.off("data", onData)
       stdin.off("end", onEnd)
@@ -177,23 +220,49 @@ const stdioTransport = (maxLineBytes: number): Transport => {
 }
 
 const threadTransport = (port: WorkerThreads.MessagePort): Transport => {
+  let sent = false
+  const out = makeBatcher<Protocol.FromChild>((batch) => {
+    sent = true
+    try {
+      port.postMessage(batch)
+    } catch {
+      // One of them cannot be cloned: each on its own, and a crash for the ones that fail.
+      for (const message of batch) {
+        try {
+          port.postMessage([message])
+        } catch (error) {
+          if ("id" in message) {
+            const reason = `defect: the ${what(message)} cannot be cloned: ${describe(error)}`
+            port.postMessage([{ _tag: "Crash", id: message.id, reason } satisfies Protocol.Crash])
+          }
+        }
+      }
+    }
+  })
   let deliver: (message: Inbound) => void = () => {}
-  const onMessage = (value: unknown) => {
-    const decoded = Protocol.decodeToChild(value)
-    deliver(
-      decoded._tag === "Message" ? decoded.message : { _tag: "Fault", reason: `the parent sent ${decoded.reason}` }
-    )
+  const onMessage = (batch: unknown) => {
+    if (!Array.isArray(batch)) {
+      return deliver({ _tag: "Fault", reason: "the parent sent a value that is not a batch of protocol messages" })
+    }
+    for (const value of batch) {
+      const decoded = Protocol.decodeToChild(value)
+      deliver(
+        decoded._tag === "Message" ? decoded.message : { _tag: "Fault", reason: `the parent sent ${decoded.reason}` }
+      )
+    }
   }
   const onClose = () => deliver(end)
   return {
     kind: "thread",
     send: (message) => {
-      try {
-        port.postMessage(message)
-        return undefined
-      } catch (error) {
-        return `the ${message._tag === "Failure" ? "error" : "response"} cannot be cloned: ${describe(error)}`
-      }
+      out.push(message)
+      return undefined
+    },
+    flush: out.flushNow,
+    active: () => {
+      const was = sent
+      sent = false
+      return was
     },
     start: (f) => {
       deliver = f
@@ -201,13 +270,20 @@ const threadTransport = (port: WorkerThreads.MessagePort): Transport => {
       port.on("close", onClose)
     },
     close: () => {
+      out.flushNow()
       port.off("message", onMessage)
       port.off("close", onClose)
     }
   }
 }
 
-const schemaReason = (error: Schema.SchemaError): string => error.message.replaceAll("\n", " ")
+/** A request whose handler has not finished. */
+interface Running {
+  /** The parent cancelled it: interrupt the handler, or abort its signal. */
+  readonly cancel: () => void
+  /** Completes when the handler has stopped. */
+  readonly stopped: Effect.Effect<void>
+}
 
 /**
  * Serves requests until the parent is done: the end of stdin, or a
@@ -250,20 +326,26 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
       )
       const errorSchema = options.error ?? (DomainError as any as Codec<E>)
       const json = transport.kind === "stdio"
-      const requestCodec = json ? Schema.toCodecJson(options.request) : options.request
-      const responseCodec = json ? Schema.toCodecJson(options.response) : options.response
-      const errorCodec = json ? Schema.toCodecJson(errorSchema) : errorSchema
-      const decodeRequest = Schema.decodeUnknownEffect(requestCodec)
-      const encodeResponse = Schema.encodeEffect(responseCodec)
-      const encodeError = Schema.encodeUnknownEffect(errorCodec)
+      const decodeRequest = decoding(json ? Schema.toCodecJson(options.request) : options.request)
+      const encodeResponse = encoding(json ? Schema.toCodecJson(options.response) : options.response)
+      const encodeError = encoding(json ? Schema.toCodecJson(errorSchema) : errorSchema)
+      const services = yield* Effect.context<R>()
+      const runFork = Effect.runForkWith(services)
 
-      const scope = yield* Scope.Scope
-      const running = new Map<number, Fiber.Fiber<void>>()
+      const running = new Map<number, Running>()
+      const finished = Deferred.makeUnsafe<void, WorkerCrash>()
       let stopping = false
-      yield* Scope.addFinalizer(
-        scope,
-        Effect.sync(() => {
+      const finish = (exit: Exit.Exit<void, WorkerCrash>) => {
+        stopping = true
+        Deferred.doneUnsafe(finished, exit)
+      }
+      // Nobody listens any more: the handlers still running are interrupted without a word.
+      yield* Effect.addFinalizer(() =>
+        Effect.suspend(() => {
           stopping = true
+          const all = [...running.values()]
+          for (const r of all) r.cancel()
+          return Effect.forEach(all, (r) => r.stopped, { discard: true })
         })
       )
 
@@ -275,119 +357,199 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
         }
       }
 
-      /** The final message for request `id`, from how its handler ended. */
-      const answer = (id: number, exit: Exit.Exit<Resp, unknown>): Effect.Effect<Protocol.FromChild> => {
-        if (Exit.isSuccess(exit)) {
-          return encodeResponse(exit.value).pipe(
-            Effect.map((value): Protocol.FromChild => ({ _tag: "Success", id, value })),
-            Effect.catchCause((cause) =>
-              Effect.succeed<Protocol.FromChild>({
-                _tag: "Crash",
-                id,
-                reason: `defect: the response does not match its schema: ${describeCause(cause)}`
-              })
-            )
+      /** Runs a conversion that needs to wait, then `k` on its exit. */
+      const later = <A>(effect: Effect.Effect<A, Schema.SchemaError>, k: (exit: Exit.Exit<A, unknown>) => void) => {
+        runFork(effect).addObserver(k)
+      }
+
+      const answerSuccess = (id: number, value: Resp) => {
+        const crash = (cause: Cause.Cause<unknown>) =>
+          reply({
+            _tag: "Crash",
+            id,
+            reason: `defect: the response does not match its schema: ${describeCause(cause)}`
+          })
+        const onExit = (exit: Exit.Exit<unknown, unknown>) =>
+          Exit.isSuccess(exit) ? reply({ _tag: "Success", id, value: exit.value }) : crash(exit.cause)
+        const encoded = encodeResponse.run(value)
+        if (needsEffect(encoded)) later(encodeResponse.effect(value), onExit)
+        else onExit(encoded)
+      }
+
+      const answerError = (id: number, error: unknown) => {
+        if (error instanceof WorkerCrash) return reply({ _tag: "Crash", id, reason: error.reason })
+        const onExit = (exit: Exit.Exit<unknown, unknown>) =>
+          reply(
+            Exit.isSuccess(exit)
+              ? { _tag: "Failure", id, error: exit.value }
+              : { _tag: "Crash", id, reason: `defect: ${describe(error)}` }
           )
-        }
+        const encoded = encodeError.run(error)
+        if (needsEffect(encoded)) later(encodeError.effect(error), onExit)
+        else onExit(encoded)
+      }
+
+      /** The final message for request `id`, from how its Effect handler ended. */
+      const answerExit = (id: number, exit: Exit.Exit<Resp, unknown>) => {
+        if (Exit.isSuccess(exit)) return answerSuccess(id, exit.value)
         const cause = exit.cause
         const error = Cause.findErrorOption(cause)
-        if (error._tag === "Some") {
-          const value = error.value
-          if (value instanceof WorkerCrash) return Effect.succeed({ _tag: "Crash", id, reason: value.reason })
-          return encodeError(value).pipe(
-            Effect.map((encoded): Protocol.FromChild => ({ _tag: "Failure", id, error: encoded })),
-            Effect.catchCause(() =>
-              Effect.succeed<Protocol.FromChild>({ _tag: "Crash", id, reason: `defect: ${describe(value)}` })
-            )
-          )
-        }
+        if (error._tag === "Some") return answerError(id, error.value)
         if (Cause.hasDies(cause))
-          return Effect.succeed({ _tag: "Crash", id, reason: `defect: ${describe(Cause.squash(cause))}` })
-        return Effect.succeed({ _tag: "Cancelled", id })
+          return reply({ _tag: "Crash", id, reason: `defect: ${describe(Cause.squash(cause))}` })
+        reply({ _tag: "Cancelled", id })
       }
 
-      /** Calls the handler, whatever it returns, as an Effect. */
-      const invoke = (id: number, request: Req): Effect.Effect<Resp, unknown, R> =>
-        Effect.suspend(() => {
-          const controller = new AbortController()
-          let result: ReturnType<Handler<Req, Resp, E, R>>
-          try {
-            result = options.handler(request, { signal: controller.signal, id })
-          } catch (error) {
-            return Effect.fail(error)
+      /** Calls the handler and answers, by whatever it returned. */
+      const invoke = (id: number, request: Req) => {
+        let controller: AbortController | undefined
+        const context = {
+          id,
+          get signal() {
+            controller ??= new AbortController()
+            return controller.signal
           }
-          if (Effect.isEffect(result)) return result as Effect.Effect<Resp, E | WorkerCrash, R>
-          if (isPromiseLike(result)) {
-            const promise = Promise.resolve(result)
-            const settled = promise.then(
-              () => undefined,
-              () => undefined
-            )
-            // A cancel aborts the signal; the request is over when the promise settles.
-            return Effect.tryPromise({ try: () => promise, catch: (error) => error }).pipe(
-              Effect.onInterrupt(() =>
-                Effect.andThen(
-                  Effect.sync(() => controller.abort(new Error("the request was cancelled"))),
-                  Effect.promise(() => settled)
-                )
-              )
-            )
-          }
-          return Effect.succeed(result as Resp)
-        })
-
-      /**
-       * Runs one request and sends its final message. It runs on a fiber that
-       * starts uninterruptible, so that a cancel that comes before the fiber
-       * has even started still gets its answer: only the handler itself is
-       * interruptible.
-       */
-      const handle = (id: number, payload: unknown): Effect.Effect<void, never, R> =>
-        Effect.gen(function* () {
-          const decoded = yield* Effect.exit(decodeRequest(payload))
-          if (Exit.isFailure(decoded)) {
-            const error = Cause.findErrorOption(decoded.cause)
-            const reason = error._tag === "Some" ? schemaReason(error.value) : describeCause(decoded.cause)
-            return reply({ _tag: "Rejected", id, reason })
-          }
-          const exit = yield* Effect.exit(Effect.interruptible(invoke(id, decoded.value)))
-          reply(yield* answer(id, exit))
-        }).pipe(Effect.ensuring(Effect.sync(() => running.delete(id))))
-
-      const inbox = yield* Queue.unbounded<Inbound>()
-      transport.start((message) => Queue.offerUnsafe(inbox, message))
-      transport.send({ _tag: "Ready", protocol: Protocol.version })
-
-      while (true) {
-        const message = yield* Queue.take(inbox)
-        switch (message._tag) {
-          case "Request": {
-            if (running.has(message.id)) {
-              return yield* new WorkerCrash({ reason: `the parent sent request ${message.id} twice` })
+        }
+        let result: ReturnType<Handler<Req, Resp, E, R>>
+        try {
+          result = options.handler(request, context)
+        } catch (error) {
+          return answerError(id, error)
+        }
+        if (Effect.isEffect(result)) {
+          const fiber = runFork(result as Effect.Effect<Resp, E | WorkerCrash, R>)
+          running.set(id, { cancel: () => fiber.interruptUnsafe(), stopped: Effect.asVoid(Fiber.await(fiber)) })
+          fiber.addObserver((exit) => {
+            running.delete(id)
+            answerExit(id, exit)
+          })
+          return
+        }
+        if (isPromiseLike(result)) {
+          let cancelled = false
+          const settled = Promise.resolve(result).then(
+            (value) => {
+              running.delete(id)
+              if (cancelled) reply({ _tag: "Cancelled", id })
+              else answerSuccess(id, value)
+            },
+            (error) => {
+              running.delete(id)
+              if (cancelled) reply({ _tag: "Cancelled", id })
+              else answerError(id, error)
             }
-            running.set(
-              message.id,
-              yield* Effect.forkIn(handle(message.id, message.payload), scope, { uninterruptible: true })
-            )
-            break
-          }
-          case "Cancel": {
-            const fiber = running.get(message.id)
+          )
+          running.set(id, {
+            // A cancel aborts the signal; the request is over when the promise settles.
+            cancel: () => {
+              cancelled = true
+              controller?.abort(new Error("the request was cancelled"))
+            },
+            stopped: Effect.promise(() => settled)
+          })
+          return
+        }
+        answerSuccess(id, result as Resp)
+      }
+
+      const start = (id: number, payload: unknown) => {
+        if (running.has(id)) {
+          return finish(Exit.fail(new WorkerCrash({ reason: `the parent sent request ${id} twice` })))
+        }
+        const rejected = (cause: Cause.Cause<unknown>) => {
+          const error = Cause.findErrorOption(cause)
+          const reason =
+            error._tag === "Some" && Schema.isSchemaError(error.value)
+              ? schemaReason(error.value)
+              : describeCause(cause)
+          reply({ _tag: "Rejected", id, reason })
+        }
+        const decoded = decodeRequest.run(payload)
+        if (Exit.isSuccess(decoded)) return invoke(id, decoded.value)
+        if (!needsEffect(decoded)) return rejected(decoded.cause)
+        // A request that takes time to decode can be cancelled meanwhile.
+        const fiber = runFork(decodeRequest.effect(payload))
+        running.set(id, { cancel: () => fiber.interruptUnsafe(), stopped: Effect.asVoid(Fiber.await(fiber)) })
+        fiber.addObserver((exit) => {
+          running.delete(id)
+          if (Exit.isSuccess(exit)) invoke(id, exit.value)
+          else if (Cause.hasInterruptsOnly(exit.cause)) reply({ _tag: "Cancelled", id })
+          else rejected(exit.cause)
+        })
+      }
+
+      const deliver = (message: Inbound) => {
+        if (stopping) return
+        switch (message._tag) {
+          case "Request":
+            return start(message.id, message.payload)
+          case "Cancel":
             // An unknown id was answered already: its answer acknowledges the cancel.
-            if (fiber !== undefined) yield* Effect.forkIn(Fiber.interrupt(fiber), scope)
-            break
-          }
+            return running.get(message.id)?.cancel()
           case "Fault":
-            return yield* new WorkerCrash({ reason: `protocol error: ${message.reason}` })
+            return finish(Exit.fail(new WorkerCrash({ reason: `protocol error: ${message.reason}` })))
           case "Shutdown":
           case "End":
-            // Nobody listens any more: the handlers still running are interrupted without a word.
-            stopping = true
-            return
+            return finish(Exit.void)
         }
       }
+
+      const heartbeat = inheritedHeartbeat()
+      transport.start(deliver)
+      transport.send({
+        _tag: "Ready",
+        protocol: Protocol.version,
+        ...(heartbeat === undefined ? {} : { heartbeat })
+      })
+      transport.flush()
+      if (port !== null) trackChildProcesses(transport)
+      if (heartbeat !== undefined) {
+        const timer = setInterval(() => {
+          if (!transport.active()) transport.send({ _tag: "Heartbeat" })
+        }, heartbeat)
+        timer.unref()
+        yield* Effect.addFinalizer(() => Effect.sync(() => clearInterval(timer)))
+      }
+      yield* Deferred.await(finished)
     })
   )
+
+/**
+ * Makes the processes a thread starts known to its parent: `spawn`, `exec`,
+ * `execFile` and `fork` of `child_process` (also as ESM imports) report each
+ * process that starts, and its exit. The synchronous variants return only
+ * once their process is gone.
+ */
+const trackChildProcesses = (transport: Transport) => {
+  const childProcess = createRequire(import.meta.url)("node:child_process") as Record<string, unknown>
+  const tracked = new Set<number>()
+  const track = (child: unknown, args: ReadonlyArray<unknown>) => {
+    const pid = (child as { pid?: unknown } | null)?.pid
+    if (typeof pid !== "number" || tracked.has(pid)) return
+    tracked.add(pid)
+    const group = globalThis.process.platform !== "win32" && args.some(isDetached)
+    transport.send({ _tag: "ChildStarted", pid, group })
+    // At once: the thread may die in this very turn.
+    transport.flush()
+    ;(child as { once: (event: string, f: () => void) => void }).once("exit", () => {
+      tracked.delete(pid)
+      transport.send({ _tag: "ChildExited", pid })
+    })
+  }
+  for (const name of ["spawn", "exec", "execFile", "fork"]) {
+    const original = childProcess[name]
+    if (typeof original !== "function") continue
+    childProcess[name] = function (this: unknown, ...args: Array<unknown>) {
+      const child = original.apply(this, args)
+      track(child, args)
+      return child
+    }
+  }
+  syncBuiltinESMExports()
+}
+
+const isDetached = (arg: unknown): boolean =>
+  typeof arg === "object" && arg !== null && !Array.isArray(arg) && (arg as { detached?: unknown }).detached === true
 
 const describeCause = (cause: Cause.Cause<unknown>): string => {
   const error = Cause.findErrorOption(cause)
@@ -397,11 +559,17 @@ const describeCause = (cause: Cause.Cause<unknown>): string => {
   return describe(Cause.squash(cause))
 }
 
-/** The limit the parent set in the environment, if it is a positive integer. */
-const inheritedMaxLineBytes = (): number | undefined => {
-  const value = Number(globalThis.process.env[Protocol.maxLineBytesEnv])
+/** A positive integer from the environment variable `name`, if it holds one. */
+const positiveIntEnv = (name: string): number | undefined => {
+  const value = Number(globalThis.process.env[name])
   return Number.isSafeInteger(value) && value > 0 ? value : undefined
 }
+
+/** The limit the parent set in the environment. */
+const inheritedMaxLineBytes = (): number | undefined => positiveIntEnv(Protocol.maxLineBytesEnv)
+
+/** The heartbeat interval the parent asked for. */
+const inheritedHeartbeat = (): number | undefined => positiveIntEnv(Protocol.heartbeatEnv)
 
 const isPromiseLike = (u: unknown): u is PromiseLike<unknown> =>
   typeof u === "object" && u !== null && typeof (u as { then?: unknown }).then === "function"

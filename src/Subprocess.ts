@@ -32,8 +32,11 @@ import { fileURLToPath } from "node:url"
 import { Cause, Deferred, Duration, Effect, Exit, Queue, Stream } from "effect"
 import type { Severity } from "effect/LogLevel"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
+import { makeBatcher } from "./internal/batch.ts"
 import * as Client from "./internal/client.ts"
 import { describe } from "./internal/describe.ts"
+import { jsonBytesOver } from "./internal/jsonSize.ts"
+import { processState, signal } from "./internal/processState.ts"
 import * as Settings from "./internal/settings.ts"
 import { makeLogLines, makeTail, withTail } from "./internal/stderr.ts"
 import * as Protocol from "./Protocol.ts"
@@ -223,12 +226,38 @@ export const make = <Req, Resp, E = DomainError>(
   const killGrace = Settings.duration("killGrace", options.killGrace, Settings.defaults.killGrace)
   const codecs = Client.jsonCodecs(options.request, options.response, options.error ?? (DomainError as any as Codec<E>))
   const encoder = new TextEncoder()
+  const overLimit = (bytes: string) =>
+    `the request is ${bytes} bytes on the wire, over the limit of ${maxLineBytes} (maxLineBytes)`
+
+  /** One message as a line, or why it cannot be one; the size is estimated first, so a huge request is never serialised. */
+  const toLine = (message: Protocol.ToChild): string | { readonly refused: string } => {
+    if (message._tag === "Request") {
+      const atLeast = jsonBytesOver(message, maxLineBytes)
+      if (atLeast !== undefined) return { refused: overLimit(`at least ${atLeast}`) }
+    }
+    let line: string
+    try {
+      line = JSON.stringify(message)
+    } catch (error) {
+      return { refused: `the request is not JSON: ${describe(error)}` }
+    }
+    // UTF-8 takes at most three bytes per UTF-16 code unit.
+    if (line.length * 3 > maxLineBytes) {
+      const bytes = Buffer.byteLength(line, "utf8")
+      if (bytes > maxLineBytes) return { refused: overLimit(String(bytes)) }
+    }
+    return line
+  }
 
   const spawn = Effect.gen(function* () {
     const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
     const command = ChildProcess.make(options.command, args, {
       cwd: options.cwd,
-      env: { ...Settings.childEnv(options.inheritEnv, options.env), [Protocol.maxLineBytesEnv]: String(maxLineBytes) },
+      env: {
+        ...Settings.withCompileCache(Settings.childEnv(options.inheritEnv, options.env)),
+        [Protocol.maxLineBytesEnv]: String(maxLineBytes),
+        [Protocol.heartbeatEnv]: Settings.heartbeatMillis(settings)
+      },
       extendEnv: false,
       killSignal: "SIGTERM",
       forceKillAfter: killGrace,
@@ -244,20 +273,26 @@ export const make = <Req, Resp, E = DomainError>(
     const label = `process ${handle.pid}`
     const annotate = Effect.annotateLogs({ workerKind: "subprocess", pid: handle.pid })
 
-    // stdin: one writer fiber drains the outbox; ending the outbox closes stdin.
+    // stdin: the lines of one turn leave in one write; one writer fiber drains
+    // the outbox; ending the outbox closes stdin.
     const outbox = yield* Queue.unbounded<Uint8Array, Cause.Done>()
-    const client = yield* Client.make({
+    const lines = makeBatcher<string>((batch) => {
+      batch.push("")
+      Queue.offerUnsafe(outbox, encoder.encode(batch.join("\n")))
+    })
+    const pid = handle.pid
+    const client = yield* Client.make<Req, Resp, E>({
       label,
       codecs,
       concurrency: settings.concurrency,
       cancelGrace: settings.cancelGrace,
+      silenceLimit: settings.silenceLimit,
+      probe: () => processState(pid),
+      killStopped: () => signal(pid, globalThis.process.platform !== "win32", "SIGKILL"),
       send: (message) => {
-        const line = JSON.stringify(message)
-        const bytes = encoder.encode(`${line}\n`)
-        if (bytes.length - 1 > maxLineBytes) {
-          return `the request is ${bytes.length - 1} bytes on the wire, over the limit of ${maxLineBytes} (maxLineBytes)`
-        }
-        Queue.offerUnsafe(outbox, bytes)
+        const line = toLine(message)
+        if (typeof line !== "string") return line.refused
+        lines.push(line)
         return undefined
       }
     })
@@ -275,11 +310,12 @@ export const make = <Req, Resp, E = DomainError>(
 
     // stdout: protocol lines, at most maxLineBytes of an unfinished one held.
     const stdoutEnded = yield* Deferred.make<void>()
-    const lines = Protocol.makeLineDecoder(maxLineBytes)
+    const decoder = Protocol.makeLineDecoder(maxLineBytes)
     yield* handle.stdout.pipe(
       Stream.runForEach((chunk) =>
         Effect.sync(() => {
-          for (const event of lines.push(chunk)) {
+          client.heard()
+          for (const event of decoder.push(chunk)) {
             if (event._tag === "Line") client.receiveLine(event.text)
             else client.die(`protocol error: ${label} sent ${event.reason}`)
           }
@@ -329,11 +365,13 @@ export const make = <Req, Resp, E = DomainError>(
     }).pipe(Effect.forkScoped)
 
     yield* Effect.forkScoped(client.reaper)
+    yield* Effect.forkScoped(client.watchdog)
 
     // Runs before the fibers above are interrupted and before the spawner's
     // own release (SIGTERM to the group, SIGKILL after killGrace).
     yield* Effect.addFinalizer((exit) =>
       Effect.suspend(() => {
+        lines.flushNow()
         Queue.endUnsafe(outbox)
         // A shutdown (the scope is interrupted) lets a live child exit by
         // itself; a crash goes straight to the signals.

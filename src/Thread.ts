@@ -18,18 +18,28 @@
  * process heap can. Use subprocesses for full isolation.
  *
  * Stopping a thread sends it `Shutdown` and waits up to `shutdownTimeout` for
- * it to exit; replacing a crashed one skips that wait. Then it is terminated.
+ * it to exit; replacing a crashed one skips that wait. Then it is terminated,
+ * and the processes it started with `child_process` that still run get
+ * `SIGTERM`, then `SIGKILL` after `killGrace`.
+ *
+ * A thread whose event loop is blocked cannot be told from a busy one: an
+ * idle thread that stops sending heartbeats for `silenceLimit` is a crash,
+ * a busy one is trusted.
  *
  * @since 0.1.0
  */
 
+import * as path from "node:path"
+import { fileURLToPath, pathToFileURL } from "node:url"
 import * as WorkerThreads from "node:worker_threads"
-import { Cause, Deferred, Duration, Effect, Exit, Queue } from "effect"
+import { Cause, Deferred, Duration, Effect, Exit } from "effect"
+import { makeBatcher } from "./internal/batch.ts"
 import * as Client from "./internal/client.ts"
 import { describe } from "./internal/describe.ts"
+import { isAlive, signal } from "./internal/processState.ts"
 import * as Settings from "./internal/settings.ts"
-import { makeLogLines, makeTail, withTail } from "./internal/stderr.ts"
-import type * as Protocol from "./Protocol.ts"
+import { makeLogLines, makeStderrLog, makeTail, withTail } from "./internal/stderr.ts"
+import * as Protocol from "./Protocol.ts"
 import type { CommonOptions } from "./Subprocess.ts"
 import type { InvalidRequest } from "./WireError.ts"
 import { DomainError, WorkerCrash } from "./WorkerError.ts"
@@ -47,6 +57,7 @@ import type { WorkerKind } from "./WorkerKind.ts"
  * | `inheritEnv`     | `Subprocess.defaultInheritedEnv` | names of the parent's environment variables its `process.env` gets, or `"all"` |
  * | `env`            | `{}`                             | more variables for its `process.env`                  |
  * | `resourceLimits` | Node's defaults                  | heap limits; a thread over them crashes its worker    |
+ * | `killGrace`      | `2 seconds`                      | for the processes the thread started: from `SIGTERM` to `SIGKILL` |
  *
  * @example
  * ```ts
@@ -69,12 +80,45 @@ export interface Options<Req, Resp, E> extends CommonOptions<Req, Resp, E> {
   readonly inheritEnv?: ReadonlyArray<string> | "all" | undefined
   readonly env?: Readonly<Record<string, string>> | undefined
   readonly resourceLimits?: WorkerThreads.ResourceLimits | undefined
+  readonly killGrace?: Duration.Input | undefined
 }
 
 /** After the thread exits, how long its stderr may take to deliver what it wrote. */
 const settleTime = Duration.millis(250)
 /** How long `terminate` may take before the thread is given up on. */
 const terminateTimeout = Duration.seconds(5)
+/** How often the processes a thread left are looked at, while they have `killGrace` to exit. */
+const killPoll = Duration.millis(10)
+
+/**
+ * What a thread runs first: it turns Node's compile cache on (unless the
+ * process has one already, or it is disabled), then loads the script.
+ */
+const bootstrap = `
+const { workerData } = require("node:worker_threads")
+const { enableCompileCache, getCompileCacheDir } = require("node:module")
+if (getCompileCacheDir?.() === undefined && process.env.NODE_DISABLE_COMPILE_CACHE === undefined) {
+  try { enableCompileCache?.(workerData.compileCache) } catch {}
+}
+if (workerData.path !== undefined) process.argv[1] = workerData.path
+import(workerData.script)
+`
+
+/**
+ * Stops the processes a thread started and left: `SIGTERM` (to the group of
+ * those that lead one), up to `killGrace` for them to exit, then `SIGKILL`.
+ */
+const stopLeftovers = (children: Map<number, boolean>, killGrace: Duration.Duration) =>
+  Effect.gen(function* () {
+    if (children.size === 0) return
+    const left = [...children]
+    children.clear()
+    for (const [pid, group] of left) signal(pid, group, "SIGTERM")
+    const deadline = Date.now() + Duration.toMillis(killGrace)
+    while (left.some(([pid]) => isAlive(pid)) && Date.now() < deadline) yield* Effect.sleep(killPoll)
+    // A group may outlive its leader: it gets the SIGKILL too.
+    for (const [pid, group] of left) if (group || isAlive(pid)) signal(pid, group, "SIGKILL")
+  })
 
 /**
  * The thread kind: `spawn` starts `script` in a new worker thread, waits for
@@ -107,21 +151,37 @@ export const make = <Req, Resp, E = DomainError>(
   options: Options<Req, Resp, E>
 ): WorkerKind<Req, Resp, E | InvalidRequest> => {
   const settings = Settings.common(options)
+  const killGrace = Settings.duration("killGrace", options.killGrace, Settings.defaults.killGrace)
   const codecs = Client.cloneCodecs(
     options.request,
     options.response,
     options.error ?? (DomainError as any as Codec<E>)
   )
   const where = typeof script === "string" ? script : script.href
+  const url = typeof script === "string" ? pathToFileURL(path.resolve(script)).href : script.href
+  const workerData = {
+    script: url,
+    // What `process.argv[1]` is in a thread started on the script itself.
+    path: typeof script === "string" ? path.resolve(script) : script.protocol === "file:" ? fileURLToPath(script) : url,
+    compileCache: Settings.compileCacheDir()
+  }
 
   const spawn = Effect.gen(function* () {
+    // Runs after the thread is terminated (finalizers run last-added first).
+    const children = new Map<number, boolean>()
+    yield* Effect.addFinalizer(() => stopLeftovers(children, killGrace))
     const worker = yield* Effect.acquireRelease(
       Effect.try({
         try: () =>
-          new WorkerThreads.Worker(script, {
+          new WorkerThreads.Worker(bootstrap, {
+            eval: true,
+            workerData,
             ...(options.execArgv === undefined ? {} : { execArgv: [...options.execArgv] }),
             argv: [...(options.argv ?? [])],
-            env: Settings.childEnv(options.inheritEnv, options.env),
+            env: {
+              ...Settings.childEnv(options.inheritEnv, options.env),
+              [Protocol.heartbeatEnv]: Settings.heartbeatMillis(settings)
+            },
             ...(options.resourceLimits === undefined ? {} : { resourceLimits: options.resourceLimits }),
             stderr: true
           }),
@@ -131,30 +191,47 @@ export const make = <Req, Resp, E = DomainError>(
     )
     const label = `thread ${worker.threadId}`
     const annotate = Effect.annotateLogs({ workerKind: "thread", threadId: worker.threadId })
-    const client = yield* Client.make({
+    // Messages of one turn leave in one postMessage; one that cannot be
+    // cloned is sent on its own, and refused.
+    const outbox = makeBatcher<Protocol.ToChild>((batch) => {
+      try {
+        worker.postMessage(batch)
+      } catch {
+        for (const message of batch) {
+          try {
+            worker.postMessage([message])
+          } catch (error) {
+            if (message._tag === "Request")
+              client.refuse(message.id, `the request cannot be cloned: ${describe(error)}`)
+          }
+        }
+      }
+    })
+    const client = yield* Client.make<Req, Resp, E>({
       label,
       codecs,
       concurrency: settings.concurrency,
       cancelGrace: settings.cancelGrace,
-      send: (message: Protocol.ToChild) => {
-        try {
-          worker.postMessage(message)
-          return undefined
-        } catch (error) {
-          return `the request cannot be cloned: ${describe(error)}`
-        }
+      silenceLimit: settings.silenceLimit,
+      onChildProcess: (message) => {
+        if (message._tag === "ChildStarted") children.set(message.pid, message.group)
+        else children.delete(message.pid)
+      },
+      send: (message) => {
+        outbox.push(message)
+        return undefined
       }
     })
 
     // stderr: logged line by line, the last lines kept for the crash reason.
     const stderrLines = makeLogLines(settings.stderrMaxLineBytes)
     const tail = makeTail(settings.stderrTailLines)
-    const logs = yield* Queue.sliding<string>(1024)
+    const log = yield* makeStderrLog(settings.stderrLogLevel, annotate)
     const stderrEnded = yield* Deferred.make<void>()
     const collect = (lines: ReadonlyArray<string>) => {
       for (const line of lines) {
         tail.push(line)
-        if (settings.stderrLogLevel !== "None" && line.trim() !== "") Queue.offerUnsafe(logs, line)
+        log.push(line)
       }
     }
     worker.stderr.on("data", (chunk: Uint8Array) => collect(stderrLines.push(chunk)))
@@ -163,15 +240,9 @@ export const make = <Req, Resp, E = DomainError>(
       Deferred.doneUnsafe(stderrEnded, Exit.void)
     })
     worker.stderr.on("error", () => Deferred.doneUnsafe(stderrEnded, Exit.void))
-    if (settings.stderrLogLevel !== "None") {
-      const level = settings.stderrLogLevel
-      yield* Effect.forkScoped(
-        Effect.forever(Effect.flatMap(Queue.take(logs), (line) => Effect.logWithLevel(level)(line).pipe(annotate)))
-      )
-    }
 
     const exitCode = yield* Deferred.make<number>()
-    worker.on("message", client.receive)
+    worker.on("message", client.receiveBatch)
     worker.on("messageerror", (error) =>
       client.die(`protocol error: ${label} sent a message that cannot be deserialised: ${describe(error)}`)
     )
@@ -184,6 +255,7 @@ export const make = <Req, Resp, E = DomainError>(
     }).pipe(Effect.forkScoped)
 
     yield* Effect.forkScoped(client.reaper)
+    yield* Effect.forkScoped(client.watchdog)
 
     // Runs before the fibers above are interrupted and before the thread is terminated.
     yield* Effect.addFinalizer((exit) =>
@@ -192,7 +264,8 @@ export const make = <Req, Resp, E = DomainError>(
           client.deathReason() === undefined && Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)
         if (!graceful) return Effect.void
         try {
-          worker.postMessage({ _tag: "Shutdown" } satisfies Protocol.ToChild)
+          outbox.flushNow()
+          worker.postMessage([{ _tag: "Shutdown" }] satisfies Array<Protocol.ToChild>)
         } catch {
           return Effect.void
         }

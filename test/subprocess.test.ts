@@ -75,7 +75,10 @@ describe("Subprocess workers", { timeout: 30_000, concurrent: true }, () => {
           // Never sent: the worker stays up.
           const refused = yield* Effect.flip(worker.dispatch({ _tag: "Garbage", text: "z".repeat(2000) }))
           assert.instanceOf(refused, InvalidRequest)
-          assert.match(refused.reason, /^the request is \d+ bytes on the wire, over the limit of 1024/)
+          assert.match(
+            refused.reason,
+            /^the request is at least \d+ bytes on the wire, over the limit of 1024 \(maxLineBytes\)$/
+          )
           const health = yield* worker.health
           assert.deepStrictEqual([health.state, health.crashes, health.errored, health.inFlight], ["Healthy", 0, 1, 0])
           assert.strictEqual((yield* worker.dispatch({ _tag: "Echo", value: 1 })).pid, answers[0]!.pid)
@@ -304,7 +307,14 @@ describe("Subprocess workers", { timeout: 30_000, concurrent: true }, () => {
         const { keys = [] } = yield* allowlisted.dispatch({ _tag: "Env" })
         assert.notInclude([...keys], "EWP_TEST_SECRET")
         assert.includeMembers([...keys], ["PATH", "EXTRA"])
-        const expected = [...Subprocess.defaultInheritedEnv, "EXTRA", Protocol.maxLineBytesEnv]
+        // The kind's own: the line limit, the heartbeat, Node's compile cache (the test sets it).
+        const expected = [
+          ...Subprocess.defaultInheritedEnv,
+          "EXTRA",
+          Protocol.maxLineBytesEnv,
+          Protocol.heartbeatEnv,
+          "NODE_COMPILE_CACHE"
+        ]
         assert.isTrue(
           keys.every((key) => expected.includes(key)),
           keys.join()

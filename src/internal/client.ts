@@ -1,29 +1,35 @@
 /**
  * The parent side of the wire, for every out-of-process kind: request ids,
  * the table of requests in flight, the concurrency limit, cancellation with
- * its grace period, the ready handshake, and the death of the child.
+ * its grace period, the ready handshake, the watch on a silent child, and the
+ * death of the child.
  *
  * It is transport-agnostic and synchronous at its edges: a transport hands it
- * what the child sent (`receive`, `receiveLine`) and tells it when the child
- * is gone (`die`); it hands the transport what to send (`send`). Nothing it is
- * given can make it throw: anything unexpected is a protocol fault, which
- * kills the incarnation with a reason. Every request settles exactly once:
- * with the child's answer, or with `WorkerCrash` when the child dies.
+ * what the child sent (`receive`, `receiveBatch`, `receiveLine`) and tells it
+ * when the child is gone (`die`); it hands the transport what to send
+ * (`send`), which the transport may hold until the end of the turn. Nothing
+ * it is given can make it throw: anything unexpected is a protocol fault,
+ * which kills the incarnation with a reason. Every request settles exactly
+ * once: with the child's answer, or with `WorkerCrash` when the child dies.
+ *
+ * A request costs no fiber and no Deferred: its caller's fiber waits in an
+ * `Effect.callback`, which the answer resumes with its final outcome.
  */
-import { Cause, Clock, Deferred, Duration, Effect, Exit, Queue, Schema } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Exit, Queue } from "effect"
+import * as Schema from "effect/Schema"
 import * as Protocol from "../Protocol.ts"
 import { InvalidRequest } from "../WireError.ts"
 import { WorkerCrash } from "../WorkerError.ts"
+import { type Codec, type Conversion, decoding, encoding, needsEffect, schemaReason } from "./codec.ts"
 import { describe } from "./describe.ts"
 
-/** A schema usable on the wire: no services needed to encode or decode. */
-export type Codec<A> = Schema.Codec<A, unknown, never, never>
+export type { Codec } from "./codec.ts"
 
 /** How payloads are turned into wire values and back, for one transport. */
-export interface Codecs<Req, Resp, E> {
-  readonly encodeRequest: (request: Req) => Effect.Effect<unknown, Schema.SchemaError>
-  readonly decodeResponse: (value: unknown) => Effect.Effect<Resp, Schema.SchemaError>
-  readonly decodeError: (value: unknown) => Effect.Effect<E, Schema.SchemaError>
+export interface Codecs<Resp, E> {
+  readonly encodeRequest: Conversion<unknown>
+  readonly decodeResponse: Conversion<Resp>
+  readonly decodeError: Conversion<E>
 }
 
 /** Codecs that keep the schemas' encoded form (structured clone keeps dates, maps, typed arrays). */
@@ -31,10 +37,10 @@ export const cloneCodecs = <Req, Resp, E>(
   request: Codec<Req>,
   response: Codec<Resp>,
   error: Codec<E>
-): Codecs<Req, Resp, E> => ({
-  encodeRequest: Schema.encodeEffect(request),
-  decodeResponse: Schema.decodeUnknownEffect(response),
-  decodeError: Schema.decodeUnknownEffect(error)
+): Codecs<Resp, E> => ({
+  encodeRequest: encoding(request),
+  decodeResponse: decoding(response),
+  decodeError: decoding(error)
 })
 
 /** Codecs whose wire values are JSON values. */
@@ -42,21 +48,36 @@ export const jsonCodecs = <Req, Resp, E>(
   request: Codec<Req>,
   response: Codec<Resp>,
   error: Codec<E>
-): Codecs<Req, Resp, E> =>
-  cloneCodecs(Schema.toCodecJson(request), Schema.toCodecJson(response), Schema.toCodecJson(error))
+): Codecs<Resp, E> => cloneCodecs(Schema.toCodecJson(request), Schema.toCodecJson(response), Schema.toCodecJson(error))
 
-export interface ClientOptions<Req, Resp, E> {
+/** What a look at the child's process says, for a child that went silent. */
+export type ProcessState = "stopped" | "running" | "unknown"
+
+export interface ClientOptions<Resp, E> {
   /** Names the child in crash reasons, such as `"process 1234"`. */
   readonly label: string
-  readonly codecs: Codecs<Req, Resp, E>
+  readonly codecs: Codecs<Resp, E>
   /** Requests the child holds at most at once; more wait in the parent. */
   readonly concurrency: number
   /** How long a cancelled request may take to be acknowledged. */
   readonly cancelGrace: Duration.Duration
   /**
-   * Sends one message to the child. Returns why it could not be sent (too
-   * large, not serialisable), in which case nothing was sent. Failures of the
-   * channel itself (a broken pipe) are reported with `die`.
+   * How long a child that promised heartbeats may stay silent while idle;
+   * also when a silent child's process is looked at. `undefined`: never.
+   */
+  readonly silenceLimit?: Duration.Duration | undefined
+  /** Looks at the child's process (is it stopped?). */
+  readonly probe?: (() => ProcessState) | undefined
+  /** Kills a stopped child at once. */
+  readonly killStopped?: (() => void) | undefined
+  /** A thread reports a process it started, or its exit. */
+  readonly onChildProcess?: ((message: Protocol.ChildStarted | Protocol.ChildExited) => void) | undefined
+  /**
+   * Sends one message to the child, now or at the end of the turn. Returns
+   * why it could not be sent (too large, not serialisable), in which case
+   * nothing was sent. Failures of the channel itself (a broken pipe) are
+   * reported with `die`; a request the transport finds it cannot send later
+   * is handed back with `refuse`.
    */
   readonly send: (message: Protocol.ToChild) => string | undefined
 }
@@ -70,10 +91,18 @@ export interface Client<Req, Resp, E> {
   readonly awaitReady: (timeout: Duration.Duration) => Effect.Effect<void, WorkerCrash>
   /** Kills incarnations that ignore a cancel. Fork it in the incarnation's scope. */
   readonly reaper: Effect.Effect<never>
-  /** A message the child posted (threads) or a parsed line. */
+  /** Finds a child that went silent (see `silenceLimit`). Fork it in the incarnation's scope. */
+  readonly watchdog: Effect.Effect<void>
+  /** A message the child sent, as a value. */
   readonly receive: (message: unknown) => void
+  /** A batch of messages a thread posted: an array of them. */
+  readonly receiveBatch: (batch: unknown) => void
   /** One line of the child's output. */
   readonly receiveLine: (line: string) => void
+  /** The child gave a sign of life that is not a whole message yet (some bytes). */
+  readonly heard: () => void
+  /** The transport could not send request `id` after all: its caller gets `InvalidRequest`. */
+  readonly refuse: (id: number, reason: string) => void
   /** The child is dead or must be replaced, for `reason`; the first reason wins. */
   readonly die: (reason: string) => void
   readonly deathReason: () => string | undefined
@@ -81,72 +110,61 @@ export interface Client<Req, Resp, E> {
   readonly inFlight: () => number
 }
 
-type Reply = Protocol.Success | Protocol.Failure | Protocol.Crash | Protocol.Rejected | Protocol.Cancelled | Died
+/**
+ * A request's life in the client: waiting for a permit in the parent, on the
+ * child, left by its caller before it was sent, or over (answered, refused,
+ * or failed by the death of the child).
+ */
+const State = { Queued: 0, Sent: 1, Left: 2, Done: 3 } as const
+type State = (typeof State)[keyof typeof State]
 
-interface Died {
-  readonly _tag: "Died"
-}
-
-const died: Died = { _tag: "Died" }
-
-interface Pending {
-  readonly reply: Deferred.Deferred<Reply>
+interface Entry<A, E> {
+  id: number
+  state: State
   /** Its caller left and a cancel was sent. */
   cancelled: boolean
+  readonly payload: unknown
+  readonly resume: (outcome: Effect.Effect<A, E>) => void
 }
 
 interface CancelDeadline {
   readonly id: number
-  readonly pending: Pending
+  readonly entry: Entry<unknown, unknown>
   readonly at: number
 }
 
-const schemaReason = (error: Schema.SchemaError): string => error.message.replaceAll("\n", " ")
-
-export const make = <Req, Resp, E>(options: ClientOptions<Req, Resp, E>): Effect.Effect<Client<Req, Resp, E>> =>
+export const make = <Req, Resp, E>(options: ClientOptions<Resp, E>): Effect.Effect<Client<Req, Resp, E>> =>
   Effect.map(Queue.unbounded<CancelDeadline>(), (deadlines) => makeWith(options, deadlines))
 
 const makeWith = <Req, Resp, E>(
-  options: ClientOptions<Req, Resp, E>,
+  options: ClientOptions<Resp, E>,
   deadlines: Queue.Queue<CancelDeadline>
 ): Client<Req, Resp, E> => {
+  type Outcome = E | InvalidRequest | WorkerCrash
+  type Pending = Entry<Resp, Outcome>
   const { label, codecs, send } = options
   const graceMillis = Duration.toMillis(options.cancelGrace)
+  const silenceMillis = options.silenceLimit === undefined ? undefined : Duration.toMillis(options.silenceLimit)
   const pending = new Map<number, Pending>()
   const exited = Deferred.makeUnsafe<WorkerCrash>()
   const ready = Deferred.makeUnsafe<void, WorkerCrash>()
   let nextId = 1
   let isReady = false
+  let heartbeats = false
+  /** Counts the signs of life of the child, for the watchdog. */
+  let signs = 0
   let deathReason: string | undefined
 
   // The concurrency limit. A permit is held from sending a request until its
   // final answer, even when its caller left: a cancelled request still
-  // occupies the child until the child says it stopped.
+  // occupies the child until the child says it stopped. Requests without a
+  // permit wait in `queue`, in order; those whose caller left are skipped.
   let free = options.concurrency
-  const waiters: Array<Deferred.Deferred<void>> = []
-  const releasePermit = () => {
-    const next = waiters.shift()
-    if (next === undefined) free++
-    else Deferred.doneUnsafe(next, Exit.void)
-  }
-  const acquirePermit: Effect.Effect<void> = Effect.suspend(() => {
-    if (free > 0) {
-      free--
-      return Effect.void
-    }
-    const waiter = Deferred.makeUnsafe<void>()
-    waiters.push(waiter)
-    return Effect.onInterrupt(Deferred.await(waiter), () =>
-      Effect.sync(() => {
-        const index = waiters.indexOf(waiter)
-        // Still waiting: leave the line. Already handed a permit: give it on.
-        if (index >= 0) waiters.splice(index, 1)
-        else releasePermit()
-      })
-    )
-  })
+  let queue: Array<Pending> = []
+  let queueHead = 0
 
   const crash = (reason: string) => new WorkerCrash({ reason })
+  const crashed = (): Exit.Exit<never, WorkerCrash> => Exit.fail(crash(deathReason ?? `${label} is gone`))
 
   const die = (reason: string): void => {
     if (deathReason !== undefined) return
@@ -154,148 +172,19 @@ const makeWith = <Req, Resp, E>(
     const error = crash(reason)
     Deferred.doneUnsafe(exited, Exit.succeed(error))
     Deferred.doneUnsafe(ready, Exit.fail(error))
-    for (const entry of pending.values()) Deferred.doneUnsafe(entry.reply, Exit.succeed(died))
+    const failed = [...pending.values()]
     pending.clear()
-    // Waiters wake up, see the death and fail.
-    for (const waiter of waiters.splice(0)) Deferred.doneUnsafe(waiter, Exit.void)
+    for (let i = queueHead; i < queue.length; i++) if (queue[i]!.state === State.Queued) failed.push(queue[i]!)
+    queue = []
+    queueHead = 0
+    const outcome = Exit.fail(error)
+    for (const entry of failed) {
+      entry.state = State.Done
+      entry.resume(outcome)
+    }
   }
 
   const fault = (what: string) => die(`protocol error: ${label} ${what}`)
-
-  const handle = (message: Protocol.FromChild): void => {
-    if (message._tag === "Ready") {
-      if (isReady) {
-        fault("sent Ready twice")
-        return
-      }
-      if (message.protocol !== Protocol.version) {
-        fault(`speaks protocol version ${message.protocol}, expected ${Protocol.version}`)
-        return
-      }
-      isReady = true
-      Deferred.doneUnsafe(ready, Exit.void)
-      return
-    }
-    if (!isReady) {
-      fault(`sent ${message._tag} for request ${message.id} before Ready`)
-      return
-    }
-    const entry = pending.get(message.id)
-    if (entry === undefined) {
-      fault(`answered request ${message.id}, which is not in flight`)
-      return
-    }
-    pending.delete(message.id)
-    // Whether or not its caller is still there, a crash is the child's. (First:
-    // completing a Deferred may resume its waiter at once.)
-    if (message._tag === "Crash") die(message.reason)
-    // Nobody cancelled it: the handler interrupted itself.
-    else if (message._tag === "Cancelled" && !entry.cancelled) die("the handler was interrupted")
-    releasePermit()
-    Deferred.doneUnsafe(entry.reply, Exit.succeed(message))
-  }
-
-  const receive = (value: unknown): void => {
-    if (deathReason !== undefined) return
-    const decoded = Protocol.decodeFromChild(value)
-    if (decoded._tag === "Fault") {
-      fault(`sent ${decoded.reason}`)
-      return
-    }
-    handle(decoded.message)
-  }
-
-  const receiveLine = (line: string): void => {
-    if (deathReason !== undefined) return
-    const parsed = Protocol.parseFromChild(line)
-    if (parsed._tag === "Fault") {
-      fault(`sent ${parsed.reason}`)
-      return
-    }
-    handle(parsed.message)
-  }
-
-  /** The caller left: ask the child to stop, and give it `cancelGrace` to say it did. */
-  const cancel = (id: number, entry: Pending) =>
-    Effect.clockWith((clock) =>
-      Effect.sync(() => {
-        if (deathReason !== undefined || Deferred.isDoneUnsafe(entry.reply)) return
-        entry.cancelled = true
-        sendSafely({ _tag: "Cancel", id })
-        Queue.offerUnsafe(deadlines, { id, pending: entry, at: clock.currentTimeMillisUnsafe() + graceMillis })
-      })
-    )
-
-  const reaper: Effect.Effect<never> = Effect.forever(
-    Effect.gen(function* () {
-      const deadline = yield* Queue.take(deadlines)
-      const now = yield* Clock.currentTimeMillis
-      if (deadline.at > now) yield* Effect.sleep(deadline.at - now)
-      if (deathReason === undefined && !Deferred.isDoneUnsafe(deadline.pending.reply)) {
-        die(`${label} ignored the cancel of request ${deadline.id} for ${graceMillis} ms`)
-      }
-    })
-  ).pipe(Effect.catchCause(() => Effect.never)) as Effect.Effect<never>
-
-  const crashed = () => Effect.fail(crash(deathReason ?? `${label} is gone`))
-
-  /** Decodes a payload of a final answer; a payload that does not decode is the child's fault. */
-  const decodeOrDie = <A>(decode: Effect.Effect<A, Schema.SchemaError>, what: string) =>
-    Effect.catchTag(decode, "SchemaError", (error) =>
-      Effect.suspend(() => {
-        fault(`sent ${what} that does not match its schema: ${schemaReason(error)}`)
-        return crashed()
-      })
-    )
-
-  const settle = (reply: Reply): Effect.Effect<Resp, E | InvalidRequest | WorkerCrash> => {
-    switch (reply._tag) {
-      case "Success":
-        return decodeOrDie(codecs.decodeResponse(reply.value), "a response")
-      case "Failure":
-        return Effect.flatMap(decodeOrDie(codecs.decodeError(reply.error), "an error"), Effect.fail)
-      case "Rejected":
-        return Effect.fail(new InvalidRequest({ reason: `the worker could not decode the request: ${reply.reason}` }))
-      case "Crash":
-      case "Cancelled":
-      case "Died":
-        // `handle` has already recorded the death.
-        return crashed()
-    }
-  }
-
-  const run = (request: Req): Effect.Effect<Resp, E | InvalidRequest | WorkerCrash> =>
-    Effect.uninterruptibleMask((restore) =>
-      Effect.gen(function* () {
-        if (deathReason !== undefined) return yield* crashed()
-        yield* restore(acquirePermit)
-        if (deathReason !== undefined) return yield* crashed()
-        // From here the permit is this request's until the child answers it.
-        const encoded = yield* Effect.exit(restore(codecs.encodeRequest(request)))
-        if (Exit.isFailure(encoded)) {
-          releasePermit()
-          const error = Cause.findErrorOption(encoded.cause)
-          if (error._tag === "Some") {
-            return yield* new InvalidRequest({
-              reason: `the request does not match its schema: ${schemaReason(error.value)}`
-            })
-          }
-          return yield* Effect.failCause(encoded.cause as Cause.Cause<never>)
-        }
-        if (deathReason !== undefined) return yield* crashed()
-        const id = nextId++
-        const entry: Pending = { reply: Deferred.makeUnsafe<Reply>(), cancelled: false }
-        pending.set(id, entry)
-        const refused = sendSafely({ _tag: "Request", id, payload: encoded.value })
-        if (refused !== undefined) {
-          pending.delete(id)
-          releasePermit()
-          return yield* new InvalidRequest({ reason: refused })
-        }
-        const reply = yield* restore(Deferred.await(entry.reply)).pipe(Effect.onInterrupt(() => cancel(id, entry)))
-        return yield* restore(settle(reply))
-      })
-    )
 
   /** `send`, with a throw turned into a refusal. */
   const sendSafely = (message: Protocol.ToChild): string | undefined => {
@@ -305,6 +194,248 @@ const makeWith = <Req, Resp, E>(
       return `the request could not be sent: ${describe(error)}`
     }
   }
+
+  /** Sends a request that holds a permit. */
+  const dispatch = (entry: Pending): void => {
+    const id = nextId++
+    entry.id = id
+    entry.state = State.Sent
+    pending.set(id, entry)
+    const refused = sendSafely({ _tag: "Request", id, payload: entry.payload })
+    if (refused !== undefined) refuseEntry(id, entry, refused)
+  }
+
+  const refuseEntry = (id: number, entry: Pending, reason: string) => {
+    pending.delete(id)
+    entry.state = State.Done
+    releasePermit()
+    entry.resume(Exit.fail(new InvalidRequest({ reason })))
+  }
+
+  const refuse = (id: number, reason: string): void => {
+    const entry = pending.get(id)
+    if (entry !== undefined && deathReason === undefined) refuseEntry(id, entry, reason)
+  }
+
+  const releasePermit = (): void => {
+    while (queueHead < queue.length) {
+      const next = queue[queueHead]!
+      queue[queueHead++] = undefined as never
+      if (queueHead === queue.length) {
+        queue = []
+        queueHead = 0
+      }
+      if (next.state === State.Queued) {
+        dispatch(next)
+        return
+      }
+    }
+    free++
+  }
+
+  /** The caller left: a queued request leaves the line; a sent one is cancelled, with `cancelGrace` to say it stopped. */
+  const leave = (entry: Pending) =>
+    Effect.clockWith((clock) =>
+      Effect.sync(() => {
+        if (entry.state === State.Queued) {
+          entry.state = State.Left
+          return
+        }
+        if (entry.state !== State.Sent || entry.cancelled || deathReason !== undefined) return
+        entry.cancelled = true
+        sendSafely({ _tag: "Cancel", id: entry.id })
+        Queue.offerUnsafe(deadlines, {
+          id: entry.id,
+          entry: entry as Entry<unknown, unknown>,
+          at: clock.currentTimeMillisUnsafe() + graceMillis
+        })
+      })
+    )
+
+  /** A payload of a final answer, decoded; one that does not decode is the child's fault. */
+  const decodeOrDie = <A>(conversion: Conversion<A>, value: unknown, what: string): Effect.Effect<A, WorkerCrash> => {
+    const exit = conversion.run(value)
+    if (Exit.isSuccess(exit)) return Exit.succeed(exit.value)
+    const wrong = (error: Schema.SchemaError) => {
+      fault(`sent ${what} that does not match its schema: ${schemaReason(error)}`)
+      return crashed()
+    }
+    if (!needsEffect(exit)) {
+      const error = Cause.findErrorOption(exit.cause)
+      return error._tag === "Some" ? wrong(error.value) : Exit.failCause(exit.cause as Cause.Cause<never>)
+    }
+    return Effect.catchTag(conversion.effect(value), "SchemaError", (error) => Effect.suspend(() => wrong(error)))
+  }
+
+  const settle = (message: Protocol.FromChild): Effect.Effect<Resp, Outcome> => {
+    switch (message._tag) {
+      case "Success":
+        return decodeOrDie(codecs.decodeResponse, message.value, "a response")
+      case "Failure": {
+        const error = decodeOrDie(codecs.decodeError, message.error, "an error")
+        return Exit.isExit(error) && Exit.isSuccess(error)
+          ? Exit.fail(error.value as E)
+          : Effect.flatMap(error, (e) => Effect.fail(e))
+      }
+      case "Rejected":
+        return Exit.fail(new InvalidRequest({ reason: `the worker could not decode the request: ${message.reason}` }))
+      default:
+        // A crash, or a cancel nobody asked for: `handle` has recorded the death.
+        return crashed()
+    }
+  }
+
+  const handle = (message: Protocol.FromChild) => {
+    switch (message._tag) {
+      case "Heartbeat":
+        return
+      case "Ready":
+        if (isReady) return fault("sent Ready twice")
+        if (message.protocol !== Protocol.version) {
+          return fault(`speaks protocol version ${message.protocol}, expected ${Protocol.version}`)
+        }
+        if (message.heartbeat !== undefined) {
+          if (silenceMillis !== undefined && !(message.heartbeat > 0 && message.heartbeat < silenceMillis)) {
+            return fault(
+              `promised a heartbeat every ${message.heartbeat} ms, not within the silence limit of ${silenceMillis} ms`
+            )
+          }
+          heartbeats = true
+        }
+        isReady = true
+        Deferred.doneUnsafe(ready, Exit.void)
+        return
+      case "ChildStarted":
+      case "ChildExited":
+        options.onChildProcess?.(message)
+        return
+    }
+    if (!isReady) return fault(`sent ${message._tag} for request ${message.id} before Ready`)
+    const entry = pending.get(message.id)
+    if (entry === undefined) return fault(`answered request ${message.id}, which is not in flight`)
+    pending.delete(message.id)
+    entry.state = State.Done
+    // Whether or not its caller is still there, a crash is the child's.
+    if (message._tag === "Crash") die(message.reason)
+    // Nobody cancelled it: the handler interrupted itself.
+    else if (message._tag === "Cancelled" && !entry.cancelled) die("the handler was interrupted")
+    if (deathReason === undefined) releasePermit()
+    if (!entry.cancelled) entry.resume(settle(message))
+  }
+
+  /** After the death, only the processes a thread started still matter: they must be stopped. */
+  const afterDeath = (value: unknown) => {
+    const tag = typeof value === "object" && value !== null ? (value as { _tag?: unknown })._tag : undefined
+    if (tag !== "ChildStarted" && tag !== "ChildExited") return
+    const decoded = Protocol.decodeFromChild(value)
+    if (decoded._tag === "Message") handle(decoded.message)
+  }
+
+  const receive = (value: unknown) => {
+    if (deathReason !== undefined) return afterDeath(value)
+    signs++
+    const decoded = Protocol.decodeFromChild(value)
+    if (decoded._tag === "Fault") return fault(`sent ${decoded.reason}`)
+    handle(decoded.message)
+  }
+
+  const receiveBatch = (batch: unknown): void => {
+    if (!Array.isArray(batch)) {
+      if (deathReason === undefined) fault("sent a value that is not a batch (an array) of protocol messages")
+      return
+    }
+    for (let i = 0; i < batch.length; i++) receive(batch[i])
+  }
+
+  const receiveLine = (line: string) => {
+    if (deathReason !== undefined) return
+    signs++
+    const parsed = Protocol.parseFromChild(line)
+    if (parsed._tag === "Fault") return fault(`sent ${parsed.reason}`)
+    handle(parsed.message)
+  }
+
+  const reaper: Effect.Effect<never> = Effect.forever(
+    Effect.gen(function* () {
+      const deadline = yield* Queue.take(deadlines)
+      const now = yield* Clock.currentTimeMillis
+      if (deadline.at > now) yield* Effect.sleep(deadline.at - now)
+      if (deathReason === undefined && deadline.entry.state === State.Sent) {
+        die(`${label} ignored the cancel of request ${deadline.id} for ${graceMillis} ms`)
+      }
+    })
+  ).pipe(Effect.catchCause(() => Effect.never)) as Effect.Effect<never>
+
+  /**
+   * Looks every `period` for news from the child. After `silenceLimit`
+   * without any: a stopped process is killed; an idle child that promised
+   * heartbeats is dead; a busy one (a long synchronous request blocks its
+   * event loop) is trusted. A late look means the parent itself was held up:
+   * the silence is counted again from there.
+   */
+  const watchdog: Effect.Effect<void> =
+    silenceMillis === undefined
+      ? Effect.void
+      : Effect.gen(function* () {
+          const period = Math.max(5, Math.min(200, Math.floor(silenceMillis / 8)))
+          let seen = signs
+          let last = yield* Clock.currentTimeMillis
+          let quietSince = last
+          while (deathReason === undefined) {
+            yield* Effect.sleep(period)
+            const now = yield* Clock.currentTimeMillis
+            const late = now - last > 2 * period + 50
+            last = now
+            if (late || !isReady || signs !== seen) {
+              seen = signs
+              quietSince = now
+              continue
+            }
+            const quiet = now - quietSince
+            if (quiet < silenceMillis) continue
+            if (options.probe?.() === "stopped") {
+              options.killStopped?.()
+              return die(`${label} stopped responding for ${quiet} ms: its process is stopped; it was killed`)
+            }
+            if (heartbeats && pending.size === 0) {
+              return die(`${label} stopped responding: no heartbeat for ${quiet} ms while idle`)
+            }
+          }
+        })
+
+  const submit = (payload: unknown): Effect.Effect<Resp, Outcome> =>
+    Effect.callback<Resp, Outcome>((resume) => {
+      if (deathReason !== undefined) return resume(crashed())
+      const entry: Pending = { id: 0, state: State.Queued, cancelled: false, payload, resume }
+      if (free > 0) {
+        free--
+        dispatch(entry)
+      } else {
+        queue.push(entry)
+      }
+      return leave(entry)
+    })
+
+  const invalid = (error: Schema.SchemaError) =>
+    Exit.fail(new InvalidRequest({ reason: `the request does not match its schema: ${schemaReason(error)}` }))
+
+  const run = (request: Req): Effect.Effect<Resp, Outcome> =>
+    Effect.suspend(() => {
+      if (deathReason !== undefined) return crashed()
+      const encoded = codecs.encodeRequest.run(request)
+      if (Exit.isSuccess(encoded)) return submit(encoded.value)
+      if (!needsEffect(encoded)) {
+        const error = Cause.findErrorOption(encoded.cause)
+        return error._tag === "Some" ? invalid(error.value) : Exit.failCause(encoded.cause as Cause.Cause<never>)
+      }
+      return Effect.matchCauseEffect(codecs.encodeRequest.effect(request), {
+        onSuccess: submit,
+        onFailure: (cause): Effect.Effect<never, Outcome> => {
+          const error = Cause.findErrorOption(cause)
+          return error._tag === "Some" ? invalid(error.value) : Effect.failCause(cause as Cause.Cause<never>)
+        }
+      })
+    })
 
   const awaitReady = (timeout: Duration.Duration): Effect.Effect<void, WorkerCrash> =>
     Deferred.await(ready).pipe(
@@ -323,8 +454,14 @@ const makeWith = <Req, Resp, E>(
     exited: Deferred.await(exited),
     awaitReady,
     reaper,
+    watchdog,
     receive,
+    receiveBatch,
     receiveLine,
+    heard: () => {
+      signs++
+    },
+    refuse,
     die,
     deathReason: () => deathReason,
     inFlight: () => pending.size

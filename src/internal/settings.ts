@@ -1,6 +1,8 @@
 /**
  * Option checking and defaults shared by the out-of-process kinds.
  */
+import * as os from "node:os"
+import * as path from "node:path"
 import { Duration, Option } from "effect"
 import type { Severity } from "effect/LogLevel"
 import { InvalidOptions } from "../WorkerError.ts"
@@ -51,6 +53,8 @@ export interface CommonSettings {
   readonly stderrLogLevel: Severity | "None"
   readonly stderrMaxLineBytes: number
   readonly stderrTailLines: number
+  readonly heartbeatInterval: Duration.Duration
+  readonly silenceLimit: Duration.Duration
 }
 
 export interface CommonInput {
@@ -58,6 +62,8 @@ export interface CommonInput {
   readonly startTimeout?: Duration.Input | undefined
   readonly cancelGrace?: Duration.Input | undefined
   readonly shutdownTimeout?: Duration.Input | undefined
+  readonly heartbeatInterval?: Duration.Input | undefined
+  readonly silenceLimit?: Duration.Input | undefined
   readonly stderr?:
     | {
         readonly logLevel?: Severity | "None" | undefined
@@ -75,10 +81,28 @@ export const defaults = {
   killGrace: "2 seconds",
   stderrLogLevel: "Info",
   stderrMaxLineBytes: 4096,
-  stderrTailLines: 10
+  stderrTailLines: 10,
+  heartbeatInterval: "500 millis",
+  silenceLimit: "1500 millis"
 } as const
 
-export const common = (options: CommonInput): CommonSettings => ({
+export const common = (options: CommonInput): CommonSettings => {
+  const heartbeatInterval = duration("heartbeatInterval", options.heartbeatInterval, defaults.heartbeatInterval)
+  const silenceLimit = duration("silenceLimit", options.silenceLimit, defaults.silenceLimit)
+  if (Duration.toMillis(heartbeatInterval) < 1) invalid("heartbeatInterval must be at least 1 millisecond")
+  if (Duration.toMillis(silenceLimit) <= Duration.toMillis(heartbeatInterval)) {
+    invalid(
+      `silenceLimit must be longer than heartbeatInterval, got ${Duration.format(silenceLimit)} and ${Duration.format(heartbeatInterval)}`
+    )
+  }
+  return {
+    ...commonRest(options),
+    heartbeatInterval,
+    silenceLimit
+  }
+}
+
+const commonRest = (options: CommonInput) => ({
   concurrency: positiveInt("concurrency", options.concurrency, defaults.concurrency),
   startTimeout: duration("startTimeout", options.startTimeout, defaults.startTimeout),
   cancelGrace: duration("cancelGrace", options.cancelGrace, defaults.cancelGrace),
@@ -141,3 +165,19 @@ export const childEnv = (
   if (extra !== undefined) Object.assign(env, extra)
   return env
 }
+
+/**
+ * Where a child keeps Node's compile cache unless told otherwise: the second
+ * start of a child of the same script skips most of the compiling.
+ */
+export const compileCacheDir = (): string => path.join(os.tmpdir(), "effect-worker-pool-compile-cache")
+
+/** `env` with Node's compile cache turned on, unless it says something about the cache itself. */
+export const withCompileCache = (env: Record<string, string>): Record<string, string> =>
+  env.NODE_COMPILE_CACHE !== undefined || env.NODE_DISABLE_COMPILE_CACHE !== undefined
+    ? env
+    : { ...env, NODE_COMPILE_CACHE: compileCacheDir() }
+
+/** The heartbeat interval for a runner, in whole milliseconds. */
+export const heartbeatMillis = (settings: CommonSettings): string =>
+  String(Math.max(1, Math.round(Duration.toMillis(settings.heartbeatInterval))))

@@ -2,6 +2,8 @@
  * A child's stderr: split into lines of bounded length, forwarded to the
  * logger, and its last lines kept for the crash reason.
  */
+import { Effect } from "effect"
+import type { Severity } from "effect/LogLevel"
 
 /** Splits bytes into lines; a line longer than `maxLineBytes` is cut, the rest of it dropped. */
 export const makeLogLines = (maxLineBytes: number) => {
@@ -76,3 +78,58 @@ export const withTail = (reason: string, tail: ReadonlyArray<string>): string =>
   tail.length === 0
     ? reason
     : `${reason}; last stderr: ${tail.map((l) => (l.length > reasonLineChars ? `${l.slice(0, reasonLineChars)}…` : l)).join(" | ")}`
+
+/** How many stderr lines of a thread wait for the logger at most; more are counted and dropped. */
+export const logBacklog = 1024
+
+/**
+ * The logger of a thread's stderr lines. Lines wait in a bounded backlog for
+ * the logging fiber; when the logger falls behind by more than `logBacklog`
+ * lines, the excess is dropped and counted, and the count is logged (at
+ * `Warn`) after the lines that made it through. What waits when the scope
+ * closes is logged then.
+ */
+export const makeStderrLog = (
+  level: Severity | "None",
+  annotate: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+) =>
+  Effect.gen(function* () {
+    let backlog: Array<string> = []
+    let dropped = 0
+    let wake: (() => void) | undefined
+    const drain = Effect.suspend(() => {
+      const lines = backlog
+      const lost = dropped
+      backlog = []
+      dropped = 0
+      return Effect.forEach(lines, (line) => Effect.logWithLevel(level as Severity)(line), { discard: true }).pipe(
+        Effect.andThen(
+          lost === 0
+            ? Effect.void
+            : Effect.logWarning(`${lost} stderr lines dropped: the logger fell ${logBacklog} lines behind`)
+        ),
+        annotate
+      )
+    })
+    const waitForLines = Effect.callback<void>((resume) => {
+      if (backlog.length > 0 || dropped > 0) return resume(Effect.void)
+      wake = () => {
+        wake = undefined
+        resume(Effect.void)
+      }
+      return Effect.sync(() => {
+        wake = undefined
+      })
+    })
+    if (level !== "None") {
+      yield* Effect.forkScoped(Effect.forever(Effect.andThen(waitForLines, drain)).pipe(Effect.ensuring(drain)))
+    }
+    return {
+      push: (line: string) => {
+        if (level === "None" || line.trim() === "") return
+        if (backlog.length < logBacklog) backlog.push(line)
+        else dropped++
+        wake?.()
+      }
+    }
+  })

@@ -1,0 +1,60 @@
+/**
+ * A lower bound of the size of a value as JSON, counted only as far as a
+ * limit: a request far over the line limit is refused without being
+ * serialised.
+ */
+
+/**
+ * Counts bytes that `JSON.stringify(value)` would write at least, and stops
+ * as soon as the count passes `limit`. Returns the count when it passed the
+ * limit, else `undefined` (the value may still be over it: only its
+ * serialisation can tell). Never throws; a cycle counts until the limit.
+ *
+ * Each string counts its UTF-16 length plus its quotes (UTF-8 needs at least
+ * a byte per code unit), a number one byte, a key its length plus quotes and
+ * colon. What JSON leaves out (functions, `undefined` properties) and what
+ * decides its own form (`toJSON`) count nothing.
+ */
+export const jsonBytesOver = (value: unknown, limit: number): number | undefined => {
+  let count = 0
+  const stack: Array<unknown> = [value]
+  while (stack.length > 0) {
+    const current = stack.pop()
+    switch (typeof current) {
+      case "string":
+        count += current.length + 2
+        break
+      case "number":
+      case "bigint":
+        count += 1
+        break
+      case "boolean":
+        count += 4
+        break
+      case "object": {
+        if (current === null) {
+          count += 4
+          break
+        }
+        if (typeof (current as { toJSON?: unknown }).toJSON === "function") break
+        if (Array.isArray(current)) {
+          count += current.length + 1
+          for (let i = 0; i < current.length; i++) stack.push(current[i])
+          break
+        }
+        count += 1
+        for (const key in current) {
+          if (!Object.hasOwn(current, key)) continue
+          const item = (current as Record<string, unknown>)[key]
+          if (item === undefined || typeof item === "function" || typeof item === "symbol") continue
+          count += key.length + 4
+          stack.push(item)
+          if (count > limit) return count
+        }
+        break
+      }
+    }
+    if (count > limit) return count
+  }
+  return undefined
+}
