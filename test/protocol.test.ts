@@ -3,10 +3,14 @@
  * random bytes and random message sequences. Nothing a child sends can make
  * the parent throw, and every request ends with exactly one outcome.
  */
+import * as WorkerThreads from "node:worker_threads"
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Duration, Effect, Exit, Fiber, Schema } from "effect"
-import { DomainError, InvalidRequest, Protocol, WorkerCrash } from "effect-worker-pool"
+import { TestClock } from "effect/testing"
+import { DomainError, InvalidRequest, Protocol, Subprocess, Thread, WorkerCrash } from "effect-worker-pool"
 import * as Client from "../src/internal/client.ts"
+import { jsonBytesOver } from "../src/internal/jsonSize.ts"
+import * as S from "./fixtures/support.ts"
 
 const utf8 = new TextEncoder()
 const lines = (events: ReadonlyArray<Protocol.LineEvent>) =>
@@ -378,5 +382,178 @@ describe("the parent's side of the protocol", () => {
       assert.deepStrictEqual(yield* Fiber.await(fibers[2]!), Exit.succeed(30))
       assert.strictEqual(client.deathReason(), undefined)
     })
+  )
+})
+
+describe("the watch on a silent child", () => {
+  const ready = (heartbeat?: number) =>
+    JSON.stringify({ _tag: "Ready", protocol: Protocol.version, ...(heartbeat === undefined ? {} : { heartbeat }) })
+
+  const watched = (state: Client.ProcessState = "running") =>
+    Effect.gen(function* () {
+      const killed: Array<string> = []
+      const client = yield* Client.make<number, number, DomainError>({
+        label: "child",
+        codecs: Client.jsonCodecs(Schema.Number, Schema.Number, DomainError),
+        concurrency: 2,
+        cancelGrace: Duration.hours(1),
+        silenceLimit: Duration.seconds(1),
+        probe: () => state,
+        killStopped: () => killed.push("SIGKILL"),
+        send: () => undefined
+      })
+      yield* Effect.forkScoped(client.watchdog)
+      return { client, killed }
+    })
+
+  /** Moves the clock by `millis`, one small step at a time (as time passes: the watchdog is never late). */
+  const pass = (millis: number) =>
+    Effect.gen(function* () {
+      for (let t = 0; t < millis; t += 50) yield* TestClock.adjust("50 millis")
+    })
+
+  it.effect("an idle child that promised heartbeats and went silent is dead; news keeps it alive", () =>
+    Effect.gen(function* () {
+      const { client } = yield* watched()
+      client.receiveLine(ready(250))
+      for (let i = 0; i < 8; i++) {
+        yield* pass(500)
+        client.receiveLine(JSON.stringify({ _tag: "Heartbeat" }))
+      }
+      yield* pass(500)
+      client.heard()
+      yield* pass(900)
+      assert.strictEqual(client.deathReason(), undefined)
+      yield* pass(400)
+      assert.match(client.deathReason() ?? "", /^child stopped responding: no heartbeat for \d+ ms while idle$/)
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("a busy silent child is trusted, and so is a child that promised no heartbeat", () =>
+    Effect.gen(function* () {
+      const busy = yield* watched()
+      busy.client.receiveLine(ready(250))
+      const request = yield* Effect.forkChild(busy.client.run(1))
+      yield* pass(5000)
+      assert.strictEqual(busy.client.deathReason(), undefined)
+      assert.strictEqual(busy.client.inFlight(), 1)
+      busy.client.receiveLine(JSON.stringify({ _tag: "Success", id: 1, value: 2 }))
+      assert.deepStrictEqual(yield* Fiber.await(request), Exit.succeed(2))
+
+      const quiet = yield* watched()
+      quiet.client.receiveLine(ready())
+      yield* pass(5000)
+      assert.strictEqual(quiet.client.deathReason(), undefined)
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("a silent child whose process is stopped is killed, busy or not", () =>
+    Effect.gen(function* () {
+      const { client, killed } = yield* watched("stopped")
+      client.receiveLine(ready())
+      const request = yield* Effect.forkChild(client.run(1))
+      yield* pass(1500)
+      assert.deepStrictEqual(killed, ["SIGKILL"])
+      const reason = client.deathReason() ?? ""
+      assert.match(reason, /^child stopped responding for \d+ ms: its process is stopped; it was killed$/)
+      assert.deepStrictEqual(yield* Fiber.await(request), Exit.fail(new WorkerCrash({ reason })))
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("a heartbeat promised at or past the silence limit is a protocol fault", () =>
+    Effect.gen(function* () {
+      const { client } = yield* watched()
+      client.receiveLine(ready(1000))
+      assert.strictEqual(
+        client.deathReason(),
+        "protocol error: child promised a heartbeat every 1000 ms, not within the silence limit of 1000 ms"
+      )
+    }).pipe(Effect.scoped)
+  )
+})
+
+describe("the size of a request", () => {
+  it("is estimated from below, and the estimate stops as soon as it passes the limit", () => {
+    assert.isUndefined(jsonBytesOver({ a: 1, b: "two", c: [true, null] }, 64))
+    const value = { a: 1, b: "two", c: [true, null], d: undefined, e: () => 1 }
+    assert.isAtMost(jsonBytesOver(value, 0)!, JSON.stringify(value).length)
+    assert.strictEqual(jsonBytesOver("x".repeat(50_000_000), 1024), 50_000_002)
+    // It stops after the few properties that pass the limit: the rest are never read.
+    let reads = 0
+    const wide = new Proxy(Object.fromEntries(Array.from({ length: 10_000 }, (_, i) => [`key${i}`, "x".repeat(100)])), {
+      get: (target, key) => {
+        reads++
+        return Reflect.get(target, key)
+      }
+    })
+    assert.isAbove(jsonBytesOver(wide, 500)!, 500)
+    assert.isAtMost(reads, 10)
+    assert.strictEqual(
+      jsonBytesOver(
+        Array.from({ length: 1_000_000 }, () => 0),
+        1024
+      ),
+      2_000_001
+    )
+  })
+})
+
+describe("batches on the wire", { timeout: 30_000 }, () => {
+  const batchCounter = new URL("./fixtures/batch-counter.ts", import.meta.url)
+  const options = { request: Schema.Number, response: Schema.Number, concurrency: 8 } as const
+
+  /** Eight requests at once through an incarnation of `kind`: each answer is the size of the batch it came in. */
+  const eightAtOnce = <R>(
+    spawn: Effect.Effect<{ readonly run: (n: number) => Effect.Effect<number, unknown> }, unknown, R>
+  ) =>
+    Effect.gen(function* () {
+      const incarnation = yield* spawn
+      return yield* Effect.forEach(
+        Array.from({ length: 8 }, (_, i) => i),
+        (i) => incarnation.run(i),
+        {
+          concurrency: "unbounded"
+        }
+      )
+    })
+
+  it.live("the parent posts every request of a turn to a thread in one message", () =>
+    Effect.gen(function* () {
+      const kind = Thread.make(batchCounter, { ...options, execArgv: ["--conditions=source"] })
+      assert.deepStrictEqual(yield* eightAtOnce(kind.spawn), [8, 8, 8, 8, 8, 8, 8, 8])
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("the parent writes every request of a turn to a process in one write", () =>
+    S.live(() =>
+      Effect.gen(function* () {
+        const kind = Subprocess.node(batchCounter, { ...options, nodePath: S.node })
+        assert.deepStrictEqual(yield* eightAtOnce(kind.spawn), [8, 8, 8, 8, 8, 8, 8, 8])
+      })
+    )
+  )
+
+  it.live("a thread's runner posts every answer of a turn in one message", () =>
+    Effect.gen(function* () {
+      const worker = new WorkerThreads.Worker(S.workerScript, { execArgv: ["--conditions=source"], stderr: true })
+      yield* Effect.addFinalizer(() => Effect.promise(() => worker.terminate()))
+      const batches: Array<ReadonlyArray<{ readonly _tag: string }>> = []
+      const answered = yield* Effect.callback<void>((resume) => {
+        worker.on("message", (batch: ReadonlyArray<{ readonly _tag: string }>) => {
+          batches.push(batch)
+          if (batch.some((m) => m._tag === "Ready")) {
+            worker.postMessage(
+              Array.from({ length: 8 }, (_, i) => ({ _tag: "Request", id: i + 1, payload: { _tag: "Echo", value: i } }))
+            )
+          }
+          if (batches.flat().filter((m) => m._tag === "Success").length === 8) resume(Effect.void)
+        })
+      }).pipe(Effect.timeout("20 seconds"))
+      assert.isUndefined(answered)
+      assert.deepStrictEqual(
+        batches.map((batch) => batch.map((m) => m._tag)),
+        [["Ready"], Array.from({ length: 8 }, () => "Success")]
+      )
+    }).pipe(Effect.scoped)
   )
 })

@@ -407,3 +407,77 @@ describe("Subprocess workers", { timeout: 30_000, concurrent: true }, () => {
     assert.throws(make({ command: "" }), InvalidOptions)
   })
 })
+
+describe("Subprocess liveness", { timeout: 30_000, concurrent: true }, () => {
+  it.live("a stopped process (SIGSTOP) fails its request, which has no timeout, with WorkerCrash; it is killed", () =>
+    S.live((logs) =>
+      Effect.gen(function* () {
+        const worker = yield* makeWorker()
+        const { pid } = yield* worker.dispatch({ _tag: "Echo", value: 0 })
+        const waiting = yield* Effect.forkChild(worker.dispatch({ _tag: "Wait" }))
+        yield* logs.waitFor(/^started 2$/)
+        process.kill(pid, "SIGSTOP")
+        const crash = S.crashOf(T.errorOf(yield* Fiber.await(waiting)))
+        assert.match(
+          crash.reason,
+          new RegExp(`^process ${pid} stopped responding for \\d+ ms: its process is stopped; it was killed`)
+        )
+        yield* S.gone([pid], pid)
+        yield* S.healthy(worker)
+        assert.strictEqual((yield* worker.dispatch({ _tag: "Echo", value: 1 })).value, 1)
+      })
+    )
+  )
+
+  it.live("an idle child that blocks its event loop forever is found by its silence and replaced", () =>
+    S.live(() =>
+      Effect.gen(function* () {
+        const worker = yield* makeWorker()
+        const { pid } = yield* worker.dispatch({ _tag: "HangLater" })
+        const health = yield* S.until(worker, "found the silent child", (h) => h.crashes === 1)
+        assert.match(health.lastCrash?.reason ?? "", new RegExp(`^process ${pid} stopped responding: no heartbeat`))
+        yield* S.gone([pid], pid)
+        yield* S.healthy(worker)
+        assert.notStrictEqual((yield* worker.dispatch({ _tag: "Echo", value: 1 })).pid, pid)
+      })
+    )
+  )
+
+  it.live("a child busy in a long synchronous request is trusted: its timeout ends it, not its silence", () =>
+    S.live(() =>
+      Effect.gen(function* () {
+        const worker = yield* makeWorker({ heartbeatInterval: "20 millis", silenceLimit: "100 millis" })
+        yield* worker.dispatch({ _tag: "Echo", value: 0 })
+        const hung = yield* Effect.flip(worker.dispatch({ _tag: "Hang" }, { timeout: "1 second" }))
+        assert.strictEqual(hung._tag, "RequestTimeout")
+        const health = yield* S.healthy(worker)
+        assert.deepStrictEqual([health.timeouts, health.crashes], [1, 1])
+        assert.match(health.lastCrash?.reason ?? "", /ran past its 1000 ms timeout/)
+      })
+    )
+  )
+
+  it.live("a 50 MB request is refused with InvalidRequest without being serialised; the worker stays up", () =>
+    S.live(() =>
+      Effect.gen(function* () {
+        const worker = yield* makeWorker()
+        const { pid } = yield* worker.dispatch({ _tag: "Echo", value: 0 })
+        const refused = yield* Effect.flip(worker.dispatch({ _tag: "Garbage", text: "z".repeat(50_000_000) }))
+        assert.instanceOf(refused, InvalidRequest)
+        assert.match(
+          refused.reason,
+          /^the request is at least 5000\d{4} bytes on the wire, over the limit of 1048576 \(maxLineBytes\)$/
+        )
+        assert.strictEqual((yield* worker.dispatch({ _tag: "Echo", value: 1 })).pid, pid)
+      })
+    )
+  )
+
+  it("invalid heartbeat options throw InvalidOptions at once", () => {
+    const make = (options: Partial<Subprocess.Options<number, number, never>>) => () =>
+      Subprocess.make({ command: "node", request: Schema.Number, response: Schema.Number, ...options })
+    assert.throws(make({ heartbeatInterval: 0 }), InvalidOptions)
+    assert.throws(make({ heartbeatInterval: "1 second", silenceLimit: "1 second" }), InvalidOptions)
+    assert.throws(make({ silenceLimit: "forever" as never }), InvalidOptions)
+  })
+})

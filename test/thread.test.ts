@@ -166,3 +166,60 @@ describe("Thread workers", { timeout: 30_000 }, () => {
     )
   )
 })
+
+describe("Thread workers and what they leave", { timeout: 30_000 }, () => {
+  it.live("a process the thread started is stopped when the thread crashes, and when its scope closes", () =>
+    S.live(() =>
+      Effect.gen(function* () {
+        const worker = yield* makeWorker({ killGrace: "200 millis" })
+        const { child } = yield* worker.dispatch({ _tag: "Spawn" })
+        assert.isTrue(S.isAlive(child!))
+        assert.instanceOf(yield* Effect.flip(worker.dispatch({ _tag: "Exit", code: 3 })), WorkerCrash)
+        yield* S.gone([child!])
+
+        const scope = yield* Scope.make()
+        const second = yield* makeWorker({ killGrace: "200 millis" }).pipe(Scope.provide(scope))
+        const spawned = yield* second.dispatch({ _tag: "Spawn" })
+        assert.isTrue(S.isAlive(spawned.child!))
+        yield* Scope.close(scope, Exit.void)
+        // Closing the scope waited for it: it is gone at once.
+        assert.isFalse(S.isAlive(spawned.child!))
+      })
+    )
+  )
+
+  it.live("a flood of stderr lines is logged, or the number of lines dropped is", () =>
+    S.live((logs) =>
+      Effect.gen(function* () {
+        const worker = yield* makeWorker()
+        const lines = 20_000
+        yield* worker.dispatch({ _tag: "Flood", lines })
+        const accounted = () => {
+          let logged = 0
+          let dropped = 0
+          for (const line of logs.lines) {
+            if (/^flood \d+$/.test(line)) logged++
+            const drop = /^(\d+) stderr lines dropped/.exec(line)
+            if (drop !== null) dropped += Number(drop[1])
+          }
+          return logged + dropped
+        }
+        yield* S.eventually(`all ${lines} lines are accounted for`, () => accounted() === lines)
+        assert.strictEqual(accounted(), lines)
+      })
+    )
+  )
+
+  it.live("an idle thread that blocks its event loop forever is found by its silence and replaced", () =>
+    S.live(() =>
+      Effect.gen(function* () {
+        const worker = yield* makeWorker()
+        const { thread } = yield* worker.dispatch({ _tag: "HangLater" })
+        const health = yield* S.until(worker, "found the silent thread", (h) => h.crashes === 1)
+        assert.match(health.lastCrash?.reason ?? "", new RegExp(`^thread ${thread} stopped responding: no heartbeat`))
+        yield* S.healthy(worker)
+        assert.notStrictEqual((yield* worker.dispatch({ _tag: "Echo", value: 1 })).thread, thread)
+      })
+    )
+  )
+})

@@ -11,8 +11,8 @@
  * serialisation can tell). Never throws; a cycle counts until the limit.
  *
  * Each string counts its UTF-16 length plus its quotes (UTF-8 needs at least
- * a byte per code unit), a number one byte, a key its length plus quotes and
- * colon. What JSON leaves out (functions, `undefined` properties) and what
+ * a byte per code unit), a number one byte, an array a byte per element and
+ * its commas, a key its length plus quotes and colon. What JSON leaves out (functions, `undefined` properties) and what
  * decides its own form (`toJSON`) count nothing.
  */
 export const jsonBytesOver = (value: unknown, limit: number): number | undefined => {
@@ -38,7 +38,9 @@ export const jsonBytesOver = (value: unknown, limit: number): number | undefined
         }
         if (typeof (current as { toJSON?: unknown }).toJSON === "function") break
         if (Array.isArray(current)) {
-          count += current.length + 1
+          // Brackets, commas, and at least a byte per element.
+          count += 2 * current.length + 1
+          if (count > limit) return count
           for (let i = 0; i < current.length; i++) stack.push(current[i])
           break
         }
@@ -48,7 +50,9 @@ export const jsonBytesOver = (value: unknown, limit: number): number | undefined
           const item = (current as Record<string, unknown>)[key]
           if (item === undefined || typeof item === "function" || typeof item === "symbol") continue
           count += key.length + 4
-          stack.push(item)
+          // A string is counted at once, so that a few long ones end the count.
+          if (typeof item === "string") count += item.length + 2
+          else stack.push(item)
           if (count > limit) return count
         }
         break
