@@ -14,6 +14,7 @@
  * | exits, is killed, closes its pipes                | `WorkerCrash` (exit code or signal, last stderr lines) | replaced |
  * | writes garbage, a line over the limit, an unknown id | `WorkerCrash` ("protocol error: ...") | replaced         |
  * | ignores a cancel for `cancelGrace`                | (the caller already left)       | killed and replaced       |
+ * | is stopped (`SIGSTOP`), or idle and silent for `silenceLimit` | `WorkerCrash` ("stopped responding") | killed and replaced |
  * | hangs past a request timeout                      | `RequestTimeout`                | killed and replaced       |
  *
  * Every request in flight on a process that dies fails with the same
@@ -72,6 +73,8 @@ export type Codec<A> = Client.Codec<A>
  * | `startTimeout`    | `10 seconds`   | from spawn to the runner's `Ready`; past it the start is a crash         |
  * | `cancelGrace`     | `1 second`     | how long a cancelled request may run on; past it the child is replaced   |
  * | `shutdownTimeout` | `2 seconds`    | on shutdown, how long the child has to exit by itself                    |
+ * | `heartbeatInterval` | `500 millis` | how often the runner sends a heartbeat when it sends nothing else        |
+ * | `silenceLimit`    | `1500 millis`  | how long a child may be silent: then a stopped process is killed, an idle child is a crash, a busy one is trusted. Longer than `heartbeatInterval` |
  * | `stderr.logLevel` | `"Info"`       | level at which the child's stderr lines are logged (`"None"`: not logged) |
  * | `stderr.maxLineBytes` | `4096`     | longer stderr lines are cut                                              |
  * | `stderr.tailLines`| `10`           | how many last stderr lines a crash reason quotes                         |
