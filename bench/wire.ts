@@ -10,8 +10,12 @@
  *
  * Each figure is the median of `--rounds` rounds of `--tasks` tasks, for
  * each kind and each `concurrency` of `--concurrency` (a list), with the
- * kinds interleaved round by round.
+ * kinds interleaved round by round. Besides tasks per second, each round
+ * reports the CPU time spent per task (µs): by this process (its threads
+ * included), and by this process and its child processes together (Linux),
+ * which a busy machine disturbs less than the wall clock.
  */
+import * as fs from "node:fs"
 import { parseArgs } from "node:util"
 import { NodeServices } from "@effect/platform-node"
 import { Effect, Exit, Schema, Scope } from "effect"
@@ -61,8 +65,40 @@ const median = (xs: ReadonlyArray<number>) => {
 const runtime = <A, E>(effect: Effect.Effect<A, E, NodeServices.NodeServices | Scope.Scope>, scope: Scope.Scope) =>
   Effect.runPromise(effect.pipe(Scope.provide(scope), Effect.provide(NodeServices.layer)) as Effect.Effect<A, E>)
 
-/** `callers` fibers share `tasks` calls of `call`; returns tasks per second. */
-const drive = async (call: (request: Request, turn: number) => Effect.Effect<number, unknown>) => {
+/** CPU time (µs) of this process, its threads included. */
+const ownCpu = () => {
+  const usage = process.cpuUsage()
+  return usage.user + usage.system
+}
+
+/** CPU time (µs) of the child processes of this process that are alive now, from /proc (0 elsewhere). */
+const childrenCpu = (): number => {
+  if (process.platform !== "linux") return 0
+  let total = 0
+  try {
+    for (const task of fs.readdirSync("/proc/self/task")) {
+      const children = fs.readFileSync(`/proc/self/task/${task}/children`, "utf8").trim()
+      for (const pid of children === "" ? [] : children.split(" ")) {
+        const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+        // utime and stime, in clock ticks (100 per second).
+        total += ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100
+      }
+    }
+  } catch {
+    // A child that exited meanwhile.
+  }
+  return total
+}
+
+interface Sample {
+  readonly perSecond: number
+  readonly ownMicros: number
+  readonly allMicros: number
+}
+
+/** `callers` fibers share `tasks` calls of `call`: tasks per second, and CPU µs per task. */
+const drive = async (call: (request: Request, turn: number) => Effect.Effect<number, unknown>): Promise<Sample> => {
   let next = 0
   const caller = Effect.gen(function* () {
     while (next < tasks) {
@@ -71,6 +107,8 @@ const drive = async (call: (request: Request, turn: number) => Effect.Effect<num
       if (sum !== i + 1) throw new Error(`bad sum ${sum} for ${i}`)
     }
   })
+  const own0 = ownCpu()
+  const children0 = childrenCpu()
   const t0 = performance.now()
   await Effect.runPromise(
     Effect.forEach(
@@ -79,7 +117,13 @@ const drive = async (call: (request: Request, turn: number) => Effect.Effect<num
       { concurrency: "unbounded", discard: true }
     ) as Effect.Effect<void>
   )
-  return (tasks * 1000) / (performance.now() - t0)
+  const elapsed = performance.now() - t0
+  const own = ownCpu() - own0
+  return {
+    perSecond: (tasks * 1000) / elapsed,
+    ownMicros: own / tasks,
+    allMicros: (own + childrenCpu() - children0) / tasks
+  }
 }
 
 type Setup = {
@@ -120,7 +164,7 @@ if (only.includes("throughput")) {
     for (const concurrency of concurrencies) {
       const setups = new Map<string, Setup>()
       for (const name of kindNames) setups.set(name, await setup(name, concurrency, via))
-      const samples = new Map<string, Array<number>>(kindNames.map((n) => [n, []]))
+      const samples = new Map<string, Array<Sample>>(kindNames.map((n) => [n, []]))
       for (const name of kindNames) await drive(setups.get(name)!.call) // warm-up
       for (let r = 0; r < rounds; r++) {
         for (const name of r % 2 === 0 ? kindNames : [...kindNames].reverse()) {
@@ -129,8 +173,10 @@ if (only.includes("throughput")) {
       }
       for (const name of kindNames) {
         const xs = samples.get(name)!
+        const rates = xs.map((x) => x.perSecond)
         console.log(
-          `${via} ${name} concurrency ${concurrency}: median ${median(xs).toFixed(0)} tasks/s, max ${Math.max(...xs).toFixed(0)}`
+          `${via} ${name} concurrency ${concurrency}: median ${median(rates).toFixed(0)} tasks/s, max ${Math.max(...rates).toFixed(0)}; ` +
+            `CPU per task ${median(xs.map((x) => x.ownMicros)).toFixed(1)} µs here, ${median(xs.map((x) => x.allMicros)).toFixed(1)} µs with child processes`
         )
         await setups.get(name)!.close()
       }

@@ -1,8 +1,9 @@
 /**
  * Subprocess workers: each incarnation is a child process, spawned with
  * `effect/process` (arguments as an array, never through a shell), that
- * speaks JSON lines over its stdin and stdout (see `Protocol`). Write the
- * child with `Runner`.
+ * speaks JSON lines over its stdin and stdout (see `Protocol`): the lines
+ * one side has ready in a turn of its event loop leave in one write. Write
+ * the child with `Runner`.
  *
  * What a child can do to its caller, and what the caller gets:
  *

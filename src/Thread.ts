@@ -1,7 +1,8 @@
 /**
  * Thread workers: each incarnation is a Node `worker_threads` Worker running
  * a script that calls `Runner.run` (the same script a subprocess runs).
- * Messages are the `Protocol` messages, posted as objects: payloads keep the
+ * Messages are the `Protocol` messages, posted as objects, an array of them
+ * per `postMessage` (all a side has ready in one turn): payloads keep the
  * encoded form of their schemas and cross by structured clone, so dates,
  * maps and typed arrays need no JSON encoding.
  *

@@ -385,6 +385,39 @@ describe("the parent's side of the protocol", () => {
   )
 })
 
+describe("batches from a thread", () => {
+  const client = Client.make<number, number, DomainError>({
+    label: "thread 1",
+    codecs: Client.cloneCodecs(Schema.Number, Schema.Number, DomainError),
+    concurrency: 2,
+    cancelGrace: Duration.seconds(1),
+    send: () => undefined
+  })
+
+  it.effect("each message of a batch counts, in order; a value that is not a batch is a fault", () =>
+    Effect.gen(function* () {
+      const thread = yield* client
+      const request = yield* Effect.forkChild(thread.run(1))
+      thread.receiveBatch([{ _tag: "Ready", protocol: Protocol.version }, { _tag: "Heartbeat" }])
+      yield* Effect.yieldNow
+      thread.receiveBatch([{ _tag: "Success", id: 1, value: 10 }])
+      assert.deepStrictEqual(yield* Fiber.await(request), Exit.succeed(10))
+      thread.receiveBatch({ _tag: "Heartbeat" })
+      assert.strictEqual(
+        thread.deathReason(),
+        "protocol error: thread 1 sent a value that is not a batch (an array) of protocol messages"
+      )
+
+      const old = yield* client
+      old.receiveBatch({ _tag: "Ready", protocol: 1 })
+      assert.strictEqual(
+        old.deathReason(),
+        `protocol error: thread 1 speaks protocol version 1, expected ${Protocol.version}`
+      )
+    })
+  )
+})
+
 describe("the watch on a silent child", () => {
   const ready = (heartbeat?: number) =>
     JSON.stringify({ _tag: "Ready", protocol: Protocol.version, ...(heartbeat === undefined ? {} : { heartbeat }) })

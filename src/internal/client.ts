@@ -339,10 +339,13 @@ const makeWith = <Req, Resp, E>(
     handle(decoded.message)
   }
 
-  const receiveBatch = (batch: unknown): void => {
+  const receiveBatch = (batch: unknown) => {
     if (!Array.isArray(batch)) {
-      if (deathReason === undefined) fault("sent a value that is not a batch (an array) of protocol messages")
-      return
+      if (deathReason !== undefined) return
+      // A child of protocol 1 posts its Ready alone: its version is the better reason.
+      const lone = typeof batch === "object" && batch !== null ? (batch as { _tag?: unknown; protocol?: unknown }) : {}
+      if (!isReady && lone._tag === "Ready" && lone.protocol !== Protocol.version) return receive(batch)
+      return fault("sent a value that is not a batch (an array) of protocol messages")
     }
     for (let i = 0; i < batch.length; i++) receive(batch[i])
   }
