@@ -1,6 +1,6 @@
 /**
  * Subprocess workers: each incarnation is a child process, spawned with
- * `effect/process` (arguments as an array, never through a shell), that
+ * Node's `child_process` (arguments as an array, never through a shell), that
  * speaks JSON lines over its stdin and stdout (see `Protocol`): the lines
  * one side has ready in a turn of its event loop leave in one write. Write
  * the child with `Runner`.
@@ -31,16 +31,15 @@
  */
 
 import { fileURLToPath } from "node:url"
-import { Cause, Deferred, Duration, Effect, Exit, Queue, Stream } from "effect"
-import type { Severity } from "effect/LogLevel"
-import { ChildProcess, ChildProcessSpawner } from "effect/process"
+import { Cause, Deferred, Duration, Effect, Exit } from "effect"
 import { makeBatcher } from "./internal/batch.ts"
+import * as ChildProcess from "./internal/childProcess.ts"
 import * as Client from "./internal/client.ts"
 import { describe } from "./internal/describe.ts"
 import { jsonBytesOver } from "./internal/jsonSize.ts"
-import { processState, signal } from "./internal/processState.ts"
+import { processState } from "./internal/processState.ts"
 import * as Settings from "./internal/settings.ts"
-import { makeLogLines, makeTail, withTail } from "./internal/stderr.ts"
+import { makeLogLines, makeStderrLog, makeTail, withTail } from "./internal/stderr.ts"
 import * as Protocol from "./Protocol.ts"
 import type { InvalidRequest } from "./WireError.ts"
 import { DomainError, WorkerCrash } from "./WorkerError.ts"
@@ -167,29 +166,11 @@ const settleTime = Duration.millis(250)
 /** After stdin broke, how long to wait for the exit that usually explains it. */
 const brokenPipeWait = Duration.millis(500)
 
-const signalOf = (error: unknown): string | undefined => {
-  let current: unknown = error
-  for (let depth = 0; depth < 6 && current !== null && typeof current === "object"; depth++) {
-    const message = (current as { message?: unknown }).message
-    const match = typeof message === "string" ? /signal: '?([A-Z0-9]+)'?/.exec(message) : null
-    if (match !== null) return match[1]
-    current = (current as { cause?: unknown; reason?: unknown }).cause ?? (current as { reason?: unknown }).reason
-  }
-  return undefined
-}
-
-const describeExit = (exit: Exit.Exit<number, unknown>): string => {
-  if (Exit.isSuccess(exit)) return `exited with code ${exit.value}`
-  const error = Cause.squash(exit.cause)
-  const signal = signalOf(error)
-  return signal !== undefined ? `was killed by ${signal}` : `exited (${describe(error)})`
-}
-
 /**
  * The subprocess kind. `spawn` starts `command` with `args`, waits for the
  * runner's `Ready`, and hands the pool an incarnation whose requests travel
- * as JSON lines. Needs a `ChildProcessSpawner` (`NodeServices.layer` from
- * `@effect/platform-node`). Invalid options throw `InvalidOptions` at once.
+ * as JSON lines. It spawns with Node's `child_process` and needs no
+ * service. Invalid options throw `InvalidOptions` at once.
  *
  * The kind's errors are the handler's domain errors `E` and `InvalidRequest`
  * (the request never reached the handler); crashes are `WorkerCrash`.
@@ -197,7 +178,6 @@ const describeExit = (exit: Exit.Exit<number, unknown>): string => {
  *
  * @example
  * ```ts
- * import { NodeServices } from "@effect/platform-node"
  * import { Effect, Schema } from "effect"
  * import { Subprocess, Worker, WorkerPool } from "effect-worker-pool"
  *
@@ -213,7 +193,7 @@ const describeExit = (exit: Exit.Exit<number, unknown>): string => {
  *     const pool = yield* WorkerPool.make({ size: 2, worker: (id) => Worker.fromKind(id, kind) })
  *     return yield* pool.dispatch({ text: "how long is this?" })
  *   })
- * ).pipe(Effect.provide(NodeServices.layer))
+ * )
  * ```
  *
  * @since 0.1.0
@@ -221,7 +201,7 @@ const describeExit = (exit: Exit.Exit<number, unknown>): string => {
  */
 export const make = <Req, Resp, E = DomainError>(
   options: Options<Req, Resp, E>
-): WorkerKind<Req, Resp, E | InvalidRequest, ChildProcessSpawner.ChildProcessSpawner> => {
+): WorkerKind<Req, Resp, E | InvalidRequest> => {
   const settings = Settings.common(options)
   if (typeof options.command !== "string" || options.command === "") Settings.invalid("command must be a program name")
   const args = [...(options.args ?? [])]
@@ -229,7 +209,6 @@ export const make = <Req, Resp, E = DomainError>(
   const maxLineBytes = Settings.positiveInt("maxLineBytes", options.maxLineBytes, Protocol.defaultMaxLineBytes)
   const killGrace = Settings.duration("killGrace", options.killGrace, Settings.defaults.killGrace)
   const codecs = Client.jsonCodecs(options.request, options.response, options.error ?? (DomainError as any as Codec<E>))
-  const encoder = new TextEncoder()
   const overLimit = (bytes: string) =>
     `the request is ${bytes} bytes on the wire, over the limit of ${maxLineBytes} (maxLineBytes)`
 
@@ -254,37 +233,35 @@ export const make = <Req, Resp, E = DomainError>(
   }
 
   const spawn = Effect.gen(function* () {
-    const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
-    const command = ChildProcess.make(options.command, args, {
-      cwd: options.cwd,
-      env: {
-        ...Settings.withCompileCache(Settings.childEnv(options.inheritEnv, options.env)),
-        [Protocol.maxLineBytesEnv]: String(maxLineBytes),
-        [Protocol.heartbeatEnv]: Settings.heartbeatMillis(settings)
-      },
-      extendEnv: false,
-      killSignal: "SIGTERM",
-      forceKillAfter: killGrace,
-      stdin: "pipe",
-      stdout: "pipe",
-      stderr: "pipe"
-    })
-    const handle = yield* spawner
-      .spawn(command)
-      .pipe(
-        Effect.mapError((error) => new WorkerCrash({ reason: `could not start ${options.command}: ${error.message}` }))
-      )
-    const label = `process ${handle.pid}`
-    const annotate = Effect.annotateLogs({ workerKind: "subprocess", pid: handle.pid })
+    const env = {
+      ...Settings.withCompileCache(Settings.childEnv(options.inheritEnv, options.env)),
+      [Protocol.maxLineBytesEnv]: String(maxLineBytes),
+      [Protocol.heartbeatEnv]: Settings.heartbeatMillis(settings)
+    }
+    // Released last: the whole process group gets SIGTERM, and SIGKILL after killGrace.
+    const child = yield* Effect.acquireRelease(
+      ChildProcess.spawn({ command: options.command, args, cwd: options.cwd, env }).pipe(
+        Effect.mapError((error) => new WorkerCrash({ reason: `could not start ${options.command}: ${error}` }))
+      ),
+      (child) => ChildProcess.terminate(child, Duration.toMillis(killGrace))
+    )
+    // Defined: the child has started.
+    const pid = child.pid!
+    const label = `process ${pid}`
+    const annotate = Effect.annotateLogs({ workerKind: "subprocess", pid })
 
-    // stdin: the lines of one turn leave in one write; one writer fiber drains
-    // the outbox; ending the outbox closes stdin.
-    const outbox = yield* Queue.unbounded<Uint8Array, Cause.Done>()
+    // stdin: the lines of one turn leave in one write.
+    let stdinBroken = false
+    const brokenPipe = Deferred.makeUnsafe<string>()
     const lines = makeBatcher<string>((batch) => {
+      if (stdinBroken) return
       batch.push("")
-      Queue.offerUnsafe(outbox, encoder.encode(batch.join("\n")))
+      child.stdin.write(batch.join("\n"))
     })
-    const pid = handle.pid
+    child.stdin.on("error", (error) => {
+      stdinBroken = true
+      Deferred.doneUnsafe(brokenPipe, Exit.succeed(describe(error)))
+    })
     const client = yield* Client.make<Req, Resp, E>({
       label,
       codecs,
@@ -292,7 +269,7 @@ export const make = <Req, Resp, E = DomainError>(
       cancelGrace: settings.cancelGrace,
       silenceLimit: settings.silenceLimit,
       probe: () => processState(pid),
-      killStopped: () => signal(pid, globalThis.process.platform !== "win32", "SIGKILL"),
+      killStopped: () => ChildProcess.signalGroup(child, "SIGKILL"),
       send: (message) => {
         const line = toLine(message)
         if (typeof line !== "string") return line.refused
@@ -300,65 +277,57 @@ export const make = <Req, Resp, E = DomainError>(
         return undefined
       }
     })
-    yield* Stream.fromQueue(outbox).pipe(
-      Stream.run(handle.stdin),
-      Effect.catchCause((cause) =>
-        Effect.gen(function* () {
-          // A dead child breaks the pipe: its exit, with its code, is the better reason.
-          yield* Effect.timeoutOption(client.exited, brokenPipeWait)
-          client.die(`broken pipe: could not write to ${label}: ${describe(Cause.squash(cause))}`)
-        })
-      ),
-      Effect.forkScoped
-    )
+    yield* Effect.gen(function* () {
+      const error = yield* Deferred.await(brokenPipe)
+      // A dead child breaks the pipe: its exit, with its code, is the better reason.
+      yield* Effect.timeoutOption(client.exited, brokenPipeWait)
+      client.die(`broken pipe: could not write to ${label}: ${error}`)
+    }).pipe(Effect.forkScoped)
 
     // stdout: protocol lines, at most maxLineBytes of an unfinished one held.
-    const stdoutEnded = yield* Deferred.make<void>()
+    const stdoutEnded = Deferred.makeUnsafe<void>()
     const decoder = Protocol.makeLineDecoder(maxLineBytes)
-    yield* handle.stdout.pipe(
-      Stream.runForEach((chunk) =>
-        Effect.sync(() => {
-          client.heard()
-          for (const event of decoder.push(chunk)) {
-            if (event._tag === "Line") client.receiveLine(event.text)
-            else client.die(`protocol error: ${label} sent ${event.reason}`)
-          }
-        })
-      ),
-      Effect.ignore,
-      Effect.ensuring(Deferred.succeed(stdoutEnded, undefined)),
-      Effect.forkScoped
-    )
+    child.stdout.on("data", (chunk: Uint8Array) => {
+      client.heard()
+      for (const event of decoder.push(chunk)) {
+        if (event._tag === "Line") client.receiveLine(event.text)
+        else client.die(`protocol error: ${label} sent ${event.reason}`)
+      }
+    })
+    child.stdout.once("close", () => Deferred.doneUnsafe(stdoutEnded, Exit.void))
+    child.stdout.on("error", () => {})
 
-    // stderr: logged line by line, the last lines kept for the crash reason.
-    const stderrEnded = yield* Deferred.make<void>()
+    // stderr: logged line by line (a child that writes faster than the
+    // logger takes its lines waits), the last lines kept for the crash reason.
+    const stderrEnded = Deferred.makeUnsafe<void>()
     const stderrLines = makeLogLines(settings.stderrMaxLineBytes)
     const tail = makeTail(settings.stderrTailLines)
-    const level = settings.stderrLogLevel
-    const forward = (batch: ReadonlyArray<string>) =>
-      Effect.suspend(() => {
-        for (const line of batch) tail.push(line)
-        const logged = level === "None" ? [] : batch.filter((line) => line.trim() !== "")
-        if (logged.length === 0) return Effect.void
-        return Effect.forEach(logged, (line) => Effect.logWithLevel(level as Severity)(line), { discard: true }).pipe(
-          annotate
-        )
-      })
-    yield* handle.stderr.pipe(
-      Stream.runForEach((chunk) => forward(stderrLines.push(chunk))),
-      Effect.ignore,
-      Effect.andThen(Effect.suspend(() => forward(stderrLines.flush()))),
-      Effect.ensuring(Deferred.succeed(stderrEnded, undefined)),
-      Effect.forkScoped
-    )
+    const log = yield* makeStderrLog(settings.stderrLogLevel, annotate, {
+      pause: () => child.stderr.pause(),
+      resume: () => child.stderr.resume()
+    })
+    const collect = (batch: ReadonlyArray<string>) => {
+      for (const line of batch) {
+        tail.push(line)
+        log.push(line)
+      }
+    }
+    child.stderr.on("data", (chunk: Uint8Array) => collect(stderrLines.push(chunk)))
+    child.stderr.once("close", () => {
+      collect(stderrLines.flush())
+      Deferred.doneUnsafe(stderrEnded, Exit.void)
+    })
+    child.stderr.on("error", () => {})
 
     // Death: the exit (or the end of stdout), once the pipes have delivered what they hold.
-    const exitStatus = yield* Deferred.make<string>()
-    yield* handle.exitCode.pipe(
-      Effect.exit,
-      Effect.flatMap((exit) => Deferred.succeed(exitStatus, describeExit(exit))),
-      Effect.forkScoped
-    )
+    const exitStatus = Deferred.makeUnsafe<string>()
+    const onExit = (code: number | null, signal: NodeJS.Signals | null) =>
+      Deferred.doneUnsafe(
+        exitStatus,
+        Exit.succeed(code !== null ? `exited with code ${code}` : `was killed by ${signal ?? "a signal"}`)
+      )
+    if (ChildProcess.hasExited(child)) onExit(child.exitCode, child.signalCode)
+    else child.once("exit", onExit)
     yield* Effect.gen(function* () {
       yield* Effect.raceFirst(Deferred.await(exitStatus), Deferred.await(stdoutEnded))
       const status = yield* Effect.timeoutOption(Deferred.await(exitStatus), settleTime)
@@ -371,12 +340,12 @@ export const make = <Req, Resp, E = DomainError>(
     yield* Effect.forkScoped(client.reaper)
     yield* Effect.forkScoped(client.watchdog)
 
-    // Runs before the fibers above are interrupted and before the spawner's
-    // own release (SIGTERM to the group, SIGKILL after killGrace).
+    // Runs before the fibers above are interrupted and before the process
+    // group is signalled (SIGTERM, SIGKILL after killGrace).
     yield* Effect.addFinalizer((exit) =>
       Effect.suspend(() => {
         lines.flushNow()
-        Queue.endUnsafe(outbox)
+        child.stdin.end()
         // A shutdown (the scope is interrupted) lets a live child exit by
         // itself; a crash goes straight to the signals.
         const graceful =
@@ -447,7 +416,7 @@ export interface NodeOptions<Req, Resp, E> extends Omit<Options<Req, Resp, E>, "
 export const node = <Req, Resp, E = DomainError>(
   script: string | URL,
   options: NodeOptions<Req, Resp, E>
-): WorkerKind<Req, Resp, E | InvalidRequest, ChildProcessSpawner.ChildProcessSpawner> => {
+): WorkerKind<Req, Resp, E | InvalidRequest> => {
   const { execArgv, nodePath, args, ...rest } = options
   const path = typeof script === "string" ? script : fileURLToPath(script)
   return make({

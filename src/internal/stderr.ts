@@ -83,25 +83,32 @@ export const withTail = (reason: string, tail: ReadonlyArray<string>): string =>
 export const logBacklog = 1024
 
 /**
- * The logger of a thread's stderr lines. Lines wait in a bounded backlog for
- * the logging fiber; when the logger falls behind by more than `logBacklog`
- * lines, the excess is dropped and counted, and the count is logged (at
- * `Warn`) after the lines that made it through. What waits when the scope
- * closes is logged then.
+ * The logger of a child's stderr lines. Lines wait in a backlog for the
+ * logging fiber. When the logger falls `logBacklog` lines behind, a child
+ * whose output can wait (a pipe: `flow`) is paused until the backlog is
+ * logged; otherwise (a thread) the excess is dropped and counted, and the
+ * count is logged (at `Warn`) after the lines that made it through. What
+ * waits when the scope closes is logged then.
  */
 export const makeStderrLog = (
   level: Severity | "None",
-  annotate: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  annotate: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>,
+  flow?: { readonly pause: () => void; readonly resume: () => void }
 ) =>
   Effect.gen(function* () {
     let backlog: Array<string> = []
     let dropped = 0
+    let paused = false
     let wake: (() => void) | undefined
     const drain = Effect.suspend(() => {
       const lines = backlog
       const lost = dropped
       backlog = []
       dropped = 0
+      if (paused) {
+        paused = false
+        flow?.resume()
+      }
       return Effect.forEach(lines, (line) => Effect.logWithLevel(level as Severity)(line), { discard: true }).pipe(
         Effect.andThen(
           lost === 0
@@ -128,7 +135,15 @@ export const makeStderrLog = (
       push: (line: string) => {
         if (level === "None" || line.trim() === "") return
         if (backlog.length < logBacklog) backlog.push(line)
-        else dropped++
+        else if (flow === undefined) dropped++
+        else {
+          // One chunk may bring the backlog past the bound; then the child waits.
+          backlog.push(line)
+          if (!paused) {
+            paused = true
+            flow.pause()
+          }
+        }
         wake?.()
       }
     }
