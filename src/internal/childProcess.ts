@@ -43,6 +43,8 @@ export const spawn = (options: SpawnOptions): Effect.Effect<NodeChildProcess.Chi
     }
     const onSpawn = () => {
       child.off("error", onError)
+      // A signal that cannot be delivered later is an 'error' too: it must not throw.
+      child.on("error", () => {})
       resume(Effect.succeed(child))
     }
     const onError = (error: Error) => {

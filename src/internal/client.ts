@@ -134,11 +134,14 @@ interface CancelDeadline {
 }
 
 export const make = <Req, Resp, E>(options: ClientOptions<Resp, E>): Effect.Effect<Client<Req, Resp, E>> =>
-  Effect.map(Queue.unbounded<CancelDeadline>(), (deadlines) => makeWith(options, deadlines))
+  Effect.clockWith((clock) =>
+    Effect.map(Queue.unbounded<CancelDeadline>(), (deadlines) => makeWith(options, deadlines, clock))
+  )
 
 const makeWith = <Req, Resp, E>(
   options: ClientOptions<Resp, E>,
-  deadlines: Queue.Queue<CancelDeadline>
+  deadlines: Queue.Queue<CancelDeadline>,
+  clock: Clock.Clock
 ): Client<Req, Resp, E> => {
   type Outcome = E | InvalidRequest | WorkerCrash
   type Pending = Entry<Resp, Outcome>
@@ -235,22 +238,20 @@ const makeWith = <Req, Resp, E>(
 
   /** The caller left: a queued request leaves the line; a sent one is cancelled, with `cancelGrace` to say it stopped. */
   const leave = (entry: Pending) =>
-    Effect.clockWith((clock) =>
-      Effect.sync(() => {
-        if (entry.state === State.Queued) {
-          entry.state = State.Left
-          return
-        }
-        if (entry.state !== State.Sent || entry.cancelled || deathReason !== undefined) return
-        entry.cancelled = true
-        sendSafely({ _tag: "Cancel", id: entry.id })
-        Queue.offerUnsafe(deadlines, {
-          id: entry.id,
-          entry: entry as Entry<unknown, unknown>,
-          at: clock.currentTimeMillisUnsafe() + graceMillis
-        })
+    Effect.sync(() => {
+      if (entry.state === State.Queued) {
+        entry.state = State.Left
+        return
+      }
+      if (entry.state !== State.Sent || entry.cancelled || deathReason !== undefined) return
+      entry.cancelled = true
+      sendSafely({ _tag: "Cancel", id: entry.id })
+      Queue.offerUnsafe(deadlines, {
+        id: entry.id,
+        entry: entry as Entry<unknown, unknown>,
+        at: clock.currentTimeMillisUnsafe() + graceMillis
       })
-    )
+    })
 
   /** A payload of a final answer, decoded; one that does not decode is the child's fault. */
   const decodeOrDie = <A>(conversion: Conversion<A>, value: unknown, what: string): Effect.Effect<A, WorkerCrash> => {
