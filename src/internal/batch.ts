@@ -10,6 +10,7 @@ export interface Batcher<A> {
   readonly flushNow: () => void
 }
 
+/** Makes a {@link Batcher} that hands its items to `flush`. */
 export const makeBatcher = <A>(flush: (items: Array<A>) => void): Batcher<A> => {
   let items: Array<A> = []
   let scheduled = false

@@ -133,6 +133,7 @@ interface CancelDeadline {
   readonly at: number
 }
 
+/** Makes the parent's side of the wire for one incarnation; the transport feeds it. */
 export const make = <Req, Resp, E>(options: ClientOptions<Resp, E>): Effect.Effect<Client<Req, Resp, E>> =>
   Effect.clockWith((clock) =>
     Effect.map(Queue.unbounded<CancelDeadline>(), (deadlines) => makeWith(options, deadlines, clock))

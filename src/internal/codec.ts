@@ -24,11 +24,13 @@ export interface Conversion<A> {
 export const needsEffect = <A>(exit: Exit.Exit<A, Schema.SchemaError>): boolean =>
   Exit.isFailure(exit) && !Cause.hasFails(exit.cause)
 
+/** Decoding with `schema`: a wire value to what the code sees. */
 export const decoding = <A>(schema: Codec<A>): Conversion<A> => ({
   run: Schema.decodeUnknownExit(schema),
   effect: Schema.decodeUnknownEffect(schema)
 })
 
+/** Encoding with `schema`: what the code sees to a wire value. */
 export const encoding = <A>(schema: Codec<A>): Conversion<unknown> => ({
   run: Schema.encodeUnknownExit(schema),
   effect: Schema.encodeUnknownEffect(schema)

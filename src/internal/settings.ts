@@ -86,6 +86,7 @@ export const defaults = {
   silenceLimit: "1500 millis"
 } as const
 
+/** The settings of `options`, checked, with the defaults applied; throws `InvalidOptions`. */
 export const common = (options: CommonInput): CommonSettings => {
   const heartbeatInterval = duration("heartbeatInterval", options.heartbeatInterval, defaults.heartbeatInterval)
   const silenceLimit = duration("silenceLimit", options.silenceLimit, defaults.silenceLimit)
@@ -96,21 +97,17 @@ export const common = (options: CommonInput): CommonSettings => {
     )
   }
   return {
-    ...commonRest(options),
+    concurrency: positiveInt("concurrency", options.concurrency, defaults.concurrency),
+    startTimeout: duration("startTimeout", options.startTimeout, defaults.startTimeout),
+    cancelGrace: duration("cancelGrace", options.cancelGrace, defaults.cancelGrace),
+    shutdownTimeout: duration("shutdownTimeout", options.shutdownTimeout, defaults.shutdownTimeout),
+    stderrLogLevel: logLevel("stderr.logLevel", options.stderr?.logLevel, defaults.stderrLogLevel),
+    stderrMaxLineBytes: positiveInt("stderr.maxLineBytes", options.stderr?.maxLineBytes, defaults.stderrMaxLineBytes),
+    stderrTailLines: nonNegativeInt("stderr.tailLines", options.stderr?.tailLines, defaults.stderrTailLines),
     heartbeatInterval,
     silenceLimit
   }
 }
-
-const commonRest = (options: CommonInput) => ({
-  concurrency: positiveInt("concurrency", options.concurrency, defaults.concurrency),
-  startTimeout: duration("startTimeout", options.startTimeout, defaults.startTimeout),
-  cancelGrace: duration("cancelGrace", options.cancelGrace, defaults.cancelGrace),
-  shutdownTimeout: duration("shutdownTimeout", options.shutdownTimeout, defaults.shutdownTimeout),
-  stderrLogLevel: logLevel("stderr.logLevel", options.stderr?.logLevel, defaults.stderrLogLevel),
-  stderrMaxLineBytes: positiveInt("stderr.maxLineBytes", options.stderr?.maxLineBytes, defaults.stderrMaxLineBytes),
-  stderrTailLines: nonNegativeInt("stderr.tailLines", options.stderr?.tailLines, defaults.stderrTailLines)
-})
 
 /**
  * Environment variables a child inherits by default: what programs need to
