@@ -1,0 +1,123 @@
+/**
+ * Out-of-process throughput: trivial tasks (`{ a, b } → a + b`) through a
+ * pool of 2 (this library's thread and subprocess kinds at several
+ * `concurrency` settings, the peer pools), and through the bare transports
+ * without a pool, 256 callers at a time. Every variant stays open for the
+ * whole section; each round runs every variant once, in an order that
+ * alternates; the ratios are taken within a round and their medians reported.
+ * Goal: each kind at `concurrency` 8 carries at least 2 × the tasks per
+ * second of poolifier (task queue off).
+ */
+import { type Kind, kindName, makeKind } from "./kinds.ts"
+import { makePeers, poolifierQueueOff } from "./peers.ts"
+import { interleave, ratio, type Spread, spread, timed } from "./rounds.ts"
+import { pipeEcho, pipeEchoName, threadEcho, threadEchoName } from "./transports.ts"
+import { type Family, makeTasks, type WireVariant } from "./wireVariant.ts"
+
+/** The goal: a kind at the goal's concurrency carries at least this many times poolifier's tasks per second. */
+export const wireGoal = 2
+
+/** The `concurrency` of a kind that the goal is set at: one crash takes at most this many requests down. */
+export const goalConcurrency = 8
+
+/** How many callers wait on a pool at once. */
+export const wireCallers = 256
+
+/** How many tasks a batched bare transport sends per message or write. */
+export const bareBatch = 64
+
+/** One variant's tasks per second. */
+export interface WireRow {
+  readonly name: string
+  readonly family: Family
+  readonly rate: Spread
+}
+
+/** A kind at one concurrency, against poolifier and against the bare transport it rides on. */
+export interface KindRatios {
+  readonly kind: Kind
+  readonly concurrency: number
+  readonly toPoolifier: Spread
+  readonly toBareBatched: Spread
+  readonly toBareUnbatched: Spread
+}
+
+/** What the section measured. */
+export interface WireResult {
+  readonly rows: ReadonlyArray<WireRow>
+  readonly ratios: ReadonlyArray<KindRatios>
+}
+
+/** The names of the bare transport a kind rides on, batched and unbatched. */
+const bareNames = (kind: Kind) => {
+  const name = kind === "thread" ? threadEchoName : pipeEchoName
+  return { batched: name(bareBatch), unbatched: name(1) }
+}
+
+/**
+ * Opens every variant, warms each up with a tenth of the tasks, runs
+ * `rounds` rounds of `taskCount` tasks per variant, and closes them all
+ * (also on failure). `concurrencies` are the kinds' settings to measure; it
+ * must hold {@link goalConcurrency}.
+ */
+export const measureWire = async (
+  taskCount: number,
+  rounds: number,
+  concurrencies: ReadonlyArray<number>
+): Promise<WireResult> => {
+  const variants: Array<WireVariant> = []
+  try {
+    for (const kind of ["thread", "subprocess"] as const) {
+      for (const concurrency of concurrencies) variants.push(await makeKind(kind, concurrency))
+    }
+    variants.push(...makePeers())
+    variants.push(await threadEcho(1), await threadEcho(bareBatch), await pipeEcho(1), await pipeEcho(bareBatch))
+
+    const tasks = makeTasks(taskCount)
+    const warmUp = makeTasks(Math.max(1000, Math.round(taskCount / 10)))
+    for (const variant of variants) await variant.run(warmUp, wireCallers)
+
+    const measures = variants.map((variant) => async () => {
+      let wrong = 0
+      const elapsed = await timed(async () => {
+        wrong = await variant.run(tasks, wireCallers)
+      })
+      if (wrong > 0) throw new Error(`${variant.name}: ${wrong} wrong answers`)
+      return (taskCount * 1000) / elapsed
+    })
+    const samples = await interleave(measures, rounds, (round) =>
+      console.log(`wire: round ${round + 1} of ${rounds} done`)
+    )
+    const rows = variants.map((variant, i) => ({
+      name: variant.name,
+      family: variant.family,
+      rate: spread(samples[i]!)
+    }))
+    for (const row of rows)
+      console.log(`wire ${row.name}: ${Math.round(row.rate.median).toLocaleString("en-US")} tasks/s`)
+
+    const samplesOf = (name: string) => {
+      const at = variants.findIndex((variant) => variant.name === name)
+      if (at === -1) throw new Error(`no variant named ${name}`)
+      return samples[at]!
+    }
+    const ratios = (["thread", "subprocess"] as const).flatMap((kind) =>
+      concurrencies.map((concurrency) => {
+        const own = samplesOf(kindName(kind, concurrency))
+        const bare = bareNames(kind)
+        return {
+          kind,
+          concurrency,
+          toPoolifier: ratio(own, samplesOf(poolifierQueueOff)),
+          toBareBatched: ratio(own, samplesOf(bare.batched)),
+          toBareUnbatched: ratio(own, samplesOf(bare.unbatched))
+        }
+      })
+    )
+    return { rows, ratios }
+  } finally {
+    for (const variant of variants) {
+      await variant.close().catch((error) => console.error(`could not close ${variant.name}: ${error}`))
+    }
+  }
+}
