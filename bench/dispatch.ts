@@ -12,7 +12,7 @@
 import { Effect, Exit, Pool, Scope } from "effect"
 import { Worker, WorkerPool } from "effect-worker-pool"
 import { policies } from "../sim/policies.ts"
-import { interleave, type Loop, nanosPerOperation, ratio, type Spread, spread, timed } from "./rounds.ts"
+import { cpuTimed, interleave, type Loop, nanosPerOperation, ratio, type Spread, spread } from "./rounds.ts"
 
 /** The goals: dispatch costs at most this many times `Pool.use`, and at most this many times a bare call. */
 export const dispatchGoals = { poolUse: 1.5, bareCall: 6 } as const
@@ -29,7 +29,7 @@ type One = (x: number) => Effect.Effect<unknown, unknown>
 const sequential =
   (one: One): Loop =>
   (iterations) =>
-    timed(() =>
+    cpuTimed(() =>
       Effect.runPromise(
         Effect.gen(function* () {
           for (let i = 0; i < iterations; i++) yield* one(i)
@@ -42,7 +42,9 @@ const concurrent =
   (one: One): Loop =>
   (iterations) => {
     const items = Array.from({ length: iterations }, (_, i) => i)
-    return timed(() => Effect.runPromise(Effect.forEach(items, one, { concurrency: concurrentCallers, discard: true })))
+    return cpuTimed(() =>
+      Effect.runPromise(Effect.forEach(items, one, { concurrency: concurrentCallers, discard: true }))
+    )
   }
 
 /** One caller shape's figures. */

@@ -67,6 +67,7 @@ for (const name of unlisted())
   console.warn(`warning: DispatchPolicy.${name} is not benchmarked: add it to sim/policies.ts`)
 
 const host = machine()
+const loadAtStart = loadavg()[0]!
 const started = performance.now()
 const results: Results = {
   dispatch: runs("dispatch") ? await measureDispatch(settings.dispatchRounds, settings.targetMillis) : undefined,
@@ -78,7 +79,9 @@ const seconds = (performance.now() - started) / 1000
 const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`
 
 console.log(`\n${consoleTables(results)}`)
-console.log(`\n${command}: ${seconds.toFixed(1)} s on ${describeMachine(host)}`)
+console.log(
+  `\n${command}: ${seconds.toFixed(1)} s on ${describeMachine(host)}, load average ${loadAtStart.toFixed(2)} → ${loadavg()[0]!.toFixed(2)}`
+)
 
 if (values["no-write"] || only !== undefined) {
   console.log("docs/benchmarks.md left as it was")
@@ -97,7 +100,7 @@ if (values["no-write"] || only !== undefined) {
     command,
     machine: describeMachine(host),
     seconds,
-    loadAverage: loadavg(),
+    load: { start: loadAtStart, end: loadavg()[0]! },
     settings,
     chart: "bench/throughput.svg"
   })

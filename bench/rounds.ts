@@ -55,7 +55,7 @@ export const interleave = async <A>(
   return samples
 }
 
-/** A timed loop: runs `iterations` operations, resolves with the elapsed milliseconds. */
+/** A timed loop: runs `iterations` operations, resolves with the milliseconds they took. */
 export type Loop = (iterations: number) => Promise<number>
 
 /** The elapsed milliseconds of `run`. */
@@ -63,6 +63,19 @@ export const timed = async (run: () => unknown): Promise<number> => {
   const start = performance.now()
   await run()
   return performance.now() - start
+}
+
+/**
+ * The CPU milliseconds (user and system, every thread of the process) that
+ * `run` took. For work that runs in this process alone, it is the wall time
+ * of a quiet machine, without the time the process waited for a CPU while
+ * other processes had it: on a shared machine, a far steadier figure.
+ */
+export const cpuTimed = async (run: () => unknown): Promise<number> => {
+  const start = process.cpuUsage()
+  await run()
+  const { user, system } = process.cpuUsage(start)
+  return (user + system) / 1000
 }
 
 /**

@@ -8,7 +8,7 @@
 import { Deferred, Effect, Exit, Scope } from "effect"
 import { type InvalidOptions, Worker, WorkerPool } from "effect-worker-pool"
 import { type PolicyEntry, policies } from "../sim/policies.ts"
-import { interleave, type Loop, nanosPerOperation, ratio, type Spread, spread, timed } from "./rounds.ts"
+import { cpuTimed, interleave, type Loop, nanosPerOperation, ratio, type Spread, spread } from "./rounds.ts"
 
 /** The goal: a pick among 1,024 workers costs at most this many times a pick among 4. */
 export const selectionGoal = 1.5
@@ -49,7 +49,7 @@ const selectionPool = async (entry: PolicyEntry, size: number) => {
     )
   )
   const loop: Loop = (iterations) =>
-    timed(() =>
+    cpuTimed(() =>
       Effect.runSync(
         Effect.gen(function* () {
           for (let i = 0; i < iterations; i++) yield* pool.select

@@ -108,7 +108,7 @@ const replacement = (kind: "thread" | "subprocess", death: Death, restartDelay: 
           Worker.fromKind(id, makeKind(kind), restartDelay ? undefined : { restart: Schedule.spaced("0 millis") })
       })
       if ((yield* pool.dispatch(1)) !== 2) return yield* Effect.die(new Error("wrong answer"))
-      const pid = yield* pool.dispatch(pidRequest)
+      const pid = death === "kill -9" ? yield* pool.dispatch(pidRequest) : 0
       let start = 0
       let noticed = 0
       const healthyAgain = yield* Effect.forkChild(
