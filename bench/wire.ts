@@ -1,185 +1,123 @@
 /**
- * `node --conditions=source bench/wire.ts`: the speed of the out-of-process
- * kinds on the wire, `{ a, b } → a + b`.
- *
- * - `start`: from spawn to the runner's `Ready`, per kind (median of
- *   `--starts` starts, one at a time).
- * - `run`: tasks per second through `incarnation.run` directly, on two
- *   incarnations, `--callers` callers taking turns between them.
- * - `pool`: tasks per second through a `WorkerPool` of two workers.
- *
- * Each figure is the median of `--rounds` rounds of `--tasks` tasks, for
- * each kind and each `concurrency` of `--concurrency` (a list), with the
- * kinds interleaved round by round. Besides tasks per second, each round
- * reports the CPU time spent per task (µs): by this process (its threads
- * included), and by this process and its child processes together (Linux),
- * which a busy machine disturbs less than the wall clock.
+ * Out-of-process throughput: trivial tasks (`{ a, b } → a + b`) through a
+ * pool of 2 (this library's thread and subprocess kinds at several
+ * `concurrency` settings, the peer pools), and through the bare transports
+ * without a pool, 256 callers at a time. Every variant stays open for the
+ * whole section; each round runs every variant once, in an order that
+ * alternates; the ratios are taken within a round and their medians reported.
+ * Goal: each kind at `concurrency` 8 carries at least 2 × the tasks per
+ * second of poolifier (task queue off).
  */
-import * as fs from "node:fs"
-import { parseArgs } from "node:util"
-import { NodeServices } from "@effect/platform-node"
-import { Effect, Exit, Schema, Scope } from "effect"
-import { Subprocess, Thread, Worker, WorkerPool } from "effect-worker-pool"
+import { type Kind, kindName, makeKind } from "./kinds.ts"
+import { makePeers, poolifierQueueOff } from "./peers.ts"
+import { interleave, ratio, type Spread, spread, timed } from "./rounds.ts"
+import { pipeEcho, pipeEchoName, threadEcho, threadEchoName } from "./transports.ts"
+import { type Family, makeTasks, type WireVariant } from "./wireVariant.ts"
 
-const { values } = parseArgs({
-  options: {
-    tasks: { type: "string", default: "20000" },
-    callers: { type: "string", default: "256" },
-    rounds: { type: "string", default: "5" },
-    starts: { type: "string", default: "7" },
-    concurrency: { type: "string", default: "1,8,64" },
-    kinds: { type: "string", default: "thread,subprocess" },
-    via: { type: "string", default: "run,pool" },
-    only: { type: "string", default: "start,throughput" }
-  }
-})
-const tasks = Number(values.tasks)
-const callers = Number(values.callers)
-const rounds = Number(values.rounds)
-const starts = Number(values.starts)
-const concurrencies = values.concurrency.split(",").map(Number)
-const kindNames = values.kinds.split(",") as Array<"thread" | "subprocess">
-const vias = values.via.split(",") as Array<"run" | "pool">
-const only = values.only.split(",")
+/** The goal: a kind at the goal's concurrency carries at least this many times poolifier's tasks per second. */
+export const wireGoal = 2
 
-const script = new URL("./wire-worker.ts", import.meta.url)
-const Request = Schema.Struct({ a: Schema.Number, b: Schema.Number })
-type Request = typeof Request.Type
+/** The `concurrency` of a kind that the goal is set at: one crash takes at most this many requests down. */
+export const goalConcurrency = 8
 
-const makeKind = (name: "thread" | "subprocess", concurrency: number) =>
-  name === "thread"
-    ? Thread.make(script, { execArgv: ["--conditions=source"], request: Request, response: Schema.Number, concurrency })
-    : Subprocess.node(script, {
-        execArgv: ["--conditions=source"],
-        request: Request,
-        response: Schema.Number,
-        concurrency
-      })
+/** How many callers wait on a pool at once. */
+export const wireCallers = 256
 
-const median = (xs: ReadonlyArray<number>) => {
-  const sorted = [...xs].sort((a, b) => a - b)
-  const mid = sorted.length >> 1
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+/** How many tasks a batched bare transport sends per message or write. */
+export const bareBatch = 64
+
+/** One variant's tasks per second. */
+export interface WireRow {
+  readonly name: string
+  readonly family: Family
+  readonly rate: Spread
 }
 
-const runtime = <A, E>(effect: Effect.Effect<A, E, NodeServices.NodeServices | Scope.Scope>, scope: Scope.Scope) =>
-  Effect.runPromise(effect.pipe(Scope.provide(scope), Effect.provide(NodeServices.layer)) as Effect.Effect<A, E>)
-
-/** CPU time (µs) of this process, its threads included. */
-const ownCpu = () => {
-  const usage = process.cpuUsage()
-  return usage.user + usage.system
+/** A kind at one concurrency, against poolifier and against the bare transport it rides on. */
+export interface KindRatios {
+  readonly kind: Kind
+  readonly concurrency: number
+  readonly toPoolifier: Spread
+  readonly toBareBatched: Spread
+  readonly toBareUnbatched: Spread
 }
 
-/** CPU time (µs) of the child processes of this process that are alive now, from /proc (0 elsewhere). */
-const childrenCpu = (): number => {
-  if (process.platform !== "linux") return 0
-  let total = 0
+/** What the section measured. */
+export interface WireResult {
+  readonly rows: ReadonlyArray<WireRow>
+  readonly ratios: ReadonlyArray<KindRatios>
+}
+
+/** The names of the bare transport a kind rides on, batched and unbatched. */
+const bareNames = (kind: Kind) => {
+  const name = kind === "thread" ? threadEchoName : pipeEchoName
+  return { batched: name(bareBatch), unbatched: name(1) }
+}
+
+/**
+ * Opens every variant, warms each up with a tenth of the tasks, runs
+ * `rounds` rounds of `taskCount` tasks per variant, and closes them all
+ * (also on failure). `concurrencies` are the kinds' settings to measure; it
+ * must hold {@link goalConcurrency}.
+ */
+export const measureWire = async (
+  taskCount: number,
+  rounds: number,
+  concurrencies: ReadonlyArray<number>
+): Promise<WireResult> => {
+  const variants: Array<WireVariant> = []
   try {
-    for (const task of fs.readdirSync("/proc/self/task")) {
-      const children = fs.readFileSync(`/proc/self/task/${task}/children`, "utf8").trim()
-      for (const pid of children === "" ? [] : children.split(" ")) {
-        const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-        // utime and stime, in clock ticks (100 per second).
-        total += ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100
-      }
+    for (const kind of ["thread", "subprocess"] as const) {
+      for (const concurrency of concurrencies) variants.push(await makeKind(kind, concurrency))
     }
-  } catch {
-    // A child that exited meanwhile.
-  }
-  return total
-}
+    variants.push(...makePeers())
+    variants.push(await threadEcho(1), await threadEcho(bareBatch), await pipeEcho(1), await pipeEcho(bareBatch))
 
-interface Sample {
-  readonly perSecond: number
-  readonly ownMicros: number
-  readonly allMicros: number
-}
+    const tasks = makeTasks(taskCount)
+    const warmUp = makeTasks(Math.max(1000, Math.round(taskCount / 10)))
+    for (const variant of variants) await variant.run(warmUp, wireCallers)
 
-/** `callers` fibers share `tasks` calls of `call`: tasks per second, and CPU µs per task. */
-const drive = async (call: (request: Request, turn: number) => Effect.Effect<number, unknown>): Promise<Sample> => {
-  let next = 0
-  const caller = Effect.gen(function* () {
-    while (next < tasks) {
-      const i = next++
-      const sum = yield* call({ a: i, b: 1 }, i)
-      if (sum !== i + 1) throw new Error(`bad sum ${sum} for ${i}`)
-    }
-  })
-  const own0 = ownCpu()
-  const children0 = childrenCpu()
-  const t0 = performance.now()
-  await Effect.runPromise(
-    Effect.forEach(
-      Array.from({ length: callers }, () => caller),
-      (c) => c,
-      { concurrency: "unbounded", discard: true }
-    ) as Effect.Effect<void>
-  )
-  const elapsed = performance.now() - t0
-  const own = ownCpu() - own0
-  return {
-    perSecond: (tasks * 1000) / elapsed,
-    ownMicros: own / tasks,
-    allMicros: (own + childrenCpu() - children0) / tasks
-  }
-}
-
-type Setup = {
-  readonly call: (request: Request, turn: number) => Effect.Effect<number, unknown>
-  readonly close: () => Promise<void>
-}
-
-const setup = async (name: "thread" | "subprocess", concurrency: number, via: "run" | "pool"): Promise<Setup> => {
-  const scope = Scope.makeUnsafe()
-  const kind = makeKind(name, concurrency)
-  const close = () => Effect.runPromise(Scope.close(scope, Exit.void))
-  if (via === "run") {
-    const incarnations = await runtime(Effect.all([kind.spawn, kind.spawn] as const), scope)
-    return { call: (request, turn) => incarnations[turn & 1]!.run(request), close }
-  }
-  const pool = await runtime(WorkerPool.make({ size: 2, worker: (id) => Worker.fromKind(id, kind as any) }), scope)
-  return { call: (request) => pool.dispatch(request) as Effect.Effect<number, unknown>, close }
-}
-
-if (only.includes("start")) {
-  for (const name of kindNames) {
-    const times: Array<number> = []
-    for (let i = 0; i < starts; i++) {
-      const scope = Scope.makeUnsafe()
-      const t0 = performance.now()
-      await runtime(makeKind(name, 1).spawn, scope)
-      times.push(performance.now() - t0)
-      await Effect.runPromise(Scope.close(scope, Exit.void))
-    }
-    console.log(
-      `start ${name}: median ${median(times).toFixed(0)} ms, min ${Math.min(...times).toFixed(0)} ms (${times.map((t) => t.toFixed(0)).join(" ")})`
+    const measures = variants.map((variant) => async () => {
+      let wrong = 0
+      const elapsed = await timed(async () => {
+        wrong = await variant.run(tasks, wireCallers)
+      })
+      if (wrong > 0) throw new Error(`${variant.name}: ${wrong} wrong answers`)
+      return (taskCount * 1000) / elapsed
+    })
+    const samples = await interleave(measures, rounds, (round) =>
+      console.log(`wire: round ${round + 1} of ${rounds} done`)
     )
-  }
-}
+    const rows = variants.map((variant, i) => ({
+      name: variant.name,
+      family: variant.family,
+      rate: spread(samples[i]!)
+    }))
+    for (const row of rows)
+      console.log(`wire ${row.name}: ${Math.round(row.rate.median).toLocaleString("en-US")} tasks/s`)
 
-if (only.includes("throughput")) {
-  for (const via of vias) {
-    for (const concurrency of concurrencies) {
-      const setups = new Map<string, Setup>()
-      for (const name of kindNames) setups.set(name, await setup(name, concurrency, via))
-      const samples = new Map<string, Array<Sample>>(kindNames.map((n) => [n, []]))
-      for (const name of kindNames) await drive(setups.get(name)!.call) // warm-up
-      for (let r = 0; r < rounds; r++) {
-        for (const name of r % 2 === 0 ? kindNames : [...kindNames].reverse()) {
-          samples.get(name)!.push(await drive(setups.get(name)!.call))
+    const samplesOf = (name: string) => {
+      const at = variants.findIndex((variant) => variant.name === name)
+      if (at === -1) throw new Error(`no variant named ${name}`)
+      return samples[at]!
+    }
+    const ratios = (["thread", "subprocess"] as const).flatMap((kind) =>
+      concurrencies.map((concurrency) => {
+        const own = samplesOf(kindName(kind, concurrency))
+        const bare = bareNames(kind)
+        return {
+          kind,
+          concurrency,
+          toPoolifier: ratio(own, samplesOf(poolifierQueueOff)),
+          toBareBatched: ratio(own, samplesOf(bare.batched)),
+          toBareUnbatched: ratio(own, samplesOf(bare.unbatched))
         }
-      }
-      for (const name of kindNames) {
-        const xs = samples.get(name)!
-        const rates = xs.map((x) => x.perSecond)
-        console.log(
-          `${via} ${name} concurrency ${concurrency}: median ${median(rates).toFixed(0)} tasks/s, max ${Math.max(...rates).toFixed(0)}; ` +
-            `CPU per task ${median(xs.map((x) => x.ownMicros)).toFixed(1)} µs here, ${median(xs.map((x) => x.allMicros)).toFixed(1)} µs with child processes`
-        )
-        await setups.get(name)!.close()
-      }
+      })
+    )
+    return { rows, ratios }
+  } finally {
+    for (const variant of variants) {
+      await variant.close().catch((error) => console.error(`could not close ${variant.name}: ${error}`))
     }
   }
 }

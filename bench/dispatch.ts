@@ -1,0 +1,145 @@
+/**
+ * In-process dispatch: what a pool of 4 in-process workers, made with the
+ * library's defaults, costs per request, as ratios to Effect's own `Pool` and
+ * to a bare call of the handler, in two caller shapes: one caller in a loop,
+ * and 64 concurrent callers. Each round runs every variant once; the ratios
+ * are taken within a round, and their medians over the rounds are reported.
+ * Goals: dispatch / `Pool.use` at most 1.5, dispatch / bare call at most 6.
+ *
+ * Beside it, every listed policy under 64 concurrent callers, against
+ * `Pool.use` in the same rounds.
+ */
+import { Effect, Exit, Pool, Scope } from "effect"
+import { Worker, WorkerPool } from "effect-worker-pool"
+import { policies } from "../sim/policies.ts"
+import { cpuTimed, interleave, type Loop, nanosPerOperation, ratio, type Spread, spread } from "./rounds.ts"
+
+/** The goals: dispatch costs at most this many times `Pool.use`, and at most this many times a bare call. */
+export const dispatchGoals = { poolUse: 1.5, bareCall: 6 } as const
+
+/** How many callers the concurrent shape runs at once. */
+export const concurrentCallers = 64
+
+/** The trivial handler: `Effect.sync`, so that no shortcut for a ready value flatters the figures. */
+const handler = (x: number) => Effect.sync(() => x + 1)
+
+type One = (x: number) => Effect.Effect<unknown, unknown>
+
+/** One caller: a loop of `yield* one(i)`. */
+const sequential =
+  (one: One): Loop =>
+  (iterations) =>
+    cpuTimed(() =>
+      Effect.runPromise(
+        Effect.gen(function* () {
+          for (let i = 0; i < iterations; i++) yield* one(i)
+        })
+      )
+    )
+
+/** 64 callers at a time: `Effect.forEach` over the requests with `concurrency: 64`. */
+const concurrent =
+  (one: One): Loop =>
+  (iterations) => {
+    const items = Array.from({ length: iterations }, (_, i) => i)
+    return cpuTimed(() =>
+      Effect.runPromise(Effect.forEach(items, one, { concurrency: concurrentCallers, discard: true }))
+    )
+  }
+
+/** One caller shape's figures. */
+export interface DispatchRow {
+  readonly shape: string
+  /** Nanoseconds per request of `pool.dispatch`, `Pool.use` and the bare call. */
+  readonly dispatch: Spread
+  readonly poolUse: Spread
+  readonly bare: Spread
+  /** Per-round ratios. */
+  readonly toPoolUse: Spread
+  readonly toBare: Spread
+}
+
+/** One policy's figures under 64 concurrent callers. */
+export interface PolicyRow {
+  readonly policy: string
+  readonly dispatch: Spread
+  readonly toPoolUse: Spread
+}
+
+/** What the section measured, and the name of the default policy. */
+export interface DispatchResult {
+  readonly defaultPolicy: string
+  readonly shapes: ReadonlyArray<DispatchRow>
+  readonly policies: ReadonlyArray<PolicyRow>
+}
+
+/** Measures both caller shapes, then every policy: `rounds` interleaved rounds of about `targetMillis` per variant. */
+export const measureDispatch = async (rounds: number, targetMillis: number): Promise<DispatchResult> => {
+  const scope = Scope.makeUnsafe()
+  try {
+    const pool = await Effect.runPromise(
+      WorkerPool.make({ size: 4, worker: (id) => Worker.make(id, handler) }).pipe(Scope.provide(scope))
+    )
+    const effectPool = await Effect.runPromise(
+      Pool.make({ acquire: Effect.succeed(handler), size: 4 }).pipe(Scope.provide(scope))
+    )
+    const dispatch: One = (x) => pool.dispatch(x)
+    const poolUse: One = (x) => Pool.use(effectPool, (h) => h(x))
+
+    const shapes: Array<DispatchRow> = []
+    const loops = [
+      sequential(dispatch),
+      sequential(poolUse),
+      sequential(handler),
+      concurrent(dispatch),
+      concurrent(poolUse),
+      concurrent(handler)
+    ]
+    const ns = await interleave(await nanosPerOperation(loops, targetMillis), rounds)
+    for (const [shape, at] of [
+      ["sequential (one caller)", 0],
+      [`concurrent (${concurrentCallers} callers)`, 3]
+    ] as const) {
+      const [d, p, b] = [ns[at]!, ns[at + 1]!, ns[at + 2]!]
+      shapes.push({
+        shape,
+        dispatch: spread(d),
+        poolUse: spread(p),
+        bare: spread(b),
+        toPoolUse: ratio(d, p),
+        toBare: ratio(d, b)
+      })
+      const row = shapes.at(-1)!
+      console.log(
+        `dispatch, ${shape}: ${row.dispatch.median.toFixed(0)} ns; / Pool.use ${row.toPoolUse.median.toFixed(2)}; / bare call ${row.toBare.median.toFixed(2)}`
+      )
+    }
+
+    const policyPools = []
+    for (const entry of policies) {
+      const p = await Effect.runPromise(
+        WorkerPool.make({ policy: entry.policy, size: 4, worker: (id) => Worker.make(id, handler) }).pipe(
+          Scope.provide(scope)
+        )
+      )
+      policyPools.push(concurrent((x) => p.dispatch(x)))
+    }
+    const perPolicy = await interleave(
+      await nanosPerOperation([concurrent(poolUse), ...policyPools], targetMillis),
+      rounds
+    )
+    const policyRows = policies.map((entry, i) => ({
+      policy: entry.label,
+      dispatch: spread(perPolicy[i + 1]!),
+      toPoolUse: ratio(perPolicy[i + 1]!, perPolicy[0]!)
+    }))
+    for (const row of policyRows) {
+      console.log(
+        `dispatch, ${row.policy}: ${row.dispatch.median.toFixed(0)} ns; / Pool.use ${row.toPoolUse.median.toFixed(2)}`
+      )
+    }
+    return { defaultPolicy: pool.policy, shapes, policies: policyRows }
+  } finally {
+    await Effect.runPromise(Scope.close(scope, Exit.void))
+  }
+}

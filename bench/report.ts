@@ -1,0 +1,294 @@
+/**
+ * The tables of every section, as markdown, and the page docs/benchmarks.md
+ * that holds them with the command, the machine and the method.
+ */
+import { concurrentCallers, type DispatchResult, dispatchGoals } from "./dispatch.ts"
+import { kindName } from "./kinds.ts"
+import { poolifierQueueOff } from "./peers.ts"
+import type { Spread } from "./rounds.ts"
+import { type SelectionRow, selectionGoal } from "./selection.ts"
+import { bareSpawnName, replacementSlackMillis, type StartResult } from "./start.ts"
+import { bareBatch, goalConcurrency, type WireResult, wireCallers, wireGoal } from "./wire.ts"
+
+/** How each section was run. */
+export interface Settings {
+  readonly dispatchRounds: number
+  readonly targetMillis: number
+  readonly wireTasks: number
+  readonly wireRounds: number
+  readonly concurrencies: ReadonlyArray<number>
+  readonly startRounds: number
+}
+
+/** What a run measured: the sections it ran. */
+export interface Results {
+  readonly dispatch?: DispatchResult | undefined
+  readonly selection?: ReadonlyArray<SelectionRow> | undefined
+  readonly wire?: WireResult | undefined
+  readonly start?: StartResult | undefined
+}
+
+/** A markdown table; `align` has one letter per column: `l` (left) or `r` (right). */
+const table = (head: ReadonlyArray<string>, align: string, rows: ReadonlyArray<ReadonlyArray<string>>): string =>
+  [
+    `| ${head.join(" | ")} |`,
+    `|${[...align].map((a) => (a === "r" ? "---:" : "---")).join("|")}|`,
+    ...rows.map((row) => `| ${row.join(" | ")} |`)
+  ].join("\n")
+
+const ratioText = (s: Spread) => `${s.median.toFixed(2)} (${s.low.toFixed(2)}–${s.high.toFixed(2)})`
+const nanos = (s: Spread) => s.median.toFixed(0)
+const millis = (s: Spread) => `${s.median.toFixed(1)} (${s.low.toFixed(1)}–${s.high.toFixed(1)})`
+const perSecond = (n: number) => Math.round(n).toLocaleString("en-US")
+const verdict = (met: boolean) => (met ? "met" : "**not met**")
+
+/** The in-process dispatch table: per caller shape, the ratios to `Pool.use` and to a bare call. */
+export const dispatchTable = (result: DispatchResult): string =>
+  table(
+    [
+      "caller shape",
+      "ns per request: dispatch",
+      "Pool.use",
+      "bare call",
+      "dispatch / Pool.use",
+      `goal ≤ ${dispatchGoals.poolUse}`,
+      "dispatch / bare call",
+      `goal ≤ ${dispatchGoals.bareCall}`
+    ],
+    "lrrrrlrl",
+    result.shapes.map((row) => [
+      row.shape,
+      nanos(row.dispatch),
+      nanos(row.poolUse),
+      nanos(row.bare),
+      ratioText(row.toPoolUse),
+      verdict(row.toPoolUse.median <= dispatchGoals.poolUse),
+      ratioText(row.toBare),
+      verdict(row.toBare.median <= dispatchGoals.bareCall)
+    ])
+  )
+
+/** Every policy under concurrent callers, against `Pool.use`. */
+export const policyTable = (result: DispatchResult): string =>
+  table(
+    ["policy", "ns per request", "requests / s", "dispatch / Pool.use"],
+    "lrrr",
+    result.policies.map((row) => [
+      row.policy === result.defaultPolicy ? `${row.policy} (the default)` : row.policy,
+      nanos(row.dispatch),
+      perSecond(1e9 / row.dispatch.median),
+      ratioText(row.toPoolUse)
+    ])
+  )
+
+/** The selection cost table. */
+export const selectionTable = (rows: ReadonlyArray<SelectionRow>): string =>
+  table(
+    ["policy", "ns per pick, 4 workers", "ns per pick, 1,024 workers", "ratio 1,024 / 4", `goal ≤ ${selectionGoal}`],
+    "lrrrl",
+    rows.map((r) => [
+      r.policy,
+      nanos(r.small),
+      nanos(r.large),
+      ratioText(r.ratio),
+      verdict(r.ratio.median <= selectionGoal)
+    ])
+  )
+
+/** Tasks per second of every out-of-process variant. */
+export const wireTable = (result: WireResult): string =>
+  table(
+    ["variant", "tasks / s (median)", "lowest round", "highest round"],
+    "lrrr",
+    result.rows.map((row) => [
+      row.family === "library" ? `**${row.name}**` : row.name,
+      perSecond(row.rate.median),
+      perSecond(row.rate.low),
+      perSecond(row.rate.high)
+    ])
+  )
+
+/** The kinds against poolifier and against the bare transport each rides on. */
+export const wireRatioTable = (result: WireResult): string =>
+  table(
+    [
+      "variant",
+      "/ poolifier (task queue off)",
+      `goal ≥ ${wireGoal} (at concurrency ${goalConcurrency})`,
+      `/ bare echo of its transport, ${bareBatch} per message`,
+      "/ bare echo, unbatched"
+    ],
+    "lrlrr",
+    result.ratios.map((r) => [
+      kindName(r.kind, r.concurrency),
+      ratioText(r.toPoolifier),
+      r.concurrency === goalConcurrency ? verdict(r.toPoolifier.median >= wireGoal) : "",
+      ratioText(r.toBareBatched),
+      ratioText(r.toBareUnbatched)
+    ])
+  )
+
+/** Start-to-ready and start-to-first-answer. */
+export const startTable = (result: StartResult): string =>
+  table(
+    ["what starts", "ms to Healthy", "ms to a first answer"],
+    "lrr",
+    result.starts.map((row) => [row.name, row.healthy === undefined ? "" : millis(row.healthy), millis(row.answered)])
+  )
+
+/** Crash to first answer from the replacement, against a bare spawn of the same transport. */
+export const replacementTable = (result: StartResult): string =>
+  table(
+    [
+      "kind",
+      "death",
+      "restart",
+      "ms to the crash noticed",
+      "ms to Healthy again",
+      "ms to a first answer",
+      "first answer − bare spawn",
+      `goal ≤ ${replacementSlackMillis} ms`
+    ],
+    "lllrrrrl",
+    result.replacements.map((row) => [
+      row.kind,
+      row.death,
+      row.restartDelay ? "default options" : "no restart delay",
+      millis(row.noticed),
+      millis(row.healthy),
+      millis(row.answered),
+      millis(row.overBare),
+      row.restartDelay ? verdict(row.overBare.median <= replacementSlackMillis) : ""
+    ])
+  )
+
+/** Every table of the run, for the console. */
+export const consoleTables = (results: Results): string =>
+  [
+    results.dispatch && `In-process dispatch\n${dispatchTable(results.dispatch)}\n\n${policyTable(results.dispatch)}`,
+    results.selection && `Selection cost\n${selectionTable(results.selection)}`,
+    results.wire && `Out-of-process throughput\n${wireTable(results.wire)}\n\n${wireRatioTable(results.wire)}`,
+    results.start && `Start and replacement\n${startTable(results.start)}\n\n${replacementTable(results.start)}`
+  ]
+    .filter((text) => text !== undefined)
+    .join("\n\n")
+
+/** The results of a run of every section. */
+export type Complete = { readonly [K in keyof Results]-?: NonNullable<Results[K]> }
+
+/** Where and how the figures were produced. */
+export interface RunInfo {
+  readonly command: string
+  readonly machine: string
+  readonly seconds: number
+  /** The machine's 1-minute load average when the run started and when it ended. */
+  readonly load: { readonly start: number; readonly end: number }
+  readonly settings: Settings
+  /** The chart's path, relative to docs/. */
+  readonly chart: string
+}
+
+/** The page docs/benchmarks.md, from a run of every section. */
+export const page = (results: Complete, run: RunInfo): string => {
+  const s = run.settings
+  return [
+    "# Benchmarks",
+    "",
+    "<!-- Generated by `npm run bench` (bench/main.ts): edit the generator, not this file. -->",
+    "",
+    `Produced by \`${run.command}\` (\`node --conditions=source bench/main.ts\`) on ${run.machine}, in ${run.seconds.toFixed(0)} s.`,
+    `The machine's load average (1 min) was ${run.load.start.toFixed(2)} when the run started and ${run.load.end.toFixed(2)} when it ended.`,
+    "",
+    "## Method",
+    "",
+    "Every figure that matters is a ratio between variants measured in the same run, never an absolute figure to",
+    "compare across machines. Each section runs its variants in rounds: a round runs every variant once, in an order",
+    "that alternates from round to round (forwards, then backwards), so that a busy moment of the machine hits them",
+    "alike. A ratio is taken within each round, and the table gives its median over the rounds, with the lowest and",
+    "the highest round in parentheses. A goal is met when the median meets it.",
+    "",
+    `- In-process dispatch and selection: ${s.dispatchRounds} rounds; in each, a variant runs as many requests (picks) as`,
+    `  take it about ${s.targetMillis} ms, a count calibrated once per variant before the rounds, after a warm-up. Their`,
+    "  time is the CPU time of the benchmark's process (`process.cpuUsage`, every thread of it): all their work runs",
+    "  in it, and CPU time leaves out the moments it waited while other processes had the CPUs.",
+    `- Out-of-process throughput: ${s.wireRounds} rounds of ${perSecond(s.wireTasks)} tasks per variant, ${wireCallers} callers at a time, after a`,
+    "  warm-up of a tenth of that; every pool and transport stays open for the whole section. Wall time.",
+    `- Start and replacement: ${s.startRounds} rounds; every start is a new thread or process. Wall time.`,
+    "",
+    "Wall time on a machine that other work shares swings from round to round (see the ranges): the load average",
+    "above says how busy it was.",
+    "",
+    "The library is loaded from its TypeScript source (`--conditions=source`, types stripped by Node), in the",
+    "benchmark's process and in every worker script alike.",
+    "",
+    "## In-process dispatch",
+    "",
+    "A pool of 4 in-process workers made with the library's defaults (`WorkerPool.make({ size: 4, worker: (id) =>",
+    `Worker.make(id, handler) })\`: the default policy, ${results.dispatch.defaultPolicy}; one request per worker at a time),`,
+    "and the handler `x => Effect.sync(() => x + 1)` (`Effect.sync`, so that no shortcut for a ready value flatters",
+    "any figure). Its baselines, in the same loop shapes: `Pool.use(pool, (h) => h(x))` on Effect's own",
+    "`Pool.make({ acquire: Effect.succeed(handler), size: 4 })`, and a bare `handler(x)`. Two caller shapes: one caller,",
+    `a loop of \`yield* pool.dispatch(i)\`; and ${concurrentCallers} concurrent callers, \`Effect.forEach(requests, ..., { concurrency: ${concurrentCallers} })\`.`,
+    `The goals: dispatch costs at most ${dispatchGoals.poolUse} × \`Pool.use\` and at most ${dispatchGoals.bareCall} × a bare call.`,
+    "",
+    dispatchTable(results.dispatch),
+    "",
+    `Every policy in a pool of 4 (defaults otherwise), ${concurrentCallers} concurrent callers, against \`Pool.use\` in the same rounds:`,
+    "",
+    policyTable(results.dispatch),
+    "",
+    "## Selection cost",
+    "",
+    "The cost of one `pool.select` (the pool's whole pick: which workers are eligible, the policy, its state) among 4",
+    "and among 1,024 healthy workers, each holding two requests in flight on average, placed by the policy itself.",
+    `The goal: a pick among 1,024 workers costs at most ${selectionGoal} × a pick among 4, for every policy.`,
+    "",
+    selectionTable(results.selection),
+    "",
+    "## Out-of-process throughput",
+    "",
+    `Trivial tasks (\`{ a, b } → a + b\`), ${wireCallers} callers at a time, through pools of 2 threads or processes:`,
+    "",
+    "- this library's thread kind (`Thread.make(script, { request, response, concurrency })`, `Worker.fromKind`,",
+    "  `WorkerPool.make({ size: 2, ... })`) and subprocess kind (`Subprocess.node`, the same otherwise), defaults but",
+    `  for \`concurrency\`: 1 (the default), ${goalConcurrency} (the goal's setting: one crash takes at most ${goalConcurrency} requests down) and`,
+    `  ${s.concurrencies.filter((c) => c !== 1 && c !== goalConcurrency).join(", ")}; the worker script calls \`Runner.run\`; the callers are one \`Effect.forEach\`;`,
+    "- the peer pools at their defaults with 2 threads, and as named; their callers are async loops that await",
+    "  each task;",
+    "- the bare transports without any pool, with the same callers: 2 `worker_threads` Workers running an echo",
+    `  script (one message per task, or up to ${bareBatch} tasks per message), and 2 \`node\` children answering JSON lines on`,
+    `  their stdin (one write per task each way, or up to ${bareBatch} tasks per write).`,
+    "",
+    `The goal: each kind at \`concurrency\` ${goalConcurrency} carries at least ${wireGoal} × the tasks per second of poolifier's`,
+    "`FixedThreadPool` with its task queue off.",
+    "",
+    `![Out-of-process throughput: tasks per second per variant](${run.chart})`,
+    "",
+    wireTable(results.wire),
+    "",
+    wireRatioTable(results.wire),
+    "",
+    "## Start and replacement latency",
+    "",
+    "Start: from `Worker.fromKind` (default options) to a `Healthy` worker, which is when it returns, and to its first",
+    "answer. Beside it, a bare spawn: a `worker_threads` Worker (a `node` child) running an echo script, from",
+    "`new Worker` (`spawn`) to its answer to one message (one line); and the same echo script after it has loaded",
+    "this library, which is the part of a start that is loading code.",
+    "",
+    startTable(results.start),
+    "",
+    "Replacement: a pool of 1 worker with default options; the worker dies (its handler calls `process.exit(1)`, or a",
+    "subprocess is killed with `SIGKILL` from outside); the times run from the death to the crash being noticed (the",
+    "first change of the worker's state), to the replacement being `Healthy`, and to its first successful answer.",
+    "The default restart schedule waits about 100 ms (± 20 %) before the first restart; the rows without a restart",
+    "delay (`restart: Schedule.spaced(0)`) show the mechanics alone. The goal: the first answer comes at most",
+    `${replacementSlackMillis} ms after a bare spawn of the same transport (\`${bareSpawnName.thread}\` for threads, \`${bareSpawnName.subprocess}\` for`,
+    "subprocesses) would have answered, per round.",
+    "",
+    replacementTable(results.start),
+    ""
+  ].join("\n")
+}
+
+/** What the dashed goal line of the chart stands for. */
+export const chartGoalLabel = `goal: ${wireGoal} × ${poolifierQueueOff}`

@@ -1,0 +1,18 @@
+/** The schemas this library's worker scripts and the benchmark agree on. */
+import { Schema } from "effect"
+
+/** A task on this library's wire: two numbers to add. */
+export const Task = Schema.Struct({ a: Schema.Number, b: Schema.Number })
+
+/**
+ * A request to the crash worker: a number `n ≥ 0` is answered with `n + 1`;
+ * {@link exitRequest} makes the handler call `process.exit(1)`;
+ * {@link pidRequest} is answered with the worker's process id.
+ */
+export const Probe = Schema.Number
+
+/** Makes the handler call `process.exit(1)`. */
+export const exitRequest = -1
+
+/** Asks for the worker's process id. */
+export const pidRequest = -2
