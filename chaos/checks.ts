@@ -1,0 +1,149 @@
+/**
+ * The checks of a chaos run: what the pool promises, judged against what the
+ * run saw. Each check passes or fails with a line that says why.
+ */
+import { faultNames } from "./plan.ts"
+import type { RunResult, WorkerRecord } from "./run.ts"
+
+/** One check of one run. */
+export interface Check {
+  readonly name: string
+  readonly passed: boolean
+  readonly detail: string
+}
+
+/**
+ * How late `pool.changes` may show a restart. A restart is seen when the
+ * stream's fiber runs, a little after the supervisor made it; two restarts
+ * `restartWindow` apart may look closer by this much. So the budget check
+ * counts restarts within `restartWindow` less this slack.
+ */
+export const observationSlackMillis = 100
+
+const seconds = (millis: number) => `${(millis / 1000).toFixed(millis < 10_000 ? 2 : 1)} s`
+
+/** The most restart times within any half-open window `[t, t + width)`. */
+export const mostWithin = (times: ReadonlyArray<number>, width: number): number => {
+  const sorted = [...times].sort((a, b) => a - b)
+  let most = 0
+  for (let i = 0, j = 0; i < sorted.length; i++) {
+    while (j < sorted.length && sorted[j]! < sorted[i]! + width) j++
+    most = Math.max(most, j - i)
+  }
+  return most
+}
+
+/** The sums of the workers' counters, over every worker the run made. */
+export const totalsOf = (workers: ReadonlyArray<WorkerRecord>) => {
+  const sum = (f: (w: WorkerRecord) => number) => workers.reduce((n, w) => n + f(w), 0)
+  return {
+    completed: sum((w) => w.final.completed),
+    errored: sum((w) => w.final.errored),
+    timeouts: sum((w) => w.final.timeouts),
+    interrupted: sum((w) => w.final.interrupted),
+    inFlight: sum((w) => w.final.inFlight),
+    crashes: sum((w) => w.final.crashes),
+    restarts: sum((w) => w.final.restarts),
+    ejections: sum((w) => w.final.ejections),
+    /** Workers retired at some point (a retired worker that was removed since is `Stopped`, with its reason kept). */
+    retired: workers.filter((w) => w.final.retiredBecause !== undefined).length
+  }
+}
+
+/** Judges a run. `minFaults`: how often each fault must have happened. */
+export const checksOf = (result: RunResult, minFaults: number): Array<Check> => {
+  const { settings } = result
+  const tally = (tag: string) => result.outcomes.get(tag) ?? 0
+  const checks: Array<Check> = []
+  const check = (name: string, passed: boolean, detail: string) => checks.push({ name, passed, detail })
+
+  check(
+    "lost",
+    result.lost === 0 && result.issued === settings.requests,
+    result.lost === 0 && result.issued === settings.requests
+      ? `lost 0: each of the ${settings.requests} requests got exactly one outcome`
+      : `lost ${result.lost}: of ${settings.requests} planned requests, ${result.issued} were issued and ${result.lost} got no outcome or more than one`
+  )
+  check(
+    "hung",
+    result.hung === 0,
+    `hung ${result.hung}: ${result.hung === 0 ? "every" : "not every"} request ended within ${seconds(settings.boundMillis)} (the slowest took ${seconds(result.maxLatencyMillis)})`
+  )
+  check(
+    "outcomes",
+    result.stray.length === 0,
+    result.stray.length === 0
+      ? "every outcome is a success, a typed error, or an interruption the run caused"
+      : `${result.stray.length} outcomes are none of those a dispatch promises, first: request ${result.stray[0]!.request}, ${result.stray[0]!.what}`
+  )
+
+  // The workers' counters (summed over every worker the run made) against what the callers saw.
+  const t = totalsOf(result.workers)
+  const successes = t.completed - t.errored - t.interrupted
+  const otherErrors = t.errored - t.timeouts
+  const upTo = tally("DomainError") + (tally("WorkerCrash") - result.refused) + tally("interrupted")
+  const identities: Array<readonly [string, boolean]> = [
+    [`successes ${successes} = ${tally("success")}`, successes === tally("success")],
+    [`timeouts ${t.timeouts} = ${tally("RequestTimeout")}`, t.timeouts === tally("RequestTimeout")],
+    [`interrupted ${t.interrupted} <= ${tally("interrupted")}`, t.interrupted <= tally("interrupted")],
+    [
+      `DomainError ${tally("DomainError")} <= errored - timeouts ${otherErrors} <= ${upTo}`,
+      tally("DomainError") <= otherErrors && otherErrors <= upTo
+    ],
+    [`inFlight ${t.inFlight}, queued ${result.queuedAtEnd}`, t.inFlight === 0 && result.queuedAtEnd === 0]
+  ]
+  const broken = identities.filter(([, holds]) => !holds)
+  check(
+    "counters",
+    broken.length === 0,
+    broken.length === 0
+      ? `counters add up over ${result.workers.length} workers: ${identities.map(([text]) => text).join(", ")}`
+      : `counters do not add up over ${result.workers.length} workers: ${broken.map(([text]) => text).join(", ")}`
+  )
+
+  check(
+    "processes",
+    result.processesLeft.length === 0,
+    result.processesLeft.length === 0
+      ? "processes left 0 once the pool's scope closed"
+      : `processes left ${result.processesLeft.length} once the pool's scope closed: ${result.processesLeft.join(", ")}`
+  )
+  check(
+    "threads",
+    result.threadsLeft === undefined || result.threadsLeft === 0,
+    result.threadsLeft === undefined
+      ? "threads not counted: this system has no /proc"
+      : `threads left ${result.threadsLeft} once the pool's scope closed`
+  )
+
+  const short = faultNames.filter((name) => result.faults[name] < minFaults)
+  check(
+    "faults",
+    short.length === 0,
+    short.length === 0
+      ? `each fault happened at least ${minFaults} times`
+      : `faults that happened fewer than ${minFaults} times: ${short.map((name) => `${name} ${result.faults[name]}`).join(", ")}`
+  )
+
+  const budget = settings.budget
+  if (budget !== undefined) {
+    const unseen = result.workers.filter((w) => w.restartTimes.length !== w.final.restarts - w.restartsBefore)
+    check(
+      "restarts seen",
+      unseen.length === 0,
+      unseen.length === 0
+        ? `pool.changes showed all ${t.restarts} restarts`
+        : `pool.changes missed restarts of ${unseen.map((w) => `worker ${w.id} (${w.restartTimes.length} of ${w.final.restarts - w.restartsBefore})`).join(", ")}`
+    )
+    const width = budget.windowMillis - observationSlackMillis
+    const worst = result.workers
+      .map((w) => ({ id: w.id, most: mostWithin(w.restartTimes, width) }))
+      .reduce((a, b) => (b.most > a.most ? b : a), { id: -1, most: 0 })
+    check(
+      "budget",
+      worst.most <= budget.maxRestarts,
+      `at most ${worst.most} restarts of one worker within any ${seconds(width)} (budget ${budget.maxRestarts} within ${seconds(budget.windowMillis)}${worst.most > budget.maxRestarts ? `; worker ${worst.id} broke it` : ""})`
+    )
+  }
+  return checks
+}

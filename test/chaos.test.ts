@@ -1,0 +1,132 @@
+/**
+ * The chaos run, CI-sized: both runs (no budget given, then a tight restart
+ * budget) of 1,000 requests each over real threads and processes, with every
+ * fault at least 10 times in each run, 20 times in all; every check must
+ * pass. Also the parts it is built on: the seeded plan, the window count of
+ * the budget check, the flags.
+ */
+import * as NodeServices from "@effect/platform-node/NodeServices"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, References } from "effect"
+import { type ChaosOptions, chaos, defaults, failuresOf } from "../chaos/chaos.ts"
+import { mostWithin } from "../chaos/checks.ts"
+import { parseFlags } from "../chaos/flags.ts"
+import { faultNames, makePlan, type Step } from "../chaos/plan.ts"
+
+const planSettings = { seed: 7, stream: 0, requests: 500, faults: 20, hangTimeoutMillis: 100 }
+
+const tally = (steps: ReadonlyArray<Step>) => {
+  const counts = new Map<string, number>()
+  for (const step of steps) {
+    const key = step._tag === "Request" ? (step.fault ?? "none") : step._tag
+    counts.set(key, (counts.get(key) ?? 0) + 1)
+  }
+  return counts
+}
+
+describe("chaos plan", () => {
+  it("is a function of its seed and stream", () => {
+    assert.deepStrictEqual(makePlan(planSettings), makePlan(planSettings))
+    assert.notDeepEqual(makePlan(planSettings), makePlan({ ...planSettings, seed: 8 }))
+    assert.notDeepEqual(makePlan(planSettings), makePlan({ ...planSettings, stream: 1 }))
+  })
+
+  it("holds every request in order, and each fault exactly `faults` times", () => {
+    const steps = makePlan(planSettings)
+    const requests = steps.filter((step) => step._tag === "Request")
+    assert.deepStrictEqual(
+      requests.map((step) => step.index),
+      Array.from({ length: 500 }, (_, i) => i)
+    )
+    const counts = tally(steps)
+    for (const fault of ["crash", "exit", "hang", "domain", "interrupt", "Kill", "Add", "Remove"]) {
+      assert.strictEqual(counts.get(fault), 20, fault)
+    }
+    assert.strictEqual(counts.get("none"), 500 - 5 * 20)
+    // Only hanging requests carry a timeout; only interrupted ones an interruption.
+    for (const step of requests) {
+      assert.strictEqual(step.timeoutMillis !== undefined, step.fault === "hang")
+      assert.strictEqual(step.interruptAfterMillis !== undefined, step.fault === "interrupt")
+    }
+    // Adds and removes alternate, a remove first.
+    const membership = steps.filter((step) => step._tag === "Add" || step._tag === "Remove").map((step) => step._tag)
+    assert.deepStrictEqual(
+      membership,
+      Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? "Remove" : "Add"))
+    )
+  })
+
+  it("refuses more faulty requests than requests", () => {
+    assert.throws(() => makePlan({ ...planSettings, requests: 99 }), RangeError)
+  })
+})
+
+describe("chaos budget check", () => {
+  it("counts the most restarts within any window of the given width", () => {
+    assert.strictEqual(mostWithin([], 1000), 0)
+    assert.strictEqual(mostWithin([0, 500, 999, 1000, 1998], 1000), 3)
+    assert.strictEqual(mostWithin([3000, 0, 1000, 2000], 1000), 1)
+  })
+})
+
+describe("chaos flags", () => {
+  it("read integers, fall back to the defaults, and draw a seed when none is given", () => {
+    const parsed = parseFlags(["--seed", "42", "--requests", "2000"])
+    assert.deepStrictEqual(parsed, { _tag: "Options", options: { ...defaults, seed: 42, requests: 2000 } })
+    const drawn = parseFlags([])
+    assert.strictEqual(drawn._tag, "Options")
+    if (drawn._tag === "Options") assert.isTrue(Number.isSafeInteger(drawn.options.seed) && drawn.options.seed >= 0)
+  })
+
+  it("reject what is not a valid setting, saying which flag", () => {
+    const cases: ReadonlyArray<readonly [ReadonlyArray<string>, string]> = [
+      [["--seed", "x"], "--seed"],
+      [["--requests", "0"], "--requests"],
+      [["--faults", "1.5"], "--faults"],
+      [["--nope"], "nope"],
+      [["--requests", "10"], "--requests 10"]
+    ]
+    for (const [args, says] of cases) {
+      const parsed = parseFlags(args)
+      assert.strictEqual(parsed._tag, "Invalid", args.join(" "))
+      if (parsed._tag === "Invalid") assert.include(parsed.message, says)
+    }
+  })
+})
+
+describe("chaos run", () => {
+  const options: ChaosOptions = { ...defaults, seed: 20_240_601, requests: 1_000, faults: 12, minFaults: 10 }
+
+  it.live(
+    "CI-sized: every request gets one outcome in time, counters add up, no process or thread is left, the budget holds",
+    () =>
+      Effect.gen(function* () {
+        const lines: Array<string> = []
+        const report = yield* chaos(options, (line) => lines.push(line))
+        const output = lines.join("\n")
+        assert.deepStrictEqual(failuresOf(report), [], output)
+        assert.isTrue(report.passed, output)
+        assert.deepStrictEqual(
+          report.runs.map(({ result }) => result.settings.name),
+          ["default", "budget"]
+        )
+        const requests = report.runs.reduce((n, { result }) => n + result.issued, 0)
+        assert.isAtLeast(requests, 2_000)
+        for (const fault of faultNames) {
+          const happened = report.runs.reduce((n, { result }) => n + result.faults[fault], 0)
+          assert.isAtLeast(happened, 20, `${fault} happened ${happened} times\n${output}`)
+        }
+        const budgetChecks = report.runs[1]!.checks.map((check) => check.name)
+        assert.includeMembers(budgetChecks, [
+          "budget",
+          "restarts seen",
+          "lost",
+          "hung",
+          "counters",
+          "processes",
+          "threads"
+        ])
+      }).pipe(Effect.provideService(References.MinimumLogLevel, "None"), Effect.provide(NodeServices.layer)),
+    120_000
+  )
+})
