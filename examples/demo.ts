@@ -112,9 +112,9 @@ interface Tally {
   issued: number
   succeeded: number
   domainErrors: number
-  /** The worker crashed while it held the request, or no worker was up. */
+  /** The worker crashed while it held the request, or the pool had no worker that could take it. */
   crashed: number
-  /** Of `crashed`: no worker was up, so the pool failed the request at once. */
+  /** Of `crashed`: no worker could take it now or come back, so the pool refused it. */
   noWorkerUp: number
   /** The pool's other errors (a timeout, a full queue, a shutdown), which this demo never provokes. */
   other: number
@@ -190,12 +190,13 @@ const runLoad = Effect.fn("runLoad")(function* (flags: Flags, draw: ((text: stri
 
   // Every caller stops at the deadline once its last request has ended. A
   // request that never ended would hang the demo, so after a grace period
-  // the callers are interrupted, and such a request is counted as lost.
+  // the callers are interrupted, and such a request is counted as lost. The
+  // grace is long enough for a request that waits for a worker to restart.
   const callers = Effect.forEach(Array.from({ length: flags.concurrency }), () => caller, {
     concurrency: "unbounded",
     discard: true
   })
-  yield* Effect.timeoutOption(callers, Duration.sum(duration, Duration.seconds(2)))
+  yield* Effect.timeoutOption(callers, Duration.sum(duration, Duration.seconds(15)))
 
   return { tally, health: yield* pool.health }
 }, Effect.scoped)
@@ -214,7 +215,7 @@ const report = (tally: Tally, health: ReadonlyArray<readonly [WorkerId, WorkerHe
   if (tally.crashed > 0) {
     console.log(
       `(of the crashed, ${tally.crashed - tally.noWorkerUp} were on a worker when it crashed ` +
-        `and ${tally.noWorkerUp} found no worker up)`
+        `and ${tally.noWorkerUp} were refused: no worker could take them or come back)`
     )
   }
   // Cross-check with the workers' own counters: nothing is left in flight,

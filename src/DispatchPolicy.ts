@@ -74,7 +74,7 @@ export interface Candidate {
  * import { DispatchPolicy, WorkerId } from "effect-worker-pool"
  *
  * const health = { state: "Healthy", inFlight: 0, completed: 0, errored: 0, timeouts: 0, interrupted: 0,
- *   crashes: 0, restarts: 0, attempt: 0, consecutiveFailures: 0, ejections: 0 } as const
+ *   rejected: 0, crashes: 0, restarts: 0, attempt: 0, failedStarts: 0, consecutiveFailures: 0, ejections: 0 } as const
  * const view = DispatchPolicy.view([
  *   { id: WorkerId.make(0), health: { ...health, inFlight: 2 }, maxInFlight: 4 },
  *   { id: WorkerId.make(1), health, maxInFlight: 4 }
@@ -230,7 +230,7 @@ export const make = <S, Req = unknown>(policy: DispatchPolicy<S, Req>): Dispatch
  * import { DispatchPolicy, WorkerId } from "effect-worker-pool"
  *
  * const health = { state: "Healthy", inFlight: 0, completed: 0, errored: 0, timeouts: 0, interrupted: 0,
- *   crashes: 0, restarts: 0, attempt: 0, consecutiveFailures: 0, ejections: 0 } as const
+ *   rejected: 0, crashes: 0, restarts: 0, attempt: 0, failedStarts: 0, consecutiveFailures: 0, ejections: 0 } as const
  * const view = DispatchPolicy.view([0, 1, 2].map((i) => ({ id: WorkerId.make(i), health, maxInFlight: 1 })))
  * const pick = DispatchPolicy.RoundRobin.select({
  *   view,
@@ -496,38 +496,94 @@ const ewmaSettings = (options: PeakEwmaOptions | undefined) => ({
  */
 export const ShortestExpectedDelay = (options?: PeakEwmaOptions): DispatchPolicy<LatencyEstimates> => {
   const { tau, defaultRtt } = ewmaSettings(options)
+  /** The delays of a small view's workers, for one pick at a time. */
+  const scratch = new Float64Array(4)
   return make({
     name: "ShortestExpectedDelay",
     initial: () => new LatencyEstimates(tau, defaultRtt),
     select: ({ view, state, random, now }) => {
-      const delay = (c: Candidate) => state.estimate(c, now, true) * (c.health.inFlight + 1)
-      let best = view.leastLoaded(random())!
-      if (view.size > 1) {
-        let bestDelay = delay(best)
-        const consider = (c: Candidate) => {
-          const d = delay(c)
+      const size = view.size
+      // The best by expected delay wins among the workers whose last request
+      // did not fail; `fallback` is the best of the others. In a view of at
+      // most four: every worker, ties broken at random. In a larger one: four
+      // candidates, two drawn among the least loaded, two among all.
+      let best: Candidate | undefined
+      let bestDelay = Infinity
+      let fallback: Candidate | undefined
+      let fallbackDelay = Infinity
+      if (size <= 4) {
+        let ties = 0
+        for (let k = 0; k < size; k++) {
+          const c = view.at(k)
+          const d = state.delay(c, now)
+          if (state.suspect(c.id, now)) {
+            scratch[k] = Infinity
+            if (d < fallbackDelay) {
+              fallback = c
+              fallbackDelay = d
+            }
+            continue
+          }
+          scratch[k] = d
+          if (d < bestDelay) {
+            bestDelay = d
+            ties = 1
+          } else if (d === bestDelay) ties++
+        }
+        if (ties > 0) {
+          let nth = ties === 1 ? 0 : Math.floor(random() * ties)
+          for (let k = 0; k < size; k++) {
+            if (scratch[k] === bestDelay && nth-- === 0) return { worker: view.at(k).id, state }
+          }
+        }
+      } else {
+        for (let k = 0; k < 4; k++) {
+          const c = k < 2 ? view.leastLoaded(random())! : view.at(Math.floor(random() * size))
+          const d = state.delay(c, now)
+          if (state.suspect(c.id, now)) {
+            if (d < fallbackDelay) {
+              fallback = c
+              fallbackDelay = d
+            }
+          } else if (d < bestDelay) {
+            best = c
+            bestDelay = d
+          }
+        }
+      }
+      if (best !== undefined) return { worker: best.id, state }
+      // Every candidate drawn failed (a crash or a timeout) within τ: such a
+      // worker is a last resort. Look further for one that did not fail, by
+      // the same rule: every eligible worker of a small pool (ties broken
+      // uniformly at random), eight drawn at random in a large one.
+      if (size <= 8) {
+        let ties = 0
+        for (let i = 0; i < size; i++) {
+          const c = view.at(i)
+          if (state.suspect(c.id, now)) continue
+          const d = state.delay(c, now)
+          if (d < bestDelay) {
+            best = c
+            bestDelay = d
+            ties = 1
+          } else if (d === bestDelay && random() * ++ties < 1) {
+            best = c
+          }
+        }
+      } else {
+        for (let i = 0; i < 8; i++) {
+          const c = view.at(Math.floor(random() * size))
+          if (state.suspect(c.id, now)) continue
+          const d = state.delay(c, now)
           if (d < bestDelay) {
             best = c
             bestDelay = d
           }
         }
-        consider(view.leastLoaded(random())!)
-        const [a, b] = twoChoices(view, random)
-        consider(a)
-        consider(b)
       }
-      if (!state.suspect(best.id, now)) return { worker: best.id, state }
-      // A worker whose last request failed (a crash or a timeout) within τ
-      // is a last resort: look further for one that did not fail, and rather
-      // let the request wait for a busy worker that did not than send it there.
-      // At most eight of each are looked at, from a random start: all of
-      // them in a small pool, a bounded sample in a large one.
-      const eligible = view.size
-      const start = Math.floor(random() * eligible)
-      for (let i = 0; i < Math.min(eligible, 8); i++) {
-        const c = view.at((start + i) % eligible)
-        if (!state.suspect(c.id, now)) return { worker: c.id, state }
-      }
+      if (best !== undefined) return { worker: best.id, state }
+      // Rather than send it to a worker that failed, let the request wait
+      // for a healthy one that did not fail and is merely busy.
       const members = view.members.length
       const first = Math.floor(random() * members)
       for (let i = 0; i < Math.min(members, 8); i++) {
@@ -536,7 +592,7 @@ export const ShortestExpectedDelay = (options?: PeakEwmaOptions): DispatchPolicy
           return { worker: undefined, state }
         }
       }
-      return { worker: best.id, state }
+      return { worker: fallback!.id, state }
     },
     onResult: (state, result) => {
       state.record(result.worker, result.millis, result.now)

@@ -277,6 +277,9 @@ export const make = <Req, Resp, E = DomainError>(
         return undefined
       }
     })
+    // Requests run on their callers' fibers: when the incarnation is stopped,
+    // whatever it still holds fails here (the kind settles on its death).
+    yield* Effect.addFinalizer(() => Effect.sync(() => client.die(`${label} was stopped`)))
     yield* Effect.gen(function* () {
       const error = yield* Deferred.await(brokenPipe)
       // A dead child breaks the pipe: its exit, with its code, is the better reason.
@@ -357,7 +360,7 @@ export const make = <Req, Resp, E = DomainError>(
 
     yield* client.awaitReady(settings.startTimeout)
     yield* Effect.logDebug("subprocess ready").pipe(annotate)
-    const incarnation = { run: client.run, exited: client.exited, restartOnTimeout: true }
+    const incarnation = { run: client.run, exited: client.exited, restartOnTimeout: true, settlesOnDeath: true }
     return incarnation
   })
 

@@ -223,6 +223,9 @@ export const make = <Req, Resp, E = DomainError>(
         return undefined
       }
     })
+    // Requests run on their callers' fibers: when the incarnation is stopped,
+    // whatever it still holds fails here (the kind settles on its death).
+    yield* Effect.addFinalizer(() => Effect.sync(() => client.die(`${label} was stopped`)))
 
     // stderr: logged line by line, the last lines kept for the crash reason.
     const stderrLines = makeLogLines(settings.stderrMaxLineBytes)
@@ -276,7 +279,7 @@ export const make = <Req, Resp, E = DomainError>(
 
     yield* client.awaitReady(settings.startTimeout)
     yield* Effect.logDebug("thread ready").pipe(annotate)
-    const incarnation = { run: client.run, exited: client.exited, restartOnTimeout: true }
+    const incarnation = { run: client.run, exited: client.exited, restartOnTimeout: true, settlesOnDeath: true }
     return incarnation
   })
 

@@ -7,7 +7,7 @@
 
 import type { Scope } from "effect"
 import { Duration, Effect, Option, Schedule, Schema } from "effect"
-import * as internal from "./internal/worker.ts"
+import * as supervisor from "./internal/supervisor.ts"
 import { type DomainError, InvalidOptions, type RequestTimeout, type WorkerCrash } from "./WorkerError.ts"
 import type { WorkerHealth } from "./WorkerHealth.ts"
 import { WorkerId } from "./WorkerId.ts"
@@ -64,9 +64,9 @@ export interface Worker<in Req, out Resp, out E = DomainError> {
  *
  * | option              | default                       | meaning                                                        |
  * |---------------------|-------------------------------|----------------------------------------------------------------|
- * | `restart`           | {@link defaultRestartSchedule} | delay before each restart, stepped once per crash with the `WorkerCrash` as input; when it ends the worker is `Retired` |
- * | `maxRestarts`       | `5`                           | restart budget: at most this many restarts ...                 |
- * | `restartWindow`     | `"1 minute"`                  | ... within any window this long; beyond it the worker is `Retired` (`Infinity` restarts: no budget) |
+ * | `restart`           | {@link defaultRestartSchedule} | delay before each restart, stepped once per failure in a row with the `WorkerCrash` as input; if it ends, the worker is `Retired` |
+ * | `maxRestarts`       | `Infinity` (no budget)        | restart budget, for OTP-style giving up: at most this many restarts ... |
+ * | `restartWindow`     | `"1 minute"`                  | ... within any window this long; beyond it the worker is `Retired` |
  * | `resetBackoffAfter` | `"30 seconds"`                | an incarnation that stayed up this long resets the backoff to its first delay |
  * | `maxInFlight`       | the kind's `concurrency`, else `1` | how many requests a pool lets the worker hold at once (1: one request per worker, full isolation) |
  *
@@ -97,9 +97,12 @@ export interface WorkerOptions {
 
 /**
  * The default restart delay: exponential from 100 ms, doubling, capped at
- * 30 s, then jittered by ±20 % so that workers that crashed together do not
- * restart together. It never ends: the worker is restarted as often as it
- * crashes, ever more slowly.
+ * 10 s, then jittered by ±20 % so that workers that crashed together do not
+ * restart together. It never ends: a worker is restarted as often as it
+ * crashes. The schedule is stepped once per failure in a row (a failed start,
+ * or a crash before the incarnation answered any request) and starts over
+ * when an incarnation answers a request, so a worker that serves between
+ * crashes always restarts after about 100 ms.
  *
  * @example
  * ```ts
@@ -116,7 +119,7 @@ export interface WorkerOptions {
  * @category supervision
  */
 export const defaultRestartSchedule: Schedule.Schedule<Duration.Duration> = Schedule.exponential("100 millis").pipe(
-  Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.seconds(30)))),
+  Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.seconds(10)))),
   Schedule.jittered
 )
 
@@ -146,7 +149,7 @@ export const fromKind = <Req, Resp, E, R>(
 ): Effect.Effect<Worker<Req, Resp, E>, InvalidOptions, R | Scope.Scope> =>
   Effect.suspend(() => {
     const o = options ?? {}
-    const maxRestarts = o.maxRestarts ?? 5
+    const maxRestarts = o.maxRestarts ?? Infinity
     const maxInFlight = o.maxInFlight ?? kind.concurrency ?? 1
     const window = Duration.fromInput(o.restartWindow ?? "1 minute")
     const resetAfter = Duration.fromInput(o.resetBackoffAfter ?? "30 seconds")
@@ -162,7 +165,7 @@ export const fromKind = <Req, Resp, E, R>(
               ? `resetBackoffAfter is not a duration: ${String(o.resetBackoffAfter)}`
               : undefined
     if (invalid !== undefined) return Effect.fail(new InvalidOptions({ reason: invalid }))
-    return internal.make(id, kind, {
+    return supervisor.make(id, kind, {
       restart: {
         schedule: o.restart ?? defaultRestartSchedule,
         maxRestarts,

@@ -237,3 +237,35 @@ export class PoolShutdown extends Schema.TaggedError<PoolShutdown>()("PoolShutdo
     return this.reason
   }
 }
+
+/**
+ * The request waited in the pool's admission queue for longer than its queue
+ * timeout (`queueTimeout`, a pool option and a dispatch option) without a
+ * worker to take it. It never reached a worker, so it is safe to send again.
+ * Time spent running on a worker does not count: that is `RequestTimeout`'s.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import type { WorkerPool } from "effect-worker-pool"
+ *
+ * declare const pool: WorkerPool.WorkerPool<string, string>
+ *
+ * // Answer "unavailable" (say, an HTTP 503) after 2 s in the queue.
+ * const answer = pool
+ *   .dispatch("job", { queueTimeout: "2 seconds" })
+ *   .pipe(Effect.catchTag("QueueTimeout", (e) => Effect.succeed(`no worker within ${e.queueTimeoutMillis} ms`)))
+ * ```
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class QueueTimeout extends Schema.TaggedError<QueueTimeout>()("QueueTimeout", {
+  queueTimeoutMillis: Schema.Number,
+  waitedMillis: Schema.Number
+}) {
+  /** The reason, so that an unhandled error prints it. */
+  override get message(): string {
+    return `no worker took the request within its queue timeout of ${this.queueTimeoutMillis} ms`
+  }
+}

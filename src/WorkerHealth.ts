@@ -13,8 +13,8 @@ import { Schema } from "effect"
  * | `Starting`   | no                    | its kind is spawning it, or its initialiser is running                   |
  * | `Healthy`    | yes                   | it takes requests                                                        |
  * | `Ejected`    | one probe, when due   | it kept failing without dying: out of rotation until `ejectedUntil`, then one probe request decides |
- * | `Restarting` | no                    | it crashed; its supervisor starts it again when the backoff delay is over |
- * | `Retired`    | no                    | its restart budget or schedule is exhausted: it is never started again    |
+ * | `Restarting` | no                    | it crashed, or a start failed; its supervisor starts it again when the backoff delay is over |
+ * | `Retired`    | no                    | its restart budget or restart schedule (both opt-in) is exhausted: it is never started again |
  * | `Stopped`    | no                    | it was removed from its pool, or its pool or scope was closed             |
  *
  * ```text
@@ -24,7 +24,7 @@ import { Schema } from "effect"
  *    │   │ spawn failed    │  └─────────────────────────────────┘
  *    │   ▼                 │ crash (WorkerCrash, defect, exit)   │ crash
  *    └─ Restarting ◀───────┴────────────────────────────────────┘
- *          │ budget or schedule exhausted
+ *          │ budget or schedule exhausted (only when configured)
  *          ▼
  *       Retired            (any state) ── remove / shutdown ──▶ Stopped
  * ```
@@ -85,11 +85,20 @@ export type LastCrash = typeof LastCrash.Type
  *   `WorkerCrash` (a defect counts as a crash) or a `RequestTimeout`.
  * - `timeouts`: of the errored ones, those that ran past their timeout.
  * - `interrupted`: of those, the ones whose caller interrupted them.
+ * - `rejected`: requests that never reached the handler because they could
+ *   not be sent or decoded (`InvalidRequest`); they are not `completed`, not
+ *   `errored`, and say nothing about the worker's health.
  * - `crashes`: how many times the worker crashed (an incarnation died, or a
  *   start failed).
  * - `restarts`: how many times the supervisor started it again.
- * - `attempt`: restarts since the backoff last reset (it resets after the
- *   worker has stayed up for the reset period).
+ * - `attempt`: restarts since the backoff last reset. It resets when an
+ *   incarnation answered a request (a response or a domain error), or stayed
+ *   up for the reset period; so it counts failures in a row: failed starts,
+ *   and crashes before any answer.
+ * - `failedStarts`: starts that failed in a row, since an incarnation last
+ *   became ready. While it is above 0 the worker is not expected back soon:
+ *   a pool refuses requests at once when every worker it has is retired,
+ *   stopped, or failing to start.
  * - `consecutiveFailures`: crashes and timeouts of its requests since its
  *   last success (a domain error is a success for this count); drives
  *   ejection.
@@ -103,6 +112,8 @@ export type LastCrash = typeof LastCrash.Type
  *
  * So `completed - errored - interrupted` is the number of successes, and once
  * everything has settled `inFlight` is `0`.
+ *
+ * A `WorkerHealth` is a snapshot: reading it again gives the newer values.
  *
  * @example
  * ```ts
@@ -121,9 +132,11 @@ export const WorkerHealth = Schema.Struct({
   errored: Schema.Number,
   timeouts: Schema.Number,
   interrupted: Schema.Number,
+  rejected: Schema.Number,
   crashes: Schema.Number,
   restarts: Schema.Number,
   attempt: Schema.Number,
+  failedStarts: Schema.Number,
   consecutiveFailures: Schema.Number,
   ejections: Schema.Number,
   ejectedUntil: Schema.optional(Schema.Number),

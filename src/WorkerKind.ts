@@ -70,6 +70,15 @@ export interface Incarnation<Req, Resp, E> {
    * request's fiber is interrupted and the incarnation goes on.
    */
   readonly restartOnTimeout?: boolean | undefined
+  /**
+   * When `true`, `run` fails with `WorkerCrash` by itself once the
+   * incarnation is dead (the out-of-process kinds do: a dead child fails
+   * every request it held), so the worker runs every request on its caller's
+   * fiber. Otherwise a request that could be cut short by its incarnation's
+   * death (another request's crash, a stop) runs on a fiber of the
+   * incarnation, which its death interrupts.
+   */
+  readonly settlesOnDeath?: boolean | undefined
 }
 
 /**

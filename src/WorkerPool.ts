@@ -19,6 +19,7 @@ import {
   InvalidOptions,
   type PoolBusy,
   type PoolShutdown,
+  type QueueTimeout,
   type RequestTimeout,
   type UnknownWorkerId,
   type WorkerCrash
@@ -41,13 +42,16 @@ import { WorkerId } from "./WorkerId.ts"
  * @since 0.1.0
  * @category models
  */
-export type DispatchError<E> = E | WorkerCrash | RequestTimeout | PoolBusy | PoolShutdown
+export type DispatchError<E> = E | WorkerCrash | RequestTimeout | QueueTimeout | PoolBusy | PoolShutdown
 
 /**
  * Options of one dispatch.
  *
  * - `timeout`: how long the request may run on its worker (time spent in the
  *   queue does not count); overrides the pool's `timeout`.
+ * - `queueTimeout`: how long the request may wait in the admission queue for
+ *   a worker to take it, before it fails with `QueueTimeout`; overrides the
+ *   pool's `queueTimeout`.
  * - `idempotent`: the request may run twice; after a `WorkerCrash` it is
  *   tried again on another worker, within the pool's retry budget.
  *
@@ -55,7 +59,7 @@ export type DispatchError<E> = E | WorkerCrash | RequestTimeout | PoolBusy | Poo
  * ```ts
  * import type { WorkerPool } from "effect-worker-pool"
  *
- * const options: WorkerPool.DispatchOptions = { timeout: "5 seconds", idempotent: true }
+ * const options: WorkerPool.DispatchOptions = { timeout: "5 seconds", queueTimeout: "1 second", idempotent: true }
  * ```
  *
  * @since 0.1.0
@@ -63,6 +67,7 @@ export type DispatchError<E> = E | WorkerCrash | RequestTimeout | PoolBusy | Poo
  */
 export interface DispatchOptions {
   readonly timeout?: Duration.Input | undefined
+  readonly queueTimeout?: Duration.Input | undefined
   readonly idempotent?: boolean | undefined
 }
 
@@ -88,12 +93,15 @@ export type QueueStrategy = "suspend" | "fail" | "dropOldest"
  * A pool of workers.
  *
  * - `dispatch(request, options?)`: runs the request on a healthy worker with a
- *   free slot, picked by the policy; when every worker is busy the request
- *   waits in the admission queue and the next worker to free a slot takes it.
- *   Exactly one outcome: the response, the handler's domain error, or one of
- *   the pool's typed errors (see {@link DispatchError}). When no worker is up
- *   (the pool is empty, or every worker is restarting, retired or stopped)
- *   it fails at once with `WorkerCrash`; it never waits for nothing.
+ *   free slot, picked by the policy. When no worker can take it now (every
+ *   worker is busy, or restarting) the request waits in the admission queue,
+ *   and the next worker to free a slot or to come back takes it, within the
+ *   queue's `queueTimeout`. It is refused at once with `WorkerCrash` (a reason
+ *   that says no worker is available, and no `workerId`) only when no worker
+ *   can take it now or later: the pool is empty, or every worker is retired,
+ *   or failing to start. Exactly one outcome: the response, the handler's
+ *   domain error, or one of the pool's typed errors (see
+ *   {@link DispatchError}).
  * - `select`: the worker the policy picks now (advancing the policy's state,
  *   as a dispatch would), or `None` when no worker can take a request.
  * - `add(worker)`: the pool routes to it from now on and owns it: `remove`
@@ -210,6 +218,7 @@ export interface RetryOptions {
  * | `policy`        | `DispatchPolicy.ShortestExpectedDelay()` | how a worker is picked                               |
  * | `size`, `worker`| none: the pool starts empty    | start with `size` workers, ids `0` to `size - 1`, each made by `worker(id)`; give both or neither |
  * | `timeout`       | none                           | how long a request may run on its worker (queue time excluded) |
+ * | `queueTimeout`  | `"30 seconds"`                 | how long a request may wait in the queue for a worker, then `QueueTimeout` (`Infinity`: no bound) |
  * | `queueCapacity` | `1024`                         | requests that may wait for a free worker                       |
  * | `queueStrategy` | `"suspend"`                    | what a full queue does: see {@link QueueStrategy}              |
  * | `ejection`      | on, see {@link EjectionOptions}| `false` turns passive ejection off                             |
@@ -239,6 +248,7 @@ export interface Options<Req, Resp, E, WE, R> {
   readonly size?: number | undefined
   readonly worker?: ((id: WorkerId) => Effect.Effect<Worker<Req, Resp, E>, WE, R | Scope.Scope>) | undefined
   readonly timeout?: Duration.Input | undefined
+  readonly queueTimeout?: Duration.Input | undefined
   readonly queueCapacity?: number | undefined
   readonly queueStrategy?: QueueStrategy | undefined
   readonly ejection?: EjectionOptions | false | undefined
@@ -271,6 +281,8 @@ const configure = (options: Options<any, any, any, any, any>): engine.PoolConfig
       return `queueStrategy must be "suspend", "fail" or "dropOldest", got ${String(queueStrategy)}`
     }
     const timeout = duration("timeout", options.timeout, undefined)
+    const queueTimeout = Duration.toMillis(duration("queueTimeout", options.queueTimeout, "30 seconds")!)
+    if (!(queueTimeout >= 0)) return `queueTimeout must not be negative, got ${String(options.queueTimeout)}`
     let ejection: engine.PoolConfig["ejection"]
     if (options.ejection !== false) {
       const o = options.ejection ?? {}
@@ -300,6 +312,7 @@ const configure = (options: Options<any, any, any, any, any>): engine.PoolConfig
     return {
       policy: policy ?? ShortestExpectedDelay(),
       timeout,
+      queueTimeoutMillis: queueTimeout,
       queueCapacity,
       queueStrategy,
       ejection,

@@ -47,6 +47,7 @@ export {
   InvalidOptions,
   PoolBusy,
   PoolShutdown,
+  QueueTimeout,
   RequestTimeout,
   UnknownWorkerId,
   WorkerCrash

@@ -67,7 +67,7 @@ const runToSummary = async (...args: ReadonlyArray<string>): Promise<{ stdout: s
   return { stdout: run.stdout, summary }
 }
 
-describe("demo", { timeout: 30_000 }, () => {
+describe("demo", { timeout: 60_000 }, () => {
   it("runs under load with crashes and loses no request", async () => {
     const { stdout } = await runToSummary("--duration", "1", "--crash-rate", "0.05", "--workers", "3")
     // Not a terminal: the table is printed once, at the end, with no cursor movement.

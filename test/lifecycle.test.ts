@@ -28,9 +28,21 @@ const jobHandler = (job: Job) =>
 const stateOf = (worker: Worker.Worker<any, any, any>) => Effect.map(worker.health, (h) => h.state)
 
 describe("restart budget", () => {
-  it.effect("by default a worker is retired at its 6th crash within a minute, and says why", () =>
+  it.effect("by default a worker is never retired: it is restarted after every crash", () =>
     Effect.gen(function* () {
       const worker = yield* Worker.make(WorkerId.make(0), T.handler)
+      for (let restart = 1; restart <= 50; restart++) {
+        yield* Effect.flip(worker.dispatch(T.crash))
+        yield* TestClock.adjust("15 seconds") // longer than the longest delay
+        const h = yield* worker.health
+        assert.deepStrictEqual([h.state, h.restarts], ["Healthy", restart])
+      }
+    })
+  )
+
+  it.effect("a budget of 5 restarts a minute retires a worker at its 6th crash, and says why", () =>
+    Effect.gen(function* () {
+      const worker = yield* Worker.make(WorkerId.make(0), T.handler, { maxRestarts: 5 })
       for (let restart = 1; restart <= 5; restart++) {
         yield* Effect.flip(worker.dispatch(T.crash))
         yield* TestClock.adjust("5 seconds") // longer than any of the first delays
@@ -94,6 +106,55 @@ describe("restart budget", () => {
     })
   )
 
+  it.effect(
+    "an incarnation that answered a request restarts after the first delay: a poison request costs one short restart",
+    () =>
+      Effect.gen(function* () {
+        const worker = yield* Worker.make(WorkerId.make(0), T.handler, { restart: Schedule.exponential("100 millis") })
+        /** Crashes the worker, then returns how long it took to be back. */
+        const restartDelay = Effect.gen(function* () {
+          yield* Effect.flip(worker.dispatch(T.crash))
+          let waited = 0
+          while ((yield* stateOf(worker)) !== "Healthy") {
+            yield* TestClock.adjust("50 millis")
+            waited += 50
+          }
+          return waited
+        })
+        // Crashes in a row, with nothing answered in between: the delay grows.
+        assert.deepStrictEqual([yield* restartDelay, yield* restartDelay, yield* restartDelay], [100, 200, 400])
+        // An answer in between (a response, or a domain error): back to the first delay.
+        assert.strictEqual(yield* worker.dispatch(T.ok(1)), 1)
+        assert.strictEqual(yield* restartDelay, 100)
+        yield* Effect.flip(worker.dispatch(T.domain))
+        assert.strictEqual(yield* restartDelay, 100)
+        assert.strictEqual((yield* worker.health).attempt, 1)
+      })
+  )
+
+  it.effect("a worker that can never start is retried ever more slowly, never in a storm, and never retired", () =>
+    Effect.gen(function* () {
+      let starts = 0
+      const worker = yield* Worker.makeScoped(
+        WorkerId.make(0),
+        Effect.suspend(() => {
+          starts++
+          return Effect.fail("cannot load the model")
+        })
+      )
+      const h0 = yield* worker.health
+      assert.deepStrictEqual([h0.state, h0.failedStarts], ["Restarting", 1])
+      yield* TestClock.adjust("3 seconds")
+      assert.isAtMost(starts, 8, "at most 8 starts in the first 3 s")
+      yield* TestClock.adjust("10 minutes")
+      const h = yield* worker.health
+      assert.strictEqual(h.state, "Restarting")
+      assert.strictEqual(h.failedStarts, starts)
+      // Capped at 10 s (+20 % jitter): 10 minutes hold at least 50 more starts.
+      assert.isAtLeast(starts, 50)
+    })
+  )
+
   it.effect("a pool whose workers are all retired fails at once and says why", () =>
     Effect.gen(function* () {
       const pool = yield* WorkerPool.make({
@@ -107,7 +168,7 @@ describe("restart budget", () => {
         refused,
         new WorkerCrash({
           reason:
-            "no worker available: none of the 2 workers is healthy (2 Retired (its restart budget is exhausted: 0 restarts within 1m))"
+            "no worker available: none of the 2 workers can take a request or is coming back (2 Retired (its restart budget is exhausted: 0 restarts within 1m))"
         })
       )
     })
@@ -347,9 +408,10 @@ describe("pool defaults", () => {
         assert.isUndefined(closing.pollUnsafe(), "still draining")
         yield* TestClock.adjust("1 milli")
         yield* Fiber.join(closing)
-        for (const fiber of [...running, ...queued]) {
-          assert.instanceOf(T.errorOf(yield* Fiber.await(fiber)), PoolShutdown)
-        }
+        // The running ones run on their callers' fibers (one slot, no
+        // timeout): the deadline cuts them with those fibers.
+        for (const fiber of running) assert.isTrue(Exit.hasInterrupts(yield* Fiber.await(fiber)))
+        for (const fiber of queued) assert.instanceOf(T.errorOf(yield* Fiber.await(fiber)), PoolShutdown)
       })
   )
 })

@@ -13,9 +13,11 @@ const healthOf = (inFlight: number, oldestInFlightSince?: number): WorkerHealth 
   errored: 0,
   timeouts: 0,
   interrupted: 0,
+  rejected: 0,
   crashes: 0,
   restarts: 0,
   attempt: 0,
+  failedStarts: 0,
   consecutiveFailures: 0,
   ejections: 0,
   ...(oldestInFlightSince === undefined ? {} : { oldestInFlightSince })

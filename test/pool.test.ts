@@ -60,17 +60,36 @@ describe("WorkerPool routing", () => {
     })
   )
 
-  it.effect("a fully crashed pool fails at once with a reason, and never waits", () =>
+  it.effect("a request that finds every worker restarting waits for the first one back", () =>
     Effect.gen(function* () {
       const pool = yield* makePool(2)
       yield* Effect.flip(pool.dispatch(T.crash))
       yield* Effect.flip(pool.dispatch(T.crash))
+      assert.isTrue(Option.isNone(yield* pool.select))
+      const waiting = yield* Effect.forkChild(pool.dispatch(T.ok(1)))
+      yield* Effect.yieldNow
+      assert.strictEqual(yield* pool.queued, 1)
+      assert.isUndefined(waiting.pollUnsafe(), "it waits rather than fail")
+      yield* TestClock.adjust("1 second")
+      assert.strictEqual(yield* Fiber.join(waiting), 1)
+      assert.strictEqual(yield* pool.queued, 0)
+    })
+  )
+
+  it.effect("a pool whose every worker fails to start refuses at once, and says why", () =>
+    Effect.gen(function* () {
+      const pool = yield* WorkerPool.make({
+        size: 2,
+        worker: (id) => Worker.makeScoped(id, Effect.fail("no model file"), restart)
+      })
       const refused = yield* Effect.flip(pool.dispatch(T.ok(1)))
       assert.deepStrictEqual(
         refused,
-        new WorkerCrash({ reason: "no worker available: none of the 2 workers is healthy (2 Restarting)" })
+        new WorkerCrash({
+          reason:
+            "no worker available: none of the 2 workers can take a request or is coming back (2 failing to start (start failed: no model file))"
+        })
       )
-      assert.isTrue(Option.isNone(yield* pool.select))
     })
   )
 
@@ -139,9 +158,32 @@ describe("WorkerPool membership", () => {
     })
   )
 
-  it.effect("remove fails the requests the worker still holds", () =>
+  it.effect("remove takes a worker out at once; one running a request on its caller's fiber stops when it ends", () =>
     Effect.gen(function* () {
       const pool = yield* makePool(1)
+      const removed = Option.getOrThrow(yield* pool.select)
+      const gate = yield* Deferred.make<number>()
+      const running = yield* Effect.forkChild(pool.dispatch(T.wait(gate)))
+      yield* Effect.yieldNow
+      assert.strictEqual((yield* removed.health).inFlight, 1)
+      yield* pool.remove(WorkerId.make(0))
+      assert.strictEqual(yield* pool.size, 0, "it leaves the pool at once")
+      assert.strictEqual(
+        T.reasonOf(yield* Effect.flip(pool.dispatch(T.ok(1)))),
+        "no worker available: the pool is empty"
+      )
+      const leaving = yield* removed.health
+      assert.deepStrictEqual([leaving.state, leaving.inFlight], ["Stopped", 1], "its request runs on")
+      yield* Deferred.succeed(gate, 7)
+      assert.strictEqual(yield* Fiber.join(running), 7)
+      yield* Effect.yieldNow
+      assert.deepStrictEqual([(yield* removed.health).state, (yield* removed.health).completed], ["Stopped", 1])
+    })
+  )
+
+  it.effect("remove fails the requests a worker holding several at once still runs", () =>
+    Effect.gen(function* () {
+      const pool = yield* makePool(1, DispatchPolicy.RoundRobin, 2)
       const gate = yield* Deferred.make<number>()
       const waiting = yield* Effect.forkChild(pool.dispatch(T.wait(gate)))
       yield* Effect.yieldNow
@@ -155,10 +197,6 @@ describe("WorkerPool membership", () => {
             workerId: WorkerId.make(0)
           })
         )
-      )
-      assert.strictEqual(
-        T.reasonOf(yield* Effect.flip(pool.dispatch(T.ok(1)))),
-        "no worker available: the pool is empty"
       )
     })
   )

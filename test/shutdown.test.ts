@@ -4,9 +4,17 @@
  * of health changes.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, Schedule, Scope, Stream } from "effect"
+import { Deferred, type Duration, Effect, Exit, Fiber, Schedule, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
-import { DispatchPolicy, PoolShutdown, Worker, WorkerId, WorkerPool } from "effect-worker-pool"
+import {
+  DispatchPolicy,
+  type DomainError,
+  type InvalidOptions,
+  PoolShutdown,
+  Worker,
+  WorkerId,
+  WorkerPool
+} from "effect-worker-pool"
 import * as T from "./support.ts"
 
 describe("shutdown", () => {
@@ -48,64 +56,21 @@ describe("shutdown", () => {
   )
 
   it.effect("after the deadline, queued and running requests fail with PoolShutdown and no fiber is left", () =>
-    Effect.gen(function* () {
-      const fibers = yield* T.countFibers
-      const released: Array<number> = []
-      const scope = yield* Scope.make()
-      const gate = yield* Deferred.make<number>()
-      const { pool, admitted } = yield* fibers.track(
-        Effect.gen(function* () {
-          const pool = yield* WorkerPool.make({
-            policy: DispatchPolicy.RoundRobin,
-            size: 2,
-            drain: "5 seconds",
-            worker: (id) =>
-              Worker.makeScoped(
-                id,
-                Effect.as(
-                  Effect.addFinalizer(() => Effect.sync(() => released.push(id))),
-                  T.handler
-                ),
-                { restart: Schedule.spaced("1 second") }
-              )
-          }).pipe(Scope.provide(scope))
-          // Worker 1 is added by hand: the pool owns it too.
-          yield* pool.add(yield* Worker.make(WorkerId.make(9), T.handler))
-          const admitted = yield* Effect.forEach([1, 2, 3, 4], () => Effect.forkChild(pool.dispatch(T.wait(gate))))
-          yield* Effect.yieldNow
-          return { pool, admitted }
-        })
-      )
-      assert.strictEqual(yield* pool.queued, 1)
-      const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
-      yield* TestClock.adjust("5 seconds")
-      yield* Fiber.join(closing)
-      const outcomes = yield* Effect.forEach(admitted, (fiber) => Effect.map(Fiber.await(fiber), T.errorOf))
-      assert.deepStrictEqual(outcomes, [
-        new PoolShutdown({ reason: "the pool shut down before the request finished" }),
-        new PoolShutdown({ reason: "the pool shut down before the request finished" }),
-        new PoolShutdown({ reason: "the pool shut down before the request finished" }),
-        new PoolShutdown({ reason: "the pool shut down before the request started" })
-      ])
-      assert.strictEqual(fibers.active(), 0)
+    afterTheDeadline({ timeout: "1 hour" }, (exit) =>
       assert.deepStrictEqual(
-        released.toSorted((a, b) => a - b),
-        [0, 1]
+        T.errorOf(exit),
+        new PoolShutdown({ reason: "the pool shut down before the request finished" })
       )
-      const health = yield* pool.health
-      assert.deepStrictEqual(
-        health.map(([id, h]) => [id, h.state, h.inFlight, h.interrupted]),
-        [
-          [0, "Stopped", 0, 0],
-          [1, "Stopped", 0, 0],
-          [9, "Stopped", 0, 0]
-        ]
-      )
-      assert.strictEqual(
-        health.reduce((n, [, h]) => n + h.errored, 0),
-        3
-      )
-    })
+    )
+  )
+
+  it.effect(
+    "after the deadline, a request running on its caller's fiber (one slot, no timeout) is cut with that fiber",
+    () =>
+      afterTheDeadline({}, (exit) => {
+        assert.isTrue(Exit.hasInterrupts(exit))
+        assert.isUndefined(T.errorOf(exit))
+      })
   )
 
   it.effect("an idle pool closes at once", () =>
@@ -116,6 +81,78 @@ describe("shutdown", () => {
     })
   )
 })
+
+/**
+ * Four requests on three workers (two made by the pool, one added by hand),
+ * the pool closed, the drain deadline passed: the queued one fails with
+ * `PoolShutdown`, each running one as `cut` checks, every resource is
+ * released and no fiber is left.
+ */
+const afterTheDeadline = (
+  options: { readonly timeout?: Duration.Input | undefined },
+  cut: (exit: Exit.Exit<number, WorkerPool.DispatchError<DomainError>>) => void
+) =>
+  Effect.gen(function* () {
+    const fibers = yield* T.countFibers
+    const released: Array<number> = []
+    const scope = yield* Scope.make()
+    const gate = yield* Deferred.make<number>()
+    const { pool, admitted } = yield* fibers.track(
+      Effect.gen(function* () {
+        const pool = yield* WorkerPool.make<T.Behaviour, number, DomainError, InvalidOptions>({
+          policy: DispatchPolicy.RoundRobin,
+          size: 2,
+          drain: "5 seconds",
+          ...options,
+          worker: (id) =>
+            Worker.makeScoped(
+              id,
+              Effect.as(
+                Effect.addFinalizer(() => Effect.sync(() => released.push(id))),
+                T.handler
+              ),
+              { restart: Schedule.spaced("1 second") }
+            )
+        }).pipe(Scope.provide(scope))
+        // Worker 1 is added by hand: the pool owns it too.
+        yield* pool.add(yield* Worker.make(WorkerId.make(9), T.handler))
+        const admitted = yield* Effect.forEach([1, 2, 3, 4], () => Effect.forkChild(pool.dispatch(T.wait(gate))))
+        yield* Effect.yieldNow
+        return { pool, admitted }
+      })
+    )
+    assert.strictEqual(yield* pool.queued, 1)
+    const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
+    yield* TestClock.adjust("5 seconds")
+    yield* Fiber.join(closing)
+    const exits = yield* Effect.forEach(admitted, Fiber.await)
+    for (const exit of exits.slice(0, 3)) cut(exit)
+    assert.deepStrictEqual(
+      T.errorOf(exits[3]!),
+      new PoolShutdown({ reason: "the pool shut down before the request started" })
+    )
+    assert.strictEqual(fibers.active(), 0)
+    assert.deepStrictEqual(
+      released.toSorted((a, b) => a - b),
+      [0, 1]
+    )
+    const health = yield* pool.health
+    assert.deepStrictEqual(
+      health.map(([id, h]) => [id, h.state, h.inFlight, h.completed]),
+      [
+        [0, "Stopped", 0, 1],
+        [1, "Stopped", 0, 1],
+        [9, "Stopped", 0, 1]
+      ]
+    )
+    // Cut by the pool, they count as errored; cut with their callers' fibers, as interrupted.
+    const errored = health.reduce((n, [, h]) => n + h.errored, 0)
+    const interrupted = health.reduce((n, [, h]) => n + h.interrupted, 0)
+    assert.deepStrictEqual(
+      [errored, interrupted],
+      exits.slice(0, 3).every((exit) => Exit.hasInterrupts(exit)) ? [0, 3] : [3, 0]
+    )
+  })
 
 describe("health changes", () => {
   it.effect("a stream follows every change of state: crash, restart attempt, start, stop", () =>

@@ -80,7 +80,11 @@ describe("Subprocess workers", { timeout: 30_000, concurrent: true }, () => {
             /^the request is at least \d+ bytes on the wire, over the limit of 1024 \(maxLineBytes\)$/
           )
           const health = yield* worker.health
-          assert.deepStrictEqual([health.state, health.crashes, health.errored, health.inFlight], ["Healthy", 0, 1, 0])
+          // It never reached the handler: rejected, neither completed nor errored.
+          assert.deepStrictEqual(
+            [health.state, health.crashes, health.completed, health.errored, health.rejected, health.inFlight],
+            ["Healthy", 0, 40, 0, 1, 0]
+          )
           assert.strictEqual((yield* worker.dispatch({ _tag: "Echo", value: 1 })).pid, answers[0]!.pid)
         })
       )

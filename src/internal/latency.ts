@@ -13,8 +13,10 @@ interface Ewma {
 }
 
 export class LatencyEstimates {
-  private readonly entries = new Map<number, Ewma>()
-  /** Sum of the stored estimates, for their average. */
+  /** By worker id (ids are small integers): an array, no hashing on the hot path. */
+  private readonly entries: Array<Ewma | undefined> = []
+  /** How many workers have an estimate, and the sum of the estimates, for their average. */
+  private measured = 0
   private total = 0
 
   private readonly tauMillis: number
@@ -25,11 +27,20 @@ export class LatencyEstimates {
     this.defaultMillis = defaultMillis
   }
 
+  /** `exp(-Δt / τ)`, the weight of the past after `Δt` ms. */
+  private decay(elapsed: number): number {
+    if (elapsed <= 0) return 1
+    const x = elapsed / this.tauMillis
+    // Requests microseconds apart: the series is exact to 1e-10 and far cheaper.
+    return x < 1e-3 ? 1 - x + (x * x) / 2 : Math.exp(-x)
+  }
+
   /** Records that a request on `worker` took `millis`, at `now`. */
   record(worker: number, millis: number, now: number): void {
-    const ewma = this.entries.get(worker)
+    const ewma = this.entries[worker]
     if (ewma === undefined) {
-      this.entries.set(worker, { cost: millis, stamp: now })
+      this.entries[worker] = { cost: millis, stamp: now }
+      this.measured++
       this.total += millis
       return
     }
@@ -37,7 +48,7 @@ export class LatencyEstimates {
     if (millis > ewma.cost) {
       ewma.cost = millis
     } else {
-      const w = Math.exp(-Math.max(0, now - ewma.stamp) / this.tauMillis)
+      const w = this.decay(now - ewma.stamp)
       ewma.cost = ewma.cost * w + millis * (1 - w)
     }
     ewma.stamp = now
@@ -50,18 +61,19 @@ export class LatencyEstimates {
   /** Records whether the last request of `worker` failed. */
   mark(worker: number, failed: boolean, now: number): void {
     if (failed) this.failedAt.set(worker, now)
-    else this.failedAt.delete(worker)
+    else if (this.failedAt.size > 0) this.failedAt.delete(worker)
   }
 
   /** Whether the last request of `worker` failed less than τ ago. */
   suspect(worker: number, now: number): boolean {
+    if (this.failedAt.size === 0) return false
     const at = this.failedAt.get(worker)
     return at !== undefined && now - at < this.tauMillis
   }
 
   /** The stored estimate of `worker`, before decay (for tests). */
   stored(worker: number): number | undefined {
-    return this.entries.get(worker)?.cost
+    return this.entries[worker]?.cost
   }
 
   /**
@@ -70,14 +82,19 @@ export class LatencyEstimates {
    * else the default), floored by the age of its oldest request in flight.
    */
   estimate(candidate: Candidate, now: number, average: boolean): number {
-    const ewma = this.entries.get(candidate.id)
+    const ewma = this.entries[candidate.id]
     const decayed =
       ewma === undefined
-        ? average && this.entries.size > 0
-          ? this.total / this.entries.size
+        ? average && this.measured > 0
+          ? this.total / this.measured
           : this.defaultMillis
-        : ewma.cost * Math.exp(-Math.max(0, now - ewma.stamp) / this.tauMillis)
+        : ewma.cost * this.decay(now - ewma.stamp)
     const oldest = candidate.health.oldestInFlightSince
     return Math.max(decayed, oldest === undefined ? 0 : now - oldest)
+  }
+
+  /** The delay a request should expect on `candidate`: its estimate (never measured: the average) × (in flight + 1). */
+  delay(candidate: Candidate, now: number): number {
+    return this.estimate(candidate, now, true) * (candidate.health.inFlight + 1)
   }
 }

@@ -1,7 +1,9 @@
 /**
- * When to restart a crashed worker: the backoff schedule, reset after a
- * healthy period (as Akka does), and the restart budget (at most `maxRestarts`
- * within `window`, as Erlang/OTP supervisors do).
+ * When to restart a crashed worker: the backoff schedule, stepped once per
+ * failure in a row and reset by an incarnation that answered a request or
+ * stayed up long enough (as Akka resets after a healthy period), and an
+ * optional restart budget (at most `maxRestarts` within `window`, as
+ * Erlang/OTP supervisors do; none by default).
  */
 import { Duration, Effect, Exit, Schedule } from "effect"
 import type { WorkerCrash } from "../WorkerError.ts"
@@ -22,7 +24,10 @@ export type RestartDecision =
 /**
  * Tracks one worker's restarts. `started` marks the moment an incarnation came
  * up; `next` decides, at a crash, between a restart after a delay and
- * retirement.
+ * retirement. `served` says whether the incarnation that ended answered a
+ * request: if it did, the crash is not one more failure in a row and the
+ * backoff starts over at its first delay, so a poison request costs one short
+ * restart, not an ever longer one.
  */
 export const restartTracker = Effect.fnUntraced(function* (policy: RestartPolicy) {
   const windowMillis = Duration.toMillis(policy.window)
@@ -39,11 +44,11 @@ export const restartTracker = Effect.fnUntraced(function* (policy: RestartPolicy
     })
   )
 
-  const next = (crash: WorkerCrash): Effect.Effect<RestartDecision> =>
+  const next = (crash: WorkerCrash, served: boolean): Effect.Effect<RestartDecision> =>
     Effect.clockWith((clock) =>
       Effect.gen(function* () {
         const now = clock.currentTimeMillisUnsafe()
-        if (upSince !== undefined && now - upSince >= resetMillis) {
+        if (served || (upSince !== undefined && now - upSince >= resetMillis)) {
           step = yield* Schedule.toStep(policy.schedule)
           attempt = 0
         }
@@ -59,7 +64,7 @@ export const restartTracker = Effect.fnUntraced(function* (policy: RestartPolicy
             because: `its restart budget is exhausted: ${policy.maxRestarts} restarts within ${Duration.format(policy.window)}`
           } as const
         }
-        restartTimes.push(at)
+        if (Number.isFinite(policy.maxRestarts)) restartTimes.push(at)
         attempt++
         return { _tag: "Restart", delay, attempt } as const
       })

@@ -44,36 +44,43 @@ class Bitset {
   }
 }
 
-/** A set with O(1) insertion, removal and access by position. */
-class IndexedSet<A> {
-  readonly items: Array<A> = []
-  private readonly positions = new Map<A, number>()
+/**
+ * A set of ranks (small integers) with O(1) insertion, removal and access by
+ * position: positions are kept in an array indexed by rank, no hashing.
+ */
+class IndexedSet {
+  readonly items: Array<number> = []
+  private positions: Int32Array
+
+  constructor(capacity: number) {
+    this.positions = new Int32Array(Math.max(1, capacity)).fill(-1)
+  }
 
   get size() {
     return this.items.length
   }
 
-  add(item: A) {
-    if (this.positions.has(item)) return
-    this.positions.set(item, this.items.length)
-    this.items.push(item)
+  add(rank: number) {
+    if (this.positions[rank] !== -1) return
+    this.positions[rank] = this.items.length
+    this.items.push(rank)
   }
 
-  delete(item: A) {
-    const at = this.positions.get(item)
-    if (at === undefined) return
+  delete(rank: number) {
+    const at = this.positions[rank]!
+    if (at === -1) return
     const last = this.items.pop()!
-    if (last !== item) {
+    if (last !== rank) {
       this.items[at] = last
-      this.positions.set(last, at)
+      this.positions[last] = at
     }
-    this.positions.delete(item)
+    this.positions[rank] = -1
   }
 }
 
 interface Bucket {
   readonly bits: Bitset
-  readonly set: IndexedSet<number>
+  readonly set: IndexedSet
 }
 
 /** One member as the roster sees it; its health is kept current by `update`. */
@@ -84,12 +91,16 @@ export interface RosterEntry extends Candidate {
 
 export class Roster implements WorkerView {
   private entries: Array<RosterEntry> = []
-  private byId = new Map<number, RosterEntry>()
+  /** By worker id (ids are small integers): an array, no hashing on the hot path. */
+  private byId: Array<RosterEntry | undefined> = []
   /** Per rank: its load while eligible, or -1. */
   private loads: Array<number> = []
   private eligibleBits = new Bitset(0)
-  private eligibleSet = new IndexedSet<number>()
-  private buckets = new Map<number, Bucket>()
+  private eligibleSet = new IndexedSet(0)
+  /** Per load, the eligible workers at that load (a bucket is kept once made). */
+  private buckets: Array<Bucket | undefined> = []
+  /** Per load, how many eligible workers are at that load. */
+  private counts: Array<number> = []
   private minLoad = Infinity
 
   /** Every member of the pool, healthy or not, sorted by id. */
@@ -107,17 +118,21 @@ export class Roster implements WorkerView {
       maxInFlight: entry.maxInFlight,
       rank
     }))
-    this.byId = new Map(this.entries.map((entry) => [entry.id, entry]))
+    this.byId = []
+    for (const entry of this.entries) this.byId[entry.id] = entry
     this.loads = this.entries.map(() => -1)
     this.eligibleBits = new Bitset(this.entries.length)
-    this.eligibleSet = new IndexedSet()
-    this.buckets = new Map()
+    this.eligibleSet = new IndexedSet(this.entries.length)
+    this.buckets = []
+    this.counts = []
     this.minLoad = Infinity
     this.membersVersion++
   }
 
-  rankOf(id: WorkerId): number | undefined {
-    return this.byId.get(id)?.rank
+  /** The rank of worker `id` if it is eligible, else -1. */
+  eligibleRank(id: WorkerId): number {
+    const entry = this.byId[id]
+    return entry !== undefined && this.loads[entry.rank] !== -1 ? entry.rank : -1
   }
 
   /** Records the health of the member at `rank`: whether it is eligible, and at what load. */
@@ -129,13 +144,10 @@ export class Roster implements WorkerView {
     const next = eligible ? load : -1
     if (previous === next) return
     if (previous !== -1) {
-      const bucket = this.buckets.get(previous)!
+      const bucket = this.buckets[previous]!
       bucket.bits.delete(rank)
       bucket.set.delete(rank)
-      if (bucket.set.size === 0) {
-        this.buckets.delete(previous)
-        if (previous === this.minLoad) this.minLoad = this.lowestLoad()
-      }
+      if (--this.counts[previous]! === 0 && previous === this.minLoad) this.minLoad = this.lowestLoad(previous)
     }
     if (next === -1) {
       this.eligibleBits.delete(rank)
@@ -143,22 +155,25 @@ export class Roster implements WorkerView {
     } else {
       this.eligibleBits.add(rank)
       this.eligibleSet.add(rank)
-      let bucket = this.buckets.get(next)
+      let bucket = this.buckets[next]
       if (bucket === undefined) {
-        bucket = { bits: new Bitset(this.entries.length), set: new IndexedSet() }
-        this.buckets.set(next, bucket)
+        bucket = { bits: new Bitset(this.entries.length), set: new IndexedSet(this.entries.length) }
+        this.buckets[next] = bucket
+        this.counts[next] = 0
       }
       bucket.bits.add(rank)
       bucket.set.add(rank)
+      this.counts[next]!++
       if (next < this.minLoad) this.minLoad = next
     }
     this.loads[rank] = next
   }
 
-  private lowestLoad(): number {
-    let lowest = Infinity
-    for (const load of this.buckets.keys()) if (load < lowest) lowest = load
-    return lowest
+  /** The lowest load above `from` with an eligible worker, or Infinity. */
+  private lowestLoad(from: number): number {
+    const counts = this.counts
+    for (let load = from + 1; load < counts.length; load++) if (counts[load]! > 0) return load
+    return Infinity
   }
 
   // --- WorkerView ------------------------------------------------------------
@@ -172,13 +187,13 @@ export class Roster implements WorkerView {
   }
 
   has(id: WorkerId): boolean {
-    const entry = this.byId.get(id)
+    const entry = this.byId[id]
     return entry !== undefined && this.loads[entry.rank] !== -1
   }
 
   next(after: number): Candidate | undefined {
     // The first eligible rank whose id is greater than `after`, wrapping.
-    const known = this.byId.get(after)
+    const known = after >= 0 ? this.byId[after] : undefined
     let low = known === undefined ? 0 : known.rank + 1
     if (known === undefined) {
       let high = this.entries.length
@@ -194,8 +209,8 @@ export class Roster implements WorkerView {
   }
 
   leastLoaded(random?: number): Candidate | undefined {
-    const bucket = this.buckets.get(this.minLoad)
-    if (bucket === undefined) return undefined
+    if (this.minLoad === Infinity) return undefined
+    const bucket = this.buckets[this.minLoad]!
     if (random === undefined) return this.entries[bucket.bits.next(0)]
     return this.entries[bucket.set.items[Math.floor(random * bucket.set.size)]!]
   }

@@ -1,139 +1,114 @@
 /**
- * One supervised worker, for every kind: the counters, the classification of
- * outcomes, and the restart loop.
+ * One supervised worker, for every kind: its slots, how a request runs on it
+ * and is counted, and its supervisor.
  *
  * Life of a worker: the supervisor fiber spawns an incarnation in a scope of
- * its own, waits until it dies, closes that scope (interrupting the requests
- * still on it, then releasing its resources), waits out the restart delay and
- * starts over, within its restart budget. Requests run on fibers that belong
- * to the incarnation, so its death reaches every request it holds.
+ * its own, waits until it ends, closes that scope (stopping the requests still
+ * on it, then releasing its resources), waits out the restart delay and
+ * starts over (see `supervisor.ts`).
+ *
+ * A request runs on its caller's fiber whenever nothing would need to cut it
+ * short from outside: on the out-of-process kinds (a dead child fails its
+ * requests by itself), and on an in-process worker with one slot (it has no
+ * other request whose crash could tear it down). Otherwise (a timeout, or an
+ * in-process worker holding several requests at once) it runs on a fiber of
+ * its incarnation, so that the incarnation's death interrupts it.
+ *
+ * The pool learns what a request did from the outcome handed to `onSettled`,
+ * and of every change of the worker's state through its `listener`.
  */
-import {
-  Cause,
-  Clock,
-  Context,
-  Deferred,
-  Duration,
-  Effect,
-  Exit,
-  Fiber,
-  FiberSet,
-  MutableRef,
-  Ref,
-  Scope
-} from "effect"
-import type { Worker } from "../Worker.ts"
+import { Cause, Deferred, Duration, Effect, Exit, Fiber, FiberSet } from "effect"
+import { InvalidRequest } from "../WireError.ts"
 import { RequestTimeout, WorkerCrash } from "../WorkerError.ts"
-import type { WorkerHealth, WorkerState } from "../WorkerHealth.ts"
 import type { WorkerId } from "../WorkerId.ts"
-import type { Incarnation, WorkerKind } from "../WorkerKind.ts"
-import { describe, spawnFailure } from "./describe.ts"
-import { type RestartDecision, type RestartPolicy, restartTracker } from "./restart.ts"
+import type { Incarnation } from "../WorkerKind.ts"
+import { describe } from "./describe.ts"
+import { HealthRecord, type Outcome, Slot } from "./health.ts"
+import { onExitSync } from "./onExit.ts"
+
+export { Slot }
 
 /** @internal */
 export const TypeId: unique symbol = Symbol.for("effect-worker-pool/Worker") as never
 
-/**
- * A slot on a live incarnation, taken before a request is started on it: it
- * counts as in flight from then on, so that no one else takes the slot.
- */
-export interface Ticket {
-  readonly incarnation: object
-  used: boolean
-}
-
-/** A request did not start: the incarnation that had given it a slot is gone. */
+/** A request did not start: the incarnation that gave it a slot is gone. */
 export class NotStarted {
   readonly _tag = "NotStarted"
 }
 const notStarted = new NotStarted()
 
-/** What the pool needs from a worker beyond its public face. */
-export interface WorkerInternals<Req, Resp, E> {
-  /** The live health record, read without an effect on the dispatch path. */
-  readonly healthRef: Ref.Ref<WorkerHealth>
+/** Called once a request's outcome is counted, before its caller sees it. */
+export type OnSettled = (outcome: Outcome, slot: Slot) => void
+
+/** A live incarnation and what the worker keeps about it. */
+export interface Live<Req, Resp, E> {
+  readonly incarnation: Incarnation<Req, Resp, E>
+  /** Requests that run on fibers of the incarnation. */
+  readonly fibers: FiberSet.FiberSet<Resp, E | WorkerCrash>
+  /** Completed with the reason once the incarnation has ended. */
+  readonly ended: Deferred.Deferred<string>
+  /** Completed once its scope is closed and its fate is known. */
+  readonly closed: Deferred.Deferred<void>
+  /** Why it ended, set once, before its requests are stopped. */
+  endReason: string | undefined
+  /** It answered a request (a response or a domain error). */
+  served: boolean
+  /** In-process requests running on their callers' fibers; the scope waits for them. */
+  onCallers: number
+  idle: Deferred.Deferred<void> | undefined
+}
+
+/** What the pool (and the supervisor) need from a worker beyond its public face. */
+export interface WorkerCore<Req, Resp, E> {
+  readonly id: WorkerId
+  readonly kind: string
   readonly maxInFlight: number
-  /** Whether the worker has a live incarnation (it is `Healthy` or `Ejected`). */
-  readonly isLive: () => boolean
+  readonly health: HealthRecord
   /** Takes a slot on the live incarnation, or `undefined` when there is none. */
-  readonly reserve: () => Ticket | undefined
-  /** Gives back a slot that was never used; `false` if it was used. */
-  readonly cancel: (ticket: Ticket) => boolean
+  readonly reserve: () => Slot | undefined
+  /** Gives back a slot no request was started in. */
+  readonly release: (slot: Slot) => void
   /**
-   * Runs `request` in the slot. Fails with `NotStarted` when the incarnation
-   * died since the slot was taken: the request never reached the worker and
-   * the slot is given back. A slot that `start` never began to use (its
-   * caller was interrupted first) must be given back with `cancel`.
+   * Runs `request` in `slot`. Fails with `NotStarted` (the slot given back)
+   * when the incarnation that gave the slot has ended. `caller`: the fiber
+   * of a pool's caller (the pool keeps at most `maxInFlight` requests on the
+   * worker), on which the request may run. `now`: the time it starts.
    */
-  readonly start: (
-    ticket: Ticket,
+  readonly run: (
+    slot: Slot,
     request: Req,
-    timeout: Duration.Duration | undefined
+    timeout: Duration.Duration | undefined,
+    caller: Fiber.Fiber<unknown, unknown> | undefined,
+    onSettled: OnSettled | undefined,
+    now: number
   ) => Effect.Effect<Resp, E | WorkerCrash | RequestTimeout | NotStarted>
-  /**
-   * Stops the worker for good: its requests fail with `WorkerCrash`, or with
-   * what `cut` makes, and its resources are released.
-   */
-  readonly stop: (reason: string, cut?: () => unknown) => Effect.Effect<void>
   /** Marks the worker ejected until `until` (epoch millis), or readmits it. */
   readonly setEjection: (until: number | undefined) => void
-  /** Calls `listener` after every change of its health, with the health before. */
-  readonly onChange: (listener: (health: WorkerHealth, previous: WorkerHealth) => void) => void
+  /** Whether an in-process request runs on its caller's fiber now (a stop waits for it). */
+  readonly holdsCallers: () => boolean
+  /**
+   * Stops the worker for good: its requests fail with `WorkerCrash`, or with
+   * what `cut` makes, and its resources are released. An in-process request
+   * running on its caller's fiber cannot be failed from outside: it is
+   * interrupted with that fiber, unless the stop is `graceful` (a removal),
+   * which lets it run to its end first.
+   */
+  readonly stop: (
+    reason: string,
+    options?: { readonly cut?: (() => unknown) | undefined; readonly graceful?: boolean | undefined }
+  ) => Effect.Effect<void>
+  /** Told of every change of the worker's state; set by the pool that owns it. */
+  listener: ((core: WorkerCore<Req, Resp, E>) => void) | undefined
 }
 
-/** The internals of a worker made by this module. */
-export const internals = <Req, Resp, E>(worker: Worker<Req, Resp, E>): WorkerInternals<Req, Resp, E> =>
-  (worker as unknown as { readonly [TypeId]: WorkerInternals<Req, Resp, E> })[TypeId]
-
-interface Live<Req, Resp, E> {
-  readonly incarnation: Incarnation<Req, Resp, E>
-  readonly fibers: FiberSet.FiberSet<Resp, E | WorkerCrash>
-  readonly ended: Deferred.Deferred<string>
-  /** Completed once its scope is closed: its requests stopped, its resources released. */
-  readonly closed: Deferred.Deferred<void>
-  /** Why this incarnation ended, set once, before its requests are interrupted. */
-  endReason: string | undefined
-}
-
-const initialHealth: WorkerHealth = {
-  state: "Starting",
-  inFlight: 0,
-  completed: 0,
-  errored: 0,
-  timeouts: 0,
-  interrupted: 0,
-  crashes: 0,
-  restarts: 0,
-  attempt: 0,
-  consecutiveFailures: 0,
-  ejections: 0
-}
-
-/**
- * How a request that reached the worker ended. `torn`: its incarnation was
- * torn down under it (another request crashed it, or the worker stopped); an
- * error, but not one of this request's making, so it does not count toward
- * ejection.
- */
-type Outcome = "succeeded" | "domainError" | "crashed" | "timedOut" | "torn" | "interrupted"
-
-const settledHealth = (h: WorkerHealth, outcome: Outcome, oldestInFlightSince: number | undefined): WorkerHealth => {
-  const failed = outcome === "crashed" || outcome === "timedOut"
-  const kept = outcome === "interrupted" || outcome === "torn"
-  return {
-    ...h,
-    inFlight: h.inFlight - 1,
-    completed: h.completed + 1,
-    errored: outcome === "interrupted" || outcome === "succeeded" ? h.errored : h.errored + 1,
-    timeouts: outcome === "timedOut" ? h.timeouts + 1 : h.timeouts,
-    interrupted: outcome === "interrupted" ? h.interrupted + 1 : h.interrupted,
-    consecutiveFailures: failed ? h.consecutiveFailures + 1 : kept ? h.consecutiveFailures : 0,
-    oldestInFlightSince
-  }
-}
+/** The core of a worker made by this library, or `undefined`. */
+export const coreOf = <Req, Resp, E>(worker: unknown): WorkerCore<Req, Resp, E> | undefined =>
+  typeof worker === "object" && worker !== null && TypeId in worker
+    ? (worker as { readonly [TypeId]: WorkerCore<Req, Resp, E> })[TypeId]
+    : undefined
 
 type Failure<E> =
-  | { readonly _tag: "Domain"; readonly error: E }
+  | { readonly _tag: "Domain"; readonly error: E; readonly outcome: "domainError" | "rejected" }
   | { readonly _tag: "Crash"; readonly reason: string }
   | { readonly _tag: "Interrupted" }
 
@@ -141,335 +116,304 @@ type Failure<E> =
 const classify = <E>(cause: Cause.Cause<E | WorkerCrash>): Failure<E> => {
   const error = Cause.findErrorOption(cause)
   if (error._tag === "Some") {
-    return error.value instanceof WorkerCrash
-      ? { _tag: "Crash", reason: error.value.reason }
-      : { _tag: "Domain", error: error.value }
+    const value = error.value
+    if (value instanceof WorkerCrash) return { _tag: "Crash", reason: value.reason }
+    return { _tag: "Domain", error: value as E, outcome: value instanceof InvalidRequest ? "rejected" : "domainError" }
   }
   if (Cause.hasDies(cause)) return { _tag: "Crash", reason: `defect: ${describe(Cause.squash(cause))}` }
   return { _tag: "Interrupted" }
 }
 
-/** Builds a supervised worker of any kind. See `Worker.fromKind`. */
-export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
-  id: WorkerId,
-  kind: WorkerKind<Req, Resp, E, R>,
-  options: { readonly restart: RestartPolicy; readonly maxInFlight: number }
-): Effect.fn.Return<Worker<Req, Resp, E>, never, R | Scope.Scope> {
-  const scope = yield* Scope.fork(yield* Scope.Scope, "sequential")
-  const context = yield* Effect.context<R>()
-  const healthRef = yield* Ref.make(initialHealth)
-  const firstStart = yield* Deferred.make<void>()
-  const restarts = yield* restartTracker(options.restart)
-  const annotate = Effect.annotateLogs({ workerId: id, workerKind: kind.name })
-  const listeners: Array<(health: WorkerHealth, previous: WorkerHealth) => void> = []
-  const clock = yield* Clock.Clock
-
+/**
+ * The request side of a worker. The supervisor (see `supervisor.ts`) drives
+ * its incarnations through `begin`, `crash` and `end`.
+ */
+export const makeCore = <Req, Resp, E>(options: {
+  readonly id: WorkerId
+  readonly kind: string
+  readonly maxInFlight: number
+  readonly now: () => number
+  /** Closes the worker's scope. */
+  readonly close: Effect.Effect<void>
+}) => {
+  const { id, maxInFlight, now } = options
+  const health = new HealthRecord()
   let live: Live<Req, Resp, E> | undefined
   let stopReason: string | undefined
   let cut: (() => unknown) | undefined
+  /** Stopped by a removal: requests on callers' fibers may finish. */
+  let graceful = false
 
-  /** Updates the health, then tells the listeners (the pool) of the new one. */
-  const modify = (f: (h: WorkerHealth) => WorkerHealth) => {
-    const before = healthRef.ref.current
-    const after = MutableRef.update(healthRef.ref, f).current
-    for (const listener of listeners) listener(after, before)
+  const notify = () => core.listener?.(core)
+
+  /** Sets the state (and tells the pool); a live worker shows `Ejected` while an ejection is on. */
+  const setState = (state: "Live" | HealthRecord["state"]) => {
+    health.state = state === "Live" ? (health.ejectedUntil === undefined ? "Healthy" : "Ejected") : state
+    notify()
   }
 
-  /** The state a live worker shows: `Ejected` while an ejection is on. */
-  const liveState = (h: WorkerHealth): WorkerState => (h.ejectedUntil === undefined ? "Healthy" : "Ejected")
+  const unavailable = () => new WorkerCrash({ reason: `worker ${id} is not available (${health.state})`, workerId: id })
 
   /**
-   * Makes `next` the live incarnation (or none), in the same step as the
-   * state: a worker is live exactly when its state is `Healthy` or `Ejected`.
-   */
-  const setLive = (
-    next: Live<Req, Resp, E> | undefined,
-    update: (h: WorkerHealth) => WorkerHealth,
-    state: WorkerState | "Live"
-  ) => {
-    live = next
-    modify((h) => {
-      const updated = update(h)
-      return { ...updated, state: state === "Live" ? liveState(updated) : state }
-    })
-  }
-
-  /** Requests started and not settled, with their start times, oldest first. */
-  const started = new Map<object, number>()
-  const oldestStart = (): number | undefined => {
-    for (const at of started.values()) return at
-    return undefined
-  }
-
-  const unavailable = () =>
-    new WorkerCrash({ reason: `worker ${id} is not available (${Ref.getUnsafe(healthRef).state})`, workerId: id })
-
-  /**
-   * Ends `current` because it crashed: it leaves selection at once, its
+   * Ends `current` because it crashed: it leaves selection at once, and its
    * supervisor takes over. `true` if this call ended it (the crash is this
    * caller's to count), `false` if it had ended already.
    */
-  const crash = (current: Live<Req, Resp, E>, reason: string, countsAsFailure = false): Effect.Effect<boolean> =>
-    Effect.suspend(() => {
-      if (current.endReason !== undefined) return Effect.succeed(false)
-      current.endReason = reason
-      return recordCrash(reason, current, countsAsFailure).pipe(
-        Effect.andThen(Deferred.succeed(current.ended, reason)),
-        Effect.as(true)
-      )
-    })
-
-  /** Counts a crash; the crashed incarnation (if it was live) leaves selection in the same step. */
-  const recordCrash = (reason: string, current?: Live<Req, Resp, E>, countsAsFailure = false) => {
-    const counted = (h: WorkerHealth): WorkerHealth => ({
-      ...h,
-      crashes: h.crashes + 1,
-      consecutiveFailures: countsAsFailure ? h.consecutiveFailures + 1 : h.consecutiveFailures,
-      lastCrash: { reason, at: clock.currentTimeMillisUnsafe() }
-    })
-    if (current !== undefined && live === current) setLive(undefined, counted, "Restarting")
-    else modify((h) => ({ ...counted(h), state: "Restarting" }))
-    return Effect.logWarning("worker crashed").pipe(Effect.annotateLogs({ reason }), annotate)
-  }
-
-  /** Runs one incarnation from spawn to death; returns why it died. */
-  const incarnate = (closed: Deferred.Deferred<void>): Effect.Effect<string> =>
-    Effect.gen(function* () {
-      modify((h) => ({ ...h, state: "Starting" }))
-      // The kind's requirements come from where the worker was made; its
-      // Scope is this incarnation's, so what it acquires dies with it.
-      const incarnationScope = yield* Scope.Scope
-      const spawned = yield* Effect.exit(
-        Effect.provideContext(
-          kind.spawn,
-          Context.add(context as Context.Context<R>, Scope.Scope, incarnationScope)
-        ).pipe(
-          // What the incarnation logs (a child's stderr, say) names its worker.
-          annotate
-        )
-      )
-      if (Exit.isFailure(spawned)) {
-        const reason = spawnFailure(spawned.cause)
-        yield* recordCrash(reason)
-        return reason
-      }
-      // Created after the spawn, so that closing the scope interrupts the
-      // requests before the incarnation's own resources are released.
-      const current: Live<Req, Resp, E> = {
-        incarnation: spawned.value,
-        fibers: yield* FiberSet.make<Resp, E | WorkerCrash>(),
-        ended: yield* Deferred.make<string>(),
-        closed,
-        endReason: undefined
-      }
-      // The incarnation died on its own (a process exited): no request of
-      // its making, so the death itself is the failure that counts.
-      yield* Effect.forkScoped(Effect.flatMap(current.incarnation.exited, (exit) => crash(current, exit.reason, true)))
-      yield* restarts.started
-      setLive(current, (h) => h, "Live")
-      yield* Deferred.succeed(firstStart, undefined)
-      return yield* Deferred.await(current.ended)
-    }).pipe(Effect.scoped)
-
-  /** One crash: the incarnation runs to its end, then the supervisor decides what comes next. */
-  const incarnation = (closed: Deferred.Deferred<void>): Effect.Effect<RestartDecision> =>
-    Effect.gen(function* () {
-      const reason = yield* incarnate(closed)
-      yield* Deferred.succeed(firstStart, undefined)
-      const decision = yield* restarts.next(new WorkerCrash({ reason, workerId: id }))
-      if (decision._tag === "Retire") {
-        modify((h) => ({ ...h, state: "Retired", retiredBecause: decision.because }))
-        yield* Effect.logError("worker retired").pipe(
-          Effect.annotateLogs({ reason, because: decision.because }),
-          annotate
-        )
-      } else {
-        modify((h) => ({ ...h, attempt: decision.attempt }))
-      }
-      return decision
-    }).pipe(
-      // The crash is reported to its callers once the incarnation is gone
-      // and its fate is known: `Restarting` (attempt n) or `Retired`.
-      Effect.ensuring(Deferred.succeed(closed, undefined))
-    )
-
-  const supervise = Effect.gen(function* () {
-    while (true) {
-      const decision = yield* incarnation(yield* Deferred.make<void>())
-      if (decision._tag === "Retire") return
-      yield* Effect.sleep(decision.delay)
-      modify((h) => ({ ...h, restarts: h.restarts + 1 }))
-      yield* Effect.logInfo("worker restarting").pipe(Effect.annotateLogs({ attempt: decision.attempt }), annotate)
-    }
-  })
-
-  const begin = (token: object) => {
-    const first = started.size === 0
-    started.set(token, clock.currentTimeMillisUnsafe())
-    if (first) modify((h) => ({ ...h, oldestInFlightSince: oldestStart() }))
-  }
-
-  const settleWith = (token: object) => (outcome: Outcome) =>
-    Effect.sync(() => {
-      started.delete(token)
-      modify((h) => settledHealth(h, outcome, oldestStart()))
-    })
-
-  /** Runs `request` on `current`, keeping the counters exact whatever happens. */
-  const runOn = (
-    current: Live<Req, Resp, E>,
-    request: Req,
-    timeout: Duration.Duration | undefined,
-    restore: <A, E2, R2>(effect: Effect.Effect<A, E2, R2>) => Effect.Effect<A, E2, R2>
-  ): Effect.Effect<Resp, E | WorkerCrash | RequestTimeout> =>
-    Effect.gen(function* () {
-      const token = {}
-      const settle = settleWith(token)
-      begin(token)
-      const fiber = yield* FiberSet.run(current.fibers, restore(current.incarnation.run(request)))
-      const awaited = restore(
-        timeout === undefined ? Effect.asSome(Fiber.await(fiber)) : Effect.timeoutOption(Fiber.await(fiber), timeout)
-      ).pipe(Effect.onInterrupt(() => Effect.andThen(Fiber.interrupt(fiber), settle("interrupted"))))
-      const result = yield* awaited
-      if (result._tag === "None") {
-        const timeoutMillis = Duration.toMillis(timeout!)
-        if (current.incarnation.restartOnTimeout === true) {
-          // A kind that cannot stop a wedged request is replaced: closing
-          // the incarnation interrupts the request and kills what runs it.
-          yield* crash(current, `a request ran past its ${timeoutMillis} ms timeout: the worker is wedged`)
-          yield* settle("timedOut")
-          yield* restore(Deferred.await(current.closed))
-        } else {
-          yield* Fiber.interrupt(fiber)
-          yield* settle("timedOut")
-        }
-        return yield* Effect.fail(new RequestTimeout({ workerId: id, timeoutMillis }))
-      }
-      const exit = result.value
-      if (Exit.isSuccess(exit)) {
-        yield* settle("succeeded")
-        return exit.value
-      }
-      const failure = classify(exit.cause)
-      if (failure._tag === "Domain") {
-        yield* settle("domainError")
-        return yield* Effect.fail(failure.error)
-      }
-      // Interrupted, and not by the caller: the incarnation was torn down
-      // under the request (its reason is set), or the handler interrupted itself.
-      const torn = failure._tag === "Interrupted" && current.endReason !== undefined
-      const reason = failure._tag === "Crash" ? failure.reason : (current.endReason ?? "the handler was interrupted")
-      // The worker leaves selection before the slot is freed, so that no
-      // waiting request is handed to the dying incarnation.
-      const ended = yield* crash(current, reason)
-      // Only the request that brought the incarnation down counts toward
-      // ejection; the others went down with it.
-      yield* settle(torn || !ended ? "torn" : "crashed")
-      // The crash is reported once the incarnation is gone: its other
-      // requests stopped, its resources released.
-      yield* restore(Deferred.await(current.closed))
-      if (failure._tag === "Interrupted" && cut !== undefined) return yield* Effect.fail(cut() as WorkerCrash)
-      return yield* Effect.fail(new WorkerCrash({ reason, workerId: id }))
-    })
-
-  const reserve = (): Ticket | undefined => {
-    if (live === undefined) return undefined
-    modify((h) => ({ ...h, inFlight: h.inFlight + 1 }))
-    return { incarnation: live, used: false }
-  }
-
-  const cancel = (ticket: Ticket) => {
-    if (ticket.used) return false
-    ticket.used = true
-    modify((h) => ({ ...h, inFlight: h.inFlight - 1 }))
+  const crash = (current: Live<Req, Resp, E>, reason: string, countsAsFailure = false): boolean => {
+    if (current.endReason !== undefined) return false
+    current.endReason = reason
+    health.crashes++
+    if (countsAsFailure) health.consecutiveFailures++
+    health.lastCrash = { reason, at: now() }
+    if (live === current) live = undefined
+    setState("Restarting")
+    Deferred.doneUnsafe(current.ended, Exit.succeed(reason))
     return true
   }
 
-  const start = (
-    ticket: Ticket,
+  const settle = (slot: Slot, outcome: Outcome, current: Live<Req, Resp, E>, onSettled: OnSettled | undefined) => {
+    if (slot.phase === 2) return
+    health.settled(slot, outcome)
+    if (outcome === "succeeded" || outcome === "domainError") current.served = true
+    if (slot.waited && --current.onCallers === 0 && current.idle !== undefined) {
+      Deferred.doneUnsafe(current.idle, Exit.void)
+    }
+    onSettled?.(outcome, slot)
+  }
+
+  /** The error a crashed request fails with: the crash, or what a stop cut it with. */
+  const crashError = (reason: string, interrupted: boolean) =>
+    interrupted && cut !== undefined ? (cut() as WorkerCrash) : new WorkerCrash({ reason, workerId: id })
+
+  /** After a crash: the caller hears of it once the incarnation is gone and its fate known. */
+  const reportCrash = (current: Live<Req, Resp, E>, reason: string, interrupted: boolean) =>
+    Effect.andThen(Deferred.await(current.closed), Effect.fail(crashError(reason, interrupted)))
+
+  /** Runs on the caller's fiber: no fork, one frame to count the outcome. */
+  const runOnCaller = (
+    current: Live<Req, Resp, E>,
+    slot: Slot,
     request: Req,
-    timeout: Duration.Duration | undefined
-  ): Effect.Effect<Resp, E | WorkerCrash | RequestTimeout | NotStarted> =>
-    Effect.uninterruptibleMask((restore) =>
-      Effect.suspend((): Effect.Effect<Resp, E | WorkerCrash | RequestTimeout | NotStarted> => {
-        if (ticket.used) return Effect.die(new Error(`worker ${id}: a slot was used twice`))
-        if (ticket.incarnation !== live) {
-          cancel(ticket)
-          return Effect.fail(notStarted)
+    onSettled: OnSettled | undefined
+  ): Effect.Effect<Resp, E | WorkerCrash> => {
+    if (current.incarnation.settlesOnDeath !== true) {
+      // In-process: the incarnation's end waits for it (see `awaitCallers`).
+      slot.waited = true
+      current.onCallers++
+    }
+    return onExitSync(
+      Effect.catchCause(current.incarnation.run(request), (cause) => {
+        const failure = classify(cause)
+        switch (failure._tag) {
+          case "Domain":
+            settle(slot, failure.outcome, current, onSettled)
+            return Effect.fail(failure.error)
+          case "Crash": {
+            const ended = crash(current, failure.reason)
+            settle(slot, ended ? "crashed" : "torn", current, onSettled)
+            return reportCrash(current, current.endReason ?? failure.reason, stopReason !== undefined)
+          }
+          case "Interrupted":
+            return Effect.failCause(cause)
         }
-        ticket.used = true
-        return runOn(live, request, timeout, restore)
+      }),
+      (exit) => {
+        if (slot.phase !== 2) {
+          if (Exit.isSuccess(exit)) settle(slot, "succeeded", current, onSettled)
+          else settle(slot, current.endReason === undefined ? "interrupted" : "torn", current, onSettled)
+        }
+      }
+    )
+  }
+
+  /** Runs on a fiber of the incarnation, so that its end (or a timeout) can interrupt it. */
+  const runOnIncarnation = (
+    current: Live<Req, Resp, E>,
+    slot: Slot,
+    request: Req,
+    timeout: Duration.Duration | undefined,
+    onSettled: OnSettled | undefined
+  ): Effect.Effect<Resp, E | WorkerCrash | RequestTimeout> =>
+    Effect.uninterruptibleMask((restore) =>
+      Effect.gen(function* () {
+        const fiber = yield* FiberSet.run(current.fibers, restore(current.incarnation.run(request)))
+        const awaited = restore(
+          timeout === undefined ? Effect.asSome(Fiber.await(fiber)) : Effect.timeoutOption(Fiber.await(fiber), timeout)
+        ).pipe(
+          Effect.onInterrupt(() =>
+            Effect.andThen(
+              Fiber.interrupt(fiber),
+              Effect.sync(() => settle(slot, "interrupted", current, onSettled))
+            )
+          )
+        )
+        const result = yield* awaited
+        if (result._tag === "None") {
+          const timeoutMillis = Duration.toMillis(timeout!)
+          const error = new RequestTimeout({ workerId: id, timeoutMillis })
+          if (current.incarnation.restartOnTimeout === true) {
+            // A kind that cannot stop a wedged request is replaced: closing
+            // the incarnation interrupts the request and kills what runs it.
+            crash(current, `a request ran past its ${timeoutMillis} ms timeout: the worker is wedged`)
+            settle(slot, "timedOut", current, onSettled)
+            yield* restore(Deferred.await(current.closed))
+          } else {
+            yield* Fiber.interrupt(fiber)
+            settle(slot, "timedOut", current, onSettled)
+          }
+          return yield* Effect.fail(error)
+        }
+        const exit = result.value
+        if (Exit.isSuccess(exit)) {
+          settle(slot, "succeeded", current, onSettled)
+          return exit.value
+        }
+        const failure = classify(exit.cause)
+        if (failure._tag === "Domain") {
+          settle(slot, failure.outcome, current, onSettled)
+          return yield* Effect.fail(failure.error)
+        }
+        // Interrupted, and not by the caller: the incarnation was torn down
+        // under the request (its reason is set), or the handler interrupted itself.
+        const torn = failure._tag === "Interrupted" && current.endReason !== undefined
+        const reason = failure._tag === "Crash" ? failure.reason : (current.endReason ?? "the handler was interrupted")
+        const ended = crash(current, reason)
+        // Only the request that brought the incarnation down counts toward
+        // ejection; the others went down with it.
+        settle(slot, torn || !ended ? "torn" : "crashed", current, onSettled)
+        return yield* restore(reportCrash(current, current.endReason ?? reason, failure._tag === "Interrupted"))
       })
     )
 
-  const dispatch = (request: Req, dispatchOptions?: { readonly timeout?: Duration.Input | undefined }) =>
-    Effect.suspend(() => {
-      const ticket = reserve()
-      if (ticket === undefined) return Effect.fail(unavailable())
-      const timeout =
-        dispatchOptions?.timeout === undefined ? undefined : Duration.fromInputUnsafe(dispatchOptions.timeout)
-      return start(ticket, request, timeout).pipe(
-        Effect.catchIf(
-          (e): e is NotStarted => e instanceof NotStarted,
-          () => Effect.fail(unavailable())
-        ),
-        Effect.ensuring(Effect.sync(() => cancel(ticket)))
-      )
-    })
+  const reserve = (): Slot | undefined => {
+    if (live === undefined) return undefined
+    health.inFlight++
+    return new Slot(live)
+  }
 
-  const stop = (reason: string, cutWith?: () => unknown) =>
+  const release = (slot: Slot) => {
+    if (slot.phase === 0) health.settled(slot, undefined)
+  }
+
+  const run = (
+    slot: Slot,
+    request: Req,
+    timeout: Duration.Duration | undefined,
+    caller: Fiber.Fiber<unknown, unknown> | undefined,
+    onSettled: OnSettled | undefined,
+    startedAt: number
+  ): Effect.Effect<Resp, E | WorkerCrash | RequestTimeout | NotStarted> => {
+    if (slot.phase !== 0) return Effect.die(new Error(`worker ${id}: a slot was used twice`))
+    const current = live
+    if (current === undefined || slot.incarnation !== current) {
+      release(slot)
+      return Effect.fail(notStarted)
+    }
+    health.started(slot, startedAt)
+    if (timeout === undefined) {
+      if (current.incarnation.settlesOnDeath === true) return runOnCaller(current, slot, request, onSettled)
+      if (caller !== undefined && maxInFlight === 1) {
+        slot.caller = caller
+        return runOnCaller(current, slot, request, onSettled)
+      }
+    }
+    return runOnIncarnation(current, slot, request, timeout, onSettled)
+  }
+
+  const setEjection = (until: number | undefined) => {
+    if (until === undefined) health.ejectedUntil = undefined
+    else {
+      health.ejectedUntil = until
+      health.ejections++
+    }
+    if (health.isLive) setState("Live")
+  }
+
+  /** A request running on its caller's fiber can only be cut with that fiber. */
+  const interruptCallers = () => {
+    // Collected first: an interrupted request leaves the list as it settles.
+    const callers = Array.from(health.running(), (slot) => slot.caller)
+    for (const caller of callers) caller?.interruptUnsafe()
+  }
+
+  const stop = (
+    reason: string,
+    stopOptions?: { readonly cut?: (() => unknown) | undefined; readonly graceful?: boolean | undefined }
+  ) =>
     Effect.suspend(() => {
       stopReason ??= reason
-      cut ??= cutWith
-      return Scope.close(scope, Exit.void)
+      cut ??= stopOptions?.cut
+      graceful = stopOptions?.graceful === true
+      if (!graceful) interruptCallers()
+      return options.close
     })
 
-  const setEjection = (until: number | undefined) =>
-    modify((h) => {
-      const ejected =
-        until === undefined
-          ? { ...h, ejectedUntil: undefined }
-          : { ...h, ejectedUntil: until, ejections: h.ejections + 1 }
-      const isLive = h.state === "Healthy" || h.state === "Ejected"
-      return isLive ? { ...ejected, state: liveState(ejected) } : ejected
-    })
+  const core: WorkerCore<Req, Resp, E> = {
+    id,
+    kind: options.kind,
+    maxInFlight,
+    health,
+    reserve,
+    release,
+    run,
+    setEjection,
+    holdsCallers: () => live !== undefined && live.onCallers > 0,
+    stop,
+    listener: undefined
+  }
 
-  // Finalizers run last-added first: the fork's finalizer interrupts the
-  // supervisor (closing the incarnation), after which the state is final.
-  yield* Scope.addFinalizer(
-    scope,
-    Effect.sync(() => setLive(undefined, (h) => h, "Stopped"))
-  )
-  yield* Effect.forkIn(supervise, scope)
-  yield* Scope.addFinalizer(
-    scope,
-    Effect.sync(() => {
+  /** What the supervisor drives. */
+  const lifecycle = {
+    core,
+    setState,
+    crash,
+    /** Makes `current` the live incarnation. */
+    begin: (current: Live<Req, Resp, E>) => {
+      live = current
+      health.failedStarts = 0
+      setState("Live")
+    },
+    /** A start failed. */
+    startFailed: (reason: string) => {
+      health.crashes++
+      health.failedStarts++
+      health.lastCrash = { reason, at: now() }
+      setState("Restarting")
+    },
+    /** The scope is closing: the live incarnation (if any) ends with the stop's reason. */
+    stopping: () => {
       const reason = `worker ${id} stopped: ${stopReason ?? "its scope was closed"}`
       if (live !== undefined) live.endReason ??= reason
-      setLive(undefined, (h) => h, "Stopped")
-    })
-  )
-  yield* Deferred.await(firstStart)
+      live = undefined
+      if (!graceful) interruptCallers()
+      setState("Stopped")
+    },
+    /** Waits until no in-process request runs on the callers' fibers of `current`. */
+    awaitCallers: (current: Live<Req, Resp, E>): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        if (current.onCallers === 0) return Effect.void
+        current.idle ??= Deferred.makeUnsafe<void>()
+        return Deferred.await(current.idle)
+      }),
+    unavailable
+  }
+  return lifecycle
+}
 
-  const internal: WorkerInternals<Req, Resp, E> = {
-    healthRef,
-    maxInFlight: options.maxInFlight,
-    isLive: () => live !== undefined,
-    reserve,
-    cancel,
-    start,
-    stop,
-    setEjection,
-    onChange: (listener) => {
-      listeners.push(listener)
-    }
-  }
-  const worker: Worker<Req, Resp, E> = {
-    id,
-    kind: kind.name,
-    maxInFlight: options.maxInFlight,
-    health: Ref.get(healthRef),
-    dispatch
-  }
-  return Object.assign(worker, { [TypeId]: internal })
+export type Lifecycle<Req, Resp, E> = ReturnType<typeof makeCore<Req, Resp, E>>
+
+/** A live incarnation record, fresh. */
+export const makeLive = <Req, Resp, E>(
+  incarnation: Incarnation<Req, Resp, E>,
+  fibers: FiberSet.FiberSet<Resp, E | WorkerCrash>,
+  closed: Deferred.Deferred<void>
+): Live<Req, Resp, E> => ({
+  incarnation,
+  fibers,
+  ended: Deferred.makeUnsafe<string>(),
+  closed,
+  endReason: undefined,
+  served: false,
+  onCallers: 0,
+  idle: undefined
 })

@@ -1,0 +1,182 @@
+/**
+ * Selection: which worker takes a request. It keeps the roster of workers a
+ * policy may pick (live, a free slot, not ejected unless the pool is in
+ * panic), runs the policy over it, and sends exactly one probe to an ejected
+ * worker whose penalty is over. A pick takes the slot in the same step, so
+ * that nothing changes between the decision and its effect.
+ */
+import type { DispatchPolicy } from "../../DispatchPolicy.ts"
+import { type EjectionRules, inPanic } from "../ejection.ts"
+import type { Slot } from "../health.ts"
+import { Roster } from "../roster.ts"
+import type { Member, Membership } from "./membership.ts"
+
+export interface Pick<Req, Resp, E> {
+  readonly member: Member<Req, Resp, E>
+  readonly slot: Slot
+}
+
+export class Selection<Req, Resp, E> {
+  private readonly roster = new Roster()
+  private policyState: unknown
+  private panic = false
+  /** Members under an ejection (live or not), for their probes. */
+  readonly ejected = new Set<Member<Req, Resp, E>>()
+
+  private readonly membership: Membership<Req, Resp, E>
+  readonly policy: DispatchPolicy<any, Req>
+  private readonly rules: EjectionRules | undefined
+  private readonly random: () => number
+  private readonly now: () => number
+
+  constructor(
+    membership: Membership<Req, Resp, E>,
+    policy: DispatchPolicy<any, Req>,
+    rules: EjectionRules | undefined,
+    random: () => number,
+    now: () => number
+  ) {
+    this.membership = membership
+    this.policy = policy
+    this.rules = rules
+    this.random = random
+    this.now = now
+    this.policyState = policy.initial()
+  }
+
+  /** Whether some worker could take a request now. */
+  get hasEligible(): boolean {
+    return this.roster.size > 0
+  }
+
+  /** Rebuilds the roster after a change of membership. */
+  reset(): void {
+    const members = this.membership.members
+    this.roster.reset(
+      members.map((member) => ({
+        id: member.worker.id,
+        maxInFlight: member.core.maxInFlight,
+        health: member.core.health
+      }))
+    )
+    this.ejected.clear()
+    for (const member of members) if (member.core.health.ejectedUntil !== undefined) this.ejected.add(member)
+    this.panic = this.inPanic()
+    for (const member of members) this.place(member)
+  }
+
+  /** Follows a change of a member's health: its place in the roster, the ejections, panic. */
+  refresh(member: Member<Req, Resp, E>): void {
+    if (member.rank === -1) return
+    if (member.core.health.ejectedUntil !== undefined) this.ejected.add(member)
+    else if (this.ejected.size > 0) this.ejected.delete(member)
+    const panic = this.inPanic()
+    if (panic !== this.panic) {
+      this.panic = panic
+      for (const other of this.ejected) this.place(other)
+    }
+    this.place(member)
+  }
+
+  private inPanic(): boolean {
+    return this.rules !== undefined && inPanic(this.rules, this.membership.healthy, this.membership.members.length)
+  }
+
+  /** A policy may pick a live worker with a free slot, and an ejected one only in panic. */
+  private place(member: Member<Req, Resp, E>): void {
+    const health = member.core.health
+    const eligible =
+      health.isLive && health.inFlight < member.core.maxInFlight && (health.ejectedUntil === undefined || this.panic)
+    this.roster.update(member.rank, eligible, health)
+  }
+
+  /** An ejected worker whose penalty is over and that may take its one probe now. */
+  private dueProbe(t: number, exclude: Member<Req, Resp, E> | undefined): Member<Req, Resp, E> | undefined {
+    if (this.ejected.size === 0) return undefined
+    for (const member of this.ejected) {
+      const health = member.core.health
+      if (
+        member !== exclude &&
+        health.isLive &&
+        health.ejectedUntil! <= t &&
+        health.inFlight === 0 &&
+        !member.probing
+      ) {
+        return member
+      }
+    }
+    return undefined
+  }
+
+  /** The policy's pick among the eligible workers, or `undefined` (the request waits). */
+  private choose(request: Req | undefined, now: number, exclude: Member<Req, Resp, E> | undefined) {
+    if (exclude === undefined) return this.ask(request, now)
+    this.roster.update(exclude.rank, false, exclude.core.health)
+    try {
+      return this.ask(request, now)
+    } finally {
+      if (exclude.rank !== -1) this.place(exclude)
+    }
+  }
+
+  private ask(request: Req | undefined, now: number): Member<Req, Resp, E> | undefined {
+    if (this.roster.size === 0) return undefined
+    const selection = this.policy.select({
+      view: this.roster,
+      state: this.policyState,
+      random: this.random,
+      now,
+      request
+    })
+    this.policyState = selection.state
+    if (selection.worker === undefined) return undefined
+    const rank = this.roster.eligibleRank(selection.worker)
+    if (rank === -1) {
+      throw new RangeError(
+        `dispatch policy ${this.policy.name} picked worker ${selection.worker}, which is not one it was offered`
+      )
+    }
+    return this.membership.members[rank]!
+  }
+
+  /**
+   * Picks a worker for `request` at `now` and takes a slot on it: a due
+   * probe of an ejected worker first, else the policy's pick. `exclude`: a
+   * worker not to pick (the one a retry leaves).
+   */
+  pick(request: Req | undefined, now: number, exclude?: Member<Req, Resp, E>): Pick<Req, Resp, E> | undefined {
+    const probe = this.dueProbe(now, exclude)
+    if (probe !== undefined) {
+      // Half-open: exactly one probe decides the worker's fate.
+      const slot = probe.core.reserve()
+      if (slot === undefined) return undefined
+      probe.probing = true
+      this.place(probe)
+      return { member: probe, slot }
+    }
+    const member = this.choose(request, now, exclude)
+    if (member === undefined) return undefined
+    const slot = member.core.reserve()
+    if (slot === undefined) return undefined
+    this.place(member)
+    return { member, slot }
+  }
+
+  /** The worker a request would go to now, without taking a slot (for `select`). */
+  peek(): Member<Req, Resp, E> | undefined {
+    const now = this.now()
+    return this.dueProbe(now, undefined) ?? this.choose(undefined, now, undefined)
+  }
+
+  /** Whether the policy learns from results (then a request's end is timed). */
+  get learns(): boolean {
+    return this.policy.onResult !== undefined
+  }
+
+  /** Lets the policy learn from a request that reached a worker. */
+  learn(member: Member<Req, Resp, E>, millis: number, failed: boolean, now: number): void {
+    const onResult = this.policy.onResult
+    if (onResult === undefined || member.rank === -1) return
+    this.policyState = onResult(this.policyState, { worker: member.worker.id, millis, failed, now })
+  }
+}

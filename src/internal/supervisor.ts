@@ -1,0 +1,141 @@
+/**
+ * The supervisor of one worker: it spawns an incarnation in a scope of its
+ * own, waits until it ends, closes that scope (stopping the requests still on
+ * it, then releasing its resources), and decides with the restart tracker
+ * whether to start it again and when.
+ */
+import { Clock, Context, Deferred, Duration, Effect, Exit, FiberSet, Scope } from "effect"
+import type { Worker } from "../Worker.ts"
+import { WorkerCrash } from "../WorkerError.ts"
+import type { WorkerId } from "../WorkerId.ts"
+import type { WorkerKind } from "../WorkerKind.ts"
+import { spawnFailure } from "./describe.ts"
+import { type RestartPolicy, restartTracker } from "./restart.ts"
+import { makeCore, makeLive, NotStarted, TypeId } from "./worker.ts"
+
+/** Builds a supervised worker of any kind. See `Worker.fromKind`. */
+export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
+  id: WorkerId,
+  kind: WorkerKind<Req, Resp, E, R>,
+  options: { readonly restart: RestartPolicy; readonly maxInFlight: number }
+): Effect.fn.Return<Worker<Req, Resp, E>, never, R | Scope.Scope> {
+  const scope = yield* Scope.fork(yield* Scope.Scope, "sequential")
+  const context = yield* Effect.context<R>()
+  const clock = yield* Clock.Clock
+  const firstStart = Deferred.makeUnsafe<void>()
+  const restarts = yield* restartTracker(options.restart)
+  const annotate = Effect.annotateLogs({ workerId: id, workerKind: kind.name })
+  const life = makeCore<Req, Resp, E>({
+    id,
+    kind: kind.name,
+    maxInFlight: options.maxInFlight,
+    now: () => clock.currentTimeMillisUnsafe(),
+    close: Scope.close(scope, Exit.void)
+  })
+  const { core } = life
+  const health = core.health
+
+  /** Runs one incarnation from spawn to its end; returns why it ended and whether it answered a request. */
+  const incarnate = (closed: Deferred.Deferred<void>) =>
+    Effect.gen(function* () {
+      if (health.state !== "Starting") life.setState("Starting")
+      // The kind's requirements come from where the worker was made; its
+      // Scope is this incarnation's, so what it acquires dies with it.
+      const incarnationScope = yield* Scope.Scope
+      const spawned = yield* Effect.exit(
+        Effect.provideContext(kind.spawn, Context.add(context, Scope.Scope, incarnationScope)).pipe(
+          // What the incarnation logs (a child's stderr, say) names its worker.
+          annotate
+        )
+      )
+      if (Exit.isFailure(spawned)) {
+        const reason = spawnFailure(spawned.cause)
+        life.startFailed(reason)
+        yield* Effect.logWarning("worker failed to start").pipe(Effect.annotateLogs({ reason }), annotate)
+        return { reason, served: false }
+      }
+      // Made after the spawn, so that closing the scope stops the requests
+      // before the incarnation's own resources are released.
+      const current = makeLive(spawned.value, yield* FiberSet.make<Resp, E | WorkerCrash>(), closed)
+      yield* Effect.addFinalizer(() => life.awaitCallers(current))
+      // The incarnation died on its own (a process exited): no request of
+      // its making, so the death itself is the failure that counts.
+      yield* Effect.forkScoped(
+        Effect.flatMap(current.incarnation.exited, (crash) =>
+          Effect.sync(() => life.crash(current, crash.reason, true))
+        )
+      )
+      yield* restarts.started
+      life.begin(current)
+      Deferred.doneUnsafe(firstStart, Exit.void)
+      const reason = yield* Deferred.await(current.ended)
+      yield* Effect.logWarning("worker crashed").pipe(Effect.annotateLogs({ reason }), annotate)
+      return { reason, served: current.served }
+    }).pipe(Effect.scoped)
+
+  /** One incarnation, then the decision of what comes next. */
+  const incarnation = Effect.suspend(() => {
+    const closed = Deferred.makeUnsafe<void>()
+    return Effect.gen(function* () {
+      const { reason, served } = yield* incarnate(closed)
+      Deferred.doneUnsafe(firstStart, Exit.void)
+      const decision = yield* restarts.next(new WorkerCrash({ reason, workerId: id }), served)
+      if (decision._tag === "Retire") {
+        health.retiredBecause = decision.because
+        life.setState("Retired")
+        yield* Effect.logError("worker retired").pipe(
+          Effect.annotateLogs({ reason, because: decision.because }),
+          annotate
+        )
+      } else {
+        health.attempt = decision.attempt
+        life.setState(health.state)
+      }
+      return decision
+    }).pipe(
+      // The crash is reported to its callers once the incarnation is gone
+      // and its fate is known: `Restarting` (attempt n) or `Retired`.
+      Effect.ensuring(Deferred.succeed(closed, undefined))
+    )
+  })
+
+  const supervise = Effect.gen(function* () {
+    while (true) {
+      const decision = yield* incarnation
+      if (decision._tag === "Retire") return
+      yield* Effect.sleep(decision.delay)
+      health.restarts++
+      yield* Effect.logInfo("worker restarting").pipe(Effect.annotateLogs({ attempt: decision.attempt }), annotate)
+    }
+  })
+
+  // Finalizers run last-added first: the last one ends the live incarnation
+  // with the stop's reason, the fork's interrupts the supervisor (closing the
+  // incarnation), and the first makes `Stopped` final.
+  yield* Scope.addFinalizer(scope, Effect.sync(life.stopping))
+  yield* Effect.forkIn(supervise, scope)
+  yield* Scope.addFinalizer(scope, Effect.sync(life.stopping))
+  yield* Deferred.await(firstStart)
+
+  const dispatch = (request: Req, dispatchOptions?: { readonly timeout?: Duration.Input | undefined }) =>
+    Effect.suspend(() => {
+      const slot = core.reserve()
+      if (slot === undefined) return Effect.fail(life.unavailable())
+      const timeout =
+        dispatchOptions?.timeout === undefined ? undefined : Duration.fromInputUnsafe(dispatchOptions.timeout)
+      return core
+        .run(slot, request, timeout, undefined, undefined, clock.currentTimeMillisUnsafe())
+        .pipe(Effect.catchIf(isNotStarted, () => Effect.fail(life.unavailable())))
+    })
+
+  const worker: Worker<Req, Resp, E> = {
+    id,
+    kind: kind.name,
+    maxInFlight: options.maxInFlight,
+    health: Effect.sync(() => health.snapshot()),
+    dispatch
+  }
+  return Object.assign(worker, { [TypeId]: core })
+})
+
+const isNotStarted = (u: unknown): u is NotStarted => u instanceof NotStarted
