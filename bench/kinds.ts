@@ -2,7 +2,7 @@
  * This library's out-of-process kinds as throughput variants: a pool of 2
  * thread or subprocess workers, made with the defaults but for the kind's
  * `concurrency`, running the worker script workers/sum.ts. The callers are
- * one `Effect.forEach` with the given concurrency.
+ * fibers, each taking the next task until none is left.
  */
 import { NodeServices } from "@effect/platform-node"
 import { Effect, Exit, Schema, Scope } from "effect"
@@ -37,15 +37,20 @@ export const makeKind = async (kind: Kind, concurrency: number): Promise<WireVar
     name: kindName(kind, concurrency),
     family: "library",
     run: async (tasks, callers) => {
+      // `callers` fibers, each taking the next task and awaiting its answer
+      // until none is left: the same shape as the peers' async callers.
+      let next = 0
       let wrong = 0
+      const caller = Effect.gen(function* () {
+        while (next < tasks.length) {
+          const task = tasks[next++]!
+          if ((yield* pool.dispatch(task)) !== task.a + task.b) wrong++
+        }
+      })
       await Effect.runPromise(
-        Effect.forEach(
-          tasks,
-          (task) =>
-            Effect.map(pool.dispatch(task), (sum) => {
-              if (sum !== task.a + task.b) wrong++
-            }),
-          { concurrency: callers, discard: true }
+        Effect.all(
+          Array.from({ length: callers }, () => caller),
+          { concurrency: "unbounded", discard: true }
         )
       )
       return wrong

@@ -160,7 +160,7 @@ const stdioTransport = (maxLineBytes: number): Transport => {
     lines.push("")
     sent = true
     write(lines.join("\n"))
-  })
+  }, "turn")
   let deliver: (message: Inbound) => void = () => {}
   const lines = Protocol.makeLineDecoder(maxLineBytes)
   const onData = (chunk: Uint8Array) => {
@@ -238,7 +238,7 @@ const threadTransport = (port: WorkerThreads.MessagePort): Transport => {
         }
       }
     }
-  })
+  }, "run")
   let deliver: (message: Inbound) => void = () => {}
   const onMessage = (batch: unknown) => {
     if (!Array.isArray(batch)) {

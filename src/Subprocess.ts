@@ -257,7 +257,7 @@ export const make = <Req, Resp, E = DomainError>(
       if (stdinBroken) return
       batch.push("")
       child.stdin.write(batch.join("\n"))
-    })
+    }, "turn")
     child.stdin.on("error", (error) => {
       stdinBroken = true
       Deferred.doneUnsafe(brokenPipe, Exit.succeed(describe(error)))

@@ -207,7 +207,7 @@ export const make = <Req, Resp, E = DomainError>(
           }
         }
       }
-    })
+    }, "run")
     const client = yield* Client.make<Req, Resp, E>({
       label,
       codecs,

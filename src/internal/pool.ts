@@ -11,7 +11,7 @@
  * can come back exists, and is refused at once when none does.
  */
 import type { Clock, Random } from "effect"
-import { Deferred, Duration, Effect, Exit, FiberSet, Option, PubSub, Scope, Stream } from "effect"
+import { Deferred, Duration, Effect, Exit, type Fiber, FiberSet, Option, PubSub, Scope, Stream } from "effect"
 import type { DispatchPolicy } from "../DispatchPolicy.ts"
 import type { Worker } from "../Worker.ts"
 import {
@@ -34,7 +34,7 @@ import { type Member, Membership } from "./pool/membership.ts"
 import { Outcomes } from "./pool/outcomes.ts"
 import { type Pick, Selection } from "./pool/selection.ts"
 import { makeTurnClock } from "./turnClock.ts"
-import { coreOf, NotStarted, type OnSettled } from "./worker.ts"
+import { coreOf, type OnSettled } from "./worker.ts"
 
 /** The pool's settings, validated, with defaults applied. */
 export interface PoolConfig {
@@ -62,8 +62,6 @@ interface Seat<Req, Resp, E> extends Member<Req, Resp, E> {
   settledFast: OnSettled
 }
 
-const isNotStarted = (u: unknown): u is NotStarted => u instanceof NotStarted
-
 const shutdownError = new PoolShutdown({ reason: "the pool is shutting down: it admits no new request" })
 
 export const make = Effect.fnUntraced(function* <Req, Resp, E>(
@@ -77,7 +75,7 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
   /** The time on the request path: read once per turn of the event loop. */
   const turnNow = makeTurnClock(clock)
   const random = () => services.random.nextDoubleUnsafe()
-  const later = new Later(yield* Effect.withFiber((fiber) => Effect.succeed(fiber.currentDispatcher)))
+  const later = new Later()
   const background = yield* FiberSet.runtime(yield* FiberSet.make<void>())<never>()
   const changes = yield* PubSub.unbounded<readonly [WorkerId, WorkerHealth]>()
   const drained = Deferred.makeUnsafe<void>()
@@ -99,6 +97,7 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
     later,
     take: (request) => selection.pick(request, now()),
     giveBack: (pick) => release(pick),
+    abandoned: () => settledOne(),
     background,
     busy: (reason) => new PoolBusy({ reason }),
     expired: (waiter) =>
@@ -162,71 +161,109 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
   }
 
   // --- running a request -----------------------------------------------------
+  //
+  // A request's admission (`active`) ends with its outcome. For most requests
+  // that is counted where it happens, without a frame of their own: when it
+  // settles on a worker (`settledFast`), or when it leaves the queue without a
+  // slot (`abandoned`). An idempotent request, which may run more than once,
+  // is counted by an `ensuring` around all its attempts.
 
-  const runPick = (
+  /**
+   * Places a request that is not idempotent: on a free slot now, else in the
+   * queue while a worker can come back, else refused. Runs on `caller`'s fiber.
+   */
+  const place = (
+    caller: Fiber.Fiber<unknown, unknown>,
+    request: Req,
+    timeout: Duration.Duration | undefined,
+    queueTimeoutMillis: number
+  ): Effect.Effect<Resp, DispatchError<E>> => {
+    if (admission.isEmpty) {
+      const t = turnNow()
+      const pick = selection.pick(request, t)
+      if (pick !== undefined) {
+        const member = pick.member as S
+        return member.core.run(pick.slot, request, timeout, caller, member.settledFast, t) as Effect.Effect<
+          Resp,
+          E | WorkerCrash | RequestTimeout
+        >
+      }
+    }
+    if (membership.canComeBack === 0) {
+      settledOne()
+      return Effect.fail(refusal())
+    }
+    const waiting = admission.enqueue(request, queueTimeoutMillis, true)
+    if (waiting instanceof PoolBusy) {
+      settledOne()
+      return Effect.fail(waiting)
+    }
+    return Effect.flatMap(waiting, (pick) => {
+      const member = pick.member as S
+      // The incarnation that gave the slot may have ended before the caller woke.
+      if (!member.core.startable(pick.slot)) {
+        release(pick)
+        return place(caller, request, timeout, queueTimeoutMillis)
+      }
+      return member.core.run(pick.slot, request, timeout, caller, member.settledFast, turnNow()) as Effect.Effect<
+        Resp,
+        E | WorkerCrash | RequestTimeout
+      >
+    })
+  }
+
+  /** Runs an idempotent request in `pick`; after a `WorkerCrash` it is tried again on another worker. */
+  const runIdempotent = (
     pick: Pick<Req, Resp, E>,
     request: Req,
     timeout: Duration.Duration | undefined,
     queueTimeoutMillis: number,
-    idempotent: boolean,
     retries: number
   ): Effect.Effect<Resp, DispatchError<E>> => {
     const member = pick.member as S
-    return Effect.withFiber((caller) =>
-      member.core.run(pick.slot, request, timeout, caller, member.settled, now())
-    ).pipe(
-      // The incarnation that gave the slot ended before the request started.
-      Effect.catchIf(isNotStarted, () => attempt(request, timeout, queueTimeoutMillis, idempotent, retries)),
+    return Effect.withFiber((caller) => {
+      if (!member.core.startable(pick.slot)) {
+        release(pick)
+        return attemptIdempotent(request, timeout, queueTimeoutMillis, retries)
+      }
+      return member.core.run(pick.slot, request, timeout, caller, member.settled, now()) as Effect.Effect<
+        Resp,
+        DispatchError<E>
+      >
+    }).pipe(
       Effect.catchIf(
-        (error): error is WorkerCrash =>
-          idempotent && error instanceof WorkerCrash && retries < config.retry.maxRetries,
+        (error): error is WorkerCrash => error instanceof WorkerCrash && retries < config.retry.maxRetries,
         (crash) => {
-          // An idempotent request is tried again on another worker, if one is
-          // free now and the retry budget allows it.
+          // Tried again on another worker, if one is free now and the retry
+          // budget allows it.
           const other = selection.pick(request, now(), member)
           if (other === undefined) return Effect.fail(crash)
           if (!outcomes.budget.tryRetry(now())) {
             release(other)
             return Effect.fail(crash)
           }
-          return runPick(other, request, timeout, queueTimeoutMillis, idempotent, retries + 1)
+          return runIdempotent(other, request, timeout, queueTimeoutMillis, retries + 1)
         }
       )
-    )
+    ) as Effect.Effect<Resp, DispatchError<E>>
   }
 
-  const attempt = (
+  const attemptIdempotent = (
     request: Req,
     timeout: Duration.Duration | undefined,
     queueTimeoutMillis: number,
-    idempotent: boolean,
     retries: number
   ): Effect.Effect<Resp, DispatchError<E>> =>
     Effect.suspend(() => {
       if (admission.isEmpty) {
         const pick = selection.pick(request, now())
-        if (pick !== undefined) return runPick(pick, request, timeout, queueTimeoutMillis, idempotent, retries)
+        if (pick !== undefined) return runIdempotent(pick, request, timeout, queueTimeoutMillis, retries)
       }
       if (membership.canComeBack === 0) return Effect.fail(refusal())
-      return Effect.flatMap(admission.enqueue(request, queueTimeoutMillis), (pick) =>
-        runPick(pick, request, timeout, queueTimeoutMillis, idempotent, retries)
-      )
+      const waiting = admission.enqueue(request, queueTimeoutMillis, false)
+      if (waiting instanceof PoolBusy) return Effect.fail(waiting)
+      return Effect.flatMap(waiting, (pick) => runIdempotent(pick, request, timeout, queueTimeoutMillis, retries))
     })
-
-  /** A request with options, or one that must wait: counted by a frame of its own. */
-  const dispatchWith = (request: Req, options: DispatchOptions | undefined): Effect.Effect<Resp, DispatchError<E>> => {
-    const timeout = options?.timeout === undefined ? config.timeout : Duration.fromInputUnsafe(options.timeout)
-    const queueTimeoutMillis =
-      options?.queueTimeout === undefined
-        ? config.queueTimeoutMillis
-        : Duration.toMillis(Duration.fromInputUnsafe(options.queueTimeout))
-    active++
-    outcomes.budget.request(now())
-    return Effect.ensuring(
-      attempt(request, timeout, queueTimeoutMillis, options?.idempotent === true, 0),
-      Effect.sync(settledOne)
-    )
-  }
 
   const dispatch = (request: Req, options?: DispatchOptions): Effect.Effect<Resp, DispatchError<E>> =>
     Effect.withFiber((caller) => {
@@ -243,7 +280,16 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
           return run as Effect.Effect<Resp, E | WorkerCrash | RequestTimeout>
         }
       }
-      return dispatchWith(request, options)
+      active++
+      outcomes.budget.request(turnNow())
+      if (options === undefined) return place(caller, request, config.timeout, config.queueTimeoutMillis)
+      const timeout = options.timeout === undefined ? config.timeout : Duration.fromInputUnsafe(options.timeout)
+      const queueTimeoutMillis =
+        options.queueTimeout === undefined
+          ? config.queueTimeoutMillis
+          : Duration.toMillis(Duration.fromInputUnsafe(options.queueTimeout))
+      if (options.idempotent !== true) return place(caller, request, timeout, queueTimeoutMillis)
+      return Effect.ensuring(attemptIdempotent(request, timeout, queueTimeoutMillis, 0), Effect.sync(settledOne))
     })
 
   // --- membership ------------------------------------------------------------

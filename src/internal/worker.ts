@@ -68,6 +68,8 @@ export interface WorkerCore<Req, Resp, E> {
   readonly reserve: () => Slot | undefined
   /** Gives back a slot no request was started in. */
   readonly release: (slot: Slot) => void
+  /** Whether a request can start in `slot` now: the incarnation that gave it is still live. */
+  readonly startable: (slot: Slot) => boolean
   /**
    * Runs `request` in `slot`. Fails with `NotStarted` (the slot given back)
    * when the incarnation that gave the slot has ended. `caller`: the fiber
@@ -355,6 +357,7 @@ export const makeCore = <Req, Resp, E>(options: {
     health,
     reserve,
     release,
+    startable: (slot) => slot.phase === 0 && live !== undefined && slot.incarnation === live,
     run,
     setEjection,
     holdsCallers: () => live !== undefined && live.onCallers > 0,

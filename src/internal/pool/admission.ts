@@ -30,6 +30,10 @@ export interface Waiter<Req, Resp, E> {
   resume: ((effect: Effect.Effect<Pick<Req, Resp, E>, Refusal>) => void) | undefined
   /** The slot it was handed and has not used yet. */
   handed: Pick<Req, Resp, E> | undefined
+  /** Its leaving the queue without a slot ends its admission (`AdmissionHooks.abandoned`). */
+  readonly counted: boolean
+  /** Its wait is over: it left, failed, or took its slot. */
+  over: boolean
 }
 
 export type QueueStrategy = "suspend" | "fail" | "dropOldest"
@@ -45,6 +49,8 @@ export interface AdmissionHooks<Req, Resp, E> {
   readonly background: (effect: Effect.Effect<void>) => Fiber.Fiber<void>
   readonly busy: (reason: string) => PoolBusy
   readonly expired: (waiter: Waiter<Req, Resp, E>) => QueueTimeout
+  /** A counted request left the queue without running: refused, timed out, dropped, or its caller left. */
+  readonly abandoned: () => void
 }
 
 export class Admission<Req, Resp, E> {
@@ -78,9 +84,16 @@ export class Admission<Req, Resp, E> {
 
   /**
    * Admits a request that found no slot: it waits for one, within the queue's
-   * capacity and strategy, for at most `queueTimeoutMillis`.
+   * capacity and strategy, for at most `queueTimeoutMillis`. A full queue
+   * that refuses it returns `PoolBusy` at once, without admitting it.
+   * `counted`: the pool counts its end through `abandoned` when it leaves the
+   * queue without a slot.
    */
-  enqueue(request: Req, queueTimeoutMillis: number): Effect.Effect<Pick<Req, Resp, E>, Refusal> {
+  enqueue(
+    request: Req,
+    queueTimeoutMillis: number,
+    counted: boolean
+  ): Effect.Effect<Pick<Req, Resp, E>, Refusal> | PoolBusy {
     const since = this.hooks.now()
     const waiter: Waiter<Req, Resp, E> = {
       request,
@@ -91,7 +104,9 @@ export class Admission<Req, Resp, E> {
       inOverflow: false,
       heapIndex: -1,
       resume: undefined,
-      handed: undefined
+      handed: undefined,
+      counted,
+      over: false
     }
     if (this.queue.length < this.capacity) {
       waiter.node = this.queue.push(waiter)
@@ -107,7 +122,7 @@ export class Admission<Req, Resp, E> {
       )
       waiter.node = this.queue.push(waiter)
     } else {
-      return Effect.fail(this.hooks.busy(`the admission queue is full (${this.capacity} waiting)`))
+      return this.hooks.busy(`the admission queue is full (${this.capacity} waiting)`)
     }
     if (Number.isFinite(waiter.deadline)) {
       this.deadlines.push(waiter)
@@ -165,30 +180,37 @@ export class Admission<Req, Resp, E> {
 
   /** Ends a waiter's wait with `exit`; its caller is woken after this step. */
   private finish(waiter: Waiter<Req, Resp, E>, exit: Exit.Exit<Pick<Req, Resp, E>, Refusal>): void {
-    if (waiter.heapIndex !== -1) {
-      this.deadlines.remove(waiter)
-      this.arm()
-    }
+    if (waiter.heapIndex !== -1) this.deadlines.remove(waiter)
+    if (Exit.isFailure(exit)) this.end(waiter)
     this.hooks.later.run(() => {
       const resume = waiter.resume
       if (resume === undefined) return
       waiter.resume = undefined
-      if (Exit.isSuccess(exit)) waiter.handed = undefined
+      if (Exit.isSuccess(exit)) {
+        // The slot is the request's now: its run ends its admission.
+        waiter.handed = undefined
+        waiter.over = true
+      }
       resume(exit)
     })
   }
 
+  /** Its wait ends without a slot. */
+  private end(waiter: Waiter<Req, Resp, E>): void {
+    if (waiter.over) return
+    waiter.over = true
+    if (waiter.counted) this.hooks.abandoned()
+  }
+
   private leave(waiter: Waiter<Req, Resp, E>): void {
     waiter.resume = undefined
+    this.end(waiter)
     if (waiter.node !== undefined) {
       ;(waiter.inOverflow ? this.overflow : this.queue).remove(waiter.node)
       waiter.node = undefined
       this.refill()
     }
-    if (waiter.heapIndex !== -1) {
-      this.deadlines.remove(waiter)
-      this.arm()
-    }
+    if (waiter.heapIndex !== -1) this.deadlines.remove(waiter)
     const handed = waiter.handed
     if (handed !== undefined) {
       waiter.handed = undefined
@@ -214,10 +236,15 @@ export class Admission<Req, Resp, E> {
     this.arm()
   }
 
-  /** Sets the timer to the earliest deadline. */
+  /**
+   * Sets the timer to the earliest deadline, if it is not set to fire by
+   * then. A timer that fires when nothing is due (the request it was set for
+   * left) sets itself to the next deadline: requests that leave the queue,
+   * which is what nearly all of them do, never touch it.
+   */
   private arm(): void {
     const next = this.deadlines.peek()?.deadline ?? Infinity
-    if (next === this.timerAt) return
+    if (next >= this.timerAt) return
     this.timer?.interruptUnsafe()
     this.timer = undefined
     this.timerAt = next

@@ -1,27 +1,22 @@
 /**
  * Work the pool hands to other fibers (waking a waiting caller, publishing a
- * change) runs after the pool's own step, in one task of Effect's scheduler,
- * never in the middle of it: so no caller's code runs while the pool's state
- * is half updated, and no chain of wake-ups grows the stack.
+ * change) runs after the pool's own step, never in the middle of it: so no
+ * caller's code runs while the pool's state is half updated, and no chain of
+ * wake-ups grows the stack. It runs in one microtask, at the end of the
+ * synchronous run that made it, so that a caller woken for a slot sends its
+ * request in the same turn of the event loop as the answer that freed the
+ * slot (and in the same batch as the other requests of that turn).
  */
-import type { SchedulerDispatcher } from "effect/Scheduler"
-
 export class Later {
   private tasks: Array<() => void> = []
   private scheduled = false
-
-  private readonly dispatcher: SchedulerDispatcher
-
-  constructor(dispatcher: SchedulerDispatcher) {
-    this.dispatcher = dispatcher
-  }
 
   /** Runs `task` in the next batch. */
   run(task: () => void): void {
     this.tasks.push(task)
     if (this.scheduled) return
     this.scheduled = true
-    this.dispatcher.scheduleTask(this.flush, 0)
+    queueMicrotask(this.flush)
   }
 
   /** Runs what is pending now. */
