@@ -279,7 +279,13 @@ export const make = <Req, Resp, E = DomainError>(
 
     yield* client.awaitReady(settings.startTimeout)
     yield* Effect.logDebug("thread ready").pipe(annotate)
-    const incarnation = { run: client.run, exited: client.exited, restartOnTimeout: true, settlesOnDeath: true }
+    const incarnation = {
+      run: client.run,
+      submit: client.start,
+      exited: client.exited,
+      restartOnTimeout: true,
+      settlesOnDeath: true
+    }
     return incarnation
   })
 

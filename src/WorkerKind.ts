@@ -79,6 +79,19 @@ export interface Incarnation<Req, Resp, E> {
    * incarnation, which its death interrupts.
    */
   readonly settlesOnDeath?: boolean | undefined
+  /**
+   * Sends one request without a fiber: `done` is called exactly once with its
+   * outcome (an `Exit`, or an effect for a schema that decodes
+   * asynchronously); the returned function cancels it, and `done` then comes
+   * once the incarnation has confirmed the cancel (with an interruption) or
+   * died (with its crash). A kind that has it (the out-of-process kinds do)
+   * lets the pool send a waiting request the moment a slot frees up, its
+   * caller waking only with the outcome, and keeps a cancelled request's slot
+   * taken until the child has let go of it. Optional.
+   */
+  readonly submit?:
+    | ((request: Req, done: (outcome: Effect.Effect<Resp, E | WorkerCrash>) => void) => () => void)
+    | undefined
 }
 
 /**

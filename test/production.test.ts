@@ -191,3 +191,43 @@ describe("a worker that can never start", () => {
     { timeout: 60_000 }
   )
 })
+
+describe("a cancel the child does not confirm", () => {
+  it.live(
+    "keeps the child's slot taken: requests meanwhile go to the other worker, and none fails",
+    () =>
+      S.live((logs) =>
+        Effect.gen(function* () {
+          const pool = yield* WorkerPool.make<Job, Answer, DomainError | InvalidRequest, InvalidOptions>({
+            size: 2,
+            worker: (id) => Worker.fromKind(id, S.subprocess({ cancelGrace: "1 second" }))
+          })
+          const pids = (yield* Effect.forEach([1, 2], (value) => pool.dispatch({ _tag: "Echo", value }), {
+            concurrency: "unbounded"
+          })).map((answer) => answer.pid)
+          const stubborn = yield* Effect.forkChild(pool.dispatch({ _tag: "IgnoreCancel" }))
+          yield* S.eventually("the stubborn request started", () => logs.lines.some((l) => l === "started 2"))
+          yield* Fiber.interrupt(stubborn)
+          const held = (yield* pool.health).filter(([, h]) => h.inFlight === 1)
+          assert.strictEqual(held.length, 1, "the cancelled request still holds its slot")
+          // While the child holds on to it, every request goes to the other process.
+          const answers = yield* Effect.forEach(
+            Array.from({ length: 20 }, (_, i) => i),
+            (value) => pool.dispatch({ _tag: "Echo", value })
+          )
+          const busy = answers[0]!.pid
+          assert.isTrue(pids.includes(busy))
+          assert.isTrue(answers.every((a) => a.pid === busy))
+          // Past the grace period, the child is killed and replaced; nobody saw its crash.
+          const [[, h0], [, h1]] = yield* S.eventuallyEffect(
+            "the stubborn child is replaced",
+            Effect.map(pool.health, (all) => all.every(([, h]) => h.inFlight === 0 && h.state === "Healthy"))
+          ).pipe(Effect.andThen(pool.health))
+          assert.strictEqual(h0!.crashes + h1!.crashes, 1)
+          assert.strictEqual(h0!.interrupted + h1!.interrupted, 1)
+          assert.strictEqual(h0!.errored + h1!.errored, 0)
+        })
+      ),
+    { timeout: 60_000 }
+  )
+})

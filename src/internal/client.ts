@@ -85,6 +85,17 @@ export interface ClientOptions<Resp, E> {
 export interface Client<Req, Resp, E> {
   /** Sends one request and awaits its answer; interrupting it sends a cancel. */
   readonly run: (request: Req) => Effect.Effect<Resp, E | InvalidRequest | WorkerCrash>
+  /**
+   * Sends one request; `done` is called exactly once with its outcome (an
+   * `Exit`, or an effect for a schema that decodes asynchronously). The
+   * returned function cancels it: `done` then comes with an interruption once
+   * the child has confirmed the cancel, or with the crash if the child dies
+   * first, so that whoever holds the request's slot keeps it until then.
+   */
+  readonly start: (
+    request: Req,
+    done: (outcome: Effect.Effect<Resp, E | InvalidRequest | WorkerCrash>) => void
+  ) => () => void
   /** Completes with the crash once the child is dead or must be replaced. */
   readonly exited: Effect.Effect<WorkerCrash>
   /** Succeeds once the child sent `Ready`; fails if it dies first or takes longer than `timeout`. */
@@ -125,7 +136,12 @@ interface Entry<A, E> {
   cancelled: boolean
   readonly payload: unknown
   readonly resume: (outcome: Effect.Effect<A, E>) => void
+  /** Started with `start`: told of its end even after a cancel. */
+  readonly always: boolean
 }
+
+const cancelledExit = Exit.failCause(Cause.interrupt())
+const noop = () => {}
 
 interface CancelDeadline {
   readonly id: number
@@ -238,21 +254,21 @@ const makeWith = <Req, Resp, E>(
   }
 
   /** The caller left: a queued request leaves the line; a sent one is cancelled, with `cancelGrace` to say it stopped. */
-  const leave = (entry: Pending) =>
-    Effect.sync(() => {
-      if (entry.state === State.Queued) {
-        entry.state = State.Left
-        return
-      }
-      if (entry.state !== State.Sent || entry.cancelled || deathReason !== undefined) return
-      entry.cancelled = true
-      sendSafely({ _tag: "Cancel", id: entry.id })
-      Queue.offerUnsafe(deadlines, {
-        id: entry.id,
-        entry: entry as Entry<unknown, unknown>,
-        at: clock.currentTimeMillisUnsafe() + graceMillis
-      })
+  const leaveNow = (entry: Pending): void => {
+    if (entry.state === State.Queued) {
+      entry.state = State.Left
+      return
+    }
+    if (entry.state !== State.Sent || entry.cancelled || deathReason !== undefined) return
+    entry.cancelled = true
+    sendSafely({ _tag: "Cancel", id: entry.id })
+    Queue.offerUnsafe(deadlines, {
+      id: entry.id,
+      entry: entry as Entry<unknown, unknown>,
+      at: clock.currentTimeMillisUnsafe() + graceMillis
     })
+  }
+  const leave = (entry: Pending) => Effect.sync(() => leaveNow(entry))
 
   /** A payload of a final answer, decoded; one that does not decode is the child's fault. */
   const decodeOrDie = <A>(conversion: Conversion<A>, value: unknown, what: string): Effect.Effect<A, WorkerCrash> => {
@@ -323,6 +339,7 @@ const makeWith = <Req, Resp, E>(
     else if (message._tag === "Cancelled" && !entry.cancelled) die("the handler was interrupted")
     if (deathReason === undefined) releasePermit()
     if (!entry.cancelled) entry.resume(settle(message))
+    else if (entry.always) entry.resume(message._tag === "Crash" ? crashed() : cancelledExit)
   }
 
   /** After the death, only the processes a thread started still matter: they must be stopped. */
@@ -408,10 +425,49 @@ const makeWith = <Req, Resp, E>(
           }
         })
 
+  /** Sends `payload` (a request encoded), now or when a permit frees up. */
+  const enter = (payload: unknown, resume: (outcome: Effect.Effect<Resp, Outcome>) => void, always: boolean) => {
+    const entry: Pending = { id: 0, state: State.Queued, cancelled: false, payload, resume, always }
+    if (free > 0) {
+      free--
+      dispatch(entry)
+    } else {
+      queue.push(entry)
+    }
+    return entry
+  }
+
+  const start = (request: Req, done: (outcome: Effect.Effect<Resp, Outcome>) => void): (() => void) => {
+    if (deathReason !== undefined) {
+      done(crashed())
+      return noop
+    }
+    const encoded = codecs.encodeRequest.run(request)
+    if (Exit.isFailure(encoded)) {
+      if (!needsEffect(encoded)) {
+        const error = Cause.findErrorOption(encoded.cause)
+        done(error._tag === "Some" ? invalid(error.value) : Exit.failCause(encoded.cause as Cause.Cause<never>))
+      } else {
+        // A schema that encodes asynchronously: the caller runs the request.
+        done(run(request))
+      }
+      return noop
+    }
+    const entry = enter(encoded.value, done, true)
+    return () => {
+      if (entry.state === State.Queued) {
+        entry.state = State.Left
+        done(cancelledExit)
+      } else {
+        leaveNow(entry)
+      }
+    }
+  }
+
   const submit = (payload: unknown): Effect.Effect<Resp, Outcome> =>
     Effect.callback<Resp, Outcome>((resume) => {
       if (deathReason !== undefined) return resume(crashed())
-      const entry: Pending = { id: 0, state: State.Queued, cancelled: false, payload, resume }
+      const entry: Pending = { id: 0, state: State.Queued, cancelled: false, payload, resume, always: false }
       if (free > 0) {
         free--
         dispatch(entry)
@@ -456,6 +512,7 @@ const makeWith = <Req, Resp, E>(
 
   return {
     run,
+    start,
     exited: Deferred.await(exited),
     awaitReady,
     reaper,

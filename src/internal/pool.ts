@@ -28,7 +28,7 @@ import type { WorkerId } from "../WorkerId.ts"
 import type { DispatchError, DispatchOptions, WorkerPool } from "../WorkerPool.ts"
 import type { EjectionRules } from "./ejection.ts"
 import type { Outcome, Slot } from "./health.ts"
-import { Admission, type QueueStrategy } from "./pool/admission.ts"
+import { Admission, type QueueStrategy, type Waiter } from "./pool/admission.ts"
 import { Later } from "./pool/later.ts"
 import { type Member, Membership } from "./pool/membership.ts"
 import { Outcomes } from "./pool/outcomes.ts"
@@ -52,6 +52,14 @@ export interface PoolConfig {
     readonly windowMillis: number
   }
   readonly drain: Duration.Duration
+}
+
+/** What the pool needs to serve a waiting request. */
+interface Plan {
+  readonly caller: Fiber.Fiber<unknown, unknown>
+  readonly timeout: Duration.Duration | undefined
+  readonly idempotent: boolean
+  readonly retries: number
 }
 
 /** A member with the callbacks its requests settle through, made once. */
@@ -92,12 +100,13 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
     },
     pump
   })
-  const admission: Admission<Req, Resp, E> = new Admission(config.queueCapacity, config.queueStrategy, {
+  const admission: Admission<Req, Plan> = new Admission(config.queueCapacity, config.queueStrategy, {
     now,
     later,
-    take: (request) => selection.pick(request, now()),
-    giveBack: (pick) => release(pick),
-    abandoned: () => settledOne(),
+    serve: (waiter) => serve(waiter),
+    abandoned: (waiter) => {
+      if (!waiter.plan.idempotent) settledOne()
+    },
     background,
     busy: (reason) => new PoolBusy({ reason }),
     expired: (waiter) =>
@@ -193,23 +202,79 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
       settledOne()
       return Effect.fail(refusal())
     }
-    const waiting = admission.enqueue(request, queueTimeoutMillis, true)
+    const waiting = admission.enqueue<Resp, DispatchError<E>>(
+      request,
+      { caller, timeout, idempotent: false, retries: 0 },
+      queueTimeoutMillis
+    )
     if (waiting instanceof PoolBusy) {
       settledOne()
       return Effect.fail(waiting)
     }
-    return Effect.flatMap(waiting, (pick) => {
-      const member = pick.member as S
-      // The incarnation that gave the slot may have ended before the caller woke.
-      if (!member.core.startable(pick.slot)) {
-        release(pick)
-        return place(caller, request, timeout, queueTimeoutMillis)
-      }
-      return member.core.run(pick.slot, request, timeout, caller, member.settledFast, turnNow()) as Effect.Effect<
-        Resp,
-        E | WorkerCrash | RequestTimeout
-      >
+    return waiting
+  }
+
+  /**
+   * Serves a waiting request on a free slot, if a worker can take it now. A
+   * request the worker's incarnation can take without a fiber is sent at
+   * once, and its caller wakes only with the outcome; any other is run by its
+   * caller, woken after this step.
+   */
+  const serve = (waiter: Waiter<Req, Plan>): boolean => {
+    const t = turnNow()
+    const pick = selection.pick(waiter.request, t)
+    if (pick === undefined) return false
+    const member = pick.member as S
+    const plan = waiter.plan
+    if (!plan.idempotent && plan.timeout === undefined && member.core.submits()) {
+      waiter.leave = member.core.submit(pick.slot, waiter.request, member.settledFast, t, (outcome) => {
+        const resume = waiter.resume
+        if (resume === undefined) return
+        waiter.resume = undefined
+        waiter.leave = undefined
+        resume(outcome)
+      })
+      return true
+    }
+    waiter.leave = () => {
+      release(pick)
+      if (!plan.idempotent) settledOne()
+    }
+    later.run(() => {
+      const resume = waiter.resume
+      if (resume === undefined) return
+      waiter.resume = undefined
+      waiter.leave = undefined
+      resume(
+        plan.idempotent
+          ? runIdempotent(pick, waiter.request, plan.timeout, waiter.queueTimeoutMillis, plan.retries)
+          : startServed(pick, waiter.request, plan, waiter.queueTimeoutMillis)
+      )
     })
+    return true
+  }
+
+  /** Runs a request that was served a slot while it waited. */
+  const startServed = (
+    pick: Pick<Req, Resp, E>,
+    request: Req,
+    plan: Plan,
+    queueTimeoutMillis: number
+  ): Effect.Effect<Resp, DispatchError<E>> => {
+    const member = pick.member as S
+    // The incarnation that gave the slot may have ended before the caller woke.
+    if (!member.core.startable(pick.slot)) {
+      release(pick)
+      return place(plan.caller, request, plan.timeout, queueTimeoutMillis)
+    }
+    return member.core.run(
+      pick.slot,
+      request,
+      plan.timeout,
+      plan.caller,
+      member.settledFast,
+      turnNow()
+    ) as Effect.Effect<Resp, E | WorkerCrash | RequestTimeout>
   }
 
   /** Runs an idempotent request in `pick`; after a `WorkerCrash` it is tried again on another worker. */
@@ -254,15 +319,19 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
     queueTimeoutMillis: number,
     retries: number
   ): Effect.Effect<Resp, DispatchError<E>> =>
-    Effect.suspend(() => {
+    Effect.withFiber((caller) => {
       if (admission.isEmpty) {
         const pick = selection.pick(request, now())
         if (pick !== undefined) return runIdempotent(pick, request, timeout, queueTimeoutMillis, retries)
       }
       if (membership.canComeBack === 0) return Effect.fail(refusal())
-      const waiting = admission.enqueue(request, queueTimeoutMillis, false)
+      const waiting = admission.enqueue<Resp, DispatchError<E>>(
+        request,
+        { caller, timeout, idempotent: true, retries },
+        queueTimeoutMillis
+      )
       if (waiting instanceof PoolBusy) return Effect.fail(waiting)
-      return Effect.flatMap(waiting, (pick) => runIdempotent(pick, request, timeout, queueTimeoutMillis, retries))
+      return waiting
     })
 
   const dispatch = (request: Req, options?: DispatchOptions): Effect.Effect<Resp, DispatchError<E>> =>

@@ -70,6 +70,21 @@ export interface WorkerCore<Req, Resp, E> {
   readonly release: (slot: Slot) => void
   /** Whether a request can start in `slot` now: the incarnation that gave it is still live. */
   readonly startable: (slot: Slot) => boolean
+  /** Whether the live incarnation takes requests without a fiber (`Incarnation.submit`). */
+  readonly submits: () => boolean
+  /**
+   * Sends `request` in `slot` (which must be startable) through the
+   * incarnation's `submit`; `deliver` gets what its caller should see. The
+   * returned function is the caller's leaving: it cancels the request, whose
+   * slot stays taken until the incarnation confirms (or dies).
+   */
+  readonly submit: (
+    slot: Slot,
+    request: Req,
+    onSettled: OnSettled | undefined,
+    startedAt: number,
+    deliver: (effect: Effect.Effect<Resp, E | WorkerCrash>) => void
+  ) => () => void
   /**
    * Runs `request` in `slot`. Fails with `NotStarted` (the slot given back)
    * when the incarnation that gave the slot has ended. `caller`: the fiber
@@ -228,6 +243,62 @@ export const makeCore = <Req, Resp, E>(options: {
     )
   }
 
+  /**
+   * What a submitted request's outcome means for the worker, counted at once;
+   * returns what its caller should see. `left`: its caller had left.
+   */
+  const conclude = (
+    current: Live<Req, Resp, E>,
+    slot: Slot,
+    exit: Exit.Exit<Resp, E | WorkerCrash>,
+    onSettled: OnSettled | undefined,
+    left: boolean
+  ): Effect.Effect<Resp, E | WorkerCrash> => {
+    if (Exit.isSuccess(exit)) {
+      settle(slot, left ? "interrupted" : "succeeded", current, onSettled)
+      return exit
+    }
+    const failure = classify(exit.cause)
+    switch (failure._tag) {
+      case "Domain":
+        settle(slot, left ? "interrupted" : failure.outcome, current, onSettled)
+        return exit
+      case "Crash": {
+        const ended = crash(current, failure.reason)
+        settle(slot, left ? "interrupted" : ended ? "crashed" : "torn", current, onSettled)
+        return reportCrash(current, current.endReason ?? failure.reason, stopReason !== undefined)
+      }
+      case "Interrupted":
+        settle(slot, current.endReason === undefined || left ? "interrupted" : "torn", current, onSettled)
+        return exit
+    }
+  }
+
+  const submitOn = (
+    current: Live<Req, Resp, E>,
+    slot: Slot,
+    request: Req,
+    onSettled: OnSettled | undefined,
+    deliver: (effect: Effect.Effect<Resp, E | WorkerCrash>) => void
+  ): (() => void) => {
+    let left = false
+    const cancel = current.incarnation.submit!(request, (outcome) => {
+      if (Exit.isExit(outcome)) {
+        const result = conclude(current, slot, outcome as Exit.Exit<Resp, E | WorkerCrash>, onSettled, left)
+        if (!left) deliver(result)
+      } else if (left) {
+        settle(slot, "interrupted", current, onSettled)
+      } else {
+        // Decoded asynchronously: counted once the caller has run it.
+        deliver(Effect.flatMap(Effect.exit(outcome), (exit) => conclude(current, slot, exit, onSettled, false)))
+      }
+    })
+    return () => {
+      left = true
+      cancel()
+    }
+  }
+
   /** Runs on a fiber of the incarnation, so that its end (or a timeout) can interrupt it. */
   const runOnIncarnation = (
     current: Live<Req, Resp, E>,
@@ -313,6 +384,12 @@ export const makeCore = <Req, Resp, E>(options: {
     }
     health.started(slot, startedAt)
     if (timeout === undefined) {
+      if (current.incarnation.submit !== undefined) {
+        return Effect.callback<Resp, E | WorkerCrash>((resume) => {
+          const leave = submitOn(current, slot, request, onSettled, resume)
+          return Effect.sync(leave)
+        })
+      }
       if (current.incarnation.settlesOnDeath === true) return runOnCaller(current, slot, request, onSettled)
       if (caller !== undefined && maxInFlight === 1) {
         slot.caller = caller
@@ -358,6 +435,11 @@ export const makeCore = <Req, Resp, E>(options: {
     reserve,
     release,
     startable: (slot) => slot.phase === 0 && live !== undefined && slot.incarnation === live,
+    submits: () => live?.incarnation.submit !== undefined,
+    submit: (slot, request, onSettled, startedAt, deliver) => {
+      health.started(slot, startedAt)
+      return submitOn(live!, slot, request, onSettled, deliver)
+    },
     run,
     setEjection,
     holdsCallers: () => live !== undefined && live.onCallers > 0,

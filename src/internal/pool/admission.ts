@@ -1,72 +1,74 @@
 /**
  * Admission: the queue of requests waiting for a slot. It applies the queue's
- * capacity and strategy, hands freed slots to waiting requests in arrival
+ * capacity and strategy, offers freed slots to waiting requests in arrival
  * order, fails the requests that waited longer than their queue timeout, and
  * fails every waiting request at once when the pool can serve none of them.
  *
- * A waiting request is handed its slot (it counts as in flight on its worker
- * from then on) in the same step as the slot is freed; its caller is woken
- * after the pool's step (see `Later`).
+ * What serving a waiting request means is the pool's business (`serve`): it
+ * takes a slot for it, and either sends the request at once (its caller then
+ * wakes only with the outcome) or wakes its caller to run it. Either way the
+ * slot is the request's from that step on.
  */
 import { Effect, Exit, type Fiber } from "effect"
 import type { PoolBusy, PoolShutdown, QueueTimeout, WorkerCrash } from "../../WorkerError.ts"
 import { Fifo, type FifoNode } from "../fifo.ts"
 import type { Later } from "./later.ts"
-import type { Pick } from "./selection.ts"
 
 /** Why a waiting request left the queue without a slot. */
 export type Refusal = WorkerCrash | PoolBusy | PoolShutdown | QueueTimeout
 
-export interface Waiter<Req, Resp, E> {
+export interface Waiter<Req, P> {
   readonly request: Req
+  /** What the pool needs to serve it. */
+  readonly plan: P
   readonly since: number
   /** When it stops waiting (epoch millis), `Infinity` for never. */
   readonly deadline: number
   readonly queueTimeoutMillis: number
-  node: FifoNode<Waiter<Req, Resp, E>> | undefined
+  node: FifoNode<Waiter<Req, P>> | undefined
   inOverflow: boolean
   /** Its position in the deadline heap, -1 when not in it. */
   heapIndex: number
-  resume: ((effect: Effect.Effect<Pick<Req, Resp, E>, Refusal>) => void) | undefined
-  /** The slot it was handed and has not used yet. */
-  handed: Pick<Req, Resp, E> | undefined
-  /** Its leaving the queue without a slot ends its admission (`AdmissionHooks.abandoned`). */
-  readonly counted: boolean
-  /** Its wait is over: it left, failed, or took its slot. */
+  /** Wakes its caller with what comes next: an outcome, or the run of its request. */
+  resume: ((effect: Effect.Effect<any, any>) => void) | undefined
+  /** Once served: what its caller's leaving does (cancel its request, give back its slot). */
+  leave: (() => void) | undefined
+  /** It was served, failed or left: it is out of the queue for good. */
   over: boolean
 }
 
 export type QueueStrategy = "suspend" | "fail" | "dropOldest"
 
-export interface AdmissionHooks<Req, Resp, E> {
+export interface AdmissionHooks<Req, P> {
   readonly now: () => number
   readonly later: Later
-  /** Takes a slot for `request` now, if a worker can take it. */
-  readonly take: (request: Req) => Pick<Req, Resp, E> | undefined
-  /** Gives back a slot a waiter was handed and never used. */
-  readonly giveBack: (pick: Pick<Req, Resp, E>) => void
+  /**
+   * Serves `waiter` if a worker can take it now: takes a slot, sets its
+   * `leave`, and sees to it that its caller is woken. `false` if none can.
+   */
+  readonly serve: (waiter: Waiter<Req, P>) => boolean
   /** Runs `effect` on a fiber of the pool (for the queue-timeout timer). */
   readonly background: (effect: Effect.Effect<void>) => Fiber.Fiber<void>
   readonly busy: (reason: string) => PoolBusy
-  readonly expired: (waiter: Waiter<Req, Resp, E>) => QueueTimeout
-  /** A counted request left the queue without running: refused, timed out, dropped, or its caller left. */
-  readonly abandoned: () => void
+  readonly expired: (waiter: Waiter<Req, P>) => QueueTimeout
+  /** A request left the queue without being served: refused, timed out, dropped, or its caller left. */
+  readonly abandoned: (waiter: Waiter<Req, P>) => void
 }
 
-export class Admission<Req, Resp, E> {
+export class Admission<Req, P> {
   /** Requests waiting for a slot, oldest first. */
-  private readonly queue = new Fifo<Waiter<Req, Resp, E>>()
+  private readonly queue = new Fifo<Waiter<Req, P>>()
   /** Callers suspended until the queue has room (the `"suspend"` strategy). */
-  private readonly overflow = new Fifo<Waiter<Req, Resp, E>>()
-  private readonly deadlines = new DeadlineHeap<Waiter<Req, Resp, E>>()
+  private readonly overflow = new Fifo<Waiter<Req, P>>()
+  private readonly deadlines = new DeadlineHeap<Waiter<Req, P>>()
   private timer: Fiber.Fiber<void> | undefined
   private timerAt = Infinity
 
   private readonly capacity: number
   private readonly strategy: QueueStrategy
-  private readonly hooks: AdmissionHooks<Req, Resp, E>
+  private readonly hooks: AdmissionHooks<Req, P>
 
-  constructor(capacity: number, strategy: QueueStrategy, hooks: AdmissionHooks<Req, Resp, E>) {
+  constructor(capacity: number, strategy: QueueStrategy, hooks: AdmissionHooks<Req, P>) {
     this.capacity = capacity
     this.strategy = strategy
     this.hooks = hooks
@@ -84,19 +86,15 @@ export class Admission<Req, Resp, E> {
 
   /**
    * Admits a request that found no slot: it waits for one, within the queue's
-   * capacity and strategy, for at most `queueTimeoutMillis`. A full queue
-   * that refuses it returns `PoolBusy` at once, without admitting it.
-   * `counted`: the pool counts its end through `abandoned` when it leaves the
-   * queue without a slot.
+   * capacity and strategy, for at most `queueTimeoutMillis`, and its caller
+   * is woken with what `serve` gives it. A full queue that refuses it returns
+   * `PoolBusy` at once, without admitting it.
    */
-  enqueue(
-    request: Req,
-    queueTimeoutMillis: number,
-    counted: boolean
-  ): Effect.Effect<Pick<Req, Resp, E>, Refusal> | PoolBusy {
+  enqueue<A, E>(request: Req, plan: P, queueTimeoutMillis: number): Effect.Effect<A, E | Refusal> | PoolBusy {
     const since = this.hooks.now()
-    const waiter: Waiter<Req, Resp, E> = {
+    const waiter: Waiter<Req, P> = {
       request,
+      plan,
       since,
       deadline: since + queueTimeoutMillis,
       queueTimeoutMillis,
@@ -104,8 +102,7 @@ export class Admission<Req, Resp, E> {
       inOverflow: false,
       heapIndex: -1,
       resume: undefined,
-      handed: undefined,
-      counted,
+      leave: undefined,
       over: false
     }
     if (this.queue.length < this.capacity) {
@@ -116,10 +113,7 @@ export class Admission<Req, Resp, E> {
     } else if (this.strategy === "dropOldest" && this.queue.length > 0) {
       const oldest = this.queue.shift()!
       oldest.node = undefined
-      this.finish(
-        oldest,
-        Exit.fail(this.hooks.busy("dropped: the admission queue was full and a newer request arrived"))
-      )
+      this.fail(oldest, this.hooks.busy("dropped: the admission queue was full and a newer request arrived"))
       waiter.node = this.queue.push(waiter)
     } else {
       return this.hooks.busy(`the admission queue is full (${this.capacity} waiting)`)
@@ -128,34 +122,34 @@ export class Admission<Req, Resp, E> {
       this.deadlines.push(waiter)
       this.arm()
     }
-    return Effect.callback<Pick<Req, Resp, E>, Refusal>((resume) => {
+    return Effect.callback<A, E | Refusal>((resume) => {
       waiter.resume = resume
-      // The caller gave up: it leaves the queue, or gives back the slot it was handed.
-      return Effect.sync(() => this.leave(waiter))
+      // The caller gave up: it leaves the queue, or what it was served.
+      return Effect.sync(() => this.left(waiter))
     })
   }
 
-  /** Hands free slots to waiting requests, oldest first, for as long as there are slots. */
+  /** Serves waiting requests, oldest first, for as long as a worker can take them. */
   pump(): void {
     while (this.queue.length > 0) {
       const head = this.queue.peek()!
-      let pick: Pick<Req, Resp, E> | undefined
+      let served: boolean
       try {
-        pick = this.hooks.take(head.request)
+        served = this.hooks.serve(head)
       } catch (defect) {
         // A policy that throws fails the request it was asked to place.
         this.queue.shift()
         head.node = undefined
         this.refill()
-        this.finish(head, Exit.die(defect))
+        this.fail(head, Exit.die(defect))
         continue
       }
-      if (pick === undefined) return
+      if (!served) return
       this.queue.shift()
       head.node = undefined
-      head.handed = pick
+      head.over = true
+      if (head.heapIndex !== -1) this.deadlines.remove(head)
       this.refill()
-      this.finish(head, Exit.succeed(pick))
     }
   }
 
@@ -164,7 +158,7 @@ export class Admission<Req, Resp, E> {
     for (const fifo of [this.queue, this.overflow]) {
       for (let waiter = fifo.shift(); waiter !== undefined; waiter = fifo.shift()) {
         waiter.node = undefined
-        this.finish(waiter, Exit.fail(error))
+        this.fail(waiter, error)
       }
     }
   }
@@ -178,43 +172,40 @@ export class Admission<Req, Resp, E> {
     }
   }
 
-  /** Ends a waiter's wait with `exit`; its caller is woken after this step. */
-  private finish(waiter: Waiter<Req, Resp, E>, exit: Exit.Exit<Pick<Req, Resp, E>, Refusal>): void {
+  /** Ends a waiter's wait without a slot; its caller is woken after this step. */
+  private fail(waiter: Waiter<Req, P>, failure: Refusal | Exit.Exit<never, never>): void {
     if (waiter.heapIndex !== -1) this.deadlines.remove(waiter)
-    if (Exit.isFailure(exit)) this.end(waiter)
+    this.end(waiter)
+    const exit = Exit.isExit(failure) ? failure : Exit.fail(failure)
     this.hooks.later.run(() => {
       const resume = waiter.resume
       if (resume === undefined) return
       waiter.resume = undefined
-      if (Exit.isSuccess(exit)) {
-        // The slot is the request's now: its run ends its admission.
-        waiter.handed = undefined
-        waiter.over = true
-      }
       resume(exit)
     })
   }
 
   /** Its wait ends without a slot. */
-  private end(waiter: Waiter<Req, Resp, E>): void {
+  private end(waiter: Waiter<Req, P>): void {
     if (waiter.over) return
     waiter.over = true
-    if (waiter.counted) this.hooks.abandoned()
+    this.hooks.abandoned(waiter)
   }
 
-  private leave(waiter: Waiter<Req, Resp, E>): void {
+  /** Its caller left. */
+  private left(waiter: Waiter<Req, P>): void {
     waiter.resume = undefined
-    this.end(waiter)
     if (waiter.node !== undefined) {
       ;(waiter.inOverflow ? this.overflow : this.queue).remove(waiter.node)
       waiter.node = undefined
       this.refill()
     }
     if (waiter.heapIndex !== -1) this.deadlines.remove(waiter)
-    const handed = waiter.handed
-    if (handed !== undefined) {
-      waiter.handed = undefined
-      this.hooks.giveBack(handed)
+    this.end(waiter)
+    const leave = waiter.leave
+    if (leave !== undefined) {
+      waiter.leave = undefined
+      leave()
     }
   }
 
@@ -229,7 +220,7 @@ export class Admission<Req, Resp, E> {
         ;(waiter.inOverflow ? this.overflow : this.queue).remove(waiter.node)
         waiter.node = undefined
       }
-      this.finish(waiter, Exit.fail(this.hooks.expired(waiter)))
+      this.fail(waiter, this.hooks.expired(waiter))
       waiter = this.deadlines.peek()
     }
     this.refill()
