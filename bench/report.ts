@@ -153,12 +153,12 @@ export const replacementTable = (result: StartResult): string =>
     result.replacements.map((row) => [
       row.kind,
       row.death,
-      row.restartDelay ? "default options" : "no restart delay",
+      row.withSpare ? "default options (a spare)" : "`spares: 0`",
       millis(row.noticed),
       millis(row.healthy),
       millis(row.answered),
       millis(row.overBare),
-      row.restartDelay ? verdict(row.overBare.median <= replacementSlackMillis) : ""
+      row.withSpare ? verdict(row.overBare.median <= replacementSlackMillis) : ""
     ])
   )
 
@@ -280,8 +280,9 @@ export const page = (results: Complete, run: RunInfo): string => {
     "Replacement: a pool of 1 worker with default options; the worker dies (its handler calls `process.exit(1)`, or a",
     "subprocess is killed with `SIGKILL` from outside); the times run from the death to the crash being noticed (the",
     "first change of the worker's state), to the replacement being `Healthy`, and to its first successful answer.",
-    "The default restart schedule waits about 100 ms (± 20 %) before the first restart; the rows without a restart",
-    "delay (`restart: Schedule.spaced(0)`) show the mechanics alone. The goal: the first answer comes at most",
+    "With default options the pool keeps one spare incarnation started ahead (ready by the time the worker dies, as in",
+    "a pool that has been running), which the crashed worker takes at once; the rows with `spares: 0` show a restart",
+    "without one (the default restart schedule's first delay, about 100 ms, then a start). The goal: the first answer comes at most",
     `${replacementSlackMillis} ms after a bare spawn of the same transport (\`${bareSpawnName.thread}\` for threads, \`${bareSpawnName.subprocess}\` for`,
     "subprocesses) would have answered, per round.",
     "",

@@ -370,7 +370,7 @@ export const make = <Req, Resp, E = DomainError>(
     return incarnation
   })
 
-  return { name: "subprocess", spawn, concurrency: settings.concurrency }
+  return { name: "subprocess", spawn, concurrency: settings.concurrency, spare: true }
 }
 
 /**

@@ -289,7 +289,7 @@ export const make = <Req, Resp, E = DomainError>(
     return incarnation
   })
 
-  return { name: "thread", spawn, concurrency: settings.concurrency }
+  return { name: "thread", spawn, concurrency: settings.concurrency, spare: true }
 }
 
 type Codec<A> = Client.Codec<A>

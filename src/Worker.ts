@@ -6,7 +6,8 @@
  */
 
 import type { Scope } from "effect"
-import { Duration, Effect, Option, Schedule, Schema } from "effect"
+import { Duration, Effect, Option, type Schedule, Schema } from "effect"
+import * as backoff from "./internal/backoff.ts"
 import * as supervisor from "./internal/supervisor.ts"
 import { type DomainError, InvalidOptions, type RequestTimeout, type WorkerCrash } from "./WorkerError.ts"
 import type { WorkerHealth } from "./WorkerHealth.ts"
@@ -118,10 +119,7 @@ export interface WorkerOptions {
  * @since 0.1.0
  * @category supervision
  */
-export const defaultRestartSchedule: Schedule.Schedule<Duration.Duration> = Schedule.exponential("100 millis").pipe(
-  Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.seconds(10)))),
-  Schedule.jittered
-)
+export const defaultRestartSchedule: Schedule.Schedule<Duration.Duration> = backoff.defaultRestartSchedule
 
 /**
  * Makes a supervised worker of any kind (see `WorkerKind`). It returns once the

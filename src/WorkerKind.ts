@@ -129,6 +129,13 @@ export interface WorkerKind<Req, Resp, E, R = never> {
    * gets it as its default `maxInFlight` (else 1).
    */
   readonly concurrency?: number | undefined
+  /**
+   * Whether a pool may keep spare incarnations of this kind started ahead,
+   * and hand one to a worker of this kind that crashed (the thread and
+   * subprocess kinds allow it: their starts take hundreds of milliseconds).
+   * A spare serves the workers made with this very kind value.
+   */
+  readonly spare?: boolean | undefined
 }
 
 /**

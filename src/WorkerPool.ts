@@ -115,6 +115,8 @@ export type QueueStrategy = "suspend" | "fail" | "dropOldest"
  * - `changes`: every change of a worker's state (started, crashed,
  *   restarting, ejected, readmitted, retired, stopped) from the moment the
  *   stream is run; counters alone do not emit (read them with `health`).
+ * - `spares`: the spare incarnations the pool keeps started ahead (see the
+ *   `spares` option).
  *
  * @example
  * ```ts
@@ -144,6 +146,31 @@ export interface WorkerPool<Req, Resp, E = DomainError> {
   readonly dispatch: (request: Req, options?: DispatchOptions) => Effect.Effect<Resp, DispatchError<E>>
   readonly health: Effect.Effect<ReadonlyArray<readonly [WorkerId, WorkerHealth]>>
   readonly changes: Stream.Stream<readonly [WorkerId, WorkerHealth]>
+  readonly spares: Effect.Effect<ReadonlyArray<SpareHealth>>
+}
+
+/**
+ * One spare incarnation of a pool (see the `spares` option): the name of its
+ * kind, its state (`Starting`, `Ready`, or `Restarting` after a failed
+ * start), how many times it was started, and the starts that failed in a row,
+ * with the last reason.
+ *
+ * @example
+ * ```ts
+ * import type { WorkerPool } from "effect-worker-pool"
+ *
+ * const ready = (spares: ReadonlyArray<WorkerPool.SpareHealth>) => spares.filter((s) => s.state === "Ready").length
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface SpareHealth {
+  readonly kind: string
+  readonly state: "Starting" | "Ready" | "Restarting"
+  readonly starts: number
+  readonly failedStarts: number
+  readonly lastFailure?: string | undefined
 }
 
 /**
@@ -224,6 +251,7 @@ export interface RetryOptions {
  * | `ejection`      | on, see {@link EjectionOptions}| `false` turns passive ejection off                             |
  * | `retry`         | see {@link RetryOptions}       | budget of retries of idempotent requests                       |
  * | `drain`         | `"10 seconds"`                 | at shutdown, how long admitted requests may take to finish     |
+ * | `spares`        | `1`                            | incarnations kept started ahead, of the kind of the first worker whose kind allows it (threads, subprocesses); a crashed worker of that kind takes one at once instead of waiting for a restart; `0` turns them off |
  *
  * @example
  * ```ts
@@ -254,6 +282,7 @@ export interface Options<Req, Resp, E, WE, R> {
   readonly ejection?: EjectionOptions | false | undefined
   readonly retry?: RetryOptions | undefined
   readonly drain?: Duration.Input | undefined
+  readonly spares?: number | undefined
 }
 
 const isCount = (n: number) => Number.isSafeInteger(n) && n >= 0
@@ -307,6 +336,8 @@ const configure = (options: Options<any, any, any, any, any>): engine.PoolConfig
     if (!isCount(maxRetries)) return `retry.maxRetries must be a non-negative integer, got ${maxRetries}`
     const share = r.share ?? 0.2
     if (!(Number.isFinite(share) && share >= 0)) return `retry.share must be a non-negative number, got ${share}`
+    const spares = options.spares ?? 1
+    if (!isCount(spares)) return `spares must be a non-negative integer, got ${spares}`
     const minPerWindow = r.minPerWindow ?? 10
     if (!isCount(minPerWindow)) return `retry.minPerWindow must be a non-negative integer, got ${minPerWindow}`
     return {
@@ -322,7 +353,8 @@ const configure = (options: Options<any, any, any, any, any>): engine.PoolConfig
         minPerWindow,
         windowMillis: Duration.toMillis(duration("retry.window", r.window, "10 seconds")!)
       },
-      drain: duration("drain", options.drain, "10 seconds")!
+      drain: duration("drain", options.drain, "10 seconds")!,
+      spares
     }
   } catch (reason) {
     return String(reason)

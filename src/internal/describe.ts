@@ -1,4 +1,4 @@
-import { Cause } from "effect"
+import * as Cause from "effect/Cause"
 import { WorkerCrash } from "../WorkerError.ts"
 
 /** A short description of a thrown value or a failure, for a crash reason. */

@@ -25,6 +25,7 @@ import {
 } from "../WorkerError.ts"
 import type { WorkerHealth } from "../WorkerHealth.ts"
 import type { WorkerId } from "../WorkerId.ts"
+import type { WorkerKind } from "../WorkerKind.ts"
 import type { DispatchError, DispatchOptions, WorkerPool } from "../WorkerPool.ts"
 import type { EjectionRules } from "./ejection.ts"
 import type { Outcome, Slot } from "./health.ts"
@@ -33,6 +34,7 @@ import { Later } from "./pool/later.ts"
 import { type Member, Membership } from "./pool/membership.ts"
 import { Outcomes } from "./pool/outcomes.ts"
 import { type Pick, Selection } from "./pool/selection.ts"
+import { Spares } from "./pool/spares.ts"
 import { makeTurnClock } from "./turnClock.ts"
 import { coreOf, type OnSettled } from "./worker.ts"
 
@@ -52,6 +54,8 @@ export interface PoolConfig {
     readonly windowMillis: number
   }
   readonly drain: Duration.Duration
+  /** Spare incarnations kept started ahead (see `pool/spares.ts`). */
+  readonly spares: number
 }
 
 /** What the pool needs to serve a waiting request. */
@@ -89,6 +93,10 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
   const drained = Deferred.makeUnsafe<void>()
 
   const membership = new Membership<Req, Resp, E>()
+  // Made before the shutdown's finalizer, so closed after it: spares (and
+  // the scopes of promoted ones) outlive the drain.
+  const spares = new Spares(config.spares, yield* Scope.fork(scope, "sequential"), background)
+  const takeSpare = (kind: WorkerKind<any, any, any, any>) => (closing ? undefined : spares.take(kind))
   const selection = new Selection<Req, Resp, E>(membership, config.policy, config.ejection, random, now)
   const pump = () => admission.pump()
   const outcomes = new Outcomes<Req, Resp, E>(membership, selection, config.ejection, config.retry, {
@@ -147,6 +155,8 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
   /** Follows a change of a member's state, told by the worker. */
   const changed = (member: S) => {
     const published = membership.recount(member)
+    const source = member.core.spareSource
+    if (source !== undefined && member.core.health.isLive) spares.started(source.kind)
     selection.refresh(member)
     if (published !== undefined) later.run(() => PubSub.publishUnsafe(changes, [member.worker.id, published]))
     checkHope()
@@ -381,6 +391,11 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
         settledOne()
       }
       core.listener = () => changed(member)
+      core.takeSpare = takeSpare
+      if (core.spareSource !== undefined) {
+        spares.offer(core.spareSource)
+        if (core.health.isLive) spares.started(core.spareSource.kind)
+      }
       selection.reset()
       const health = core.health.snapshot()
       later.run(() => PubSub.publishUnsafe(changes, [worker.id, health]))
@@ -395,6 +410,7 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
       if (member === undefined) return Effect.fail(new UnknownWorkerId({ workerId: id }))
       membership.remove(member)
       member.core.listener = undefined
+      member.core.takeSpare = undefined
       selection.reset()
       checkHope()
       const stop = member.core.stop("it was removed from the pool", { graceful: true })
@@ -428,6 +444,7 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
           }),
         { concurrency: "unbounded", discard: true }
       )
+      yield* spares.close()
       // The last changes (workers stopped) reach the stream before it ends.
       later.flush()
       yield* PubSub.shutdown(changes)
@@ -446,6 +463,7 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
     health: Effect.sync(() =>
       membership.members.map((member) => [member.worker.id, member.core.health.snapshot()] as const)
     ),
-    changes: Stream.fromPubSub(changes)
+    changes: Stream.fromPubSub(changes),
+    spares: Effect.sync(() => spares.health())
   }
 })

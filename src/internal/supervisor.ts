@@ -8,8 +8,9 @@ import { Clock, Context, Deferred, Duration, Effect, Exit, FiberSet, Scope } fro
 import type { Worker } from "../Worker.ts"
 import { WorkerCrash } from "../WorkerError.ts"
 import type { WorkerId } from "../WorkerId.ts"
-import type { WorkerKind } from "../WorkerKind.ts"
+import type { Incarnation, WorkerKind } from "../WorkerKind.ts"
 import { spawnFailure } from "./describe.ts"
+import type { Spare } from "./pool/spares.ts"
 import { type RestartPolicy, restartTracker } from "./restart.ts"
 import { makeCore, makeLive, NotStarted, TypeId } from "./worker.ts"
 
@@ -34,20 +35,31 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
   })
   const { core } = life
   const health = core.health
+  core.spareSource = {
+    kind,
+    spawnInto: (spareScope) =>
+      Effect.provideContext(kind.spawn, Context.add(context, Scope.Scope, spareScope)).pipe(
+        Effect.annotateLogs({ workerKind: kind.name, spare: true })
+      )
+  }
 
   /** Runs one incarnation from spawn to its end; returns why it ended and whether it answered a request. */
-  const incarnate = (closed: Deferred.Deferred<void>) =>
+  const incarnate = (closed: Deferred.Deferred<void>, spare: Spare | undefined) =>
     Effect.gen(function* () {
       if (health.state !== "Starting") life.setState("Starting")
       // The kind's requirements come from where the worker was made; its
-      // Scope is this incarnation's, so what it acquires dies with it.
+      // Scope is this incarnation's, so what it acquires dies with it. A
+      // spare comes started, with a scope of its own that ends with it.
       const incarnationScope = yield* Scope.Scope
-      const spawned = yield* Effect.exit(
-        Effect.provideContext(kind.spawn, Context.add(context, Scope.Scope, incarnationScope)).pipe(
-          // What the incarnation logs (a child's stderr, say) names its worker.
-          annotate
-        )
-      )
+      if (spare !== undefined) yield* Scope.addFinalizer(incarnationScope, spare.release)
+      const spawned: Exit.Exit<Incarnation<Req, Resp, E>, unknown> = spare !== undefined
+        ? Exit.succeed(spare.incarnation)
+        : yield* Effect.exit(
+            Effect.provideContext(kind.spawn, Context.add(context, Scope.Scope, incarnationScope)).pipe(
+              // What the incarnation logs (a child's stderr, say) names its worker.
+              annotate
+            )
+          )
       if (Exit.isFailure(spawned)) {
         const reason = spawnFailure(spawned.cause)
         life.startFailed(reason)
@@ -74,38 +86,45 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
     }).pipe(Effect.scoped)
 
   /** One incarnation, then the decision of what comes next. */
-  const incarnation = Effect.suspend(() => {
-    const closed = Deferred.makeUnsafe<void>()
-    return Effect.gen(function* () {
-      const { reason, served } = yield* incarnate(closed)
-      Deferred.doneUnsafe(firstStart, Exit.void)
-      const decision = yield* restarts.next(new WorkerCrash({ reason, workerId: id }), served)
-      if (decision._tag === "Retire") {
-        health.retiredBecause = decision.because
-        life.setState("Retired")
-        yield* Effect.logError("worker retired").pipe(
-          Effect.annotateLogs({ reason, because: decision.because }),
-          annotate
-        )
-      } else {
-        health.attempt = decision.attempt
-        life.setState(health.state)
-      }
-      return decision
-    }).pipe(
-      // The crash is reported to its callers once the incarnation is gone
-      // and its fate is known: `Restarting` (attempt n) or `Retired`.
-      Effect.ensuring(Deferred.succeed(closed, undefined))
-    )
-  })
+  const incarnation = (spare: Spare | undefined) =>
+    Effect.suspend(() => {
+      const closed = Deferred.makeUnsafe<void>()
+      return Effect.gen(function* () {
+        const { reason, served } = yield* incarnate(closed, spare)
+        Deferred.doneUnsafe(firstStart, Exit.void)
+        const decision = yield* restarts.next(new WorkerCrash({ reason, workerId: id }), served)
+        if (decision._tag === "Retire") {
+          health.retiredBecause = decision.because
+          life.setState("Retired")
+          yield* Effect.logError("worker retired").pipe(
+            Effect.annotateLogs({ reason, because: decision.because }),
+            annotate
+          )
+        } else {
+          health.attempt = decision.attempt
+          life.setState(health.state)
+        }
+        return decision
+      }).pipe(
+        // The crash is reported to its callers once the incarnation is gone
+        // and its fate is known: `Restarting` (attempt n) or `Retired`.
+        Effect.ensuring(Deferred.succeed(closed, undefined))
+      )
+    })
 
   const supervise = Effect.gen(function* () {
+    let spare: Spare | undefined
     while (true) {
-      const decision = yield* incarnation
+      const decision = yield* incarnation(spare)
       if (decision._tag === "Retire") return
-      yield* Effect.sleep(decision.delay)
+      // A ready spare of this kind takes over at once; else the delay, then a start.
+      spare = core.takeSpare?.(kind)
+      if (spare === undefined) yield* Effect.sleep(decision.delay)
       health.restarts++
-      yield* Effect.logInfo("worker restarting").pipe(Effect.annotateLogs({ attempt: decision.attempt }), annotate)
+      yield* Effect.logInfo("worker restarting").pipe(
+        Effect.annotateLogs({ attempt: decision.attempt, spare: spare !== undefined }),
+        annotate
+      )
     }
   })
 

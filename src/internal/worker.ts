@@ -21,10 +21,11 @@ import { Cause, Deferred, Duration, Effect, Exit, Fiber, FiberSet } from "effect
 import { InvalidRequest } from "../WireError.ts"
 import { RequestTimeout, WorkerCrash } from "../WorkerError.ts"
 import type { WorkerId } from "../WorkerId.ts"
-import type { Incarnation } from "../WorkerKind.ts"
+import type { Incarnation, WorkerKind } from "../WorkerKind.ts"
 import { describe } from "./describe.ts"
 import { HealthRecord, type Outcome, Slot } from "./health.ts"
 import { onExitSync } from "./onExit.ts"
+import type { Spare, SpareSource } from "./pool/spares.ts"
 
 export { Slot }
 
@@ -116,6 +117,10 @@ export interface WorkerCore<Req, Resp, E> {
   ) => Effect.Effect<void>
   /** Told of every change of the worker's state; set by the pool that owns it. */
   listener: ((core: WorkerCore<Req, Resp, E>) => void) | undefined
+  /** How to start a spare of this worker's kind, with its services (see `pool/spares.ts`). */
+  spareSource: SpareSource | undefined
+  /** Where a restart takes a ready spare from; set by the pool that owns the worker. */
+  takeSpare: ((kind: WorkerKind<any, any, any, any>) => Spare | undefined) | undefined
 }
 
 /** The core of a worker made by this library, or `undefined`. */
@@ -444,7 +449,9 @@ export const makeCore = <Req, Resp, E>(options: {
     setEjection,
     holdsCallers: () => live !== undefined && live.onCallers > 0,
     stop,
-    listener: undefined
+    listener: undefined,
+    spareSource: undefined,
+    takeSpare: undefined
   }
 
   /** What the supervisor drives. */
