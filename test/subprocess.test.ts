@@ -433,6 +433,24 @@ describe("Subprocess liveness", { timeout: 30_000, concurrent: true }, () => {
     )
   )
 
+  it.live("a stopped process whose request times out is killed at once: the RequestTimeout comes at the timeout", () =>
+    S.live((logs) =>
+      Effect.gen(function* () {
+        const worker = yield* makeWorker({ killGrace: "10 seconds" })
+        const { pid } = yield* worker.dispatch({ _tag: "Echo", value: 0 })
+        const waiting = yield* Effect.forkChild(worker.dispatch({ _tag: "Wait" }, { timeout: "1 second" }))
+        yield* logs.waitFor(/^started 2$/)
+        process.kill(pid, "SIGSTOP")
+        const stoppedAt = Date.now()
+        const error = T.errorOf(yield* Fiber.await(waiting))
+        assert.strictEqual(error?._tag, "RequestTimeout")
+        // SIGTERM cannot reach a stopped process: waiting out the 10 s kill grace would show here.
+        assert.isBelow(Date.now() - stoppedAt, 5000)
+        yield* S.gone([pid], pid)
+      })
+    )
+  )
+
   it.live("an idle child that blocks its event loop forever is found by its silence and replaced", () =>
     S.live(() =>
       Effect.gen(function* () {

@@ -12,6 +12,7 @@
 import * as NodeChildProcess from "node:child_process"
 import { Effect } from "effect"
 import { describe } from "./describe.ts"
+import { processState } from "./processState.ts"
 
 const isWindows = globalThis.process.platform === "win32"
 /** After `SIGKILL`, how long the group may take to be gone (its members reaped). */
@@ -104,10 +105,19 @@ const waitUntilGone = (child: NodeChildProcess.ChildProcess, millis: number): Ef
     return true
   })
 
-/** Stops the child's process group: `SIGTERM`, up to `killGraceMillis`, then `SIGKILL`. */
+/**
+ * Stops the child's process group: `SIGTERM`, up to `killGraceMillis`, then
+ * `SIGKILL`. A stopped process (`SIGSTOP`, a debugger, a freezer) cannot act
+ * on `SIGTERM` until it runs again: it gets `SIGKILL` at once.
+ */
 export const terminate = (child: NodeChildProcess.ChildProcess, killGraceMillis: number): Effect.Effect<void> =>
   Effect.gen(function* () {
     if (!isAlive(child)) return
+    if (child.pid !== undefined && processState(child.pid) === "stopped") {
+      signalGroup(child, "SIGKILL")
+      yield* waitUntilGone(child, lastGraceMillis)
+      return
+    }
     signalGroup(child, "SIGTERM")
     if (yield* waitUntilGone(child, killGraceMillis)) return
     signalGroup(child, "SIGKILL")
