@@ -21,7 +21,7 @@ Runner.run({
         return Effect.fail(new DomainError({ reason: "a bad request, on purpose" }))
       case "Crash":
         if (job.throws) throw new Error("a defect, on purpose")
-        return Effect.fail(new WorkerCrash({ reason: "a crash, on purpose" }))
+        return Effect.fail(WorkerCrash.report("a crash, on purpose"))
       case "Exit":
         return Effect.sync(() => process.exit(job.code)).pipe(Effect.andThen(Effect.never))
       case "Hang":

@@ -32,9 +32,7 @@ const squareRoot = (crashRate: number) => (n: number) =>
     yield* Effect.sleep(Duration.millis(yield* Random.nextIntBetween(5, 50)))
     const roll = yield* Random.next
     if (roll < crashRate / 2) {
-      return yield* new WorkerCrash({
-        reason: "lost its connection to the database"
-      })
+      return yield* WorkerCrash.report("lost its connection to the database")
     }
     if (roll < crashRate) {
       return yield* Effect.sync((): never => {

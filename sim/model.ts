@@ -256,7 +256,7 @@ export const simulate = (spec: RunSpec): Effect.Effect<RunResult> => {
                 }
                 if (fault._tag === "CrashLoop" || !crashed) {
                   crashed = true
-                  return Effect.fail(new WorkerCrash({ reason: `simulated ${fault._tag}` }))
+                  return Effect.fail(WorkerCrash.report(`simulated ${fault._tag}`))
                 }
               }
               busy++

@@ -62,7 +62,7 @@ import { makeBatcher } from "./internal/batch.ts"
 import { type Codec, decoding, encoding, needsEffect, schemaReason } from "./internal/codec.ts"
 import { describe } from "./internal/describe.ts"
 import * as Protocol from "./Protocol.ts"
-import { DomainError, WorkerCrash } from "./WorkerError.ts"
+import { DomainError, ProtocolFault, WorkerCrash } from "./WorkerError.ts"
 
 /**
  * A request handler on the child side. It gets the decoded request and a
@@ -377,7 +377,7 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
       }
 
       const answerError = (id: number, error: unknown) => {
-        if (error instanceof WorkerCrash) return reply({ _tag: "Crash", id, reason: error.reason })
+        if (error instanceof WorkerCrash) return reply({ _tag: "Crash", id, reason: error.reason.message })
         const onExit = (exit: Exit.Exit<unknown, unknown>) =>
           reply(
             Exit.isSuccess(exit)
@@ -454,7 +454,11 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
 
       const start = (id: number, payload: unknown) => {
         if (running.has(id)) {
-          return finish(Exit.fail(new WorkerCrash({ reason: `the parent sent request ${id} twice` })))
+          return finish(
+            Exit.fail(
+              new WorkerCrash({ reason: new ProtocolFault({ message: `the parent sent request ${id} twice` }) })
+            )
+          )
         }
         const rejected = (cause: Cause.Cause<unknown>) => {
           const error = Cause.findErrorOption(cause)
@@ -487,7 +491,11 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
             // An unknown id was answered already: its answer acknowledges the cancel.
             return running.get(message.id)?.cancel()
           case "Fault":
-            return finish(Exit.fail(new WorkerCrash({ reason: `protocol error: ${message.reason}` })))
+            return finish(
+              Exit.fail(
+                new WorkerCrash({ reason: new ProtocolFault({ message: `protocol error: ${message.reason}` }) })
+              )
+            )
           case "Shutdown":
           case "End":
             return finish(Exit.void)

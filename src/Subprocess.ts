@@ -39,10 +39,10 @@ import { describe } from "./internal/describe.ts"
 import { jsonBytesOver } from "./internal/jsonSize.ts"
 import { processState } from "./internal/processState.ts"
 import * as Settings from "./internal/settings.ts"
-import { makeLogLines, makeStderrLog, makeTail, withTail } from "./internal/stderr.ts"
+import { exitReason, makeLogLines, makeStderrLog, makeTail } from "./internal/stderr.ts"
 import * as Protocol from "./Protocol.ts"
 import type { InvalidRequest } from "./WireError.ts"
-import { DomainError, WorkerCrash } from "./WorkerError.ts"
+import { DomainError, ProtocolFault, StartFailed, Stopped, WorkerCrash } from "./WorkerError.ts"
 import type { WorkerKind } from "./WorkerKind.ts"
 
 /**
@@ -241,7 +241,10 @@ export const make = <Req, Resp, E = DomainError>(
     // Released last: the whole process group gets SIGTERM, and SIGKILL after killGrace.
     const child = yield* Effect.acquireRelease(
       ChildProcess.spawn({ command: options.command, args, cwd: options.cwd, env }).pipe(
-        Effect.mapError((error) => new WorkerCrash({ reason: `could not start ${options.command}: ${error}` }))
+        Effect.mapError(
+          (error) =>
+            new WorkerCrash({ reason: new StartFailed({ message: `could not start ${options.command}: ${error}` }) })
+        )
       ),
       (child) => ChildProcess.terminate(child, Duration.toMillis(killGrace))
     )
@@ -279,12 +282,12 @@ export const make = <Req, Resp, E = DomainError>(
     })
     // Requests run on their callers' fibers: when the incarnation is stopped,
     // whatever it still holds fails here (the kind settles on its death).
-    yield* Effect.addFinalizer(() => Effect.sync(() => client.die(`${label} was stopped`)))
+    yield* Effect.addFinalizer(() => Effect.sync(() => client.die(new Stopped({ message: `${label} was stopped` }))))
     yield* Effect.gen(function* () {
       const error = yield* Deferred.await(brokenPipe)
       // A dead child breaks the pipe: its exit, with its code, is the better reason.
       yield* Effect.timeoutOption(client.exited, brokenPipeWait)
-      client.die(`broken pipe: could not write to ${label}: ${error}`)
+      client.die(new ProtocolFault({ message: `broken pipe: could not write to ${label}: ${error}` }))
     }).pipe(Effect.forkScoped)
 
     // stdout: protocol lines, at most maxLineBytes of an unfinished one held.
@@ -294,7 +297,7 @@ export const make = <Req, Resp, E = DomainError>(
       client.heard()
       for (const event of decoder.push(chunk)) {
         if (event._tag === "Line") client.receiveLine(event.text)
-        else client.die(`protocol error: ${label} sent ${event.reason}`)
+        else client.die(new ProtocolFault({ message: `protocol error: ${label} sent ${event.reason}` }))
       }
     })
     child.stdout.once("close", () => Deferred.doneUnsafe(stdoutEnded, Exit.void))
@@ -323,12 +326,9 @@ export const make = <Req, Resp, E = DomainError>(
     child.stderr.on("error", () => {})
 
     // Death: the exit (or the end of stdout), once the pipes have delivered what they hold.
-    const exitStatus = Deferred.makeUnsafe<string>()
+    const exitStatus = Deferred.makeUnsafe<{ readonly code: number | null; readonly signal: string | null }>()
     const onExit = (code: number | null, signal: NodeJS.Signals | null) =>
-      Deferred.doneUnsafe(
-        exitStatus,
-        Exit.succeed(code !== null ? `exited with code ${code}` : `was killed by ${signal ?? "a signal"}`)
-      )
+      Deferred.doneUnsafe(exitStatus, Exit.succeed({ code, signal }))
     if (ChildProcess.hasExited(child)) onExit(child.exitCode, child.signalCode)
     else child.once("exit", onExit)
     yield* Effect.gen(function* () {
@@ -336,8 +336,7 @@ export const make = <Req, Resp, E = DomainError>(
       const status = yield* Effect.timeoutOption(Deferred.await(exitStatus), settleTime)
       yield* Effect.timeoutOption(Deferred.await(stdoutEnded), settleTime)
       yield* Effect.timeoutOption(Deferred.await(stderrEnded), settleTime)
-      const what = status._tag === "Some" ? status.value : "closed its stdout"
-      client.die(withTail(`${label} ${what}`, tail.lines()))
+      client.die(exitReason(label, status._tag === "Some" ? status.value : undefined, tail.lines()))
     }).pipe(Effect.forkScoped)
 
     yield* Effect.forkScoped(client.reaper)

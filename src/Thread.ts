@@ -43,7 +43,7 @@ import { makeLogLines, makeStderrLog, makeTail, withTail } from "./internal/stde
 import * as Protocol from "./Protocol.ts"
 import type { CommonOptions } from "./Subprocess.ts"
 import type { InvalidRequest } from "./WireError.ts"
-import { DomainError, WorkerCrash } from "./WorkerError.ts"
+import { Defect, DomainError, Exited, ProtocolFault, StartFailed, Stopped, WorkerCrash } from "./WorkerError.ts"
 import type { WorkerKind } from "./WorkerKind.ts"
 
 /**
@@ -186,7 +186,10 @@ export const make = <Req, Resp, E = DomainError>(
             ...(options.resourceLimits === undefined ? {} : { resourceLimits: options.resourceLimits }),
             stderr: true
           }),
-        catch: (error) => new WorkerCrash({ reason: `could not start a thread for ${where}: ${describe(error)}` })
+        catch: (error) =>
+          new WorkerCrash({
+            reason: new StartFailed({ message: `could not start a thread for ${where}: ${describe(error)}` })
+          })
       }),
       (worker) => Effect.promise(() => worker.terminate()).pipe(Effect.timeoutOption(terminateTimeout), Effect.asVoid)
     )
@@ -225,7 +228,7 @@ export const make = <Req, Resp, E = DomainError>(
     })
     // Requests run on their callers' fibers: when the incarnation is stopped,
     // whatever it still holds fails here (the kind settles on its death).
-    yield* Effect.addFinalizer(() => Effect.sync(() => client.die(`${label} was stopped`)))
+    yield* Effect.addFinalizer(() => Effect.sync(() => client.die(new Stopped({ message: `${label} was stopped` }))))
 
     // stderr: logged line by line, the last lines kept for the crash reason.
     const stderrLines = makeLogLines(settings.stderrMaxLineBytes)
@@ -248,14 +251,20 @@ export const make = <Req, Resp, E = DomainError>(
     const exitCode = yield* Deferred.make<number>()
     worker.on("message", client.receiveBatch)
     worker.on("messageerror", (error) =>
-      client.die(`protocol error: ${label} sent a message that cannot be deserialised: ${describe(error)}`)
+      client.die(
+        new ProtocolFault({
+          message: `protocol error: ${label} sent a message that cannot be deserialised: ${describe(error)}`
+        })
+      )
     )
-    worker.on("error", (error) => client.die(withTail(`${label} threw ${describe(error)}`, tail.lines())))
+    worker.on("error", (error) =>
+      client.die(new Defect({ message: withTail(`${label} threw ${describe(error)}`, tail.lines()) }))
+    )
     worker.on("exit", (code) => Deferred.doneUnsafe(exitCode, Exit.succeed(code)))
     yield* Effect.gen(function* () {
       const code = yield* Deferred.await(exitCode)
       yield* Effect.timeoutOption(Deferred.await(stderrEnded), settleTime)
-      client.die(withTail(`${label} exited with code ${code}`, tail.lines()))
+      client.die(new Exited({ message: withTail(`${label} exited with code ${code}`, tail.lines()), code }))
     }).pipe(Effect.forkScoped)
 
     yield* Effect.forkScoped(client.reaper)

@@ -44,12 +44,264 @@ export class DomainError extends Schema.TaggedError<DomainError>()("DomainError"
   }
 }
 
+const reasonFields = { message: Schema.String }
+
+/**
+ * The handler reported that its worker is broken, in its own words: it failed
+ * with `WorkerCrash.report(text)` (or `new WorkerCrash({ reason: new
+ * Reported({ message }) })`).
+ *
+ * @example
+ * ```ts
+ * import { Reported } from "effect-worker-pool"
+ *
+ * const reason = new Reported({ message: "engine lost its GPU context" })
+ * ```
+ *
+ * @since 0.2.0
+ * @category crash reasons
+ */
+export class Reported extends Schema.TaggedClass<Reported>()("Reported", reasonFields) {}
+
+/**
+ * A defect: the handler died (`Effect.die`, a throw in `Effect.sync`, a
+ * rejected promise that is not a domain error), or a thread threw an uncaught
+ * exception. `message` starts with `defect: ` or names the thread.
+ *
+ * @example
+ * ```ts
+ * import { Defect } from "effect-worker-pool"
+ *
+ * const reason = new Defect({ message: "defect: TypeError: x is undefined" })
+ * ```
+ *
+ * @since 0.2.0
+ * @category crash reasons
+ */
+export class Defect extends Schema.TaggedClass<Defect>()("Defect", reasonFields) {}
+
+/**
+ * A child process or a thread exited on its own, with `code` when it is
+ * known.
+ *
+ * @example
+ * ```ts
+ * import { Exited } from "effect-worker-pool"
+ *
+ * const reason = new Exited({ message: "process 4242 exited with code 3", code: 3 })
+ * ```
+ *
+ * @since 0.2.0
+ * @category crash reasons
+ */
+export class Exited extends Schema.TaggedClass<Exited>()("Exited", {
+  ...reasonFields,
+  code: Schema.optional(Schema.Number)
+}) {}
+
+/**
+ * A child process was killed by a signal (`SIGKILL`, the OOM killer, ...).
+ *
+ * @example
+ * ```ts
+ * import { Killed } from "effect-worker-pool"
+ *
+ * const reason = new Killed({ message: "process 4242 was killed by SIGKILL", signal: "SIGKILL" })
+ * ```
+ *
+ * @since 0.2.0
+ * @category crash reasons
+ */
+export class Killed extends Schema.TaggedClass<Killed>()("Killed", { ...reasonFields, signal: Schema.String }) {}
+
+/**
+ * The child broke the wire protocol (a line that is not a message, an answer
+ * to an unknown id, a payload that does not match its schema), or the pipe to
+ * it broke.
+ *
+ * @example
+ * ```ts
+ * import { ProtocolFault } from "effect-worker-pool"
+ *
+ * const reason = new ProtocolFault({ message: "protocol error: process 4242 sent a line that is not JSON" })
+ * ```
+ *
+ * @since 0.2.0
+ * @category crash reasons
+ */
+export class ProtocolFault extends Schema.TaggedClass<ProtocolFault>()("ProtocolFault", reasonFields) {}
+
+/**
+ * The child stopped responding: its process was stopped, or it went silent
+ * while idle (see `silenceLimit`).
+ *
+ * @example
+ * ```ts
+ * import { Unresponsive } from "effect-worker-pool"
+ *
+ * const reason = new Unresponsive({ message: "process 4242 stopped responding: no heartbeat for 1600 ms while idle" })
+ * ```
+ *
+ * @since 0.2.0
+ * @category crash reasons
+ */
+export class Unresponsive extends Schema.TaggedClass<Unresponsive>()("Unresponsive", reasonFields) {}
+
+/**
+ * The child did not confirm the cancel of a request within `cancelGrace`,
+ * and was replaced.
+ *
+ * @example
+ * ```ts
+ * import { CancelIgnored } from "effect-worker-pool"
+ *
+ * const reason = new CancelIgnored({ message: "process 4242 ignored the cancel of request 7 for 1000 ms" })
+ * ```
+ *
+ * @since 0.2.0
+ * @category crash reasons
+ */
+export class CancelIgnored extends Schema.TaggedClass<CancelIgnored>()("CancelIgnored", reasonFields) {}
+
+/**
+ * Another request on the same thread or process ran past its timeout; as
+ * such a kind cannot stop wedged work, the incarnation was torn down. (The
+ * request that timed out gets `RequestTimeout`.)
+ *
+ * @example
+ * ```ts
+ * import { TimedOut } from "effect-worker-pool"
+ *
+ * const reason = new TimedOut({
+ *   message: "a request ran past its 2000 ms timeout: the worker is wedged",
+ *   timeoutMillis: 2000
+ * })
+ * ```
+ *
+ * @since 0.2.0
+ * @category crash reasons
+ */
+export class TimedOut extends Schema.TaggedClass<TimedOut>()("TimedOut", {
+  ...reasonFields,
+  timeoutMillis: Schema.Number
+}) {}
+
+/**
+ * The worker could not start: its initialiser or its kind's `spawn` failed,
+ * or a child did not become ready in time.
+ *
+ * @example
+ * ```ts
+ * import { StartFailed } from "effect-worker-pool"
+ *
+ * const reason = new StartFailed({ message: "start failed: model file not found" })
+ * ```
+ *
+ * @since 0.2.0
+ * @category crash reasons
+ */
+export class StartFailed extends Schema.TaggedClass<StartFailed>()("StartFailed", reasonFields) {}
+
+/**
+ * The worker was stopped while it held the request: removed from its pool,
+ * its scope closed, or its pool shut down.
+ *
+ * @example
+ * ```ts
+ * import { Stopped } from "effect-worker-pool"
+ *
+ * const reason = new Stopped({ message: "worker 3 stopped: it was removed from the pool" })
+ * ```
+ *
+ * @since 0.2.0
+ * @category crash reasons
+ */
+export class Stopped extends Schema.TaggedClass<Stopped>()("Stopped", reasonFields) {}
+
+/**
+ * `worker.dispatch` was called on a worker that is not up (`state` says
+ * where it is): the request never reached it.
+ *
+ * @example
+ * ```ts
+ * import { Unavailable } from "effect-worker-pool"
+ *
+ * const reason = new Unavailable({ message: "worker 3 is not available (Restarting)", state: "Restarting" })
+ * ```
+ *
+ * @since 0.2.0
+ * @category crash reasons
+ */
+export class Unavailable extends Schema.TaggedClass<Unavailable>()("Unavailable", {
+  ...reasonFields,
+  state: Schema.String
+}) {}
+
+/**
+ * The pool refused the request: no worker could take it now or come back
+ * (the pool is empty, or every worker is retired or failing to start). The
+ * request never reached a worker, so it is safe to send again.
+ *
+ * @example
+ * ```ts
+ * import { NoWorker } from "effect-worker-pool"
+ *
+ * const reason = new NoWorker({ message: "no worker available: the pool is empty" })
+ * ```
+ *
+ * @since 0.2.0
+ * @category crash reasons
+ */
+export class NoWorker extends Schema.TaggedClass<NoWorker>()("NoWorker", reasonFields) {}
+
+/**
+ * Why a `WorkerCrash` happened: a tagged union, one variant per way a worker
+ * can fail a request (or a pool can have no worker for it). Every variant has
+ * a `message` for a log line; some carry more (an exit `code`, a `signal`, a
+ * `timeoutMillis`, a worker `state`).
+ *
+ * @example
+ * ```ts
+ * import type { CrashReason } from "effect-worker-pool"
+ *
+ * const retryLater = (reason: CrashReason) => reason._tag === "NoWorker" || reason._tag === "Unavailable"
+ * ```
+ *
+ * @since 0.2.0
+ * @category crash reasons
+ */
+export const CrashReason = Schema.Union([
+  Reported,
+  Defect,
+  Exited,
+  Killed,
+  ProtocolFault,
+  Unresponsive,
+  CancelIgnored,
+  TimedOut,
+  StartFailed,
+  Stopped,
+  Unavailable,
+  NoWorker
+])
+
+/**
+ * @since 0.2.0
+ * @category crash reasons
+ */
+export type CrashReason = typeof CrashReason.Type
+
 /**
  * The worker failed while it held the request, or no worker could take it.
  *
- * `reason` says what happened in words meant for a log line; `workerId` names
- * the worker when one was involved (it is absent when the pool had no worker
- * to offer).
+ * `reason` says why, as a tagged union ({@link CrashReason}): match it with
+ * `Effect.catchReason("WorkerCrash", "Exited", ...)` or on `reason._tag`; its
+ * `message` (and the crash's own `message`) is the line for a log. `workerId`
+ * names the worker when one was involved (it is absent when the pool refused
+ * the request: reason `NoWorker`).
+ *
+ * A handler that finds its worker broken fails with
+ * `WorkerCrash.report("what happened")`.
  *
  * @example
  * ```ts
@@ -57,19 +309,34 @@ export class DomainError extends Schema.TaggedError<DomainError>()("DomainError"
  * import { WorkerCrash } from "effect-worker-pool"
  *
  * // A handler reports that its engine is gone: the worker is restarted.
- * const handler = (_req: string) => Effect.fail(new WorkerCrash({ reason: "engine lost its GPU context" }))
+ * const handler = (_req: string) => Effect.fail(WorkerCrash.report("engine lost its GPU context"))
  * ```
  *
  * @since 0.1.0
  * @category errors
  */
 export class WorkerCrash extends Schema.TaggedError<WorkerCrash>()("WorkerCrash", {
-  reason: Schema.String,
+  reason: CrashReason,
   workerId: Schema.optional(WorkerId)
 }) {
+  /**
+   * A crash a handler reports in its own words (reason `Reported`).
+   *
+   * @example
+   * ```ts
+   * import { WorkerCrash } from "effect-worker-pool"
+   *
+   * const crash = WorkerCrash.report("engine lost its GPU context")
+   * console.log(crash.reason._tag) // "Reported"
+   * ```
+   */
+  static report(message: string): WorkerCrash {
+    return new WorkerCrash({ reason: new Reported({ message }) })
+  }
+
   /** The reason, so that an unhandled error prints it. */
   override get message(): string {
-    return this.workerId === undefined ? this.reason : `worker ${this.workerId}: ${this.reason}`
+    return this.workerId === undefined ? this.reason.message : `worker ${this.workerId}: ${this.reason.message}`
   }
 }
 

@@ -127,7 +127,7 @@ export type QueueStrategy = "suspend" | "fail" | "dropOldest"
  *
  * const lengthOrZero = pool.dispatch("hello").pipe(
  *   Effect.catchTag("DomainError", () => Effect.succeed(0)),
- *   Effect.catchTag("WorkerCrash", (crash) => Effect.logWarning(crash.reason).pipe(Effect.as(0)))
+ *   Effect.catchTag("WorkerCrash", (crash) => Effect.logWarning(crash.message).pipe(Effect.as(0)))
  * )
  * ```
  *

@@ -42,14 +42,27 @@ export { InvalidRequest } from "./WireError.ts"
  */
 export * as Worker from "./Worker.ts"
 export {
+  CancelIgnored,
+  CrashReason,
+  Defect,
   DomainError,
   DuplicateWorkerId,
+  Exited,
   InvalidOptions,
+  Killed,
+  NoWorker,
   PoolBusy,
   PoolShutdown,
+  ProtocolFault,
   QueueTimeout,
+  Reported,
   RequestTimeout,
+  StartFailed,
+  Stopped,
+  TimedOut,
+  Unavailable,
   UnknownWorkerId,
+  Unresponsive,
   WorkerCrash
 } from "./WorkerError.ts"
 export { LastCrash, WorkerHealth, WorkerState } from "./WorkerHealth.ts"

@@ -4,7 +4,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, Schedule } from "effect"
 import { TestClock } from "effect/testing"
-import { DispatchPolicy, PoolBusy, Worker, WorkerCrash, WorkerId, WorkerPool } from "effect-worker-pool"
+import { DispatchPolicy, PoolBusy, Reported, Worker, WorkerCrash, WorkerId, WorkerPool } from "effect-worker-pool"
 import * as T from "./support.ts"
 
 const makePool = (size: number, options: Partial<WorkerPool.Options<T.Behaviour, number, any, any, never>> = {}) =>
@@ -141,7 +141,7 @@ describe("the admission queue", () => {
       yield* Effect.yieldNow
       const [onWorker1, ...queued] = yield* forkWaiting(pool, gate, 4)
       assert.strictEqual(yield* pool.queued, 3)
-      yield* Deferred.fail(crashGate, new WorkerCrash({ reason: "lost the engine" }) as never)
+      yield* Deferred.fail(crashGate, WorkerCrash.report("lost the engine") as never)
       const crashed = yield* Fiber.await(crashing)
       assert.isTrue(Exit.isFailure(crashed))
       // Worker 0 restarts after 1 s and takes queued requests again.
@@ -159,7 +159,7 @@ describe("the admission queue", () => {
       yield* Effect.yieldNow
       const queued = yield* Effect.forkChild(pool.dispatch(T.ok(1)))
       yield* Effect.yieldNow
-      yield* Deferred.fail(crashGate, new WorkerCrash({ reason: "lost the engine" }) as never)
+      yield* Deferred.fail(crashGate, WorkerCrash.report("lost the engine") as never)
       yield* Fiber.await(crashing)
       const exit = yield* Fiber.await(queued)
       const error = T.errorOf(exit)
@@ -203,7 +203,7 @@ describe("retries", () => {
           Worker.make(id, (n: number) =>
             Effect.suspend(() => {
               calls++
-              return id === 0 ? Effect.fail(new WorkerCrash({ reason: "flaky" })) : Effect.succeed(n)
+              return id === 0 ? Effect.fail(WorkerCrash.report("flaky")) : Effect.succeed(n)
             })
           )
       })
@@ -224,7 +224,10 @@ describe("retries", () => {
     Effect.gen(function* () {
       const pool = yield* makePool(2)
       const error = yield* Effect.flip(pool.dispatch(T.crash))
-      assert.deepStrictEqual(error, new WorkerCrash({ reason: "engine failed", workerId: WorkerId.make(0) }))
+      assert.deepStrictEqual(
+        error,
+        new WorkerCrash({ reason: new Reported({ message: "engine failed" }), workerId: WorkerId.make(0) })
+      )
     })
   )
 

@@ -26,7 +26,7 @@ const inProcess = (job: Job): Effect.Effect<Answer, DomainError | WorkerCrash> =
     case "Domain":
       return Effect.fail(new DomainError({ reason: job.reason }))
     case "Exit":
-      return Effect.fail(new WorkerCrash({ reason: `exited with code ${job.code}` }))
+      return Effect.fail(WorkerCrash.report(`exited with code ${job.code}`))
     case "Wait":
       return Effect.never
     default:

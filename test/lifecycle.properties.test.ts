@@ -74,7 +74,7 @@ const run = (scenario: Scenario) =>
                   case "domain":
                     return Effect.fail(new DomainError({ reason: "bad" }))
                   case "crash":
-                    return Effect.fail(new WorkerCrash({ reason: "crash" }))
+                    return Effect.fail(WorkerCrash.report("crash"))
                   case "die":
                     return Effect.die("defect")
                   case "hang":

@@ -9,6 +9,7 @@ import { TestClock } from "effect/testing"
 import {
   DispatchPolicy,
   type DomainError,
+  NoWorker,
   PoolShutdown,
   RequestTimeout,
   Worker,
@@ -167,8 +168,10 @@ describe("restart budget", () => {
       assert.deepStrictEqual(
         refused,
         new WorkerCrash({
-          reason:
-            "no worker available: none of the 2 workers can take a request or is coming back (2 Retired (its restart budget is exhausted: 0 restarts within 1m))"
+          reason: new NoWorker({
+            message:
+              "no worker available: none of the 2 workers can take a request or is coming back (2 Retired (its restart budget is exhausted: 0 restarts within 1m))"
+          })
         })
       )
     })

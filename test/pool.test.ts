@@ -5,6 +5,9 @@ import {
   DispatchPolicy,
   DuplicateWorkerId,
   InvalidOptions,
+  NoWorker,
+  Reported,
+  Stopped,
   UnknownWorkerId,
   Worker,
   WorkerCrash,
@@ -28,7 +31,10 @@ describe("WorkerPool routing", () => {
       const pool = yield* makePool(3)
       assert.strictEqual(yield* pool.dispatch(T.ok(0)), 0) // worker 0
       const crash = yield* Effect.flip(pool.dispatch(T.crash)) // worker 1
-      assert.deepStrictEqual(crash, new WorkerCrash({ reason: "engine failed", workerId: WorkerId.make(1) }))
+      assert.deepStrictEqual(
+        crash,
+        new WorkerCrash({ reason: new Reported({ message: "engine failed" }), workerId: WorkerId.make(1) })
+      )
       assert.deepStrictEqual(yield* pickIds(pool, 4), [2, 0, 2, 0])
 
       yield* TestClock.adjust("1 second")
@@ -46,7 +52,10 @@ describe("WorkerPool routing", () => {
       // The next pick is worker 0: crash it.
       yield* Effect.flip(pool.dispatch(T.crash))
       const exit0 = yield* Fiber.await(onWorker0)
-      assert.deepStrictEqual(exit0, Exit.fail(new WorkerCrash({ reason: "engine failed", workerId: WorkerId.make(0) })))
+      assert.deepStrictEqual(
+        exit0,
+        Exit.fail(new WorkerCrash({ reason: new Reported({ message: "engine failed" }), workerId: WorkerId.make(0) }))
+      )
       yield* Deferred.succeed(gate, 42)
       assert.strictEqual(yield* Fiber.join(onWorker1), 42)
       const health = yield* pool.health
@@ -86,8 +95,10 @@ describe("WorkerPool routing", () => {
       assert.deepStrictEqual(
         refused,
         new WorkerCrash({
-          reason:
-            "no worker available: none of the 2 workers can take a request or is coming back (2 failing to start (start failed: no model file))"
+          reason: new NoWorker({
+            message:
+              "no worker available: none of the 2 workers can take a request or is coming back (2 failing to start (start failed: no model file))"
+          })
         })
       )
     })
@@ -193,7 +204,7 @@ describe("WorkerPool membership", () => {
         exit,
         Exit.fail(
           new WorkerCrash({
-            reason: "worker 0 stopped: it was removed from the pool",
+            reason: new Stopped({ message: "worker 0 stopped: it was removed from the pool" }),
             workerId: WorkerId.make(0)
           })
         )

@@ -34,7 +34,7 @@ const workerOf = (kind: Kind) => (id: WorkerId) => {
         job._tag === "Echo"
           ? Effect.succeed<Answer>({ pid: process.pid, thread: 0, value: job.value })
           : job._tag === "Exit"
-            ? Effect.fail(new WorkerCrash({ reason: `exited with code ${job.code}` }))
+            ? Effect.fail(WorkerCrash.report(`exited with code ${job.code}`))
             : Effect.die(new TypeError("thrown in handler"))
       )
     case "thread":
@@ -130,7 +130,8 @@ describe("a mass kill", () => {
           for (const pid of pids) process.kill(pid, "SIGKILL")
           for (const fiber of running) {
             const crash = S.crashOf(T.errorOf(yield* Fiber.await(fiber)))
-            assert.match(crash.reason, /killed by SIGKILL/)
+            assert.match(crash.reason.message, /killed by SIGKILL/)
+            assert.strictEqual(crash.reason._tag, "Killed")
           }
           const answers = yield* Effect.forEach(waiting, Fiber.join)
           assert.deepStrictEqual(
@@ -170,7 +171,10 @@ describe("a worker that can never start", () => {
           assert.isBelow(refusedAfter, 1000, "refused within 1 s of calling dispatch")
           const crash = S.crashOf(refused)
           assert.isUndefined(crash.workerId)
-          assert.match(crash.reason, /^no worker available: .*failing to start \(process \d+ exited with code 7/)
+          assert.match(
+            crash.reason.message,
+            /^no worker available: .*failing to start \(process \d+ exited with code 7/
+          )
           assert.isTrue(Option.isNone(yield* pool.select))
 
           const starts = () =>

@@ -220,7 +220,7 @@ const runCommands = (policy: DispatchPolicy.DispatchPolicy<any, T.Behaviour>, co
       } else if (!(error instanceof WorkerCrash)) {
         assert.fail(`unexpected outcome ${error._tag}`)
       } else if (error.workerId === undefined) {
-        assert.match(error.reason, /^no worker available/)
+        assert.match(error.reason.message, /^no worker available/)
         outcomes.refused++
       } else {
         assert.notInclude(["ok", "domain"], behaviour, "a good request saw a crash of its own making")

@@ -7,7 +7,16 @@ import * as WorkerThreads from "node:worker_threads"
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Duration, Effect, Exit, Fiber, Schema } from "effect"
 import { TestClock } from "effect/testing"
-import { DomainError, InvalidRequest, Protocol, Subprocess, Thread, WorkerCrash } from "effect-worker-pool"
+import {
+  DomainError,
+  InvalidRequest,
+  Protocol,
+  ProtocolFault,
+  Stopped,
+  Subprocess,
+  Thread,
+  WorkerCrash
+} from "effect-worker-pool"
 import * as Client from "../src/internal/client.ts"
 import { jsonBytesOver } from "../src/internal/jsonSize.ts"
 import * as S from "./fixtures/support.ts"
@@ -176,7 +185,7 @@ const runInputs = (inputs: ReadonlyArray<Input>) =>
     const feed = (bytes: Uint8Array) => {
       for (const event of decoder.push(bytes)) {
         if (event._tag === "Line") client.receiveLine(event.text)
-        else client.die(`protocol error: child sent ${event.reason}`)
+        else client.die(new ProtocolFault({ message: `protocol error: child sent ${event.reason}` }))
       }
     }
     feed(utf8.encode(`${JSON.stringify({ _tag: "Ready", protocol: Protocol.version })}\n`))
@@ -207,7 +216,7 @@ const runInputs = (inputs: ReadonlyArray<Input>) =>
       assert.strictEqual(new Set(requests).size, requests.length, "request ids are unique")
     }
     const deathDuringInputs = client.deathReason()
-    client.die("the test is over")
+    client.die(new Stopped({ message: "the test is over" }))
     const reason = client.deathReason()!
 
     for (const [index, fiber] of fibers.entries()) {
@@ -226,7 +235,10 @@ const runInputs = (inputs: ReadonlyArray<Input>) =>
       )
       if (value instanceof WorkerCrash && deathDuringInputs === undefined) {
         // Crashes without a fault during the inputs come from the child or the end of the test.
-        assert.isTrue(value.reason === reason || /^reason \d$|^the handler was interrupted$/.test(value.reason))
+        assert.isTrue(
+          value.reason === reason || /^reason \d$|^the handler was interrupted$/.test(value.reason.message),
+          `request ${index}: ${value.message}`
+        )
       }
     }
     if (deathDuringInputs !== undefined) assert.strictEqual(reason, deathDuringInputs, "the first reason stays")
@@ -320,9 +332,9 @@ const runExchange = (inputs: typeof Exchange.Type) =>
       yield* Effect.yieldNow
       scan()
       assert.isAtMost(client.inFlight(), CONCURRENCY)
-      assert.strictEqual(client.deathReason(), death)
+      assert.strictEqual(client.deathReason()?.message, death)
     }
-    client.die("the test is over")
+    client.die(new Stopped({ message: "the test is over" }))
     const reason = client.deathReason()!
 
     for (const [index, fiber] of fibers.entries()) {
@@ -404,14 +416,14 @@ describe("batches from a thread", () => {
       assert.deepStrictEqual(yield* Fiber.await(request), Exit.succeed(10))
       thread.receiveBatch({ _tag: "Heartbeat" })
       assert.strictEqual(
-        thread.deathReason(),
+        thread.deathReason()?.message,
         "protocol error: thread 1 sent a value that is not a batch (an array) of protocol messages"
       )
 
       const old = yield* client
       old.receiveBatch({ _tag: "Ready", protocol: 1 })
       assert.strictEqual(
-        old.deathReason(),
+        old.deathReason()?.message,
         `protocol error: thread 1 speaks protocol version 1, expected ${Protocol.version}`
       )
     })
@@ -458,7 +470,10 @@ describe("the watch on a silent child", () => {
       yield* pass(900)
       assert.strictEqual(client.deathReason(), undefined)
       yield* pass(400)
-      assert.match(client.deathReason() ?? "", /^child stopped responding: no heartbeat for \d+ ms while idle$/)
+      assert.match(
+        client.deathReason()?.message ?? "",
+        /^child stopped responding: no heartbeat for \d+ ms while idle$/
+      )
     }).pipe(Effect.scoped)
   )
 
@@ -487,8 +502,9 @@ describe("the watch on a silent child", () => {
       const request = yield* Effect.forkChild(client.run(1))
       yield* pass(1500)
       assert.deepStrictEqual(killed, ["SIGKILL"])
-      const reason = client.deathReason() ?? ""
-      assert.match(reason, /^child stopped responding for \d+ ms: its process is stopped; it was killed$/)
+      const reason = client.deathReason()!
+      assert.strictEqual(reason._tag, "Unresponsive")
+      assert.match(reason.message, /^child stopped responding for \d+ ms: its process is stopped; it was killed$/)
       assert.deepStrictEqual(yield* Fiber.await(request), Exit.fail(new WorkerCrash({ reason })))
     }).pipe(Effect.scoped)
   )
@@ -498,7 +514,7 @@ describe("the watch on a silent child", () => {
       const { client } = yield* watched()
       client.receiveLine(ready(1000))
       assert.strictEqual(
-        client.deathReason(),
+        client.deathReason()?.message,
         "protocol error: child promised a heartbeat every 1000 ms, not within the silence limit of 1000 ms"
       )
     }).pipe(Effect.scoped)

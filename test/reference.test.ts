@@ -82,7 +82,8 @@ describe("reference", () => {
       const pool = yield* WorkerPool.make<number, number, never>({ policy: DispatchPolicy.RoundRobin })
       const error = yield* Effect.flip(pool.dispatch(1))
       assert.instanceOf(error, WorkerCrash)
-      assert.include(error.reason, "no worker available")
+      assert.strictEqual(error.reason._tag, "NoWorker")
+      assert.include(error.message, "no worker available")
     })
   )
 

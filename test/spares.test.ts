@@ -30,8 +30,7 @@ const numbered = () => {
       if (failing) return Effect.fail("cannot start")
       const n = ++started
       return Effect.succeed({
-        run: (request: string) =>
-          request === "crash" ? Effect.fail(new WorkerCrash({ reason: "boom" })) : Effect.succeed(n),
+        run: (request: string) => (request === "crash" ? Effect.fail(WorkerCrash.report("boom")) : Effect.succeed(n)),
         exited: Effect.never
       })
     })

@@ -5,10 +5,12 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Schema, Scope } from "effect"
 import {
+  Defect,
   DomainError,
   InvalidOptions,
   InvalidRequest,
   Protocol,
+  Reported,
   Subprocess,
   Worker,
   WorkerCrash,
@@ -96,7 +98,7 @@ describe("Subprocess workers", { timeout: 30_000, concurrent: true }, () => {
         const worker = yield* makeWorker()
         const { pid } = yield* worker.dispatch({ _tag: "Echo", value: 0 })
         const crash = S.crashOf(yield* Effect.flip(worker.dispatch({ _tag: "Throw" })))
-        assert.strictEqual(crash.reason, "defect: TypeError: thrown in handler")
+        assert.deepStrictEqual(crash.reason, new Defect({ message: "defect: TypeError: thrown in handler" }))
         yield* S.gone([pid], pid)
         yield* S.healthy(worker)
         const next = yield* worker.dispatch({ _tag: "Echo", value: 2 })
@@ -104,7 +106,7 @@ describe("Subprocess workers", { timeout: 30_000, concurrent: true }, () => {
         assert.notStrictEqual(next.pid, pid)
 
         const reported = S.crashOf(yield* Effect.flip(worker.dispatch({ _tag: "Crash", reason: "engine lost" })))
-        assert.strictEqual(reported.reason, "engine lost")
+        assert.deepStrictEqual(reported.reason, new Reported({ message: "engine lost" }))
         const health = yield* S.healthy(worker)
         assert.deepStrictEqual([health.crashes, health.restarts, health.inFlight], [2, 2, 0])
       })
@@ -120,7 +122,7 @@ describe("Subprocess workers", { timeout: 30_000, concurrent: true }, () => {
         yield* logs.waitFor(/^started 2$/)
         yield* logs.waitFor(/^started 3$/)
         const exit = S.crashOf(yield* Effect.flip(worker.dispatch({ _tag: "Exit", code: 3 })))
-        assert.match(exit.reason, new RegExp(`^process ${pid} exited with code 3; last stderr: .*started 4$`))
+        assert.match(exit.reason.message, new RegExp(`^process ${pid} exited with code 3; last stderr: .*started 4$`))
         for (const fiber of waiting) {
           const failed = T.errorOf(yield* Fiber.await(fiber))
           assert.instanceOf(failed, WorkerCrash)
@@ -141,7 +143,11 @@ describe("Subprocess workers", { timeout: 30_000, concurrent: true }, () => {
         const worker = yield* makeWorker()
         const { pid } = yield* worker.dispatch({ _tag: "Echo", value: 0 })
         const crash = S.crashOf(yield* Effect.flip(worker.dispatch({ _tag: "AsyncThrow" })))
-        assert.match(crash.reason, new RegExp(`^process ${pid} exited with code 1; last stderr: .*Error: async boom`))
+        assert.match(
+          crash.reason.message,
+          new RegExp(`^process ${pid} exited with code 1; last stderr: .*Error: async boom`)
+        )
+        assert.deepInclude(crash.reason, { _tag: "Exited", code: 1 })
         yield* S.gone([pid], pid)
         yield* S.healthy(worker)
         assert.strictEqual((yield* worker.dispatch({ _tag: "Echo", value: 1 })).value, 1)
@@ -159,7 +165,8 @@ describe("Subprocess workers", { timeout: 30_000, concurrent: true }, () => {
         process.kill(pid, "SIGKILL")
         const crash = T.errorOf(yield* Fiber.await(waiting))
         assert.instanceOf(crash, WorkerCrash)
-        assert.match(crash.reason, new RegExp(`^process ${pid} was killed by SIGKILL`))
+        assert.match(crash.reason.message, new RegExp(`^process ${pid} was killed by SIGKILL`))
+        assert.deepInclude(crash.reason, { _tag: "Killed", signal: "SIGKILL" })
         yield* S.healthy(worker)
         assert.strictEqual((yield* worker.dispatch({ _tag: "Echo", value: 1 })).value, 1)
       })
@@ -175,7 +182,8 @@ describe("Subprocess workers", { timeout: 30_000, concurrent: true }, () => {
         yield* logs.waitFor(/^started 2$/)
         // This one cannot be written: the child closed its end of the pipe.
         const crash = S.crashOf(yield* Effect.flip(worker.dispatch({ _tag: "Echo", value: 1 })))
-        assert.match(crash.reason, new RegExp(`^broken pipe: could not write to process ${pid}: `))
+        assert.match(crash.reason.message, new RegExp(`^broken pipe: could not write to process ${pid}: `))
+        assert.strictEqual(crash.reason._tag, "ProtocolFault")
         assert.strictEqual(S.crashOf(T.errorOf(yield* Fiber.await(deaf))).reason, crash.reason)
         yield* S.gone([pid], pid)
         yield* S.healthy(worker)
@@ -397,7 +405,10 @@ describe("Subprocess workers", { timeout: 30_000, concurrent: true }, () => {
           assert.deepStrictEqual([(yield* worker.health).state, (yield* worker.health).crashes], ["Healthy", 0])
 
           const crash = S.crashOf(yield* Effect.flip(worker.dispatch({ _tag: "Echo", value: 1 })))
-          assert.match(crash.reason, /^protocol error: process \d+ sent a response that does not match its schema: /)
+          assert.match(
+            crash.reason.message,
+            /^protocol error: process \d+ sent a response that does not match its schema: /
+          )
         })
       )
   )
@@ -423,7 +434,7 @@ describe("Subprocess liveness", { timeout: 30_000, concurrent: true }, () => {
         process.kill(pid, "SIGSTOP")
         const crash = S.crashOf(T.errorOf(yield* Fiber.await(waiting)))
         assert.match(
-          crash.reason,
+          crash.reason.message,
           new RegExp(`^process ${pid} stopped responding for \\d+ ms: its process is stopped; it was killed`)
         )
         yield* S.gone([pid], pid)

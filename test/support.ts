@@ -29,7 +29,7 @@ export const handler = (request: Behaviour): Effect.Effect<number, DomainError |
     case "Domain":
       return Effect.fail(new DomainError({ reason: "bad request" }))
     case "Crash":
-      return Effect.fail(new WorkerCrash({ reason: "engine failed" }))
+      return Effect.fail(WorkerCrash.report("engine failed"))
     case "Die":
       return Effect.die(new Error("boom"))
     case "Throw":
@@ -71,7 +71,7 @@ export const errorOf = <A, E>(exit: Exit.Exit<A, E>): E | undefined =>
 
 /** The reason of a `WorkerCrash`, or the tag of any other error. */
 export const reasonOf = (error: { readonly _tag: string }): string =>
-  error instanceof WorkerCrash ? error.reason : error._tag
+  error instanceof WorkerCrash ? error.reason.message : error._tag
 
 /** Every built-in policy, fresh; `ConsistentHash` keys requests with `key`. */
 export const everyPolicy = <Req>(

@@ -4,7 +4,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Scope } from "effect"
-import { DomainError, Thread, Worker, WorkerCrash, WorkerId } from "effect-worker-pool"
+import { Defect, DomainError, Thread, Worker, WorkerCrash, WorkerId } from "effect-worker-pool"
 import { Answer, Job } from "./fixtures/jobs.ts"
 import * as S from "./fixtures/support.ts"
 import * as T from "./support.ts"
@@ -61,20 +61,22 @@ describe("Thread workers", { timeout: 30_000 }, () => {
         const threads = [(yield* worker.dispatch({ _tag: "Echo", value: 0 })).thread]
 
         const defect = S.crashOf(yield* Effect.flip(worker.dispatch({ _tag: "Throw" })))
-        assert.strictEqual(defect.reason, "defect: TypeError: thrown in handler")
+        assert.deepStrictEqual(defect.reason, new Defect({ message: "defect: TypeError: thrown in handler" }))
         yield* S.healthy(worker)
         threads.push((yield* worker.dispatch({ _tag: "Echo", value: 0 })).thread)
 
         const waiting = yield* Effect.forkChild(worker.dispatch({ _tag: "Wait" }))
         yield* logs.waitFor(/^started 2$/)
         const exit = S.crashOf(yield* Effect.flip(worker.dispatch({ _tag: "Exit", code: 3 })))
-        assert.match(exit.reason, new RegExp(`^thread ${threads[1]} exited with code 3`))
+        assert.match(exit.reason.message, new RegExp(`^thread ${threads[1]} exited with code 3`))
+        assert.deepInclude(exit.reason, { _tag: "Exited", code: 3 })
         assert.strictEqual(S.crashOf(T.errorOf(yield* Fiber.await(waiting))).reason, exit.reason)
         yield* S.healthy(worker)
         threads.push((yield* worker.dispatch({ _tag: "Echo", value: 0 })).thread)
 
         const uncaught = S.crashOf(yield* Effect.flip(worker.dispatch({ _tag: "AsyncThrow" })))
-        assert.match(uncaught.reason, new RegExp(`^thread ${threads[2]} threw Error: async boom`))
+        assert.match(uncaught.reason.message, new RegExp(`^thread ${threads[2]} threw Error: async boom`))
+        assert.strictEqual(uncaught.reason._tag, "Defect")
         yield* S.healthy(worker)
         threads.push((yield* worker.dispatch({ _tag: "Echo", value: 0 })).thread)
 

@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Duration, Effect, Exit, Fiber, Schedule, Scope } from "effect"
 import { TestClock } from "effect/testing"
-import { DomainError, Worker, WorkerCrash, WorkerId } from "effect-worker-pool"
+import { Defect, DomainError, Reported, Stopped, Worker, WorkerCrash, WorkerId } from "effect-worker-pool"
 import * as T from "./support.ts"
 
 const restartAfterOneSecond = { restart: Schedule.spaced("1 second") }
@@ -16,13 +16,13 @@ describe("Worker counters", () => {
 
       const crash = yield* Effect.flip(worker.dispatch(T.crash))
       assert.instanceOf(crash, WorkerCrash)
-      assert.strictEqual(crash.reason, "engine failed")
+      assert.deepStrictEqual(crash.reason, new Reported({ message: "engine failed" }))
       assert.strictEqual(crash.workerId, 0)
       yield* TestClock.adjust("1 second")
 
       const defect = yield* Effect.flip(worker.dispatch(T.die))
       assert.instanceOf(defect, WorkerCrash)
-      assert.strictEqual(defect.reason, "defect: Error: boom")
+      assert.deepStrictEqual(defect.reason, new Defect({ message: "defect: Error: boom" }))
       yield* TestClock.adjust("1 second")
 
       const thrown = yield* Effect.flip(worker.dispatch(T.thrown))
@@ -107,7 +107,7 @@ describe("Worker crashes", () => {
         const exit = yield* Fiber.await(fiber)
         assert.deepStrictEqual(
           exit,
-          Exit.fail(new WorkerCrash({ reason: "engine failed", workerId: WorkerId.make(0) }))
+          Exit.fail(new WorkerCrash({ reason: new Reported({ message: "engine failed" }), workerId: WorkerId.make(0) }))
         )
       }
       const health = yield* worker.health
@@ -194,7 +194,7 @@ describe("Worker crashes", () => {
       const worker = yield* Worker.make(WorkerId.make(0), T.handler, {
         restart: Schedule.spaced("1 second").pipe(
           Schedule.setInputType<WorkerCrash>(),
-          Schedule.tap(({ input }) => Effect.sync(() => seen.push(input.reason)))
+          Schedule.tap(({ input }) => Effect.sync(() => seen.push(input.reason.message)))
         )
       })
       yield* Effect.flip(worker.dispatch(T.crash))
@@ -253,7 +253,12 @@ describe("Worker scope", () => {
       const exit = yield* Fiber.await(waiting)
       assert.deepStrictEqual(
         exit,
-        Exit.fail(new WorkerCrash({ reason: "worker 3 stopped: its scope was closed", workerId: WorkerId.make(3) }))
+        Exit.fail(
+          new WorkerCrash({
+            reason: new Stopped({ message: "worker 3 stopped: its scope was closed" }),
+            workerId: WorkerId.make(3)
+          })
+        )
       )
       assert.strictEqual(fibers.active(), 0)
       const health = yield* worker.health

@@ -10,7 +10,7 @@ const handler = (n: number): Effect.Effect<number, DomainError | WorkerCrash> =>
   n < 0
     ? Effect.fail(new DomainError({ reason: `negative input ${n}` }))
     : n === 13
-      ? Effect.fail(new WorkerCrash({ reason: "unlucky number" }))
+      ? Effect.fail(WorkerCrash.report("unlucky number"))
       : Effect.succeed(n * 2)
 
 const describe = (pool: WorkerPool.WorkerPool<number, number>, n: number) =>

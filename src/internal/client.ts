@@ -19,7 +19,17 @@ import { Cause, Clock, Deferred, Duration, Effect, Exit, Queue } from "effect"
 import * as Schema from "effect/Schema"
 import * as Protocol from "../Protocol.ts"
 import { InvalidRequest } from "../WireError.ts"
-import { WorkerCrash } from "../WorkerError.ts"
+import {
+  CancelIgnored,
+  type CrashReason,
+  Defect,
+  Exited,
+  ProtocolFault,
+  Reported,
+  StartFailed,
+  Unresponsive,
+  WorkerCrash
+} from "../WorkerError.ts"
 import { type Codec, type Conversion, decoding, encoding, needsEffect, schemaReason } from "./codec.ts"
 import { describe } from "./describe.ts"
 
@@ -115,11 +125,18 @@ export interface Client<Req, Resp, E> {
   /** The transport could not send request `id` after all: its caller gets `InvalidRequest`. */
   readonly refuse: (id: number, reason: string) => void
   /** The child is dead or must be replaced, for `reason`; the first reason wins. */
-  readonly die: (reason: string) => void
-  readonly deathReason: () => string | undefined
+  readonly die: (reason: CrashReason) => void
+  readonly deathReason: () => CrashReason | undefined
   /** Requests sent and not yet answered (including cancelled ones). */
   readonly inFlight: () => number
 }
+
+/**
+ * The reason of a crash the child reported: a defect of its handler (the
+ * runner writes those as `defect: ...`), or the handler's own words.
+ */
+const reportedCrash = (message: string): CrashReason =>
+  message.startsWith("defect: ") ? new Defect({ message }) : new Reported({ message })
 
 /**
  * A request's life in the client: waiting for a permit in the parent, on the
@@ -173,7 +190,7 @@ const makeWith = <Req, Resp, E>(
   let heartbeats = false
   /** Counts the signs of life of the child, for the watchdog. */
   let signs = 0
-  let deathReason: string | undefined
+  let deathReason: CrashReason | undefined
 
   // The concurrency limit. A permit is held from sending a request until its
   // final answer, even when its caller left: a cancelled request still
@@ -183,10 +200,11 @@ const makeWith = <Req, Resp, E>(
   let queue: Array<Pending> = []
   let queueHead = 0
 
-  const crash = (reason: string) => new WorkerCrash({ reason })
-  const crashed = (): Exit.Exit<never, WorkerCrash> => Exit.fail(crash(deathReason ?? `${label} is gone`))
+  const crash = (reason: CrashReason) => new WorkerCrash({ reason })
+  const crashed = (): Exit.Exit<never, WorkerCrash> =>
+    Exit.fail(crash(deathReason ?? new Exited({ message: `${label} is gone` })))
 
-  const die = (reason: string): void => {
+  const die = (reason: CrashReason): void => {
     if (deathReason !== undefined) return
     deathReason = reason
     const error = crash(reason)
@@ -204,7 +222,7 @@ const makeWith = <Req, Resp, E>(
     }
   }
 
-  const fault = (what: string) => die(`protocol error: ${label} ${what}`)
+  const fault = (what: string) => die(new ProtocolFault({ message: `protocol error: ${label} ${what}` }))
 
   /** `send`, with a throw turned into a refusal. */
   const sendSafely = (message: Protocol.ToChild): string | undefined => {
@@ -334,9 +352,10 @@ const makeWith = <Req, Resp, E>(
     pending.delete(message.id)
     entry.state = State.Done
     // Whether or not its caller is still there, a crash is the child's.
-    if (message._tag === "Crash") die(message.reason)
+    if (message._tag === "Crash") die(reportedCrash(message.reason))
     // Nobody cancelled it: the handler interrupted itself.
-    else if (message._tag === "Cancelled" && !entry.cancelled) die("the handler was interrupted")
+    else if (message._tag === "Cancelled" && !entry.cancelled)
+      die(new Defect({ message: "the handler was interrupted" }))
     if (deathReason === undefined) releasePermit()
     if (!entry.cancelled) entry.resume(settle(message))
     else if (entry.always) entry.resume(message._tag === "Crash" ? crashed() : cancelledExit)
@@ -383,7 +402,9 @@ const makeWith = <Req, Resp, E>(
       const now = yield* Clock.currentTimeMillis
       if (deadline.at > now) yield* Effect.sleep(deadline.at - now)
       if (deathReason === undefined && deadline.entry.state === State.Sent) {
-        die(`${label} ignored the cancel of request ${deadline.id} for ${graceMillis} ms`)
+        die(
+          new CancelIgnored({ message: `${label} ignored the cancel of request ${deadline.id} for ${graceMillis} ms` })
+        )
       }
     })
   ).pipe(Effect.catchCause(() => Effect.never)) as Effect.Effect<never>
@@ -417,10 +438,16 @@ const makeWith = <Req, Resp, E>(
             if (quiet < silenceMillis) continue
             if (options.probe?.() === "stopped") {
               options.killStopped?.()
-              return die(`${label} stopped responding for ${quiet} ms: its process is stopped; it was killed`)
+              return die(
+                new Unresponsive({
+                  message: `${label} stopped responding for ${quiet} ms: its process is stopped; it was killed`
+                })
+              )
             }
             if (heartbeats && pending.size === 0) {
-              return die(`${label} stopped responding: no heartbeat for ${quiet} ms while idle`)
+              return die(
+                new Unresponsive({ message: `${label} stopped responding: no heartbeat for ${quiet} ms while idle` })
+              )
             }
           }
         })
@@ -504,7 +531,7 @@ const makeWith = <Req, Resp, E>(
         duration: timeout,
         orElse: () =>
           Effect.suspend(() => {
-            die(`${label} did not become ready within ${Duration.toMillis(timeout)} ms`)
+            die(new StartFailed({ message: `${label} did not become ready within ${Duration.toMillis(timeout)} ms` }))
             return crashed()
           })
       })

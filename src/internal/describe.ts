@@ -1,5 +1,5 @@
 import * as Cause from "effect/Cause"
-import { WorkerCrash } from "../WorkerError.ts"
+import { type CrashReason, StartFailed, WorkerCrash } from "../WorkerError.ts"
 
 /** A short description of a thrown value or a failure, for a crash reason. */
 export const describe = (u: unknown): string => {
@@ -13,11 +13,13 @@ export const describe = (u: unknown): string => {
 }
 
 /** Why an incarnation could not start, from the cause of its failed `spawn`. */
-export const spawnFailure = (cause: Cause.Cause<unknown>): string => {
+export const spawnFailure = (cause: Cause.Cause<unknown>): CrashReason => {
   const error = Cause.findErrorOption(cause)
   if (error._tag === "Some") {
-    return error.value instanceof WorkerCrash ? error.value.reason : `start failed: ${describe(error.value)}`
+    return error.value instanceof WorkerCrash
+      ? error.value.reason
+      : new StartFailed({ message: `start failed: ${describe(error.value)}` })
   }
-  if (Cause.hasDies(cause)) return `start died: ${describe(Cause.squash(cause))}`
-  return "start was interrupted"
+  if (Cause.hasDies(cause)) return new StartFailed({ message: `start died: ${describe(Cause.squash(cause))}` })
+  return new StartFailed({ message: "start was interrupted" })
 }

@@ -16,6 +16,7 @@ import type { DispatchPolicy } from "../DispatchPolicy.ts"
 import type { Worker } from "../Worker.ts"
 import {
   DuplicateWorkerId,
+  NoWorker,
   PoolBusy,
   PoolShutdown,
   QueueTimeout,
@@ -134,7 +135,7 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
     if (closing && active === 0) Deferred.doneUnsafe(drained, Exit.void)
   }
 
-  const refusal = () => new WorkerCrash({ reason: membership.noWorkerReason() })
+  const refusal = () => new WorkerCrash({ reason: new NoWorker({ message: membership.noWorkerReason() }) })
 
   /** When no worker can serve or come back, nobody waits for one. */
   const checkHope = () => {

@@ -4,6 +4,7 @@
  */
 import { Effect } from "effect"
 import type { Severity } from "effect/LogLevel"
+import { type CrashReason, Exited, Killed } from "../WorkerError.ts"
 
 /** Splits bytes into lines; a line longer than `maxLineBytes` is cut, the rest of it dropped. */
 export const makeLogLines = (maxLineBytes: number) => {
@@ -78,6 +79,24 @@ export const withTail = (reason: string, tail: ReadonlyArray<string>): string =>
   tail.length === 0
     ? reason
     : `${reason}; last stderr: ${tail.map((l) => (l.length > reasonLineChars ? `${l.slice(0, reasonLineChars)}…` : l)).join(" | ")}`
+
+/**
+ * Why a child process ended: its exit `code`, or the `signal` that killed
+ * it, or (`status` unknown) that it closed its stdout; with its last stderr
+ * lines.
+ */
+export const exitReason = (
+  label: string,
+  status: { readonly code: number | null; readonly signal: string | null } | undefined,
+  tail: ReadonlyArray<string>
+): CrashReason => {
+  if (status === undefined) return new Exited({ message: withTail(`${label} closed its stdout`, tail) })
+  if (status.code !== null) {
+    return new Exited({ message: withTail(`${label} exited with code ${status.code}`, tail), code: status.code })
+  }
+  const signal = status.signal ?? "a signal"
+  return new Killed({ message: withTail(`${label} was killed by ${signal}`, tail), signal })
+}
 
 /** How many stderr lines of a thread wait for the logger at most; more are counted and dropped. */
 export const logBacklog = 1024

@@ -63,7 +63,10 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
       if (Exit.isFailure(spawned)) {
         const reason = spawnFailure(spawned.cause)
         life.startFailed(reason)
-        yield* Effect.logWarning("worker failed to start").pipe(Effect.annotateLogs({ reason }), annotate)
+        yield* Effect.logWarning("worker failed to start").pipe(
+          Effect.annotateLogs({ reason: reason.message }),
+          annotate
+        )
         return { reason, served: false }
       }
       // Made after the spawn, so that closing the scope stops the requests
@@ -81,7 +84,7 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
       life.begin(current)
       Deferred.doneUnsafe(firstStart, Exit.void)
       const reason = yield* Deferred.await(current.ended)
-      yield* Effect.logWarning("worker crashed").pipe(Effect.annotateLogs({ reason }), annotate)
+      yield* Effect.logWarning("worker crashed").pipe(Effect.annotateLogs({ reason: reason.message }), annotate)
       return { reason, served: current.served }
     }).pipe(Effect.scoped)
 
@@ -97,7 +100,7 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
           health.retiredBecause = decision.because
           life.setState("Retired")
           yield* Effect.logError("worker retired").pipe(
-            Effect.annotateLogs({ reason, because: decision.because }),
+            Effect.annotateLogs({ reason: reason.message, because: decision.because }),
             annotate
           )
         } else {

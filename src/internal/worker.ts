@@ -19,7 +19,15 @@
  */
 import { Cause, Deferred, Duration, Effect, Exit, Fiber, FiberSet } from "effect"
 import { InvalidRequest } from "../WireError.ts"
-import { RequestTimeout, WorkerCrash } from "../WorkerError.ts"
+import {
+  type CrashReason,
+  Defect,
+  RequestTimeout,
+  Stopped,
+  TimedOut,
+  Unavailable,
+  WorkerCrash
+} from "../WorkerError.ts"
 import type { WorkerId } from "../WorkerId.ts"
 import type { Incarnation, WorkerKind } from "../WorkerKind.ts"
 import { describe } from "./describe.ts"
@@ -47,11 +55,11 @@ export interface Live<Req, Resp, E> {
   /** Requests that run on fibers of the incarnation. */
   readonly fibers: FiberSet.FiberSet<Resp, E | WorkerCrash>
   /** Completed with the reason once the incarnation has ended. */
-  readonly ended: Deferred.Deferred<string>
+  readonly ended: Deferred.Deferred<CrashReason>
   /** Completed once its scope is closed and its fate is known. */
   readonly closed: Deferred.Deferred<void>
   /** Why it ended, set once, before its requests are stopped. */
-  endReason: string | undefined
+  endReason: CrashReason | undefined
   /** It answered a request (a response or a domain error). */
   served: boolean
   /** In-process requests running on their callers' fibers; the scope waits for them. */
@@ -131,7 +139,7 @@ export const coreOf = <Req, Resp, E>(worker: unknown): WorkerCore<Req, Resp, E> 
 
 type Failure<E> =
   | { readonly _tag: "Domain"; readonly error: E; readonly outcome: "domainError" | "rejected" }
-  | { readonly _tag: "Crash"; readonly reason: string }
+  | { readonly _tag: "Crash"; readonly reason: CrashReason }
   | { readonly _tag: "Interrupted" }
 
 /** Tells a bad request from a broken worker, from the cause of a failed request. */
@@ -142,7 +150,8 @@ const classify = <E>(cause: Cause.Cause<E | WorkerCrash>): Failure<E> => {
     if (value instanceof WorkerCrash) return { _tag: "Crash", reason: value.reason }
     return { _tag: "Domain", error: value as E, outcome: value instanceof InvalidRequest ? "rejected" : "domainError" }
   }
-  if (Cause.hasDies(cause)) return { _tag: "Crash", reason: `defect: ${describe(Cause.squash(cause))}` }
+  if (Cause.hasDies(cause))
+    return { _tag: "Crash", reason: new Defect({ message: `defect: ${describe(Cause.squash(cause))}` }) }
   return { _tag: "Interrupted" }
 }
 
@@ -174,19 +183,23 @@ export const makeCore = <Req, Resp, E>(options: {
     notify()
   }
 
-  const unavailable = () => new WorkerCrash({ reason: `worker ${id} is not available (${health.state})`, workerId: id })
+  const unavailable = () =>
+    new WorkerCrash({
+      reason: new Unavailable({ message: `worker ${id} is not available (${health.state})`, state: health.state }),
+      workerId: id
+    })
 
   /**
    * Ends `current` because it crashed: it leaves selection at once, and its
    * supervisor takes over. `true` if this call ended it (the crash is this
    * caller's to count), `false` if it had ended already.
    */
-  const crash = (current: Live<Req, Resp, E>, reason: string, countsAsFailure = false): boolean => {
+  const crash = (current: Live<Req, Resp, E>, reason: CrashReason, countsAsFailure = false): boolean => {
     if (current.endReason !== undefined) return false
     current.endReason = reason
     health.crashes++
     if (countsAsFailure) health.consecutiveFailures++
-    health.lastCrash = { reason, at: now() }
+    health.lastCrash = { reason: reason.message, at: now() }
     if (live === current) live = undefined
     setState("Restarting")
     Deferred.doneUnsafe(current.ended, Exit.succeed(reason))
@@ -204,11 +217,11 @@ export const makeCore = <Req, Resp, E>(options: {
   }
 
   /** The error a crashed request fails with: the crash, or what a stop cut it with. */
-  const crashError = (reason: string, interrupted: boolean) =>
+  const crashError = (reason: CrashReason, interrupted: boolean) =>
     interrupted && cut !== undefined ? (cut() as WorkerCrash) : new WorkerCrash({ reason, workerId: id })
 
   /** After a crash: the caller hears of it once the incarnation is gone and its fate known. */
-  const reportCrash = (current: Live<Req, Resp, E>, reason: string, interrupted: boolean) =>
+  const reportCrash = (current: Live<Req, Resp, E>, reason: CrashReason, interrupted: boolean) =>
     Effect.andThen(Deferred.await(current.closed), Effect.fail(crashError(reason, interrupted)))
 
   /** Runs on the caller's fiber: no fork, one frame to count the outcome. */
@@ -332,7 +345,13 @@ export const makeCore = <Req, Resp, E>(options: {
           if (current.incarnation.restartOnTimeout === true) {
             // A kind that cannot stop a wedged request is replaced: closing
             // the incarnation interrupts the request and kills what runs it.
-            crash(current, `a request ran past its ${timeoutMillis} ms timeout: the worker is wedged`)
+            crash(
+              current,
+              new TimedOut({
+                message: `a request ran past its ${timeoutMillis} ms timeout: the worker is wedged`,
+                timeoutMillis
+              })
+            )
             settle(slot, "timedOut", current, onSettled)
             yield* restore(Deferred.await(current.closed))
           } else {
@@ -354,7 +373,10 @@ export const makeCore = <Req, Resp, E>(options: {
         // Interrupted, and not by the caller: the incarnation was torn down
         // under the request (its reason is set), or the handler interrupted itself.
         const torn = failure._tag === "Interrupted" && current.endReason !== undefined
-        const reason = failure._tag === "Crash" ? failure.reason : (current.endReason ?? "the handler was interrupted")
+        const reason =
+          failure._tag === "Crash"
+            ? failure.reason
+            : (current.endReason ?? new Defect({ message: "the handler was interrupted" }))
         const ended = crash(current, reason)
         // Only the request that brought the incarnation down counts toward
         // ejection; the others went down with it.
@@ -466,15 +488,15 @@ export const makeCore = <Req, Resp, E>(options: {
       setState("Live")
     },
     /** A start failed. */
-    startFailed: (reason: string) => {
+    startFailed: (reason: CrashReason) => {
       health.crashes++
       health.failedStarts++
-      health.lastCrash = { reason, at: now() }
+      health.lastCrash = { reason: reason.message, at: now() }
       setState("Restarting")
     },
     /** The scope is closing: the live incarnation (if any) ends with the stop's reason. */
     stopping: () => {
-      const reason = `worker ${id} stopped: ${stopReason ?? "its scope was closed"}`
+      const reason = new Stopped({ message: `worker ${id} stopped: ${stopReason ?? "its scope was closed"}` })
       if (live !== undefined) live.endReason ??= reason
       live = undefined
       if (!graceful) interruptCallers()
@@ -502,7 +524,7 @@ export const makeLive = <Req, Resp, E>(
 ): Live<Req, Resp, E> => ({
   incarnation,
   fibers,
-  ended: Deferred.makeUnsafe<string>(),
+  ended: Deferred.makeUnsafe<CrashReason>(),
   closed,
   endReason: undefined,
   served: false,

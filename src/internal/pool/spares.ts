@@ -137,7 +137,7 @@ export class Spares {
           // Wait for a worker of the kind to start again before trying again.
           if (Deferred.isDoneUnsafe(self.startsWork)) self.startsWork = Deferred.makeUnsafe<void>()
           slot.failedStarts++
-          slot.lastFailure = spawnFailure(spawned.cause)
+          slot.lastFailure = spawnFailure(spawned.cause).message
           slot.state = "Restarting"
           backOff = true
           continue
