@@ -3,7 +3,11 @@ import { defineConfig } from "vitest/config"
 
 export default defineConfig({
   resolve: {
-    alias: { "effect-worker-pool": fileURLToPath(new URL("./src/index.ts", import.meta.url)) }
+    // The first matching entry wins: the subpath before the bare name.
+    alias: {
+      "effect-worker-pool/testing": fileURLToPath(new URL("./src/testing/index.ts", import.meta.url)),
+      "effect-worker-pool": fileURLToPath(new URL("./src/index.ts", import.meta.url))
+    }
   },
   test: {
     include: ["test/**/*.test.ts"]

@@ -6,9 +6,19 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Arbitrary, Deferred, Effect, Exit, Fiber, Latch, Schedule, Schema } from "effect"
 import { TestClock } from "effect/testing"
-import { DispatchPolicy, DomainError, Worker, WorkerCrash, WorkerId, WorkerPool } from "effect-worker-pool"
+import {
+  Defect,
+  DispatchPolicy,
+  DomainError,
+  Killed,
+  Reported,
+  Worker,
+  WorkerCrash,
+  WorkerId,
+  WorkerPool
+} from "effect-worker-pool"
 // By path: vitest.config.ts aliases the bare "effect-worker-pool" only, not its "/testing" subpath.
-import { Testing } from "../src/testing/index.ts"
+import { Testing } from "effect-worker-pool/testing"
 
 /** The typed error of a failed exit. */
 const errorOf = <A, E>(exit: Exit.Exit<A, E>): E | undefined => {
@@ -56,20 +66,25 @@ describe("fake workers", () => {
       const crashed = yield* Effect.flip(worker.dispatch(Testing.crash("engine failed")))
       assert.instanceOf(crashed, WorkerCrash)
       assert.strictEqual((crashed as WorkerCrash).workerId, 4)
-      assert.strictEqual((crashed as WorkerCrash).reason, "engine failed")
+      assert.deepStrictEqual((crashed as WorkerCrash).reason, new Reported({ message: "engine failed" }))
       assert.strictEqual((yield* worker.health).state, "Restarting")
       yield* TestClock.adjust("100 millis")
       assert.strictEqual((yield* worker.health).state, "Healthy")
 
+      const killed = new Killed({ message: "process 42 was killed by SIGKILL", signal: "SIGKILL" })
+      const typed = yield* Effect.flip(worker.dispatch(Testing.crash(killed)))
+      assert.deepStrictEqual((typed as WorkerCrash).reason, killed, "a CrashReason is used as it is")
+      yield* TestClock.adjust("100 millis")
+
       const died = yield* Effect.flip(worker.dispatch(Testing.die()))
-      assert.strictEqual((died as WorkerCrash).reason, "defect: Error: scripted defect")
+      assert.deepStrictEqual((died as WorkerCrash).reason, new Defect({ message: "defect: Error: scripted defect" }))
       yield* TestClock.adjust("100 millis")
       const h = yield* worker.health
       assert.deepStrictEqual(
         [h.state, h.crashes, h.restarts, h.lastCrash?.reason],
-        ["Healthy", 2, 2, "defect: Error: scripted defect"]
+        ["Healthy", 3, 3, "defect: Error: scripted defect"]
       )
-      assert.strictEqual(yield* worker.starts, 3)
+      assert.strictEqual(yield* worker.starts, 4)
     })
   )
 

@@ -28,7 +28,14 @@ import * as DispatchPolicy from "../DispatchPolicy.ts"
 import { schema as candidatesSchema } from "../internal/testing/candidates.ts"
 import { healthProblem, type Problem } from "../internal/testing/consistency.ts"
 import * as Worker from "../Worker.ts"
-import { DomainError, type InvalidOptions, WorkerCrash } from "../WorkerError.ts"
+import {
+  type CrashReason,
+  DomainError,
+  type InvalidOptions,
+  Reported,
+  StartFailed,
+  WorkerCrash
+} from "../WorkerError.ts"
 import type { WorkerHealth } from "../WorkerHealth.ts"
 import { WorkerId } from "../WorkerId.ts"
 import type * as WorkerKind from "../WorkerKind.ts"
@@ -65,7 +72,7 @@ import * as WorkerPool from "../WorkerPool.ts"
 export type Behaviour<A, E = DomainError> =
   | { readonly _tag: "Succeed"; readonly value: A }
   | { readonly _tag: "Fail"; readonly error: E }
-  | { readonly _tag: "Crash"; readonly reason: string }
+  | { readonly _tag: "Crash"; readonly reason: CrashReason }
   | { readonly _tag: "Die"; readonly defect: unknown }
   | { readonly _tag: "Hang" }
   | { readonly _tag: "OnCue"; readonly cue: Effect.Effect<unknown>; readonly then: Behaviour<A, E> }
@@ -115,19 +122,26 @@ export const fail: {
 /**
  * Crashes the worker: the request fails with `WorkerCrash` with `reason` (by
  * default `"scripted crash"`), the pool stops routing to the worker, and its
- * supervisor restarts it.
+ * supervisor restarts it. A string is the handler's own words (reason
+ * `Reported`); a `CrashReason` is used as it is, to test code that matches
+ * on it (`Killed`, `Exited`, ...).
  *
  * @example
  * ```ts
+ * import { Killed } from "effect-worker-pool"
  * import { Testing } from "effect-worker-pool/testing"
  *
  * const gone = Testing.crash("engine lost its GPU context")
+ * const killed = Testing.crash(new Killed({ message: "process 42 was killed by SIGKILL", signal: "SIGKILL" }))
  * ```
  *
  * @since 0.2.0
  * @category behaviours
  */
-export const crash = (reason = "scripted crash"): Behaviour<never, never> => ({ _tag: "Crash", reason })
+export const crash = (reason: string | CrashReason = "scripted crash"): Behaviour<never, never> => ({
+  _tag: "Crash",
+  reason: typeof reason === "string" ? new Reported({ message: reason }) : reason
+})
 
 /**
  * Dies with `defect` (by default `new Error("scripted defect")`): a bug in
@@ -214,7 +228,7 @@ export const slow = <A, E>(duration: Duration.Input, then: Behaviour<A, E>): Beh
   onCue(Effect.sleep(duration), then)
 
 /** Every crash the kit raises is made here. */
-const workerCrash = (reason: string): WorkerCrash => new WorkerCrash({ reason })
+const workerCrash = (reason: CrashReason): WorkerCrash => new WorkerCrash({ reason })
 
 /** What a fake does with a request that behaves as `behaviour`. */
 const perform = <A, E>(behaviour: Behaviour<A, E>): Effect.Effect<A, E | WorkerCrash> => {
@@ -404,7 +418,10 @@ const makeFake = <Req, A, E>(options: FakeOptions<Req, A, E> | undefined): FakeK
     concurrency: options?.concurrency,
     spawn: Effect.suspend(() => {
       const start = ++starts
-      if (start <= failingStarts) return Effect.fail(workerCrash(`scripted start failure ${start} of ${failingStarts}`))
+      if (start <= failingStarts)
+        return Effect.fail(
+          workerCrash(new StartFailed({ message: `scripted start failure ${start} of ${failingStarts}` }))
+        )
       return Effect.succeed({
         run: (request: Req) => Effect.suspend(() => perform(script(request, received++))),
         exited: Effect.never
