@@ -4,6 +4,9 @@
  * options, and `Service` turns them into a service key with its layer.
  *
  * ```ts no-run
+ * import { Schema } from "effect"
+ * import { ScriptPool } from "effect-worker-pool"
+ *
  * class Hasher extends ScriptPool.Service<Hasher>()("app/Hasher", {
  *   thread: new URL("./hash.ts", import.meta.url),
  *   request: Schema.String,
