@@ -23,6 +23,13 @@ export * as Protocol from "./Protocol.ts"
  */
 export * as Runner from "./Runner.ts"
 /**
+ * The pool of one worker script, in threads or subprocesses: `make`, and
+ * `Service` for a service key with its layer.
+ *
+ * @since 0.2.0
+ */
+export * as ScriptPool from "./ScriptPool.ts"
+/**
  * Subprocess workers: a child process speaking JSON lines over stdin and stdout.
  *
  * @since 0.1.0
