@@ -37,7 +37,7 @@ const options = { request: Probe, response: Probe }
 const makeKind = (kind: "thread" | "subprocess") =>
   kind === "thread"
     ? Thread.make(probe, options)
-    : Subprocess.node(probe, { ...options, execArgv: ["--conditions=source"] })
+    : Subprocess.node(probe, { ...options, execArgv: ["--conditions=effect-worker-pool-source"] })
 
 /** A bare thread running `name`: milliseconds from `new Worker` to its answer to one message. */
 const bareThread = async (name: string): Promise<number> => {
@@ -54,7 +54,7 @@ const bareThread = async (name: string): Promise<number> => {
 /** A bare child running `name`: milliseconds from `spawn` to its answer to one line. */
 const bareChild = async (name: string): Promise<number> => {
   const start = performance.now()
-  const child = ChildProcess.spawn(process.execPath, ["--conditions=source", script(name).pathname], {
+  const child = ChildProcess.spawn(process.execPath, ["--conditions=effect-worker-pool-source", script(name).pathname], {
     stdio: ["pipe", "pipe", "inherit"]
   })
   const answer = once(child.stdout, "data")

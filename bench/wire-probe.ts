@@ -1,5 +1,5 @@
 /**
- * `node --conditions=source bench/wire-probe.ts`: the speed of the out-of-process
+ * `node --conditions=effect-worker-pool-source bench/wire-probe.ts`: the speed of the out-of-process
  * kinds on the wire, `{ a, b } → a + b`.
  *
  * - `start`: from spawn to the runner's `Ready`, per kind (median of
@@ -48,9 +48,9 @@ type Request = typeof Request.Type
 
 const makeKind = (name: "thread" | "subprocess", concurrency: number) =>
   name === "thread"
-    ? Thread.make(script, { execArgv: ["--conditions=source"], request: Request, response: Schema.Number, concurrency })
+    ? Thread.make(script, { execArgv: ["--conditions=effect-worker-pool-source"], request: Request, response: Schema.Number, concurrency })
     : Subprocess.node(script, {
-        execArgv: ["--conditions=source"],
+        execArgv: ["--conditions=effect-worker-pool-source"],
         request: Request,
         response: Schema.Number,
         concurrency

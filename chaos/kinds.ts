@@ -2,7 +2,7 @@
  * The two kinds of worker a chaos pool mixes, both running chaos/worker.ts:
  * worker threads and Node subprocesses. The script is TypeScript that imports
  * this package from its source, so each runs on Node 24 with
- * `--conditions=source`; subprocesses share a compile cache, so that a
+ * `--conditions=effect-worker-pool-source`; subprocesses share a compile cache, so that a
  * restart costs little more than Node's own start.
  */
 import * as os from "node:os"
@@ -31,7 +31,7 @@ const wire = {
   request: Job,
   response: Answer,
   concurrency,
-  execArgv: ["--conditions=source"],
+  execArgv: ["--conditions=effect-worker-pool-source"],
   // The workers' stderr (a defect's stack trace) would drown the report.
   stderr: { logLevel: "None" }
 } as const

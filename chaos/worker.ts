@@ -1,6 +1,6 @@
 /**
  * The chaos worker, for threads and subprocesses alike: it does what each
- * request says (see `Job`). Run with Node 24 and `--conditions=source`, so
+ * request says (see `Job`). Run with Node 24 and `--conditions=effect-worker-pool-source`, so
  * that "effect-worker-pool" is the source tree.
  */
 import { threadId } from "node:worker_threads"

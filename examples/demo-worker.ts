@@ -12,7 +12,7 @@
  * Every request the dead worker held fails with `WorkerCrash`, and its
  * supervisor starts a new process.
  *
- *   node --conditions=source examples/demo-worker.ts --crash-rate 0.02
+ *   node --conditions=effect-worker-pool-source examples/demo-worker.ts --crash-rate 0.02
  *
  * It is started by the demo (see `Subprocess.node` in examples/demo.ts); run
  * by hand, it reads JSON lines such as `{"_tag":"Request","id":1,"payload":4}`

@@ -96,7 +96,7 @@ const makeWorker = (flags: Flags) => {
           id,
           Subprocess.node(script, {
             ...wire,
-            execArgv: ["--conditions=source"],
+            execArgv: ["--conditions=effect-worker-pool-source"],
             args: crashRate
           }),
           workerOptions

@@ -378,7 +378,7 @@ export const make = <Req, Resp, E = DomainError>(
  *
  * - `execArgv`: options for Node itself, before the script (default none;
  *   the parent's are not copied). For a TypeScript worker that imports this
- *   package from source, `["--conditions=source"]`.
+ *   package from source, `["--conditions=effect-worker-pool-source"]`.
  * - `args`: arguments after the script.
  * - `nodePath`: the Node binary (default `process.execPath`).
  *

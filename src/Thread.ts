@@ -53,7 +53,7 @@ import type { WorkerKind } from "./WorkerKind.ts"
  *
  * | option           | default                          | meaning                                               |
  * |------------------|----------------------------------|-------------------------------------------------------|
- * | `execArgv`       | the parent's `process.execArgv`  | Node options of the thread (such as `--conditions=source`) |
+ * | `execArgv`       | the parent's `process.execArgv`  | Node options of the thread (such as `--conditions=effect-worker-pool-source`) |
  * | `argv`           | `[]`                             | appended to the thread's `process.argv`               |
  * | `inheritEnv`     | `Subprocess.defaultInheritedEnv` | names of the parent's environment variables its `process.env` gets, or `"all"` |
  * | `env`            | `{}`                             | more variables for its `process.env`                  |

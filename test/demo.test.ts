@@ -16,7 +16,7 @@ interface Run {
 
 const runDemo = (...args: ReadonlyArray<string>): Promise<Run> =>
   new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--conditions=source", "examples/demo.ts", ...args], {
+    const child = spawn(process.execPath, ["--conditions=effect-worker-pool-source", "examples/demo.ts", ...args], {
       cwd: projectRoot,
       stdio: ["ignore", "pipe", "pipe"]
     })

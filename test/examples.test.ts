@@ -15,9 +15,9 @@
  * right after a ts block is what the program must print; the lines of Effect's
  * logger, which carry a time and a fiber id, are left out of the comparison.
  *
- * "effect-worker-pool" resolves to src/index.ts through the "source" condition
+ * "effect-worker-pool" resolves to src/index.ts through the "effect-worker-pool-source" condition
  * of the package's exports, for tsc (customConditions) and for Node
- * (--conditions=source) alike.
+ * (--conditions=effect-worker-pool-source) alike.
  */
 import { execFile } from "node:child_process"
 import * as fs from "node:fs"
@@ -169,7 +169,7 @@ beforeAll(async () => {
 
   // Examples wait on timers too, so a few more processes than CPUs keep them busy.
   const concurrency = Math.max(4, os.availableParallelism() + 1)
-  const tasks = runnable.map((example) => () => exec(node, ["--conditions=source", fileOf(example)], runTimeoutMs))
+  const tasks = runnable.map((example) => () => exec(node, ["--conditions=effect-worker-pool-source", fileOf(example)], runTimeoutMs))
   const outcomes = limited(tasks, concurrency)
   runs = new Map(runnable.map((example, i) => [example, outcomes[i]!]))
 

@@ -27,7 +27,7 @@ let server: ChildProcess
 let base: string
 let output = ""
 const exited = new Promise<number | null>((resolve) => {
-  const started = spawn(node, ["--conditions=source", "examples/http/server.ts"], {
+  const started = spawn(node, ["--conditions=effect-worker-pool-source", "examples/http/server.ts"], {
     cwd: root,
     env: { ...process.env, PORT: "0", NO_COLOR: "1" },
     stdio: ["ignore", "pipe", "pipe"]

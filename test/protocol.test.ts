@@ -568,7 +568,7 @@ describe("batches on the wire", { timeout: 30_000 }, () => {
 
   it.live("the parent posts every request of a turn to a thread in one message", () =>
     Effect.gen(function* () {
-      const kind = Thread.make(batchCounter, { ...options, execArgv: ["--conditions=source"] })
+      const kind = Thread.make(batchCounter, { ...options, execArgv: ["--conditions=effect-worker-pool-source"] })
       assert.deepStrictEqual(yield* eightAtOnce(kind.spawn), [8, 8, 8, 8, 8, 8, 8, 8])
     }).pipe(Effect.scoped)
   )
@@ -584,7 +584,7 @@ describe("batches on the wire", { timeout: 30_000 }, () => {
 
   it.live("a thread's runner posts every answer of a turn in one message", () =>
     Effect.gen(function* () {
-      const worker = new WorkerThreads.Worker(S.workerScript, { execArgv: ["--conditions=source"], stderr: true })
+      const worker = new WorkerThreads.Worker(S.workerScript, { execArgv: ["--conditions=effect-worker-pool-source"], stderr: true })
       yield* Effect.addFinalizer(() => Effect.promise(() => worker.terminate()))
       const batches: Array<ReadonlyArray<{ readonly _tag: string }>> = []
       const answered = yield* Effect.callback<void>((resume) => {

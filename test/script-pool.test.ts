@@ -14,7 +14,7 @@ const fast = { startTimeout: "20 seconds", cancelGrace: "2 seconds", shutdownTim
 
 class Threads extends ScriptPool.Service<Threads>()("test/Threads", {
   thread: S.workerScript,
-  execArgv: ["--conditions=source"],
+  execArgv: ["--conditions=effect-worker-pool-source"],
   ...contract,
   ...fast,
   size: 2,
@@ -27,7 +27,7 @@ class Threads extends ScriptPool.Service<Threads>()("test/Threads", {
 class Processes extends ScriptPool.Service<Processes>()("test/Processes", {
   subprocess: S.workerScript,
   nodePath: S.node,
-  execArgv: ["--conditions=source"],
+  execArgv: ["--conditions=effect-worker-pool-source"],
   ...contract,
   ...fast,
   killGrace: "1 second",
@@ -107,7 +107,7 @@ describe("ScriptPool", { timeout: 60_000 }, () => {
       Effect.gen(function* () {
         const pool = yield* ScriptPool.make({
           thread: S.workerScript,
-          execArgv: ["--conditions=source"],
+          execArgv: ["--conditions=effect-worker-pool-source"],
           ...contract,
           ...fast,
           spares: 0

@@ -393,7 +393,7 @@ describe("Subprocess workers", { timeout: 30_000, concurrent: true }, () => {
             id,
             Subprocess.node(S.workerScript, {
               nodePath: S.node,
-              execArgv: ["--conditions=source"],
+              execArgv: ["--conditions=effect-worker-pool-source"],
               request: Schema.Union([Job, Schema.String]),
               response: Schema.String
             }),

@@ -1,6 +1,6 @@
 /**
  * This library's worker script for the throughput benchmark, for threads and
- * subprocesses alike: `{ a, b } → a + b`. Run with `--conditions=source`.
+ * subprocesses alike: `{ a, b } → a + b`. Run with `--conditions=effect-worker-pool-source`.
  */
 import { Schema } from "effect"
 import { Runner } from "effect-worker-pool"
