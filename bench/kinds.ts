@@ -29,7 +29,10 @@ export const makeKind = async (kind: Kind, concurrency: number): Promise<WireVar
       : WorkerPool.make({
           size: 2,
           worker: (id) =>
-            Worker.fromKind(id, Subprocess.node(script, { ...options, execArgv: ["--conditions=effect-worker-pool-source"] }))
+            Worker.fromKind(
+              id,
+              Subprocess.node(script, { ...options, execArgv: ["--conditions=effect-worker-pool-source"] })
+            )
         })
     ).pipe(Scope.provide(scope), Effect.provide(NodeServices.layer))
   )

@@ -54,9 +54,13 @@ const bareThread = async (name: string): Promise<number> => {
 /** A bare child running `name`: milliseconds from `spawn` to its answer to one line. */
 const bareChild = async (name: string): Promise<number> => {
   const start = performance.now()
-  const child = ChildProcess.spawn(process.execPath, ["--conditions=effect-worker-pool-source", script(name).pathname], {
-    stdio: ["pipe", "pipe", "inherit"]
-  })
+  const child = ChildProcess.spawn(
+    process.execPath,
+    ["--conditions=effect-worker-pool-source", script(name).pathname],
+    {
+      stdio: ["pipe", "pipe", "inherit"]
+    }
+  )
   const answer = once(child.stdout, "data")
   child.stdin.write(`${JSON.stringify({ id: 0, a: 1, b: 2 })}\n`)
   await answer

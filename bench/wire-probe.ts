@@ -48,7 +48,12 @@ type Request = typeof Request.Type
 
 const makeKind = (name: "thread" | "subprocess", concurrency: number) =>
   name === "thread"
-    ? Thread.make(script, { execArgv: ["--conditions=effect-worker-pool-source"], request: Request, response: Schema.Number, concurrency })
+    ? Thread.make(script, {
+        execArgv: ["--conditions=effect-worker-pool-source"],
+        request: Request,
+        response: Schema.Number,
+        concurrency
+      })
     : Subprocess.node(script, {
         execArgv: ["--conditions=effect-worker-pool-source"],
         request: Request,

@@ -184,14 +184,15 @@ export interface SubprocessOptions<Req, Resp, E> extends Subprocess.NodeOptions<
  */
 export type Options<Req, Resp, E = DomainError> = ThreadOptions<Req, Resp, E> | SubprocessOptions<Req, Resp, E>
 
-/** The kind of `options`; its constructors throw `InvalidOptions`. */
+/** The kind of `options`: with invalid options, one that carries `InvalidOptions` (see `WorkerKind.invalid`). */
 const kindOf = <Req, Resp, E>(
   options: Options<Req, Resp, E>,
   kindOptions: any
 ): WorkerKind<Req, Resp, E | InvalidRequest> => {
   if (options.thread !== undefined) return Thread.make(options.thread, kindOptions)
   if (options.subprocess !== undefined) return Subprocess.node(options.subprocess, kindOptions)
-  throw new InvalidOptions({ reason: "give the script as thread or as subprocess" })
+  const invalid = new InvalidOptions({ reason: "give the script as thread or as subprocess" })
+  return { name: "script", spawn: Effect.die(invalid), invalid }
 }
 
 /**
@@ -244,13 +245,8 @@ export const make = Effect.fn("ScriptPool.make")(function* <Req, Resp, E = Domai
     maxInFlight,
     ...kindOptions
   } = options
-  let kind: WorkerKind<Req, Resp, E | InvalidRequest>
-  try {
-    kind = kindOf(options, kindOptions)
-  } catch (error) {
-    if (error instanceof InvalidOptions) return yield* error
-    throw error
-  }
+  const kind = kindOf(options, kindOptions)
+  if (kind.invalid !== undefined) return yield* kind.invalid
   const workerOptions = { restart, maxRestarts, restartWindow, resetBackoffAfter, maxInFlight }
   return yield* WorkerPool.make<Req, Resp, E | InvalidRequest, InvalidOptions>({
     policy,

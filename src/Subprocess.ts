@@ -170,7 +170,8 @@ const brokenPipeWait = Duration.millis(500)
  * The subprocess kind. `spawn` starts `command` with `args`, waits for the
  * runner's `Ready`, and hands the pool an incarnation whose requests travel
  * as JSON lines. It spawns with Node's `child_process` and needs no
- * service. Invalid options throw `InvalidOptions` at once.
+ * service. With invalid options it returns a kind that `Worker.fromKind`
+ * fails with `InvalidOptions` (nothing starts).
  *
  * The kind's errors are the handler's domain errors `E` and `InvalidRequest`
  * (the request never reached the handler); crashes are `WorkerCrash`.
@@ -200,6 +201,11 @@ const brokenPipeWait = Duration.millis(500)
  * @category constructors
  */
 export const make = <Req, Resp, E = DomainError>(
+  options: Options<Req, Resp, E>
+): WorkerKind<Req, Resp, E | InvalidRequest> => Settings.checkedKind("subprocess", () => build(options))
+
+/** `make`, with options that throw `InvalidOptions` when invalid. */
+const build = <Req, Resp, E = DomainError>(
   options: Options<Req, Resp, E>
 ): WorkerKind<Req, Resp, E | InvalidRequest> => {
   const settings = Settings.common(options)

@@ -124,7 +124,8 @@ const stopLeftovers = (children: Map<number, boolean>, killGrace: Duration.Durat
 /**
  * The thread kind: `spawn` starts `script` in a new worker thread, waits for
  * the runner's `Ready`, and hands the pool an incarnation whose requests are
- * posted to the thread. Invalid options throw `InvalidOptions` at once.
+ * posted to the thread. With invalid options it returns a kind that
+ * `Worker.fromKind` fails with `InvalidOptions` (nothing starts).
  *
  * @example
  * ```ts
@@ -148,6 +149,12 @@ const stopLeftovers = (children: Map<number, boolean>, killGrace: Duration.Durat
  * @category constructors
  */
 export const make = <Req, Resp, E = DomainError>(
+  script: string | URL,
+  options: Options<Req, Resp, E>
+): WorkerKind<Req, Resp, E | InvalidRequest> => Settings.checkedKind("thread", () => build(script, options))
+
+/** `make`, with options that throw `InvalidOptions` when invalid. */
+const build = <Req, Resp, E = DomainError>(
   script: string | URL,
   options: Options<Req, Resp, E>
 ): WorkerKind<Req, Resp, E | InvalidRequest> => {

@@ -6,12 +6,14 @@
  */
 
 import type { Scope } from "effect"
-import { Duration, Effect, Option, type Schedule, Schema } from "effect"
+import { type Duration, Effect, type Schedule } from "effect"
 import * as backoff from "./internal/backoff.ts"
+import * as Options from "./internal/options.ts"
 import * as supervisor from "./internal/supervisor.ts"
-import { type DomainError, InvalidOptions, type RequestTimeout, type WorkerCrash } from "./WorkerError.ts"
+import { TypeId as internalTypeId } from "./internal/worker.ts"
+import type { DomainError, InvalidOptions, RequestTimeout, WorkerCrash } from "./WorkerError.ts"
 import type { WorkerHealth } from "./WorkerHealth.ts"
-import { WorkerId } from "./WorkerId.ts"
+import type { WorkerId } from "./WorkerId.ts"
 import * as WorkerKind from "./WorkerKind.ts"
 
 /**
@@ -43,6 +45,8 @@ import * as WorkerKind from "./WorkerKind.ts"
  * @category models
  */
 export interface Worker<in Req, out Resp, out E = DomainError> {
+  /** Makes the type opaque: only {@link make}, {@link makeScoped} and {@link fromKind} make workers. */
+  readonly [TypeId]: TypeId
   readonly id: WorkerId
   /** The name of the worker's kind, such as `"in-process"`. */
   readonly kind: string
@@ -59,6 +63,34 @@ export interface Worker<in Req, out Resp, out E = DomainError> {
     options?: { readonly timeout?: Duration.Input | undefined }
   ) => Effect.Effect<Resp, E | WorkerCrash | RequestTimeout>
 }
+
+/**
+ * The brand of a {@link Worker}. An object that only has a worker's shape is
+ * not a worker: a pool refuses it (`pool.add` dies with a `TypeError` that
+ * says so), since the pool drives the worker through what its constructor
+ * made.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Worker, WorkerId } from "effect-worker-pool"
+ *
+ * const program = Effect.gen(function* () {
+ *   const worker = yield* Worker.make(WorkerId.make(0), (n: number) => Effect.succeed(n))
+ *   return Worker.TypeId in worker // true
+ * })
+ * ```
+ *
+ * @since 0.2.0
+ * @category type ids
+ */
+export const TypeId: typeof internalTypeId = internalTypeId
+
+/**
+ * @since 0.2.0
+ * @category type ids
+ */
+export type TypeId = typeof TypeId
 
 /**
  * Options of a worker; every field is optional.
@@ -146,32 +178,24 @@ export const fromKind = <Req, Resp, E, R>(
   options?: WorkerOptions
 ): Effect.Effect<Worker<Req, Resp, E>, InvalidOptions, R | Scope.Scope> =>
   Effect.suspend(() => {
+    if (kind.invalid !== undefined) return Effect.fail(kind.invalid)
     const o = options ?? {}
-    const maxRestarts = o.maxRestarts ?? Infinity
-    const maxInFlight = o.maxInFlight ?? kind.concurrency ?? 1
-    const window = Duration.fromInput(o.restartWindow ?? "1 minute")
-    const resetAfter = Duration.fromInput(o.resetBackoffAfter ?? "30 seconds")
-    const invalid = !Schema.is(WorkerId)(id)
-      ? `worker id must be a non-negative integer, got ${id}`
-      : !(maxRestarts === Infinity || (Number.isSafeInteger(maxRestarts) && maxRestarts >= 0))
-        ? `maxRestarts must be a non-negative integer or Infinity, got ${maxRestarts}`
-        : !(Number.isSafeInteger(maxInFlight) && maxInFlight >= 1)
-          ? `maxInFlight must be a positive integer, got ${maxInFlight}`
-          : window._tag === "None"
-            ? `restartWindow is not a duration: ${String(o.restartWindow)}`
-            : resetAfter._tag === "None"
-              ? `resetBackoffAfter is not a duration: ${String(o.resetBackoffAfter)}`
-              : undefined
-    if (invalid !== undefined) return Effect.fail(new InvalidOptions({ reason: invalid }))
-    return supervisor.make(id, kind, {
-      restart: {
-        schedule: o.restart ?? defaultRestartSchedule,
-        maxRestarts,
-        window: Option.getOrThrow(window),
-        resetAfter: Option.getOrThrow(resetAfter)
-      },
-      maxInFlight
-    })
+    let settings: supervisor.Settings
+    try {
+      Options.read(Options.nonNegativeInt("worker id"), id)
+      settings = {
+        restart: {
+          schedule: o.restart ?? defaultRestartSchedule,
+          maxRestarts: Options.read(Options.countOrInfinity("maxRestarts"), o.maxRestarts ?? Infinity),
+          window: Options.readDuration("restartWindow", o.restartWindow, "1 minute"),
+          resetAfter: Options.readDuration("resetBackoffAfter", o.resetBackoffAfter, "30 seconds")
+        },
+        maxInFlight: Options.read(Options.positiveInt("maxInFlight"), o.maxInFlight ?? kind.concurrency ?? 1)
+      }
+    } catch (error) {
+      return Effect.fail(error as InvalidOptions)
+    }
+    return supervisor.make(id, kind, settings)
   })
 
 /**

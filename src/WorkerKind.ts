@@ -12,7 +12,7 @@
 
 import type { Scope } from "effect"
 import { Effect } from "effect"
-import type { WorkerCrash } from "./WorkerError.ts"
+import type { InvalidOptions, WorkerCrash } from "./WorkerError.ts"
 
 /**
  * A request handler: turns a request into a response, or fails with a domain
@@ -136,6 +136,12 @@ export interface WorkerKind<Req, Resp, E, R = never> {
    * A spare serves the workers made with this very kind value.
    */
   readonly spare?: boolean | undefined
+  /**
+   * Set on a kind made from invalid options (`Thread.make`, `Subprocess.make`
+   * return one rather than throw): `Worker.fromKind` fails with it, and
+   * nothing starts.
+   */
+  readonly invalid?: InvalidOptions | undefined
 }
 
 /**

@@ -169,7 +169,9 @@ beforeAll(async () => {
 
   // Examples wait on timers too, so a few more processes than CPUs keep them busy.
   const concurrency = Math.max(4, os.availableParallelism() + 1)
-  const tasks = runnable.map((example) => () => exec(node, ["--conditions=effect-worker-pool-source", fileOf(example)], runTimeoutMs))
+  const tasks = runnable.map(
+    (example) => () => exec(node, ["--conditions=effect-worker-pool-source", fileOf(example)], runTimeoutMs)
+  )
   const outcomes = limited(tasks, concurrency)
   runs = new Map(runnable.map((example, i) => [example, outcomes[i]!]))
 

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Exit, Fiber, Layer, Option, Schedule } from "effect"
+import { Cause, Context, Deferred, Effect, Exit, Fiber, Layer, Option, Schedule } from "effect"
 import { TestClock } from "effect/testing"
 import {
   DispatchPolicy,
@@ -209,6 +209,36 @@ describe("WorkerPool membership", () => {
           })
         )
       )
+    })
+  )
+
+  it.effect("a worker the library did not make is refused, whatever its shape", () =>
+    Effect.gen(function* () {
+      const pool = yield* WorkerPool.make<number, number, never>({})
+      const real = yield* Worker.make(WorkerId.make(0), (n: number) => Effect.succeed(n))
+      const shape = {
+        id: WorkerId.make(1),
+        kind: "in-process",
+        maxInFlight: 1,
+        health: real.health,
+        dispatch: (n: number) => Effect.succeed(n)
+      }
+      // @ts-expect-error the type is opaque: an object of the same shape is not a Worker
+      const handMade: Worker.Worker<number, number, never> = shape
+      assert.strictEqual(handMade.id, 1)
+      // A forged brand does not help: the pool knows the workers it can drive.
+      const forged: Worker.Worker<number, number, never> = { ...shape, [Worker.TypeId]: Worker.TypeId }
+      const copied = { ...real, id: WorkerId.make(2) }
+      for (const impostor of [forged, copied]) {
+        const exit = yield* Effect.exit(pool.add(impostor))
+        assert.isTrue(Exit.hasDies(exit))
+        const defect = Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
+        assert.instanceOf(defect, TypeError)
+        assert.match((defect as TypeError).message, /was not made by Worker\.make, makeScoped or fromKind/)
+      }
+      assert.strictEqual(yield* pool.size, 0)
+      yield* pool.add(real)
+      assert.strictEqual(yield* pool.dispatch(7), 7)
     })
   )
 

@@ -584,7 +584,10 @@ describe("batches on the wire", { timeout: 30_000 }, () => {
 
   it.live("a thread's runner posts every answer of a turn in one message", () =>
     Effect.gen(function* () {
-      const worker = new WorkerThreads.Worker(S.workerScript, { execArgv: ["--conditions=effect-worker-pool-source"], stderr: true })
+      const worker = new WorkerThreads.Worker(S.workerScript, {
+        execArgv: ["--conditions=effect-worker-pool-source"],
+        stderr: true
+      })
       yield* Effect.addFinalizer(() => Effect.promise(() => worker.terminate()))
       const batches: Array<ReadonlyArray<{ readonly _tag: string }>> = []
       const answered = yield* Effect.callback<void>((resume) => {

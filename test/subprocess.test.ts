@@ -12,6 +12,7 @@ import {
   Protocol,
   Reported,
   Subprocess,
+  Thread,
   Worker,
   WorkerCrash,
   WorkerId
@@ -413,14 +414,34 @@ describe("Subprocess workers", { timeout: 30_000, concurrent: true }, () => {
       )
   )
 
-  it("invalid options throw InvalidOptions at once", () => {
-    const make = (options: Partial<Subprocess.Options<number, number, never>>) => () =>
-      Subprocess.make({ command: "node", request: Schema.Number, response: Schema.Number, ...options })
-    assert.throws(make({ concurrency: 0 }), InvalidOptions)
-    assert.throws(make({ maxLineBytes: -1 }), InvalidOptions)
-    assert.throws(make({ cancelGrace: "soon" as never }), InvalidOptions)
-    assert.throws(make({ command: "" }), InvalidOptions)
-  })
+  it.effect("invalid options are InvalidOptions in the error channel of fromKind, and nothing starts", () =>
+    Effect.gen(function* () {
+      const reasonOf = (options: Partial<Subprocess.Options<number, number, never>>) =>
+        Effect.gen(function* () {
+          const kind = Subprocess.make({ command: "node", request: Schema.Number, response: Schema.Number, ...options })
+          assert.instanceOf(kind.invalid, InvalidOptions, "make returns a kind, it does not throw")
+          const error = yield* Effect.flip(Worker.fromKind(WorkerId.make(0), kind))
+          assert.instanceOf(error, InvalidOptions)
+          return error.reason
+        }).pipe(Effect.scoped)
+      assert.strictEqual(yield* reasonOf({ concurrency: 0 }), "concurrency must be a positive integer, got 0")
+      assert.strictEqual(yield* reasonOf({ maxLineBytes: -1 }), "maxLineBytes must be a positive integer, got -1")
+      assert.strictEqual(
+        yield* reasonOf({ cancelGrace: "soon" as never }),
+        "cancelGrace must be a finite, non-negative duration, got soon"
+      )
+      assert.strictEqual(yield* reasonOf({ command: "" }), "command must be a program name")
+      const thread = Thread.make(new URL("./fixtures/worker.ts", import.meta.url), {
+        request: Schema.Number,
+        response: Schema.Number,
+        stderr: { logLevel: "Loud" as never }
+      })
+      assert.strictEqual(
+        (yield* Effect.flip(Worker.fromKind(WorkerId.make(1), thread).pipe(Effect.scoped))).reason,
+        'stderr.logLevel must be one of "Fatal", "Error", "Warn", "Info", "Debug", "Trace", "None", got Loud'
+      )
+    })
+  )
 })
 
 describe("Subprocess liveness", { timeout: 30_000, concurrent: true }, () => {
@@ -506,11 +527,12 @@ describe("Subprocess liveness", { timeout: 30_000, concurrent: true }, () => {
     )
   )
 
-  it("invalid heartbeat options throw InvalidOptions at once", () => {
-    const make = (options: Partial<Subprocess.Options<number, number, never>>) => () =>
-      Subprocess.make({ command: "node", request: Schema.Number, response: Schema.Number, ...options })
-    assert.throws(make({ heartbeatInterval: 0 }), InvalidOptions)
-    assert.throws(make({ heartbeatInterval: "1 second", silenceLimit: "1 second" }), InvalidOptions)
-    assert.throws(make({ silenceLimit: "forever" as never }), InvalidOptions)
+  it("invalid heartbeat options make a kind that carries InvalidOptions", () => {
+    const make = (options: Partial<Subprocess.Options<number, number, never>>) =>
+      Subprocess.make({ command: "node", request: Schema.Number, response: Schema.Number, ...options }).invalid
+    assert.instanceOf(make({ heartbeatInterval: 0 }), InvalidOptions)
+    assert.instanceOf(make({ heartbeatInterval: "1 second", silenceLimit: "1 second" }), InvalidOptions)
+    assert.instanceOf(make({ silenceLimit: "forever" as never }), InvalidOptions)
+    assert.isUndefined(make({}))
   })
 })

@@ -3,46 +3,47 @@
  */
 import * as os from "node:os"
 import * as path from "node:path"
-import { Duration, Option } from "effect"
+import { Duration, Effect } from "effect"
 import type { Severity } from "effect/LogLevel"
 import { InvalidOptions } from "../WorkerError.ts"
+import type { WorkerKind } from "../WorkerKind.ts"
+import * as Options from "./options.ts"
+
+/**
+ * The kind `build` makes, or, when its options are invalid (it threw
+ * `InvalidOptions`), a kind that carries the error: `Worker.fromKind` fails
+ * with it, so the error reaches the error channel, and nothing starts.
+ */
+export const checkedKind = <K extends WorkerKind<any, any, any, any>>(name: string, build: () => K): K => {
+  try {
+    return build()
+  } catch (error) {
+    if (!(error instanceof InvalidOptions)) throw error
+    return { name, spawn: Effect.die(error), invalid: error } as WorkerKind<any, any, any, any> as K
+  }
+}
 
 /** Throws `InvalidOptions` with `reason`. */
 export const invalid = (reason: string): never => {
   throw new InvalidOptions({ reason })
 }
 
-export const positiveInt = (name: string, value: number | undefined, fallback: number): number => {
-  const n = value ?? fallback
-  if (!Number.isSafeInteger(n) || n < 1) invalid(`${name} must be a positive integer, got ${n}`)
-  return n
-}
+export const positiveInt = (name: string, value: number | undefined, fallback: number): number =>
+  Options.read(Options.positiveInt(name), value ?? fallback)
 
-export const nonNegativeInt = (name: string, value: number | undefined, fallback: number): number => {
-  const n = value ?? fallback
-  if (!Number.isSafeInteger(n) || n < 0) invalid(`${name} must be a non-negative integer, got ${n}`)
-  return n
-}
+export const nonNegativeInt = (name: string, value: number | undefined, fallback: number): number =>
+  Options.read(Options.nonNegativeInt(name), value ?? fallback)
 
 export const duration = (
   name: string,
   value: Duration.Input | undefined,
   fallback: Duration.Input
-): Duration.Duration => {
-  const d = Duration.fromInput(value ?? fallback)
-  if (Option.isNone(d) || !Duration.isFinite(d.value) || Duration.toMillis(d.value) < 0) {
-    return invalid(`${name} must be a finite, non-negative duration, got ${String(value)}`)
-  }
-  return d.value
-}
+): Duration.Duration => Options.readDuration(name, value, fallback)
 
 const severities: ReadonlyArray<Severity | "None"> = ["Fatal", "Error", "Warn", "Info", "Debug", "Trace", "None"]
 
-export const logLevel = (name: string, value: Severity | "None" | undefined, fallback: Severity): Severity | "None" => {
-  const level = value ?? fallback
-  if (!severities.includes(level)) invalid(`${name} must be one of ${severities.join(", ")}, got ${String(level)}`)
-  return level
-}
+export const logLevel = (name: string, value: Severity | "None" | undefined, fallback: Severity): Severity | "None" =>
+  Options.read(Options.oneOf(name, severities), value ?? fallback)
 
 /** Settings common to the out-of-process kinds, with their defaults applied. */
 export interface CommonSettings {

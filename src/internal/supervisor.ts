@@ -12,13 +12,19 @@ import type { Incarnation, WorkerKind } from "../WorkerKind.ts"
 import { spawnFailure } from "./describe.ts"
 import type { Spare } from "./pool/spares.ts"
 import { type RestartPolicy, restartTracker } from "./restart.ts"
-import { makeCore, makeLive, NotStarted, TypeId } from "./worker.ts"
+import { makeCore, makeLive, NotStarted, register, TypeId } from "./worker.ts"
 
 /** Builds a supervised worker of any kind. See `Worker.fromKind`. */
+/** A worker's checked settings. */
+export interface Settings {
+  readonly restart: RestartPolicy
+  readonly maxInFlight: number
+}
+
 export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
   id: WorkerId,
   kind: WorkerKind<Req, Resp, E, R>,
-  options: { readonly restart: RestartPolicy; readonly maxInFlight: number }
+  options: Settings
 ): Effect.fn.Return<Worker<Req, Resp, E>, never, R | Scope.Scope> {
   const scope = yield* Scope.fork(yield* Scope.Scope, "sequential")
   const context = yield* Effect.context<R>()
@@ -151,13 +157,14 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
     })
 
   const worker: Worker<Req, Resp, E> = {
+    [TypeId]: TypeId,
     id,
     kind: kind.name,
     maxInFlight: options.maxInFlight,
     health: Effect.sync(() => health.snapshot()),
     dispatch
   }
-  return Object.assign(worker, { [TypeId]: core })
+  return register(worker, core)
 })
 
 const isNotStarted = (u: unknown): u is NotStarted => u instanceof NotStarted

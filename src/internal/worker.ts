@@ -40,6 +40,15 @@ export { Slot }
 /** @internal */
 export const TypeId: unique symbol = Symbol.for("effect-worker-pool/Worker") as never
 
+/** The workers made here, with their cores: a worker is known by its identity, never by its shape. */
+const cores = new WeakMap<object, WorkerCore<any, any, any>>()
+
+/** Makes `worker` the face of `core`. */
+export const register = <W extends object>(worker: W, core: WorkerCore<any, any, any>): W => {
+  cores.set(worker, core)
+  return worker
+}
+
 /** A request did not start: the incarnation that gave it a slot is gone. */
 export class NotStarted {
   readonly _tag = "NotStarted"
@@ -131,11 +140,9 @@ export interface WorkerCore<Req, Resp, E> {
   takeSpare: ((kind: WorkerKind<any, any, any, any>) => Spare | undefined) | undefined
 }
 
-/** The core of a worker made by this library, or `undefined`. */
+/** The core of a worker made by this library, or `undefined` (for any other object, whatever its shape). */
 export const coreOf = <Req, Resp, E>(worker: unknown): WorkerCore<Req, Resp, E> | undefined =>
-  typeof worker === "object" && worker !== null && TypeId in worker
-    ? (worker as { readonly [TypeId]: WorkerCore<Req, Resp, E> })[TypeId]
-    : undefined
+  typeof worker === "object" && worker !== null ? cores.get(worker) : undefined
 
 type Failure<E> =
   | { readonly _tag: "Domain"; readonly error: E; readonly outcome: "domainError" | "rejected" }
