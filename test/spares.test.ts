@@ -74,6 +74,34 @@ describe("spares", () => {
     })
   )
 
+  it.effect("a restart on a spare counts toward the restart budget at the time it happens", () =>
+    Effect.gen(function* () {
+      const { kind } = numbered()
+      const pool = yield* WorkerPool.make({
+        size: 1,
+        worker: (id) =>
+          Worker.fromKind(id, kind, {
+            maxRestarts: 3,
+            restartWindow: "5 seconds",
+            // Growing delays (1 s, 10 s, 100 s, 1000 s): budgeted at now + delay, the restarts
+            // would spread far apart and fall out of the window.
+            restart: Schedule.exponential("1 second", 10)
+          })
+      })
+      yield* Effect.yieldNow
+      const states: Array<string> = []
+      for (let i = 0; i < 4; i++) {
+        yield* Effect.flip(pool.dispatch("crash"))
+        const [[, health]] = yield* pool.health
+        states.push(`${health.state} ${health.restarts}`)
+        // A second: the next spare is ready long before (its keeper waits about 100 ms).
+        yield* TestClock.adjust("1 second")
+      }
+      // Three restarts on spares within 3 s; the fourth crash exceeds 3 restarts within 5 s.
+      assert.deepStrictEqual(states, ["Healthy 1", "Healthy 2", "Healthy 3", "Retired 3"])
+    })
+  )
+
   it.effect("no spare is started for a kind whose workers cannot start, and `spares: 0` turns them off", () =>
     Effect.gen(function* () {
       const broken = numbered()

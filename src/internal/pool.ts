@@ -98,6 +98,7 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
   // the scopes of promoted ones) outlive the drain.
   const spares = new Spares(config.spares, yield* Scope.fork(scope, "sequential"), background)
   const takeSpare = (kind: WorkerKind<any, any, any, any>) => (closing ? undefined : spares.take(kind))
+  const hasSpare = (kind: WorkerKind<any, any, any, any>) => !closing && spares.has(kind)
   const selection = new Selection<Req, Resp, E>(membership, config.policy, config.ejection, random, now)
   const pump = () => admission.pump()
   const outcomes = new Outcomes<Req, Resp, E>(membership, selection, config.ejection, config.retry, {
@@ -393,6 +394,7 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
       }
       core.listener = () => changed(member)
       core.takeSpare = takeSpare
+      core.hasSpare = hasSpare
       if (core.spareSource !== undefined) {
         spares.offer(core.spareSource)
         if (core.health.isLive) spares.started(core.spareSource.kind)
@@ -412,6 +414,7 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
       membership.remove(member)
       member.core.listener = undefined
       member.core.takeSpare = undefined
+      member.core.hasSpare = undefined
       selection.reset()
       checkHope()
       const stop = member.core.stop("it was removed from the pool", { graceful: true })

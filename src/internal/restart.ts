@@ -44,7 +44,11 @@ export const restartTracker = Effect.fnUntraced(function* (policy: RestartPolicy
     })
   )
 
-  const next = (crash: WorkerCrash, served: boolean): Effect.Effect<RestartDecision> =>
+  /**
+   * `immediate`: the restart takes a ready spare, so it happens now rather
+   * than after the delay.
+   */
+  const next = (crash: WorkerCrash, served: boolean, immediate = false): Effect.Effect<RestartDecision> =>
     Effect.clockWith((clock) =>
       Effect.gen(function* () {
         const now = clock.currentTimeMillisUnsafe()
@@ -56,7 +60,7 @@ export const restartTracker = Effect.fnUntraced(function* (policy: RestartPolicy
         const stepped = yield* Effect.exit(step(now, crash))
         if (Exit.isFailure(stepped)) return { _tag: "Retire", because: "its restart schedule is exhausted" } as const
         const delay = stepped.value[1]
-        const at = now + Duration.toMillis(delay)
+        const at = immediate ? now : now + Duration.toMillis(delay)
         while (restartTimes.length > 0 && restartTimes[0]! <= at - windowMillis) restartTimes.shift()
         if (restartTimes.length >= policy.maxRestarts) {
           return {
@@ -70,5 +74,11 @@ export const restartTracker = Effect.fnUntraced(function* (policy: RestartPolicy
       })
     )
 
-  return { started, next }
+  /** The restart decided last happens now: the budget counts it at the time it really happened. */
+  const restarted = Effect.clockWith((clock) =>
+    Effect.sync(() => {
+      if (restartTimes.length > 0) restartTimes[restartTimes.length - 1] = clock.currentTimeMillisUnsafe()
+    })
+  )
+  return { started, next, restarted }
 })

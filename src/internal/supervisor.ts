@@ -101,7 +101,9 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
       return Effect.gen(function* () {
         const { reason, served } = yield* incarnate(closed, spare)
         Deferred.doneUnsafe(firstStart, Exit.void)
-        const decision = yield* restarts.next(new WorkerCrash({ reason, workerId: id }), served)
+        // With a spare ready, the restart is now, not after the delay: the budget counts it so.
+        const immediate = core.hasSpare?.(kind) === true
+        const decision = yield* restarts.next(new WorkerCrash({ reason, workerId: id }), served, immediate)
         if (decision._tag === "Retire") {
           health.retiredBecause = decision.because
           life.setState("Retired")
@@ -129,6 +131,7 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
       // A ready spare of this kind takes over at once; else the delay, then a start.
       spare = core.takeSpare?.(kind)
       if (spare === undefined) yield* Effect.sleep(decision.delay)
+      yield* restarts.restarted
       health.restarts++
       yield* Effect.logInfo("worker restarting").pipe(
         Effect.annotateLogs({ attempt: decision.attempt, spare: spare !== undefined }),

@@ -138,6 +138,8 @@ export interface WorkerCore<Req, Resp, E> {
   spareSource: SpareSource | undefined
   /** Where a restart takes a ready spare from; set by the pool that owns the worker. */
   takeSpare: ((kind: WorkerKind<any, any, any, any>) => Spare | undefined) | undefined
+  /** Whether `takeSpare` would give a spare now; set with it. */
+  hasSpare: ((kind: WorkerKind<any, any, any, any>) => boolean) | undefined
 }
 
 /** The core of a worker made by this library, or `undefined` (for any other object, whatever its shape). */
@@ -480,7 +482,8 @@ export const makeCore = <Req, Resp, E>(options: {
     stop,
     listener: undefined,
     spareSource: undefined,
-    takeSpare: undefined
+    takeSpare: undefined,
+    hasSpare: undefined
   }
 
   /** What the supervisor drives. */

@@ -85,6 +85,11 @@ export class Spares {
     if (this.source?.kind === kind) Deferred.doneUnsafe(this.startsWork, Exit.void)
   }
 
+  /** Whether a spare of `kind` is ready to be taken. */
+  has(kind: WorkerKind<any, any, any, any>): boolean {
+    return this.source?.kind === kind && this.slots.some((slot) => slot.ready !== undefined)
+  }
+
   /** A ready spare of `kind` (the same kind value), now taken, or `undefined`. */
   take(kind: WorkerKind<any, any, any, any>): Spare | undefined {
     if (this.source === undefined || this.source.kind !== kind) return undefined
