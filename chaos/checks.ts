@@ -3,7 +3,7 @@
  * run saw. Each check passes or fails with a line that says why.
  */
 import { faultNames } from "./plan.ts"
-import type { RunResult, WorkerRecord } from "./run.ts"
+import { canComeBack, type Refusal, type RunResult, type WorkerRecord } from "./run.ts"
 
 /** One check of one run. */
 export interface Check {
@@ -50,6 +50,32 @@ export const totalsOf = (workers: ReadonlyArray<WorkerRecord>) => {
   }
 }
 
+/**
+ * Whether a refusal was one the pool promises: its reason is `NoWorker`, and
+ * the refused request's fiber saw no member that could take a request or
+ * come back (see `canComeBack`). With no budget no worker is
+ * ever retired and the run never removes the last two members, so only
+ * members failing to start could allow one there; with a budget, retired
+ * members too.
+ */
+export const refusalAllowed = (refusal: Refusal): boolean =>
+  refusal.reason === "NoWorker" && refusal.seen !== undefined && !refusal.seen.some(canComeBack)
+
+const describeRefusal = (refusal: Refusal): string => {
+  const seen =
+    refusal.seen === undefined
+      ? "its fiber did not see the refusal"
+      : refusal.seen.length === 0
+        ? "no member"
+        : refusal.seen
+            .map(
+              ({ id, state, failedStarts }) =>
+                `${id} ${state}${failedStarts > 0 ? ` (failed starts ${failedStarts})` : ""}`
+            )
+            .join(", ")
+  return `request ${refusal.request}, seen: ${seen}; ${refusal.reason}: "${refusal.message}"`
+}
+
 /** Judges a run. `minFaults`: how often each fault must have happened. */
 export const checksOf = (result: RunResult, minFaults: number): Array<Check> => {
   const { settings } = result
@@ -81,7 +107,7 @@ export const checksOf = (result: RunResult, minFaults: number): Array<Check> => 
   const t = totalsOf(result.workers)
   const successes = t.completed - t.errored - t.interrupted
   const otherErrors = t.errored - t.timeouts
-  const upTo = tally("DomainError") + (tally("WorkerCrash") - result.refused) + tally("interrupted")
+  const upTo = tally("DomainError") + (tally("WorkerCrash") - result.refusals.length) + tally("interrupted")
   const identities: Array<readonly [string, boolean]> = [
     [`successes ${successes} = ${tally("success")}`, successes === tally("success")],
     [`timeouts ${t.timeouts} = ${tally("RequestTimeout")}`, t.timeouts === tally("RequestTimeout")],
@@ -125,8 +151,27 @@ export const checksOf = (result: RunResult, minFaults: number): Array<Check> => 
       : `faults that happened fewer than ${minFaults} times: ${short.map((name) => `${name} ${result.faults[name]}`).join(", ")}`
   )
 
+  const refused = result.refusals.length
+  const unexpected = result.refusals.filter((refusal) => !refusalAllowed(refusal))
+  check(
+    "refusals",
+    unexpected.length === 0,
+    unexpected.length > 0
+      ? `${unexpected.length} of ${refused} refusals came while a worker could come back, first: ${describeRefusal(unexpected[0]!)}`
+      : `refused ${refused}: ${refused === 0 ? "no request was refused" : "each refusal came while no member could come back (retired, or failing to start)"}`
+  )
+
   const budget = settings.budget
-  if (budget !== undefined) {
+  if (budget === undefined) {
+    const retired = result.workers.filter((w) => w.final.retiredBecause !== undefined)
+    check(
+      "retired",
+      retired.length === 0,
+      retired.length === 0
+        ? "no worker was retired"
+        : `${retired.length} workers were retired, first: worker ${retired[0]!.id}, ${retired[0]!.final.retiredBecause}`
+    )
+  } else {
     const unseen = result.workers.filter((w) => w.restartTimes.length !== w.final.restarts - w.restartsBefore)
     check(
       "restarts seen",
