@@ -116,6 +116,11 @@ export interface RunResult {
   readonly hung: number
   readonly stray: ReadonlyArray<Stray>
   readonly maxLatencyMillis: number
+  /**
+   * The most a timer of the run woke up late: a probe fiber sleeps 20 ms at a
+   * time, all run long, and measures by how much each sleep overran.
+   */
+  readonly timerLatenessMillis: number
   /** `pool.queued` once every caller was done. */
   readonly queuedAtEnd: number
   readonly workers: ReadonlyArray<WorkerRecord>
@@ -137,6 +142,8 @@ const minMembers = 2
  * and for the one it killed to be reaped.
  */
 const faultWait = Duration.seconds(5)
+/** How long the probe of timer lateness sleeps at a time. */
+const probeMillis = 20
 /** After the watchdog fired, how long a cut request may take to end before it counts as lost. */
 const lostAfter = Duration.seconds(5)
 
@@ -239,6 +246,19 @@ export const run = (settings: RunSettings): Effect.Effect<RunResult> =>
       ),
       Effect.forkIn(poolScope)
     )
+    // --- the timers' lateness: a machine under load wakes every sleeping fiber late, the supervisors' too.
+    let timerLatenessMillis = 0
+    yield* Effect.forkIn(
+      Effect.forever(
+        Effect.gen(function* () {
+          const slept = performance.now()
+          yield* Effect.sleep(Duration.millis(probeMillis))
+          timerLatenessMillis = Math.max(timerLatenessMillis, performance.now() - slept - probeMillis)
+        })
+      ),
+      poolScope
+    )
+
     yield* Effect.yieldNow
     const initial = yield* pool.health
     const restartsBefore = new Map(initial.map(([id, health]) => [id, health.restarts] as const))
@@ -492,6 +512,7 @@ export const run = (settings: RunSettings): Effect.Effect<RunResult> =>
       hung,
       stray,
       maxLatencyMillis,
+      timerLatenessMillis,
       queuedAtEnd,
       workers,
       outages: {
