@@ -6,7 +6,6 @@
  *   npm run chaos -- --seed 42 --requests 1000 --faults 12 --min-faults 10
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Effect, References } from "effect"
 import { chaos, failuresOf, summaryOf } from "./chaos.ts"
 import { parseFlags, usage } from "./flags.ts"
@@ -25,8 +24,7 @@ if (parsed._tag === "Help") {
     if (!report.passed) process.exitCode = 1
   }).pipe(
     // The pool logs every crash and restart: thousands of lines in a chaos run.
-    Effect.provideService(References.MinimumLogLevel, "None"),
-    Effect.provide(NodeServices.layer)
+    Effect.provideService(References.MinimumLogLevel, "None")
   )
   NodeRuntime.runMain(program)
 }

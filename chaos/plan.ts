@@ -34,15 +34,13 @@ export type Step =
       readonly timeoutMillis: number | undefined
       /** For `interrupt`: how long after the dispatch began its caller is interrupted. */
       readonly interruptAfterMillis: number | undefined
-      /** For `crash`, `exit` and `hang`: see {@link burstShare}. */
-      readonly burst: boolean
     }
   /** SIGKILL one live worker process, the `pick`-th of the pool's, from outside the pool. */
-  | { readonly _tag: "Kill"; readonly pick: number; readonly burst: boolean }
+  | { readonly _tag: "Kill"; readonly pick: number }
   /** Adds a new worker: of this kind when the pool holds as many of each, else of the kind it holds fewer of. */
   | { readonly _tag: "Add"; readonly kind: KindName }
   /** Removes the `pick`-th retired member of the pool, or if none is retired the `pick`-th member. */
-  | { readonly _tag: "Remove"; readonly pick: number; readonly burst: boolean }
+  | { readonly _tag: "Remove"; readonly pick: number }
 
 /** What a plan is drawn from. */
 export interface PlanSettings {
@@ -54,13 +52,6 @@ export interface PlanSettings {
   readonly faults: number
   readonly hangTimeoutMillis: number
 }
-
-/**
- * The share of the faults that take a worker down (crash, exit, hang, kill,
- * remove) that come in a burst: they do not wait for the pool to have room
- * for them (see chaos/run.ts), so that it is sometimes left with no worker up.
- */
-export const burstShare = 0.1
 
 /** The faults carried by requests, in the order their positions are dealt. */
 const requestFaults = ["crash", "exit", "hang", "domain", "interrupt"] as const
@@ -103,8 +94,8 @@ export const makePlan = (settings: PlanSettings): ReadonlyArray<Step> => {
   let memberships = 0
   for (let index = 0; index < requests; index++) {
     for (const action of actionsBefore.get(index) ?? []) {
-      if (action === "Kill") steps.push({ _tag: "Kill", pick: random(), burst: random() < burstShare })
-      else if (memberships++ % 2 === 0) steps.push({ _tag: "Remove", pick: random(), burst: random() < burstShare })
+      if (action === "Kill") steps.push({ _tag: "Kill", pick: random() })
+      else if (memberships++ % 2 === 0) steps.push({ _tag: "Remove", pick: random() })
       else steps.push({ _tag: "Add", kind: random() < 0.5 ? "thread" : "subprocess" })
     }
     steps.push(requestStep(index, faultAt.get(index), random, settings.hangTimeoutMillis))
@@ -123,19 +114,18 @@ const requestStep = (
     index,
     fault,
     timeoutMillis: undefined,
-    interruptAfterMillis: undefined,
-    burst: false
+    interruptAfterMillis: undefined
   } as const
   switch (fault) {
     case undefined:
       // Most requests answer at once; some take a few milliseconds, so that requests overlap.
       return { ...step, job: { _tag: "Work", millis: random() < 0.8 ? 0 : 1 + Math.floor(random() * 20) } }
     case "crash":
-      return { ...step, job: { _tag: "Crash", throws: random() < 0.5 }, burst: random() < burstShare }
+      return { ...step, job: { _tag: "Crash", throws: random() < 0.5 } }
     case "exit":
-      return { ...step, job: { _tag: "Exit", code: 1 + Math.floor(random() * 3) }, burst: random() < burstShare }
+      return { ...step, job: { _tag: "Exit", code: 1 + Math.floor(random() * 3) } }
     case "hang":
-      return { ...step, job: { _tag: "Hang" }, timeoutMillis: hangTimeoutMillis, burst: random() < burstShare }
+      return { ...step, job: { _tag: "Hang" }, timeoutMillis: hangTimeoutMillis }
     case "domain":
       return { ...step, job: { _tag: "Domain" } }
     case "interrupt":

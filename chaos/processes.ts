@@ -59,14 +59,9 @@ export const liveDescendants = (root: number = process.pid): Array<number> => {
   return found
 }
 
-/** Whether process `pid` is alive (not a zombie). */
-export const isAlive = (pid: number): boolean => {
-  if (hasProc) {
-    const entry = procEntry(pid)
-    return entry !== undefined && !entry.zombie
-  }
-  return processTable().some((entry) => entry.pid === pid && !entry.zombie)
-}
+/** Whether process `pid` is still in the process table: alive, or dead and not yet reaped by its parent. */
+export const exists = (pid: number): boolean =>
+  hasProc ? procEntry(pid) !== undefined : processTable().some((entry) => entry.pid === pid)
 
 /** The live (not zombie) children of this process. */
 export const liveChildren = (): Array<number> =>

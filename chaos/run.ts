@@ -4,20 +4,20 @@
  * from the pool's health and from the operating system. It returns what it
  * saw; `checksOf` judges it.
  */
-import { Cause, Duration, Effect, Exit, Fiber, Option, Random, Schedule, Scope, Semaphore, Stream } from "effect"
-import type { ChildProcessSpawner } from "effect/process"
+import { Cause, Duration, Effect, Exit, Fiber, Option, Random, Scope, Semaphore, Stream } from "effect"
 import {
   type DomainError,
   type InvalidRequest,
   Worker,
   type WorkerHealth,
   type WorkerId,
-  WorkerPool
+  WorkerPool,
+  type WorkerState
 } from "effect-worker-pool"
 import type { Answer, Job } from "./jobs.ts"
 import { kindOf } from "./kinds.ts"
 import { type FaultName, faultNames, type KindName, makePlan, type Step } from "./plan.ts"
-import { isAlive, liveChildren, liveDescendants, workerThreads } from "./processes.ts"
+import { exists, liveChildren, liveDescendants, workerThreads } from "./processes.ts"
 
 /** A restart budget: at most `maxRestarts` restarts of one worker within any `windowMillis`. */
 export interface Budget {
@@ -66,6 +66,38 @@ export interface Stray {
   readonly what: string
 }
 
+/** A member of the pool as `pool.health` showed it. */
+export interface SeenMember {
+  readonly id: WorkerId
+  readonly state: WorkerState
+  readonly failedStarts: number
+}
+
+/**
+ * A request refused for want of a worker: a `WorkerCrash` that names no
+ * worker. What the pool showed at that moment comes with it.
+ */
+export interface Refusal {
+  readonly request: number
+  /** The `_tag` of the refusal's `reason`. */
+  readonly reason: string
+  /** The refusal's `message`. */
+  readonly message: string
+  /**
+   * `pool.health`, read by the refused request's own fiber as the refusal
+   * reached it; `undefined` if the request ended refused without that fiber
+   * seeing the refusal.
+   */
+  readonly seen: ReadonlyArray<SeenMember> | undefined
+}
+
+/** The stretches of time in which no member of the pool was up (`Healthy` or `Ejected`), as `pool.changes` showed them. */
+export interface Outages {
+  readonly count: number
+  readonly totalMillis: number
+  readonly longestMillis: number
+}
+
 /** What a run saw. */
 export interface RunResult {
   readonly settings: RunSettings
@@ -76,17 +108,23 @@ export interface RunResult {
   readonly faults: Readonly<Record<FaultName, number>>
   /** Outcomes by `_tag`: `success`, each error's tag, `interrupted`, and anything stray. */
   readonly outcomes: ReadonlyMap<string, number>
-  /** Of the `WorkerCrash` outcomes, those that name no worker: the pool had none up to offer. */
-  readonly refused: number
+  /** Of the `WorkerCrash` outcomes, those that name no worker: the pool had none to offer. */
+  readonly refusals: ReadonlyArray<Refusal>
   /** Requests that did not get exactly one outcome. */
   readonly lost: number
   /** Requests that ended later than the bound, or never. */
   readonly hung: number
   readonly stray: ReadonlyArray<Stray>
   readonly maxLatencyMillis: number
+  /**
+   * The most a timer of the run woke up late: a probe fiber sleeps 20 ms at a
+   * time, all run long, and measures by how much each sleep overran.
+   */
+  readonly timerLatenessMillis: number
   /** `pool.queued` once every caller was done. */
   readonly queuedAtEnd: number
   readonly workers: ReadonlyArray<WorkerRecord>
+  readonly outages: Outages
   /** Live descendant processes left once the pool's scope had closed. */
   readonly processesLeft: ReadonlyArray<number>
   /** Worker threads left once the pool's scope had closed; `undefined` where they cannot be counted. */
@@ -96,46 +134,48 @@ export interface RunResult {
 type E = DomainError | InvalidRequest
 type RequestStep = Extract<Step, { readonly _tag: "Request" }>
 
-/**
- * The restart schedule of both runs: 10 ms, doubling, at most 100 ms, with
- * jitter. The library's default (100 ms doubling up to 30 s, reset after
- * 30 s up) would keep crash-looping workers down for most of a run.
- */
-export const restartSchedule = Schedule.exponential("10 millis").pipe(
-  Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.millis(100)))),
-  Schedule.jittered
-)
-
-/**
- * The pace of the faults that take a worker down (crash, exit, hang, kill)
- * and of removes. They pass a gate one at a time, each once the one before
- * has taken effect and while fewer than half of the workers are down
- * (starting, restarting, or being added) and at least two are healthy,
- * waiting at most `gateWait` for that. Starting a worker costs a few hundred
- * milliseconds of CPU: faults faster than workers come back would leave the
- * pool without a worker most of the time, and the faults would meet none.
- * The plan is unchanged, only its pace. A fault in a burst (see
- * `burstShare`) skips the gate.
- */
-const gateWait = Duration.seconds(5)
 /** A remove that would leave fewer members than this is skipped. */
 const minMembers = 2
+/**
+ * How long a fault waits for something to act on: a request that carries a
+ * fault for a worker that can take it, a kill for a worker process to be up
+ * and for the one it killed to be reaped.
+ */
+const faultWait = Duration.seconds(5)
+/** How long the probe of timer lateness sleeps at a time. */
+const probeMillis = 20
 /** After the watchdog fired, how long a cut request may take to end before it counts as lost. */
 const lostAfter = Duration.seconds(5)
 
-const isDown = (health: WorkerHealth) => health.state === "Starting" || health.state === "Restarting"
+const isUp = (state: WorkerState) => state === "Healthy" || state === "Ejected"
 
-/** Polls `condition` every 10 ms until it holds, for at most `gateWait`. */
-const waitUntil = <E2, R2>(condition: Effect.Effect<boolean, E2, R2>) =>
+/**
+ * Whether a member could take a request or come back: up, or starting again
+ * after an incarnation that had become ready (no failed start since). The
+ * pool's own rule, see docs/admission.md.
+ */
+export const canComeBack = (member: Pick<SeenMember, "state" | "failedStarts">): boolean =>
+  isUp(member.state) || ((member.state === "Starting" || member.state === "Restarting") && member.failedStarts === 0)
+
+/** Whether a failure is a refusal: a `WorkerCrash` that names no worker. */
+const isRefusal = (
+  error: unknown
+): error is { readonly reason: { readonly _tag: string }; readonly message: string } => {
+  const e = error as { readonly _tag?: unknown; readonly workerId?: unknown }
+  return e._tag === "WorkerCrash" && e.workerId === undefined
+}
+
+/** Polls `condition` every 10 ms until it holds, for at most `limit`. */
+const waitUntil = (condition: Effect.Effect<boolean>, limit: Duration.Duration) =>
   Effect.timeoutOption(
     Effect.gen(function* () {
       while (!(yield* condition)) yield* Effect.sleep(Duration.millis(10))
     }),
-    gateWait
+    limit
   )
 
-/** Runs the plan of `settings` against a fresh pool; needs a `ChildProcessSpawner` for the subprocesses. */
-export const run = (settings: RunSettings): Effect.Effect<RunResult, never, ChildProcessSpawner.ChildProcessSpawner> =>
+/** Runs the plan of `settings` against a fresh pool with the library's default options. */
+export const run = (settings: RunSettings): Effect.Effect<RunResult> =>
   Effect.gen(function* () {
     const plan = makePlan(settings)
     const began = performance.now()
@@ -148,18 +188,19 @@ export const run = (settings: RunSettings): Effect.Effect<RunResult, never, Chil
     const count = (tag: string) => outcomes.set(tag, (outcomes.get(tag) ?? 0) + 1)
     const outcomesOf = new Uint8Array(settings.requests)
     const stray: Array<Stray> = []
-    let refused = 0
+    const refusals: Array<Refusal> = []
+    /** What the fiber of a refused request saw of the pool, by request. */
+    const seenAtRefusal = new Map<number, ReadonlyArray<SeenMember>>()
     let hung = 0
     let issued = 0
     let maxLatencyMillis = 0
 
     // --- the workers: every one ever made is kept, to read its counters at the end.
-    const workerOptions: Worker.WorkerOptions = {
-      restart: restartSchedule,
-      ...(settings.budget === undefined
-        ? {}
-        : { maxRestarts: settings.budget.maxRestarts, restartWindow: Duration.millis(settings.budget.windowMillis) })
-    }
+    // The library's defaults (restart schedule, no budget), but for the budget of the budget run.
+    const workerOptions: Worker.WorkerOptions | undefined =
+      settings.budget === undefined
+        ? undefined
+        : { maxRestarts: settings.budget.maxRestarts, restartWindow: Duration.millis(settings.budget.windowMillis) }
     const made = new Map<WorkerId, { readonly worker: Worker.Worker<Job, Answer, E>; readonly kind: KindName }>()
     const makeWorker = (id: WorkerId, kind: KindName) =>
       Worker.fromKind(id, kindOf(kind), workerOptions).pipe(
@@ -170,14 +211,27 @@ export const run = (settings: RunSettings): Effect.Effect<RunResult, never, Chil
     // Made first, closed last: the workers added later live in it, and the pool stops them first.
     const workersScope = yield* Scope.make()
     const poolScope = yield* Scope.make()
-    const pool = yield* WorkerPool.make<Job, Answer, E, never, ChildProcessSpawner.ChildProcessSpawner>({
+    const pool = yield* WorkerPool.make<Job, Answer, E>({
       size: settings.workers,
       worker: (id) => makeWorker(id, id % 2 === 0 ? "thread" : "subprocess")
     }).pipe(Effect.orDie, Scope.provide(poolScope))
 
-    // --- restarts, as `pool.changes` shows them.
+    // --- restarts and outages, as `pool.changes` shows them.
     const restartTimes = new Map<WorkerId, Array<number>>()
     const restartsSeen = new Map<WorkerId, number>()
+    const states = new Map<WorkerId, WorkerState>()
+    /** Removed workers: a change of theirs the stream shows late is not taken for a member's. */
+    const removed = new Set<WorkerId>()
+    const outageLengths: Array<number> = []
+    let downSince: number | undefined
+    const noteStates = () => {
+      const up = [...states.values()].some(isUp)
+      if (!up && downSince === undefined) downSince = since()
+      if (up && downSince !== undefined) {
+        outageLengths.push(since() - downSince)
+        downSince = undefined
+      }
+    }
     yield* pool.changes.pipe(
       Stream.runForEach(([id, health]) =>
         Effect.sync(() => {
@@ -185,45 +239,90 @@ export const run = (settings: RunSettings): Effect.Effect<RunResult, never, Chil
           const at = since()
           for (let k = seen; k < health.restarts; k++) restartTimes.set(id, [...(restartTimes.get(id) ?? []), at])
           restartsSeen.set(id, Math.max(seen, health.restarts))
+          if (removed.has(id) || health.state === "Stopped") states.delete(id)
+          else states.set(id, health.state)
+          noteStates()
         })
       ),
       Effect.forkIn(poolScope)
     )
-    yield* Effect.yieldNow
-    const restartsBefore = new Map((yield* pool.health).map(([id, health]) => [id, health.restarts] as const))
-    for (const [id, restarts] of restartsBefore) restartsSeen.set(id, Math.max(restartsSeen.get(id) ?? 0, restarts))
-
-    // --- the gate of the faults that take a worker down.
-    const gate = yield* Semaphore.make(1)
-    const maxDown = Math.max(1, Math.floor(settings.workers / 2))
-    /** Workers being added: starting, not members yet. */
-    let adding = 0
-    const room = Effect.map(
-      pool.health,
-      (members) =>
-        members.filter(([, h]) => isDown(h)).length + adding < maxDown &&
-        members.filter(([, h]) => h.state === "Healthy").length >= 2
+    // --- the timers' lateness: a machine under load wakes every sleeping fiber late, the supervisors' too.
+    let timerLatenessMillis = 0
+    yield* Effect.forkIn(
+      Effect.forever(
+        Effect.gen(function* () {
+          const slept = performance.now()
+          yield* Effect.sleep(Duration.millis(probeMillis))
+          timerLatenessMillis = Math.max(timerLatenessMillis, performance.now() - slept - probeMillis)
+        })
+      ),
+      poolScope
     )
-    /** Runs a fault that takes a worker down: at once in a burst, else through the gate. */
-    const paced = <A, E2, R2>(burst: boolean, effect: Effect.Effect<A, E2, R2>) =>
-      burst ? effect : gate.withPermit(Effect.andThen(waitUntil(room), effect))
+
+    yield* Effect.yieldNow
+    const initial = yield* pool.health
+    const restartsBefore = new Map(initial.map(([id, health]) => [id, health.restarts] as const))
+    for (const [id, health] of initial) {
+      restartsSeen.set(id, Math.max(restartsSeen.get(id) ?? 0, health.restarts))
+      if (!states.has(id)) states.set(id, health.state)
+    }
+    noteStates()
+
+    /**
+     * The faults that take an incarnation down (crash, exit, hang, kill,
+     * remove) come one at a time, each once the one before has taken effect:
+     * its request ended, its process was reaped, its remove returned. Not for
+     * the pool's sake (a request that finds no worker up waits for one), but
+     * for the faults': one that takes an incarnation down ends the other
+     * requests it holds with `WorkerCrash`, so a hanging request that shares
+     * its incarnation with a crash, a kill, a remove or another hang's timeout
+     * never gets its `RequestTimeout`, and does not count. Everything else,
+     * adds included, runs at the callers' pace.
+     */
+    const oneAtATime = yield* Semaphore.make(1)
 
     // --- kills: from outside the pool, of one of the processes it started (this process's new children).
-    const workerProcesses = () => liveChildren().filter((pid) => !processesBefore.has(pid))
-    const kill = (pick: number, burst: boolean) =>
+    const killed = new Set<number>()
+    const workerProcesses = () => liveChildren().filter((pid) => !processesBefore.has(pid) && !killed.has(pid))
+    /** Kills one worker process, the `pick`-th; whether there was one to kill. */
+    const killOne = (pick: number) =>
       Effect.gen(function* () {
-        // When every subprocess worker is down, the kill waits for one to start, unless it comes in a burst.
-        if (!burst) yield* waitUntil(Effect.sync(() => workerProcesses().length > 0))
         const candidates = workerProcesses()
-        if (candidates.length === 0) return
+        if (candidates.length === 0) return false
         const pid = candidates[Math.floor(pick * candidates.length)]!
         try {
           process.kill(pid, "SIGKILL")
         } catch {
-          return // It died on its own meanwhile.
+          return false // It died on its own meanwhile.
         }
+        killed.add(pid)
         faults.kill++
-        if (!burst) yield* waitUntil(Effect.sync(() => !isAlive(pid)))
+        // Reaped, its worker learns of its end: only then has the kill taken effect.
+        yield* waitUntil(
+          Effect.sync(() => !exists(pid)),
+          faultWait
+        )
+        return true
+      })
+    /**
+     * When every subprocess worker is down, a kill waits for one to start, for
+     * at most `faultWait` in all. It waits without holding up the other faults:
+     * it takes its turn once there is a process to kill, and waits again if
+     * that process was gone by then. Only the waits for a process count
+     * against `faultWait`, not the waits for its turn.
+     */
+    const kill = (pick: number) =>
+      Effect.gen(function* () {
+        let left = Duration.toMillis(faultWait)
+        while (left > 0) {
+          const waitBegan = performance.now()
+          yield* waitUntil(
+            Effect.sync(() => workerProcesses().length > 0),
+            Duration.millis(left)
+          )
+          left -= performance.now() - waitBegan
+          if (yield* oneAtATime.withPermit(killOne(pick))) return
+        }
       })
 
     // --- membership.
@@ -233,37 +332,39 @@ export const run = (settings: RunSettings): Effect.Effect<RunResult, never, Chil
     /**
      * Starts adding a worker of the kind the pool has fewer of (not counting
      * retired workers), so that both kinds stay in it; of the planned kind
-     * on a tie. It counts as down (see `room`) until it is a member.
+     * on a tie.
      */
     const add = (planned: KindName) =>
       Effect.gen(function* () {
-        const members = yield* pool.health
+        const health = yield* pool.health
         const inService = (kind: KindName) =>
-          members.filter(([id, h]) => made.get(id)?.kind === kind && h.state !== "Retired").length
+          health.filter(([id, h]) => made.get(id)?.kind === kind && h.state !== "Retired").length
         const threads = inService("thread")
         const subprocesses = inService("subprocess")
         const kind = threads === subprocesses ? planned : threads < subprocesses ? "thread" : "subprocess"
-        adding++
-        return yield* Effect.gen(function* () {
-          const worker = yield* makeWorker(nextId++ as WorkerId, kind).pipe(Scope.provide(workersScope))
-          yield* pool.add(worker).pipe(Effect.orDie)
-          faults.add++
-        }).pipe(
-          Effect.ensuring(Effect.sync(() => adding--)),
-          Effect.forkIn(poolScope),
-          Effect.flatMap((fiber) => Effect.sync(() => void additions.push(fiber)))
-        )
-      })
+        const worker = yield* makeWorker(nextId++ as WorkerId, kind).pipe(Scope.provide(workersScope))
+        yield* pool.add(worker).pipe(Effect.orDie)
+        faults.add++
+      }).pipe(
+        Effect.forkIn(poolScope),
+        Effect.flatMap((fiber) => Effect.sync(() => void additions.push(fiber)))
+      )
     const remove = (pick: number) =>
       Effect.gen(function* () {
-        const members = yield* pool.health
-        if (members.length <= minMembers) return
+        const health = yield* pool.health
+        // Removes come one at a time (see `oneAtATime`): none can be under way meanwhile.
+        if (health.length <= minMembers) return
         // A retired worker goes first, as an operator would replace it; else any member may.
-        const retired = members.filter(([, h]) => h.state === "Retired")
-        const among = retired.length > 0 ? retired : members
+        const retired = health.filter(([, h]) => h.state === "Retired")
+        const among = retired.length > 0 ? retired : health
         const [id] = among[Math.floor(pick * among.length)]!
-        const removed = yield* Effect.exit(pool.remove(id))
-        if (Exit.isSuccess(removed)) faults.remove++
+        const exit = yield* Effect.exit(pool.remove(id))
+        if (Exit.isSuccess(exit)) {
+          faults.remove++
+          removed.add(id)
+          states.delete(id)
+          noteStates()
+        }
       })
 
     // --- requests.
@@ -278,9 +379,12 @@ export const run = (settings: RunSettings): Effect.Effect<RunResult, never, Chil
         const e = error.value as { readonly _tag?: unknown; readonly workerId?: unknown }
         const tag = typeof e._tag === "string" ? e._tag : "untagged error"
         count(tag)
-        const named = tag === "WorkerCrash" && e.workerId !== undefined
-        if (tag === "WorkerCrash" && !named) refused++
-        if (named && (step.fault === "crash" || step.fault === "exit")) faults[step.fault]++
+        if (isRefusal(e)) {
+          const refusal = { request: step.index, reason: e.reason._tag, message: e.message }
+          refusals.push({ ...refusal, seen: seenAtRefusal.get(step.index) })
+        } else if (tag === "WorkerCrash" && (step.fault === "crash" || step.fault === "exit")) {
+          faults[step.fault]++
+        }
         if (tag === "RequestTimeout" && step.fault === "hang") faults.hang++
         if (tag === "DomainError" && step.fault === "domain") faults.domain++
         if (tag === "untagged error") stray.push({ request: step.index, what: `an untagged error: ${String(e)}` })
@@ -296,12 +400,22 @@ export const run = (settings: RunSettings): Effect.Effect<RunResult, never, Chil
       stray.push({ request: step.index, what: `${what}: ${Cause.pretty(exit.cause).split("\n")[0]}` })
     }
 
+    /** The members as `pool.health` shows them now. */
+    const seenMembers = Effect.map(pool.health, (health) =>
+      health.map(([id, h]): SeenMember => ({ id, state: h.state, failedStarts: h.failedStarts }))
+    )
+    /** Notes what a refused request's fiber sees of the pool, before anything else runs on that fiber. */
+    const noteRefusal = (index: number) => (error: unknown) =>
+      isRefusal(error) ? Effect.map(seenMembers, (seen) => void seenAtRefusal.set(index, seen)) : Effect.void
+
     const request = (step: RequestStep) =>
       Effect.gen(function* () {
         issued++
         const started = performance.now()
         const options = step.timeoutMillis === undefined ? undefined : { timeout: Duration.millis(step.timeoutMillis) }
-        const fiber = yield* Effect.forkChild(pool.dispatch(step.job, options))
+        const fiber = yield* Effect.forkChild(
+          pool.dispatch(step.job, options).pipe(Effect.tapError(noteRefusal(step.index)))
+        )
         let interruptedByRun = false
         if (step.interruptAfterMillis !== undefined) {
           yield* Effect.sleep(Duration.millis(step.interruptAfterMillis)).pipe(
@@ -324,26 +438,36 @@ export const run = (settings: RunSettings): Effect.Effect<RunResult, never, Chil
         if (Option.isSome(cut)) settle(step, cut.value, true)
       })
 
+    /**
+     * Whether some member can take a request or come back. A request that
+     * carries a fault waits for that (at most `faultWait`) before its turn:
+     * with a budget, every member may be retired at once, and the pool then
+     * refuses each request at once, so that the callers run through hundreds
+     * of steps before an add brings a worker; the faults among them would be
+     * refused, and not happen. Plain requests do not wait: they are refused.
+     */
+    const workerCanServe = Effect.map(pool.health, (health) => health.some(([, h]) => canComeBack(h)))
+
     let next = 0
     const caller = Effect.gen(function* () {
       for (let step = plan[next++]; step !== undefined; step = plan[next++]) {
         switch (step._tag) {
           case "Request":
+            if (step.fault !== undefined) yield* waitUntil(workerCanServe, faultWait)
             if (step.fault === "crash" || step.fault === "exit" || step.fault === "hang") {
-              yield* paced(step.burst, request(step))
+              yield* oneAtATime.withPermit(request(step))
             } else {
               yield* request(step)
             }
             break
           case "Kill":
-            yield* paced(step.burst, kill(step.pick, step.burst))
+            yield* kill(step.pick)
             break
           case "Add":
-            // An add makes room rather than taking it: it does not wait at the gate.
             yield* add(step.kind)
             break
           case "Remove":
-            yield* paced(step.burst, remove(step.pick))
+            yield* oneAtATime.withPermit(remove(step.pick))
             break
         }
       }
@@ -357,18 +481,19 @@ export const run = (settings: RunSettings): Effect.Effect<RunResult, never, Chil
 
     // --- the end: counters first, then the scopes, then the process table.
     const queuedAtEnd = yield* pool.queued
-    const members = new Map(yield* pool.health)
+    const final = new Map(yield* pool.health)
     const workers: Array<WorkerRecord> = []
     for (const [id, { worker, kind }] of [...made].sort(([a], [b]) => a - b)) {
       workers.push({
         id,
         kind,
-        final: members.get(id) ?? (yield* worker.health),
-        member: members.has(id),
+        final: final.get(id) ?? (yield* worker.health),
+        member: final.has(id),
         restartsBefore: restartsBefore.get(id) ?? 0,
         restartTimes: restartTimes.get(id) ?? []
       })
     }
+    if (downSince !== undefined) outageLengths.push(since() - downSince)
     yield* Scope.close(poolScope, Exit.void)
     yield* Scope.close(workersScope, Exit.void)
     const processesLeft = liveDescendants().filter((pid) => !processesBefore.has(pid))
@@ -382,13 +507,19 @@ export const run = (settings: RunSettings): Effect.Effect<RunResult, never, Chil
       issued,
       faults,
       outcomes,
-      refused,
+      refusals,
       lost: outcomesOf.reduce((n, k) => n + (k === 1 ? 0 : 1), 0),
       hung,
       stray,
       maxLatencyMillis,
+      timerLatenessMillis,
       queuedAtEnd,
       workers,
+      outages: {
+        count: outageLengths.length,
+        totalMillis: outageLengths.reduce((a, b) => a + b, 0),
+        longestMillis: outageLengths.reduce((a, b) => Math.max(a, b), 0)
+      },
       processesLeft,
       threadsLeft
     }

@@ -1,17 +1,18 @@
 /**
- * The chaos run, CI-sized: both runs (no budget given, then a tight restart
- * budget) of 1,000 requests each over real threads and processes, with every
- * fault at least 10 times in each run, 20 times in all; every check must
- * pass. Also the parts it is built on: the seeded plan, the window count of
- * the budget check, the flags.
+ * The chaos run, CI-sized: both runs (the library's default options, then a
+ * tight restart budget) of 1,000 requests each over real threads and
+ * processes, with every fault at least 10 times in each run, 20 times in all;
+ * every check must pass. Also the parts it is built on: the seeded plan, the
+ * window count of the budget check, the rule that judges refusals, the flags.
  */
-import * as NodeServices from "@effect/platform-node/NodeServices"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, References } from "effect"
+import { WorkerId } from "effect-worker-pool"
 import { type ChaosOptions, chaos, defaults, failuresOf } from "../chaos/chaos.ts"
-import { mostWithin } from "../chaos/checks.ts"
+import { densestWithin, refusalAllowed } from "../chaos/checks.ts"
 import { parseFlags } from "../chaos/flags.ts"
 import { faultNames, makePlan, type Step } from "../chaos/plan.ts"
+import type { Refusal, SeenMember } from "../chaos/run.ts"
 
 const planSettings = { seed: 7, stream: 0, requests: 500, faults: 20, hangTimeoutMillis: 100 }
 
@@ -62,10 +63,39 @@ describe("chaos plan", () => {
 })
 
 describe("chaos budget check", () => {
-  it("counts the most restarts within any window of the given width", () => {
-    assert.strictEqual(mostWithin([], 1000), 0)
-    assert.strictEqual(mostWithin([0, 500, 999, 1000, 1998], 1000), 3)
-    assert.strictEqual(mostWithin([3000, 0, 1000, 2000], 1000), 1)
+  it("finds the restarts of the densest window of the given width", () => {
+    assert.deepStrictEqual(densestWithin([], 1000), [])
+    assert.deepStrictEqual(densestWithin([0, 500, 999, 1000, 1998], 1000), [0, 500, 999])
+    assert.deepStrictEqual(densestWithin([3000, 0, 1000, 2000], 1000), [0])
+  })
+})
+
+describe("chaos refusal check", () => {
+  const member = (id: number, state: SeenMember["state"], failedStarts = 0): SeenMember => ({
+    id: WorkerId.make(id),
+    state,
+    failedStarts
+  })
+  const refusal = (seen: ReadonlyArray<SeenMember> | undefined): Refusal => ({
+    request: 0,
+    reason: "NoWorker",
+    message: "no worker available: none of the 4 workers can take a request or is coming back",
+    seen
+  })
+
+  it("allows a refusal only while every member was retired, stopped or failing to start", () => {
+    const cannot = [member(0, "Retired"), member(1, "Stopped"), member(2, "Restarting", 2), member(3, "Starting", 1)]
+    assert.isTrue(refusalAllowed(refusal(cannot)))
+    assert.isTrue(refusalAllowed(refusal([])))
+    for (const could of [member(4, "Healthy"), member(4, "Ejected"), member(4, "Restarting"), member(4, "Starting")]) {
+      assert.isFalse(refusalAllowed(refusal([...cannot, could])), could.state)
+    }
+    // A refusal its request's fiber did not see is not judged allowed.
+    assert.isFalse(refusalAllowed(refusal(undefined)))
+  })
+
+  it("allows only refusals whose reason is NoWorker", () => {
+    assert.isFalse(refusalAllowed({ ...refusal([]), reason: "Reported", message: "a crash, on purpose" }))
   })
 })
 
@@ -116,17 +146,12 @@ describe("chaos run", () => {
           const happened = report.runs.reduce((n, { result }) => n + result.faults[fault], 0)
           assert.isAtLeast(happened, 20, `${fault} happened ${happened} times\n${output}`)
         }
+        const common = ["lost", "hung", "outcomes", "counters", "processes", "threads", "faults", "refusals"]
+        const defaultChecks = report.runs[0]!.checks.map((check) => check.name)
+        assert.includeMembers(defaultChecks, [...common, "retired"])
         const budgetChecks = report.runs[1]!.checks.map((check) => check.name)
-        assert.includeMembers(budgetChecks, [
-          "budget",
-          "restarts seen",
-          "lost",
-          "hung",
-          "counters",
-          "processes",
-          "threads"
-        ])
-      }).pipe(Effect.provideService(References.MinimumLogLevel, "None"), Effect.provide(NodeServices.layer)),
+        assert.includeMembers(budgetChecks, [...common, "budget", "restarts seen"])
+      }).pipe(Effect.provideService(References.MinimumLogLevel, "None")),
     120_000
   )
 })
