@@ -13,7 +13,7 @@
  * | direction      | message                                     | meaning                                                  |
  * |----------------|---------------------------------------------|----------------------------------------------------------|
  * | child → parent | `{"_tag":"Ready","protocol":2,"heartbeat":500}` | the runner is up, and sends a heartbeat every 500 ms (optional); sent once, before anything else |
- * | parent → child | `{"_tag":"Request","id":1,"payload":…}`     | run the handler on `payload` (the encoded request)       |
+ * | parent → child | `{"_tag":"Request","id":1,"payload":…}`     | run the handler on `payload` (the encoded request); a traced request adds `"trace":{"traceId":…,"spanId":…,"sampled":true}`, the span of its dispatch (optional) |
  * | parent → child | `{"_tag":"Cancel","id":1}`                  | the caller gave up: interrupt the handler                |
  * | parent → child | `{"_tag":"Shutdown"}`                       | exit now (threads; a subprocess sees its stdin close)    |
  * | child → parent | `{"_tag":"Success","id":1,"value":…}`       | final: the encoded response                              |
@@ -146,7 +146,41 @@ export const Ready = Schema.TaggedStruct("Ready", {
 export type Ready = typeof Ready.Type
 
 /**
- * Run the handler on `payload`, the request as its schema encodes it.
+ * The span a request was dispatched under, for a child to run its handler
+ * under (as an external parent span), so that the handler's spans join the
+ * caller's trace: ids as the tracer made them (W3C trace context: 32 and 16
+ * hex digits with OpenTelemetry), and whether the trace is sampled.
+ *
+ * @example
+ * ```ts
+ * import { Protocol } from "effect-worker-pool"
+ *
+ * const trace: Protocol.TraceContext = {
+ *   traceId: "4bf92f3577b34da6a3ce929d0e0e4736",
+ *   spanId: "00f067aa0ba902b7",
+ *   sampled: true
+ * }
+ * ```
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const TraceContext = Schema.Struct({
+  traceId: Schema.String,
+  spanId: Schema.String,
+  sampled: Schema.Boolean
+})
+
+/**
+ * @since 0.2.0
+ * @category schemas
+ */
+export type TraceContext = typeof TraceContext.Type
+
+/**
+ * Run the handler on `payload`, the request as its schema encodes it. A
+ * request dispatched under a span carries it in `trace` (see
+ * {@link TraceContext}); a runner that does not know the field ignores it.
  *
  * @example
  * ```ts
@@ -160,7 +194,8 @@ export type Ready = typeof Ready.Type
  */
 export const Request = Schema.TaggedStruct("Request", {
   id: RequestId,
-  payload: Schema.optionalKey(Schema.Unknown)
+  payload: Schema.optionalKey(Schema.Unknown),
+  trace: Schema.optionalKey(TraceContext)
 })
 
 /**
@@ -731,10 +766,14 @@ export type Parsed<A> =
   | { readonly _tag: "Message"; readonly message: A }
   | { readonly _tag: "Fault"; readonly reason: string }
 
+const isTraceContext = (u: unknown): boolean =>
+  isRecord(u) && typeof u.traceId === "string" && typeof u.spanId === "string" && typeof u.sampled === "boolean"
+
 const isToChild = (u: unknown): u is ToChild => {
   if (!isRecord(u)) return false
   switch (u._tag) {
     case "Request":
+      return isId(u.id) && (u.trace === undefined || isTraceContext(u.trace))
     case "Cancel":
       return isId(u.id)
     case "Shutdown":

@@ -57,7 +57,9 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import type * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
+import * as Tracer from "effect/Tracer"
 import { makeBatcher } from "./internal/batch.ts"
 import { type Codec, decoding, encoding, needsEffect, schemaReason } from "./internal/codec.ts"
 import { describe } from "./internal/describe.ts"
@@ -400,8 +402,8 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
         reply({ _tag: "Cancelled", id })
       }
 
-      /** Calls the handler and answers, by whatever it returned. */
-      const invoke = (id: number, request: Req) => {
+      /** Calls the handler and answers, by whatever it returned; an Effect runs under the request's span, if traced. */
+      const invoke = (id: number, request: Req, trace: Protocol.TraceContext | undefined) => {
         let controller: AbortController | undefined
         const context = {
           id,
@@ -417,7 +419,10 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
           return answerError(id, error)
         }
         if (Effect.isEffect(result)) {
-          const fiber = runFork(result as Effect.Effect<Resp, E | WorkerCrash, R>)
+          const effect = result as Effect.Effect<Resp, E | WorkerCrash, R>
+          const fiber = runFork(
+            trace === undefined ? effect : Effect.withParentSpan(effect, Tracer.externalSpan(trace))
+          )
           running.set(id, { cancel: () => fiber.interruptUnsafe(), stopped: Effect.asVoid(Fiber.await(fiber)) })
           fiber.addObserver((exit) => {
             running.delete(id)
@@ -452,7 +457,7 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
         answerSuccess(id, result as Resp)
       }
 
-      const start = (id: number, payload: unknown) => {
+      const start = (id: number, payload: unknown, trace: Protocol.TraceContext | undefined) => {
         if (running.has(id)) {
           return finish(
             Exit.fail(
@@ -469,14 +474,14 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
           reply({ _tag: "Rejected", id, reason })
         }
         const decoded = decodeRequest.run(payload)
-        if (Exit.isSuccess(decoded)) return invoke(id, decoded.value)
+        if (Exit.isSuccess(decoded)) return invoke(id, decoded.value, trace)
         if (!needsEffect(decoded)) return rejected(decoded.cause)
         // A request that takes time to decode can be cancelled meanwhile.
         const fiber = runFork(decodeRequest.effect(payload))
         running.set(id, { cancel: () => fiber.interruptUnsafe(), stopped: Effect.asVoid(Fiber.await(fiber)) })
         fiber.addObserver((exit) => {
           running.delete(id)
-          if (Exit.isSuccess(exit)) invoke(id, exit.value)
+          if (Exit.isSuccess(exit)) invoke(id, exit.value, trace)
           else if (Cause.hasInterruptsOnly(exit.cause)) reply({ _tag: "Cancelled", id })
           else rejected(exit.cause)
         })
@@ -486,7 +491,7 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
         if (stopping) return
         switch (message._tag) {
           case "Request":
-            return start(message.id, message.payload)
+            return start(message.id, message.payload, message.trace)
           case "Cancel":
             // An unknown id was answered already: its answer acknowledges the cancel.
             return running.get(message.id)?.cancel()
@@ -585,7 +590,14 @@ const isPromiseLike = (u: unknown): u is PromiseLike<unknown> =>
 /**
  * Runs a worker script: {@link serve}s the handler, then exits the process
  * (or the thread) with code 0 once the parent is done, or 2 on a protocol
- * fault. Call it once, at the top of the script.
+ * fault (or a `layer` that fails to build). Call it once, at the top of the
+ * script.
+ *
+ * `layer`, optional, provides the handler's services, and whatever else the
+ * handler's effects should run with: a tracer, say, so that the spans of a
+ * handler (children of the dispatch span of each traced request) are
+ * exported from the child. It is built before the runner says it is ready,
+ * and released when the parent is done, before the exit.
  *
  * @example
  * ```ts no-run
@@ -605,9 +617,13 @@ const isPromiseLike = (u: unknown): u is PromiseLike<unknown> =>
  * @since 0.1.0
  * @category running
  */
-export const run = <Req, Resp, E = DomainError>(options: Options<Req, Resp, E>): void => {
+export const run: {
+  <Req, Resp, E = DomainError>(options: Options<Req, Resp, E>): void
+  <Req, Resp, E, R, LE>(options: Options<Req, Resp, E, R>, layer: Layer.Layer<R, LE>): void
+} = <Req, Resp, E, R, LE>(options: Options<Req, Resp, E, R>, layer?: Layer.Layer<R, LE>): void => {
+  const served = serve(options)
   Effect.runFork(
-    serve(options).pipe(
+    (layer === undefined ? (served as Effect.Effect<void, WorkerCrash>) : Effect.provide(served, layer)).pipe(
       Effect.exit,
       Effect.flatMap((exit) =>
         Effect.sync(() => {

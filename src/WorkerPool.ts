@@ -252,6 +252,13 @@ export interface RetryOptions {
  * | `retry`         | see {@link RetryOptions}       | budget of retries of idempotent requests                       |
  * | `drain`         | `"10 seconds"`                 | at shutdown, how long admitted requests may take to finish     |
  * | `spares`        | `1`                            | incarnations kept started ahead, of the kind of the first worker whose kind allows it (threads, subprocesses); a crashed worker of that kind takes one at once instead of waiting for a restart; `0` turns them off |
+ * | `name`          | `"default"`                    | the pool's name: the `pool` attribute of its metrics (see `PoolMetrics`) and `worker_pool.name` of its spans; pools of the same name report together |
+ * | `metrics`       | `{ workerId: false }`          | `workerId: true` adds a `worker_id` attribute to the per-worker metrics (a series per worker, rather than per kind) |
+ *
+ * Every dispatch gets a span, `WorkerPool.dispatch`, when the caller's fiber
+ * has a tracer of the application's (such as `@effect/opentelemetry`'s), and
+ * none under Effect's default tracer; its trace context goes with the
+ * request to a thread or a subprocess (see the observability guide).
  *
  * @example
  * ```ts
@@ -283,6 +290,29 @@ export interface Options<Req, Resp, E, WE, R> {
   readonly retry?: RetryOptions | undefined
   readonly drain?: Duration.Input | undefined
   readonly spares?: number | undefined
+  readonly name?: string | undefined
+  readonly metrics?: MetricsOptions | undefined
+}
+
+/**
+ * What the pool's metrics say of each worker: with `workerId: true`, the
+ * per-worker metrics (run time, in flight, crashes, restarts, ejections,
+ * workers by state) have a `worker_id` attribute, one series per worker;
+ * by default they have one series per kind of worker, which keeps the
+ * number of series small.
+ *
+ * @example
+ * ```ts
+ * import type { WorkerPool } from "effect-worker-pool"
+ *
+ * const metrics: WorkerPool.MetricsOptions = { workerId: true }
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface MetricsOptions {
+  readonly workerId?: boolean | undefined
 }
 
 const isCount = (n: number) => Number.isSafeInteger(n) && n >= 0
@@ -340,7 +370,14 @@ const configure = (options: Options<any, any, any, any, any>): engine.PoolConfig
     if (!isCount(spares)) return `spares must be a non-negative integer, got ${spares}`
     const minPerWindow = r.minPerWindow ?? 10
     if (!isCount(minPerWindow)) return `retry.minPerWindow must be a non-negative integer, got ${minPerWindow}`
+    const name = options.name ?? "default"
+    if (typeof name !== "string" || name === "") return `name must be a non-empty string, got ${String(name)}`
+    const workerIdMetrics = options.metrics?.workerId ?? false
+    if (typeof workerIdMetrics !== "boolean")
+      return `metrics.workerId must be a boolean, got ${String(workerIdMetrics)}`
     return {
+      name,
+      workerIdMetrics,
       policy: policy ?? ShortestExpectedDelay(),
       timeout,
       queueTimeoutMillis: queueTimeout,
@@ -401,7 +438,7 @@ export const make = Effect.fn("WorkerPool.make")(function* <Req, Resp, E = Domai
   const scope = yield* Scope.fork(yield* Scope.Scope, "sequential")
   // Made first, so closed last: the pool drains before its own workers stop.
   const workersScope = yield* Scope.fork(scope, "sequential")
-  const services = { clock: yield* Clock.Clock, random: yield* Random.Random }
+  const services = { clock: yield* Clock.Clock, random: yield* Random.Random, context: yield* Effect.context<never>() }
   const pool = yield* engine.make<Req, Resp, E>(config, services).pipe(Scope.provide(scope))
   if (options.worker !== undefined) {
     const makeWorker = options.worker

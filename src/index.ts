@@ -11,6 +11,12 @@
  */
 export * as DispatchPolicy from "./DispatchPolicy.ts"
 /**
+ * The metrics a pool reports through Effect's `Metric`: their names, types and attributes.
+ *
+ * @since 0.2.0
+ */
+export * as PoolMetrics from "./PoolMetrics.ts"
+/**
  * The wire of the out-of-process kinds: messages as schemas, the line codec.
  *
  * @since 0.1.0

@@ -32,6 +32,7 @@ import {
 } from "../WorkerError.ts"
 import { type Codec, type Conversion, decoding, encoding, needsEffect, schemaReason } from "./codec.ts"
 import { describe } from "./describe.ts"
+import { DispatchSpan, submittingSpan, traceContext, withDispatchSpan } from "./tracing.ts"
 
 export type { Codec } from "./codec.ts"
 
@@ -155,6 +156,8 @@ interface Entry<A, E> {
   readonly resume: (outcome: Effect.Effect<A, E>) => void
   /** Started with `start`: told of its end even after a cancel. */
   readonly always: boolean
+  /** The span it was dispatched under, if traced: the child runs its handler under it. */
+  readonly trace: Protocol.TraceContext | undefined
 }
 
 const cancelledExit = Exit.failCause(Cause.interrupt())
@@ -239,7 +242,12 @@ const makeWith = <Req, Resp, E>(
     entry.id = id
     entry.state = State.Sent
     pending.set(id, entry)
-    const refused = sendSafely({ _tag: "Request", id, payload: entry.payload })
+    const trace = entry.trace
+    const refused = sendSafely(
+      trace === undefined
+        ? { _tag: "Request", id, payload: entry.payload }
+        : { _tag: "Request", id, payload: entry.payload, trace }
+    )
     if (refused !== undefined) refuseEntry(id, entry, refused)
   }
 
@@ -454,7 +462,9 @@ const makeWith = <Req, Resp, E>(
 
   /** Sends `payload` (a request encoded), now or when a permit frees up. */
   const enter = (payload: unknown, resume: (outcome: Effect.Effect<Resp, Outcome>) => void, always: boolean) => {
-    const entry: Pending = { id: 0, state: State.Queued, cancelled: false, payload, resume, always }
+    const span = submittingSpan()
+    const trace = span === undefined ? undefined : traceContext(span)
+    const entry: Pending = { id: 0, state: State.Queued, cancelled: false, payload, resume, always, trace }
     if (free > 0) {
       free--
       dispatch(entry)
@@ -476,7 +486,8 @@ const makeWith = <Req, Resp, E>(
         done(error._tag === "Some" ? invalid(error.value) : Exit.failCause(encoded.cause as Cause.Cause<never>))
       } else {
         // A schema that encodes asynchronously: the caller runs the request.
-        done(run(request))
+        const span = submittingSpan()
+        done(span === undefined ? run(request) : withDispatchSpan(run(request), span))
       }
       return noop
     }
@@ -491,10 +502,10 @@ const makeWith = <Req, Resp, E>(
     }
   }
 
-  const submit = (payload: unknown): Effect.Effect<Resp, Outcome> =>
+  const submit = (payload: unknown, trace: Protocol.TraceContext | undefined): Effect.Effect<Resp, Outcome> =>
     Effect.callback<Resp, Outcome>((resume) => {
       if (deathReason !== undefined) return resume(crashed())
-      const entry: Pending = { id: 0, state: State.Queued, cancelled: false, payload, resume, always: false }
+      const entry: Pending = { id: 0, state: State.Queued, cancelled: false, payload, resume, always: false, trace }
       if (free > 0) {
         free--
         dispatch(entry)
@@ -508,16 +519,18 @@ const makeWith = <Req, Resp, E>(
     Exit.fail(new InvalidRequest({ reason: `the request does not match its schema: ${schemaReason(error)}` }))
 
   const run = (request: Req): Effect.Effect<Resp, Outcome> =>
-    Effect.suspend(() => {
+    Effect.withFiber((fiber) => {
       if (deathReason !== undefined) return crashed()
+      const span = fiber.getRef(DispatchSpan)
+      const trace = span === undefined ? undefined : traceContext(span)
       const encoded = codecs.encodeRequest.run(request)
-      if (Exit.isSuccess(encoded)) return submit(encoded.value)
+      if (Exit.isSuccess(encoded)) return submit(encoded.value, trace)
       if (!needsEffect(encoded)) {
         const error = Cause.findErrorOption(encoded.cause)
         return error._tag === "Some" ? invalid(error.value) : Exit.failCause(encoded.cause as Cause.Cause<never>)
       }
       return Effect.matchCauseEffect(codecs.encodeRequest.effect(request), {
-        onSuccess: submit,
+        onSuccess: (payload) => submit(payload, trace),
         onFailure: (cause): Effect.Effect<never, Outcome> => {
           const error = Cause.findErrorOption(cause)
           return error._tag === "Some" ? invalid(error.value) : Effect.failCause(cause as Cause.Cause<never>)

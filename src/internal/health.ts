@@ -8,7 +8,7 @@
  * list of their slots, so that the start of the oldest one is at hand without
  * a map or a scan.
  */
-import type { Fiber } from "effect"
+import type { Fiber, Tracer } from "effect"
 import type { LastCrash, WorkerHealth, WorkerState } from "../WorkerHealth.ts"
 
 /**
@@ -28,6 +28,14 @@ export class Slot {
   caller: Fiber.Fiber<unknown, unknown> | undefined = undefined
   /** It runs in-process on its caller's fiber: its incarnation's end waits for it. */
   waited = false
+  /**
+   * What its caller gets when that is not told by its outcome alone: the
+   * `_tag` of a domain error, or of the error a stop cut it with (for the
+   * pool's metrics).
+   */
+  tag: string | undefined = undefined
+  /** The span of its dispatch, when it is traced: the parent of the handler's spans. */
+  span: Tracer.AnySpan | undefined = undefined
 
   constructor(incarnation: object) {
     this.incarnation = incarnation

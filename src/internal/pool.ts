@@ -10,8 +10,21 @@
  * request that finds none waits in the admission queue while a worker that
  * can come back exists, and is refused at once when none does.
  */
-import type { Clock, Random } from "effect"
-import { Deferred, Duration, Effect, Exit, type Fiber, FiberSet, Option, PubSub, Scope, Stream } from "effect"
+import type { Clock, Context, Random } from "effect"
+import {
+  Cause,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  type Fiber,
+  FiberSet,
+  Option,
+  PubSub,
+  Scope,
+  Stream,
+  Tracer
+} from "effect"
 import type { DispatchPolicy } from "../DispatchPolicy.ts"
 import type { Worker } from "../Worker.ts"
 import {
@@ -30,6 +43,8 @@ import type { WorkerKind } from "../WorkerKind.ts"
 import type { DispatchError, DispatchOptions, WorkerPool } from "../WorkerPool.ts"
 import type { EjectionRules } from "./ejection.ts"
 import type { Outcome, Slot } from "./health.ts"
+import { PoolMeter, type WorkerMetrics } from "./metrics.ts"
+import { onExitSync } from "./onExit.ts"
 import { Admission, type QueueStrategy, type Waiter } from "./pool/admission.ts"
 import { Later } from "./pool/later.ts"
 import { type Member, Membership } from "./pool/membership.ts"
@@ -41,6 +56,10 @@ import { coreOf, type OnSettled } from "./worker.ts"
 
 /** The pool's settings, validated, with defaults applied. */
 export interface PoolConfig {
+  /** The pool's name, in its metrics and spans. */
+  readonly name: string
+  /** Whether the per-worker metrics have a `worker_id` attribute. */
+  readonly workerIdMetrics: boolean
   readonly policy: DispatchPolicy<any, any>
   readonly timeout: Duration.Duration | undefined
   /** How long a request may wait for a slot, in milliseconds (`Infinity`: no bound). */
@@ -65,6 +84,8 @@ interface Plan {
   readonly timeout: Duration.Duration | undefined
   readonly idempotent: boolean
   readonly retries: number
+  /** The span of its dispatch, when traced. */
+  readonly span: Tracer.Span | undefined
 }
 
 /** A member with the callbacks its requests settle through, made once. */
@@ -73,13 +94,52 @@ interface Seat<Req, Resp, E> extends Member<Req, Resp, E> {
   settled: OnSettled
   /** For requests on the fast path, whose settling also ends their admission. */
   settledFast: OnSettled
+  metrics: WorkerMetrics
 }
 
 const shutdownError = new PoolShutdown({ reason: "the pool is shutting down: it admits no new request" })
 
+/** What a request's caller got, from how it ended on its worker (see `PoolMetrics.Outcome`). */
+const outcomeOf = (outcome: Outcome, slot: Slot): string => {
+  switch (outcome) {
+    case "succeeded":
+      return "Success"
+    case "domainError":
+      return slot.tag ?? "DomainError"
+    case "rejected":
+      return "InvalidRequest"
+    case "crashed":
+    case "torn":
+      return slot.tag ?? "WorkerCrash"
+    case "timedOut":
+      return "RequestTimeout"
+    case "interrupted":
+      return "Interrupted"
+  }
+}
+
+/** What a request's caller got, from its exit. */
+const outcomeOfExit = (exit: Exit.Exit<unknown, unknown>): string => {
+  if (Exit.isSuccess(exit)) return "Success"
+  const error = Cause.findErrorOption(exit.cause)
+  if (error._tag === "Some") return (error.value as { readonly _tag?: string } | null)?._tag ?? "DomainError"
+  return Cause.hasDies(exit.cause) ? "Defect" : "Interrupted"
+}
+
+/** Whether a dispatch on `fiber` gets a span: a tracer of the application's is installed and on. */
+const traces = (fiber: Fiber.Fiber<unknown, unknown>): boolean => {
+  const tracer = fiber.cache.tracer
+  return tracer !== undefined && tracer !== Tracer.nativeTracer && fiber.cache.tracerEnabled
+}
+
 export const make = Effect.fnUntraced(function* <Req, Resp, E>(
   config: PoolConfig,
-  services: { readonly clock: Clock.Clock; readonly random: Random.Random }
+  services: {
+    readonly clock: Clock.Clock
+    readonly random: Random.Random
+    /** Where the metrics go (their registry and current attributes). */
+    readonly context: Context.Context<never>
+  }
 ): Effect.fn.Return<WorkerPool<Req, Resp, E>, never, Scope.Scope> {
   type S = Seat<Req, Resp, E>
   const scope = yield* Scope.Scope
@@ -94,6 +154,11 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
   const drained = Deferred.makeUnsafe<void>()
 
   const membership = new Membership<Req, Resp, E>()
+  const meter = new PoolMeter(
+    services.context,
+    { name: config.name, policy: config.policy.name, workerId: config.workerIdMetrics },
+    () => admission.length
+  )
   // Made before the shutdown's finalizer, so closed after it: spares (and
   // the scopes of promoted ones) outlive the drain.
   const spares = new Spares(config.spares, yield* Scope.fork(scope, "sequential"), background)
@@ -103,7 +168,6 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
   const pump = () => admission.pump()
   const outcomes = new Outcomes<Req, Resp, E>(membership, selection, config.ejection, config.retry, {
     now,
-    turnNow,
     random,
     background: (effect) => {
       background(effect)
@@ -114,8 +178,11 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
     now,
     later,
     serve: (waiter) => serve(waiter),
-    abandoned: (waiter) => {
-      if (!waiter.plan.idempotent) settledOne()
+    abandoned: (waiter, outcome) => {
+      meter.queueWait.observe(now() - waiter.since)
+      if (waiter.plan.idempotent) return
+      settledOne()
+      meter.failed(outcome)
     },
     background,
     busy: (reason) => new PoolBusy({ reason }),
@@ -167,9 +234,19 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
 
   /** Follows a request that settled on `member`. */
   const afterSettle = (member: S, outcome: Outcome, slot: Slot) => {
+    const t = turnNow()
+    member.metrics.runTime.observe(t - slot.startedAt)
     selection.refresh(member)
-    outcomes.settled(member, outcome, slot)
+    outcomes.settled(member, outcome, slot, t)
     pump()
+  }
+
+  /** A request of `span` takes `slot` on `member`, for its `attempt`-th try. */
+  const mark = (span: Tracer.Span, member: S, slot: Slot, attempt: number) => {
+    slot.span = span
+    span.attribute("worker_pool.worker_id", member.worker.id)
+    span.attribute("worker_pool.kind", member.core.kind)
+    span.attribute("worker_pool.attempt", attempt)
   }
 
   /** Gives back a slot that was never used. */
@@ -197,13 +274,19 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
     caller: Fiber.Fiber<unknown, unknown>,
     request: Req,
     timeout: Duration.Duration | undefined,
-    queueTimeoutMillis: number
+    queueTimeoutMillis: number,
+    span: Tracer.Span | undefined
   ): Effect.Effect<Resp, DispatchError<E>> => {
     if (admission.isEmpty) {
       const t = turnNow()
       const pick = selection.pick(request, t)
       if (pick !== undefined) {
         const member = pick.member as S
+        meter.queueWait.observe(0)
+        if (span !== undefined) {
+          span.attribute("worker_pool.queued_ms", 0)
+          mark(span, member, pick.slot, 1)
+        }
         return member.core.run(pick.slot, request, timeout, caller, member.settledFast, t) as Effect.Effect<
           Resp,
           E | WorkerCrash | RequestTimeout
@@ -212,15 +295,17 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
     }
     if (membership.canComeBack === 0) {
       settledOne()
+      meter.failed("WorkerCrash")
       return Effect.fail(refusal())
     }
     const waiting = admission.enqueue<Resp, DispatchError<E>>(
       request,
-      { caller, timeout, idempotent: false, retries: 0 },
+      { caller, timeout, idempotent: false, retries: 0, span },
       queueTimeoutMillis
     )
     if (waiting instanceof PoolBusy) {
       settledOne()
+      meter.failed("PoolBusy")
       return Effect.fail(waiting)
     }
     return waiting
@@ -238,6 +323,11 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
     if (pick === undefined) return false
     const member = pick.member as S
     const plan = waiter.plan
+    meter.queueWait.observe(t - waiter.since)
+    if (plan.span !== undefined) {
+      plan.span.attribute("worker_pool.queued_ms", t - waiter.since)
+      mark(plan.span, member, pick.slot, plan.retries + 1)
+    }
     if (!plan.idempotent && plan.timeout === undefined && member.core.submits()) {
       waiter.leave = member.core.submit(pick.slot, waiter.request, member.settledFast, t, (outcome) => {
         const resume = waiter.resume
@@ -250,7 +340,9 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
     }
     waiter.leave = () => {
       release(pick)
-      if (!plan.idempotent) settledOne()
+      if (plan.idempotent) return
+      settledOne()
+      meter.failed("Interrupted")
     }
     later.run(() => {
       const resume = waiter.resume
@@ -259,7 +351,7 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
       waiter.leave = undefined
       resume(
         plan.idempotent
-          ? runIdempotent(pick, waiter.request, plan.timeout, waiter.queueTimeoutMillis, plan.retries)
+          ? runIdempotent(pick, waiter.request, plan.timeout, waiter.queueTimeoutMillis, plan.retries, plan.span)
           : startServed(pick, waiter.request, plan, waiter.queueTimeoutMillis)
       )
     })
@@ -277,7 +369,7 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
     // The incarnation that gave the slot may have ended before the caller woke.
     if (!member.core.startable(pick.slot)) {
       release(pick)
-      return place(plan.caller, request, plan.timeout, queueTimeoutMillis)
+      return place(plan.caller, request, plan.timeout, queueTimeoutMillis, plan.span)
     }
     return member.core.run(
       pick.slot,
@@ -295,14 +387,16 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
     request: Req,
     timeout: Duration.Duration | undefined,
     queueTimeoutMillis: number,
-    retries: number
+    retries: number,
+    span: Tracer.Span | undefined
   ): Effect.Effect<Resp, DispatchError<E>> => {
     const member = pick.member as S
     return Effect.withFiber((caller) => {
       if (!member.core.startable(pick.slot)) {
         release(pick)
-        return attemptIdempotent(request, timeout, queueTimeoutMillis, retries)
+        return attemptIdempotent(request, timeout, queueTimeoutMillis, retries, span)
       }
+      if (span !== undefined) mark(span, member, pick.slot, retries + 1)
       return member.core.run(pick.slot, request, timeout, caller, member.settled, now()) as Effect.Effect<
         Resp,
         DispatchError<E>
@@ -319,7 +413,8 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
             release(other)
             return Effect.fail(crash)
           }
-          return runIdempotent(other, request, timeout, queueTimeoutMillis, retries + 1)
+          meter.retries++
+          return runIdempotent(other, request, timeout, queueTimeoutMillis, retries + 1, span)
         }
       )
     ) as Effect.Effect<Resp, DispatchError<E>>
@@ -329,49 +424,92 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
     request: Req,
     timeout: Duration.Duration | undefined,
     queueTimeoutMillis: number,
-    retries: number
+    retries: number,
+    span: Tracer.Span | undefined
   ): Effect.Effect<Resp, DispatchError<E>> =>
     Effect.withFiber((caller) => {
       if (admission.isEmpty) {
         const pick = selection.pick(request, now())
-        if (pick !== undefined) return runIdempotent(pick, request, timeout, queueTimeoutMillis, retries)
+        if (pick !== undefined) {
+          meter.queueWait.observe(0)
+          span?.attribute("worker_pool.queued_ms", 0)
+          return runIdempotent(pick, request, timeout, queueTimeoutMillis, retries, span)
+        }
       }
       if (membership.canComeBack === 0) return Effect.fail(refusal())
       const waiting = admission.enqueue<Resp, DispatchError<E>>(
         request,
-        { caller, timeout, idempotent: true, retries },
+        { caller, timeout, idempotent: true, retries, span },
         queueTimeoutMillis
       )
       if (waiting instanceof PoolBusy) return Effect.fail(waiting)
       return waiting
     })
 
-  const dispatch = (request: Req, options?: DispatchOptions): Effect.Effect<Resp, DispatchError<E>> =>
-    Effect.withFiber((caller) => {
-      if (closing) return Effect.fail(shutdownError)
-      if (options === undefined && admission.isEmpty) {
-        // The fast path: a free slot now, nobody waiting before this request.
-        const t = turnNow()
-        const pick = selection.pick(request, t)
-        if (pick !== undefined) {
-          active++
-          const member = pick.member as S
-          const run = member.core.run(pick.slot, request, config.timeout, caller, member.settledFast, t)
-          outcomes.budget.request(t)
-          return run as Effect.Effect<Resp, E | WorkerCrash | RequestTimeout>
+  /** Admits a request on its caller's fiber; `span`: the span of its dispatch, when traced. */
+  const admit = (
+    caller: Fiber.Fiber<unknown, unknown>,
+    request: Req,
+    options: DispatchOptions | undefined,
+    span: Tracer.Span | undefined
+  ): Effect.Effect<Resp, DispatchError<E>> => {
+    if (closing) {
+      meter.failed("PoolShutdown")
+      return Effect.fail(shutdownError)
+    }
+    if (options === undefined && admission.isEmpty) {
+      // The fast path: a free slot now, nobody waiting before this request.
+      const t = turnNow()
+      const pick = selection.pick(request, t)
+      if (pick !== undefined) {
+        active++
+        const member = pick.member as S
+        meter.queueWait.observe(0)
+        if (span !== undefined) {
+          span.attribute("worker_pool.queued_ms", 0)
+          mark(span, member, pick.slot, 1)
         }
+        const run = member.core.run(pick.slot, request, config.timeout, caller, member.settledFast, t)
+        outcomes.budget.request(t)
+        return run as Effect.Effect<Resp, E | WorkerCrash | RequestTimeout>
       }
-      active++
-      outcomes.budget.request(turnNow())
-      if (options === undefined) return place(caller, request, config.timeout, config.queueTimeoutMillis)
-      const timeout = options.timeout === undefined ? config.timeout : Duration.fromInputUnsafe(options.timeout)
-      const queueTimeoutMillis =
-        options.queueTimeout === undefined
-          ? config.queueTimeoutMillis
-          : Duration.toMillis(Duration.fromInputUnsafe(options.queueTimeout))
-      if (options.idempotent !== true) return place(caller, request, timeout, queueTimeoutMillis)
-      return Effect.ensuring(attemptIdempotent(request, timeout, queueTimeoutMillis, 0), Effect.sync(settledOne))
+    }
+    active++
+    outcomes.budget.request(turnNow())
+    if (options === undefined) return place(caller, request, config.timeout, config.queueTimeoutMillis, span)
+    const timeout = options.timeout === undefined ? config.timeout : Duration.fromInputUnsafe(options.timeout)
+    const queueTimeoutMillis =
+      options.queueTimeout === undefined
+        ? config.queueTimeoutMillis
+        : Duration.toMillis(Duration.fromInputUnsafe(options.queueTimeout))
+    if (options.idempotent !== true) return place(caller, request, timeout, queueTimeoutMillis, span)
+    return onExitSync(attemptIdempotent(request, timeout, queueTimeoutMillis, 0, span), (exit) => {
+      settledOne()
+      const outcome = outcomeOfExit(exit)
+      if (outcome === "Success") meter.successes++
+      else meter.failed(outcome)
     })
+  }
+
+  const spanOptions: Tracer.SpanOptionsNoTrace = {
+    attributes: { "worker_pool.name": config.name, "worker_pool.policy": config.policy.name }
+  }
+
+  /** A dispatch under a span of its own, the parent of the handler's spans. */
+  const traced = (request: Req, options: DispatchOptions | undefined): Effect.Effect<Resp, DispatchError<E>> =>
+    Effect.useSpan("WorkerPool.dispatch", spanOptions, (span) =>
+      // Without the stack frame `Effect.withParentSpan` would capture on every dispatch.
+      Effect.provideService(
+        Effect.withFiber((caller) => admit(caller, request, options, span)),
+        Tracer.ParentSpan,
+        span
+      )
+    )
+
+  const dispatch = (request: Req, options?: DispatchOptions): Effect.Effect<Resp, DispatchError<E>> =>
+    Effect.withFiber((caller) =>
+      traces(caller) ? traced(request, options) : admit(caller, request, options, undefined)
+    )
 
   // --- membership ------------------------------------------------------------
 
@@ -391,7 +529,10 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
       member.settledFast = (outcome, slot) => {
         afterSettle(member, outcome, slot)
         settledOne()
+        if (outcome === "succeeded") meter.successes++
+        else meter.failed(outcomeOf(outcome, slot))
       }
+      member.metrics = meter.worker(worker.id, core.kind, core.health)
       core.listener = () => changed(member)
       core.takeSpare = takeSpare
       core.hasSpare = hasSpare
@@ -412,6 +553,7 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
       const member = membership.find(id)
       if (member === undefined) return Effect.fail(new UnknownWorkerId({ workerId: id }))
       membership.remove(member)
+      ;(member as S).metrics.detach()
       member.core.listener = undefined
       member.core.takeSpare = undefined
       member.core.hasSpare = undefined
@@ -452,6 +594,7 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
       // The last changes (workers stopped) reach the stream before it ends.
       later.flush()
       yield* PubSub.shutdown(changes)
+      meter.close()
     })
   )
 

@@ -34,6 +34,7 @@ import { describe } from "./describe.ts"
 import { HealthRecord, type Outcome, Slot } from "./health.ts"
 import { onExitSync } from "./onExit.ts"
 import type { Spare, SpareSource } from "./pool/spares.ts"
+import { submitWith, withDispatchSpan } from "./tracing.ts"
 
 export { Slot }
 
@@ -229,6 +230,16 @@ export const makeCore = <Req, Resp, E>(options: {
   const crashError = (reason: CrashReason, interrupted: boolean) =>
     interrupted && cut !== undefined ? (cut() as WorkerCrash) : new WorkerCrash({ reason, workerId: id })
 
+  /** Marks a request that failed with its domain error `error`, for the pool's metrics. */
+  const tagDomain = (slot: Slot, error: unknown) => {
+    slot.tag = (error as { readonly _tag?: unknown } | null)?._tag as string | undefined
+  }
+
+  /** Marks a crashed request whose caller gets what the stop cut it with, for the pool's metrics. */
+  const tagCut = (slot: Slot, interrupted: boolean) => {
+    if (interrupted && cut !== undefined) slot.tag = (cut() as { readonly _tag?: string })._tag
+  }
+
   /** After a crash: the caller hears of it once the incarnation is gone and its fate known. */
   const reportCrash = (current: Live<Req, Resp, E>, reason: CrashReason, interrupted: boolean) =>
     Effect.andThen(Deferred.await(current.closed), Effect.fail(crashError(reason, interrupted)))
@@ -245,15 +256,18 @@ export const makeCore = <Req, Resp, E>(options: {
       slot.waited = true
       current.onCallers++
     }
+    const run = current.incarnation.run(request)
     return onExitSync(
-      Effect.catchCause(current.incarnation.run(request), (cause) => {
+      Effect.catchCause(slot.span === undefined ? run : withDispatchSpan(run, slot.span), (cause) => {
         const failure = classify(cause)
         switch (failure._tag) {
           case "Domain":
+            tagDomain(slot, failure.error)
             settle(slot, failure.outcome, current, onSettled)
             return Effect.fail(failure.error)
           case "Crash": {
             const ended = crash(current, failure.reason)
+            tagCut(slot, stopReason !== undefined)
             settle(slot, ended ? "crashed" : "torn", current, onSettled)
             return reportCrash(current, current.endReason ?? failure.reason, stopReason !== undefined)
           }
@@ -264,7 +278,12 @@ export const makeCore = <Req, Resp, E>(options: {
       (exit) => {
         if (slot.phase !== 2) {
           if (Exit.isSuccess(exit)) settle(slot, "succeeded", current, onSettled)
-          else settle(slot, current.endReason === undefined ? "interrupted" : "torn", current, onSettled)
+          else if (current.endReason === undefined) settle(slot, "interrupted", current, onSettled)
+          else {
+            // Torn down with its incarnation: its caller's fiber was interrupted.
+            slot.tag = "Interrupted"
+            settle(slot, "torn", current, onSettled)
+          }
         }
       }
     )
@@ -288,10 +307,12 @@ export const makeCore = <Req, Resp, E>(options: {
     const failure = classify(exit.cause)
     switch (failure._tag) {
       case "Domain":
+        tagDomain(slot, failure.error)
         settle(slot, left ? "interrupted" : failure.outcome, current, onSettled)
         return exit
       case "Crash": {
         const ended = crash(current, failure.reason)
+        tagCut(slot, stopReason !== undefined)
         settle(slot, left ? "interrupted" : ended ? "crashed" : "torn", current, onSettled)
         return reportCrash(current, current.endReason ?? failure.reason, stopReason !== undefined)
       }
@@ -309,7 +330,7 @@ export const makeCore = <Req, Resp, E>(options: {
     deliver: (effect: Effect.Effect<Resp, E | WorkerCrash>) => void
   ): (() => void) => {
     let left = false
-    const cancel = current.incarnation.submit!(request, (outcome) => {
+    const done = (outcome: Effect.Effect<Resp, E | WorkerCrash>) => {
       if (Exit.isExit(outcome)) {
         const result = conclude(current, slot, outcome as Exit.Exit<Resp, E | WorkerCrash>, onSettled, left)
         if (!left) deliver(result)
@@ -319,7 +340,12 @@ export const makeCore = <Req, Resp, E>(options: {
         // Decoded asynchronously: counted once the caller has run it.
         deliver(Effect.flatMap(Effect.exit(outcome), (exit) => conclude(current, slot, exit, onSettled, false)))
       }
-    })
+    }
+    const span = slot.span
+    const cancel =
+      span === undefined
+        ? current.incarnation.submit!(request, done)
+        : submitWith(span, () => current.incarnation.submit!(request, done))
     return () => {
       left = true
       cancel()
@@ -336,7 +362,11 @@ export const makeCore = <Req, Resp, E>(options: {
   ): Effect.Effect<Resp, E | WorkerCrash | RequestTimeout> =>
     Effect.uninterruptibleMask((restore) =>
       Effect.gen(function* () {
-        const fiber = yield* FiberSet.run(current.fibers, restore(current.incarnation.run(request)))
+        const run = current.incarnation.run(request)
+        const fiber = yield* FiberSet.run(
+          current.fibers,
+          restore(slot.span === undefined ? run : withDispatchSpan(run, slot.span))
+        )
         const awaited = restore(
           timeout === undefined ? Effect.asSome(Fiber.await(fiber)) : Effect.timeoutOption(Fiber.await(fiber), timeout)
         ).pipe(
@@ -376,6 +406,7 @@ export const makeCore = <Req, Resp, E>(options: {
         }
         const failure = classify(exit.cause)
         if (failure._tag === "Domain") {
+          tagDomain(slot, failure.error)
           settle(slot, failure.outcome, current, onSettled)
           return yield* Effect.fail(failure.error)
         }
@@ -387,6 +418,7 @@ export const makeCore = <Req, Resp, E>(options: {
             ? failure.reason
             : (current.endReason ?? new Defect({ message: "the handler was interrupted" }))
         const ended = crash(current, reason)
+        tagCut(slot, failure._tag === "Interrupted")
         // Only the request that brought the incarnation down counts toward
         // ejection; the others went down with it.
         settle(slot, torn || !ended ? "torn" : "crashed", current, onSettled)

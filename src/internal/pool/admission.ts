@@ -51,8 +51,12 @@ export interface AdmissionHooks<Req, P> {
   readonly background: (effect: Effect.Effect<void>) => Fiber.Fiber<void>
   readonly busy: (reason: string) => PoolBusy
   readonly expired: (waiter: Waiter<Req, P>) => QueueTimeout
-  /** A request left the queue without being served: refused, timed out, dropped, or its caller left. */
-  readonly abandoned: (waiter: Waiter<Req, P>) => void
+  /**
+   * A request left the queue without being served: refused, timed out,
+   * dropped, or its caller left. `outcome`: the `_tag` of the error its
+   * caller gets, `"Interrupted"` if it left, `"Defect"` if a policy threw.
+   */
+  readonly abandoned: (waiter: Waiter<Req, P>, outcome: string) => void
 }
 
 export class Admission<Req, P> {
@@ -175,8 +179,8 @@ export class Admission<Req, P> {
   /** Ends a waiter's wait without a slot; its caller is woken after this step. */
   private fail(waiter: Waiter<Req, P>, failure: Refusal | Exit.Exit<never, never>): void {
     if (waiter.heapIndex !== -1) this.deadlines.remove(waiter)
-    this.end(waiter)
     const exit = Exit.isExit(failure) ? failure : Exit.fail(failure)
+    this.end(waiter, Exit.isExit(failure) ? "Defect" : failure._tag)
     this.hooks.later.run(() => {
       const resume = waiter.resume
       if (resume === undefined) return
@@ -185,11 +189,11 @@ export class Admission<Req, P> {
     })
   }
 
-  /** Its wait ends without a slot. */
-  private end(waiter: Waiter<Req, P>): void {
+  /** Its wait ends without a slot, its caller getting `outcome`. */
+  private end(waiter: Waiter<Req, P>, outcome: string): void {
     if (waiter.over) return
     waiter.over = true
-    this.hooks.abandoned(waiter)
+    this.hooks.abandoned(waiter, outcome)
   }
 
   /** Its caller left. */
@@ -201,7 +205,7 @@ export class Admission<Req, P> {
       this.refill()
     }
     if (waiter.heapIndex !== -1) this.deadlines.remove(waiter)
-    this.end(waiter)
+    this.end(waiter, "Interrupted")
     const leave = waiter.leave
     if (leave !== undefined) {
       waiter.leave = undefined

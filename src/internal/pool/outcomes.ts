@@ -13,8 +13,6 @@ import type { Selection } from "./selection.ts"
 
 export interface OutcomeHooks {
   readonly now: () => number
-  /** The time on the request path (see `turnClock.ts`). */
-  readonly turnNow: () => number
   readonly random: () => number
   /** Runs `effect` on a fiber of the pool (logs, penalty timers). */
   readonly background: (effect: Effect.Effect<void>) => void
@@ -43,12 +41,11 @@ export class Outcomes<Req, Resp, E> {
     this.budget = makeRetryBudget(retry)
   }
 
-  /** Follows a request that reached `member` and ended with `outcome`. */
-  settled(member: Member<Req, Resp, E>, outcome: Outcome, slot: Slot): void {
+  /** Follows a request that reached `member` and ended with `outcome` at `now` (the turn's time). */
+  settled(member: Member<Req, Resp, E>, outcome: Outcome, slot: Slot, now: number): void {
     const failed = outcome === "crashed" || outcome === "timedOut"
     const answered = outcome === "succeeded" || outcome === "domainError"
     if ((answered || failed) && this.selection.learns) {
-      const now = this.hooks.turnNow()
       this.selection.learn(member, now - slot.startedAt, failed, now)
     }
     const rules = this.rules
