@@ -11,6 +11,7 @@ import type { Context, Option, Stream } from "effect"
 import { Clock, Duration, Effect, Exit, Layer, Random, Scope } from "effect"
 import type { DispatchPolicy } from "./DispatchPolicy.ts"
 import { ShortestExpectedDelay } from "./DispatchPolicy.ts"
+import * as Rules from "./internal/options.ts"
 import * as engine from "./internal/pool.ts"
 import type { Worker } from "./Worker.ts"
 import {
@@ -315,86 +316,51 @@ export interface MetricsOptions {
   readonly workerId?: boolean | undefined
 }
 
-const isCount = (n: number) => Number.isSafeInteger(n) && n >= 0
-const isShare = (n: number) => Number.isFinite(n) && n >= 0 && n <= 1
+const queueStrategies: ReadonlyArray<QueueStrategy> = ["suspend", "fail", "dropOldest"]
 
 /** Validates the options and applies the defaults, or says what is wrong. */
-const configure = (options: Options<any, any, any, any, any>): engine.PoolConfig | string => {
+const configure = (options: Options<any, any, any, any, any>): engine.PoolConfig | InvalidOptions => {
   const { size, worker, policy } = options
-  if (size !== undefined && !isCount(size)) return `size must be a non-negative integer, got ${size}`
-  if ((size === undefined) !== (worker === undefined)) return "size and worker must be given together"
-  if (policy !== undefined && (typeof policy.select !== "function" || typeof policy.name !== "string")) {
-    return "policy must have a name and a select function"
-  }
-  const duration = (name: string, input: Duration.Input | undefined, fallback: Duration.Input | undefined) => {
-    if (input === undefined && fallback === undefined) return undefined
-    const parsed = Duration.fromInput((input ?? fallback)!)
-    if (parsed._tag === "None") throw `${name} is not a duration: ${String(input)}`
-    return parsed.value
-  }
   try {
-    const queueCapacity = options.queueCapacity ?? 1024
-    if (!isCount(queueCapacity)) return `queueCapacity must be a non-negative integer, got ${queueCapacity}`
-    const queueStrategy = options.queueStrategy ?? "suspend"
-    if (!["suspend", "fail", "dropOldest"].includes(queueStrategy)) {
-      return `queueStrategy must be "suspend", "fail" or "dropOldest", got ${String(queueStrategy)}`
+    if (size !== undefined) Rules.read(Rules.nonNegativeInt("size"), size)
+    if ((size === undefined) !== (worker === undefined)) Rules.invalid("size and worker must be given together")
+    if (policy !== undefined && (typeof policy.select !== "function" || typeof policy.name !== "string")) {
+      Rules.invalid("policy must have a name and a select function")
     }
-    const timeout = duration("timeout", options.timeout, undefined)
-    const queueTimeout = Duration.toMillis(duration("queueTimeout", options.queueTimeout, "30 seconds")!)
-    if (!(queueTimeout >= 0)) return `queueTimeout must not be negative, got ${String(options.queueTimeout)}`
     let ejection: engine.PoolConfig["ejection"]
     if (options.ejection !== false) {
       const o = options.ejection ?? {}
-      const consecutiveFailures = o.consecutiveFailures ?? 5
-      if (!isCount(consecutiveFailures) || consecutiveFailures < 1) {
-        return `ejection.consecutiveFailures must be a positive integer, got ${consecutiveFailures}`
-      }
-      const maxEjectedShare = o.maxEjectedShare ?? 0.1
-      if (!isShare(maxEjectedShare)) return `ejection.maxEjectedShare must be within [0, 1], got ${maxEjectedShare}`
-      const panicThreshold = o.panicThreshold ?? 0.5
-      if (!isShare(panicThreshold)) return `ejection.panicThreshold must be within [0, 1], got ${panicThreshold}`
       ejection = {
-        consecutiveFailures,
-        baseMillis: Duration.toMillis(duration("ejection.baseDuration", o.baseDuration, "30 seconds")!),
-        maxMillis: Duration.toMillis(duration("ejection.maxDuration", o.maxDuration, "5 minutes")!),
-        maxEjectedShare,
-        panicThreshold
+        consecutiveFailures: Rules.read(Rules.positiveInt("ejection.consecutiveFailures"), o.consecutiveFailures ?? 5),
+        baseMillis: Duration.toMillis(Rules.readOpenDuration("ejection.baseDuration", o.baseDuration, "30 seconds")),
+        maxMillis: Duration.toMillis(Rules.readOpenDuration("ejection.maxDuration", o.maxDuration, "5 minutes")),
+        maxEjectedShare: Rules.read(Rules.share("ejection.maxEjectedShare"), o.maxEjectedShare ?? 0.1),
+        panicThreshold: Rules.read(Rules.share("ejection.panicThreshold"), o.panicThreshold ?? 0.5)
       }
     }
     const r = options.retry ?? {}
-    const maxRetries = r.maxRetries ?? 1
-    if (!isCount(maxRetries)) return `retry.maxRetries must be a non-negative integer, got ${maxRetries}`
-    const share = r.share ?? 0.2
-    if (!(Number.isFinite(share) && share >= 0)) return `retry.share must be a non-negative number, got ${share}`
-    const spares = options.spares ?? 1
-    if (!isCount(spares)) return `spares must be a non-negative integer, got ${spares}`
-    const minPerWindow = r.minPerWindow ?? 10
-    if (!isCount(minPerWindow)) return `retry.minPerWindow must be a non-negative integer, got ${minPerWindow}`
-    const name = options.name ?? "default"
-    if (typeof name !== "string" || name === "") return `name must be a non-empty string, got ${String(name)}`
-    const workerIdMetrics = options.metrics?.workerId ?? false
-    if (typeof workerIdMetrics !== "boolean")
-      return `metrics.workerId must be a boolean, got ${String(workerIdMetrics)}`
     return {
-      name,
-      workerIdMetrics,
+      name: Rules.read(Rules.nonEmptyString("name"), options.name ?? "default"),
+      workerIdMetrics: Rules.read(Rules.boolean("metrics.workerId"), options.metrics?.workerId ?? false),
       policy: policy ?? ShortestExpectedDelay(),
-      timeout,
-      queueTimeoutMillis: queueTimeout,
-      queueCapacity,
-      queueStrategy,
+      timeout:
+        options.timeout === undefined ? undefined : Rules.readOpenDuration("timeout", options.timeout, options.timeout),
+      queueTimeoutMillis: Duration.toMillis(Rules.readOpenDuration("queueTimeout", options.queueTimeout, "30 seconds")),
+      queueCapacity: Rules.read(Rules.nonNegativeInt("queueCapacity"), options.queueCapacity ?? 1024),
+      queueStrategy: Rules.read(Rules.oneOf("queueStrategy", queueStrategies), options.queueStrategy ?? "suspend"),
       ejection,
       retry: {
-        maxRetries,
-        share,
-        minPerWindow,
-        windowMillis: Duration.toMillis(duration("retry.window", r.window, "10 seconds")!)
+        maxRetries: Rules.read(Rules.nonNegativeInt("retry.maxRetries"), r.maxRetries ?? 1),
+        share: Rules.read(Rules.nonNegativeNumber("retry.share"), r.share ?? 0.2),
+        minPerWindow: Rules.read(Rules.nonNegativeInt("retry.minPerWindow"), r.minPerWindow ?? 10),
+        windowMillis: Duration.toMillis(Rules.readOpenDuration("retry.window", r.window, "10 seconds"))
       },
-      drain: duration("drain", options.drain, "10 seconds")!,
-      spares
+      drain: Rules.readOpenDuration("drain", options.drain, "10 seconds"),
+      spares: Rules.read(Rules.nonNegativeInt("spares"), options.spares ?? 1)
     }
-  } catch (reason) {
-    return String(reason)
+  } catch (error) {
+    if (error instanceof InvalidOptions) return error
+    throw error
   }
 }
 
@@ -434,7 +400,7 @@ export const make = Effect.fn("WorkerPool.make")(function* <Req, Resp, E = Domai
   options: Options<Req, Resp, E, WE, R>
 ): Effect.fn.Return<WorkerPool<Req, Resp, E>, InvalidOptions | WE, R | Scope.Scope> {
   const config = configure(options)
-  if (typeof config === "string") return yield* new InvalidOptions({ reason: config })
+  if (config instanceof InvalidOptions) return yield* config
   const scope = yield* Scope.fork(yield* Scope.Scope, "sequential")
   // Made first, so closed last: the pool drains before its own workers stop.
   const workersScope = yield* Scope.fork(scope, "sequential")

@@ -42,7 +42,7 @@ const outDir = path.join(root, "test", ".examples")
 const nodeCache = ".node-cache"
 const tsc = path.join(root, "node_modules", ".bin", "tsc")
 /** How long one example may run before it is killed. */
-const runTimeoutMs = 15_000
+const runTimeoutMs = 40_000
 
 /** Node runs TypeScript by stripping types from 22.18 (and 23.6) on. */
 const stripsTypes = (version: string): boolean => {

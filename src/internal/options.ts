@@ -24,6 +24,11 @@ export const read = <A>(schema: Schema.Codec<A, unknown>, input: unknown): A => 
   throw new InvalidOptions({ reason: result.failure.message })
 }
 
+/** Throws `InvalidOptions` with `reason`, for a rule about several options at once. */
+export const invalid = (reason: string): never => {
+  throw new InvalidOptions({ reason })
+}
+
 /** `read`, in the error channel. */
 export const check = <A>(schema: Schema.Codec<A, unknown>, input: unknown): Effect.Effect<A, InvalidOptions> =>
   Effect.try({
@@ -57,6 +62,28 @@ export const duration = (name: string) =>
     const d = Duration.fromInput(u as Duration.Input)
     return Option.isSome(d) && Duration.isFinite(d.value) && Duration.toMillis(d.value) >= 0
   })
+
+/** A `Duration.Input` that is a non-negative duration, possibly infinite. */
+export const openDuration = (name: string) =>
+  rule<Duration.Input>(name, "a non-negative duration", (u) => {
+    const d = Duration.fromInput(u as Duration.Input)
+    return Option.isSome(d) && Duration.toMillis(d.value) >= 0
+  })
+
+/** The duration of `input` (or of `fallback` when it is absent), read through {@link openDuration}. */
+export const readOpenDuration = (name: string, input: Duration.Input | undefined, fallback: Duration.Input) =>
+  Option.getOrThrow(Duration.fromInput(read(openDuration(name), input ?? fallback)))
+
+/** A finite number of at least 0. */
+export const nonNegativeNumber = (name: string) =>
+  rule<number>(name, "a non-negative number", (u) => typeof u === "number" && Number.isFinite(u) && u >= 0)
+
+/** A string that is not empty. */
+export const nonEmptyString = (name: string) =>
+  rule<string>(name, "a non-empty string", (u) => typeof u === "string" && u !== "")
+
+/** `true` or `false`. */
+export const boolean = (name: string) => rule<boolean>(name, "a boolean", (u) => typeof u === "boolean")
 
 /** The duration of `input` (or of `fallback` when it is absent), read through {@link duration}. */
 export const readDuration = (name: string, input: Duration.Input | undefined, fallback: Duration.Input) =>
