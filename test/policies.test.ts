@@ -4,24 +4,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Option, Random, Schema } from "effect"
 import { DispatchPolicy, Worker, type WorkerHealth, WorkerId, WorkerPool } from "effect-worker-pool"
+import { Testing } from "effect-worker-pool/testing"
 import * as T from "./support.ts"
-
-const healthOf = (inFlight: number, oldestInFlightSince?: number): WorkerHealth => ({
-  state: "Healthy",
-  inFlight,
-  completed: 0,
-  errored: 0,
-  timeouts: 0,
-  interrupted: 0,
-  rejected: 0,
-  crashes: 0,
-  restarts: 0,
-  attempt: 0,
-  failedStarts: 0,
-  consecutiveFailures: 0,
-  ejections: 0,
-  ...(oldestInFlightSince === undefined ? {} : { oldestInFlightSince })
-})
 
 /** Workers with these ids (distinct) and loads. */
 const Loads = Schema.Array(
@@ -33,9 +17,7 @@ const Loads = Schema.Array(
 
 const viewOf = (loads: ReadonlyArray<{ readonly id: number; readonly inFlight: number }>) => {
   const unique = [...new Map(loads.map((l) => [l.id, l])).values()]
-  return DispatchPolicy.view(
-    unique.map((l) => ({ id: WorkerId.make(l.id), health: healthOf(l.inFlight), maxInFlight: 10 }))
-  )
+  return Testing.view(unique.map((l) => Testing.candidate(l.id, { inFlight: l.inFlight, maxInFlight: 10 })))
 }
 
 /** A seeded source of numbers in [0, 1) that records what it gave. */
@@ -177,17 +159,14 @@ describe("WorkPulling", () => {
 
 describe("PeakEwma", () => {
   const policy = DispatchPolicy.PeakEwma({ decay: "10 seconds", defaultRtt: "100 millis" })
-  const twoWorkers = (h0: WorkerHealth, h1: WorkerHealth) =>
-    DispatchPolicy.view([
-      { id: WorkerId.make(0), health: h0, maxInFlight: 10 },
-      { id: WorkerId.make(1), health: h1, maxInFlight: 10 }
-    ])
+  const twoWorkers = (h0: Partial<WorkerHealth>, h1: Partial<WorkerHealth>) =>
+    Testing.view([Testing.candidate(0, { ...h0, maxInFlight: 10 }), Testing.candidate(1, { ...h1, maxInFlight: 10 })])
 
   it("prefers the worker with the lower latency estimate", () => {
     let state = policy.initial()
     state = policy.onResult!(state, { worker: WorkerId.make(0), millis: 500, failed: false, now: 0 })
     state = policy.onResult!(state, { worker: WorkerId.make(1), millis: 20, failed: false, now: 0 })
-    const view = twoWorkers(healthOf(0), healthOf(0))
+    const view = twoWorkers({}, {})
     const picks = new Set<number>()
     for (let i = 0; i < 50; i++) {
       picks.add(policy.select({ view, state, random: Math.random, now: 1, request: undefined }).worker!)
@@ -211,7 +190,7 @@ describe("PeakEwma", () => {
     state = policy.onResult!(state, { worker: WorkerId.make(0), millis: 5, failed: false, now: 0 })
     state = policy.onResult!(state, { worker: WorkerId.make(1), millis: 50, failed: false, now: 119_000 })
     const now = 120_000
-    const view = twoWorkers(healthOf(1, now - 60_000), healthOf(0))
+    const view = twoWorkers({ inFlight: 1, oldestInFlightSince: now - 60_000 }, {})
     for (let i = 0; i < 20; i++) {
       assert.strictEqual(policy.select({ view, state, random: Math.random, now, request: undefined }).worker, 1)
     }
@@ -241,10 +220,7 @@ describe("ConsistentHash", () => {
   )
 
   it("moves only about 1/n of the keys when a worker joins", () => {
-    const members = (n: number) =>
-      DispatchPolicy.view(
-        Array.from({ length: n }, (_, i) => ({ id: WorkerId.make(i), health: healthOf(0), maxInFlight: 1 }))
-      )
+    const members = (n: number) => Testing.view(Array.from({ length: n }, (_, i) => i))
     const owners = (view: DispatchPolicy.WorkerView) => {
       let state = policy.initial()
       return (key: string) => {
