@@ -16,7 +16,7 @@
  */
 import type * as Tls from "node:tls"
 import { NodeSocket } from "@effect/platform-node"
-import { Cause, Deferred, Duration, Effect, Exit, type Fiber, Schedule, type Scope, Stream } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Exit, type Fiber, Schedule, type Scope, Stream } from "effect"
 import { RpcClient, type RpcClientError, RpcSerialization } from "effect/rpc"
 import * as Schema from "effect/Schema"
 import * as Socket from "effect/socket/Socket"
@@ -72,6 +72,31 @@ const overLimit = (payload: unknown, limit: number): string | undefined => {
 
 const reportedCrash = (message: string): CrashReason =>
   message.startsWith("defect: ") ? new Defect({ message }) : new Reported({ message })
+
+/**
+ * Looks every few milliseconds whether the runner was heard from (`signs`
+ * changed); after `limit` ms of silence it calls `silent`. A late look means
+ * this process itself was held up: the silence is counted again from there.
+ */
+const watch = (signs: () => number, limit: number, silent: (quiet: number) => void) =>
+  Effect.gen(function* () {
+    const period = Math.max(5, Math.min(100, Math.floor(limit / 5)))
+    let seen = signs()
+    let last = yield* Clock.currentTimeMillis
+    let quietSince = last
+    while (true) {
+      yield* Effect.sleep(period)
+      const now = yield* Clock.currentTimeMillis
+      const late = now - last > 2 * period + 50
+      last = now
+      if (late || signs() !== seen) {
+        seen = signs()
+        quietSince = now
+        continue
+      }
+      if (now - quietSince > limit) return silent(now - quietSince)
+    }
+  })
 
 /** Connects to the runner and hands the pool an incarnation on that connection. */
 export const spawn = <Req, Resp, E>(
@@ -137,17 +162,24 @@ export const spawn = <Req, Resp, E>(
 
     const socket = yield* NodeSocket.fromDuplex(Effect.succeed(connection))
     const pingTimeoutMillis = Duration.toMillis(settings.pingTimeout)
+    const unresponsive = (quiet: number) =>
+      die(
+        new Unresponsive({
+          message: `runner ${label} stopped responding: no answer to a ping for ${quiet} ms (pingTimeout ${pingTimeoutMillis} ms)`
+        })
+      )
+    // Every frame the runner sends (answers, pongs) is a sign of life. With
+    // 'readable' listeners in charge, 'data' only reports what is read.
+    let heard = 0
+    connection.on("data", () => {
+      heard++
+    })
+    yield* Effect.forkScoped(watch(() => heard, pingTimeoutMillis, unresponsive))
     const protocol = yield* RpcClient.makeProtocolSocket({
       pingInterval: settings.pingInterval,
       pingTimeout: settings.pingTimeout,
       retryPolicy: Schedule.recurs(0),
-      onPingTimeout: Effect.sync(() =>
-        die(
-          new Unresponsive({
-            message: `runner ${label} stopped responding: no answer to a ping for over ${pingTimeoutMillis} ms`
-          })
-        )
-      )
+      onPingTimeout: Effect.sync(() => unresponsive(pingTimeoutMillis))
     }).pipe(
       Effect.provideService(Socket.Socket, socket),
       Effect.provideService(RpcSerialization.RpcSerialization, Wire.serialization(settings.maxFrameBytes))
