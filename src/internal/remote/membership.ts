@@ -6,7 +6,6 @@
  */
 import { Effect, Scope, Stream } from "effect"
 import * as Worker from "../../Worker.ts"
-import type { InvalidOptions } from "../../WorkerError.ts"
 import { WorkerId } from "../../WorkerId.ts"
 import type { WorkerKind } from "../../WorkerKind.ts"
 import type { WorkerPool } from "../../WorkerPool.ts"
@@ -22,8 +21,8 @@ export interface Membership {
 /**
  * Applies each set of addresses of `sets` to `pool`; the first set is in
  * place when the returned effect succeeds, the others follow in a fiber of
- * the scope. A worker that cannot be made (invalid options) fails the
- * membership.
+ * the scope. An address whose worker cannot be made (it is not `host:port`)
+ * is logged and skipped.
  */
 export const follow = <Req, Resp, E>(options: {
   readonly pool: WorkerPool<Req, Resp, E>
@@ -32,7 +31,7 @@ export const follow = <Req, Resp, E>(options: {
   readonly worker: Worker.WorkerOptions | undefined
   readonly firstId: number
   readonly normalise: (address: string) => string
-}): Effect.Effect<Membership, InvalidOptions, Scope.Scope> =>
+}): Effect.Effect<Membership, never, Scope.Scope> =>
   Effect.gen(function* () {
     const scope = yield* Effect.scope
     const ids = new Map<string, WorkerId>()
@@ -61,12 +60,21 @@ export const follow = <Req, Resp, E>(options: {
         // answer holds the others up by its connectTimeout at most.
         const workers = yield* Effect.forEach(
           joining,
-          (address) => Worker.fromKind(idOf(address), options.kind(address), options.worker),
+          (address) =>
+            Worker.fromKind(idOf(address), options.kind(address), options.worker).pipe(
+              // An address that is not one is skipped, with a word: the others still join.
+              Effect.tapError((error) =>
+                Effect.logWarning("remote address skipped").pipe(Effect.annotateLogs({ address, reason: error.reason }))
+              ),
+              Effect.option
+            ),
           { concurrency: "unbounded" }
         ).pipe(Scope.provide(scope))
         for (let i = 0; i < joining.length; i++) {
+          const worker = workers[i]!
+          if (worker._tag === "None") continue
           current.add(joining[i]!)
-          yield* Effect.ignore(options.pool.add(workers[i]!))
+          yield* Effect.ignore(options.pool.add(worker.value))
         }
       })
 
