@@ -148,6 +148,30 @@ export class ProtocolFault extends Schema.TaggedClass<ProtocolFault>()("Protocol
 export class Unresponsive extends Schema.TaggedClass<Unresponsive>()("Unresponsive", reasonFields) {}
 
 /**
+ * The connection to a remote runner was lost while the worker was up: the
+ * runner closed it or was killed, the network reset it. `address` names the
+ * runner (`host:port`). A runner that stops answering pings is `Unresponsive`
+ * instead; one that cannot be reached at a start is `StartFailed`.
+ *
+ * @example
+ * ```ts
+ * import { ConnectionLost } from "effect-worker-pool"
+ *
+ * const reason = new ConnectionLost({
+ *   message: "the connection to runner 10.0.0.7:7400 was lost: reset by the peer (ECONNRESET)",
+ *   address: "10.0.0.7:7400"
+ * })
+ * ```
+ *
+ * @since 0.2.0
+ * @category crash reasons
+ */
+export class ConnectionLost extends Schema.TaggedClass<ConnectionLost>()("ConnectionLost", {
+  ...reasonFields,
+  address: Schema.String
+}) {}
+
+/**
  * The child did not confirm the cancel of a request within `cancelGrace`,
  * and was replaced.
  *
@@ -277,6 +301,7 @@ export const CrashReason = Schema.Union([
   Killed,
   ProtocolFault,
   Unresponsive,
+  ConnectionLost,
   CancelIgnored,
   TimedOut,
   StartFailed,

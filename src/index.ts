@@ -56,6 +56,7 @@ export { InvalidRequest } from "./WireError.ts"
 export * as Worker from "./Worker.ts"
 export {
   CancelIgnored,
+  ConnectionLost,
   CrashReason,
   Defect,
   DomainError,

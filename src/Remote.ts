@@ -1,0 +1,541 @@
+/**
+ * Workers on other machines: a runner process serves a handler on a TCP
+ * port (`serve`), and a remote worker kind (`make`) sends it requests over
+ * `effect/rpc`, one connection per worker incarnation. A remote worker is a
+ * worker like the others: same outcomes, health, policies, restarts.
+ *
+ * | the runner, or the network                    | the caller gets                         | the worker                        |
+ * |-----------------------------------------------|-----------------------------------------|-----------------------------------|
+ * | answers, or fails with a domain error         | the response, or the error              | stays up                          |
+ * | cannot decode the request                     | `InvalidRequest`                        | stays up                          |
+ * | handler raises `WorkerCrash` or dies          | `WorkerCrash` (`Reported`, `Defect`)    | reconnects                        |
+ * | closes the connection, is killed, resets it   | `WorkerCrash` (`ConnectionLost`)        | reconnects with its restart schedule |
+ * | stops answering pings (frozen, partitioned)   | `WorkerCrash` (`Unresponsive`)          | reconnects with its restart schedule |
+ * | cannot be reached, refuses the client         | (never reached)                         | `Restarting`: start failed (`StartFailed`) |
+ * | drains (`SIGTERM`)                            | the answers of what it holds            | `Restarting` (`Stopped`): no new request goes there |
+ * | runs a request past the runner's deadline     | `WorkerCrash` (`TimedOut`)              | reconnects                        |
+ *
+ * Every request in flight on a connection that is lost fails at once with
+ * the same `WorkerCrash`. Such a request may have run on the runner, in full
+ * or in part: retry only idempotent requests.
+ *
+ * @since 0.2.0
+ */
+import * as Net from "node:net"
+import type * as Tls from "node:tls"
+import type { Scope } from "effect"
+import { Duration, Effect, Exit, Fiber, Stream } from "effect"
+import type * as SocketServer from "effect/socket/SocketServer"
+import type { Codec } from "./internal/codec.ts"
+import { describe } from "./internal/describe.ts"
+import * as RemoteClient from "./internal/remote/client.ts"
+import * as Membership from "./internal/remote/membership.ts"
+import * as RemoteServer from "./internal/remote/server.ts"
+import * as Wire from "./internal/remote/wire.ts"
+import * as Settings from "./internal/settings.ts"
+import type * as Runner from "./Runner.ts"
+import type { InvalidRequest } from "./WireError.ts"
+import type * as Worker from "./Worker.ts"
+import { DomainError, InvalidOptions } from "./WorkerError.ts"
+import type { WorkerId } from "./WorkerId.ts"
+import type { WorkerKind } from "./WorkerKind.ts"
+import * as WorkerPool from "./WorkerPool.ts"
+
+/**
+ * Where a runner listens: `"host:port"`, with an IPv6 host in brackets
+ * (`"[::1]:7400"`).
+ *
+ * @example
+ * ```ts
+ * import type { Remote } from "effect-worker-pool/remote"
+ *
+ * const runners: ReadonlyArray<Remote.Address> = ["10.0.0.7:7400", "10.0.0.8:7400"]
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Address = string
+
+/** The longest frame (a request or an answer as one JSON line) by default: 1 MiB. */
+const defaultMaxFrameBytes = 1024 * 1024
+
+/**
+ * Options of a remote worker kind.
+ *
+ * | option           | default       | meaning                                                                  |
+ * |------------------|---------------|--------------------------------------------------------------------------|
+ * | `request`        | (required)    | schema of a request; the runner must have the same                        |
+ * | `response`       | (required)    | schema of a response                                                     |
+ * | `error`          | `DomainError` | schema of the handler's domain errors                                    |
+ * | `token`          | none          | the shared secret the runner was given                                   |
+ * | `tls`            | none (plain TCP) | `node:tls` connection options (`ca`, `cert`, `key`, `servername`, ...): connect with TLS |
+ * | `concurrency`    | `32`          | requests one connection holds at once; a worker of this kind gets it as its default `maxInFlight` |
+ * | `connectTimeout` | `"2 seconds"` | bound on connecting and the handshake; past it the start failed          |
+ * | `pingInterval`   | `"500 millis"`| how often the connection is pinged                                       |
+ * | `pingTimeout`    | `"1 second"`  | silence after which the runner is `Unresponsive` (found within `pingTimeout` + `pingInterval`) |
+ * | `maxFrameBytes`  | `1048576`     | longest request or answer on the wire; a longer request is `InvalidRequest`, a longer answer a `ProtocolFault`. The runner must have the same |
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import type { Remote } from "effect-worker-pool/remote"
+ *
+ * const options: Remote.Options<string, number, never> = {
+ *   request: Schema.String,
+ *   response: Schema.Number,
+ *   token: "a long random secret",
+ *   concurrency: 64,
+ *   pingTimeout: "2 seconds"
+ * }
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Options<Req, Resp, E> {
+  readonly request: Codec<Req>
+  readonly response: Codec<Resp>
+  readonly error?: Codec<E> | undefined
+  readonly token?: string | undefined
+  readonly tls?: Tls.ConnectionOptions | undefined
+  readonly concurrency?: number | undefined
+  readonly connectTimeout?: Duration.Input | undefined
+  readonly pingInterval?: Duration.Input | undefined
+  readonly pingTimeout?: Duration.Input | undefined
+  readonly maxFrameBytes?: number | undefined
+}
+
+/** `host` and `port` of an address, or why it is not one. */
+const parseAddress = (address: Address): { readonly host: string; readonly port: number } => {
+  if (typeof address !== "string") return Settings.invalid(`address must be "host:port", got ${describe(address)}`)
+  const colon = address.lastIndexOf(":")
+  const rawHost = address.slice(0, colon)
+  const host = rawHost.startsWith("[") && rawHost.endsWith("]") ? rawHost.slice(1, -1) : rawHost
+  const port = Number(address.slice(colon + 1))
+  if (colon <= 0 || host === "" || !Number.isInteger(port) || port < 1 || port > 65535) {
+    return Settings.invalid(`address must be "host:port" with a port from 1 to 65535, got ${address}`)
+  }
+  return { host: host.toLowerCase(), port }
+}
+
+/** An address in one spelling: the same runner is the same address. */
+const normalise = (address: Address): Address => {
+  const { host, port } = parseAddress(address)
+  return Net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`
+}
+
+const checkToken = (token: string | undefined) => {
+  if (token !== undefined && (typeof token !== "string" || token === "")) {
+    Settings.invalid("token must be a non-empty string")
+  }
+  return token
+}
+
+/**
+ * A remote worker kind: each incarnation connects to the runner at
+ * `address` (bounded by `connectTimeout`), passes its handshake (the token,
+ * and a fingerprint of the schemas: a runner with other schemas refuses it,
+ * a clear start failure), then sends requests over `effect/rpc`. A lost
+ * connection fails the requests on it with `WorkerCrash` (`ConnectionLost`)
+ * and the worker reconnects with its restart schedule; a runner that stops
+ * answering pings is `Unresponsive`. Cancelling a request (its caller left,
+ * its timeout passed) interrupts the handler on the runner. With invalid
+ * options it returns a kind that `Worker.fromKind` fails with
+ * `InvalidOptions`.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { Worker, WorkerPool } from "effect-worker-pool"
+ * import { Remote } from "effect-worker-pool/remote"
+ *
+ * const options = { request: Schema.String, response: Schema.Number, token: "a long random secret" }
+ *
+ * const program = Effect.scoped(
+ *   Effect.gen(function* () {
+ *     const pool = yield* WorkerPool.make({
+ *       size: 2,
+ *       worker: (id) => Worker.fromKind(id, Remote.make(id === 0 ? "10.0.0.7:7400" : "10.0.0.8:7400", options))
+ *     })
+ *     return yield* pool.dispatch("how long is this?")
+ *   })
+ * )
+ * ```
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const make = <Req, Resp, E = DomainError>(
+  address: Address,
+  options: Options<Req, Resp, E>
+): WorkerKind<Req, Resp, E | InvalidRequest> =>
+  Settings.checkedKind("remote", () => {
+    const { host, port } = parseAddress(address)
+    const error = options.error ?? (DomainError as any as Codec<E>)
+    const pingInterval = Settings.duration("pingInterval", options.pingInterval, "500 millis")
+    const pingTimeout = Settings.duration("pingTimeout", options.pingTimeout, "1 second")
+    if (Duration.toMillis(pingInterval) < 1) Settings.invalid("pingInterval must be at least 1 millisecond")
+    if (Duration.toMillis(pingTimeout) < Duration.toMillis(pingInterval)) {
+      Settings.invalid(
+        `pingTimeout must be at least pingInterval, got ${Duration.format(pingTimeout)} and ${Duration.format(pingInterval)}`
+      )
+    }
+    const concurrency = Settings.positiveInt("concurrency", options.concurrency, 32)
+    const settings: RemoteClient.Settings<Req, Resp, E> = {
+      host,
+      port,
+      tls: options.tls,
+      token: checkToken(options.token),
+      connectTimeout: Settings.duration("connectTimeout", options.connectTimeout, "2 seconds"),
+      pingInterval,
+      pingTimeout,
+      maxFrameBytes: Settings.positiveInt("maxFrameBytes", options.maxFrameBytes, defaultMaxFrameBytes),
+      request: options.request,
+      response: options.response,
+      error,
+      fingerprint: Wire.fingerprint(options.request, options.response, error)
+    }
+    return { name: "remote", spawn: RemoteClient.spawn(settings), concurrency }
+  })
+
+/**
+ * Options of a runner.
+ *
+ * | option             | default         | meaning                                                                  |
+ * |--------------------|-----------------|--------------------------------------------------------------------------|
+ * | `request`, `response`, `error`, `handler` | as `Runner.Options` | the handler a subprocess runner would take, and its schemas |
+ * | `port`             | (required)      | the TCP port (`0`: one the system chooses, see `listen`)                 |
+ * | `host`             | `"127.0.0.1"`   | the address to bind; one off loopback needs `tls`                        |
+ * | `token`            | none            | the shared secret a client must present; compared in constant time      |
+ * | `tls`              | none            | `node:tls` server options (`key`, `cert`, `ca`, `requestCert`, ...)      |
+ * | `concurrency`      | `64`            | requests the runner handles at once, from all clients; more wait         |
+ * | `requestTimeout`   | none            | a request's deadline on the runner: past it the handler is interrupted and the client gets `WorkerCrash` (`TimedOut`) |
+ * | `drainTimeout`     | `"30 seconds"`  | on `SIGTERM`, how long the requests held and the clients have to finish  |
+ * | `handshakeTimeout` | `"5 seconds"`   | how long a new connection has to present its handshake                   |
+ * | `maxFrameBytes`    | `1048576`       | longest request or answer on the wire; the clients must have the same    |
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import type { Remote } from "effect-worker-pool/remote"
+ *
+ * const options: Remote.ServeOptions<string, number, never, never> = {
+ *   request: Schema.String,
+ *   response: Schema.Number,
+ *   handler: (text) => Effect.succeed(text.length),
+ *   port: 7400,
+ *   token: "a long random secret",
+ *   concurrency: 16,
+ *   requestTimeout: "1 minute"
+ * }
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ServeOptions<Req, Resp, E = DomainError, R = never> extends Runner.Options<Req, Resp, E, R> {
+  readonly port: number
+  readonly host?: string | undefined
+  readonly token?: string | undefined
+  readonly tls?: Tls.TlsOptions | undefined
+  readonly concurrency?: number | undefined
+  readonly requestTimeout?: Duration.Input | undefined
+  readonly drainTimeout?: Duration.Input | undefined
+  readonly handshakeTimeout?: Duration.Input | undefined
+  readonly maxFrameBytes?: number | undefined
+}
+
+/**
+ * A runner that listens: where, and how to drain it.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import type { Remote } from "effect-worker-pool/remote"
+ *
+ * declare const runner: Remote.Listening
+ *
+ * const stop = Effect.andThen(Effect.log(`draining ${runner.host}:${runner.port}`), runner.drain("10 seconds"))
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Listening {
+  readonly host: string
+  readonly port: number
+  /**
+   * Stops accepting clients, tells the connected ones (which route new
+   * requests elsewhere), and waits until the requests held have finished and
+   * the clients have left, at most `timeout`.
+   */
+  readonly drain: (timeout: Duration.Input) => Effect.Effect<void>
+}
+
+/** Whether `host` names the loopback interface. */
+const isLoopback = (host: string): boolean =>
+  host === "localhost" || host === "::1" || (Net.isIPv4(host) && host.startsWith("127."))
+
+const serverSettings = <Req, Resp, E, R>(options: ServeOptions<Req, Resp, E, R>) => {
+  const host = options.host ?? "127.0.0.1"
+  if (typeof host !== "string" || host === "") Settings.invalid("host must be a host name or an address")
+  if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535) {
+    Settings.invalid(`port must be an integer from 0 to 65535, got ${describe(options.port)}`)
+  }
+  if (!isLoopback(host) && options.tls === undefined) {
+    Settings.invalid(
+      `host ${host} is not a loopback address: a runner listens off loopback only with tls (its key and cert), so that its traffic is encrypted`
+    )
+  }
+  if (typeof options.handler !== "function") Settings.invalid("handler must be a function")
+  const settings: RemoteServer.Settings<Req, Resp, E, R> = {
+    host,
+    port: options.port,
+    tls: options.tls,
+    token: checkToken(options.token),
+    concurrency: Settings.positiveInt("concurrency", options.concurrency, 64),
+    requestTimeout:
+      options.requestTimeout === undefined
+        ? undefined
+        : Settings.duration("requestTimeout", options.requestTimeout, options.requestTimeout),
+    handshakeTimeout: Settings.duration("handshakeTimeout", options.handshakeTimeout, "5 seconds"),
+    maxFrameBytes: Settings.positiveInt("maxFrameBytes", options.maxFrameBytes, defaultMaxFrameBytes),
+    request: options.request,
+    response: options.response,
+    error: options.error ?? (DomainError as any as Codec<E>),
+    handler: options.handler
+  }
+  return { settings, drainTimeout: Settings.duration("drainTimeout", options.drainTimeout, "30 seconds") }
+}
+
+const checked = <A>(f: () => A): Effect.Effect<A, InvalidOptions> =>
+  Effect.suspend(() => {
+    try {
+      return Effect.succeed(f())
+    } catch (error) {
+      return error instanceof InvalidOptions ? Effect.fail(error) : Effect.die(error)
+    }
+  })
+
+/**
+ * Starts a runner listening, for as long as the scope lives (its close stops
+ * the listener and the connections, interrupting what they run). Use
+ * {@link serve} for a runner process; `listen` is for a runner embedded in
+ * a program, or one on a port the system chooses (`port: 0`).
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { Remote } from "effect-worker-pool/remote"
+ *
+ * const program = Effect.scoped(
+ *   Effect.gen(function* () {
+ *     const runner = yield* Remote.listen({
+ *       request: Schema.Number,
+ *       response: Schema.Number,
+ *       handler: (n) => Effect.succeed(n * 2),
+ *       port: 0
+ *     })
+ *     const kind = Remote.make(`${runner.host}:${runner.port}`, { request: Schema.Number, response: Schema.Number })
+ *     return kind.name
+ *   })
+ * )
+ * ```
+ *
+ * @since 0.2.0
+ * @category running
+ */
+export const listen = <Req, Resp, E = DomainError, R = never>(
+  options: ServeOptions<Req, Resp, E, R>
+): Effect.Effect<Listening, InvalidOptions | SocketServer.SocketServerError, R | Scope.Scope> =>
+  Effect.flatMap(
+    checked(() => serverSettings(options)),
+    ({ settings }) =>
+      Effect.map(RemoteServer.listen(settings), (listening) => ({
+        host: listening.host,
+        port: listening.port,
+        drain: (timeout: Duration.Input) => Effect.suspend(() => listening.drain(Duration.fromInputUnsafe(timeout)))
+      }))
+  )
+
+/** Completes on the first `SIGTERM` or `SIGINT`. */
+const terminationSignal = Effect.callback<string>((resume) => {
+  const on = (signal: string) => () => {
+    globalThis.process.off("SIGTERM", onTerm)
+    globalThis.process.off("SIGINT", onInt)
+    resume(Effect.succeed(signal))
+  }
+  const onTerm = on("SIGTERM")
+  const onInt = on("SIGINT")
+  globalThis.process.on("SIGTERM", onTerm)
+  globalThis.process.on("SIGINT", onInt)
+  return Effect.sync(() => {
+    globalThis.process.off("SIGTERM", onTerm)
+    globalThis.process.off("SIGINT", onInt)
+  })
+})
+
+/**
+ * Serves `handler` on `host:port` until the process gets `SIGTERM` (or
+ * `SIGINT`), then drains: no new clients, the connected ones are told and
+ * route new requests elsewhere, the requests held finish (within
+ * `drainTimeout`), and it completes. Refused clients (a wrong token, other
+ * schemas) are logged; the runner goes on.
+ *
+ * @example
+ * ```ts no-run
+ * // runner.ts, started on each machine with: node runner.ts
+ * import { NodeRuntime } from "@effect/platform-node"
+ * import { Effect, Schema } from "effect"
+ * import { Remote } from "effect-worker-pool/remote"
+ *
+ * NodeRuntime.runMain(
+ *   Remote.serve({
+ *     request: Schema.String,
+ *     response: Schema.Number,
+ *     handler: (text) => Effect.succeed(text.length),
+ *     port: 7400,
+ *     token: process.env.RUNNER_TOKEN
+ *   })
+ * )
+ * ```
+ *
+ * @since 0.2.0
+ * @category running
+ */
+export const serve = <Req, Resp, E = DomainError, R = never>(
+  options: ServeOptions<Req, Resp, E, R>
+): Effect.Effect<void, InvalidOptions | SocketServer.SocketServerError, R> =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const { settings, drainTimeout } = yield* checked(() => serverSettings(options))
+      // Listened for before the port opens: a SIGTERM right after start drains too.
+      const signal = yield* Effect.forkScoped(terminationSignal)
+      const listening = yield* RemoteServer.listen(settings)
+      const annotate = Effect.annotateLogs({ host: listening.host, port: listening.port })
+      yield* Effect.logInfo("remote runner listening").pipe(annotate)
+      const received = yield* Fiber.await(signal)
+      if (Exit.isSuccess(received)) {
+        yield* Effect.logInfo("remote runner draining").pipe(Effect.annotateLogs({ signal: received.value }), annotate)
+      }
+      yield* listening.drain(drainTimeout)
+    })
+  )
+
+/**
+ * Options of {@link pool}: the kind's {@link Options}, and
+ *
+ * | option      | default | meaning                                                                 |
+ * |-------------|---------|-------------------------------------------------------------------------|
+ * | `addresses` | (required) | the runners: a list, or a `Stream` of lists that adds and removes workers as it changes |
+ * | `worker`    | the defaults | each worker's options (`Worker.WorkerOptions`: restart schedule, `maxInFlight`) |
+ * | `pool`      | the defaults | the pool's options (`WorkerPool.Options` without `size` and `worker`) |
+ * | `firstId`   | `0`     | the id of the first address; the next ones count up from it             |
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import type { Remote } from "effect-worker-pool/remote"
+ *
+ * const options: Remote.PoolOptions<string, number, never> = {
+ *   addresses: ["10.0.0.7:7400", "10.0.0.8:7400"],
+ *   request: Schema.String,
+ *   response: Schema.Number,
+ *   pool: { timeout: "30 seconds" }
+ * }
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface PoolOptions<Req, Resp, E> extends Options<Req, Resp, E> {
+  readonly addresses: ReadonlyArray<Address> | Stream.Stream<ReadonlyArray<Address>>
+  readonly worker?: Worker.WorkerOptions | undefined
+  readonly pool?: Omit<WorkerPool.Options<Req, Resp, E | InvalidRequest, never, never>, "size" | "worker"> | undefined
+  readonly firstId?: number | undefined
+}
+
+/**
+ * A pool with its membership: the pool, and the id of each runner's worker.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import type { Remote } from "effect-worker-pool/remote"
+ *
+ * declare const remote: Remote.RemotePool<string, number, never>
+ *
+ * const idOfFirst = Effect.sync(() => remote.workerIds().get("10.0.0.7:7400"))
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface RemotePool<Req, Resp, E> {
+  readonly pool: WorkerPool.WorkerPool<Req, Resp, E | InvalidRequest>
+  /** Every address seen so far (in the form `host:port`), with its worker's id; an address keeps its id. */
+  readonly workerIds: () => ReadonlyMap<Address, WorkerId>
+  /** The addresses that have a worker in the pool now. */
+  readonly addresses: () => ReadonlySet<Address>
+}
+
+/**
+ * A pool of remote workers, one per runner address. With a list, the
+ * workers are there when it succeeds (each `Healthy`, or `Restarting` if its
+ * runner could not be reached: the pool starts anyway). With a `Stream` of
+ * lists, the first list is in place when it succeeds and each later one adds
+ * the workers of new addresses and removes (gracefully) those of addresses
+ * that left. An address keeps its `WorkerId`, also when it leaves and comes
+ * back.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { Remote } from "effect-worker-pool/remote"
+ *
+ * const program = Effect.scoped(
+ *   Effect.gen(function* () {
+ *     const { pool } = yield* Remote.pool({
+ *       addresses: ["10.0.0.7:7400", "10.0.0.8:7400"],
+ *       request: Schema.String,
+ *       response: Schema.Number,
+ *       token: "a long random secret"
+ *     })
+ *     return yield* pool.dispatch("how long is this?")
+ *   })
+ * )
+ * ```
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const pool = <Req, Resp, E = DomainError>(
+  options: PoolOptions<Req, Resp, E>
+): Effect.Effect<RemotePool<Req, Resp, E>, InvalidOptions, Scope.Scope> =>
+  Effect.gen(function* () {
+    const { addresses, worker, pool: poolOptions, firstId, ...kindOptions } = options
+    const start = yield* checked(() => Settings.nonNegativeInt("firstId", firstId, 0))
+    const sets: Stream.Stream<ReadonlyArray<Address>> = Stream.isStream(addresses)
+      ? (addresses as Stream.Stream<ReadonlyArray<Address>>)
+      : Stream.make(addresses as ReadonlyArray<Address>)
+    if (!Stream.isStream(addresses)) {
+      yield* checked(() => (addresses as ReadonlyArray<Address>).forEach(normalise))
+    }
+    const made = yield* WorkerPool.make<Req, Resp, E | InvalidRequest>(poolOptions ?? {})
+    const membership = yield* Membership.follow({
+      pool: made,
+      sets,
+      kind: (address) => make(address, kindOptions),
+      worker,
+      firstId: start,
+      normalise: (address) => {
+        try {
+          return normalise(address)
+        } catch {
+          return address
+        }
+      }
+    })
+    return { pool: made, workerIds: membership.ids, addresses: membership.current }
+  })

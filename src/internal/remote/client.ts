@@ -1,0 +1,346 @@
+/**
+ * One incarnation of a remote worker: a connection to a runner, admitted by
+ * the handshake, then an `effect/rpc` client over it.
+ *
+ * The connection is the incarnation: when it is lost (the runner closed it,
+ * was killed, the network reset it) or goes silent (no answer to the rpc
+ * client's pings within `pingTimeout`), every request in flight on it fails
+ * at once with `WorkerCrash` and a reason that says which, and `exited`
+ * completes, so that the worker's supervisor reconnects on its own schedule.
+ * The rpc client never reconnects by itself: there is one reconnect loop,
+ * the supervisor's.
+ *
+ * A runner that drains says so (`Events`): `exited` completes with `Stopped`
+ * at once, so that no new request is routed to it, while the requests it
+ * holds run to their end; the connection closes after them.
+ */
+import type * as Tls from "node:tls"
+import { NodeSocket } from "@effect/platform-node"
+import { Cause, Clock, Deferred, Duration, Effect, Exit, type Fiber, Schedule, type Scope, Stream } from "effect"
+import { RpcClient, type RpcClientError, RpcSerialization } from "effect/rpc"
+import * as Schema from "effect/Schema"
+import * as Socket from "effect/socket/Socket"
+import { InvalidRequest } from "../../WireError.ts"
+import {
+  ConnectionLost,
+  type CrashReason,
+  Defect,
+  ProtocolFault,
+  Reported,
+  StartFailed,
+  Stopped,
+  TimedOut,
+  Unresponsive,
+  WorkerCrash
+} from "../../WorkerError.ts"
+import type { Incarnation } from "../../WorkerKind.ts"
+import { type Codec, schemaReason } from "../codec.ts"
+import { describe } from "../describe.ts"
+import { jsonBytesOver } from "../jsonSize.ts"
+import * as Handshake from "./handshake.ts"
+import * as Wire from "./wire.ts"
+
+/** What one incarnation needs, checked and with defaults applied. */
+export interface Settings<Req, Resp, E> {
+  readonly host: string
+  readonly port: number
+  readonly tls: Tls.ConnectionOptions | undefined
+  readonly token: string | undefined
+  readonly connectTimeout: Duration.Duration
+  readonly pingInterval: Duration.Duration
+  readonly pingTimeout: Duration.Duration
+  readonly maxFrameBytes: number
+  readonly request: Codec<Req>
+  readonly response: Codec<Resp>
+  readonly error: Codec<E>
+  readonly fingerprint: string
+}
+
+/** Room left in a frame for the rpc envelope around a payload. */
+const envelopeBytes = 256
+
+/** The size of `payload` as JSON when it is over `limit` bytes; a huge one is never serialised. */
+const overLimit = (payload: unknown, limit: number): string | undefined => {
+  const atLeast = jsonBytesOver(payload, limit)
+  if (atLeast !== undefined) return `at least ${atLeast}`
+  const line = JSON.stringify(payload) ?? ""
+  // UTF-8 takes at most three bytes per UTF-16 code unit.
+  if (line.length * 3 <= limit) return undefined
+  const bytes = Buffer.byteLength(line, "utf8")
+  return bytes > limit ? String(bytes) : undefined
+}
+
+const reportedCrash = (message: string): CrashReason =>
+  message.startsWith("defect: ") ? new Defect({ message }) : new Reported({ message })
+
+/**
+ * Looks every few milliseconds whether the runner was heard from (`signs`
+ * changed); after `limit` ms of silence it calls `silent`. A late look means
+ * this process itself was held up: the silence is counted again from there.
+ */
+const watch = (signs: () => number, limit: number, silent: (quiet: number) => void) =>
+  Effect.gen(function* () {
+    const period = Math.max(5, Math.min(100, Math.floor(limit / 5)))
+    let seen = signs()
+    let last = yield* Clock.currentTimeMillis
+    let quietSince = last
+    while (true) {
+      yield* Effect.sleep(period)
+      const now = yield* Clock.currentTimeMillis
+      const late = now - last > 2 * period + 50
+      last = now
+      if (late || signs() !== seen) {
+        seen = signs()
+        quietSince = now
+        continue
+      }
+      if (now - quietSince > limit) return silent(now - quietSince)
+    }
+  })
+
+/** Connects to the runner and hands the pool an incarnation on that connection. */
+export const spawn = <Req, Resp, E>(
+  settings: Settings<Req, Resp, E>
+): Effect.Effect<Incarnation<Req, Resp, E | InvalidRequest>, WorkerCrash, Scope.Scope> =>
+  Effect.gen(function* () {
+    const label = `${settings.host}:${settings.port}`
+    const encodeRequest = Schema.encodeUnknownEffect(Schema.toCodecJson(settings.request))
+    const decodeResponse = Schema.decodeUnknownEffect(Schema.toCodecJson(settings.response))
+    const decodeError = Schema.decodeUnknownEffect(Schema.toCodecJson(settings.error))
+
+    const connection = yield* Effect.acquireRelease(
+      Handshake.connect({
+        host: settings.host,
+        port: settings.port,
+        tls: settings.tls,
+        timeoutMillis: Duration.toMillis(settings.connectTimeout),
+        hello: { protocol: Wire.protocolVersion, token: settings.token ?? null, fingerprint: settings.fingerprint }
+      }).pipe(
+        Effect.mapError(
+          (failure) =>
+            new WorkerCrash({
+              reason: new StartFailed({
+                message:
+                  failure.refused === undefined
+                    ? `could not connect to runner ${label}: ${failure.message}`
+                    : `runner ${label} refused the connection (${failure.refused}): ${failure.message}`
+              })
+            })
+        )
+      ),
+      (socket) => Effect.sync(() => socket.destroy())
+    )
+
+    // The incarnation's death: the first reason wins, every waiting request fails with it.
+    let deathReason: CrashReason | undefined
+    let draining = false
+    const exited = Deferred.makeUnsafe<WorkerCrash>()
+    const waiting = new Set<(outcome: Effect.Effect<Resp, E | InvalidRequest | WorkerCrash>) => void>()
+    let idle: Deferred.Deferred<void> | undefined
+    const crashed = () => Exit.fail(new WorkerCrash({ reason: deathReason! }))
+    const forget = (resume: (outcome: Effect.Effect<Resp, E | InvalidRequest | WorkerCrash>) => void) => {
+      waiting.delete(resume)
+      if (waiting.size === 0 && idle !== undefined) Deferred.doneUnsafe(idle, Exit.void)
+    }
+    const die = (reason: CrashReason) => {
+      if (deathReason !== undefined) return
+      deathReason = reason
+      Deferred.doneUnsafe(exited, Exit.succeed(new WorkerCrash({ reason })))
+      const all = [...waiting]
+      waiting.clear()
+      if (idle !== undefined) Deferred.doneUnsafe(idle, Exit.void)
+      const outcome = crashed()
+      for (const resume of all) resume(outcome)
+    }
+    const lost = (what: string) =>
+      die(new ConnectionLost({ message: `the connection to runner ${label} was lost: ${what}`, address: label }))
+    // Registered before the rpc socket's own listeners: the reason is known
+    // before the rpc client fails the calls in flight.
+    connection.on("error", (error) => lost(Handshake.errorText(error)))
+    connection.on("end", () => lost("the runner closed it"))
+    connection.on("close", () => lost("it was closed"))
+
+    const socket = yield* NodeSocket.fromDuplex(Effect.succeed(connection))
+    const pingTimeoutMillis = Duration.toMillis(settings.pingTimeout)
+    const unresponsive = (quiet: number) =>
+      die(
+        new Unresponsive({
+          message: `runner ${label} stopped responding: no answer to a ping for ${quiet} ms (pingTimeout ${pingTimeoutMillis} ms)`
+        })
+      )
+    // Every frame the runner sends (answers, pongs) is a sign of life. With
+    // 'readable' listeners in charge, 'data' only reports what is read.
+    let heard = 0
+    connection.on("data", () => {
+      heard++
+    })
+    yield* Effect.forkScoped(watch(() => heard, pingTimeoutMillis, unresponsive))
+    const protocol = yield* RpcClient.makeProtocolSocket({
+      pingInterval: settings.pingInterval,
+      pingTimeout: settings.pingTimeout,
+      retryPolicy: Schedule.recurs(0),
+      onPingTimeout: Effect.sync(() => unresponsive(pingTimeoutMillis))
+    }).pipe(
+      Effect.provideService(Socket.Socket, socket),
+      Effect.provideService(RpcSerialization.RpcSerialization, Wire.serialization(settings.maxFrameBytes))
+    )
+    const client = yield* RpcClient.make(Wire.Group, { disableTracing: true }).pipe(
+      Effect.provideService(RpcClient.Protocol, protocol)
+    )
+
+    // A draining runner: no new requests come here; those it holds finish.
+    yield* client.Events().pipe(
+      Stream.runForEach(() =>
+        Effect.sync(() => {
+          if (draining || deathReason !== undefined) return
+          draining = true
+          Deferred.doneUnsafe(
+            exited,
+            Exit.succeed(
+              new WorkerCrash({
+                reason: new Stopped({ message: `runner ${label} is draining: it takes no new requests` })
+              })
+            )
+          )
+        })
+      ),
+      Effect.ignore,
+      Effect.forkScoped
+    )
+
+    const runFork = Effect.runForkWith(yield* Effect.context<never>())
+    const calls = new Set<Fiber.Fiber<Wire.Outcome, RpcClientError.RpcClientError>>()
+
+    // Runs first at the end of the incarnation: after a drain notice the
+    // requests still held finish (the runner closes the connection once
+    // they have, or when its drain deadline passes); otherwise they fail now.
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function* () {
+        if (draining && deathReason === undefined && waiting.size > 0) {
+          idle = Deferred.makeUnsafe<void>()
+          yield* Deferred.await(idle)
+        }
+        die(new Stopped({ message: `the connection to runner ${label} was closed` }))
+        for (const call of calls) call.interruptUnsafe()
+      })
+    )
+
+    const invalid = (reason: string) => Effect.fail(new InvalidRequest({ reason }))
+
+    const conclude = (
+      exit: Exit.Exit<Wire.Outcome, RpcClientError.RpcClientError>
+    ): Effect.Effect<Resp, E | InvalidRequest | WorkerCrash> => {
+      if (Exit.isSuccess(exit)) {
+        const outcome = exit.value
+        switch (outcome._tag) {
+          case "Success":
+            return Effect.catchTag(decodeResponse(outcome.value), "SchemaError", (error) =>
+              Effect.suspend(() => {
+                die(
+                  new ProtocolFault({
+                    message: `protocol error: runner ${label} sent a response that does not match its schema: ${schemaReason(error)}`
+                  })
+                )
+                return crashed()
+              })
+            )
+          case "Failure":
+            return Effect.matchEffect(decodeError(outcome.error), {
+              onSuccess: (error) => Effect.fail(error),
+              onFailure: (error) =>
+                Effect.suspend(() => {
+                  die(
+                    new ProtocolFault({
+                      message: `protocol error: runner ${label} sent an error that does not match its schema: ${schemaReason(error)}`
+                    })
+                  )
+                  return crashed()
+                })
+            })
+          case "Rejected":
+            return invalid(`the runner could not decode the request: ${outcome.reason}`)
+          case "Crash":
+            return Effect.fail(new WorkerCrash({ reason: reportedCrash(outcome.reason) }))
+          case "Deadline":
+            return Effect.fail(
+              new WorkerCrash({
+                reason: new TimedOut({
+                  message: `runner ${label} interrupted the request at its deadline of ${outcome.timeoutMillis} ms`,
+                  timeoutMillis: outcome.timeoutMillis
+                })
+              })
+            )
+        }
+      }
+      const error = Cause.findErrorOption(exit.cause)
+      if (error._tag === "Some") {
+        const reason = error.value.reason
+        if (reason._tag === "RpcClientDefect") {
+          die(
+            new ProtocolFault({
+              message: `protocol error: runner ${label} sent what could not be read: ${describe(reason.cause)}`
+            })
+          )
+        } else {
+          lost(reason.message)
+        }
+        return crashed()
+      }
+      if (Cause.hasDies(exit.cause)) {
+        return Effect.fail(
+          new WorkerCrash({ reason: new Defect({ message: `defect: ${describe(Cause.squash(exit.cause))}` }) })
+        )
+      }
+      // Interrupted by the runner, not by the caller: it is shutting down.
+      if (deathReason === undefined) {
+        die(new Stopped({ message: `runner ${label} stopped the request: it is shutting down` }))
+      }
+      return crashed()
+    }
+
+    const send = (payload: unknown) =>
+      Effect.callback<Resp, E | InvalidRequest | WorkerCrash>((resume) => {
+        if (deathReason !== undefined) return resume(crashed())
+        const call = runFork(client.Run(payload))
+        calls.add(call)
+        waiting.add(resume)
+        call.addObserver((exit) => {
+          calls.delete(call)
+          if (!waiting.has(resume)) return
+          forget(resume)
+          resume(conclude(exit))
+        })
+        // The caller left: the rpc client tells the runner, which interrupts the handler.
+        return Effect.sync(() => {
+          forget(resume)
+          call.interruptUnsafe()
+        })
+      })
+
+    const limit = settings.maxFrameBytes - envelopeBytes
+    const run = (request: Req): Effect.Effect<Resp, E | InvalidRequest | WorkerCrash> =>
+      Effect.suspend(() => {
+        if (deathReason !== undefined) return crashed()
+        return Effect.matchEffect(encodeRequest(request), {
+          onFailure: (error) => invalid(`the request does not match its schema: ${schemaReason(error)}`),
+          onSuccess: (payload) => {
+            const over = overLimit(payload, limit)
+            if (over !== undefined) {
+              return invalid(
+                `the request is ${over} bytes on the wire, over the limit of ${settings.maxFrameBytes} (maxFrameBytes)`
+              )
+            }
+            return send(payload)
+          }
+        })
+      })
+
+    yield* Effect.logDebug("remote worker connected").pipe(Effect.annotateLogs({ runner: label }))
+    const incarnation: Incarnation<Req, Resp, E | InvalidRequest> = {
+      run,
+      exited: Deferred.await(exited),
+      restartOnTimeout: false,
+      settlesOnDeath: true
+    }
+    return incarnation
+  })

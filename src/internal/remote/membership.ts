@@ -1,0 +1,91 @@
+/**
+ * Keeps a pool's remote workers in step with a set of runner addresses: an
+ * address that appears gets a worker, one that leaves has its worker removed
+ * (gracefully: what it holds finishes). An address keeps the same `WorkerId`
+ * for as long as the membership lives, also when it leaves and comes back.
+ */
+import { Effect, Scope, Stream } from "effect"
+import * as Worker from "../../Worker.ts"
+import { WorkerId } from "../../WorkerId.ts"
+import type { WorkerKind } from "../../WorkerKind.ts"
+import type { WorkerPool } from "../../WorkerPool.ts"
+
+/** The address → worker mapping of a membership. */
+export interface Membership {
+  /** Every address seen so far, with its worker's id. */
+  readonly ids: () => ReadonlyMap<string, WorkerId>
+  /** The addresses that have a worker in the pool now. */
+  readonly current: () => ReadonlySet<string>
+}
+
+/**
+ * Applies each set of addresses of `sets` to `pool`; the first set is in
+ * place when the returned effect succeeds, the others follow in a fiber of
+ * the scope. An address whose worker cannot be made (it is not `host:port`)
+ * is logged and skipped.
+ */
+export const follow = <Req, Resp, E>(options: {
+  readonly pool: WorkerPool<Req, Resp, E>
+  readonly sets: Stream.Stream<ReadonlyArray<string>>
+  readonly kind: (address: string) => WorkerKind<Req, Resp, E>
+  readonly worker: Worker.WorkerOptions | undefined
+  readonly firstId: number
+  readonly normalise: (address: string) => string
+}): Effect.Effect<Membership, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const scope = yield* Effect.scope
+    const ids = new Map<string, WorkerId>()
+    const current = new Set<string>()
+    let nextId = options.firstId
+
+    const idOf = (address: string): WorkerId => {
+      let id = ids.get(address)
+      if (id === undefined) {
+        id = WorkerId.make(nextId++)
+        ids.set(address, id)
+      }
+      return id
+    }
+
+    const apply = (set: ReadonlyArray<string>) =>
+      Effect.gen(function* () {
+        const wanted = new Set(set.map(options.normalise))
+        const leaving = [...current].filter((address) => !wanted.has(address))
+        const joining = [...wanted].filter((address) => !current.has(address))
+        for (const address of leaving) {
+          current.delete(address)
+          yield* Effect.ignore(options.pool.remove(ids.get(address)!))
+        }
+        // Connections are tried side by side: one address that does not
+        // answer holds the others up by its connectTimeout at most.
+        const workers = yield* Effect.forEach(
+          joining,
+          (address) =>
+            Worker.fromKind(idOf(address), options.kind(address), options.worker).pipe(
+              // An address that is not one is skipped, with a word: the others still join.
+              Effect.tapError((error) =>
+                Effect.logWarning("remote address skipped").pipe(Effect.annotateLogs({ address, reason: error.reason }))
+              ),
+              Effect.option
+            ),
+          { concurrency: "unbounded" }
+        ).pipe(Scope.provide(scope))
+        for (let i = 0; i < joining.length; i++) {
+          const worker = workers[i]!
+          if (worker._tag === "None") continue
+          current.add(joining[i]!)
+          yield* Effect.ignore(options.pool.add(worker.value))
+        }
+      })
+
+    const pull = yield* Stream.toPull(options.sets)
+    const first = yield* Effect.option(pull)
+    if (first._tag === "Some") for (const set of first.value) yield* apply(set)
+    yield* Effect.forkIn(
+      Effect.forever(Effect.flatMap(pull, (sets) => Effect.forEach(sets, apply, { discard: true }))).pipe(
+        Effect.catchCause(() => Effect.void)
+      ),
+      scope
+    )
+    return { ids: () => ids, current: () => current }
+  })

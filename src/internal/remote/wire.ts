@@ -1,0 +1,69 @@
+/**
+ * What a remote client and its runner say to each other over `effect/rpc`:
+ * the rpc group (`Run` for one request, `Events` for what the runner tells
+ * its clients unasked), the outcome of a request as it crosses the wire, the
+ * fingerprint of the schemas both sides must share, and the framing with its
+ * size limit.
+ *
+ * Requests and answers travel as JSON values encoded by the user's schemas
+ * on each side (`Schema.toCodecJson`), so the rpc layer carries them as
+ * `Schema.Unknown` and a schema mismatch is caught before the first request
+ * by comparing fingerprints, not by a stream of decode errors.
+ */
+import { createHash } from "node:crypto"
+import { Rpc, RpcGroup, RpcSerialization } from "effect/rpc"
+import * as Schema from "effect/Schema"
+import type { Codec } from "../codec.ts"
+
+/** The version of this protocol; both sides must speak the same. */
+export const protocolVersion = 1
+
+/** The request was answered (its response, encoded). */
+export const Success = Schema.TaggedStruct("Success", { value: Schema.Unknown })
+/** The handler failed with a domain error (encoded by the error schema). */
+export const Failure = Schema.TaggedStruct("Failure", { error: Schema.Unknown })
+/** The runner could not decode the request. */
+export const Rejected = Schema.TaggedStruct("Rejected", { reason: Schema.String })
+/** The handler reported a crash or died; `reason` is its message. */
+export const Crash = Schema.TaggedStruct("Crash", { reason: Schema.String })
+/** The runner's per-request deadline passed; the handler was interrupted. */
+export const Deadline = Schema.TaggedStruct("Deadline", { timeoutMillis: Schema.Number })
+
+/** How one request ended on the runner. */
+export const Outcome = Schema.Union([Success, Failure, Rejected, Crash, Deadline])
+export type Outcome = typeof Outcome.Type
+
+/** The runner is draining: it finishes what it holds and takes nothing new. */
+export const Draining = Schema.Literal("Draining")
+
+/** One request: its payload is the request as its schema encodes it to JSON. */
+export const Run = Rpc.make("Run", { payload: Schema.Unknown, success: Outcome })
+
+/** What the runner tells a client unasked, for as long as the connection lives. */
+export const Events = Rpc.make("Events", { success: Draining, stream: true })
+
+/** The rpc group a remote client and its runner share. */
+export const Group = RpcGroup.make(Run, Events)
+
+/** JSON lines, with no line (request or answer) longer than `maxFrameBytes`. */
+export const serialization = (maxFrameBytes: number): RpcSerialization.RpcSerialization["Service"] =>
+  RpcSerialization.makeNdjson({ maxBufferSize: maxFrameBytes })
+
+/**
+ * A digest of the request, response and error schemas (as JSON Schema) and
+ * of the protocol version: equal on both sides when they speak the same
+ * schemas.
+ */
+export const fingerprint = (request: Codec<any>, response: Codec<any>, error: Codec<any>): string => {
+  const document = (schema: Codec<any>) => {
+    try {
+      return Schema.toJsonSchemaDocument(schema)
+    } catch {
+      // A schema without a JSON Schema form: its AST's description stands in.
+      return String(schema.ast)
+    }
+  }
+  return createHash("sha256")
+    .update(JSON.stringify([protocolVersion, document(request), document(response), document(error)]))
+    .digest("hex")
+}
