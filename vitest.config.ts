@@ -6,6 +6,7 @@ export default defineConfig({
     // The first matching entry wins: the subpath before the bare name.
     alias: {
       "effect-worker-pool/testing": fileURLToPath(new URL("./src/testing/index.ts", import.meta.url)),
+      "effect-worker-pool/remote": fileURLToPath(new URL("./src/remote/index.ts", import.meta.url)),
       "effect-worker-pool": fileURLToPath(new URL("./src/index.ts", import.meta.url))
     }
   },
