@@ -5,7 +5,7 @@
  * Both out-of-process kinds speak the same messages. A subprocess sends them
  * as JSON, one per line, over its stdin and stdout; a thread posts them as
  * objects (structured clone), an array of them per `postMessage` (a batch).
- * Either side sends what it has ready in one turn of its event loop at once:
+ * Either side sends what it has ready at the end of one synchronous run at once:
  * several lines in one write, or one batch. Every request carries an id
  * chosen by the parent, unique within one incarnation (1, 2, 3, ...); the
  * child answers each id exactly once, with one of the final messages.

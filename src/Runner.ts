@@ -36,7 +36,7 @@
  * shut down): handlers still running are interrupted. It exits with code 2 on
  * a protocol fault (the parent sent something it cannot read).
  *
- * It sends what is ready in one turn of its event loop at once (one write,
+ * It sends what is ready at the end of one synchronous run at once (one write,
  * or one message to the parent), and a heartbeat every
  * `Protocol.heartbeatEnv` milliseconds when it has sent nothing else. In a
  * thread, it records the processes the thread starts with `child_process`
@@ -160,7 +160,7 @@ const stdioTransport = (maxLineBytes: number): Transport => {
     lines.push("")
     sent = true
     write(lines.join("\n"))
-  }, "turn")
+  })
   let deliver: (message: Inbound) => void = () => {}
   const lines = Protocol.makeLineDecoder(maxLineBytes)
   const onData = (chunk: Uint8Array) => {
@@ -238,7 +238,7 @@ const threadTransport = (port: WorkerThreads.MessagePort): Transport => {
         }
       }
     }
-  }, "run")
+  })
   let deliver: (message: Inbound) => void = () => {}
   const onMessage = (batch: unknown) => {
     if (!Array.isArray(batch)) {

@@ -2,7 +2,7 @@
  * Thread workers: each incarnation is a Node `worker_threads` Worker running
  * a script that calls `Runner.run` (the same script a subprocess runs).
  * Messages are the `Protocol` messages, posted as objects, an array of them
- * per `postMessage` (all a side has ready in one turn): payloads keep the
+ * per `postMessage` (all a side has ready in one synchronous run): payloads keep the
  * encoded form of their schemas and cross by structured clone, so dates,
  * maps and typed arrays need no JSON encoding.
  *
@@ -195,7 +195,7 @@ export const make = <Req, Resp, E = DomainError>(
     )
     const label = `thread ${worker.threadId}`
     const annotate = Effect.annotateLogs({ workerKind: "thread", threadId: worker.threadId })
-    // Messages of one turn leave in one postMessage; one that cannot be
+    // Messages of one synchronous run leave in one postMessage; one that cannot be
     // cloned is sent on its own, and refused.
     const outbox = makeBatcher<Protocol.ToChild>((batch) => {
       try {
@@ -210,7 +210,7 @@ export const make = <Req, Resp, E = DomainError>(
           }
         }
       }
-    }, "run")
+    })
     const client = yield* Client.make<Req, Resp, E>({
       label,
       codecs,
