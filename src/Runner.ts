@@ -61,6 +61,7 @@ import * as Schema from "effect/Schema"
 import { makeBatcher } from "./internal/batch.ts"
 import { type Codec, decoding, encoding, needsEffect, schemaReason } from "./internal/codec.ts"
 import { describe } from "./internal/describe.ts"
+import { expand, shortenFromChild } from "./internal/shortForm.ts"
 import * as Protocol from "./Protocol.ts"
 import { DomainError, ProtocolFault, WorkerCrash } from "./WorkerError.ts"
 
@@ -219,12 +220,15 @@ const stdioTransport = (maxLineBytes: number): Transport => {
   }
 }
 
+/** A `Request` in its short form, made whole. */
+const requestOf = (id: number, payload: unknown): Protocol.Request => ({ _tag: "Request", id, payload })
+
 const threadTransport = (port: WorkerThreads.MessagePort): Transport => {
   let sent = false
   const out = makeBatcher<Protocol.FromChild>((batch) => {
     sent = true
     try {
-      port.postMessage(batch)
+      port.postMessage(shortenFromChild(batch))
     } catch {
       // One of them cannot be cloned: each on its own, and a crash for the ones that fail.
       for (const message of batch) {
@@ -244,12 +248,13 @@ const threadTransport = (port: WorkerThreads.MessagePort): Transport => {
     if (!Array.isArray(batch)) {
       return deliver({ _tag: "Fault", reason: "the parent sent a value that is not a batch of protocol messages" })
     }
-    for (const value of batch) {
+    const malformed = expand(batch, requestOf, (value) => {
       const decoded = Protocol.decodeToChild(value)
       deliver(
         decoded._tag === "Message" ? decoded.message : { _tag: "Fault", reason: `the parent sent ${decoded.reason}` }
       )
-    }
+    })
+    if (malformed !== undefined) deliver({ _tag: "Fault", reason: `the parent sent ${malformed}` })
   }
   const onClose = () => deliver(end)
   return {
@@ -507,7 +512,8 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
       transport.send({
         _tag: "Ready",
         protocol: Protocol.version,
-        ...(heartbeat === undefined ? {} : { heartbeat })
+        ...(heartbeat === undefined ? {} : { heartbeat }),
+        ...(port === null ? {} : { shortRequests: true })
       })
       transport.flush()
       if (port !== null) trackChildProcesses(transport)

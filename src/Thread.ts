@@ -39,6 +39,7 @@ import * as Client from "./internal/client.ts"
 import { describe } from "./internal/describe.ts"
 import { isAlive, signal } from "./internal/processState.ts"
 import * as Settings from "./internal/settings.ts"
+import { shortenToChild } from "./internal/shortForm.ts"
 import { makeLogLines, makeStderrLog, makeTail, withTail } from "./internal/stderr.ts"
 import * as Protocol from "./Protocol.ts"
 import type { CommonOptions } from "./Subprocess.ts"
@@ -195,11 +196,12 @@ export const make = <Req, Resp, E = DomainError>(
     )
     const label = `thread ${worker.threadId}`
     const annotate = Effect.annotateLogs({ workerKind: "thread", threadId: worker.threadId })
-    // Messages of one synchronous run leave in one postMessage; one that cannot be
-    // cloned is sent on its own, and refused.
+    // Messages of one synchronous run leave in one postMessage, requests in
+    // their short form if the runner reads it; one that cannot be cloned is
+    // sent on its own, and refused.
     const outbox = makeBatcher<Protocol.ToChild>((batch) => {
       try {
-        worker.postMessage(batch)
+        worker.postMessage(client.shortRequests() ? shortenToChild(batch) : batch)
       } catch {
         for (const message of batch) {
           try {

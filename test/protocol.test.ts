@@ -428,6 +428,33 @@ describe("batches from a thread", () => {
       )
     })
   )
+
+  it.effect("a Success in its short form is its id then its value; an id without its value is a fault", () =>
+    Effect.gen(function* () {
+      const thread = yield* client
+      const first = yield* Effect.forkChild(thread.run(1))
+      const second = yield* Effect.forkChild(thread.run(2))
+      thread.receiveBatch([{ _tag: "Ready", protocol: Protocol.version }])
+      yield* Effect.yieldNow
+      thread.receiveBatch([2, 20, { _tag: "Heartbeat" }, 1, 10])
+      assert.deepStrictEqual(yield* Fiber.await(first), Exit.succeed(10))
+      assert.deepStrictEqual(yield* Fiber.await(second), Exit.succeed(20))
+      assert.isFalse(thread.shortRequests())
+
+      const third = yield* Effect.forkChild(thread.run(3))
+      yield* Effect.yieldNow
+      thread.receiveBatch([3])
+      assert.strictEqual(
+        thread.deathReason()?.message,
+        "protocol error: thread 1 sent a batch that ends with the id 3 without its payload"
+      )
+      assert.isTrue(Exit.isFailure(yield* Fiber.await(third)))
+
+      const short = yield* client
+      short.receiveBatch([{ _tag: "Ready", protocol: Protocol.version, shortRequests: true }])
+      assert.isTrue(short.shortRequests())
+    })
+  )
 })
 
 describe("the watch on a silent child", () => {
@@ -586,23 +613,39 @@ describe("batches on the wire", { timeout: 30_000 }, () => {
     Effect.gen(function* () {
       const worker = new WorkerThreads.Worker(S.workerScript, { execArgv: ["--conditions=source"], stderr: true })
       yield* Effect.addFinalizer(() => Effect.promise(() => worker.terminate()))
-      const batches: Array<ReadonlyArray<{ readonly _tag: string }>> = []
+      // A Success in its short form (its id, then its value) is shown as "Success".
+      const batches: Array<ReadonlyArray<string>> = []
       const answered = yield* Effect.callback<void>((resume) => {
-        worker.on("message", (batch: ReadonlyArray<{ readonly _tag: string }>) => {
-          batches.push(batch)
-          if (batch.some((m) => m._tag === "Ready")) {
+        worker.on("message", (batch: ReadonlyArray<unknown>) => {
+          const tags: Array<string> = []
+          for (let i = 0; i < batch.length; i++) {
+            const item = batch[i]
+            if (typeof item === "number") {
+              tags.push("Success")
+              i++
+            } else tags.push((item as { readonly _tag: string })._tag)
+          }
+          batches.push(tags)
+          if (tags.includes("Ready")) {
             worker.postMessage(
               Array.from({ length: 8 }, (_, i) => ({ _tag: "Request", id: i + 1, payload: { _tag: "Echo", value: i } }))
             )
           }
-          if (batches.flat().filter((m) => m._tag === "Success").length === 8) resume(Effect.void)
+          if (batches.flat().filter((tag) => tag === "Success").length === 8) resume(Effect.void)
         })
       }).pipe(Effect.timeout("20 seconds"))
       assert.isUndefined(answered)
-      assert.deepStrictEqual(
-        batches.map((batch) => batch.map((m) => m._tag)),
-        [["Ready"], Array.from({ length: 8 }, () => "Success")]
-      )
+      assert.deepStrictEqual(batches, [["Ready"], Array.from({ length: 8 }, () => "Success")])
+      // The runner reads requests in their short form too (its Ready says so): an id, then its payload.
+      batches.length = 0
+      const shortAnswered = yield* Effect.callback<void>((resume) => {
+        worker.on("message", () => {
+          if (batches.flat().filter((tag) => tag === "Success").length === 2) resume(Effect.void)
+        })
+        worker.postMessage([9, { _tag: "Echo", value: 1 }, 10, { _tag: "Echo", value: 2 }])
+      }).pipe(Effect.timeout("20 seconds"))
+      assert.isUndefined(shortAnswered)
+      assert.deepStrictEqual(batches, [["Success", "Success"]])
     }).pipe(Effect.scoped)
   )
 })
