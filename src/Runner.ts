@@ -282,6 +282,19 @@ const threadTransport = (port: WorkerThreads.MessagePort): Transport => {
   }
 }
 
+/** What a handler gets beside its request: the request's id, and a signal made on first use. */
+class HandlerContext {
+  readonly id: number
+  controller: AbortController | undefined = undefined
+  constructor(id: number) {
+    this.id = id
+  }
+  get signal(): AbortSignal {
+    this.controller ??= new AbortController()
+    return this.controller.signal
+  }
+}
+
 /** A request whose handler has not finished. */
 interface Running {
   /** The parent cancelled it: interrupt the handler, or abort its signal. */
@@ -367,18 +380,22 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
         runFork(effect).addObserver(k)
       }
 
+      /** The final message for request `id`, from how its response encoded. */
+      const replyEncoded = (id: number, exit: Exit.Exit<unknown, unknown>) =>
+        reply(
+          Exit.isSuccess(exit)
+            ? { _tag: "Success", id, value: exit.value }
+            : {
+                _tag: "Crash",
+                id,
+                reason: `defect: the response does not match its schema: ${describeCause(exit.cause)}`
+              }
+        )
+
       const answerSuccess = (id: number, value: Resp) => {
-        const crash = (cause: Cause.Cause<unknown>) =>
-          reply({
-            _tag: "Crash",
-            id,
-            reason: `defect: the response does not match its schema: ${describeCause(cause)}`
-          })
-        const onExit = (exit: Exit.Exit<unknown, unknown>) =>
-          Exit.isSuccess(exit) ? reply({ _tag: "Success", id, value: exit.value }) : crash(exit.cause)
         const encoded = encodeResponse.run(value)
-        if (needsEffect(encoded)) later(encodeResponse.effect(value), onExit)
-        else onExit(encoded)
+        if (needsEffect(encoded)) later(encodeResponse.effect(value), (exit) => replyEncoded(id, exit))
+        else replyEncoded(id, encoded)
       }
 
       const answerError = (id: number, error: unknown) => {
@@ -407,14 +424,7 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
 
       /** Calls the handler and answers, by whatever it returned. */
       const invoke = (id: number, request: Req) => {
-        let controller: AbortController | undefined
-        const context = {
-          id,
-          get signal() {
-            controller ??= new AbortController()
-            return controller.signal
-          }
-        }
+        const context = new HandlerContext(id)
         let result: ReturnType<Handler<Req, Resp, E, R>>
         try {
           result = options.handler(request, context)
@@ -448,7 +458,7 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
             // A cancel aborts the signal; the request is over when the promise settles.
             cancel: () => {
               cancelled = true
-              controller?.abort(new Error("the request was cancelled"))
+              context.controller?.abort(new Error("the request was cancelled"))
             },
             stopped: Effect.promise(() => settled)
           })
