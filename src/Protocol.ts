@@ -6,10 +6,12 @@
  * as JSON, one per line, over its stdin and stdout; a thread posts them as
  * objects (structured clone), an array of them per `postMessage` (a batch).
  * In a thread's batch, the most frequent messages may take a short form of
- * two items, the id (a number) then the payload: a child's `Success` always
- * may (`[3, 10]` is `{"_tag":"Success","id":3,"value":10}`), and a parent's
- * `Request` may when the child's `Ready` says `shortRequests`. Cloning a
- * number costs far less than cloning an object with its keys.
+ * two items, the id (a number) then the payload: a child's `Success`
+ * (`[3, 10]` is `{"_tag":"Success","id":3,"value":10}`) when the thread's
+ * `workerData` has `shortSuccesses: true` (the thread kind sets it), and a
+ * parent's `Request` when the child's `Ready` says `shortRequests`. Either
+ * side reads both forms. Cloning a number costs far less than cloning an
+ * object with its keys.
  * Either side sends what it has ready at the end of one synchronous run at once:
  * several lines in one write, or one batch. Every request carries an id
  * chosen by the parent, unique within one incarnation (1, 2, 3, ...); the

@@ -224,11 +224,13 @@ const stdioTransport = (maxLineBytes: number): Transport => {
 const requestOf = (id: number, payload: unknown): Protocol.Request => ({ _tag: "Request", id, payload })
 
 const threadTransport = (port: WorkerThreads.MessagePort): Transport => {
+  // Successes take their short form only to a parent that said it reads it (a thread kind's `workerData`).
+  const short = (WorkerThreads.workerData as { readonly shortSuccesses?: unknown } | null)?.shortSuccesses === true
   let sent = false
   const out = makeBatcher<Protocol.FromChild>((batch) => {
     sent = true
     try {
-      port.postMessage(shortenFromChild(batch))
+      port.postMessage(short ? shortenFromChild(batch) : batch)
     } catch {
       // One of them cannot be cloned: each on its own, and a crash for the ones that fail.
       for (const message of batch) {

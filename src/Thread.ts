@@ -165,7 +165,9 @@ export const make = <Req, Resp, E = DomainError>(
     script: url,
     // What `process.argv[1]` is in a thread started on the script itself.
     path: typeof script === "string" ? path.resolve(script) : script.protocol === "file:" ? fileURLToPath(script) : url,
-    compileCache: Settings.compileCacheDir()
+    compileCache: Settings.compileCacheDir(),
+    // This parent reads successes in their short form: the runner may post them so.
+    shortSuccesses: true
   }
 
   const spawn = Effect.gen(function* () {

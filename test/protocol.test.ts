@@ -609,43 +609,77 @@ describe("batches on the wire", { timeout: 30_000 }, () => {
     )
   )
 
-  it.live("a thread's runner posts every answer of a turn in one message", () =>
+  // A Success in its short form (its id, then its value) is shown as "short Success".
+  const tagsOf = (batch: ReadonlyArray<unknown>) => {
+    const tags: Array<string> = []
+    for (let i = 0; i < batch.length; i++) {
+      const item = batch[i]
+      if (typeof item === "number") {
+        tags.push("short Success")
+        i++
+      } else tags.push((item as { readonly _tag: string })._tag)
+    }
+    return tags
+  }
+
+  /** Starts the runner's script in a thread; `send` posts to it, `answers` waits for `count` answers of what was posted. */
+  const runnerThread = (workerData: unknown) =>
     Effect.gen(function* () {
-      const worker = new WorkerThreads.Worker(S.workerScript, { execArgv: ["--conditions=source"], stderr: true })
+      const worker = new WorkerThreads.Worker(S.workerScript, {
+        execArgv: ["--conditions=source"],
+        stderr: true,
+        workerData
+      })
       yield* Effect.addFinalizer(() => Effect.promise(() => worker.terminate()))
-      // A Success in its short form (its id, then its value) is shown as "Success".
       const batches: Array<ReadonlyArray<string>> = []
-      const answered = yield* Effect.callback<void>((resume) => {
-        worker.on("message", (batch: ReadonlyArray<unknown>) => {
-          const tags: Array<string> = []
-          for (let i = 0; i < batch.length; i++) {
-            const item = batch[i]
-            if (typeof item === "number") {
-              tags.push("Success")
-              i++
-            } else tags.push((item as { readonly _tag: string })._tag)
-          }
-          batches.push(tags)
-          if (tags.includes("Ready")) {
-            worker.postMessage(
-              Array.from({ length: 8 }, (_, i) => ({ _tag: "Request", id: i + 1, payload: { _tag: "Echo", value: i } }))
-            )
-          }
-          if (batches.flat().filter((tag) => tag === "Success").length === 8) resume(Effect.void)
-        })
+      let isReady = false
+      let ready: () => void = () => {}
+      let answered: () => void = () => {}
+      let expected = 0
+      worker.on("message", (batch: ReadonlyArray<unknown>) => {
+        const tags = tagsOf(batch)
+        if (tags.includes("Ready")) {
+          isReady = true
+          return ready()
+        }
+        batches.push(tags)
+        if (batches.flat().length === expected) answered()
+      })
+      yield* Effect.callback<void>((resume) => {
+        ready = () => resume(Effect.void)
+        if (isReady) ready()
       }).pipe(Effect.timeout("20 seconds"))
-      assert.isUndefined(answered)
-      assert.deepStrictEqual(batches, [["Ready"], Array.from({ length: 8 }, () => "Success")])
-      // The runner reads requests in their short form too (its Ready says so): an id, then its payload.
-      batches.length = 0
-      const shortAnswered = yield* Effect.callback<void>((resume) => {
-        worker.on("message", () => {
-          if (batches.flat().filter((tag) => tag === "Success").length === 2) resume(Effect.void)
-        })
-        worker.postMessage([9, { _tag: "Echo", value: 1 }, 10, { _tag: "Echo", value: 2 }])
-      }).pipe(Effect.timeout("20 seconds"))
-      assert.isUndefined(shortAnswered)
-      assert.deepStrictEqual(batches, [["Success", "Success"]])
+      const answers = (batch: ReadonlyArray<unknown>, count: number) =>
+        Effect.callback<ReadonlyArray<ReadonlyArray<string>>>((resume) => {
+          batches.length = 0
+          expected = count
+          answered = () => resume(Effect.succeed([...batches]))
+          worker.postMessage(batch)
+        }).pipe(Effect.timeout("20 seconds"))
+      return answers
+    })
+
+  const eightRequests = Array.from({ length: 8 }, (_, i) => ({
+    _tag: "Request",
+    id: i + 1,
+    payload: { _tag: "Echo", value: i }
+  }))
+
+  it.live("a thread's runner posts every answer of a turn in one message, successes whole by default", () =>
+    Effect.gen(function* () {
+      const answers = yield* runnerThread(undefined)
+      assert.deepStrictEqual(yield* answers(eightRequests, 8), [Array.from({ length: 8 }, () => "Success")])
+      // It reads requests in their short form too (its Ready says so): an id, then its payload.
+      assert.deepStrictEqual(yield* answers([9, { _tag: "Echo", value: 1 }, 10, { _tag: "Echo", value: 2 }], 2), [
+        ["Success", "Success"]
+      ])
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("a thread's runner posts successes in their short form to a parent that reads it", () =>
+    Effect.gen(function* () {
+      const answers = yield* runnerThread({ shortSuccesses: true })
+      assert.deepStrictEqual(yield* answers(eightRequests, 8), [Array.from({ length: 8 }, () => "short Success")])
     }).pipe(Effect.scoped)
   )
 })

@@ -3,7 +3,9 @@
  * batch is an array of protocol messages, in which a parent's `Request` and
  * a child's `Success` may stand as two items: the id (a number) and the
  * payload (or value). Cloning a number costs far less than cloning an object
- * with its keys, and a batch of trivial requests is mostly keys.
+ * with its keys, and a batch of trivial requests is mostly keys. Each side
+ * sends the short form only to a side that said it reads it (the runner's
+ * `Ready`, the thread kind's `workerData`).
  *
  * Only a message with no other field than `_tag`, `id` and its payload takes
  * the short form: any other field keeps the message whole.
