@@ -5,7 +5,14 @@
  * Both out-of-process kinds speak the same messages. A subprocess sends them
  * as JSON, one per line, over its stdin and stdout; a thread posts them as
  * objects (structured clone), an array of them per `postMessage` (a batch).
- * Either side sends what it has ready in one turn of its event loop at once:
+ * In a thread's batch, the most frequent messages may take a short form of
+ * two items, the id (a number) then the payload: a child's `Success`
+ * (`[3, 10]` is `{"_tag":"Success","id":3,"value":10}`) when the thread's
+ * `workerData` has `shortSuccesses: true` (the thread kind sets it), and a
+ * parent's `Request` when the child's `Ready` says `shortRequests`. Either
+ * side reads both forms. Cloning a number costs far less than cloning an
+ * object with its keys.
+ * Either side sends what it has ready at the end of one synchronous run at once:
  * several lines in one write, or one batch. Every request carries an id
  * chosen by the parent, unique within one incarnation (1, 2, 3, ...); the
  * child answers each id exactly once, with one of the final messages.
@@ -122,7 +129,9 @@ export const RequestId = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
  * The runner is up and speaks protocol `protocol`. With `heartbeat`, it
  * promises a {@link Heartbeat} (or any other message) at least every
  * `heartbeat` milliseconds while its event loop turns; the parent then
- * treats a long silence of an idle child as a crash.
+ * treats a long silence of an idle child as a crash. With `shortRequests`
+ * (a thread's runner), it reads requests in their short form (see the
+ * module's documentation).
  *
  * @example
  * ```ts
@@ -136,7 +145,8 @@ export const RequestId = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
  */
 export const Ready = Schema.TaggedStruct("Ready", {
   protocol: Schema.Number,
-  heartbeat: Schema.optionalKey(Schema.Number)
+  heartbeat: Schema.optionalKey(Schema.Number),
+  shortRequests: Schema.optionalKey(Schema.Boolean)
 })
 
 /**
@@ -705,7 +715,11 @@ const isFromChild = (u: unknown): u is FromChild => {
     case "Heartbeat":
       return true
     case "Ready":
-      return typeof u.protocol === "number" && (!("heartbeat" in u) || typeof u.heartbeat === "number")
+      return (
+        typeof u.protocol === "number" &&
+        (!("heartbeat" in u) || typeof u.heartbeat === "number") &&
+        (!("shortRequests" in u) || typeof u.shortRequests === "boolean")
+      )
     case "ChildStarted":
       return typeof u.pid === "number" && typeof u.group === "boolean"
     case "ChildExited":

@@ -36,7 +36,7 @@
  * shut down): handlers still running are interrupted. It exits with code 2 on
  * a protocol fault (the parent sent something it cannot read).
  *
- * It sends what is ready in one turn of its event loop at once (one write,
+ * It sends what is ready at the end of one synchronous run at once (one write,
  * or one message to the parent), and a heartbeat every
  * `Protocol.heartbeatEnv` milliseconds when it has sent nothing else. In a
  * thread, it records the processes the thread starts with `child_process`
@@ -63,6 +63,7 @@ import * as Tracer from "effect/Tracer"
 import { makeBatcher } from "./internal/batch.ts"
 import { type Codec, decoding, encoding, needsEffect, schemaReason } from "./internal/codec.ts"
 import { describe } from "./internal/describe.ts"
+import { expand, shortenFromChild } from "./internal/shortForm.ts"
 import * as Protocol from "./Protocol.ts"
 import { DomainError, ProtocolFault, WorkerCrash } from "./WorkerError.ts"
 
@@ -162,7 +163,7 @@ const stdioTransport = (maxLineBytes: number): Transport => {
     lines.push("")
     sent = true
     write(lines.join("\n"))
-  }, "turn")
+  })
   let deliver: (message: Inbound) => void = () => {}
   const lines = Protocol.makeLineDecoder(maxLineBytes)
   const onData = (chunk: Uint8Array) => {
@@ -221,12 +222,17 @@ const stdioTransport = (maxLineBytes: number): Transport => {
   }
 }
 
+/** A `Request` in its short form, made whole. */
+const requestOf = (id: number, payload: unknown): Protocol.Request => ({ _tag: "Request", id, payload })
+
 const threadTransport = (port: WorkerThreads.MessagePort): Transport => {
+  // Successes take their short form only to a parent that said it reads it (a thread kind's `workerData`).
+  const short = (WorkerThreads.workerData as { readonly shortSuccesses?: unknown } | null)?.shortSuccesses === true
   let sent = false
   const out = makeBatcher<Protocol.FromChild>((batch) => {
     sent = true
     try {
-      port.postMessage(batch)
+      port.postMessage(short ? shortenFromChild(batch) : batch)
     } catch {
       // One of them cannot be cloned: each on its own, and a crash for the ones that fail.
       for (const message of batch) {
@@ -240,18 +246,19 @@ const threadTransport = (port: WorkerThreads.MessagePort): Transport => {
         }
       }
     }
-  }, "run")
+  })
   let deliver: (message: Inbound) => void = () => {}
   const onMessage = (batch: unknown) => {
     if (!Array.isArray(batch)) {
       return deliver({ _tag: "Fault", reason: "the parent sent a value that is not a batch of protocol messages" })
     }
-    for (const value of batch) {
+    const malformed = expand(batch, requestOf, (value) => {
       const decoded = Protocol.decodeToChild(value)
       deliver(
         decoded._tag === "Message" ? decoded.message : { _tag: "Fault", reason: `the parent sent ${decoded.reason}` }
       )
-    }
+    })
+    if (malformed !== undefined) deliver({ _tag: "Fault", reason: `the parent sent ${malformed}` })
   }
   const onClose = () => deliver(end)
   return {
@@ -276,6 +283,19 @@ const threadTransport = (port: WorkerThreads.MessagePort): Transport => {
       port.off("message", onMessage)
       port.off("close", onClose)
     }
+  }
+}
+
+/** What a handler gets beside its request: the request's id, and a signal made on first use. */
+class HandlerContext {
+  readonly id: number
+  controller: AbortController | undefined = undefined
+  constructor(id: number) {
+    this.id = id
+  }
+  get signal(): AbortSignal {
+    this.controller ??= new AbortController()
+    return this.controller.signal
   }
 }
 
@@ -364,18 +384,22 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
         runFork(effect).addObserver(k)
       }
 
+      /** The final message for request `id`, from how its response encoded. */
+      const replyEncoded = (id: number, exit: Exit.Exit<unknown, unknown>) =>
+        reply(
+          Exit.isSuccess(exit)
+            ? { _tag: "Success", id, value: exit.value }
+            : {
+                _tag: "Crash",
+                id,
+                reason: `defect: the response does not match its schema: ${describeCause(exit.cause)}`
+              }
+        )
+
       const answerSuccess = (id: number, value: Resp) => {
-        const crash = (cause: Cause.Cause<unknown>) =>
-          reply({
-            _tag: "Crash",
-            id,
-            reason: `defect: the response does not match its schema: ${describeCause(cause)}`
-          })
-        const onExit = (exit: Exit.Exit<unknown, unknown>) =>
-          Exit.isSuccess(exit) ? reply({ _tag: "Success", id, value: exit.value }) : crash(exit.cause)
         const encoded = encodeResponse.run(value)
-        if (needsEffect(encoded)) later(encodeResponse.effect(value), onExit)
-        else onExit(encoded)
+        if (needsEffect(encoded)) later(encodeResponse.effect(value), (exit) => replyEncoded(id, exit))
+        else replyEncoded(id, encoded)
       }
 
       const answerError = (id: number, error: unknown) => {
@@ -404,14 +428,7 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
 
       /** Calls the handler and answers, by whatever it returned; an Effect runs under the request's span, if traced. */
       const invoke = (id: number, request: Req, trace: Protocol.TraceContext | undefined) => {
-        let controller: AbortController | undefined
-        const context = {
-          id,
-          get signal() {
-            controller ??= new AbortController()
-            return controller.signal
-          }
-        }
+        const context = new HandlerContext(id)
         let result: ReturnType<Handler<Req, Resp, E, R>>
         try {
           result = options.handler(request, context)
@@ -448,7 +465,7 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
             // A cancel aborts the signal; the request is over when the promise settles.
             cancel: () => {
               cancelled = true
-              controller?.abort(new Error("the request was cancelled"))
+              context.controller?.abort(new Error("the request was cancelled"))
             },
             stopped: Effect.promise(() => settled)
           })
@@ -512,7 +529,8 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
       transport.send({
         _tag: "Ready",
         protocol: Protocol.version,
-        ...(heartbeat === undefined ? {} : { heartbeat })
+        ...(heartbeat === undefined ? {} : { heartbeat }),
+        ...(port === null ? {} : { shortRequests: true })
       })
       transport.flush()
       if (port !== null) trackChildProcesses(transport)

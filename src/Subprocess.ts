@@ -2,7 +2,7 @@
  * Subprocess workers: each incarnation is a child process, spawned with
  * Node's `child_process` (arguments as an array, never through a shell), that
  * speaks JSON lines over its stdin and stdout (see `Protocol`): the lines
- * one side has ready in a turn of its event loop leave in one write. Write
+ * one side has ready in one synchronous run leave in one write. Write
  * the child with `Runner`.
  *
  * What a child can do to its caller, and what the caller gets:
@@ -259,14 +259,14 @@ const build = <Req, Resp, E = DomainError>(
     const label = `process ${pid}`
     const annotate = Effect.annotateLogs({ workerKind: "subprocess", pid })
 
-    // stdin: the lines of one turn leave in one write.
+    // stdin: the lines of one synchronous run leave in one write.
     let stdinBroken = false
     const brokenPipe = Deferred.makeUnsafe<string>()
     const lines = makeBatcher<string>((batch) => {
       if (stdinBroken) return
       batch.push("")
       child.stdin.write(batch.join("\n"))
-    }, "turn")
+    })
     child.stdin.on("error", (error) => {
       stdinBroken = true
       Deferred.doneUnsafe(brokenPipe, Exit.succeed(describe(error)))

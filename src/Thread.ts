@@ -2,7 +2,7 @@
  * Thread workers: each incarnation is a Node `worker_threads` Worker running
  * a script that calls `Runner.run` (the same script a subprocess runs).
  * Messages are the `Protocol` messages, posted as objects, an array of them
- * per `postMessage` (all a side has ready in one turn): payloads keep the
+ * per `postMessage` (all a side has ready in one synchronous run): payloads keep the
  * encoded form of their schemas and cross by structured clone, so dates,
  * maps and typed arrays need no JSON encoding.
  *
@@ -39,6 +39,7 @@ import * as Client from "./internal/client.ts"
 import { describe } from "./internal/describe.ts"
 import { isAlive, signal } from "./internal/processState.ts"
 import * as Settings from "./internal/settings.ts"
+import { shortenToChild } from "./internal/shortForm.ts"
 import { makeLogLines, makeStderrLog, makeTail, withTail } from "./internal/stderr.ts"
 import * as Protocol from "./Protocol.ts"
 import type { CommonOptions } from "./Subprocess.ts"
@@ -171,7 +172,9 @@ const build = <Req, Resp, E = DomainError>(
     script: url,
     // What `process.argv[1]` is in a thread started on the script itself.
     path: typeof script === "string" ? path.resolve(script) : script.protocol === "file:" ? fileURLToPath(script) : url,
-    compileCache: Settings.compileCacheDir()
+    compileCache: Settings.compileCacheDir(),
+    // This parent reads successes in their short form: the runner may post them so.
+    shortSuccesses: true
   }
 
   const spawn = Effect.gen(function* () {
@@ -202,11 +205,12 @@ const build = <Req, Resp, E = DomainError>(
     )
     const label = `thread ${worker.threadId}`
     const annotate = Effect.annotateLogs({ workerKind: "thread", threadId: worker.threadId })
-    // Messages of one turn leave in one postMessage; one that cannot be
-    // cloned is sent on its own, and refused.
+    // Messages of one synchronous run leave in one postMessage, requests in
+    // their short form if the runner reads it; one that cannot be cloned is
+    // sent on its own, and refused.
     const outbox = makeBatcher<Protocol.ToChild>((batch) => {
       try {
-        worker.postMessage(batch)
+        worker.postMessage(client.shortRequests() ? shortenToChild(batch) : batch)
       } catch {
         for (const message of batch) {
           try {
@@ -217,7 +221,7 @@ const build = <Req, Resp, E = DomainError>(
           }
         }
       }
-    }, "run")
+    })
     const client = yield* Client.make<Req, Resp, E>({
       label,
       codecs,

@@ -428,6 +428,33 @@ describe("batches from a thread", () => {
       )
     })
   )
+
+  it.effect("a Success in its short form is its id then its value; an id without its value is a fault", () =>
+    Effect.gen(function* () {
+      const thread = yield* client
+      const first = yield* Effect.forkChild(thread.run(1))
+      const second = yield* Effect.forkChild(thread.run(2))
+      thread.receiveBatch([{ _tag: "Ready", protocol: Protocol.version }])
+      yield* Effect.yieldNow
+      thread.receiveBatch([2, 20, { _tag: "Heartbeat" }, 1, 10])
+      assert.deepStrictEqual(yield* Fiber.await(first), Exit.succeed(10))
+      assert.deepStrictEqual(yield* Fiber.await(second), Exit.succeed(20))
+      assert.isFalse(thread.shortRequests())
+
+      const third = yield* Effect.forkChild(thread.run(3))
+      yield* Effect.yieldNow
+      thread.receiveBatch([3])
+      assert.strictEqual(
+        thread.deathReason()?.message,
+        "protocol error: thread 1 sent a batch that ends with the id 3 without its payload"
+      )
+      assert.isTrue(Exit.isFailure(yield* Fiber.await(third)))
+
+      const short = yield* client
+      short.receiveBatch([{ _tag: "Ready", protocol: Protocol.version, shortRequests: true }])
+      assert.isTrue(short.shortRequests())
+    })
+  )
 })
 
 describe("the watch on a silent child", () => {
@@ -582,30 +609,77 @@ describe("batches on the wire", { timeout: 30_000 }, () => {
     )
   )
 
-  it.live("a thread's runner posts every answer of a turn in one message", () =>
+  // A Success in its short form (its id, then its value) is shown as "short Success".
+  const tagsOf = (batch: ReadonlyArray<unknown>) => {
+    const tags: Array<string> = []
+    for (let i = 0; i < batch.length; i++) {
+      const item = batch[i]
+      if (typeof item === "number") {
+        tags.push("short Success")
+        i++
+      } else tags.push((item as { readonly _tag: string })._tag)
+    }
+    return tags
+  }
+
+  /** Starts the runner's script in a thread; `send` posts to it, `answers` waits for `count` answers of what was posted. */
+  const runnerThread = (workerData: unknown) =>
     Effect.gen(function* () {
       const worker = new WorkerThreads.Worker(S.workerScript, {
         execArgv: ["--conditions=effect-worker-pool-source"],
-        stderr: true
+        stderr: true,
+        workerData
       })
       yield* Effect.addFinalizer(() => Effect.promise(() => worker.terminate()))
-      const batches: Array<ReadonlyArray<{ readonly _tag: string }>> = []
-      const answered = yield* Effect.callback<void>((resume) => {
-        worker.on("message", (batch: ReadonlyArray<{ readonly _tag: string }>) => {
-          batches.push(batch)
-          if (batch.some((m) => m._tag === "Ready")) {
-            worker.postMessage(
-              Array.from({ length: 8 }, (_, i) => ({ _tag: "Request", id: i + 1, payload: { _tag: "Echo", value: i } }))
-            )
-          }
-          if (batches.flat().filter((m) => m._tag === "Success").length === 8) resume(Effect.void)
-        })
+      const batches: Array<ReadonlyArray<string>> = []
+      let isReady = false
+      let ready: () => void = () => {}
+      let answered: () => void = () => {}
+      let expected = 0
+      worker.on("message", (batch: ReadonlyArray<unknown>) => {
+        const tags = tagsOf(batch)
+        if (tags.includes("Ready")) {
+          isReady = true
+          return ready()
+        }
+        batches.push(tags)
+        if (batches.flat().length === expected) answered()
+      })
+      yield* Effect.callback<void>((resume) => {
+        ready = () => resume(Effect.void)
+        if (isReady) ready()
       }).pipe(Effect.timeout("20 seconds"))
-      assert.isUndefined(answered)
-      assert.deepStrictEqual(
-        batches.map((batch) => batch.map((m) => m._tag)),
-        [["Ready"], Array.from({ length: 8 }, () => "Success")]
-      )
+      const answers = (batch: ReadonlyArray<unknown>, count: number) =>
+        Effect.callback<ReadonlyArray<ReadonlyArray<string>>>((resume) => {
+          batches.length = 0
+          expected = count
+          answered = () => resume(Effect.succeed([...batches]))
+          worker.postMessage(batch)
+        }).pipe(Effect.timeout("20 seconds"))
+      return answers
+    })
+
+  const eightRequests = Array.from({ length: 8 }, (_, i) => ({
+    _tag: "Request",
+    id: i + 1,
+    payload: { _tag: "Echo", value: i }
+  }))
+
+  it.live("a thread's runner posts every answer of a turn in one message, successes whole by default", () =>
+    Effect.gen(function* () {
+      const answers = yield* runnerThread(undefined)
+      assert.deepStrictEqual(yield* answers(eightRequests, 8), [Array.from({ length: 8 }, () => "Success")])
+      // It reads requests in their short form too (its Ready says so): an id, then its payload.
+      assert.deepStrictEqual(yield* answers([9, { _tag: "Echo", value: 1 }, 10, { _tag: "Echo", value: 2 }], 2), [
+        ["Success", "Success"]
+      ])
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("a thread's runner posts successes in their short form to a parent that reads it", () =>
+    Effect.gen(function* () {
+      const answers = yield* runnerThread({ shortSuccesses: true })
+      assert.deepStrictEqual(yield* answers(eightRequests, 8), [Array.from({ length: 8 }, () => "short Success")])
     }).pipe(Effect.scoped)
   )
 })

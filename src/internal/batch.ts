@@ -1,20 +1,21 @@
 /**
  * Frames batched: everything one side has ready leaves in one write or one
- * message. A thread's messages leave at the end of the synchronous run that
- * made them (a microtask): a `postMessage` is cheap next to the latency of a
- * turn of the event loop. A pipe's lines leave at the end of the turn
- * (`setImmediate`): every write is a system call, and a turn gathers more.
+ * message, at the end of the synchronous run that made it (a microtask).
+ * Answers read in one chunk (or one message) free their slots together, and
+ * the requests that take those slots leave at once, in one write: waiting
+ * for the end of the turn of the event loop gathers no more of them, and
+ * delays the write behind whatever else the turn runs.
  */
 
-/** Collects items; `flush` gets all of them at once, at the end of the run or turn in which the first one came. */
+/** Collects items; `flush` gets all of them at once, at the end of the run in which the first one came. */
 export interface Batcher<A> {
   readonly push: (item: A) => void
-  /** Hands over what is held now, without waiting for the end of the turn. */
+  /** Hands over what is held now, without waiting for the end of the run. */
   readonly flushNow: () => void
 }
 
-/** Makes a {@link Batcher} that hands its items to `flush`, at the end of the run or of the turn. */
-export const makeBatcher = <A>(flush: (items: Array<A>) => void, at: "run" | "turn"): Batcher<A> => {
+/** Makes a {@link Batcher} that hands its items to `flush` at the end of the synchronous run. */
+export const makeBatcher = <A>(flush: (items: Array<A>) => void): Batcher<A> => {
   let items: Array<A> = []
   let scheduled = false
   const flushNow = () => {
@@ -23,7 +24,7 @@ export const makeBatcher = <A>(flush: (items: Array<A>) => void, at: "run" | "tu
     items = []
     flush(batch)
   }
-  const atEndOfTurn = () => {
+  const atEndOfRun = () => {
     scheduled = false
     flushNow()
   }
@@ -32,8 +33,7 @@ export const makeBatcher = <A>(flush: (items: Array<A>) => void, at: "run" | "tu
       items.push(item)
       if (!scheduled) {
         scheduled = true
-        if (at === "run") queueMicrotask(atEndOfTurn)
-        else setImmediate(atEndOfTurn)
+        queueMicrotask(atEndOfRun)
       }
     },
     flushNow

@@ -32,6 +32,7 @@ import {
 } from "../WorkerError.ts"
 import { type Codec, type Conversion, decoding, encoding, needsEffect, schemaReason } from "./codec.ts"
 import { describe } from "./describe.ts"
+import { expand } from "./shortForm.ts"
 import { DispatchSpan, submittingSpan, traceContext, withDispatchSpan } from "./tracing.ts"
 
 export type { Codec } from "./codec.ts"
@@ -117,7 +118,7 @@ export interface Client<Req, Resp, E> {
   readonly watchdog: Effect.Effect<void>
   /** A message the child sent, as a value. */
   readonly receive: (message: unknown) => void
-  /** A batch of messages a thread posted: an array of them. */
+  /** A batch of messages a thread posted: an array of them, successes in their short form. */
   readonly receiveBatch: (batch: unknown) => void
   /** One line of the child's output. */
   readonly receiveLine: (line: string) => void
@@ -130,6 +131,8 @@ export interface Client<Req, Resp, E> {
   readonly deathReason: () => CrashReason | undefined
   /** Requests sent and not yet answered (including cancelled ones). */
   readonly inFlight: () => number
+  /** Whether the child's `Ready` said it reads requests in their short form (a thread's batches). */
+  readonly shortRequests: () => boolean
 }
 
 /**
@@ -161,6 +164,8 @@ interface Entry<A, E> {
 }
 
 const cancelledExit = Exit.failCause(Cause.interrupt())
+/** A `Success` in its short form, made whole. */
+const successOf = (id: number, value: unknown): Protocol.Success => ({ _tag: "Success", id, value })
 const noop = () => {}
 
 interface CancelDeadline {
@@ -191,6 +196,7 @@ const makeWith = <Req, Resp, E>(
   let nextId = 1
   let isReady = false
   let heartbeats = false
+  let shortRequests = false
   /** Counts the signs of life of the child, for the watchdog. */
   let signs = 0
   let deathReason: CrashReason | undefined
@@ -346,6 +352,7 @@ const makeWith = <Req, Resp, E>(
           }
           heartbeats = true
         }
+        shortRequests = message.shortRequests === true
         isReady = true
         Deferred.doneUnsafe(ready, Exit.void)
         return
@@ -393,7 +400,8 @@ const makeWith = <Req, Resp, E>(
       if (!isReady && lone._tag === "Ready" && lone.protocol !== Protocol.version) return receive(batch)
       return fault("sent a value that is not a batch (an array) of protocol messages")
     }
-    for (let i = 0; i < batch.length; i++) receive(batch[i])
+    const malformed = expand(batch, successOf, receive)
+    if (malformed !== undefined && deathReason === undefined) fault(`sent ${malformed}`)
   }
 
   const receiveLine = (line: string) => {
@@ -566,6 +574,7 @@ const makeWith = <Req, Resp, E>(
     refuse,
     die,
     deathReason: () => deathReason,
-    inFlight: () => pending.size
+    inFlight: () => pending.size,
+    shortRequests: () => shortRequests
   }
 }
