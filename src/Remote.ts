@@ -12,7 +12,7 @@
  * | closes the connection, is killed, resets it   | `WorkerCrash` (`ConnectionLost`)        | reconnects with its restart schedule |
  * | stops answering pings (frozen, partitioned)   | `WorkerCrash` (`Unresponsive`)          | reconnects with its restart schedule |
  * | cannot be reached, refuses the client         | (never reached)                         | `Restarting`: start failed (`StartFailed`) |
- * | drains (`SIGTERM`)                            | the answers of what it holds            | `Restarting` (`Stopped`): no new request goes there |
+ * | drains (`SIGTERM`)                            | the answers of what it holds            | `Restarting`, no crash counted: no new request goes there; reconnects after the schedule's first delay |
  * | runs a request past the runner's deadline     | `WorkerCrash` (`TimedOut`)              | reconnects                        |
  *
  * Every request in flight on a connection that is lost fails at once with

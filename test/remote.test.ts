@@ -294,19 +294,33 @@ describe("Remote", { timeout: 60_000 }, () => {
     )
   )
 
-  it.live("a draining runner finishes what it holds; its worker routes away (Stopped) and the runner exits", () =>
+  it.live("a draining runner finishes what it holds; its worker routes away without a crash and reconnects", () =>
     Effect.scoped(
       Effect.gen(function* () {
-        const runner = yield* startRunner(yield* freePort)
+        const port = yield* freePort
+        const runner = yield* startRunner(port)
         const worker = yield* remoteWorker(0, runner.address)
         const held = yield* Effect.forkChild(worker.dispatch(job("sleep", 11, 500, "held")))
+        const timed = yield* Effect.forkChild(
+          worker.dispatch(job("sleep", 12, 500, "timed"), { timeout: "20 seconds" })
+        )
         yield* runner.waitFor(/started held/)
+        yield* runner.waitFor(/started timed/)
         runner.child.kill("SIGTERM")
         const down = yield* healthUntil(worker, (h) => h.state === "Restarting")
-        assert.match(down.lastCrash!.reason, /is draining/)
+        assert.strictEqual(down.crashes, 0, "a drain is not a crash")
+        assert.strictEqual(down.consecutiveFailures, 0)
+        assert.strictEqual(down.lastCrash, undefined)
+        const refused = yield* Effect.flip(worker.dispatch(job("echo", 1)))
+        assert.match(crashOf(Exit.fail(refused)).reason.message, /not available \(Restarting\)/)
         assert.strictEqual(yield* Fiber.join(held), 11)
+        assert.strictEqual(yield* Fiber.join(timed), 12)
         yield* runner.waitFor(/drained/)
         assert.deepStrictEqual(yield* runner.exited, { code: 0, signal: null })
+        // A runner on the same address again: the worker reconnects on its own.
+        yield* startRunner(port)
+        yield* healthUntil(worker, (h) => h.state === "Healthy")
+        assert.strictEqual(yield* worker.dispatch(job("echo", 5)), 5)
       })
     )
   )

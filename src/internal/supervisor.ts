@@ -2,7 +2,9 @@
  * The supervisor of one worker: it spawns an incarnation in a scope of its
  * own, waits until it ends, closes that scope (stopping the requests still on
  * it, then releasing its resources), and decides with the restart tracker
- * whether to start it again and when.
+ * whether to start it again and when. An incarnation that ends cleanly (its
+ * `exited` gives `Stopped`) keeps its requests until they are done, and is
+ * started again after the schedule's first delay, with no crash counted.
  */
 import { Clock, Context, Deferred, Duration, Effect, Exit, FiberSet, Scope } from "effect"
 import type { Worker } from "../Worker.ts"
@@ -73,25 +75,34 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
           Effect.annotateLogs({ reason: reason.message }),
           annotate
         )
-        return { reason, served: false }
+        return { reason, served: false, clean: false }
       }
       // Made after the spawn, so that closing the scope stops the requests
       // before the incarnation's own resources are released.
       const current = makeLive(spawned.value, yield* FiberSet.make<Resp, E | WorkerCrash>(), closed)
       yield* Effect.addFinalizer(() => life.awaitCallers(current))
       // The incarnation died on its own (a process exited): no request of
-      // its making, so the death itself is the failure that counts.
+      // its making, so the death itself is the failure that counts. One
+      // that says it stops (`Stopped`) ends cleanly instead.
       yield* Effect.forkScoped(
         Effect.flatMap(current.incarnation.exited, (crash) =>
-          Effect.sync(() => life.crash(current, crash.reason, true))
+          Effect.sync(() =>
+            crash.reason._tag === "Stopped" ? life.end(current, crash.reason) : life.crash(current, crash.reason, true)
+          )
         )
       )
       yield* restarts.started
       life.begin(current)
       Deferred.doneUnsafe(firstStart, Exit.void)
       const reason = yield* Deferred.await(current.ended)
-      yield* Effect.logWarning("worker crashed").pipe(Effect.annotateLogs({ reason: reason.message }), annotate)
-      return { reason, served: current.served }
+      if (current.clean) {
+        yield* Effect.logInfo("worker ended").pipe(Effect.annotateLogs({ reason: reason.message }), annotate)
+        // Its requests run to their end before its scope closes.
+        yield* FiberSet.awaitEmpty(current.fibers)
+      } else {
+        yield* Effect.logWarning("worker crashed").pipe(Effect.annotateLogs({ reason: reason.message }), annotate)
+      }
+      return { reason, served: current.served, clean: current.clean }
     }).pipe(Effect.scoped)
 
   /** One incarnation, then the decision of what comes next. */
@@ -99,11 +110,12 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
     Effect.suspend(() => {
       const closed = Deferred.makeUnsafe<void>()
       return Effect.gen(function* () {
-        const { reason, served } = yield* incarnate(closed, spare)
+        const { reason, served, clean } = yield* incarnate(closed, spare)
         Deferred.doneUnsafe(firstStart, Exit.void)
         // With a spare ready, the restart is now, not after the delay: the budget counts it so.
         const immediate = core.hasSpare?.(kind) === true
-        const decision = yield* restarts.next(new WorkerCrash({ reason, workerId: id }), served, immediate)
+        // A clean end is no failure: the backoff starts over, as after an incarnation that served.
+        const decision = yield* restarts.next(new WorkerCrash({ reason, workerId: id }), served || clean, immediate)
         if (decision._tag === "Retire") {
           health.retiredBecause = decision.because
           life.setState("Retired")
