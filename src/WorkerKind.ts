@@ -44,7 +44,9 @@ export type Handler<Req, Resp, E = never> = (request: Req) => Effect.Effect<Resp
  *   crash: the incarnation said it takes no more requests (a draining remote
  *   runner does). It leaves selection at once, the requests it holds run to
  *   their end, and it is started again after its restart schedule's first
- *   delay, with no crash and no failure in a row counted.
+ *   delay. That start is not a restart: no crash, failure in a row or
+ *   restart is counted, and the backoff and the restart budget stay as
+ *   they were.
  * - `restartOnTimeout` says what a request timeout does to it.
  *
  * Its resources belong to the `Scope` in which `spawn` ran: the supervisor

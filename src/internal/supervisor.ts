@@ -4,9 +4,10 @@
  * it, then releasing its resources), and decides with the restart tracker
  * whether to start it again and when. An incarnation that ends cleanly (its
  * `exited` gives `Stopped`) keeps its requests until they are done, and is
- * started again after the schedule's first delay, with no crash counted.
+ * started again after the schedule's first delay: neither a crash nor a
+ * restart is counted.
  */
-import { Clock, Context, Deferred, Duration, Effect, Exit, FiberSet, Scope } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, Exit, FiberSet, Schedule, Scope } from "effect"
 import type { Worker } from "../Worker.ts"
 import { WorkerCrash } from "../WorkerError.ts"
 import type { WorkerId } from "../WorkerId.ts"
@@ -105,6 +106,19 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
       return { reason, served: current.served, clean: current.clean }
     }).pipe(Effect.scoped)
 
+  /**
+   * After a clean end: a start after the schedule's first delay, which is not
+   * a restart (the backoff, the restart budget and `restarts` stay as they are).
+   */
+  const startAgain = (end: WorkerCrash) =>
+    Effect.gen(function* () {
+      const step = yield* Schedule.toStep(options.restart.schedule)
+      const stepped = yield* Effect.exit(step(clock.currentTimeMillisUnsafe(), end))
+      return Exit.isFailure(stepped)
+        ? ({ _tag: "Retire", because: "its restart schedule is exhausted" } as const)
+        : ({ _tag: "Restart", delay: stepped.value[1], attempt: health.attempt } as const)
+    })
+
   /** One incarnation, then the decision of what comes next. */
   const incarnation = (spare: Spare | undefined) =>
     Effect.suspend(() => {
@@ -114,8 +128,8 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
         Deferred.doneUnsafe(firstStart, Exit.void)
         // With a spare ready, the restart is now, not after the delay: the budget counts it so.
         const immediate = core.hasSpare?.(kind) === true
-        // A clean end is no failure: the backoff starts over, as after an incarnation that served.
-        const decision = yield* restarts.next(new WorkerCrash({ reason, workerId: id }), served || clean, immediate)
+        const end = new WorkerCrash({ reason, workerId: id })
+        const decision = clean ? yield* startAgain(end) : yield* restarts.next(end, served, immediate)
         if (decision._tag === "Retire") {
           health.retiredBecause = decision.because
           life.setState("Retired")
@@ -124,10 +138,10 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
             annotate
           )
         } else {
-          health.attempt = decision.attempt
+          if (!clean) health.attempt = decision.attempt
           life.setState(health.state)
         }
-        return decision
+        return { decision, clean }
       }).pipe(
         // The crash is reported to its callers once the incarnation is gone
         // and its fate is known: `Restarting` (attempt n) or `Retired`.
@@ -138,11 +152,18 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
   const supervise = Effect.gen(function* () {
     let spare: Spare | undefined
     while (true) {
-      const decision = yield* incarnation(spare)
+      const { decision, clean } = yield* incarnation(spare)
       if (decision._tag === "Retire") return
       // A ready spare of this kind takes over at once; else the delay, then a start.
       spare = core.takeSpare?.(kind)
       if (spare === undefined) yield* Effect.sleep(decision.delay)
+      if (clean) {
+        yield* Effect.logInfo("worker starting again").pipe(
+          Effect.annotateLogs({ spare: spare !== undefined }),
+          annotate
+        )
+        continue
+      }
       yield* restarts.restarted
       health.restarts++
       yield* Effect.logInfo("worker restarting").pipe(
