@@ -139,10 +139,12 @@ const checkToken = (token: string | undefined) => {
  * a clear start failure), then sends requests over `effect/rpc`. A lost
  * connection fails the requests on it with `WorkerCrash` (`ConnectionLost`)
  * and the worker reconnects with its restart schedule; a runner that stops
- * answering pings is `Unresponsive`. Cancelling a request (its caller left,
- * its timeout passed) interrupts the handler on the runner. With invalid
- * options it returns a kind that `Worker.fromKind` fails with
- * `InvalidOptions`.
+ * answering pings is `Unresponsive`; a runner that drains ends the
+ * incarnation without a crash (the requests it holds finish, and the worker
+ * connects again after its schedule's first delay). Cancelling a request
+ * (its caller left, its timeout passed) interrupts the handler on the
+ * runner. With invalid options it returns a kind that `Worker.fromKind`
+ * fails with `InvalidOptions`.
  *
  * @example
  * ```ts
