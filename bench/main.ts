@@ -9,7 +9,10 @@
  * - wire: out-of-process throughput of the thread and subprocess kinds, the
  *   peer pools and the bare transports (wire.ts);
  * - start: start and replacement latency of the kinds against a bare spawn
- *   (start.ts).
+ *   (start.ts);
+ * - remote: remote workers' throughput with 1, 2 and 3 runner processes on
+ *   trivial and I/O-bound tasks, and kill -9 → `WorkerCrash` latency
+ *   (remote.ts).
  *
  * Options: `--quick` (a short run, to check that everything works),
  * `--no-write` (print only), `--only <section>` (one section, printed only).
@@ -23,12 +26,13 @@ import { unlisted } from "../sim/policies.ts"
 import { throughputChart } from "./chart.ts"
 import { measureDispatch } from "./dispatch.ts"
 import { poolifierQueueOff } from "./peers.ts"
+import { measureRemote } from "./remote.ts"
 import { type Complete, chartGoalLabel, consoleTables, page, type Results, type Settings } from "./report.ts"
 import { measureSelection } from "./selection.ts"
 import { measureStart } from "./start.ts"
 import { goalConcurrency, measureWire, wireCallers, wireGoal } from "./wire.ts"
 
-const sections = ["dispatch", "selection", "wire", "start"] as const
+const sections = ["dispatch", "selection", "wire", "start", "remote"] as const
 type Section = (typeof sections)[number]
 
 const { values } = parseArgs({
@@ -52,7 +56,8 @@ const settings: Settings = values.quick
       wireTasks: 10_000,
       wireRounds: 2,
       concurrencies: [1, goalConcurrency, 64],
-      startRounds: 2
+      startRounds: 2,
+      remote: { trivialTasks: 3000, ioTasks: 1000, rounds: 2, crashRounds: 2 }
     }
   : {
       dispatchRounds: 31,
@@ -60,7 +65,8 @@ const settings: Settings = values.quick
       wireTasks: 100_000,
       wireRounds: 5,
       concurrencies: [1, goalConcurrency, 64],
-      startRounds: 7
+      startRounds: 7,
+      remote: { trivialTasks: 15_000, ioTasks: 3000, rounds: 5, crashRounds: 7 }
     }
 
 for (const name of unlisted())
@@ -73,7 +79,8 @@ const results: Results = {
   dispatch: runs("dispatch") ? await measureDispatch(settings.dispatchRounds, settings.targetMillis) : undefined,
   selection: runs("selection") ? await measureSelection(settings.dispatchRounds, settings.targetMillis) : undefined,
   wire: runs("wire") ? await measureWire(settings.wireTasks, settings.wireRounds, settings.concurrencies) : undefined,
-  start: runs("start") ? await measureStart(settings.startRounds) : undefined
+  start: runs("start") ? await measureStart(settings.startRounds) : undefined,
+  remote: runs("remote") ? await measureRemote(settings.remote) : undefined
 }
 const seconds = (performance.now() - started) / 1000
 const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`

@@ -5,6 +5,7 @@
 import { concurrentCallers, type DispatchResult, dispatchGoals } from "./dispatch.ts"
 import { kindName } from "./kinds.ts"
 import { poolifierQueueOff } from "./peers.ts"
+import { ioConcurrency, ioWaitMillis, type RemoteResult, type RemoteSettings, remoteCallers } from "./remote.ts"
 import type { Spread } from "./rounds.ts"
 import { type SelectionRow, selectionGoal } from "./selection.ts"
 import { bareSpawnName, replacementSlackMillis, type StartResult } from "./start.ts"
@@ -18,6 +19,7 @@ export interface Settings {
   readonly wireRounds: number
   readonly concurrencies: ReadonlyArray<number>
   readonly startRounds: number
+  readonly remote: RemoteSettings
 }
 
 /** What a run measured: the sections it ran. */
@@ -26,6 +28,7 @@ export interface Results {
   readonly selection?: ReadonlyArray<SelectionRow> | undefined
   readonly wire?: WireResult | undefined
   readonly start?: StartResult | undefined
+  readonly remote?: RemoteResult | undefined
 }
 
 /** A markdown table; `align` has one letter per column: `l` (left) or `r` (right). */
@@ -162,13 +165,48 @@ export const replacementTable = (result: StartResult): string =>
     ])
   )
 
+const micros = (s: Spread | undefined) => (s === undefined ? "" : s.median.toFixed(0))
+
+/** Remote throughput per load and number of runners, with the speed-up over one runner and the CPU per task. */
+export const remoteTable = (result: RemoteResult): string =>
+  table(
+    [
+      "tasks",
+      "runners",
+      "tasks / s (median)",
+      "lowest round",
+      "highest round",
+      "/ 1 runner",
+      "client CPU µs per task",
+      "runners' CPU µs per task"
+    ],
+    "lrrrrrrr",
+    result.rows.map((row) => [
+      row.load === "trivial" ? "trivial" : `wait ${ioWaitMillis} ms, ${ioConcurrency} per worker`,
+      String(row.runners),
+      perSecond(row.rate.median),
+      perSecond(row.rate.low),
+      perSecond(row.rate.high),
+      row.runners === 1 ? "" : ratioText(row.toOne),
+      micros(row.clientCpu),
+      micros(row.runnerCpu)
+    ])
+  )
+
+/** kill -9 of a runner to the `WorkerCrash` of a request it held. */
+export const remoteCrashTable = (result: RemoteResult): string =>
+  table(["death", "ms to the caller's `WorkerCrash` (`ConnectionLost`)"], "lr", [
+    ["`kill -9` of the runner", millis(result.crash)]
+  ])
+
 /** Every table of the run, for the console. */
 export const consoleTables = (results: Results): string =>
   [
     results.dispatch && `In-process dispatch\n${dispatchTable(results.dispatch)}\n\n${policyTable(results.dispatch)}`,
     results.selection && `Selection cost\n${selectionTable(results.selection)}`,
     results.wire && `Out-of-process throughput\n${wireTable(results.wire)}\n\n${wireRatioTable(results.wire)}`,
-    results.start && `Start and replacement\n${startTable(results.start)}\n\n${replacementTable(results.start)}`
+    results.start && `Start and replacement\n${startTable(results.start)}\n\n${replacementTable(results.start)}`,
+    results.remote && `Remote workers\n${remoteTable(results.remote)}\n\n${remoteCrashTable(results.remote)}`
   ]
     .filter((text) => text !== undefined)
     .join("\n\n")
@@ -214,6 +252,8 @@ export const page = (results: Complete, run: RunInfo): string => {
     `- Out-of-process throughput: ${s.wireRounds} rounds of ${perSecond(s.wireTasks)} tasks per variant, ${wireCallers} callers at a time, after a`,
     "  warm-up of a tenth of that; every pool and transport stays open for the whole section. Wall time.",
     `- Start and replacement: ${s.startRounds} rounds; every start is a new thread or process. Wall time.`,
+    `- Remote workers: ${s.remote.rounds} rounds of ${perSecond(s.remote.trivialTasks)} trivial and ${perSecond(s.remote.ioTasks)} I/O-bound tasks per variant,`,
+    `  ${remoteCallers} callers at a time, after a warm-up of a tenth of that; then ${s.remote.crashRounds} rounds of \`kill -9\`. Wall time.`,
     "",
     "Wall time on a machine that other work shares swings from round to round (see the ranges): the load average",
     "above says how busy it was.",
@@ -287,6 +327,24 @@ export const page = (results: Complete, run: RunInfo): string => {
     "subprocesses) would have answered, per round.",
     "",
     replacementTable(results.start),
+    "",
+    "## Remote workers",
+    "",
+    "Three runner processes on loopback (`Remote.listen`, defaults, on `127.0.0.1`), and pools of 1, 2 and 3 remote",
+    `workers (\`Remote.pool\`, one worker per runner), ${remoteCallers} callers at a time. Two loads: trivial tasks (\`{ a, b } → a + b\`,`,
+    `each worker holding up to 32 at once, the default), and tasks whose handler waits ${ioWaitMillis} ms first (I/O bound), each worker`,
+    `holding ${ioConcurrency} at once, so that a worker's rate is set by the wait rather than by the CPUs: the target is close to linear`,
+    "in the number of runners. The CPU columns are the time the client process and the runner processes spent per",
+    "task (the runners' from `/proc`, in 10 ms ticks): every process here shares the same machine, so the trivial",
+    "tasks are capped by the CPU a task costs on both sides of the connection (JSON, the rpc envelope, the socket),",
+    "not by the number of runners.",
+    "",
+    remoteTable(results.remote),
+    "",
+    "A runner killed with `kill -9` while it holds a request (a pool of 1 remote worker, a fresh runner per round):",
+    "the time from the kill to the caller's `WorkerCrash`.",
+    "",
+    remoteCrashTable(results.remote),
     ""
   ].join("\n")
 }

@@ -1,5 +1,7 @@
 /**
- * A pool of workers under load: child processes by default (`--kind`).
+ * A pool of workers under load: child processes by default (`--kind`), or
+ * threads, fibers, or remote workers on runner processes that the demo
+ * starts on loopback.
  *
  * Callers send requests to the pool for a few seconds. Some requests are bad
  * and the worker answers them with a `DomainError`; now and then a request
@@ -10,14 +12,19 @@
  *
  *   npm start
  *   npm start -- --workers 8 --policy round-robin --crash-rate 0.05
+ *   npm start -- --kind remote
  *   npm start -- --help
  */
+import * as ChildProcess from "node:child_process"
+import * as Net from "node:net"
+import { fileURLToPath } from "node:url"
 // The module alone: the package index would also load HTTP, sockets and more.
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
-import { Clock, Duration, Effect, Exit, Random, References, Schedule, Schema } from "effect"
+import { Clock, Duration, Effect, Exit, Random, References, Schedule, Schema, type Scope } from "effect"
 import type { InvalidRequest, WorkerHealth, WorkerId } from "effect-worker-pool"
 import { DispatchPolicy, DomainError, Subprocess, Thread, Worker, WorkerCrash, WorkerPool } from "effect-worker-pool"
+import { Remote } from "effect-worker-pool/remote"
 import { type Flags, type PolicyName, parseFlags, usage } from "./flags.ts"
 import { healthTable, latestCrash, terminalArea } from "./table.ts"
 
@@ -76,7 +83,85 @@ const policies: Record<PolicyName, DispatchPolicy.DispatchPolicy<any, number>> =
   random: DispatchPolicy.Random
 }
 
-const makeWorker = (flags: Flags) => {
+const runnerScript = fileURLToPath(new URL("./demo-runner.ts", import.meta.url))
+
+/** A port of 127.0.0.1 that was free a moment ago. */
+const freePort = Effect.callback<number>((resume) => {
+  const server = Net.createServer()
+  server.listen(0, "127.0.0.1", () => {
+    const { port } = server.address() as Net.AddressInfo
+    server.close(() => resume(Effect.succeed(port)))
+  })
+})
+
+/** Starts examples/demo-runner.ts on `port`; succeeds once it listens. */
+const spawnRunner = (port: number, crashRate: number) =>
+  Effect.callback<ChildProcess.ChildProcess, Error>((resume) => {
+    const child = ChildProcess.spawn(
+      process.execPath,
+      [
+        "--conditions=effect-worker-pool-source",
+        runnerScript,
+        "--port",
+        String(port),
+        "--crash-rate",
+        String(crashRate)
+      ],
+      { stdio: ["ignore", "pipe", "ignore"] }
+    )
+    let settled = false
+    let seen = ""
+    const onData = (chunk: string) => {
+      seen += chunk
+      if (settled || !seen.includes("remote runner listening")) return
+      settled = true
+      // What it logs from now on is not shown: the table is.
+      child.stdout!.off("data", onData).resume()
+      resume(Effect.succeed(child))
+    }
+    child.stdout!.setEncoding("utf8").on("data", onData)
+    child.once("exit", (code) => {
+      if (settled) return
+      settled = true
+      resume(Effect.fail(new Error(`the runner on port ${port} exited before it listened (code ${code})`)))
+    })
+    return Effect.sync(() => child.kill("SIGKILL"))
+  })
+
+/** Completes when `child` has exited. */
+const exitOf = (child: ChildProcess.ChildProcess) =>
+  Effect.callback<void>((resume) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resume(Effect.void)
+    child.once("exit", () => resume(Effect.void))
+  })
+
+/**
+ * One runner process per worker, each on a port of its own, started and
+ * listening before the pool is made. A runner that exits (it crashed) is
+ * started again on its port, as a service manager would; its worker
+ * reconnects. They are killed when the scope closes, after the pool.
+ */
+const startRunners = (flags: Flags): Effect.Effect<ReadonlyArray<string>, Error, Scope.Scope> =>
+  Effect.forEach(
+    Array.from({ length: flags.workers }),
+    () =>
+      Effect.gen(function* () {
+        const port = yield* freePort
+        let current = yield* spawnRunner(port, flags.crashRate)
+        yield* Effect.addFinalizer(() => Effect.sync(() => current.kill("SIGKILL")))
+        const keep = Effect.gen(function* () {
+          while (true) {
+            yield* exitOf(current)
+            current = yield* spawnRunner(port, flags.crashRate)
+          }
+        })
+        yield* Effect.forkScoped(keep)
+        return `127.0.0.1:${port}`
+      }),
+    { concurrency: "unbounded" }
+  )
+
+const makeWorker = (flags: Flags, addresses: ReadonlyArray<string>) => {
   const script = new URL("./demo-worker.ts", import.meta.url)
   const crashRate = ["--crash-rate", String(flags.crashRate)]
   const wire = {
@@ -90,6 +175,8 @@ const makeWorker = (flags: Flags) => {
         return Worker.make<number, number, DomainError | InvalidRequest>(id, squareRoot(flags.crashRate), workerOptions)
       case "thread":
         return Worker.fromKind(id, Thread.make(script, { ...wire, argv: crashRate }), workerOptions)
+      case "remote":
+        return Worker.fromKind(id, Remote.make(addresses[id]!, wire), workerOptions)
       case "subprocess":
         // The script imports this package from its source, like the demo.
         return Worker.fromKind(
@@ -125,10 +212,11 @@ interface Tally {
  * is shut down when the effect returns.
  */
 const runLoad = Effect.fn("runLoad")(function* (flags: Flags, draw: ((text: string) => void) | undefined) {
+  const addresses = flags.kind === "remote" ? yield* startRunners(flags) : []
   const pool = yield* WorkerPool.make({
     policy: policies[flags.policy],
     size: flags.workers,
-    worker: makeWorker(flags),
+    worker: makeWorker(flags, addresses),
     // Passive ejection takes a worker whose requests keep failing out of
     // rotation for 30 s or more; this demo is about crashes and restarts.
     ejection: false

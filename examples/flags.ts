@@ -4,7 +4,7 @@
 import { parseArgs } from "node:util"
 
 export interface Flags {
-  readonly kind: "subprocess" | "thread" | "in-process"
+  readonly kind: "subprocess" | "thread" | "in-process" | "remote"
   readonly workers: number
   readonly policy: PolicyName
   readonly durationSeconds: number
@@ -21,14 +21,16 @@ export type ParsedFlags =
 export const usage = `Usage: npm start -- [flags]
 
 Runs a pool of workers under concurrent load: child processes by default,
-or threads, or fibers in process. Some requests are bad (the worker answers
-with a DomainError), some crash their worker (a child calls process.exit,
-is killed, or throws), which its supervisor then restarts. A table shows
-each worker's health, redrawn live on a terminal and printed once at the
-end otherwise; a summary checks that every request got exactly one outcome.
+or threads, or fibers in process, or remote workers on runner processes it
+starts on loopback. Some requests are bad (the worker answers with a
+DomainError), some crash their worker (a child calls process.exit, is
+killed, or throws; a runner exits), which its supervisor then restarts. A
+table shows each worker's health, redrawn live on a terminal and printed
+once at the end otherwise; a summary checks that every request got exactly
+one outcome.
 
 Flags:
-  --kind KIND          subprocess, thread or in-process              (default subprocess)
+  --kind KIND          subprocess, thread, in-process or remote      (default subprocess)
   --workers N          workers in the pool, an integer >= 1          (default 4)
   --policy NAME        dispatch policy: shortest-expected-delay, least-loaded, round-robin,
                        power-of-two-choices, peak-ewma or random (default shortest-expected-delay)
@@ -69,8 +71,8 @@ const probability = (name: string, value: string): number => {
 }
 
 const kindName = (value: string): Flags["kind"] => {
-  if (value === "subprocess" || value === "thread" || value === "in-process") return value
-  throw new InvalidFlag(`--kind must be subprocess, thread or in-process, got "${value}"`)
+  if (value === "subprocess" || value === "thread" || value === "in-process" || value === "remote") return value
+  throw new InvalidFlag(`--kind must be subprocess, thread, in-process or remote, got "${value}"`)
 }
 
 /** The policies the demo offers, by flag value. */

@@ -12,7 +12,7 @@
  * | closes the connection, is killed, resets it   | `WorkerCrash` (`ConnectionLost`)        | reconnects with its restart schedule |
  * | stops answering pings (frozen, partitioned)   | `WorkerCrash` (`Unresponsive`)          | reconnects with its restart schedule |
  * | cannot be reached, refuses the client         | (never reached)                         | `Restarting`: start failed (`StartFailed`) |
- * | drains (`SIGTERM`)                            | the answers of what it holds            | `Restarting` (`Stopped`): no new request goes there |
+ * | drains (`SIGTERM`)                            | the answers of what it holds            | `Restarting`, no crash counted: no new request goes there; reconnects after the schedule's first delay |
  * | runs a request past the runner's deadline     | `WorkerCrash` (`TimedOut`)              | reconnects                        |
  *
  * Every request in flight on a connection that is lost fails at once with
@@ -139,10 +139,12 @@ const checkToken = (token: string | undefined) => {
  * a clear start failure), then sends requests over `effect/rpc`. A lost
  * connection fails the requests on it with `WorkerCrash` (`ConnectionLost`)
  * and the worker reconnects with its restart schedule; a runner that stops
- * answering pings is `Unresponsive`. Cancelling a request (its caller left,
- * its timeout passed) interrupts the handler on the runner. With invalid
- * options it returns a kind that `Worker.fromKind` fails with
- * `InvalidOptions`.
+ * answering pings is `Unresponsive`; a runner that drains ends the
+ * incarnation without a crash (the requests it holds finish, and the worker
+ * connects again after its schedule's first delay). Cancelling a request
+ * (its caller left, its timeout passed) interrupts the handler on the
+ * runner. With invalid options it returns a kind that `Worker.fromKind`
+ * fails with `InvalidOptions`.
  *
  * @example
  * ```ts

@@ -40,7 +40,13 @@ export type Handler<Req, Resp, E = never> = (request: Req) => Effect.Effect<Resp
  *   torn down.
  * - `exited` completes when the incarnation dies on its own (a process
  *   exited, a thread threw); kinds that cannot die by themselves use
- *   `Effect.never`.
+ *   `Effect.never`. A crash whose reason is `Stopped` is a clean end, not a
+ *   crash: the incarnation said it takes no more requests (a draining remote
+ *   runner does). It leaves selection at once, the requests it holds run to
+ *   their end, and it is started again after its restart schedule's first
+ *   delay. That start is not a restart: no crash, failure in a row or
+ *   restart is counted, and the backoff and the restart budget stay as
+ *   they were.
  * - `restartOnTimeout` says what a request timeout does to it.
  *
  * Its resources belong to the `Scope` in which `spawn` ran: the supervisor

@@ -8,18 +8,13 @@
  * draining runner finishes what it holds; a stream of address sets adds and
  * removes workers under stable ids.
  */
-import { type ChildProcess, spawn } from "node:child_process"
-import * as Net from "node:net"
-import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Duration, Effect, Exit, Fiber, Queue, Schedule, Schema, type Scope, Stream } from "effect"
-import { DomainError, InvalidRequest, type Worker, WorkerCrash, type WorkerHealth, WorkerId } from "effect-worker-pool"
+import { Duration, Effect, Exit, Fiber, Queue, Schedule, Schema, Stream } from "effect"
+import { DomainError, InvalidRequest, type Worker, WorkerCrash, WorkerId } from "effect-worker-pool"
 import * as Remote from "../src/Remote.ts"
 import * as WorkerModule from "../src/Worker.ts"
 import { job, RemoteJob } from "./fixtures/remote-jobs.ts"
-import { node } from "./fixtures/support.ts"
-
-const runnerScript = fileURLToPath(new URL("./fixtures/remote-runner.ts", import.meta.url))
+import { freePort, healthUntil, startRunner } from "./fixtures/remote-processes.ts"
 
 /** Short pings, so that a frozen runner is found quickly. */
 const pingInterval = 200
@@ -32,81 +27,6 @@ const fast = {
   connectTimeout: "2 seconds"
 } as const
 const restartSoon = { restart: Schedule.spaced("50 millis") }
-
-const freePort = Effect.callback<number>((resume) => {
-  const server = Net.createServer()
-  server.listen(0, "127.0.0.1", () => {
-    const { port } = server.address() as Net.AddressInfo
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
-
-interface Runner {
-  readonly port: number
-  readonly address: string
-  readonly child: ChildProcess
-  /** The first output line, written or still to come, that matches. */
-  readonly waitFor: (pattern: RegExp) => Effect.Effect<string>
-  readonly exited: Effect.Effect<{ readonly code: number | null; readonly signal: string | null }>
-}
-
-/** Starts a runner process on `port`; it is killed with the scope. */
-const startRunner = (port: number, token?: string): Effect.Effect<Runner, never, Scope.Scope> =>
-  Effect.gen(function* () {
-    const child = yield* Effect.acquireRelease(
-      Effect.sync(() =>
-        spawn(node, ["--conditions=effect-worker-pool-source", runnerScript, String(port), ...(token ? [token] : [])], {
-          stdio: ["ignore", "pipe", "pipe"]
-        })
-      ),
-      (child) => Effect.sync(() => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL"))
-    )
-    const lines: Array<string> = []
-    const waiting: Array<{ readonly pattern: RegExp; readonly found: Deferred.Deferred<string> }> = []
-    const exit = Deferred.makeUnsafe<{ readonly code: number | null; readonly signal: string | null }>()
-    child.once("exit", (code, signal) => Deferred.doneUnsafe(exit, Exit.succeed({ code, signal })))
-    const collect = (chunk: Buffer) => {
-      for (const line of chunk.toString("utf8").split("\n")) {
-        if (line === "") continue
-        lines.push(line)
-        for (const w of waiting) if (w.pattern.test(line)) Deferred.doneUnsafe(w.found, Exit.succeed(line))
-      }
-    }
-    child.stdout!.on("data", collect)
-    child.stderr!.on("data", collect)
-    const waitFor = (pattern: RegExp) =>
-      Effect.suspend(() => {
-        const found = Deferred.makeUnsafe<string>()
-        const seen = lines.find((line) => pattern.test(line))
-        if (seen !== undefined) return Effect.succeed(seen)
-        waiting.push({ pattern, found })
-        return Deferred.await(found).pipe(
-          Effect.timeoutOrElse({
-            duration: "20 seconds",
-            orElse: () => Effect.die(new Error(`no line matching ${pattern} in:\n${lines.join("\n")}`))
-          })
-        )
-      })
-    yield* waitFor(/remote runner listening/)
-    return { port, address: `127.0.0.1:${port}`, child, waitFor, exited: Deferred.await(exit) }
-  })
-
-/** Waits until the worker's health satisfies `ok`, looking every 10 ms, at most `bound`. */
-const healthUntil = <Req, Resp, E>(
-  worker: Worker.Worker<Req, Resp, E>,
-  ok: (health: WorkerHealth) => boolean,
-  bound: Duration.Input = "10 seconds"
-) =>
-  worker.health.pipe(
-    Effect.repeat({ until: ok, schedule: Schedule.spaced("10 millis") }),
-    Effect.timeoutOrElse({
-      duration: bound,
-      orElse: () =>
-        Effect.flatMap(worker.health, (health) =>
-          Effect.die(new Error(`worker ${worker.id} did not get there: ${JSON.stringify(health)}`))
-        )
-    })
-  )
 
 const remoteWorker = (
   id: number,
@@ -294,19 +214,33 @@ describe("Remote", { timeout: 60_000 }, () => {
     )
   )
 
-  it.live("a draining runner finishes what it holds; its worker routes away (Stopped) and the runner exits", () =>
+  it.live("a draining runner finishes what it holds; its worker routes away without a crash and reconnects", () =>
     Effect.scoped(
       Effect.gen(function* () {
-        const runner = yield* startRunner(yield* freePort)
+        const port = yield* freePort
+        const runner = yield* startRunner(port)
         const worker = yield* remoteWorker(0, runner.address)
         const held = yield* Effect.forkChild(worker.dispatch(job("sleep", 11, 500, "held")))
+        const timed = yield* Effect.forkChild(
+          worker.dispatch(job("sleep", 12, 500, "timed"), { timeout: "20 seconds" })
+        )
         yield* runner.waitFor(/started held/)
+        yield* runner.waitFor(/started timed/)
         runner.child.kill("SIGTERM")
         const down = yield* healthUntil(worker, (h) => h.state === "Restarting")
-        assert.match(down.lastCrash!.reason, /is draining/)
+        assert.strictEqual(down.crashes, 0, "a drain is not a crash")
+        assert.strictEqual(down.consecutiveFailures, 0)
+        assert.strictEqual(down.lastCrash, undefined)
+        const refused = yield* Effect.flip(worker.dispatch(job("echo", 1)))
+        assert.match(crashOf(Exit.fail(refused)).reason.message, /not available \(Restarting\)/)
         assert.strictEqual(yield* Fiber.join(held), 11)
+        assert.strictEqual(yield* Fiber.join(timed), 12)
         yield* runner.waitFor(/drained/)
         assert.deepStrictEqual(yield* runner.exited, { code: 0, signal: null })
+        // A runner on the same address again: the worker reconnects on its own.
+        yield* startRunner(port)
+        yield* healthUntil(worker, (h) => h.state === "Healthy")
+        assert.strictEqual(yield* worker.dispatch(job("echo", 5)), 5)
       })
     )
   )

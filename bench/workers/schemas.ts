@@ -16,3 +16,6 @@ export const exitRequest = -1
 
 /** Asks for the worker's process id. */
 export const pidRequest = -2
+
+/** A task for the remote runners: two numbers to add, after waiting `wait` ms (0: at once). */
+export const RemoteTask = Schema.Struct({ a: Schema.Number, b: Schema.Number, wait: Schema.Number })

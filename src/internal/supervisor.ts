@@ -2,9 +2,12 @@
  * The supervisor of one worker: it spawns an incarnation in a scope of its
  * own, waits until it ends, closes that scope (stopping the requests still on
  * it, then releasing its resources), and decides with the restart tracker
- * whether to start it again and when.
+ * whether to start it again and when. An incarnation that ends cleanly (its
+ * `exited` gives `Stopped`) keeps its requests until they are done, and is
+ * started again after the schedule's first delay: neither a crash nor a
+ * restart is counted.
  */
-import { Clock, Context, Deferred, Duration, Effect, Exit, FiberSet, Scope } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, Exit, FiberSet, Schedule, Scope } from "effect"
 import type { Worker } from "../Worker.ts"
 import { WorkerCrash } from "../WorkerError.ts"
 import type { WorkerId } from "../WorkerId.ts"
@@ -73,37 +76,60 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
           Effect.annotateLogs({ reason: reason.message }),
           annotate
         )
-        return { reason, served: false }
+        return { reason, served: false, clean: false }
       }
       // Made after the spawn, so that closing the scope stops the requests
       // before the incarnation's own resources are released.
       const current = makeLive(spawned.value, yield* FiberSet.make<Resp, E | WorkerCrash>(), closed)
       yield* Effect.addFinalizer(() => life.awaitCallers(current))
       // The incarnation died on its own (a process exited): no request of
-      // its making, so the death itself is the failure that counts.
+      // its making, so the death itself is the failure that counts. One
+      // that says it stops (`Stopped`) ends cleanly instead.
       yield* Effect.forkScoped(
         Effect.flatMap(current.incarnation.exited, (crash) =>
-          Effect.sync(() => life.crash(current, crash.reason, true))
+          Effect.sync(() =>
+            crash.reason._tag === "Stopped" ? life.end(current, crash.reason) : life.crash(current, crash.reason, true)
+          )
         )
       )
       yield* restarts.started
       life.begin(current)
       Deferred.doneUnsafe(firstStart, Exit.void)
       const reason = yield* Deferred.await(current.ended)
-      yield* Effect.logWarning("worker crashed").pipe(Effect.annotateLogs({ reason: reason.message }), annotate)
-      return { reason, served: current.served }
+      if (current.clean) {
+        yield* Effect.logInfo("worker ended").pipe(Effect.annotateLogs({ reason: reason.message }), annotate)
+        // Its requests run to their end before its scope closes.
+        yield* FiberSet.awaitEmpty(current.fibers)
+      } else {
+        yield* Effect.logWarning("worker crashed").pipe(Effect.annotateLogs({ reason: reason.message }), annotate)
+      }
+      return { reason, served: current.served, clean: current.clean }
     }).pipe(Effect.scoped)
+
+  /**
+   * After a clean end: a start after the schedule's first delay, which is not
+   * a restart (the backoff, the restart budget and `restarts` stay as they are).
+   */
+  const startAgain = (end: WorkerCrash) =>
+    Effect.gen(function* () {
+      const step = yield* Schedule.toStep(options.restart.schedule)
+      const stepped = yield* Effect.exit(step(clock.currentTimeMillisUnsafe(), end))
+      return Exit.isFailure(stepped)
+        ? ({ _tag: "Retire", because: "its restart schedule is exhausted" } as const)
+        : ({ _tag: "Restart", delay: stepped.value[1], attempt: health.attempt } as const)
+    })
 
   /** One incarnation, then the decision of what comes next. */
   const incarnation = (spare: Spare | undefined) =>
     Effect.suspend(() => {
       const closed = Deferred.makeUnsafe<void>()
       return Effect.gen(function* () {
-        const { reason, served } = yield* incarnate(closed, spare)
+        const { reason, served, clean } = yield* incarnate(closed, spare)
         Deferred.doneUnsafe(firstStart, Exit.void)
         // With a spare ready, the restart is now, not after the delay: the budget counts it so.
         const immediate = core.hasSpare?.(kind) === true
-        const decision = yield* restarts.next(new WorkerCrash({ reason, workerId: id }), served, immediate)
+        const end = new WorkerCrash({ reason, workerId: id })
+        const decision = clean ? yield* startAgain(end) : yield* restarts.next(end, served, immediate)
         if (decision._tag === "Retire") {
           health.retiredBecause = decision.because
           life.setState("Retired")
@@ -112,10 +138,10 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
             annotate
           )
         } else {
-          health.attempt = decision.attempt
+          if (!clean) health.attempt = decision.attempt
           life.setState(health.state)
         }
-        return decision
+        return { decision, clean }
       }).pipe(
         // The crash is reported to its callers once the incarnation is gone
         // and its fate is known: `Restarting` (attempt n) or `Retired`.
@@ -126,11 +152,18 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
   const supervise = Effect.gen(function* () {
     let spare: Spare | undefined
     while (true) {
-      const decision = yield* incarnation(spare)
+      const { decision, clean } = yield* incarnation(spare)
       if (decision._tag === "Retire") return
       // A ready spare of this kind takes over at once; else the delay, then a start.
       spare = core.takeSpare?.(kind)
       if (spare === undefined) yield* Effect.sleep(decision.delay)
+      if (clean) {
+        yield* Effect.logInfo("worker starting again").pipe(
+          Effect.annotateLogs({ spare: spare !== undefined }),
+          annotate
+        )
+        continue
+      }
       yield* restarts.restarted
       health.restarts++
       yield* Effect.logInfo("worker restarting").pipe(

@@ -70,6 +70,8 @@ export interface Live<Req, Resp, E> {
   readonly closed: Deferred.Deferred<void>
   /** Why it ended, set once, before its requests are stopped. */
   endReason: CrashReason | undefined
+  /** It ended without a crash (`Incarnation.exited` with `Stopped`): its requests run to their end. */
+  clean: boolean
   /** It answered a request (a response or a domain error). */
   served: boolean
   /** In-process requests running on their callers' fibers; the scope waits for them. */
@@ -216,6 +218,21 @@ export const makeCore = <Req, Resp, E>(options: {
     return true
   }
 
+  /**
+   * Ends `current` without a crash (it said it stops, as a draining runner
+   * does): it leaves selection at once, its requests run to their end, and
+   * its supervisor starts it again; no crash is counted.
+   */
+  const end = (current: Live<Req, Resp, E>, reason: CrashReason): boolean => {
+    if (current.endReason !== undefined) return false
+    current.endReason = reason
+    current.clean = true
+    if (live === current) live = undefined
+    setState("Restarting")
+    Deferred.doneUnsafe(current.ended, Exit.succeed(reason))
+    return true
+  }
+
   const settle = (slot: Slot, outcome: Outcome, current: Live<Req, Resp, E>, onSettled: OnSettled | undefined) => {
     if (slot.phase === 2) return
     health.settled(slot, outcome)
@@ -240,9 +257,16 @@ export const makeCore = <Req, Resp, E>(options: {
     if (interrupted && cut !== undefined) slot.tag = (cut() as { readonly _tag?: string })._tag
   }
 
-  /** After a crash: the caller hears of it once the incarnation is gone and its fate known. */
+  /**
+   * After a crash: the caller hears of it once the incarnation is gone and
+   * its fate known, with the reason its incarnation ended (or, after a clean
+   * end, its own).
+   */
   const reportCrash = (current: Live<Req, Resp, E>, reason: CrashReason, interrupted: boolean) =>
-    Effect.andThen(Deferred.await(current.closed), Effect.fail(crashError(reason, interrupted)))
+    Effect.andThen(
+      Deferred.await(current.closed),
+      Effect.fail(crashError(current.clean ? reason : (current.endReason ?? reason), interrupted))
+    )
 
   /** Runs on the caller's fiber: no fork, one frame to count the outcome. */
   const runOnCaller = (
@@ -269,7 +293,7 @@ export const makeCore = <Req, Resp, E>(options: {
             const ended = crash(current, failure.reason)
             tagCut(slot, stopReason !== undefined)
             settle(slot, ended ? "crashed" : "torn", current, onSettled)
-            return reportCrash(current, current.endReason ?? failure.reason, stopReason !== undefined)
+            return reportCrash(current, failure.reason, stopReason !== undefined)
           }
           case "Interrupted":
             return Effect.failCause(cause)
@@ -314,7 +338,7 @@ export const makeCore = <Req, Resp, E>(options: {
         const ended = crash(current, failure.reason)
         tagCut(slot, stopReason !== undefined)
         settle(slot, left ? "interrupted" : ended ? "crashed" : "torn", current, onSettled)
-        return reportCrash(current, current.endReason ?? failure.reason, stopReason !== undefined)
+        return reportCrash(current, failure.reason, stopReason !== undefined)
       }
       case "Interrupted":
         settle(slot, current.endReason === undefined || left ? "interrupted" : "torn", current, onSettled)
@@ -422,7 +446,7 @@ export const makeCore = <Req, Resp, E>(options: {
         // Only the request that brought the incarnation down counts toward
         // ejection; the others went down with it.
         settle(slot, torn || !ended ? "torn" : "crashed", current, onSettled)
-        return yield* restore(reportCrash(current, current.endReason ?? reason, failure._tag === "Interrupted"))
+        return yield* restore(reportCrash(current, reason, failure._tag === "Interrupted"))
       })
     )
 
@@ -523,6 +547,7 @@ export const makeCore = <Req, Resp, E>(options: {
     core,
     setState,
     crash,
+    end,
     /** Makes `current` the live incarnation. */
     begin: (current: Live<Req, Resp, E>) => {
       live = current
@@ -569,6 +594,7 @@ export const makeLive = <Req, Resp, E>(
   ended: Deferred.makeUnsafe<CrashReason>(),
   closed,
   endReason: undefined,
+  clean: false,
   served: false,
   onCallers: 0,
   idle: undefined

@@ -222,7 +222,21 @@ export const listen = <Req, Resp, E, R>(
       })
     }
     nodeServer.on(settings.tls === undefined ? "connection" : "secureConnection", onConnection)
-    if (settings.tls !== undefined) nodeServer.on("tlsClientError", (_error, socket) => socket.destroy())
+    if (settings.tls !== undefined) {
+      // A client that fails the TLS handshake (no certificate, an untrusted one) is logged and let go.
+      nodeServer.on("tlsClientError", (error, socket) => {
+        socket.destroy()
+        runFork(
+          Effect.logWarning("remote client refused").pipe(
+            Effect.annotateLogs({
+              client: `${socket.remoteAddress}:${socket.remotePort}`,
+              refused: "Tls",
+              message: Handshake.errorText(error)
+            })
+          )
+        )
+      })
+    }
 
     const address = yield* Effect.acquireRelease(
       Effect.callback<Net.AddressInfo, SocketServer.SocketServerError>((resume) => {
