@@ -90,7 +90,8 @@ export type LastCrash = typeof LastCrash.Type
  *   `errored`, and say nothing about the worker's health.
  * - `crashes`: how many times the worker crashed (an incarnation died, or a
  *   start failed).
- * - `restarts`: how many times the supervisor started it again.
+ * - `restarts`: how many times the supervisor started it again after a
+ *   crash (a clean end, such as a remote runner's drain, is not counted).
  * - `attempt`: restarts since the backoff last reset. It resets when an
  *   incarnation answered a request (a response or a domain error), or stayed
  *   up for the reset period; so it counts failures in a row: failed starts,
