@@ -17,7 +17,7 @@ const describe = (pool: WorkerPool.WorkerPool<number, number>, n: number) =>
   pool.dispatch(n).pipe(
     Effect.map((value) => `ok ${n} -> ${value}`),
     Effect.catchTag("DomainError", (error) => Effect.succeed(`domain error for ${n}: ${error.reason}`)),
-    Effect.catchTag("WorkerCrash", (crash) => Effect.succeed(`worker crash for ${n}: ${crash.reason}`))
+    Effect.catchTag("WorkerCrash", (crash) => Effect.succeed(`worker crash for ${n}: ${crash.reason.message}`))
   )
 
 const program = Effect.scoped(
