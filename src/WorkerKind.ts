@@ -10,7 +10,7 @@
  * @since 0.1.0
  */
 
-import type { Scope } from "effect"
+import type { Scope, Tracer } from "effect"
 import { Effect } from "effect"
 import type { InvalidOptions, WorkerCrash } from "./WorkerError.ts"
 
@@ -93,10 +93,15 @@ export interface Incarnation<Req, Resp, E> {
    * died (with its crash). A kind that has it (the out-of-process kinds do)
    * lets the pool send a waiting request the moment a slot frees up, its
    * caller waking only with the outcome, and keeps a cancelled request's slot
-   * taken until the child has let go of it. Optional.
+   * taken until the child has let go of it. `span` is the dispatch's span
+   * when it is traced: the request carries it to the child. Optional.
    */
   readonly submit?:
-    | ((request: Req, done: (outcome: Effect.Effect<Resp, E | WorkerCrash>) => void) => () => void)
+    | ((
+        request: Req,
+        done: (outcome: Effect.Effect<Resp, E | WorkerCrash>) => void,
+        span?: Tracer.AnySpan | undefined
+      ) => () => void)
     | undefined
 }
 

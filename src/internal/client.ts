@@ -15,6 +15,8 @@
  * A request costs no fiber and no Deferred: its caller's fiber waits in an
  * `Effect.callback`, which the answer resumes with its final outcome.
  */
+
+import type { Tracer } from "effect"
 import { Cause, Clock, Deferred, Duration, Effect, Exit, Queue } from "effect"
 import * as Schema from "effect/Schema"
 import * as Protocol from "../Protocol.ts"
@@ -33,7 +35,7 @@ import {
 import { type Codec, type Conversion, decoding, encoding, needsEffect, schemaReason } from "./codec.ts"
 import { describe } from "./describe.ts"
 import { expand } from "./shortForm.ts"
-import { DispatchSpan, submittingSpan, traceContext, withDispatchSpan } from "./tracing.ts"
+import { DispatchSpan, traceContext, withDispatchSpan } from "./tracing.ts"
 
 export type { Codec } from "./codec.ts"
 
@@ -106,7 +108,8 @@ export interface Client<Req, Resp, E> {
    */
   readonly start: (
     request: Req,
-    done: (outcome: Effect.Effect<Resp, E | InvalidRequest | WorkerCrash>) => void
+    done: (outcome: Effect.Effect<Resp, E | InvalidRequest | WorkerCrash>) => void,
+    span?: Tracer.AnySpan | undefined
   ) => () => void
   /** Completes with the crash once the child is dead or must be replaced. */
   readonly exited: Effect.Effect<WorkerCrash>
@@ -469,9 +472,12 @@ const makeWith = <Req, Resp, E>(
         })
 
   /** Sends `payload` (a request encoded), now or when a permit frees up. */
-  const enter = (payload: unknown, resume: (outcome: Effect.Effect<Resp, Outcome>) => void, always: boolean) => {
-    const span = submittingSpan()
-    const trace = span === undefined ? undefined : traceContext(span)
+  const enter = (
+    payload: unknown,
+    resume: (outcome: Effect.Effect<Resp, Outcome>) => void,
+    always: boolean,
+    trace: Protocol.TraceContext | undefined
+  ) => {
     const entry: Pending = { id: 0, state: State.Queued, cancelled: false, payload, resume, always, trace }
     if (free > 0) {
       free--
@@ -482,7 +488,11 @@ const makeWith = <Req, Resp, E>(
     return entry
   }
 
-  const start = (request: Req, done: (outcome: Effect.Effect<Resp, Outcome>) => void): (() => void) => {
+  const start = (
+    request: Req,
+    done: (outcome: Effect.Effect<Resp, Outcome>) => void,
+    span?: Tracer.AnySpan | undefined
+  ): (() => void) => {
     if (deathReason !== undefined) {
       done(crashed())
       return noop
@@ -494,12 +504,11 @@ const makeWith = <Req, Resp, E>(
         done(error._tag === "Some" ? invalid(error.value) : Exit.failCause(encoded.cause as Cause.Cause<never>))
       } else {
         // A schema that encodes asynchronously: the caller runs the request.
-        const span = submittingSpan()
         done(span === undefined ? run(request) : withDispatchSpan(run(request), span))
       }
       return noop
     }
-    const entry = enter(encoded.value, done, true)
+    const entry = enter(encoded.value, done, true, span === undefined ? undefined : traceContext(span))
     return () => {
       if (entry.state === State.Queued) {
         entry.state = State.Left
@@ -513,14 +522,7 @@ const makeWith = <Req, Resp, E>(
   const submit = (payload: unknown, trace: Protocol.TraceContext | undefined): Effect.Effect<Resp, Outcome> =>
     Effect.callback<Resp, Outcome>((resume) => {
       if (deathReason !== undefined) return resume(crashed())
-      const entry: Pending = { id: 0, state: State.Queued, cancelled: false, payload, resume, always: false, trace }
-      if (free > 0) {
-        free--
-        dispatch(entry)
-      } else {
-        queue.push(entry)
-      }
-      return leave(entry)
+      return leave(enter(payload, resume, false, trace))
     })
 
   const invalid = (error: Schema.SchemaError) =>

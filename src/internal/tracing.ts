@@ -6,8 +6,7 @@
  *
  * A request reaches an incarnation in one of two ways. `run` is an effect,
  * and the span rides in its context (`DispatchSpan`). `submit` is a plain
- * call, made by whichever fiber freed the slot: the span is handed over for
- * the length of that synchronous call (`submitWith`).
+ * call, made by whichever fiber freed the slot: the span is its argument.
  */
 import { Context, Effect, Tracer } from "effect"
 import type { TraceContext } from "../Protocol.ts"
@@ -16,22 +15,6 @@ import type { TraceContext } from "../Protocol.ts"
 export const DispatchSpan = Context.Reference<Tracer.AnySpan | undefined>("effect-worker-pool/DispatchSpan", {
   defaultValue: () => undefined
 })
-
-let submitting: Tracer.AnySpan | undefined
-
-/** Calls `submit` (a synchronous `Incarnation.submit`) with `span` as the span of the request it sends. */
-export const submitWith = <A>(span: Tracer.AnySpan, submit: () => A): A => {
-  const outer = submitting
-  submitting = span
-  try {
-    return submit()
-  } finally {
-    submitting = outer
-  }
-}
-
-/** The span of the request being submitted now, if it is traced. */
-export const submittingSpan = (): Tracer.AnySpan | undefined => submitting
 
 /** `effect` (a request's run) under `span`: its parent span, and the span its request carries. */
 export const withDispatchSpan = <A, E, R>(

@@ -34,7 +34,7 @@ import { describe } from "./describe.ts"
 import { HealthRecord, type Outcome, Slot } from "./health.ts"
 import { onExitSync } from "./onExit.ts"
 import type { Spare, SpareSource } from "./pool/spares.ts"
-import { submitWith, withDispatchSpan } from "./tracing.ts"
+import { withDispatchSpan } from "./tracing.ts"
 
 export { Slot }
 
@@ -365,11 +365,7 @@ export const makeCore = <Req, Resp, E>(options: {
         deliver(Effect.flatMap(Effect.exit(outcome), (exit) => conclude(current, slot, exit, onSettled, false)))
       }
     }
-    const span = slot.span
-    const cancel =
-      span === undefined
-        ? current.incarnation.submit!(request, done)
-        : submitWith(span, () => current.incarnation.submit!(request, done))
+    const cancel = current.incarnation.submit!(request, done, slot.span)
     return () => {
       left = true
       cancel()
