@@ -23,8 +23,7 @@
  */
 import * as Net from "node:net"
 import type * as Tls from "node:tls"
-import type { Scope } from "effect"
-import { Duration, Effect, Exit, Fiber, Stream } from "effect"
+import { Duration, Effect, Exit, Fiber, Scope, Stream } from "effect"
 import type * as SocketServer from "effect/socket/SocketServer"
 import type { Codec } from "./internal/codec.ts"
 import { describe } from "./internal/describe.ts"
@@ -524,6 +523,9 @@ export const pool = <Req, Resp, E = DomainError>(
     if (!Stream.isStream(addresses)) {
       yield* checked(() => (addresses as ReadonlyArray<Address>).forEach(normalise))
     }
+    // The workers' scope is made first, so closed last: the pool drains and
+    // stops its workers before the membership's scope goes.
+    const workersScope = yield* Scope.fork(yield* Scope.Scope, "sequential")
     const made = yield* WorkerPool.make<Req, Resp, E | InvalidRequest>(poolOptions ?? {})
     const membership = yield* Membership.follow({
       pool: made,
@@ -538,6 +540,6 @@ export const pool = <Req, Resp, E = DomainError>(
           return address
         }
       }
-    })
+    }).pipe(Scope.provide(workersScope))
     return { pool: made, workerIds: membership.ids, addresses: membership.current }
   })

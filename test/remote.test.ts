@@ -9,7 +9,7 @@
  * removes workers under stable ids.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Exit, Fiber, Queue, Schedule, Schema, Stream } from "effect"
+import { Duration, Effect, Exit, Fiber, Logger, LogLevel, Queue, Schedule, Schema, Stream } from "effect"
 import { DomainError, InvalidRequest, type Worker, WorkerCrash, WorkerId } from "effect-worker-pool"
 import * as Remote from "../src/Remote.ts"
 import * as WorkerModule from "../src/Worker.ts"
@@ -243,6 +243,31 @@ describe("Remote", { timeout: 60_000 }, () => {
         assert.strictEqual(yield* worker.dispatch(job("echo", 5)), 5)
       })
     )
+  )
+
+  it.live("a clean close of a Remote.pool logs nothing above debug", () =>
+    Effect.gen(function* () {
+      const logged: Array<string> = []
+      const logger = Logger.make<unknown, void>(({ logLevel, message }) => {
+        if (LogLevel.isGreaterThan(logLevel, "Debug")) logged.push(`${logLevel}: ${String(message)}`)
+      })
+      yield* Effect.scoped(
+        Effect.gen(function* () {
+          const runners = yield* Effect.forEach([yield* freePort, yield* freePort], (port) => startRunner(port))
+          yield* Effect.scoped(
+            Effect.gen(function* () {
+              const remote = yield* Remote.pool({ ...fast, addresses: runners.map((r) => r.address) })
+              assert.strictEqual(yield* remote.pool.size, 2)
+              assert.deepStrictEqual(
+                yield* Effect.forEach([1, 2, 3], (n) => remote.pool.dispatch(job("echo", n))),
+                [1, 2, 3]
+              )
+            })
+          ).pipe(Effect.provideService(Logger.CurrentLoggers, new Set([logger])))
+        })
+      )
+      assert.deepStrictEqual(logged, [])
+    })
   )
 
   it.live("a stream of address sets adds and removes workers; an address keeps its id", () =>

@@ -5,55 +5,14 @@
  * record through the roster.
  *
  * The requests a worker is running are kept in start order in an intrusive
- * list of their slots, so that the start of the oldest one is at hand without
- * a map or a scan.
+ * list of their records, so that the start of the oldest one is at hand
+ * without a map or a scan. A request counts as in flight from the moment it
+ * takes a slot (`reserved`) until it gives it back.
  */
-import type { Fiber, Tracer } from "effect"
 import type { LastCrash, WorkerHealth, WorkerState } from "../WorkerHealth.ts"
+import type { Outcome, Request } from "./request.ts"
 
-/**
- * A slot on a worker, taken before a request runs on it. It counts as in
- * flight from the moment it is taken until it is given back.
- */
-export class Slot {
-  /** The incarnation the slot was taken on. */
-  readonly incarnation: object
-  /** When the request started on the worker (epoch millis); 0 until it starts. */
-  startedAt = 0
-  /** 0: taken, 1: running, 2: given back. */
-  phase: 0 | 1 | 2 = 0
-  prev: Slot | undefined = undefined
-  next: Slot | undefined = undefined
-  /** The caller's fiber, when the request runs on it. */
-  caller: Fiber.Fiber<unknown, unknown> | undefined = undefined
-  /** It runs in-process on its caller's fiber: its incarnation's end waits for it. */
-  waited = false
-  /**
-   * What its caller gets when that is not told by its outcome alone: the
-   * `_tag` of a domain error, or of the error a stop cut it with (for the
-   * pool's metrics).
-   */
-  tag: string | undefined = undefined
-  /** The span of its dispatch, when it is traced: the parent of the handler's spans. */
-  span: Tracer.AnySpan | undefined = undefined
-
-  constructor(incarnation: object) {
-    this.incarnation = incarnation
-  }
-}
-
-/**
- * How a request that was given a slot ended, as its worker counts it.
- *
- * - `succeeded`, `domainError`: the worker answered (a domain error is a
- *   success of the worker: it judged the request).
- * - `rejected`: the request never reached the handler (`InvalidRequest`).
- * - `crashed`, `timedOut`: failures of the worker, toward ejection.
- * - `torn`: its incarnation was torn down under it by another request's
- *   crash, or by a stop: an error, but not one of its own making.
- * - `interrupted`: its caller left.
- */
-export type Outcome = "succeeded" | "domainError" | "rejected" | "crashed" | "timedOut" | "torn" | "interrupted"
+export type { Outcome }
 
 export class HealthRecord implements WorkerHealth {
   state: WorkerState = "Starting"
@@ -72,8 +31,8 @@ export class HealthRecord implements WorkerHealth {
   ejectedUntil: number | undefined = undefined
   lastCrash: LastCrash | undefined = undefined
   retiredBecause: string | undefined = undefined
-  private oldest: Slot | undefined = undefined
-  private newest: Slot | undefined = undefined
+  private oldest: Request | undefined = undefined
+  private newest: Request | undefined = undefined
 
   /** When the oldest request it runs started; `undefined` when it runs none. */
   get oldestInFlightSince(): number | undefined {
@@ -98,34 +57,38 @@ export class HealthRecord implements WorkerHealth {
     )
   }
 
-  /** The slots of the requests running now, oldest first. */
-  *running(): Generator<Slot> {
-    for (let slot = this.oldest; slot !== undefined; slot = slot.next) yield slot
+  /** The requests running now, oldest first. */
+  *running(): Generator<Request> {
+    for (let request = this.oldest; request !== undefined; request = request.next) yield request
   }
 
-  /** A request starts running in `slot` at `now`. */
-  started(slot: Slot, now: number): void {
-    slot.phase = 1
-    slot.startedAt = now
-    slot.prev = this.newest
-    if (this.newest === undefined) this.oldest = slot
-    else this.newest.next = slot
-    this.newest = slot
+  /** A request takes a slot. */
+  reserved(): void {
+    this.inFlight++
   }
 
-  /** Gives `slot` back, counting its request's `outcome` if it had started. */
-  settled(slot: Slot, outcome: Outcome | undefined): void {
-    if (slot.phase === 2) return
-    if (slot.phase === 1) {
-      if (slot.prev === undefined) this.oldest = slot.next
-      else slot.prev.next = slot.next
-      if (slot.next === undefined) this.newest = slot.prev
-      else slot.next.prev = slot.prev
-      slot.prev = slot.next = undefined
-    }
-    slot.phase = 2
+  /** A request that took a slot gives it back without having started. */
+  released(): void {
     this.inFlight--
-    if (outcome === undefined) return
+  }
+
+  /** A request starts running (its `startedAt` is set). */
+  started(request: Request): void {
+    request.prev = this.newest
+    request.next = undefined
+    if (this.newest === undefined) this.oldest = request
+    else this.newest.next = request
+    this.newest = request
+  }
+
+  /** A running request gives its slot back, counting its `outcome`. */
+  settled(request: Request, outcome: Outcome): void {
+    if (request.prev === undefined) this.oldest = request.next
+    else request.prev.next = request.next
+    if (request.next === undefined) this.newest = request.prev
+    else request.next.prev = request.prev
+    request.prev = request.next = undefined
+    this.inFlight--
     switch (outcome) {
       case "succeeded":
         this.completed++

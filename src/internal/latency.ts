@@ -5,7 +5,11 @@
  * sample arrives, so the age of a worker's oldest request in flight is a
  * floor on it: a hung worker answers nothing, yet must not look fast.
  */
-import type { Candidate } from "../DispatchPolicy.ts"
+/** What an estimate needs of a worker (a policy's candidate has it). */
+export interface Measured {
+  readonly id: number
+  readonly health: { readonly inFlight: number; readonly oldestInFlightSince?: number | undefined }
+}
 
 interface Ewma {
   cost: number
@@ -81,7 +85,7 @@ export class LatencyEstimates {
    * if never measured, the average estimate of the others when `average`,
    * else the default), floored by the age of its oldest request in flight.
    */
-  estimate(candidate: Candidate, now: number, average: boolean): number {
+  estimate(candidate: Measured, now: number, average: boolean): number {
     const ewma = this.entries[candidate.id]
     const decayed =
       ewma === undefined
@@ -94,7 +98,7 @@ export class LatencyEstimates {
   }
 
   /** The delay a request should expect on `candidate`: its estimate (never measured: the average) × (in flight + 1). */
-  delay(candidate: Candidate, now: number): number {
+  delay(candidate: Measured, now: number): number {
     return this.estimate(candidate, now, true) * (candidate.health.inFlight + 1)
   }
 }

@@ -6,6 +6,8 @@
 export interface RetryBudget {
   /** Records a request at `now` (epoch millis). */
   readonly request: (now: number) => void
+  /** Whether the budget has a retry left at `now` (nothing is taken). */
+  readonly canRetry: (now: number) => boolean
   /** Takes one retry from the budget at `now` if there is one left. */
   readonly tryRetry: (now: number) => boolean
 }
@@ -37,6 +39,10 @@ export const makeRetryBudget = (options: {
     request: (now) => {
       advance(now)
       requests[current % bucketCount]!++
+    },
+    canRetry: (now) => {
+      advance(now)
+      return sum(retries) + 1 <= options.minPerWindow + options.share * sum(requests)
     },
     tryRetry: (now) => {
       advance(now)

@@ -13,9 +13,9 @@ import { WorkerCrash } from "../WorkerError.ts"
 import type { WorkerId } from "../WorkerId.ts"
 import type { Incarnation, WorkerKind } from "../WorkerKind.ts"
 import { spawnFailure } from "./describe.ts"
-import type { Spare } from "./pool/spares.ts"
+import { Request } from "./request.ts"
 import { type RestartPolicy, restartTracker } from "./restart.ts"
-import { makeCore, makeLive, NotStarted, register, TypeId } from "./worker.ts"
+import { makeLive, register, runAlone, type Spare, TypeId, WorkerCore } from "./worker.ts"
 
 /** Builds a supervised worker of any kind. See `Worker.fromKind`. */
 /** A worker's checked settings. */
@@ -35,14 +35,13 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
   const firstStart = Deferred.makeUnsafe<void>()
   const restarts = yield* restartTracker(options.restart)
   const annotate = Effect.annotateLogs({ workerId: id, workerKind: kind.name })
-  const life = makeCore<Req, Resp, E>({
+  const core = new WorkerCore<Req, Resp, E>({
     id,
     kind: kind.name,
     maxInFlight: options.maxInFlight,
     now: () => clock.currentTimeMillisUnsafe(),
     close: Scope.close(scope, Exit.void)
   })
-  const { core } = life
   const health = core.health
   core.spareSource = {
     kind,
@@ -52,10 +51,19 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
       )
   }
 
-  /** Runs one incarnation from spawn to its end; returns why it ended and whether it answered a request. */
-  const incarnate = (closed: Deferred.Deferred<void>, spare: Spare | undefined) =>
+  /**
+   * Runs one incarnation from spawn to its end; returns why it ended and
+   * whether it answered a request. `previous`: the end of the incarnation
+   * before, when a spare took over from it: its callers hear of its crash
+   * once this one serves.
+   */
+  const incarnate = (
+    closed: Deferred.Deferred<void>,
+    spare: Spare | undefined,
+    previous: Deferred.Deferred<void> | undefined
+  ) =>
     Effect.gen(function* () {
-      if (health.state !== "Starting") life.setState("Starting")
+      if (health.state !== "Starting") core.setState("Starting")
       // The kind's requirements come from where the worker was made; its
       // Scope is this incarnation's, so what it acquires dies with it. A
       // spare comes started, with a scope of its own that ends with it.
@@ -71,7 +79,7 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
           )
       if (Exit.isFailure(spawned)) {
         const reason = spawnFailure(spawned.cause)
-        life.startFailed(reason)
+        core.startFailed(reason)
         yield* Effect.logWarning("worker failed to start").pipe(
           Effect.annotateLogs({ reason: reason.message }),
           annotate
@@ -81,19 +89,22 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
       // Made after the spawn, so that closing the scope stops the requests
       // before the incarnation's own resources are released.
       const current = makeLive(spawned.value, yield* FiberSet.make<Resp, E | WorkerCrash>(), closed)
-      yield* Effect.addFinalizer(() => life.awaitCallers(current))
+      yield* Effect.addFinalizer(() => core.awaitCallers(current))
+      // Runs before the FiberSet's own close: says which requests a close waits for.
+      yield* Effect.addFinalizer(() => core.clearFibers(current))
       // The incarnation died on its own (a process exited): no request of
       // its making, so the death itself is the failure that counts. One
       // that says it stops (`Stopped`) ends cleanly instead.
       yield* Effect.forkScoped(
         Effect.flatMap(current.incarnation.exited, (crash) =>
           Effect.sync(() =>
-            crash.reason._tag === "Stopped" ? life.end(current, crash.reason) : life.crash(current, crash.reason, true)
+            crash.reason._tag === "Stopped" ? core.end(current, crash.reason) : core.crash(current, crash.reason, true)
           )
         )
       )
       yield* restarts.started
-      life.begin(current)
+      core.begun(current)
+      if (previous !== undefined) Deferred.doneUnsafe(previous, Exit.void)
       Deferred.doneUnsafe(firstStart, Exit.void)
       const reason = yield* Deferred.await(current.ended)
       if (current.clean) {
@@ -119,44 +130,61 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
         : ({ _tag: "Restart", delay: stepped.value[1], attempt: health.attempt } as const)
     })
 
-  /** One incarnation, then the decision of what comes next. */
-  const incarnation = (spare: Spare | undefined) =>
+  /**
+   * One incarnation, then the decision of what comes next. Its callers hear
+   * of its crash once it is gone and its fate is known: `Restarting`
+   * (attempt n), `Retired`, or, when a spare takes over, serving again.
+   */
+  const incarnation = (spare: Spare | undefined, previous: Deferred.Deferred<void> | undefined) =>
     Effect.suspend(() => {
       const closed = Deferred.makeUnsafe<void>()
+      let handedOver = false
       return Effect.gen(function* () {
-        const { reason, served, clean } = yield* incarnate(closed, spare)
+        const { reason, served, clean } = yield* incarnate(closed, spare, previous)
         Deferred.doneUnsafe(firstStart, Exit.void)
-        // With a spare ready, the restart is now, not after the delay: the budget counts it so.
-        const immediate = core.hasSpare?.(kind) === true
+        // The pool that owns the worker may hand it a ready spare: the
+        // restart is then now, not after the delay, and the budget counts it so.
+        const nextSpare = core.owner?.spareFor(core)
         const end = new WorkerCrash({ reason, workerId: id })
-        const decision = clean ? yield* startAgain(end) : yield* restarts.next(end, served, immediate)
+        const decision = clean ? yield* startAgain(end) : yield* restarts.next(end, served, nextSpare !== undefined)
         if (decision._tag === "Retire") {
+          if (nextSpare !== undefined) yield* nextSpare.release
           health.retiredBecause = decision.because
-          life.setState("Retired")
+          core.setState("Retired")
           yield* Effect.logError("worker retired").pipe(
             Effect.annotateLogs({ reason: reason.message, because: decision.because }),
             annotate
           )
-        } else {
-          if (!clean) health.attempt = decision.attempt
-          life.setState(health.state)
+          return { decision, clean, spare: undefined, closed }
         }
-        return { decision, clean }
+        if (!clean) health.attempt = decision.attempt
+        core.setState(health.state)
+        handedOver = nextSpare !== undefined
+        return { decision, clean, spare: nextSpare, closed }
       }).pipe(
-        // The crash is reported to its callers once the incarnation is gone
-        // and its fate is known: `Restarting` (attempt n) or `Retired`.
-        Effect.ensuring(Deferred.succeed(closed, undefined))
+        Effect.ensuring(
+          Effect.sync(() => {
+            if (previous !== undefined) Deferred.doneUnsafe(previous, Exit.void)
+            if (!handedOver) Deferred.doneUnsafe(closed, Exit.void)
+          })
+        )
       )
     })
+
+  /** The end of an incarnation a spare took over from, until the spare serves. */
+  let handedOver: Deferred.Deferred<void> | undefined
 
   const supervise = Effect.gen(function* () {
     let spare: Spare | undefined
     while (true) {
-      const { decision, clean } = yield* incarnation(spare)
+      const next = yield* incarnation(spare, handedOver)
+      handedOver = undefined
+      const { decision, clean } = next
       if (decision._tag === "Retire") return
       // A ready spare of this kind takes over at once; else the delay, then a start.
-      spare = core.takeSpare?.(kind)
+      spare = next.spare
       if (spare === undefined) yield* Effect.sleep(decision.delay)
+      else handedOver = next.closed
       if (clean) {
         yield* Effect.logInfo("worker starting again").pipe(
           Effect.annotateLogs({ spare: spare !== undefined }),
@@ -176,20 +204,24 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
   // Finalizers run last-added first: the last one ends the live incarnation
   // with the stop's reason, the fork's interrupts the supervisor (closing the
   // incarnation), and the first makes `Stopped` final.
-  yield* Scope.addFinalizer(scope, Effect.sync(life.stopping))
-  yield* Effect.forkIn(supervise, scope)
-  yield* Scope.addFinalizer(scope, Effect.sync(life.stopping))
+  const stopping = Effect.sync(() => core.stopping())
+  yield* Scope.addFinalizer(scope, stopping)
+  yield* Effect.forkIn(
+    Effect.ensuring(
+      supervise,
+      Effect.sync(() => handedOver !== undefined && Deferred.doneUnsafe(handedOver, Exit.void))
+    ),
+    scope
+  )
+  yield* Scope.addFinalizer(scope, stopping)
   yield* Deferred.await(firstStart)
 
   const dispatch = (request: Req, dispatchOptions?: { readonly timeout?: Duration.Input | undefined }) =>
     Effect.suspend(() => {
-      const slot = core.reserve()
-      if (slot === undefined) return Effect.fail(life.unavailable())
       const timeout =
         dispatchOptions?.timeout === undefined ? undefined : Duration.fromInputUnsafe(dispatchOptions.timeout)
-      return core
-        .run(slot, request, timeout, undefined, undefined, clock.currentTimeMillisUnsafe())
-        .pipe(Effect.catchIf(isNotStarted, () => Effect.fail(life.unavailable())))
+      const record = new Request(request, timeout, Infinity, false, undefined, undefined)
+      return runAlone(core, record, clock.currentTimeMillisUnsafe())
     })
 
   const worker: Worker<Req, Resp, E> = {
@@ -202,5 +234,3 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
   }
   return register(worker, core)
 })
-
-const isNotStarted = (u: unknown): u is NotStarted => u instanceof NotStarted

@@ -1,22 +1,32 @@
 /**
- * One supervised worker, for every kind: its slots, how a request runs on it
- * and is counted, and its supervisor.
+ * One supervised worker, for every kind: its slots, how a request runs on it,
+ * and how the request's outcome is judged.
  *
  * Life of a worker: the supervisor fiber spawns an incarnation in a scope of
  * its own, waits until it ends, closes that scope (stopping the requests still
  * on it, then releasing its resources), waits out the restart delay and
  * starts over (see `supervisor.ts`).
  *
- * A request runs on its caller's fiber whenever nothing would need to cut it
- * short from outside: on the out-of-process kinds (a dead child fails its
- * requests by itself), and on an in-process worker with one slot (it has no
- * other request whose crash could tear it down). Otherwise (a timeout, or an
- * in-process worker holding several requests at once) it runs on a fiber of
- * its incarnation, so that the incarnation's death interrupts it.
+ * A request runs in one of three ways (`pathOf`):
+ * - `submit`: sent without a fiber (`Incarnation.submit`, the thread and
+ *   subprocess kinds); its caller waits for the answer.
+ * - `caller`: on its caller's fiber, whenever nothing would need to cut it
+ *   short from outside: on an out-of-process kind without `submit` (a dead
+ *   child fails its requests by itself), and on an in-process worker with one
+ *   slot (it has no other request whose crash could tear it down).
+ * - `fiber`: on a fiber of its incarnation, so that the incarnation's death
+ *   (or a timeout) can interrupt it: a request with a `timeout`, or an
+ *   in-process worker holding several requests at once.
  *
- * The pool learns what a request did from the outcome handed to `onSettled`,
- * and of every change of the worker's state through its `listener`.
+ * The worker never calls into its pool while a request runs: `conclude`
+ * settles a request's record and returns what its caller should see; the
+ * pool that runs the request applies the rest in its own step.
+ * The worker tells its owner of each change of its state by `Owner.changed`,
+ * which the owner applies in its own step, and it does nothing that could run
+ * another fiber's code in the middle of a step: the completions that wake
+ * other fibers (its supervisor, a stop waiting for its callers) run after.
  */
+import type { Scope } from "effect"
 import { Cause, Deferred, Duration, Effect, Exit, Fiber, FiberSet } from "effect"
 import { InvalidRequest } from "../WireError.ts"
 import {
@@ -28,15 +38,15 @@ import {
   Unavailable,
   WorkerCrash
 } from "../WorkerError.ts"
+import type { WorkerState } from "../WorkerHealth.ts"
 import type { WorkerId } from "../WorkerId.ts"
 import type { Incarnation, WorkerKind } from "../WorkerKind.ts"
 import { describe } from "./describe.ts"
-import { HealthRecord, type Outcome, Slot } from "./health.ts"
-import { onExitSync } from "./onExit.ts"
-import type { Spare, SpareSource } from "./pool/spares.ts"
+import { invoke } from "./handler.ts"
+import { HealthRecord } from "./health.ts"
+import { Later } from "./later.ts"
+import { type Outcome, type Request, reserve, retry, type SlotOwner, settle, start } from "./request.ts"
 import { withDispatchSpan } from "./tracing.ts"
-
-export { Slot }
 
 /** @internal */
 export const TypeId: unique symbol = Symbol.for("effect-worker-pool/Worker") as never
@@ -50,14 +60,34 @@ export const register = <W extends object>(worker: W, core: WorkerCore<any, any,
   return worker
 }
 
-/** A request did not start: the incarnation that gave it a slot is gone. */
-export class NotStarted {
-  readonly _tag = "NotStarted"
-}
-const notStarted = new NotStarted()
+/** The core of a worker made by this library, or `undefined` (for any other object, whatever its shape). */
+export const coreOf = <Req, Resp, E>(worker: unknown): WorkerCore<Req, Resp, E> | undefined =>
+  typeof worker === "object" && worker !== null ? cores.get(worker) : undefined
 
-/** Called once a request's outcome is counted, before its caller sees it. */
-export type OnSettled = (outcome: Outcome, slot: Slot) => void
+/** A started incarnation, waiting to be promoted, and the scope that holds its resources. */
+export interface Spare {
+  readonly incarnation: Incarnation<any, any, any>
+  /** Closes the spare's scope: its thread or process ends. */
+  readonly release: Effect.Effect<void>
+}
+
+/** Where spares of a worker come from: its kind, spawned with the worker's services into a given scope. */
+export interface SpareSource {
+  readonly kind: WorkerKind<any, any, any, any>
+  readonly spawnInto: (scope: Scope.Scope) => Effect.Effect<Incarnation<any, any, any>, unknown>
+}
+
+/**
+ * The owner of a worker (the pool it was added to). It is told of each
+ * change of the worker's state, as it happens, and applies it in a step of
+ * its own; and it owns the spares: a worker that restarts asks it for one.
+ */
+export interface Owner {
+  /** The worker's state changed (started, crashed, restarting, retired, stopped, ejected, readmitted). */
+  readonly changed: (core: WorkerCore<any, any, any>) => void
+  /** A ready spare of the worker's kind, now the worker's, or `undefined`. */
+  readonly spareFor: (core: WorkerCore<any, any, any>) => Spare | undefined
+}
 
 /** A live incarnation and what the worker keeps about it. */
 export interface Live<Req, Resp, E> {
@@ -79,75 +109,31 @@ export interface Live<Req, Resp, E> {
   idle: Deferred.Deferred<void> | undefined
 }
 
-/** What the pool (and the supervisor) need from a worker beyond its public face. */
-export interface WorkerCore<Req, Resp, E> {
-  readonly id: WorkerId
-  readonly kind: string
-  readonly maxInFlight: number
-  readonly health: HealthRecord
-  /** Takes a slot on the live incarnation, or `undefined` when there is none. */
-  readonly reserve: () => Slot | undefined
-  /** Gives back a slot no request was started in. */
-  readonly release: (slot: Slot) => void
-  /** Whether a request can start in `slot` now: the incarnation that gave it is still live. */
-  readonly startable: (slot: Slot) => boolean
-  /** Whether the live incarnation takes requests without a fiber (`Incarnation.submit`). */
-  readonly submits: () => boolean
-  /**
-   * Sends `request` in `slot` (which must be startable) through the
-   * incarnation's `submit`; `deliver` gets what its caller should see. The
-   * returned function is the caller's leaving: it cancels the request, whose
-   * slot stays taken until the incarnation confirms (or dies).
-   */
-  readonly submit: (
-    slot: Slot,
-    request: Req,
-    onSettled: OnSettled | undefined,
-    startedAt: number,
-    deliver: (effect: Effect.Effect<Resp, E | WorkerCrash>) => void
-  ) => () => void
-  /**
-   * Runs `request` in `slot`. Fails with `NotStarted` (the slot given back)
-   * when the incarnation that gave the slot has ended. `caller`: the fiber
-   * of a pool's caller (the pool keeps at most `maxInFlight` requests on the
-   * worker), on which the request may run. `now`: the time it starts.
-   */
-  readonly run: (
-    slot: Slot,
-    request: Req,
-    timeout: Duration.Duration | undefined,
-    caller: Fiber.Fiber<unknown, unknown> | undefined,
-    onSettled: OnSettled | undefined,
-    now: number
-  ) => Effect.Effect<Resp, E | WorkerCrash | RequestTimeout | NotStarted>
-  /** Marks the worker ejected until `until` (epoch millis), or readmits it. */
-  readonly setEjection: (until: number | undefined) => void
-  /** Whether an in-process request runs on its caller's fiber now (a stop waits for it). */
-  readonly holdsCallers: () => boolean
-  /**
-   * Stops the worker for good: its requests fail with `WorkerCrash`, or with
-   * what `cut` makes, and its resources are released. An in-process request
-   * running on its caller's fiber cannot be failed from outside: it is
-   * interrupted with that fiber, unless the stop is `graceful` (a removal),
-   * which lets it run to its end first.
-   */
-  readonly stop: (
-    reason: string,
-    options?: { readonly cut?: (() => unknown) | undefined; readonly graceful?: boolean | undefined }
-  ) => Effect.Effect<void>
-  /** Told of every change of the worker's state; set by the pool that owns it. */
-  listener: ((core: WorkerCore<Req, Resp, E>) => void) | undefined
-  /** How to start a spare of this worker's kind, with its services (see `pool/spares.ts`). */
-  spareSource: SpareSource | undefined
-  /** Where a restart takes a ready spare from; set by the pool that owns the worker. */
-  takeSpare: ((kind: WorkerKind<any, any, any, any>) => Spare | undefined) | undefined
-  /** Whether `takeSpare` would give a spare now; set with it. */
-  hasSpare: ((kind: WorkerKind<any, any, any, any>) => boolean) | undefined
-}
+/** A live incarnation record, fresh. */
+export const makeLive = <Req, Resp, E>(
+  incarnation: Incarnation<Req, Resp, E>,
+  fibers: FiberSet.FiberSet<Resp, E | WorkerCrash>,
+  closed: Deferred.Deferred<void>
+): Live<Req, Resp, E> => ({
+  incarnation,
+  fibers,
+  ended: Deferred.makeUnsafe<CrashReason>(),
+  closed,
+  endReason: undefined,
+  clean: false,
+  served: false,
+  onCallers: 0,
+  idle: undefined
+})
 
-/** The core of a worker made by this library, or `undefined` (for any other object, whatever its shape). */
-export const coreOf = <Req, Resp, E>(worker: unknown): WorkerCore<Req, Resp, E> | undefined =>
-  typeof worker === "object" && worker !== null ? cores.get(worker) : undefined
+/** How a request runs: see the module's documentation. */
+export type Path = "submit" | "caller" | "fiber"
+
+/** What a request that ran past its timeout gives instead of an exit. */
+export const timedOutRun: { readonly _tag: "TimedOutRun" } = { _tag: "TimedOutRun" }
+
+/** What a run gave: an exit, or, on the fiber path, a timeout. */
+export type RunResult<Resp, E> = Exit.Exit<Resp, E | WorkerCrash> | typeof timedOutRun
 
 type Failure<E> =
   | { readonly _tag: "Domain"; readonly error: E; readonly outcome: "domainError" | "rejected" }
@@ -167,54 +153,301 @@ const classify = <E>(cause: Cause.Cause<E | WorkerCrash>): Failure<E> => {
   return { _tag: "Interrupted" }
 }
 
-/**
- * The request side of a worker. The supervisor (see `supervisor.ts`) drives
- * its incarnations through `begin`, `crash` and `end`.
- */
-export const makeCore = <Req, Resp, E>(options: {
+/** The `_tag` of a domain error, for the pool's metrics. */
+const tagOf = (error: unknown): string | undefined => (error as { readonly _tag?: unknown } | null)?._tag as never
+
+/** How long a close waits on a handler before it says which one it waits for. */
+const closeWaitNotice = Duration.seconds(1)
+
+export class WorkerCore<Req, Resp, E> implements SlotOwner {
   readonly id: WorkerId
   readonly kind: string
   readonly maxInFlight: number
-  readonly now: () => number
-  /** Closes the worker's scope. */
-  readonly close: Effect.Effect<void>
-}) => {
-  const { id, maxInFlight, now } = options
-  const health = new HealthRecord()
-  let live: Live<Req, Resp, E> | undefined
-  let stopReason: string | undefined
-  let cut: (() => unknown) | undefined
+  readonly health = new HealthRecord()
+  /** The incarnation that takes requests now. */
+  live: Live<Req, Resp, E> | undefined = undefined
+  /** The pool that owns the worker, once it was added to one. */
+  owner: Owner | undefined = undefined
+  /** What its owner keeps of it (the pool's member record); it stays after a removal, for the requests it still holds. */
+  seat: unknown = undefined
+  /** How to start a spare of this worker's kind, with its services (see `pool/spares.ts`). */
+  spareSource: SpareSource | undefined = undefined
+  private stopReason: string | undefined = undefined
+  private cut: (() => unknown) | undefined = undefined
   /** Stopped by a removal: requests on callers' fibers may finish. */
-  let graceful = false
+  private graceful = false
+  /** What must not run in the middle of a step: completions that wake other fibers. */
+  private readonly later = new Later()
+  private readonly now: () => number
+  private readonly closeScope: Effect.Effect<void>
 
-  const notify = () => core.listener?.(core)
-
-  /** Sets the state (and tells the pool); a live worker shows `Ejected` while an ejection is on. */
-  const setState = (state: "Live" | HealthRecord["state"]) => {
-    health.state = state === "Live" ? (health.ejectedUntil === undefined ? "Healthy" : "Ejected") : state
-    notify()
+  constructor(options: {
+    readonly id: WorkerId
+    readonly kind: string
+    readonly maxInFlight: number
+    readonly now: () => number
+    /** Closes the worker's scope. */
+    readonly close: Effect.Effect<void>
+  }) {
+    this.id = options.id
+    this.kind = options.kind
+    this.maxInFlight = options.maxInFlight
+    this.now = options.now
+    this.closeScope = options.close
   }
 
-  const unavailable = () =>
-    new WorkerCrash({
-      reason: new Unavailable({ message: `worker ${id} is not available (${health.state})`, state: health.state }),
-      workerId: id
+  /** Sets the state and tells the owner; a live worker shows `Ejected` while an ejection is on. */
+  setState(state: "Live" | WorkerState): void {
+    const health = this.health
+    health.state = state === "Live" ? (health.ejectedUntil === undefined ? "Healthy" : "Ejected") : state
+    this.owner?.changed(this)
+  }
+
+  /** The crash a request gets when the worker takes none. */
+  unavailable(): WorkerCrash {
+    const state = this.health.state
+    return new WorkerCrash({
+      reason: new Unavailable({ message: `worker ${this.id} is not available (${state})`, state }),
+      workerId: this.id
     })
+  }
+
+  // --- slots -----------------------------------------------------------------
+
+  /**
+   * Takes a slot for `request` on the live incarnation (a queued request, or
+   * one whose worker crashed under it, to be tried again); `false` when there
+   * is none.
+   */
+  take(request: Request): boolean {
+    const live = this.live
+    if (live === undefined) return false
+    if (request.state === "Settled") retry(request, this, live)
+    else reserve(request, this, live)
+    this.health.reserved()
+    return true
+  }
+
+  /** Gives back the slot of a reserved request that did not start (its state is the caller's to set). */
+  release(request: Request): void {
+    request.worker = undefined
+    request.incarnation = undefined
+    this.health.released()
+  }
+
+  /** Whether `request`'s slot can be used now: the incarnation that gave it is still live. */
+  startable(request: Request): boolean {
+    return request.state === "Reserved" && this.live !== undefined && request.incarnation === this.live
+  }
+
+  /** How a reserved request runs (see the module's documentation). */
+  pathOf(request: Request): Path {
+    if (request.timeout !== undefined) return "fiber"
+    const incarnation = (request.incarnation as Live<Req, Resp, E>).incarnation
+    if (incarnation.submit !== undefined) return "submit"
+    if (incarnation.settlesOnDeath === true) return "caller"
+    return request.caller !== undefined && this.maxInFlight === 1 ? "caller" : "fiber"
+  }
+
+  /** A reserved request starts at `now`, in the way `path` says. */
+  begin(request: Request, now: number, path: Path): void {
+    start(request, now)
+    this.health.started(request)
+    if (path === "caller") {
+      const live = request.incarnation as Live<Req, Resp, E>
+      if (live.incarnation.settlesOnDeath !== true) {
+        // In process on its caller's fiber: the incarnation's end waits for it.
+        request.onCaller = true
+        live.onCallers++
+      }
+    }
+  }
+
+  // --- running ---------------------------------------------------------------
+
+  /** The handler's run of `request`, under its dispatch's span, as an effect that never throws. */
+  invoke(request: Request): Effect.Effect<Resp, E | WorkerCrash> {
+    const run = invoke((request.incarnation as Live<Req, Resp, E>).incarnation.run, request.payload as Req)
+    return request.span === undefined ? run : withDispatchSpan(run, request.span)
+  }
+
+  /**
+   * Sends `request` through the incarnation's `submit`. Returns how to cancel
+   * it, and `done` is called later with its outcome; or, when the incarnation
+   * gave the outcome before `submit` returned, that outcome (`done` is then
+   * never called): an `InvalidRequest` (too large for the wire, a request
+   * its Schema cannot encode), a `WorkerCrash` (the incarnation is dead: the
+   * request was not sent), or an effect the caller runs to send it (a Schema
+   * that encodes asynchronously).
+   */
+  send(
+    request: Request,
+    done: (outcome: Effect.Effect<Resp, E | WorkerCrash>) => void
+  ): (() => void) | Effect.Effect<Resp, E | WorkerCrash> {
+    const incarnation = (request.incarnation as Live<Req, Resp, E>).incarnation
+    let early: Effect.Effect<Resp, E | WorkerCrash> | undefined
+    let returned = false
+    const cancel = incarnation.submit!(
+      request.payload as Req,
+      (outcome) => {
+        if (returned) done(outcome)
+        else early ??= outcome
+      },
+      request.span
+    )
+    returned = true
+    return early ?? cancel
+  }
+
+  /**
+   * Runs `request` on a fiber of its incarnation, within its timeout, and
+   * gives the fiber's exit, or `timedOutRun`. The caller's interruption
+   * interrupts the request's fiber first. A kind that cannot stop a wedged
+   * request (`restartOnTimeout`) is crashed on a timeout, and the run gives
+   * `timedOutRun` once the incarnation is gone.
+   */
+  execute(request: Request): Effect.Effect<RunResult<Resp, E>> {
+    const live = request.incarnation as Live<Req, Resp, E>
+    const timeout = request.timeout
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(FiberSet.run(live.fibers, restore(this.invoke(request))), (fiber) => {
+        const awaited: Effect.Effect<RunResult<Resp, E>> =
+          timeout === undefined
+            ? Fiber.await(fiber)
+            : Effect.map(Effect.timeoutOption(Fiber.await(fiber), timeout), (o) =>
+                o._tag === "None" ? timedOutRun : o.value
+              )
+        return Effect.flatMap(
+          Effect.onInterrupt(restore(awaited), () => Fiber.interrupt(fiber)),
+          (result): Effect.Effect<RunResult<Resp, E>> => {
+            if (result !== timedOutRun) return Effect.succeed(result)
+            if (live.incarnation.restartOnTimeout !== true) return Effect.as(Fiber.interrupt(fiber), timedOutRun)
+            // A kind that cannot stop a wedged request is replaced: closing
+            // the incarnation interrupts the request and kills what runs it.
+            const timeoutMillis = Duration.toMillis(timeout!)
+            this.crash(
+              live,
+              new TimedOut({
+                message: `a request ran past its ${timeoutMillis} ms timeout: the worker is wedged`,
+                timeoutMillis
+              })
+            )
+            return Effect.as(restore(Deferred.await(live.closed)), timedOutRun)
+          }
+        )
+      })
+    )
+  }
+
+  // --- judging ---------------------------------------------------------------
+
+  /**
+   * Settles a request that ran, from what its run gave, and returns what its
+   * caller should see. A crash ends the incarnation (the request that ended
+   * it counts as `crashed`, the others it took down as `torn`); its caller
+   * hears of it once the incarnation is gone and its fate known.
+   */
+  conclude(
+    request: Request,
+    result: RunResult<Resp, E>,
+    path: Path
+  ): Effect.Effect<Resp, E | WorkerCrash | RequestTimeout> {
+    const live = request.incarnation as Live<Req, Resp, E>
+    const left = request.left
+    if (result === timedOutRun) {
+      this.finish(request, left ? "interrupted" : "timedOut", live)
+      return Exit.fail(new RequestTimeout({ workerId: this.id, timeoutMillis: Duration.toMillis(request.timeout!) }))
+    }
+    const exit = result as Exit.Exit<Resp, E | WorkerCrash>
+    if (Exit.isSuccess(exit)) {
+      this.finish(request, left ? "interrupted" : "succeeded", live)
+      return exit
+    }
+    const failure = classify(exit.cause)
+    switch (failure._tag) {
+      case "Domain":
+        request.tag = tagOf(failure.error)
+        this.finish(request, left ? "interrupted" : failure.outcome, live)
+        return exit as Exit.Exit<never, E>
+      case "Crash":
+        return this.crashed(request, live, failure.reason, left, false)
+      case "Interrupted":
+        if (path === "fiber" && !left) {
+          // Its fiber was interrupted, and not by its caller: the
+          // incarnation was torn down under it, or the handler interrupted
+          // itself (a defect).
+          const torn = live.endReason !== undefined
+          return this.crashed(
+            request,
+            live,
+            live.endReason ?? new Defect({ message: "the handler was interrupted" }),
+            false,
+            torn
+          )
+        }
+        if (left || live.endReason === undefined || this.graceful) {
+          this.finish(request, "interrupted", live)
+        } else {
+          // Its caller's fiber was interrupted by a stop that cut it.
+          request.tag = "Interrupted"
+          this.finish(request, "torn", live)
+        }
+        return Exit.failCause(Cause.interrupt())
+    }
+  }
+
+  /** A request met a crash: the incarnation ends (if it had not), and its caller hears of it once it is gone. */
+  private crashed(
+    request: Request,
+    live: Live<Req, Resp, E>,
+    reason: CrashReason,
+    left: boolean,
+    torn: boolean
+  ): Effect.Effect<never, WorkerCrash> {
+    const ended = this.crash(live, reason)
+    const cut = this.stopReason !== undefined ? this.cut : undefined
+    if (cut !== undefined) request.tag = (cut() as { readonly _tag?: string })._tag
+    // Only the request that brought the incarnation down counts toward
+    // ejection; the others went down with it.
+    this.finish(request, left ? "interrupted" : ended && !torn ? "crashed" : "torn", live)
+    const error =
+      cut !== undefined
+        ? (cut() as WorkerCrash)
+        : new WorkerCrash({ reason: live.clean ? reason : (live.endReason ?? reason), workerId: this.id })
+    return Effect.andThen(Deferred.await(live.closed), Effect.fail(error))
+  }
+
+  /** Settles a running request with `outcome` and gives its slot back. */
+  private finish(request: Request, outcome: Outcome, live: Live<Req, Resp, E>): void {
+    settle(request, outcome)
+    this.health.settled(request, outcome)
+    if (outcome === "succeeded" || outcome === "domainError") live.served = true
+    if (request.onCaller) {
+      request.onCaller = false
+      if (--live.onCallers === 0 && live.idle !== undefined) {
+        const idle = live.idle
+        this.later.run(() => Deferred.doneUnsafe(idle, Exit.void))
+      }
+    }
+  }
+
+  // --- incarnations ----------------------------------------------------------
 
   /**
    * Ends `current` because it crashed: it leaves selection at once, and its
    * supervisor takes over. `true` if this call ended it (the crash is this
    * caller's to count), `false` if it had ended already.
    */
-  const crash = (current: Live<Req, Resp, E>, reason: CrashReason, countsAsFailure = false): boolean => {
+  crash(current: Live<Req, Resp, E>, reason: CrashReason, countsAsFailure = false): boolean {
     if (current.endReason !== undefined) return false
     current.endReason = reason
+    const health = this.health
     health.crashes++
     if (countsAsFailure) health.consecutiveFailures++
-    health.lastCrash = { reason: reason.message, at: now() }
-    if (live === current) live = undefined
-    setState("Restarting")
-    Deferred.doneUnsafe(current.ended, Exit.succeed(reason))
+    health.lastCrash = { reason: reason.message, at: this.now() }
+    if (this.live === current) this.live = undefined
+    this.setState("Restarting")
+    this.later.run(() => Deferred.doneUnsafe(current.ended, Exit.succeed(reason)))
     return true
   }
 
@@ -223,375 +456,191 @@ export const makeCore = <Req, Resp, E>(options: {
    * does): it leaves selection at once, its requests run to their end, and
    * its supervisor starts it again; no crash is counted.
    */
-  const end = (current: Live<Req, Resp, E>, reason: CrashReason): boolean => {
+  end(current: Live<Req, Resp, E>, reason: CrashReason): boolean {
     if (current.endReason !== undefined) return false
     current.endReason = reason
     current.clean = true
-    if (live === current) live = undefined
-    setState("Restarting")
-    Deferred.doneUnsafe(current.ended, Exit.succeed(reason))
+    if (this.live === current) this.live = undefined
+    this.setState("Restarting")
+    this.later.run(() => Deferred.doneUnsafe(current.ended, Exit.succeed(reason)))
     return true
   }
 
-  const settle = (slot: Slot, outcome: Outcome, current: Live<Req, Resp, E>, onSettled: OnSettled | undefined) => {
-    if (slot.phase === 2) return
-    health.settled(slot, outcome)
-    if (outcome === "succeeded" || outcome === "domainError") current.served = true
-    if (slot.waited && --current.onCallers === 0 && current.idle !== undefined) {
-      Deferred.doneUnsafe(current.idle, Exit.void)
-    }
-    onSettled?.(outcome, slot)
+  /** Makes `current` the live incarnation. */
+  begun(current: Live<Req, Resp, E>): void {
+    this.live = current
+    this.health.failedStarts = 0
+    this.setState("Live")
   }
 
-  /** The error a crashed request fails with: the crash, or what a stop cut it with. */
-  const crashError = (reason: CrashReason, interrupted: boolean) =>
-    interrupted && cut !== undefined ? (cut() as WorkerCrash) : new WorkerCrash({ reason, workerId: id })
-
-  /** Marks a request that failed with its domain error `error`, for the pool's metrics. */
-  const tagDomain = (slot: Slot, error: unknown) => {
-    slot.tag = (error as { readonly _tag?: unknown } | null)?._tag as string | undefined
+  /** A start failed. */
+  startFailed(reason: CrashReason): void {
+    const health = this.health
+    health.crashes++
+    health.failedStarts++
+    health.lastCrash = { reason: reason.message, at: this.now() }
+    this.setState("Restarting")
   }
 
-  /** Marks a crashed request whose caller gets what the stop cut it with, for the pool's metrics. */
-  const tagCut = (slot: Slot, interrupted: boolean) => {
-    if (interrupted && cut !== undefined) slot.tag = (cut() as { readonly _tag?: string })._tag
-  }
-
-  /**
-   * After a crash: the caller hears of it once the incarnation is gone and
-   * its fate known, with the reason its incarnation ended (or, after a clean
-   * end, its own).
-   */
-  const reportCrash = (current: Live<Req, Resp, E>, reason: CrashReason, interrupted: boolean) =>
-    Effect.andThen(
-      Deferred.await(current.closed),
-      Effect.fail(crashError(current.clean ? reason : (current.endReason ?? reason), interrupted))
-    )
-
-  /** Runs on the caller's fiber: no fork, one frame to count the outcome. */
-  const runOnCaller = (
-    current: Live<Req, Resp, E>,
-    slot: Slot,
-    request: Req,
-    onSettled: OnSettled | undefined
-  ): Effect.Effect<Resp, E | WorkerCrash> => {
-    if (current.incarnation.settlesOnDeath !== true) {
-      // In-process: the incarnation's end waits for it (see `awaitCallers`).
-      slot.waited = true
-      current.onCallers++
-    }
-    const run = current.incarnation.run(request)
-    return onExitSync(
-      Effect.catchCause(slot.span === undefined ? run : withDispatchSpan(run, slot.span), (cause) => {
-        const failure = classify(cause)
-        switch (failure._tag) {
-          case "Domain":
-            tagDomain(slot, failure.error)
-            settle(slot, failure.outcome, current, onSettled)
-            return Effect.fail(failure.error)
-          case "Crash": {
-            const ended = crash(current, failure.reason)
-            tagCut(slot, stopReason !== undefined)
-            settle(slot, ended ? "crashed" : "torn", current, onSettled)
-            return reportCrash(current, failure.reason, stopReason !== undefined)
-          }
-          case "Interrupted":
-            return Effect.failCause(cause)
-        }
-      }),
-      (exit) => {
-        if (slot.phase !== 2) {
-          if (Exit.isSuccess(exit)) settle(slot, "succeeded", current, onSettled)
-          else if (current.endReason === undefined) settle(slot, "interrupted", current, onSettled)
-          else {
-            // Torn down with its incarnation: its caller's fiber was interrupted.
-            slot.tag = "Interrupted"
-            settle(slot, "torn", current, onSettled)
-          }
-        }
-      }
-    )
-  }
-
-  /**
-   * What a submitted request's outcome means for the worker, counted at once;
-   * returns what its caller should see. `left`: its caller had left.
-   */
-  const conclude = (
-    current: Live<Req, Resp, E>,
-    slot: Slot,
-    exit: Exit.Exit<Resp, E | WorkerCrash>,
-    onSettled: OnSettled | undefined,
-    left: boolean
-  ): Effect.Effect<Resp, E | WorkerCrash> => {
-    if (Exit.isSuccess(exit)) {
-      settle(slot, left ? "interrupted" : "succeeded", current, onSettled)
-      return exit
-    }
-    const failure = classify(exit.cause)
-    switch (failure._tag) {
-      case "Domain":
-        tagDomain(slot, failure.error)
-        settle(slot, left ? "interrupted" : failure.outcome, current, onSettled)
-        return exit
-      case "Crash": {
-        const ended = crash(current, failure.reason)
-        tagCut(slot, stopReason !== undefined)
-        settle(slot, left ? "interrupted" : ended ? "crashed" : "torn", current, onSettled)
-        return reportCrash(current, failure.reason, stopReason !== undefined)
-      }
-      case "Interrupted":
-        settle(slot, current.endReason === undefined || left ? "interrupted" : "torn", current, onSettled)
-        return exit
-    }
-  }
-
-  const submitOn = (
-    current: Live<Req, Resp, E>,
-    slot: Slot,
-    request: Req,
-    onSettled: OnSettled | undefined,
-    deliver: (effect: Effect.Effect<Resp, E | WorkerCrash>) => void
-  ): (() => void) => {
-    let left = false
-    const done = (outcome: Effect.Effect<Resp, E | WorkerCrash>) => {
-      if (Exit.isExit(outcome)) {
-        const result = conclude(current, slot, outcome as Exit.Exit<Resp, E | WorkerCrash>, onSettled, left)
-        if (!left) deliver(result)
-      } else if (left) {
-        settle(slot, "interrupted", current, onSettled)
-      } else {
-        // Decoded asynchronously: counted once the caller has run it.
-        deliver(Effect.flatMap(Effect.exit(outcome), (exit) => conclude(current, slot, exit, onSettled, false)))
-      }
-    }
-    const cancel = current.incarnation.submit!(request, done, slot.span)
-    return () => {
-      left = true
-      cancel()
-    }
-  }
-
-  /** Runs on a fiber of the incarnation, so that its end (or a timeout) can interrupt it. */
-  const runOnIncarnation = (
-    current: Live<Req, Resp, E>,
-    slot: Slot,
-    request: Req,
-    timeout: Duration.Duration | undefined,
-    onSettled: OnSettled | undefined
-  ): Effect.Effect<Resp, E | WorkerCrash | RequestTimeout> =>
-    Effect.uninterruptibleMask((restore) =>
-      Effect.gen(function* () {
-        const run = current.incarnation.run(request)
-        const fiber = yield* FiberSet.run(
-          current.fibers,
-          restore(slot.span === undefined ? run : withDispatchSpan(run, slot.span))
-        )
-        const awaited = restore(
-          timeout === undefined ? Effect.asSome(Fiber.await(fiber)) : Effect.timeoutOption(Fiber.await(fiber), timeout)
-        ).pipe(
-          Effect.onInterrupt(() =>
-            Effect.andThen(
-              Fiber.interrupt(fiber),
-              Effect.sync(() => settle(slot, "interrupted", current, onSettled))
-            )
-          )
-        )
-        const result = yield* awaited
-        if (result._tag === "None") {
-          const timeoutMillis = Duration.toMillis(timeout!)
-          const error = new RequestTimeout({ workerId: id, timeoutMillis })
-          if (current.incarnation.restartOnTimeout === true) {
-            // A kind that cannot stop a wedged request is replaced: closing
-            // the incarnation interrupts the request and kills what runs it.
-            crash(
-              current,
-              new TimedOut({
-                message: `a request ran past its ${timeoutMillis} ms timeout: the worker is wedged`,
-                timeoutMillis
-              })
-            )
-            settle(slot, "timedOut", current, onSettled)
-            yield* restore(Deferred.await(current.closed))
-          } else {
-            yield* Fiber.interrupt(fiber)
-            settle(slot, "timedOut", current, onSettled)
-          }
-          return yield* Effect.fail(error)
-        }
-        const exit = result.value
-        if (Exit.isSuccess(exit)) {
-          settle(slot, "succeeded", current, onSettled)
-          return exit.value
-        }
-        const failure = classify(exit.cause)
-        if (failure._tag === "Domain") {
-          tagDomain(slot, failure.error)
-          settle(slot, failure.outcome, current, onSettled)
-          return yield* Effect.fail(failure.error)
-        }
-        // Interrupted, and not by the caller: the incarnation was torn down
-        // under the request (its reason is set), or the handler interrupted itself.
-        const torn = failure._tag === "Interrupted" && current.endReason !== undefined
-        const reason =
-          failure._tag === "Crash"
-            ? failure.reason
-            : (current.endReason ?? new Defect({ message: "the handler was interrupted" }))
-        const ended = crash(current, reason)
-        tagCut(slot, failure._tag === "Interrupted")
-        // Only the request that brought the incarnation down counts toward
-        // ejection; the others went down with it.
-        settle(slot, torn || !ended ? "torn" : "crashed", current, onSettled)
-        return yield* restore(reportCrash(current, reason, failure._tag === "Interrupted"))
-      })
-    )
-
-  const reserve = (): Slot | undefined => {
-    if (live === undefined) return undefined
-    health.inFlight++
-    return new Slot(live)
-  }
-
-  const release = (slot: Slot) => {
-    if (slot.phase === 0) health.settled(slot, undefined)
-  }
-
-  const run = (
-    slot: Slot,
-    request: Req,
-    timeout: Duration.Duration | undefined,
-    caller: Fiber.Fiber<unknown, unknown> | undefined,
-    onSettled: OnSettled | undefined,
-    startedAt: number
-  ): Effect.Effect<Resp, E | WorkerCrash | RequestTimeout | NotStarted> => {
-    if (slot.phase !== 0) return Effect.die(new Error(`worker ${id}: a slot was used twice`))
-    const current = live
-    if (current === undefined || slot.incarnation !== current) {
-      release(slot)
-      return Effect.fail(notStarted)
-    }
-    health.started(slot, startedAt)
-    if (timeout === undefined) {
-      if (current.incarnation.submit !== undefined) {
-        return Effect.callback<Resp, E | WorkerCrash>((resume) => {
-          const leave = submitOn(current, slot, request, onSettled, resume)
-          return Effect.sync(leave)
-        })
-      }
-      if (current.incarnation.settlesOnDeath === true) return runOnCaller(current, slot, request, onSettled)
-      if (caller !== undefined && maxInFlight === 1) {
-        slot.caller = caller
-        return runOnCaller(current, slot, request, onSettled)
-      }
-    }
-    return runOnIncarnation(current, slot, request, timeout, onSettled)
-  }
-
-  const setEjection = (until: number | undefined) => {
+  /** Marks the worker ejected until `until` (epoch millis), or readmits it. */
+  setEjection(until: number | undefined): void {
+    const health = this.health
     if (until === undefined) health.ejectedUntil = undefined
     else {
       health.ejectedUntil = until
       health.ejections++
     }
-    if (health.isLive) setState("Live")
+    if (health.isLive) this.setState("Live")
   }
 
-  /** A request running on its caller's fiber can only be cut with that fiber. */
-  const interruptCallers = () => {
-    // Collected first: an interrupted request leaves the list as it settles.
-    const callers = Array.from(health.running(), (slot) => slot.caller)
-    for (const caller of callers) caller?.interruptUnsafe()
+  // --- stopping --------------------------------------------------------------
+
+  /** Whether an in-process request runs on its caller's fiber now (a stop waits for it). */
+  holdsCallers(): boolean {
+    return this.live !== undefined && this.live.onCallers > 0
   }
 
-  const stop = (
+  /**
+   * Stops the worker for good: its requests fail with `WorkerCrash`, or with
+   * what `cut` makes, and its resources are released. An in-process request
+   * running on its caller's fiber cannot be failed from outside: it is
+   * interrupted with that fiber, unless the stop is `graceful` (a removal),
+   * which lets it run to its end first.
+   */
+  stop(
     reason: string,
-    stopOptions?: { readonly cut?: (() => unknown) | undefined; readonly graceful?: boolean | undefined }
-  ) =>
-    Effect.suspend(() => {
-      stopReason ??= reason
-      cut ??= stopOptions?.cut
-      graceful = stopOptions?.graceful === true
-      if (!graceful) interruptCallers()
-      return options.close
+    options?: { readonly cut?: (() => unknown) | undefined; readonly graceful?: boolean | undefined }
+  ): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      this.stopReason ??= reason
+      this.cut ??= options?.cut
+      this.graceful = options?.graceful === true
+      if (!this.graceful) this.interruptCallers()
+      return this.closeScope
     })
-
-  const core: WorkerCore<Req, Resp, E> = {
-    id,
-    kind: options.kind,
-    maxInFlight,
-    health,
-    reserve,
-    release,
-    startable: (slot) => slot.phase === 0 && live !== undefined && slot.incarnation === live,
-    submits: () => live?.incarnation.submit !== undefined,
-    submit: (slot, request, onSettled, startedAt, deliver) => {
-      health.started(slot, startedAt)
-      return submitOn(live!, slot, request, onSettled, deliver)
-    },
-    run,
-    setEjection,
-    holdsCallers: () => live !== undefined && live.onCallers > 0,
-    stop,
-    listener: undefined,
-    spareSource: undefined,
-    takeSpare: undefined,
-    hasSpare: undefined
   }
 
-  /** What the supervisor drives. */
-  const lifecycle = {
-    core,
-    setState,
-    crash,
-    end,
-    /** Makes `current` the live incarnation. */
-    begin: (current: Live<Req, Resp, E>) => {
-      live = current
-      health.failedStarts = 0
-      setState("Live")
-    },
-    /** A start failed. */
-    startFailed: (reason: CrashReason) => {
-      health.crashes++
-      health.failedStarts++
-      health.lastCrash = { reason: reason.message, at: now() }
-      setState("Restarting")
-    },
-    /** The scope is closing: the live incarnation (if any) ends with the stop's reason. */
-    stopping: () => {
-      const reason = new Stopped({ message: `worker ${id} stopped: ${stopReason ?? "its scope was closed"}` })
-      if (live !== undefined) live.endReason ??= reason
-      live = undefined
-      if (!graceful) interruptCallers()
-      setState("Stopped")
-    },
-    /** Waits until no in-process request runs on the callers' fibers of `current`. */
-    awaitCallers: (current: Live<Req, Resp, E>): Effect.Effect<void> =>
-      Effect.suspend(() => {
-        if (current.onCallers === 0) return Effect.void
-        current.idle ??= Deferred.makeUnsafe<void>()
-        return Deferred.await(current.idle)
-      }),
-    unavailable
+  /** The scope is closing: the live incarnation (if any) ends with the stop's reason. */
+  stopping(): void {
+    const reason = new Stopped({ message: `worker ${this.id} stopped: ${this.stopReason ?? "its scope was closed"}` })
+    if (this.live !== undefined) this.live.endReason ??= reason
+    this.live = undefined
+    if (!this.graceful) this.interruptCallers()
+    this.setState("Stopped")
   }
-  return lifecycle
+
+  /**
+   * A request running on its caller's fiber can only be cut with that fiber.
+   * (A stop never runs inside a step of the pool: the interruption may run
+   * the caller's code at once.)
+   */
+  private interruptCallers(): void {
+    const callers: Array<Fiber.Fiber<unknown, unknown>> = []
+    for (const request of this.health.running()) {
+      if (request.onCaller && request.caller !== undefined) callers.push(request.caller)
+    }
+    for (const caller of callers) caller.interruptUnsafe()
+  }
+
+  /**
+   * Waits until no in-process request runs on the callers' fibers of
+   * `current`. A close that waits longer than a second for a handler that
+   * cannot be interrupted says which worker and requests it waits for.
+   */
+  awaitCallers(current: Live<Req, Resp, E>): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      if (current.onCallers === 0) return Effect.void
+      current.idle ??= Deferred.makeUnsafe<void>()
+      return this.noticeWait(Deferred.await(current.idle))
+    })
+  }
+
+  /** Interrupts the requests on fibers of `current` and waits for them, saying so if that takes long. */
+  clearFibers(current: Live<Req, Resp, E>): Effect.Effect<void> {
+    return this.noticeWait(FiberSet.clear(current.fibers))
+  }
+
+  private noticeWait(wait: Effect.Effect<void>): Effect.Effect<void> {
+    return Effect.timeoutOrElse(wait, {
+      duration: closeWaitNotice,
+      orElse: () =>
+        Effect.andThen(
+          Effect.logWarning("closing waits for requests whose handlers cannot be interrupted").pipe(
+            Effect.annotateLogs({
+              workerId: this.id,
+              requests: Array.from(this.health.running(), (request) => request.seq).join(", ")
+            })
+          ),
+          wait
+        )
+    })
+  }
 }
 
-export type Lifecycle<Req, Resp, E> = ReturnType<typeof makeCore<Req, Resp, E>>
-
-/** A live incarnation record, fresh. */
-export const makeLive = <Req, Resp, E>(
-  incarnation: Incarnation<Req, Resp, E>,
-  fibers: FiberSet.FiberSet<Resp, E | WorkerCrash>,
-  closed: Deferred.Deferred<void>
-): Live<Req, Resp, E> => ({
-  incarnation,
-  fibers,
-  ended: Deferred.makeUnsafe<CrashReason>(),
-  closed,
-  endReason: undefined,
-  clean: false,
-  served: false,
-  onCallers: 0,
-  idle: undefined
-})
+/**
+ * Sends `payload` to `core` directly, outside any pool (`Worker.dispatch`):
+ * the request takes a slot whatever `maxInFlight` says, and the worker alone
+ * judges it. Its slot is taken, and the frame that sees it to its end set
+ * up, in one uninterruptible step; the request itself runs interruptibly.
+ */
+export const runAlone = <Req, Resp, E>(
+  core: WorkerCore<Req, Resp, E>,
+  request: Request,
+  now: number
+): Effect.Effect<Resp, E | WorkerCrash | RequestTimeout> =>
+  Effect.uninterruptibleMask((restore) => {
+    if (!core.take(request)) return Effect.fail(core.unavailable())
+    const path = core.pathOf(request)
+    core.begin(request, now, path)
+    const judged = (result: RunResult<Resp, E>) => {
+      const seen = core.conclude(request, result, path)
+      // The pool that owns the worker, if any, follows its load.
+      core.owner?.changed(core)
+      return Exit.isExit(seen) ? seen : restore(seen)
+    }
+    switch (path) {
+      case "caller":
+        return Effect.matchCauseEffect(restore(core.invoke(request)), {
+          onSuccess: (value) => judged(Exit.succeed(value)),
+          onFailure: (cause) => judged(Exit.failCause(cause))
+        })
+      case "fiber":
+        return Effect.matchCauseEffect(restore(core.execute(request)), {
+          onSuccess: judged,
+          onFailure: (cause) => {
+            // Only an interruption of its caller fails the run.
+            request.left = true
+            return judged(Exit.failCause(cause))
+          }
+        })
+      case "submit": {
+        const answered = Effect.callback<Resp, E | WorkerCrash | RequestTimeout>((resume) => {
+          const done = (outcome: Effect.Effect<Resp, E | WorkerCrash>) => {
+            if (Exit.isExit(outcome)) {
+              const seen = judged(outcome as Exit.Exit<Resp, E | WorkerCrash>)
+              if (!request.left) resume(seen)
+            } else if (request.left) {
+              judged(Exit.failCause(Cause.interrupt()))
+            } else {
+              // Decoded (or encoded) asynchronously: judged once the caller has run it.
+              resume(Effect.flatMap(Effect.exit(outcome), judged))
+            }
+          }
+          const sent = core.send(request, done)
+          if (typeof sent !== "function") return done(sent)
+          request.cancel = sent
+        })
+        return Effect.matchCauseEffect(restore(answered), {
+          onSuccess: (value) => Exit.succeed(value),
+          onFailure: (cause) => {
+            if (request.state === "Running" && !request.left) {
+              // Its caller left: the request keeps its slot until the incarnation lets go of it.
+              request.left = true
+              request.cancel?.()
+            }
+            return Exit.failCause(cause)
+          }
+        })
+      }
+    }
+  })

@@ -6,7 +6,7 @@
  */
 import { Effect } from "effect"
 import { type EjectionRules, penaltyMillis, shouldEject } from "../ejection.ts"
-import type { Outcome, Slot } from "../health.ts"
+import type { Outcome } from "../request.ts"
 import { makeRetryBudget, type RetryBudget } from "../retryBudget.ts"
 import type { Member, Membership } from "./membership.ts"
 import type { Selection } from "./selection.ts"
@@ -16,8 +16,8 @@ export interface OutcomeHooks {
   readonly random: () => number
   /** Runs `effect` on a fiber of the pool (logs, penalty timers). */
   readonly background: (effect: Effect.Effect<void>) => void
-  /** Offers free slots to the waiting requests. */
-  readonly pump: () => void
+  /** Offers free slots to the waiting requests (a step of the pool's own). */
+  readonly serve: () => void
 }
 
 export class Outcomes<Req, Resp, E> {
@@ -41,12 +41,12 @@ export class Outcomes<Req, Resp, E> {
     this.budget = makeRetryBudget(retry)
   }
 
-  /** Follows a request that reached `member` and ended with `outcome` at `now` (the turn's time). */
-  settled(member: Member<Req, Resp, E>, outcome: Outcome, slot: Slot, now: number): void {
+  /** Follows a request that started on `member` at `startedAt` and ended with `outcome` at `now` (the turn's time). */
+  settled(member: Member<Req, Resp, E>, outcome: Outcome, startedAt: number, now: number): void {
     const failed = outcome === "crashed" || outcome === "timedOut"
     const answered = outcome === "succeeded" || outcome === "domainError"
     if ((answered || failed) && this.selection.learns) {
-      this.selection.learn(member, now - slot.startedAt, failed, now)
+      this.selection.learn(member, now - startedAt, failed, now)
     }
     const rules = this.rules
     if (rules === undefined || member.rank === -1) return
@@ -76,13 +76,13 @@ export class Outcomes<Req, Resp, E> {
     member.streak = healthySince !== undefined && t - healthySince >= rules.baseMillis ? 1 : member.streak + 1
     const penalty = penaltyMillis(rules, member.streak, this.hooks.random())
     member.core.setEjection(t + penalty)
-    const pump = this.hooks.pump
+    const serve = this.hooks.serve
     this.hooks.background(
       Effect.logWarning("worker ejected").pipe(
         Effect.annotateLogs({ workerId: member.worker.id, penaltyMillis: penalty }),
         // When the penalty is over, a waiting request may probe it.
         Effect.andThen(Effect.sleep(penalty)),
-        Effect.andThen(Effect.sync(pump))
+        Effect.andThen(Effect.sync(serve))
       )
     )
   }

@@ -7,14 +7,9 @@
  */
 import type { DispatchPolicy } from "../../DispatchPolicy.ts"
 import { type EjectionRules, inPanic } from "../ejection.ts"
-import type { Slot } from "../health.ts"
+import type { Request } from "../request.ts"
 import { Roster } from "../roster.ts"
 import type { Member, Membership } from "./membership.ts"
-
-export interface Pick<Req, Resp, E> {
-  readonly member: Member<Req, Resp, E>
-  readonly slot: Slot
-}
 
 export class Selection<Req, Resp, E> {
   private readonly roster = new Roster()
@@ -142,24 +137,23 @@ export class Selection<Req, Resp, E> {
   /**
    * Picks a worker for `request` at `now` and takes a slot on it: a due
    * probe of an ejected worker first, else the policy's pick. `exclude`: a
-   * worker not to pick (the one a retry leaves).
+   * worker not to pick (the one a retry leaves). A policy that throws, or
+   * picks a worker it was not offered, throws.
    */
-  pick(request: Req | undefined, now: number, exclude?: Member<Req, Resp, E>): Pick<Req, Resp, E> | undefined {
+  pick(request: Request<Req>, now: number, exclude?: Member<Req, Resp, E>): Member<Req, Resp, E> | undefined {
     const probe = this.dueProbe(now, exclude)
     if (probe !== undefined) {
       // Half-open: exactly one probe decides the worker's fate.
-      const slot = probe.core.reserve()
-      if (slot === undefined) return undefined
+      if (!probe.core.take(request)) return undefined
       probe.probing = true
+      request.probe = true
       this.place(probe)
-      return { member: probe, slot }
+      return probe
     }
-    const member = this.choose(request, now, exclude)
-    if (member === undefined) return undefined
-    const slot = member.core.reserve()
-    if (slot === undefined) return undefined
+    const member = this.choose(request.payload, now, exclude)
+    if (member === undefined || !member.core.take(request)) return undefined
     this.place(member)
-    return { member, slot }
+    return member
   }
 
   /** The worker a request would go to now, without taking a slot (for `select`). */

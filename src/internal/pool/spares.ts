@@ -10,22 +10,12 @@
  * starts.
  */
 import { Deferred, Duration, Effect, Exit, Fiber, Schedule, Scope } from "effect"
-import type { Incarnation, WorkerKind } from "../../WorkerKind.ts"
+import type { WorkerKind } from "../../WorkerKind.ts"
 import { defaultRestartSchedule } from "../backoff.ts"
 import { spawnFailure } from "../describe.ts"
+import type { Spare, SpareSource } from "../worker.ts"
 
-/** A started incarnation, waiting to be promoted, and the scope that holds its resources. */
-export interface Spare {
-  readonly incarnation: Incarnation<any, any, any>
-  /** Closes the spare's scope: its thread or process ends. */
-  readonly release: Effect.Effect<void>
-}
-
-/** Where spares come from: a worker's kind, spawned with that worker's services into a given scope. */
-export interface SpareSource {
-  readonly kind: WorkerKind<any, any, any, any>
-  readonly spawnInto: (scope: Scope.Scope) => Effect.Effect<Incarnation<any, any, any>, unknown>
-}
+export type { Spare, SpareSource }
 
 /**
  * What a pool shows of one spare: its kind's name, its state (`Starting`,

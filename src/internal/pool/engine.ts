@@ -1,0 +1,914 @@
+/**
+ * The pool's engine: it takes a request from its admission to its outcome,
+ * one record per request (`request.ts`), in steps.
+ *
+ * A step is one synchronous run of the engine's own code, started by an
+ * entry point: a caller's dispatch, a worker's answer, a caller that leaves,
+ * a change of a worker's state, a timer. Steps never nest: an entry point
+ * reached while a step runs (a transport that answers synchronously, a
+ * worker that reports a crash in the middle of a step) is posted to the
+ * inbox, and the running step applies it before it ends. A step ends by
+ * serving the queue once, and nothing in it runs another fiber's code:
+ * callers are woken, changes published and fibers forked after the step,
+ * in one microtask (`Later`). So the engine's state is never seen half
+ * updated, no chain of wake-ups grows the stack, and whatever a worker, a
+ * transport or a policy does, it cannot re-enter a step.
+ *
+ * A caller's dispatch is one frame on its fiber (`frame`): everything the
+ * request does runs inside it, and the frame's handlers see every way out of
+ * it (an answer, a failure, an interruption at any point, even before the
+ * request started), so that the record always reaches its end.
+ */
+import type { Clock, Context, Deferred, Duration, Fiber, Scope } from "effect"
+import { Cause, Deferred as D, Effect, Exit, PubSub } from "effect"
+import type { DispatchPolicy } from "../../DispatchPolicy.ts"
+import type { Worker } from "../../Worker.ts"
+import {
+  DuplicateWorkerId,
+  NoWorker,
+  PoolBusy,
+  PoolShutdown,
+  QueueTimeout,
+  UnknownWorkerId,
+  WorkerCrash
+} from "../../WorkerError.ts"
+import type { WorkerHealth } from "../../WorkerHealth.ts"
+import type { WorkerId } from "../../WorkerId.ts"
+import type { EjectionRules } from "../ejection.ts"
+import { Later } from "../later.ts"
+import { PoolMeter } from "../metrics.ts"
+import { leave, type Request, refuse, unreserve } from "../request.ts"
+import { coreOf, type Owner, type Path, type RunResult, type WorkerCore } from "../worker.ts"
+import { type Member, Membership } from "./membership.ts"
+import { Outcomes } from "./outcomes.ts"
+import { AdmissionQueue } from "./queue.ts"
+import { Selection } from "./selection.ts"
+import type { Spare } from "./spares.ts"
+import { Spares } from "./spares.ts"
+
+/** What a full queue does with a new request. */
+export type QueueStrategy = "suspend" | "fail" | "dropOldest"
+
+/** The pool's settings, validated, with defaults applied. */
+export interface PoolConfig {
+  /** The pool's name, in its metrics and spans. */
+  readonly name: string
+  /** Whether the per-worker metrics have a `worker_id` attribute. */
+  readonly workerIdMetrics: boolean
+  readonly policy: DispatchPolicy<any, any>
+  readonly timeout: Duration.Duration | undefined
+  /** How long a request may wait for a slot, in milliseconds (`Infinity`: no bound). */
+  readonly queueTimeoutMillis: number
+  readonly queueCapacity: number
+  readonly queueStrategy: QueueStrategy
+  readonly ejection: EjectionRules | undefined
+  readonly retry: {
+    readonly maxRetries: number
+    readonly share: number
+    readonly minPerWindow: number
+    readonly windowMillis: number
+  }
+  readonly drain: Duration.Duration
+  /** Spare incarnations kept started ahead (see `spares.ts`). */
+  readonly spares: number
+}
+
+/** The services the engine runs with. */
+export interface EngineServices {
+  readonly clock: Clock.Clock
+  readonly random: () => number
+  /** The time on the request path (read once per turn of the event loop with Effect's own clock). */
+  readonly turnNow: () => number
+  /** Where the metrics go (their registry and current attributes). */
+  readonly context: Context.Context<never>
+  /** Runs `effect` on a fiber of the pool. */
+  readonly fork: (effect: Effect.Effect<void>) => Fiber.Fiber<void>
+  /** A scope for the spares, closed after the workers. */
+  readonly sparesScope: Scope.Closeable
+}
+
+/** A member with what the engine keeps of it. */
+type Seat<Req, Resp, E> = Member<Req, Resp, E> & { metrics: ReturnType<PoolMeter["worker"]> }
+
+const shutdownError = new PoolShutdown({ reason: "the pool is shutting down: it admits no new request" })
+const cutBeforeStart = () => new PoolShutdown({ reason: "the pool shut down before the request started" })
+const cutWhileRunning = () => new PoolShutdown({ reason: "the pool shut down before the request finished" })
+const interrupted = Exit.failCause(Cause.interrupt())
+
+/** The `_tag` of what a request's caller got, for the metrics. */
+const tagOf = (request: Request): string => {
+  switch (request.outcome) {
+    case "succeeded":
+      return "Success"
+    case "domainError":
+      return request.tag ?? "DomainError"
+    case "rejected":
+      return "InvalidRequest"
+    case "crashed":
+    case "torn":
+      return request.tag ?? "WorkerCrash"
+    case "timedOut":
+      return "RequestTimeout"
+    case "interrupted":
+      return "Interrupted"
+    default:
+      return request.tag ?? "Defect"
+  }
+}
+
+/** The crash an outcome given before `submit` returned carries: the incarnation is dead. */
+const crashOf = (exit: Exit.Exit<unknown, unknown>): WorkerCrash | undefined => {
+  if (Exit.isSuccess(exit)) return undefined
+  const error = Cause.findErrorOption(exit.cause)
+  return error._tag === "Some" && error.value instanceof WorkerCrash ? error.value : undefined
+}
+
+export class Engine<Req, Resp, E> implements Owner {
+  readonly config: PoolConfig
+  readonly membership = new Membership<Req, Resp, E>()
+  readonly selection: Selection<Req, Resp, E>
+  readonly outcomes: Outcomes<Req, Resp, E>
+  readonly queue: AdmissionQueue
+  readonly spares: Spares
+  readonly meter: PoolMeter
+  readonly changes: PubSub.PubSub<readonly [WorkerId, WorkerHealth]>
+  /** Removed workers that stop once the requests running on their callers' fibers end. */
+  readonly leaving = new Set<Member<Req, Resp, E>>()
+
+  /** The pool is shutting down: it admits nothing new. */
+  closing = false
+  /** The drain is over: what has not started never will. */
+  private cutting = false
+  /** Requests admitted and not yet over, waiting or running. */
+  active = 0
+  private drained: Deferred.Deferred<void> | undefined
+
+  private busy = false
+  private readonly inbox: Array<() => void> = []
+  /** Something may let a waiting request be served: the step ends by serving the queue. */
+  private mayServe = false
+  /** No worker can serve or come back (and the pool has workers): said once, loudly. */
+  private stranded = false
+  private timer: Fiber.Fiber<void> | undefined = undefined
+  private timerAt = Infinity
+  private timerToken: object | undefined = undefined
+
+  private readonly later = new Later()
+  private readonly services: EngineServices
+  private readonly now: () => number
+
+  constructor(config: PoolConfig, services: EngineServices, changes: PubSub.PubSub<readonly [WorkerId, WorkerHealth]>) {
+    this.config = config
+    this.services = services
+    this.changes = changes
+    const clock = services.clock
+    this.now = () => clock.currentTimeMillisUnsafe()
+    this.selection = new Selection(this.membership, config.policy, config.ejection, services.random, this.now)
+    this.outcomes = new Outcomes(this.membership, this.selection, config.ejection, config.retry, {
+      now: this.now,
+      random: services.random,
+      background: (effect) => this.background(effect),
+      serve: () => this.serveNow()
+    })
+    this.queue = new AdmissionQueue(config.queueCapacity)
+    this.spares = new Spares(config.spares, services.sparesScope, services.fork)
+    this.meter = new PoolMeter(
+      services.context,
+      { name: config.name, policy: config.policy.name, workerId: config.workerIdMetrics },
+      () => this.queue.length
+    )
+  }
+
+  // --- steps -------------------------------------------------------------------
+
+  /** Ends a step: applies what was posted during it, then serves the queue, until nothing is left. */
+  private exit(): void {
+    if (this.inbox.length === 0 && (!this.mayServe || this.queue.isEmpty)) {
+      this.mayServe = false
+      this.busy = false
+      return
+    }
+    while (true) {
+      this.applyPosted()
+      if (!this.mayServe) break
+      this.mayServe = false
+      if (this.queue.isEmpty) continue
+      try {
+        this.serveQueue()
+      } catch (defect) {
+        this.defect(defect)
+      }
+    }
+    this.busy = false
+  }
+
+  /** Applies what was posted to the inbox during this step. */
+  private applyPosted(): void {
+    const inbox = this.inbox
+    while (inbox.length > 0) {
+      const task = inbox.shift()!
+      try {
+        task()
+      } catch (defect) {
+        this.defect(defect)
+      }
+    }
+  }
+
+  /** Runs `f` as a step of its own, or, when a step runs, applies it before that step ends. */
+  private post(f: () => void): void {
+    if (this.busy) {
+      this.inbox.push(f)
+      return
+    }
+    this.busy = true
+    try {
+      f()
+    } catch (defect) {
+      this.defect(defect)
+    } finally {
+      this.exit()
+    }
+  }
+
+  /** An effect that runs `f` as a step once the current one is over (for an entry point reached mid-step). */
+  private deferred<A, E2>(f: () => Effect.Effect<A, E2>): Effect.Effect<A, E2> {
+    return Effect.callback<A, E2>((resume) => {
+      this.later.run(() => resume(Effect.suspend(f)))
+    })
+  }
+
+  /** A bug of the engine met where no caller can get it: logged. */
+  private defect(defect: unknown): void {
+    this.background(Effect.logError("worker pool engine defect", Cause.die(defect)))
+  }
+
+  /** Runs `effect` on a fiber of the pool, after the step. */
+  private background(effect: Effect.Effect<void>): void {
+    const fork = this.services.fork
+    this.later.run(() => {
+      fork(effect)
+    })
+  }
+
+  // --- admission ---------------------------------------------------------------
+
+  /**
+   * A caller's dispatch, on the caller's fiber: the request is placed (a
+   * slot, the queue, or a refusal) and the frame that holds it until its
+   * outcome is set up in one uninterruptible step, so that no interruption
+   * can fall between the two; what the request runs runs interruptibly
+   * inside the frame.
+   */
+  dispatch(request: Request<Req>, restore: <A, E2, R>(effect: Effect.Effect<A, E2, R>) => Effect.Effect<A, E2, R>) {
+    request.restore = restore
+    return this.frame(request, this.place(request))
+  }
+
+  /**
+   * The frame `body` runs in for `request` (made where the caller's fiber is
+   * uninterruptible): its handlers judge a request that ran on its caller's
+   * fiber, and see the request leave at any point, interruptions included.
+   */
+  private frame(request: Request<Req>, body: Effect.Effect<Resp, any>): Effect.Effect<Resp, any> {
+    return Effect.matchCauseEffect(request.restore(body), {
+      onSuccess: (value: Resp) =>
+        request.state === "Running" && request.path === "caller"
+          ? this.succeededOnCaller(request, value)
+          : Exit.succeed(value),
+      onFailure: (cause: Cause.Cause<any>) => this.after(request, this.escape(request, cause))
+    })
+  }
+
+  /** A request that ran on its caller's fiber answered: the commonest end, kept short. */
+  private succeededOnCaller(request: Request<Req>, value: Resp): Effect.Effect<Resp, any> {
+    if (this.busy) return this.deferred(() => this.succeededOnCaller(request, value))
+    this.busy = true
+    try {
+      // An answer is never tried again: what its caller sees is its exit.
+      return this.judgeIn(request, Exit.succeed(value), "caller")
+    } finally {
+      this.exit()
+    }
+  }
+
+  /** What a frame hands its caller: an outcome runs interruptibly, a request tried again sets up its own frame. */
+  private after(request: Request<Req>, effect: Effect.Effect<Resp, any>): Effect.Effect<Resp, any> {
+    return Exit.isExit(effect) || !request.done ? effect : request.restore(effect)
+  }
+
+  /** How a request's frame was left by a failure: judged on its worker, or its caller left. */
+  private escape(request: Request<Req>, cause: Cause.Cause<any>): Effect.Effect<Resp, any> {
+    switch (request.state) {
+      case "Running":
+        if (request.path === "caller") return this.judge(request, Exit.failCause(cause), "caller")
+        if (request.path === "fiber") {
+          // Only its caller's interruption fails a run on a fiber.
+          request.left = true
+          return this.judge(request, Exit.failCause(cause), "fiber")
+        }
+        if (!request.left) this.post(() => this.leaveIn(request))
+        return Exit.failCause(cause)
+      case "Queued":
+      case "Reserved":
+        this.post(() => this.leaveIn(request))
+        return Exit.failCause(cause)
+      default:
+        return Exit.failCause(cause)
+    }
+  }
+
+  /** Admits a request (inside its frame): a free slot now, else the queue, else a refusal. */
+  private place(request: Request<Req>): Effect.Effect<Resp, any> {
+    if (this.busy) return this.deferred(() => this.place(request))
+    this.busy = true
+    try {
+      const t = this.services.turnNow()
+      request.since = t
+      if (this.closing) {
+        this.meter.failed("PoolShutdown")
+        refuse(request, "PoolShutdown")
+        return Exit.fail(shutdownError)
+      }
+      this.active++
+      request.admitted = true
+      this.outcomes.budget.request(t)
+      if (this.queue.isEmpty) {
+        let member: Seat<Req, Resp, E> | undefined
+        try {
+          member = this.selection.pick(request, t) as Seat<Req, Resp, E> | undefined
+        } catch (defect) {
+          return this.refuse(request, "Defect", Exit.die(defect))
+        }
+        if (member !== undefined) {
+          this.meter.queueWait.observe(0)
+          if (request.span !== undefined) this.mark(request, member, 0)
+          return this.launch(request, member, t)
+        }
+      }
+      if (this.membership.canComeBack === 0) return this.refuse(request, "WorkerCrash", Exit.fail(this.refusal()))
+      return this.enqueue(request, t)
+    } finally {
+      this.exit()
+    }
+  }
+
+  /** Puts a request that found no slot in the queue, by the queue's strategy. */
+  private enqueue(request: Request<Req>, t: number): Effect.Effect<Resp, any> {
+    request.deadline = t + request.queueTimeoutMillis
+    const queue = this.queue
+    if (queue.hasRoom) queue.push(request, false)
+    else if (this.config.queueStrategy === "suspend") queue.push(request, true)
+    else if (this.config.queueStrategy === "dropOldest" && queue.length > 0) {
+      const oldest = queue.shift()!
+      this.refuseWaiting(
+        oldest,
+        "PoolBusy",
+        Exit.fail(new PoolBusy({ reason: "dropped: the admission queue was full and a newer request arrived" }))
+      )
+      queue.push(request, false)
+    } else {
+      return this.refuse(
+        request,
+        "PoolBusy",
+        Exit.fail(new PoolBusy({ reason: `the admission queue is full (${queue.capacity} waiting)` }))
+      )
+    }
+    this.arm()
+    return this.wait(request)
+  }
+
+  /** Its caller waits for what comes next: its run (a slot was found), or its outcome. */
+  private wait(request: Request<Req>): Effect.Effect<Resp, any> {
+    return Effect.callback<Resp, any>((resume) => {
+      const ready = request.pending
+      if (ready !== undefined) {
+        request.pending = undefined
+        return resume(ready)
+      }
+      request.resume = resume
+    })
+  }
+
+  /** Wakes a waiting caller with `effect`, after the step. */
+  private deliver(request: Request<Req>, effect: Effect.Effect<any, any>): void {
+    const resume = request.resume
+    if (resume === undefined) {
+      // Its caller has not suspended yet: it picks it up when it does.
+      request.pending = effect
+      return
+    }
+    request.resume = undefined
+    this.later.run(() => resume(effect))
+  }
+
+  /** Refuses a request that has not run, and ends it; returns what its caller gets. */
+  private refuse<X>(request: Request<Req>, tag: string, exit: X): X {
+    refuse(request, tag)
+    this.finishRequest(request)
+    return exit
+  }
+
+  /** Refuses a request that waits in the queue, and wakes its caller with it. */
+  private refuseWaiting(request: Request<Req>, tag: string, exit: Exit.Exit<never, unknown>): void {
+    this.meter.queueWait.observe(this.services.turnNow() - request.since)
+    this.deliver(request, this.refuse(request, tag, exit))
+  }
+
+  private refusal(): WorkerCrash {
+    return new WorkerCrash({ reason: new NoWorker({ message: this.membership.noWorkerReason() }) })
+  }
+
+  // --- serving -----------------------------------------------------------------
+
+  /** Serves waiting requests, oldest first, for as long as a worker can take them. */
+  private serveQueue(): void {
+    const queue = this.queue
+    while (queue.length > 0) {
+      const request = queue.peek()!
+      if (this.cutting) {
+        queue.remove(request)
+        this.refuseWaiting(request, "PoolShutdown", Exit.fail(cutBeforeStart()))
+        continue
+      }
+      const t = this.services.turnNow()
+      let member: Seat<Req, Resp, E> | undefined
+      try {
+        member = this.selection.pick(request, t) as Seat<Req, Resp, E> | undefined
+      } catch (defect) {
+        // A policy that throws fails the request it was asked to place.
+        queue.remove(request)
+        this.refuseWaiting(request, "Defect", Exit.die(defect))
+        continue
+      }
+      if (member === undefined) return
+      queue.remove(request)
+      this.meter.queueWait.observe(t - request.since)
+      if (request.span !== undefined) this.mark(request, member, t - request.since)
+      if (member.core.pathOf(request) === "submit") {
+        // Sent at once: its caller wakes only with the outcome.
+        this.send(request, member, t)
+      } else {
+        this.deliver(
+          request,
+          Effect.suspend(() => this.launchServed(request))
+        )
+      }
+    }
+  }
+
+  /** Offers free slots to the waiting requests: a step of its own. */
+  private serveNow(): void {
+    this.post(() => {
+      this.mayServe = true
+    })
+  }
+
+  /** A woken caller runs its request on the slot it was served (inside its frame). */
+  private launchServed(request: Request<Req>): Effect.Effect<Resp, any> {
+    if (this.busy) return this.deferred(() => this.launchServed(request))
+    this.busy = true
+    try {
+      if (request.state !== "Reserved") return this.wait(request)
+      const member = request.worker as unknown as WorkerCore<Req, Resp, E>
+      if (!member.startable(request)) {
+        // The incarnation that gave the slot ended before the caller woke.
+        this.requeue(request)
+        return this.wait(request)
+      }
+      return this.launch(request, seatOf(member), this.services.turnNow())
+    } finally {
+      this.exit()
+    }
+  }
+
+  /** Puts a reserved request back at the head of the queue: it keeps its place. */
+  private requeue(request: Request<Req>): void {
+    const member = seatOf<Req, Resp, E>(request.worker as never)
+    this.giveBack(request, member)
+    unreserve(request)
+    if (this.cutting) {
+      this.refuseWaiting(request, "PoolShutdown", Exit.fail(cutBeforeStart()))
+      return
+    }
+    this.queue.pushFront(request)
+    this.arm()
+    // Nobody waits for a worker that cannot come back.
+    this.checkHope()
+  }
+
+  /** Gives back the unused slot of a reserved request. */
+  private giveBack(request: Request<Req>, member: Seat<Req, Resp, E>): void {
+    member.core.release(request)
+    if (request.probe) {
+      request.probe = false
+      this.outcomes.probeReturned(member)
+    }
+    this.selection.refresh(member)
+    this.mayServe = true
+  }
+
+  /** Runs a reserved request: returns what its caller runs (inside its frame). */
+  private launch(request: Request<Req>, member: Seat<Req, Resp, E>, t: number): Effect.Effect<Resp, any> {
+    const core = member.core
+    const path = core.pathOf(request)
+    request.path = path
+    switch (path) {
+      case "submit":
+        return Effect.callback<Resp, any>((resume) => {
+          this.post(() => this.send(request, member, this.services.turnNow()))
+          const ready = request.pending
+          if (ready !== undefined) {
+            request.pending = undefined
+            return resume(ready)
+          }
+          request.resume = resume
+        })
+      case "caller":
+        core.begin(request, t, path)
+        return core.invoke(request)
+      case "fiber":
+        core.begin(request, t, path)
+        return Effect.flatMap(core.execute(request), (result) => this.judge(request, result, "fiber"))
+    }
+  }
+
+  /**
+   * Sends a reserved request through its incarnation's `submit`. What the
+   * incarnation says before `submit` returns is applied here: a refusal is
+   * the request's outcome; a dead incarnation did not get it, so it is
+   * ended as crashed (counted once) and the request keeps its place in the
+   * queue for another worker, or for this one once it is back.
+   */
+  private send(request: Request<Req>, member: Seat<Req, Resp, E>, t: number): void {
+    const core = member.core
+    request.path = "submit"
+    if (!core.startable(request)) {
+      this.requeue(request)
+      return
+    }
+    const sent = core.send(request, (outcome) => this.answered(request, outcome))
+    if (typeof sent === "function") {
+      core.begin(request, t, "submit")
+      request.cancel = sent
+      return
+    }
+    if (!Exit.isExit(sent)) {
+      // Encoded asynchronously: its caller runs the send.
+      core.begin(request, t, "submit")
+      this.deliver(
+        request,
+        Effect.flatMap(Effect.exit(sent), (exit) => this.judge(request, exit, "submit"))
+      )
+      return
+    }
+    const crash = crashOf(sent)
+    if (crash !== undefined) {
+      const live = core.live
+      if (live !== undefined && live === request.incarnation) core.crash(live, crash.reason, true)
+      this.requeue(request)
+      return
+    }
+    core.begin(request, t, "submit")
+    this.deliver(request, this.judgeIn(request, sent as Exit.Exit<Resp, E | WorkerCrash>, "submit"))
+  }
+
+  /** A submitted request's outcome, from its incarnation: a step of its own. */
+  private answered(request: Request<Req>, outcome: Effect.Effect<Resp, E | WorkerCrash>): void {
+    if (this.busy) {
+      this.inbox.push(() => this.answeredIn(request, outcome))
+      return
+    }
+    this.busy = true
+    try {
+      this.answeredIn(request, outcome)
+    } catch (defect) {
+      this.defect(defect)
+    } finally {
+      this.exit()
+    }
+  }
+
+  private answeredIn(request: Request<Req>, outcome: Effect.Effect<Resp, E | WorkerCrash>): void {
+    if (request.state !== "Running") return
+    if (!Exit.isExit(outcome)) {
+      // Decoded asynchronously: judged once its caller has run it.
+      if (request.left) this.judgeIn(request, interrupted, "submit")
+      else
+        this.deliver(
+          request,
+          Effect.flatMap(Effect.exit(outcome), (exit) => this.judge(request, exit, "submit"))
+        )
+      return
+    }
+    const seen = this.judgeIn(request, outcome as Exit.Exit<Resp, E | WorkerCrash>, "submit")
+    if (!request.left) this.deliver(request, seen)
+  }
+
+  // --- outcomes ----------------------------------------------------------------
+
+  /** Judges a request that ran (a step of its own); returns what its caller sees. */
+  private judge(request: Request<Req>, result: RunResult<Resp, E>, path: Path): Effect.Effect<Resp, any> {
+    if (this.busy) return this.deferred(() => this.judge(request, result, path))
+    this.busy = true
+    try {
+      return this.judgeIn(request, result, path)
+    } finally {
+      this.exit()
+    }
+  }
+
+  /**
+   * Judges a request that ran: its worker settles it and says what its
+   * caller sees; the pool learns from it, and an idempotent request whose
+   * worker crashed is tried on another worker if one is free and the retry
+   * budget allows.
+   */
+  private judgeIn(request: Request<Req>, result: RunResult<Resp, E>, path: Path): Effect.Effect<Resp, any> {
+    const core = request.worker as unknown as WorkerCore<Req, Resp, E>
+    const member = seatOf(core)
+    const seen = core.conclude(request, result, path)
+    const t = this.services.turnNow()
+    member.metrics.runTime.observe(t - request.startedAt)
+    if (request.probe) request.probe = false
+    this.selection.refresh(member)
+    this.outcomes.settled(member, request.outcome!, request.startedAt, t)
+    this.mayServe = true
+    if (
+      request.idempotent &&
+      !request.left &&
+      (request.outcome === "crashed" || request.outcome === "torn") &&
+      request.attempts <= this.config.retry.maxRetries &&
+      !this.closing
+    ) {
+      // The crash's news (its worker restarting, the pool in panic) first.
+      this.applyPosted()
+      const retried = this.retry(request, member, t)
+      if (retried !== undefined) return retried
+    }
+    this.finishRequest(request)
+    return seen
+  }
+
+  /** Tries a request whose worker crashed under it on another worker that is free now. */
+  private retry(request: Request<Req>, from: Seat<Req, Resp, E>, t: number): Effect.Effect<Resp, any> | undefined {
+    if (!this.outcomes.budget.canRetry(t)) return undefined
+    let member: Seat<Req, Resp, E> | undefined
+    try {
+      member = this.selection.pick(request, t, from) as Seat<Req, Resp, E> | undefined
+    } catch {
+      return undefined
+    }
+    if (member === undefined) return undefined
+    this.outcomes.budget.tryRetry(t)
+    this.meter.retries++
+    if (request.span !== undefined) this.mark(request, member, undefined)
+    // It runs again outside the frame its dispatch made: in a frame of its own.
+    return this.frame(request, this.launch(request, member, t))
+  }
+
+  /** A request is over for the pool: counted, and the drain told. */
+  private finishRequest(request: Request<Req>): void {
+    // A request whose caller left before it was admitted was never counted.
+    if (!request.admitted) return
+    request.admitted = false
+    this.active--
+    const tag = tagOf(request)
+    if (tag === "Success") this.meter.successes++
+    else this.meter.failed(tag)
+    if (this.closing && this.active === 0 && this.drained !== undefined) {
+      const drained = this.drained
+      this.later.run(() => D.doneUnsafe(drained, Exit.void))
+    }
+  }
+
+  /** Its caller left (inside a step). */
+  private leaveIn(request: Request<Req>): void {
+    const from = leave(request)
+    switch (from) {
+      case "Queued":
+        if (request.line !== 0) this.queue.remove(request)
+        this.meter.queueWait.observe(this.services.turnNow() - request.since)
+        this.finishRequest(request)
+        return
+      case "Reserved":
+        this.giveBack(request, seatOf(request.worker as never))
+        this.finishRequest(request)
+        return
+      case "Running":
+        // Its slot stays taken until the incarnation lets go of it.
+        request.cancel?.()
+        return
+      default:
+        return
+    }
+  }
+
+  /** Tags the dispatch's span with the worker it went to. */
+  private mark(request: Request<Req>, member: Seat<Req, Resp, E>, queuedMillis: number | undefined): void {
+    const span = request.span!
+    if (queuedMillis !== undefined) span.attribute("worker_pool.queued_ms", queuedMillis)
+    span.attribute("worker_pool.worker_id", member.worker.id)
+    span.attribute("worker_pool.kind", member.core.kind)
+    span.attribute("worker_pool.attempt", request.attempts + 1)
+  }
+
+  // --- the queue's timer ---------------------------------------------------------
+
+  /** Sets the timer to the earliest deadline, if it is not set to fire by then. */
+  private arm(): void {
+    const next = this.queue.nextDeadline
+    if (next >= this.timerAt) return
+    this.timerAt = next
+    const token = {}
+    this.timerToken = token
+    this.later.run(() => {
+      if (this.timerToken !== token) return
+      this.timer?.interruptUnsafe()
+      this.timer = this.services.fork(
+        Effect.andThen(
+          Effect.sleep(Math.max(0, next - this.now())),
+          Effect.sync(() => this.post(() => this.expire()))
+        )
+      )
+    })
+  }
+
+  /** Fails the requests whose queue timeout has passed. */
+  private expire(): void {
+    this.timer = undefined
+    this.timerAt = Infinity
+    this.timerToken = undefined
+    const now = this.now()
+    for (const request of this.queue.expired(now)) {
+      this.refuseWaiting(
+        request,
+        "QueueTimeout",
+        Exit.fail(
+          new QueueTimeout({ queueTimeoutMillis: request.queueTimeoutMillis, waitedMillis: now - request.since })
+        )
+      )
+    }
+    this.arm()
+  }
+
+  // --- workers -------------------------------------------------------------------
+
+  /** A worker's state changed (`Owner`). */
+  changed(core: WorkerCore<any, any, any>): void {
+    this.post(() => this.changedIn(core))
+  }
+
+  private changedIn(core: WorkerCore<any, any, any>): void {
+    const member = core.seat as Seat<Req, Resp, E> | undefined
+    if (member === undefined || member.rank === -1) return
+    const published = this.membership.recount(member)
+    const source = core.spareSource
+    if (source !== undefined && core.health.isLive) this.spares.started(source.kind)
+    this.selection.refresh(member)
+    if (published !== undefined) this.publish(member.worker.id, published)
+    this.checkHope()
+    this.mayServe = true
+  }
+
+  /** A spare for a worker that restarts (`Owner`): the pool owns them. */
+  spareFor(core: WorkerCore<any, any, any>): Spare | undefined {
+    return this.closing || core.spareSource === undefined ? undefined : this.spares.take(core.spareSource.kind)
+  }
+
+  private publish(id: WorkerId, health: WorkerHealth): void {
+    const changes = this.changes
+    this.later.run(() => PubSub.publishUnsafe(changes, [id, health]))
+  }
+
+  /** When no worker can serve or come back, nobody waits for one. */
+  private checkHope(): void {
+    if (this.membership.canComeBack > 0) {
+      this.stranded = false
+      return
+    }
+    if (!this.queue.isEmpty) {
+      const refusal = Exit.fail(this.refusal())
+      for (const request of this.queue.drain()) this.refuseWaiting(request, "WorkerCrash", refusal)
+    }
+    if (!this.stranded && this.membership.members.length > 0 && !this.closing) {
+      this.stranded = true
+      const reason = this.membership.noWorkerReason()
+      // Workers that were stopped (their scope closed) are no failure: said at debug level only.
+      const failed = this.membership.members.some((member) => member.core.health.state !== "Stopped")
+      this.background(
+        (failed
+          ? Effect.logError("the pool has no worker that can serve or come back")
+          : Effect.logDebug("the pool has no worker that can serve or come back")
+        ).pipe(Effect.annotateLogs({ reason }))
+      )
+    }
+  }
+
+  /** Adds a worker: the pool routes to it from now on and owns it. */
+  add(worker: Worker<Req, Resp, E>): Effect.Effect<void, DuplicateWorkerId> {
+    return Effect.suspend(() => {
+      if (this.membership.find(worker.id) !== undefined) {
+        return Effect.fail(new DuplicateWorkerId({ workerId: worker.id }))
+      }
+      const core = coreOf<Req, Resp, E>(worker)
+      if (core === undefined) {
+        return Effect.die(new TypeError(`worker ${worker.id} was not made by Worker.make, makeScoped or fromKind`))
+      }
+      if (core.owner !== undefined) return Effect.die(new TypeError(`worker ${worker.id} belongs to another pool`))
+      if (this.closing) return core.stop("it was added to a pool that had shut down")
+      this.post(() => {
+        const member = this.membership.add(worker, core) as Seat<Req, Resp, E>
+        member.metrics = this.meter.worker(worker.id, core.kind, core.health)
+        core.owner = this
+        core.seat = member
+        if (core.spareSource !== undefined) {
+          this.spares.offer(core.spareSource)
+          if (core.health.isLive) this.spares.started(core.spareSource.kind)
+        }
+        this.selection.reset()
+        this.publish(worker.id, core.health.snapshot())
+        this.checkHope()
+        this.mayServe = true
+      })
+      return Effect.void
+    })
+  }
+
+  /** Removes a worker: no request goes to it any more, and it stops. */
+  remove(id: WorkerId): Effect.Effect<void, UnknownWorkerId> {
+    return Effect.suspend(() => {
+      const member = this.membership.find(id) as Seat<Req, Resp, E> | undefined
+      if (member === undefined) return Effect.fail(new UnknownWorkerId({ workerId: id }))
+      const core = member.core
+      this.post(() => {
+        this.membership.remove(member)
+        member.metrics.detach()
+        core.owner = undefined
+        this.selection.reset()
+        this.checkHope()
+      })
+      const stop = core.stop("it was removed from the pool", { graceful: true })
+      if (!core.holdsCallers()) return stop
+      // Its request runs on the caller's fiber: the worker stops once it ends.
+      this.leaving.add(member)
+      this.services.fork(
+        Effect.ensuring(
+          stop,
+          Effect.sync(() => this.leaving.delete(member))
+        )
+      )
+      return Effect.void
+    })
+  }
+
+  /** The worker a request would go to now, without taking a slot. */
+  peek(): Member<Req, Resp, E> | undefined {
+    let member: Member<Req, Resp, E> | undefined
+    this.post(() => {
+      member = this.selection.peek()
+    })
+    return member
+  }
+
+  // --- shutdown --------------------------------------------------------------------
+
+  /**
+   * Shuts the pool down: nothing new is admitted; what was admitted may
+   * finish within the drain; then what has not started is refused and what
+   * runs is cut; the workers stop; the spares end.
+   */
+  close(): Effect.Effect<void> {
+    const self = this
+    return Effect.gen(function* () {
+      self.closing = true
+      if (self.active > 0) {
+        self.drained = D.makeUnsafe<void>()
+        yield* Effect.timeoutOption(D.await(self.drained), self.config.drain)
+      }
+      // The drain deadline has passed: what is still waiting never starts,
+      // what is still running is cut.
+      self.post(() => {
+        self.cutting = true
+        for (const request of self.queue.drain()) {
+          self.refuseWaiting(request, "PoolShutdown", Exit.fail(cutBeforeStart()))
+        }
+      })
+      yield* Effect.forEach(
+        [...self.membership.members, ...self.leaving],
+        (member) => member.core.stop("the pool shut down", { cut: cutWhileRunning }),
+        { concurrency: "unbounded", discard: true }
+      )
+      yield* self.spares.close()
+      self.timerToken = undefined
+      self.timer?.interruptUnsafe()
+      // The last changes (workers stopped) reach the stream before it ends.
+      self.later.flush()
+      yield* PubSub.shutdown(self.changes)
+      self.meter.close()
+    })
+  }
+}
+
+/** The member a core is seated as. */
+const seatOf = <Req, Resp, E>(core: WorkerCore<Req, Resp, E>): Seat<Req, Resp, E> => core.seat as Seat<Req, Resp, E>
