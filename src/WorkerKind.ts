@@ -95,6 +95,14 @@ export interface Incarnation<Req, Resp, E> {
    * caller waking only with the outcome, and keeps a cancelled request's slot
    * taken until the child has let go of it. `span` is the dispatch's span
    * when it is traced: the request carries it to the child. Optional.
+   *
+   * An outcome given before `submit` returns says the request was not sent:
+   * an `InvalidRequest` (or another error of the request's own) is its
+   * outcome; a `WorkerCrash` says the incarnation is dead, and the pool ends
+   * it (counted as one crash) and gives the request to another worker, or to
+   * this one once it is back, since it never ran. Whatever `done` is called
+   * from, the pool applies it in a step of its own: it never runs the pool's
+   * code in the middle of `submit`.
    */
   readonly submit?:
     | ((

@@ -4,7 +4,7 @@
  * of health changes.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, type Duration, Effect, Exit, Fiber, Schedule, Scope, Stream } from "effect"
+import { Deferred, type Duration, Effect, Exit, Fiber, Logger, References, Schedule, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import {
   DispatchPolicy,
@@ -80,6 +80,44 @@ describe("shutdown", () => {
       yield* Scope.close(scope, Exit.void)
     })
   )
+
+  for (const path of ["its caller's fiber", "a fiber of its worker"] as const) {
+    const warnings: Array<string> = []
+    const logger = Logger.make<unknown, void>(({ logLevel, message, fiber }) => {
+      if (logLevel !== "Warn") return
+      const annotations = fiber.getRef(References.CurrentLogAnnotations)
+      warnings.push(`${String(message)} ${JSON.stringify(annotations)}`)
+    })
+    it.effect(`a close held by a handler that cannot be interrupted (on ${path}) says which one it waits for`, () =>
+      Effect.gen(function* () {
+        const scope = yield* Scope.make()
+        const gate = yield* Deferred.make<void>()
+        const pool = yield* WorkerPool.make({
+          size: 1,
+          worker: (id) => Worker.make(id, (_: number) => Effect.uninterruptible(Deferred.await(gate))),
+          drain: "1 second"
+        }).pipe(Scope.provide(scope))
+        const stuck = yield* Effect.forkChild(
+          path === "its caller's fiber" ? pool.dispatch(1) : pool.dispatch(1, { timeout: "1 hour" })
+        )
+        yield* Effect.yieldNow
+        const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
+        yield* TestClock.adjust("1 second")
+        assert.deepStrictEqual(warnings, [], "no word before the notice time")
+        yield* TestClock.adjust("1 second")
+        assert.strictEqual(warnings.length, 1)
+        assert.match(
+          warnings[0]!,
+          /^closing waits for requests whose handlers cannot be interrupted \{"workerId":0,"requests":"\d+"\}$/
+        )
+        assert.isUndefined(closing.pollUnsafe(), "the close waits for the handler")
+        yield* Deferred.succeed(gate, undefined)
+        yield* Fiber.join(closing)
+        assert.isDefined(yield* Fiber.await(stuck))
+        assert.strictEqual(warnings.length, 1)
+      }).pipe(Effect.provideService(Logger.CurrentLoggers, new Set([logger])))
+    )
+  }
 })
 
 /**
