@@ -153,6 +153,14 @@ const classify = <E>(cause: Cause.Cause<E | WorkerCrash>): Failure<E> => {
   return { _tag: "Interrupted" }
 }
 
+/**
+ * Whether an interruption on `caller`'s fiber came from the fiber itself
+ * (`Effect.interrupt` in the handler), not from another fiber or a stop.
+ */
+const interruptedItself = (cause: Cause.Cause<unknown>, caller: Fiber.Fiber<unknown, unknown> | undefined): boolean =>
+  caller !== undefined &&
+  cause.reasons.every((reason) => reason._tag !== "Interrupt" || reason.fiberId === caller.id)
+
 /** The `_tag` of a domain error, for the pool's metrics. */
 const tagOf = (error: unknown): string | undefined => (error as { readonly _tag?: unknown } | null)?._tag as never
 
@@ -372,6 +380,10 @@ export class WorkerCore<Req, Resp, E> implements SlotOwner {
       case "Crash":
         return this.crashed(request, live, failure.reason, left, false)
       case "Interrupted":
+        if (path === "caller" && !left && interruptedItself(exit.cause, request.caller)) {
+          // On its caller's fiber, the handler interrupted itself (nobody else did): a defect.
+          return this.crashed(request, live, new Defect({ message: "the handler was interrupted" }), false, false)
+        }
         if (path === "fiber" && !left) {
           // Its fiber was interrupted, and not by its caller: the
           // incarnation was torn down under it, or the handler interrupted

@@ -491,6 +491,8 @@ export class Engine<Req, Resp, E> implements Owner {
       this.refuseWaiting(request, "PoolShutdown", Exit.fail(cutBeforeStart()))
       return
     }
+    // It waits at most its queue timeout from its admission, not from now.
+    if (request.deadline === Infinity) request.deadline = request.since + request.queueTimeoutMillis
     this.queue.pushFront(request)
     this.arm()
     // Nobody waits for a worker that cannot come back.
