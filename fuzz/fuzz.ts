@@ -129,6 +129,12 @@ export const describeFailure = (run: RunResult, options: FuzzOptions): Array<str
   return lines
 }
 
+/** The line that reports a failing run whose findings are all of kinds seen before. */
+export const describeRepeat = (run: RunResult, options: FuzzOptions): string => {
+  const invariants = [...new Set(run.findings.map((f) => f.invariant))]
+  return `FAIL run ${run.index}, seed ${run.seed} (${run.target}): ${run.findings.length} findings of known kinds (${invariants.join("; ")}); replay: ${replayCommand(run.seed, run.target, options)}`
+}
+
 /** A fuzz run; `print` gets each line of progress and of failure as it comes. */
 export const fuzz = (options: FuzzOptions, print: (line: string) => void): Effect.Effect<Report> =>
   Effect.gen(function* () {
@@ -213,9 +219,9 @@ export const fuzz = (options: FuzzOptions, print: (line: string) => void): Effec
           shrunk: shrunk.map((small) => ({ ...small, saved: savePlan(small.plan) }))
         }
         runs.push(result)
-        if (findings.length > 0 && (fresh.length > 0 || runs.filter((r) => r.findings.length > 0).length <= 3)) {
-          for (const line of describeFailure(result, options)) print(line)
-        }
+        // A run that shows something new is described in full; one that repeats known kinds, in a line.
+        if (fresh.length > 0) for (const line of describeFailure(result, options)) print(line)
+        else if (findings.length > 0) print(describeRepeat(result, options))
         index++
         if (index % (inProcess(target) ? 50 : 10) === 0) {
           const failing = runs.filter((r) => r.findings.length > 0).length
