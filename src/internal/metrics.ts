@@ -99,6 +99,26 @@ const seriesState = (series: Series): unknown => {
 }
 
 /**
+ * Registers a new series of `metric` with `attributes` in the context's
+ * registry. Its hooks see the series alone: a registry keeps them for ever,
+ * so they must hold nothing of the pool or the worker that reports to it
+ * (a closure made beside a source would keep that source, and its pool).
+ */
+const register = (
+  metric: Metric.Metric<any, any>,
+  attributes: Metric.Metric.AttributeSet,
+  context: Context.Context<never>
+): Series => {
+  const created: Series = { type: metric.type, sources: new Set(), departedCount: 0, departed: new Histogram() }
+  Metric.registerUnsafe(Metric.withAttributes(metric, attributes), context, hooksOf(created))
+  return created
+}
+
+const ignore = () => {}
+
+const hooksOf = (series: Series) => ({ get: () => seriesState(series), update: ignore, modify: ignore })
+
+/**
  * Makes `source` report to the series of `metric` with `attributes` (and the
  * context's current metric attributes) in the context's registry; returns
  * how to take it out again.
@@ -119,14 +139,8 @@ const attach = (
   const key = JSON.stringify([metric.id, Object.entries(merged).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))])
   let series = all.get(key)
   if (series === undefined) {
-    const created: Series = { type: metric.type, sources: new Set(), departedCount: 0, departed: new Histogram() }
-    series = created
-    all.set(key, created)
-    Metric.registerUnsafe(Metric.withAttributes(metric, attributes), context, {
-      get: () => seriesState(created),
-      update: () => {},
-      modify: () => {}
-    })
+    series = register(metric, attributes, context)
+    all.set(key, series)
   }
   const joined = series
   joined.sources.add(source)
