@@ -158,8 +158,7 @@ const classify = <E>(cause: Cause.Cause<E | WorkerCrash>): Failure<E> => {
  * (`Effect.interrupt` in the handler), not from another fiber or a stop.
  */
 const interruptedItself = (cause: Cause.Cause<unknown>, caller: Fiber.Fiber<unknown, unknown> | undefined): boolean =>
-  caller !== undefined &&
-  cause.reasons.every((reason) => reason._tag !== "Interrupt" || reason.fiberId === caller.id)
+  caller !== undefined && cause.reasons.every((reason) => reason._tag !== "Interrupt" || reason.fiberId === caller.id)
 
 /** The `_tag` of a domain error, for the pool's metrics. */
 const tagOf = (error: unknown): string | undefined => (error as { readonly _tag?: unknown } | null)?._tag as never
