@@ -20,7 +20,8 @@ const worker = { id: 0 }
 const other = { id: 1 }
 const incarnation = {}
 
-const make = (idempotent = false) => new Request("payload", undefined, Infinity, idempotent, undefined, undefined)
+const make = (idempotent = false) =>
+  new Request("payload", { timeout: undefined, queueTimeoutMillis: Infinity, idempotent }, undefined, undefined)
 
 /** The message of the `IllegalTransition` that `move` throws. */
 const refusal = (move: () => void): string => {

@@ -3,12 +3,12 @@
  * runs with, the span of a traced dispatch, and the shutdown that closes it.
  */
 import type { Clock, Context, Random } from "effect"
-import { Duration, Effect, Fiber, FiberSet, Option, PubSub, Scope, Stream, Tracer } from "effect"
+import { Duration, Effect, type Fiber, FiberSet, Option, PubSub, Scope, Stream, Tracer } from "effect"
 import type { WorkerHealth } from "../WorkerHealth.ts"
 import type { WorkerId } from "../WorkerId.ts"
 import type { DispatchOptions, WorkerPool } from "../WorkerPool.ts"
 import { Engine, type PoolConfig } from "./pool/engine.ts"
-import { Request } from "./request.ts"
+import { type Plan, Request } from "./request.ts"
 import { makeTurnClock } from "./turnClock.ts"
 
 export type { PoolConfig, QueueStrategy } from "./pool/engine.ts"
@@ -49,38 +49,33 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
   )
   yield* Scope.addFinalizer(scope, engine.close())
 
-  const defaultQueueTimeout = config.queueTimeoutMillis
-  const defaultTimeout = config.timeout
-
-  /** A request's record, from its dispatch's options. */
-  const record = (
-    caller: Fiber.Fiber<unknown, unknown>,
-    request: Req,
-    options: DispatchOptions | undefined,
-    span: Tracer.Span | undefined
-  ) => {
-    if (options === undefined) return new Request(request, defaultTimeout, defaultQueueTimeout, false, span, caller)
-    return new Request(
-      request,
-      options.timeout === undefined ? defaultTimeout : Duration.fromInputUnsafe(options.timeout),
-      options.queueTimeout === undefined
-        ? defaultQueueTimeout
-        : Duration.toMillis(Duration.fromInputUnsafe(options.queueTimeout)),
-      options.idempotent === true,
-      span,
-      caller
-    )
+  /** What a dispatch without options asks for: the pool's defaults, made once. */
+  const defaultPlan: Plan = {
+    timeout: config.timeout,
+    queueTimeoutMillis: config.queueTimeoutMillis,
+    idempotent: false
   }
+
+  /** What a dispatch's options ask for. */
+  const planOf = (options: DispatchOptions | undefined): Plan =>
+    options === undefined
+      ? defaultPlan
+      : {
+          timeout: options.timeout === undefined ? config.timeout : Duration.fromInputUnsafe(options.timeout),
+          queueTimeoutMillis:
+            options.queueTimeout === undefined
+              ? config.queueTimeoutMillis
+              : Duration.toMillis(Duration.fromInputUnsafe(options.queueTimeout)),
+          idempotent: options.idempotent === true
+        }
+
+  /** A dispatch, with the span of its dispatch when traced (see `Engine.dispatch`). */
+  const dispatch = (request: Req, options: DispatchOptions | undefined, span: Tracer.Span | undefined) =>
+    Effect.withFiber((caller) => engine.dispatch(new Request(request, planOf(options), span, caller)))
 
   const spanOptions: Tracer.SpanOptionsNoTrace = {
     attributes: { "worker_pool.name": config.name, "worker_pool.policy": config.policy.name }
   }
-
-  /** A dispatch, with the span of its dispatch when traced. */
-  const dispatch = (request: Req, options: DispatchOptions | undefined, span: Tracer.Span | undefined) =>
-    Effect.uninterruptibleMask((restore) =>
-      engine.dispatch(record(Fiber.getCurrent()!, request, options, span), restore)
-    )
 
   /** A dispatch under a span of its own, the parent of the handler's spans. */
   const traced = (request: Req, options: DispatchOptions | undefined) =>
@@ -98,12 +93,11 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
     queued: Effect.sync(() => engine.queue.length),
     select: Effect.sync(() => Option.map(Option.fromNullishOr(engine.peek()), (member) => member.worker)),
     dispatch: (request, options) =>
-      Effect.uninterruptibleMask((restore) => {
-        const caller = Fiber.getCurrent()!
-        return traces(caller)
-          ? restore(traced(request, options))
-          : engine.dispatch(record(caller, request, options, undefined), restore)
-      }),
+      Effect.withFiber((caller) =>
+        traces(caller)
+          ? traced(request, options)
+          : engine.dispatch(new Request(request, planOf(options), undefined, caller))
+      ),
     health: Effect.sync(() =>
       engine.membership.members.map((member) => [member.worker.id, member.core.health.snapshot()] as const)
     ),

@@ -55,43 +55,56 @@ export interface SlotOwner {
   readonly id: number
 }
 
-let counter = 0
-
-const identity = <A>(a: A): A => a
-
-export class Request<Req = any> {
-  /** A number for messages (unique in the process). */
-  readonly seq = ++counter
-  state: RequestState = "Queued"
-  readonly payload: Req
+/**
+ * What a request's dispatch asked for, shared by every request of the same
+ * options (a pool's default plan, made once, serves every dispatch without
+ * options).
+ */
+export interface Plan {
   /** How long it may run on a worker; `undefined`: no bound. */
   readonly timeout: Duration.Duration | undefined
   /** How long it may wait for a slot, in milliseconds (`Infinity`: no bound). */
   readonly queueTimeoutMillis: number
   /** It may run twice: after a `WorkerCrash` it is tried again on another worker. */
   readonly idempotent: boolean
+}
+
+/** A request's place in the admission queue: a node of its lines and of its deadline heap. */
+export class Waiting {
+  readonly request: Request
+  /** When it stops waiting (epoch millis), `Infinity` for never. */
+  deadline: number
+  /** Which line it is in: 0 none, 1 the queue, 2 the overflow (callers suspended until there is room). */
+  line: 0 | 1 | 2 = 0
+  prev: Waiting | undefined = undefined
+  next: Waiting | undefined = undefined
+  /** Its position in the deadline heap, -1 when not in it. */
+  heapIndex = -1
+
+  constructor(request: Request, deadline: number) {
+    this.request = request
+    this.deadline = deadline
+  }
+}
+
+export class Request<Req = any> {
+  state: RequestState = "Queued"
+  readonly payload: Req
+  readonly plan: Plan
   /** The span of its dispatch, when traced: the parent of the handler's spans. */
   readonly span: Tracer.Span | undefined
   /** The fiber of its caller, when it has one (a pool's caller). */
   readonly caller: Fiber.Fiber<unknown, unknown> | undefined
-  /** Makes what it runs interruptible again, on its caller's fiber (whose dispatch set up its frame uninterruptibly). */
-  restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R> = identity
   /** How many times it started on a worker. */
   attempts = 0
   /** It was admitted: the pool counts it among the requests it must see to their end (its drain waits for them). */
   admitted = false
 
-  // --- waiting for a slot ----------------------------------------------------
+  // --- waiting ---------------------------------------------------------------
   /** When it was admitted (epoch millis). */
   since = 0
-  /** When it stops waiting (epoch millis), `Infinity` for never. */
-  deadline = Infinity
-  /** Its place in the admission queue: 0 none, 1 the queue, 2 the overflow (callers suspended until there is room). */
-  line: 0 | 1 | 2 = 0
-  linePrev: Request<Req> | undefined = undefined
-  lineNext: Request<Req> | undefined = undefined
-  /** Its position in the deadline heap, -1 when not in it. */
-  heapIndex = -1
+  /** Its place in the admission queue, while it has one. */
+  wait: Waiting | undefined = undefined
   /** Wakes its suspended caller with what comes next: its run, or its outcome. */
   resume: ((effect: Effect.Effect<any, any>) => void) | undefined = undefined
   /** What its caller is to be woken with, when that came before the caller suspended. */
@@ -126,18 +139,29 @@ export class Request<Req = any> {
 
   constructor(
     payload: Req,
-    timeout: Duration.Duration | undefined,
-    queueTimeoutMillis: number,
-    idempotent: boolean,
+    plan: Plan,
     span: Tracer.Span | undefined,
     caller: Fiber.Fiber<unknown, unknown> | undefined
   ) {
     this.payload = payload
-    this.timeout = timeout
-    this.queueTimeoutMillis = queueTimeoutMillis
-    this.idempotent = idempotent
+    this.plan = plan
     this.span = span
     this.caller = caller
+  }
+
+  /** How long it may run on a worker; `undefined`: no bound. */
+  get timeout(): Duration.Duration | undefined {
+    return this.plan.timeout
+  }
+
+  /** How long it may wait for a slot, in milliseconds (`Infinity`: no bound). */
+  get queueTimeoutMillis(): number {
+    return this.plan.queueTimeoutMillis
+  }
+
+  /** It may run twice: after a `WorkerCrash` it is tried again on another worker. */
+  get idempotent(): boolean {
+    return this.plan.idempotent
   }
 
   /** Whether it is over for the pool: settled, or left before it ran. */
@@ -146,8 +170,22 @@ export class Request<Req = any> {
   }
 }
 
+/** Numbers for messages, given the first time a request is named. */
+const numbers = new WeakMap<Request, number>()
+let counter = 0
+
+/** A number that names `request` in messages (unique in the process). */
+export const numberOf = (request: Request): number => {
+  let n = numbers.get(request)
+  if (n === undefined) {
+    n = ++counter
+    numbers.set(request, n)
+  }
+  return n
+}
+
 const illegal = (request: Request, move: string, why: string): never => {
-  throw new IllegalTransition(`request ${request.seq}: cannot ${move}: ${why} (it is ${request.state})`)
+  throw new IllegalTransition(`request ${numberOf(request)}: cannot ${move}: ${why} (it is ${request.state})`)
 }
 
 /** `Queued` → `Reserved`: it takes a slot on `worker`'s `incarnation`. */

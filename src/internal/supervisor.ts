@@ -220,7 +220,12 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
     Effect.suspend(() => {
       const timeout =
         dispatchOptions?.timeout === undefined ? undefined : Duration.fromInputUnsafe(dispatchOptions.timeout)
-      const record = new Request(request, timeout, Infinity, false, undefined, undefined)
+      const record = new Request(
+        request,
+        { timeout, queueTimeoutMillis: Infinity, idempotent: false },
+        undefined,
+        undefined
+      )
       return runAlone(core, record, clock.currentTimeMillisUnsafe())
     })
 

@@ -45,7 +45,7 @@ import { describe } from "./describe.ts"
 import { invoke } from "./handler.ts"
 import { HealthRecord } from "./health.ts"
 import { Later } from "./later.ts"
-import { type Outcome, type Request, reserve, retry, type SlotOwner, settle, start } from "./request.ts"
+import { numberOf, type Outcome, type Request, reserve, retry, type SlotOwner, settle, start } from "./request.ts"
 import { withDispatchSpan } from "./tracing.ts"
 
 /** @internal */
@@ -579,7 +579,7 @@ export class WorkerCore<Req, Resp, E> implements SlotOwner {
           Effect.logWarning("closing waits for requests whose handlers cannot be interrupted").pipe(
             Effect.annotateLogs({
               workerId: this.id,
-              requests: Array.from(this.health.running(), (request) => request.seq).join(", ")
+              requests: Array.from(this.health.running(), numberOf).join(", ")
             })
           ),
           wait

@@ -37,6 +37,7 @@ import type { WorkerId } from "../../WorkerId.ts"
 import type { EjectionRules } from "../ejection.ts"
 import { Later } from "../later.ts"
 import { PoolMeter } from "../metrics.ts"
+import { onExitSync } from "../onExit.ts"
 import { leave, type Request, refuse, unreserve } from "../request.ts"
 import { coreOf, type Owner, type Path, type RunResult, type WorkerCore } from "../worker.ts"
 import { type Member, Membership } from "./membership.ts"
@@ -254,68 +255,71 @@ export class Engine<Req, Resp, E> implements Owner {
   // --- admission ---------------------------------------------------------------
 
   /**
-   * A caller's dispatch, on the caller's fiber: the request is placed (a
-   * slot, the queue, or a refusal) and the frame that holds it until its
-   * outcome is set up in one uninterruptible step, so that no interruption
-   * can fall between the two; what the request runs runs interruptibly
-   * inside the frame.
+   * A caller's dispatch, on the caller's fiber: the frame that sees its
+   * request to its end is set up first, and the request is placed (a slot,
+   * the queue, or a refusal) inside it, so that no interruption can fall
+   * between the two. The frame's exit handler sees the request leave at any
+   * point, interruptions included, and settles an answer given on the
+   * caller's fiber (which passes through as it is).
    */
-  dispatch(request: Request<Req>, restore: <A, E2, R>(effect: Effect.Effect<A, E2, R>) => Effect.Effect<A, E2, R>) {
-    request.restore = restore
-    return this.frame(request, this.place(request))
+  dispatch(request: Request<Req>): Effect.Effect<Resp, any> {
+    return this.frame(
+      request,
+      Effect.suspend(() => this.place(request))
+    )
   }
 
-  /**
-   * The frame `body` runs in for `request` (made where the caller's fiber is
-   * uninterruptible): its handlers judge a request that ran on its caller's
-   * fiber, and see the request leave at any point, interruptions included.
-   */
+  /** The frame `body` runs in for `request`. */
   private frame(request: Request<Req>, body: Effect.Effect<Resp, any>): Effect.Effect<Resp, any> {
-    return Effect.matchCauseEffect(request.restore(body), {
-      onSuccess: (value: Resp) =>
-        request.state === "Running" && request.path === "caller"
-          ? this.succeededOnCaller(request, value)
-          : Exit.succeed(value),
-      onFailure: (cause: Cause.Cause<any>) => this.after(request, this.escape(request, cause))
-    })
+    return onExitSync(body, (exit) => this.exited(request, exit))
   }
 
-  /** A request that ran on its caller's fiber answered: the commonest end, kept short. */
-  private succeededOnCaller(request: Request<Req>, value: Resp): Effect.Effect<Resp, any> {
-    if (this.busy) return this.deferred(() => this.succeededOnCaller(request, value))
+  /** A request's frame ends: a step of its own that settles what is left to settle. */
+  private exited(request: Request<Req>, exit: Exit.Exit<Resp, any>): void {
+    // Settled or left: nothing is left to do, the commonest case after a failure.
+    if (request.state === "Settled" || request.state === "Left") return
+    if (this.busy) {
+      this.inbox.push(() => this.exitedIn(request, exit))
+      return
+    }
     this.busy = true
     try {
-      // An answer is never tried again: what its caller sees is its exit.
-      return this.judgeIn(request, Exit.succeed(value), "caller")
+      this.exitedIn(request, exit)
+    } catch (defect) {
+      this.defect(defect)
     } finally {
       this.exit()
     }
   }
 
-  /** What a frame hands its caller: an outcome runs interruptibly, a request tried again sets up its own frame. */
-  private after(request: Request<Req>, effect: Effect.Effect<Resp, any>): Effect.Effect<Resp, any> {
-    return Exit.isExit(effect) || !request.done ? effect : request.restore(effect)
-  }
-
-  /** How a request's frame was left by a failure: judged on its worker, or its caller left. */
-  private escape(request: Request<Req>, cause: Cause.Cause<any>): Effect.Effect<Resp, any> {
+  private exitedIn(request: Request<Req>, exit: Exit.Exit<Resp, any>): void {
     switch (request.state) {
       case "Running":
-        if (request.path === "caller") return this.judge(request, Exit.failCause(cause), "caller")
-        if (request.path === "fiber") {
-          // Only its caller's interruption fails a run on a fiber.
-          request.left = true
-          return this.judge(request, Exit.failCause(cause), "fiber")
+        if (Exit.isSuccess(exit)) {
+          // An answer on its caller's fiber: settled here, and it passes through as it is.
+          if (request.path === "caller") this.judgeIn(request, exit, "caller")
+          return
         }
-        if (!request.left) this.post(() => this.leaveIn(request))
-        return Exit.failCause(cause)
+        // A failure that nothing judged: its caller is leaving (interrupted).
+        if (request.path === "submit") {
+          this.leaveIn(request)
+          return
+        }
+        request.left = true
+        this.judgeIn(request, exit, request.path!)
+        return
       case "Queued":
       case "Reserved":
-        this.post(() => this.leaveIn(request))
-        return Exit.failCause(cause)
+        this.leaveIn(request)
+        return
       default:
-        return Exit.failCause(cause)
+        return
     }
+  }
+
+  /** A request that ran on its caller's fiber failed: judged (a step of its own); returns what its caller sees. */
+  private failedOnCaller(request: Request<Req>, cause: Cause.Cause<any>): Effect.Effect<Resp, any> {
+    return this.judge(request, Exit.failCause(cause), "caller")
   }
 
   /** Admits a request (inside its frame): a free slot now, else the queue, else a refusal. */
@@ -355,10 +359,10 @@ export class Engine<Req, Resp, E> implements Owner {
 
   /** Puts a request that found no slot in the queue, by the queue's strategy. */
   private enqueue(request: Request<Req>, t: number): Effect.Effect<Resp, any> {
-    request.deadline = t + request.queueTimeoutMillis
+    const deadline = t + request.queueTimeoutMillis
     const queue = this.queue
-    if (queue.hasRoom) queue.push(request, false)
-    else if (this.config.queueStrategy === "suspend") queue.push(request, true)
+    if (queue.hasRoom) queue.push(request, false, deadline)
+    else if (this.config.queueStrategy === "suspend") queue.push(request, true, deadline)
     else if (this.config.queueStrategy === "dropOldest" && queue.length > 0) {
       const oldest = queue.shift()!
       this.refuseWaiting(
@@ -366,7 +370,7 @@ export class Engine<Req, Resp, E> implements Owner {
         "PoolBusy",
         Exit.fail(new PoolBusy({ reason: "dropped: the admission queue was full and a newer request arrived" }))
       )
-      queue.push(request, false)
+      queue.push(request, false, deadline)
     } else {
       return this.refuse(
         request,
@@ -492,8 +496,7 @@ export class Engine<Req, Resp, E> implements Owner {
       return
     }
     // It waits at most its queue timeout from its admission, not from now.
-    if (request.deadline === Infinity) request.deadline = request.since + request.queueTimeoutMillis
-    this.queue.pushFront(request)
+    this.queue.pushFront(request, request.since + request.queueTimeoutMillis)
     this.arm()
     // Nobody waits for a worker that cannot come back.
     this.checkHope()
@@ -528,7 +531,7 @@ export class Engine<Req, Resp, E> implements Owner {
         })
       case "caller":
         core.begin(request, t, path)
-        return core.invoke(request)
+        return Effect.catchCause(core.invoke(request), (cause) => this.failedOnCaller(request, cause))
       case "fiber":
         core.begin(request, t, path)
         return Effect.flatMap(core.execute(request), (result) => this.judge(request, result, "fiber"))
@@ -689,7 +692,7 @@ export class Engine<Req, Resp, E> implements Owner {
     const from = leave(request)
     switch (from) {
       case "Queued":
-        if (request.line !== 0) this.queue.remove(request)
+        this.queue.remove(request)
         this.meter.queueWait.observe(this.services.turnNow() - request.since)
         this.finishRequest(request)
         return

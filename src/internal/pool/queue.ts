@@ -2,15 +2,16 @@
  * The admission queue: the requests waiting for a slot, oldest first, the
  * callers suspended until the queue has room (the `"suspend"` strategy), and
  * the waiting requests' deadlines. A plain data structure over the requests'
- * own records (they are the list's nodes and the heap's entries, so waiting
- * costs no allocation); what to do with a request is the engine's business.
+ * places (`Waiting`, each the node of a line and of the deadline heap, made
+ * when a request starts to wait); what to do with a request is the engine's
+ * business.
  */
-import type { Request } from "../request.ts"
+import { type Request, Waiting } from "../request.ts"
 
-/** A doubly linked list of requests through their `linePrev`/`lineNext`, tagged with `line`. */
+/** A doubly linked list of waiting requests, tagged with `line`. */
 class Line {
-  head: Request | undefined = undefined
-  tail: Request | undefined = undefined
+  head: Waiting | undefined = undefined
+  tail: Waiting | undefined = undefined
   length = 0
   private readonly tag: 1 | 2
 
@@ -18,33 +19,33 @@ class Line {
     this.tag = tag
   }
 
-  push(request: Request): void {
-    request.line = this.tag
-    request.lineNext = undefined
-    request.linePrev = this.tail
-    if (this.tail === undefined) this.head = request
-    else this.tail.lineNext = request
-    this.tail = request
+  push(node: Waiting): void {
+    node.line = this.tag
+    node.next = undefined
+    node.prev = this.tail
+    if (this.tail === undefined) this.head = node
+    else this.tail.next = node
+    this.tail = node
     this.length++
   }
 
-  unshift(request: Request): void {
-    request.line = this.tag
-    request.linePrev = undefined
-    request.lineNext = this.head
-    if (this.head === undefined) this.tail = request
-    else this.head.linePrev = request
-    this.head = request
+  unshift(node: Waiting): void {
+    node.line = this.tag
+    node.prev = undefined
+    node.next = this.head
+    if (this.head === undefined) this.tail = node
+    else this.head.prev = node
+    this.head = node
     this.length++
   }
 
-  remove(request: Request): void {
-    if (request.linePrev === undefined) this.head = request.lineNext
-    else request.linePrev.lineNext = request.lineNext
-    if (request.lineNext === undefined) this.tail = request.linePrev
-    else request.lineNext.linePrev = request.linePrev
-    request.linePrev = request.lineNext = undefined
-    request.line = 0
+  remove(node: Waiting): void {
+    if (node.prev === undefined) this.head = node.next
+    else node.prev.next = node.next
+    if (node.next === undefined) this.tail = node.prev
+    else node.next.prev = node.prev
+    node.prev = node.next = undefined
+    node.line = 0
     this.length--
   }
 }
@@ -78,32 +79,39 @@ export class AdmissionQueue {
 
   /** The oldest waiting request. */
   peek(): Request | undefined {
-    return this.queue.head
+    return this.queue.head?.request
   }
 
-  /** Queues `request` at the back (`overflow`: among the callers waiting for room), with its deadline. */
-  push(request: Request, overflow: boolean): void {
-    ;(overflow ? this.overflow : this.queue).push(request)
-    if (Number.isFinite(request.deadline) && request.heapIndex === -1) this.deadlines.push(request)
+  /** Queues `request` at the back (`overflow`: among the callers waiting for room) until `deadline`. */
+  push(request: Request, overflow: boolean, deadline: number): void {
+    const node = new Waiting(request, deadline)
+    request.wait = node
+    ;(overflow ? this.overflow : this.queue).push(node)
+    if (Number.isFinite(deadline)) this.deadlines.push(node)
   }
 
-  /** Puts `request` back at the head of the queue: it keeps its place (its slot's incarnation ended before it started). */
-  pushFront(request: Request): void {
-    this.queue.unshift(request)
-    if (Number.isFinite(request.deadline) && request.heapIndex === -1) this.deadlines.push(request)
+  /** Puts `request` back at the head of the queue until `deadline`: it keeps its place. */
+  pushFront(request: Request, deadline: number): void {
+    const node = new Waiting(request, deadline)
+    request.wait = node
+    this.queue.unshift(node)
+    if (Number.isFinite(deadline)) this.deadlines.push(node)
   }
 
   /** Takes `request` out of wherever it waits; fills the queue from the overflow. */
   remove(request: Request): void {
-    if (request.line === 1) this.queue.remove(request)
-    else if (request.line === 2) this.overflow.remove(request)
-    if (request.heapIndex !== -1) this.deadlines.remove(request)
+    const node = request.wait
+    if (node === undefined) return
+    request.wait = undefined
+    if (node.line === 1) this.queue.remove(node)
+    else if (node.line === 2) this.overflow.remove(node)
+    if (node.heapIndex !== -1) this.deadlines.remove(node)
     this.refill()
   }
 
   /** Takes the oldest request out of the queue, if any. */
   shift(): Request | undefined {
-    const head = this.queue.head
+    const head = this.queue.head?.request
     if (head !== undefined) this.remove(head)
     return head
   }
@@ -112,10 +120,11 @@ export class AdmissionQueue {
   drain(): Array<Request> {
     const all: Array<Request> = []
     for (const line of [this.queue, this.overflow]) {
-      for (let request = line.head; request !== undefined; request = line.head) {
-        line.remove(request)
-        if (request.heapIndex !== -1) this.deadlines.remove(request)
-        all.push(request)
+      for (let node = line.head; node !== undefined; node = line.head) {
+        line.remove(node)
+        if (node.heapIndex !== -1) this.deadlines.remove(node)
+        node.request.wait = undefined
+        all.push(node.request)
       }
     }
     return all
@@ -129,10 +138,10 @@ export class AdmissionQueue {
   /** Takes out the requests whose deadline is at or before `now`. */
   expired(now: number): Array<Request> {
     const out: Array<Request> = []
-    for (let request = this.deadlines.peek(); request !== undefined && request.deadline <= now; ) {
-      this.remove(request)
-      out.push(request)
-      request = this.deadlines.peek()
+    for (let node = this.deadlines.peek(); node !== undefined && node.deadline <= now; ) {
+      this.remove(node.request)
+      out.push(node.request)
+      node = this.deadlines.peek()
     }
     return out
   }
@@ -140,28 +149,28 @@ export class AdmissionQueue {
   /** Moves suspended callers into the queue as it has room. */
   private refill(): void {
     while (this.queue.length < this.capacity && this.overflow.length > 0) {
-      const request = this.overflow.head!
-      this.overflow.remove(request)
-      this.queue.push(request)
+      const node = this.overflow.head!
+      this.overflow.remove(node)
+      this.queue.push(node)
     }
   }
 }
 
-/** A binary min-heap of requests by deadline, each knowing its index. */
+/** A binary min-heap of waiting requests by deadline, each knowing its index. */
 class DeadlineHeap {
-  private readonly items: Array<Request> = []
+  private readonly items: Array<Waiting> = []
 
-  peek(): Request | undefined {
+  peek(): Waiting | undefined {
     return this.items[0]
   }
 
-  push(item: Request): void {
+  push(item: Waiting): void {
     item.heapIndex = this.items.length
     this.items.push(item)
     this.up(item.heapIndex)
   }
 
-  remove(item: Request): void {
+  remove(item: Waiting): void {
     const index = item.heapIndex
     if (index === -1) return
     item.heapIndex = -1
