@@ -106,6 +106,9 @@ export interface WorkerView {
  * - `now`: the time in milliseconds from Effect's `Clock`.
  * - `request`: the request being routed (`undefined` for `WorkerPool.select`).
  *
+ * The pool fills one input object anew for each pick: read it during
+ * `select`, and keep what you need of it in your state, not the object.
+ *
  * @example
  * ```ts
  * import type { DispatchPolicy } from "effect-worker-pool"
@@ -147,7 +150,8 @@ export interface Selection<S> {
 /**
  * How a request that reached a worker ended, for policies that learn from
  * latency (`onResult`). `millis` is its run time, from start on the worker to
- * its outcome; `failed` is true for a crash or a timeout.
+ * its outcome; `failed` is true for a crash or a timeout. The pool fills one
+ * object anew for each result: keep what you need of it, not the object.
  *
  * @example
  * ```ts

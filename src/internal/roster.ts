@@ -102,6 +102,13 @@ export class Roster implements WorkerView {
   /** Per load, how many eligible workers are at that load. */
   private counts: Array<number> = []
   private minLoad = Infinity
+  /**
+   * Whether the per-load buckets are kept. While every eligible worker is at
+   * load 0 (the common pool of one slot per worker), the eligible workers are
+   * the lowest bucket, and nothing else is kept; the first eligible worker at
+   * a higher load starts the buckets.
+   */
+  private loaded = false
 
   /** Every member of the pool, healthy or not, sorted by id. */
   get members(): ReadonlyArray<Candidate> {
@@ -126,6 +133,7 @@ export class Roster implements WorkerView {
     this.buckets = []
     this.counts = []
     this.minLoad = Infinity
+    this.loaded = false
     this.membersVersion++
   }
 
@@ -143,6 +151,20 @@ export class Roster implements WorkerView {
     const previous = this.loads[rank]!
     const next = eligible ? load : -1
     if (previous === next) return
+    if (!this.loaded) {
+      if (next > 0) this.keepLoads()
+      else {
+        if (next === -1) {
+          this.eligibleBits.delete(rank)
+          this.eligibleSet.delete(rank)
+        } else {
+          this.eligibleBits.add(rank)
+          this.eligibleSet.add(rank)
+        }
+        this.loads[rank] = next
+        return
+      }
+    }
     if (previous !== -1) {
       const bucket = this.buckets[previous]!
       bucket.bits.delete(rank)
@@ -167,6 +189,25 @@ export class Roster implements WorkerView {
       if (next < this.minLoad) this.minLoad = next
     }
     this.loads[rank] = next
+  }
+
+  /** Starts keeping the per-load buckets, from the loads so far (all eligible ones at 0). */
+  private keepLoads(): void {
+    this.loaded = true
+    for (let rank = 0; rank < this.loads.length; rank++) {
+      const load = this.loads[rank]!
+      if (load === -1) continue
+      let bucket = this.buckets[load]
+      if (bucket === undefined) {
+        bucket = { bits: new Bitset(this.entries.length), set: new IndexedSet(this.entries.length) }
+        this.buckets[load] = bucket
+        this.counts[load] = 0
+      }
+      bucket.bits.add(rank)
+      bucket.set.add(rank)
+      this.counts[load]!++
+      if (load < this.minLoad) this.minLoad = load
+    }
   }
 
   /** The lowest load above `from` with an eligible worker, or Infinity. */
@@ -209,6 +250,13 @@ export class Roster implements WorkerView {
   }
 
   leastLoaded(random?: number): Candidate | undefined {
+    if (!this.loaded) {
+      // Every eligible worker is at load 0.
+      const set = this.eligibleSet
+      if (set.size === 0) return undefined
+      if (random === undefined) return this.entries[this.eligibleBits.next(0)]
+      return this.entries[set.items[Math.floor(random * set.size)]!]
+    }
     if (this.minLoad === Infinity) return undefined
     const bucket = this.buckets[this.minLoad]!
     if (random === undefined) return this.entries[bucket.bits.next(0)]

@@ -6,6 +6,7 @@
  * that nothing changes between the decision and its effect.
  */
 import type { DispatchPolicy } from "../../DispatchPolicy.ts"
+import type { WorkerId } from "../../WorkerId.ts"
 import { type EjectionRules, inPanic } from "../ejection.ts"
 import type { Request } from "../request.ts"
 import { Roster } from "../roster.ts"
@@ -21,7 +22,6 @@ export class Selection<Req, Resp, E> {
   private readonly membership: Membership<Req, Resp, E>
   readonly policy: DispatchPolicy<any, Req>
   private readonly rules: EjectionRules | undefined
-  private readonly random: () => number
   private readonly now: () => number
 
   constructor(
@@ -34,9 +34,9 @@ export class Selection<Req, Resp, E> {
     this.membership = membership
     this.policy = policy
     this.rules = rules
-    this.random = random
     this.now = now
     this.policyState = policy.initial()
+    this.input = { view: this.roster, state: undefined, random, now: 0, request: undefined }
   }
 
   /** Whether some worker could take a request now. */
@@ -105,7 +105,8 @@ export class Selection<Req, Resp, E> {
 
   /** The policy's pick among the eligible workers, or `undefined` (the request waits). */
   private choose(request: Req | undefined, now: number, exclude: Member<Req, Resp, E> | undefined) {
-    if (exclude === undefined) return this.ask(request, now)
+    // A worker removed meanwhile is not in the roster: nothing to hide.
+    if (exclude === undefined || exclude.rank === -1) return this.ask(request, now)
     this.roster.update(exclude.rank, false, exclude.core.health)
     try {
       return this.ask(request, now)
@@ -114,15 +115,20 @@ export class Selection<Req, Resp, E> {
     }
   }
 
+  /**
+   * What a policy is given for one pick: one object, filled anew for each
+   * pick (a policy reads it during `select`; see `DispatchPolicy.SelectionInput`).
+   */
+  private readonly input: { view: Roster; state: unknown; random: () => number; now: number; request: Req | undefined }
+
   private ask(request: Req | undefined, now: number): Member<Req, Resp, E> | undefined {
     if (this.roster.size === 0) return undefined
-    const selection = this.policy.select({
-      view: this.roster,
-      state: this.policyState,
-      random: this.random,
-      now,
-      request
-    })
+    const input = this.input
+    input.state = this.policyState
+    input.now = now
+    input.request = request
+    const selection = this.policy.select(input)
+    input.request = undefined
     this.policyState = selection.state
     if (selection.worker === undefined) return undefined
     const rank = this.roster.eligibleRank(selection.worker)
@@ -171,6 +177,14 @@ export class Selection<Req, Resp, E> {
   learn(member: Member<Req, Resp, E>, millis: number, failed: boolean, now: number): void {
     const onResult = this.policy.onResult
     if (onResult === undefined || member.rank === -1) return
-    this.policyState = onResult(this.policyState, { worker: member.worker.id, millis, failed, now })
+    const result = this.result
+    result.worker = member.worker.id
+    result.millis = millis
+    result.failed = failed
+    result.now = now
+    this.policyState = onResult(this.policyState, result)
   }
+
+  /** What a policy learns from one result: one object, filled anew for each (see `DispatchPolicy.Result`). */
+  private readonly result = { worker: 0 as WorkerId, millis: 0, failed: false, now: 0 }
 }
