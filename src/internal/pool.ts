@@ -7,11 +7,12 @@ import { Duration, Effect, type Fiber, FiberSet, Option, PubSub, Scope, Stream, 
 import type { WorkerHealth } from "../WorkerHealth.ts"
 import type { WorkerId } from "../WorkerId.ts"
 import type { DispatchOptions, WorkerPool } from "../WorkerPool.ts"
-import { Engine, type PoolConfig } from "./pool/engine.ts"
+import type { PoolConfig } from "./pool/config.ts"
+import { Engine } from "./pool/engine.ts"
 import { type Plan, Request } from "./request.ts"
 import { makeTurnClock } from "./turnClock.ts"
 
-export type { PoolConfig, QueueStrategy } from "./pool/engine.ts"
+export type { PoolConfig, QueueStrategy } from "./pool/config.ts"
 
 /** Whether a dispatch on `fiber` gets a span: a tracer of the application's is installed and on. */
 const traces = (fiber: Fiber.Fiber<unknown, unknown>): boolean => {

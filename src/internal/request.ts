@@ -170,6 +170,27 @@ export class Request<Req = any> {
   }
 }
 
+/** The `_tag` of what a request's caller got, for the metrics (`"Success"`, an error's, `"Interrupted"`). */
+export const callerTag = (request: Request): string => {
+  switch (request.outcome) {
+    case "succeeded":
+      return "Success"
+    case "domainError":
+      return request.tag ?? "DomainError"
+    case "rejected":
+      return "InvalidRequest"
+    case "crashed":
+    case "torn":
+      return request.tag ?? "WorkerCrash"
+    case "timedOut":
+      return "RequestTimeout"
+    case "interrupted":
+      return "Interrupted"
+    default:
+      return request.tag ?? "Defect"
+  }
+}
+
 /** Numbers for messages, given the first time a request is named. */
 const numbers = new WeakMap<Request, number>()
 let counter = 0

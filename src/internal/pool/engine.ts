@@ -1,27 +1,17 @@
 /**
  * The pool's engine: it takes a request from its admission to its outcome,
- * one record per request (`request.ts`), in steps.
- *
- * A step is one synchronous run of the engine's own code, started by an
- * entry point: a caller's dispatch, a worker's answer, a caller that leaves,
- * a change of a worker's state, a timer. Steps never nest: an entry point
- * reached while a step runs (a transport that answers synchronously, a
- * worker that reports a crash in the middle of a step) is posted to the
- * inbox, and the running step applies it before it ends. A step ends by
- * serving the queue once, and nothing in it runs another fiber's code:
- * callers are woken, changes published and fibers forked after the step,
- * in one microtask (`Later`). So the engine's state is never seen half
- * updated, no chain of wake-ups grows the stack, and whatever a worker, a
- * transport or a policy does, it cannot re-enter a step.
+ * one record per request (`request.ts`), in steps that never nest
+ * (`steps.ts`): whatever a worker, a transport or a policy does, it cannot
+ * re-enter a step. It also follows the pool's workers: their changes of
+ * state, their joining and leaving, whether any can serve or come back.
  *
  * A caller's dispatch is one frame on its fiber (`frame`): everything the
  * request does runs inside it, and the frame's handlers see every way out of
  * it (an answer, a failure, an interruption at any point, even before the
  * request started), so that the record always reaches its end.
  */
-import type { Clock, Context, Deferred, Duration, Fiber, Scope } from "effect"
+import type { Deferred, Fiber } from "effect"
 import { Cause, Deferred as D, Effect, Exit, PubSub } from "effect"
-import type { DispatchPolicy } from "../../DispatchPolicy.ts"
 import type { Worker } from "../../Worker.ts"
 import {
   DuplicateWorkerId,
@@ -34,59 +24,19 @@ import {
 } from "../../WorkerError.ts"
 import type { WorkerHealth } from "../../WorkerHealth.ts"
 import type { WorkerId } from "../../WorkerId.ts"
-import type { EjectionRules } from "../ejection.ts"
-import { Later } from "../later.ts"
 import { PoolMeter } from "../metrics.ts"
 import { onExitSync } from "../onExit.ts"
-import { leave, type Request, refuse, unreserve } from "../request.ts"
+import { callerTag, leave, type Request, refuse, unreserve } from "../request.ts"
 import { coreOf, type Owner, type Path, type RunResult, type WorkerCore } from "../worker.ts"
+import type { EngineServices, PoolConfig } from "./config.ts"
 import { type Member, Membership } from "./membership.ts"
 import { Outcomes } from "./outcomes.ts"
 import { AdmissionQueue } from "./queue.ts"
 import { Selection } from "./selection.ts"
 import type { Spare } from "./spares.ts"
 import { Spares } from "./spares.ts"
-
-/** What a full queue does with a new request. */
-export type QueueStrategy = "suspend" | "fail" | "dropOldest"
-
-/** The pool's settings, validated, with defaults applied. */
-export interface PoolConfig {
-  /** The pool's name, in its metrics and spans. */
-  readonly name: string
-  /** Whether the per-worker metrics have a `worker_id` attribute. */
-  readonly workerIdMetrics: boolean
-  readonly policy: DispatchPolicy<any, any>
-  readonly timeout: Duration.Duration | undefined
-  /** How long a request may wait for a slot, in milliseconds (`Infinity`: no bound). */
-  readonly queueTimeoutMillis: number
-  readonly queueCapacity: number
-  readonly queueStrategy: QueueStrategy
-  readonly ejection: EjectionRules | undefined
-  readonly retry: {
-    readonly maxRetries: number
-    readonly share: number
-    readonly minPerWindow: number
-    readonly windowMillis: number
-  }
-  readonly drain: Duration.Duration
-  /** Spare incarnations kept started ahead (see `spares.ts`). */
-  readonly spares: number
-}
-
-/** The services the engine runs with. */
-export interface EngineServices {
-  readonly clock: Clock.Clock
-  readonly random: () => number
-  /** The time on the request path (read once per turn of the event loop with Effect's own clock). */
-  readonly turnNow: () => number
-  /** Where the metrics go (their registry and current attributes). */
-  readonly context: Context.Context<never>
-  /** Runs `effect` on a fiber of the pool. */
-  readonly fork: (effect: Effect.Effect<void>) => Fiber.Fiber<void>
-  /** A scope for the spares, closed after the workers. */
-  readonly sparesScope: Scope.Closeable
-}
+import { Steps } from "./steps.ts"
+import { DeadlineTimer } from "./timer.ts"
 
 /** A member with what the engine keeps of it. */
 type Seat<Req, Resp, E> = Member<Req, Resp, E> & { metrics: ReturnType<PoolMeter["worker"]> }
@@ -96,27 +46,6 @@ const cutBeforeStart = () => new PoolShutdown({ reason: "the pool shut down befo
 const cutWhileRunning = () => new PoolShutdown({ reason: "the pool shut down before the request finished" })
 const interrupted = Exit.failCause(Cause.interrupt())
 
-/** The `_tag` of what a request's caller got, for the metrics. */
-const tagOf = (request: Request): string => {
-  switch (request.outcome) {
-    case "succeeded":
-      return "Success"
-    case "domainError":
-      return request.tag ?? "DomainError"
-    case "rejected":
-      return "InvalidRequest"
-    case "crashed":
-    case "torn":
-      return request.tag ?? "WorkerCrash"
-    case "timedOut":
-      return "RequestTimeout"
-    case "interrupted":
-      return "Interrupted"
-    default:
-      return request.tag ?? "Defect"
-  }
-}
-
 /** The crash an outcome given before `submit` returned carries: the incarnation is dead. */
 const crashOf = (exit: Exit.Exit<unknown, unknown>): WorkerCrash | undefined => {
   if (Exit.isSuccess(exit)) return undefined
@@ -124,7 +53,7 @@ const crashOf = (exit: Exit.Exit<unknown, unknown>): WorkerCrash | undefined => 
   return error._tag === "Some" && error.value instanceof WorkerCrash ? error.value : undefined
 }
 
-export class Engine<Req, Resp, E> implements Owner {
+export class Engine<Req, Resp, E> extends Steps implements Owner {
   readonly config: PoolConfig
   readonly membership = new Membership<Req, Resp, E>()
   readonly selection: Selection<Req, Resp, E>
@@ -144,21 +73,15 @@ export class Engine<Req, Resp, E> implements Owner {
   active = 0
   private drained: Deferred.Deferred<void> | undefined
 
-  private busy = false
-  private readonly inbox: Array<() => void> = []
-  /** Something may let a waiting request be served: the step ends by serving the queue. */
-  private mayServe = false
   /** No worker can serve or come back (and the pool has workers): said once, loudly. */
   private stranded = false
-  private timer: Fiber.Fiber<void> | undefined = undefined
-  private timerAt = Infinity
-  private timerToken: object | undefined = undefined
+  private readonly timer: DeadlineTimer
 
-  private readonly later = new Later()
   private readonly services: EngineServices
   private readonly now: () => number
 
   constructor(config: PoolConfig, services: EngineServices, changes: PubSub.PubSub<readonly [WorkerId, WorkerHealth]>) {
+    super()
     this.config = config
     this.services = services
     this.changes = changes
@@ -178,78 +101,20 @@ export class Engine<Req, Resp, E> implements Owner {
       { name: config.name, policy: config.policy.name, workerId: config.workerIdMetrics },
       () => this.queue.length
     )
-  }
-
-  // --- steps -------------------------------------------------------------------
-
-  /** Ends a step: applies what was posted during it, then serves the queue, until nothing is left. */
-  private exit(): void {
-    if (this.inbox.length === 0 && (!this.mayServe || this.queue.isEmpty)) {
-      this.mayServe = false
-      this.busy = false
-      return
-    }
-    while (true) {
-      this.applyPosted()
-      if (!this.mayServe) break
-      this.mayServe = false
-      if (this.queue.isEmpty) continue
-      try {
-        this.serveQueue()
-      } catch (defect) {
-        this.defect(defect)
-      }
-    }
-    this.busy = false
-  }
-
-  /** Applies what was posted to the inbox during this step. */
-  private applyPosted(): void {
-    const inbox = this.inbox
-    while (inbox.length > 0) {
-      const task = inbox.shift()!
-      try {
-        task()
-      } catch (defect) {
-        this.defect(defect)
-      }
-    }
-  }
-
-  /** Runs `f` as a step of its own, or, when a step runs, applies it before that step ends. */
-  private post(f: () => void): void {
-    if (this.busy) {
-      this.inbox.push(f)
-      return
-    }
-    this.busy = true
-    try {
-      f()
-    } catch (defect) {
-      this.defect(defect)
-    } finally {
-      this.exit()
-    }
-  }
-
-  /** An effect that runs `f` as a step once the current one is over (for an entry point reached mid-step). */
-  private deferred<A, E2>(f: () => Effect.Effect<A, E2>): Effect.Effect<A, E2> {
-    return Effect.callback<A, E2>((resume) => {
-      this.later.run(() => resume(Effect.suspend(f)))
+    this.timer = new DeadlineTimer({
+      later: this.later,
+      fork: services.fork,
+      now: this.now,
+      due: () => this.post(() => this.expire())
     })
   }
 
-  /** A bug of the engine met where no caller can get it: logged. */
-  private defect(defect: unknown): void {
-    this.background(Effect.logError("worker pool engine defect", Cause.die(defect)))
+  protected get nothingWaits(): boolean {
+    return this.queue.isEmpty
   }
 
-  /** Runs `effect` on a fiber of the pool, after the step. */
-  private background(effect: Effect.Effect<void>): void {
-    const fork = this.services.fork
-    this.later.run(() => {
-      fork(effect)
-    })
+  protected fork(effect: Effect.Effect<void>): Fiber.Fiber<void> {
+    return this.services.fork(effect)
   }
 
   // --- admission ---------------------------------------------------------------
@@ -279,7 +144,7 @@ export class Engine<Req, Resp, E> implements Owner {
     // Settled or left: nothing is left to do, the commonest case after a failure.
     if (request.state === "Settled" || request.state === "Left") return
     if (this.busy) {
-      this.inbox.push(() => this.exitedIn(request, exit))
+      this.duringStep(() => this.exitedIn(request, exit))
       return
     }
     this.busy = true
@@ -426,7 +291,7 @@ export class Engine<Req, Resp, E> implements Owner {
   // --- serving -----------------------------------------------------------------
 
   /** Serves waiting requests, oldest first, for as long as a worker can take them. */
-  private serveQueue(): void {
+  protected serveQueue(): void {
     const queue = this.queue
     while (queue.length > 0) {
       const request = queue.peek()!
@@ -581,7 +446,7 @@ export class Engine<Req, Resp, E> implements Owner {
   /** A submitted request's outcome, from its incarnation: a step of its own. */
   private answered(request: Request<Req>, outcome: Effect.Effect<Resp, E | WorkerCrash>): void {
     if (this.busy) {
-      this.inbox.push(() => this.answeredIn(request, outcome))
+      this.duringStep(() => this.answeredIn(request, outcome))
       return
     }
     this.busy = true
@@ -678,7 +543,7 @@ export class Engine<Req, Resp, E> implements Owner {
     if (!request.admitted) return
     request.admitted = false
     this.active--
-    const tag = tagOf(request)
+    const tag = callerTag(request)
     if (tag === "Success") this.meter.successes++
     else this.meter.failed(tag)
     if (this.closing && this.active === 0 && this.drained !== undefined) {
@@ -720,30 +585,14 @@ export class Engine<Req, Resp, E> implements Owner {
 
   // --- the queue's timer ---------------------------------------------------------
 
-  /** Sets the timer to the earliest deadline, if it is not set to fire by then. */
+  /** Sets the timer to the earliest deadline of a waiting request. */
   private arm(): void {
-    const next = this.queue.nextDeadline
-    if (next >= this.timerAt) return
-    this.timerAt = next
-    const token = {}
-    this.timerToken = token
-    this.later.run(() => {
-      if (this.timerToken !== token) return
-      this.timer?.interruptUnsafe()
-      this.timer = this.services.fork(
-        Effect.andThen(
-          Effect.sleep(Math.max(0, next - this.now())),
-          Effect.sync(() => this.post(() => this.expire()))
-        )
-      )
-    })
+    this.timer.arm(this.queue.nextDeadline)
   }
 
   /** Fails the requests whose queue timeout has passed. */
   private expire(): void {
-    this.timer = undefined
-    this.timerAt = Infinity
-    this.timerToken = undefined
+    this.timer.fired()
     const now = this.now()
     for (const request of this.queue.expired(now)) {
       this.refuseWaiting(
@@ -905,8 +754,7 @@ export class Engine<Req, Resp, E> implements Owner {
         { concurrency: "unbounded", discard: true }
       )
       yield* self.spares.close()
-      self.timerToken = undefined
-      self.timer?.interruptUnsafe()
+      self.timer.stop()
       // The last changes (workers stopped) reach the stream before it ends.
       self.later.flush()
       yield* PubSub.shutdown(self.changes)
