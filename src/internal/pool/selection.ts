@@ -39,13 +39,32 @@ export class Selection<Req, Resp, E> {
     this.input = { view: this.roster, state: undefined, random, now: 0, request: undefined }
   }
 
+  /**
+   * The member whose slot the last pick took, not yet placed in the roster
+   * anew. A request that runs and ends before the next pick (the common case
+   * of a handler that answers at once) leaves its worker as it found it, so
+   * the roster is told only when a pick comes first: the policy never sees
+   * it out of date, and the roster is not changed twice for nothing.
+   */
+  private picked: Member<Req, Resp, E> | undefined = undefined
+
+  /** Places the member the last pick took in the roster, if that is still owed. */
+  private settlePicked(): void {
+    const member = this.picked
+    if (member === undefined) return
+    this.picked = undefined
+    if (member.rank !== -1) this.place(member)
+  }
+
   /** Whether some worker could take a request now. */
   get hasEligible(): boolean {
+    this.settlePicked()
     return this.roster.size > 0
   }
 
   /** Rebuilds the roster after a change of membership. */
   reset(): void {
+    this.picked = undefined
     const members = this.membership.members
     this.roster.reset(
       members.map((member) => ({
@@ -62,6 +81,8 @@ export class Selection<Req, Resp, E> {
 
   /** Follows a change of a member's health: its place in the roster, the ejections, panic. */
   refresh(member: Member<Req, Resp, E>): void {
+    if (this.picked === member) this.picked = undefined
+    else this.settlePicked()
     if (member.rank === -1) return
     if (member.core.health.ejectedUntil !== undefined) this.ejected.add(member)
     else if (this.ejected.size > 0) this.ejected.delete(member)
@@ -105,6 +126,7 @@ export class Selection<Req, Resp, E> {
 
   /** The policy's pick among the eligible workers, or `undefined` (the request waits). */
   private choose(request: Req | undefined, now: number, exclude: Member<Req, Resp, E> | undefined) {
+    this.settlePicked()
     // A worker removed meanwhile is not in the roster: nothing to hide.
     if (exclude === undefined || exclude.rank === -1) return this.ask(request, now)
     this.roster.update(exclude.rank, false, exclude.core.health)
@@ -158,7 +180,8 @@ export class Selection<Req, Resp, E> {
     }
     const member = this.choose(request.payload, now, exclude)
     if (member === undefined || !member.core.take(request)) return undefined
-    this.place(member)
+    // Placed anew at the next pick, or at once if its request ends first.
+    this.picked = member
     return member
   }
 
