@@ -1,13 +1,27 @@
 /**
  * The options Schemas: decoded from nothing, each gives the defaults the
  * docs state (the tables of `WorkerPool.Options`, `EjectionOptions`,
- * `RetryOptions`, `MetricsOptions` and `Worker.WorkerOptions`).
+ * `RetryOptions`, `MetricsOptions`, `Worker.WorkerOptions`,
+ * `Subprocess.CommonOptions`, `Subprocess.Options`, `Thread.Options`,
+ * `Remote.Options`, `Remote.ServeOptions` and `Remote.PoolOptions`).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Result } from "effect"
-import { InvalidOptions, Worker, WorkerId, WorkerKind, WorkerPool } from "effect-worker-pool"
+import { Duration, Effect, Result, Schema } from "effect"
+import {
+  DomainError,
+  InvalidOptions,
+  Protocol,
+  Subprocess,
+  Worker,
+  WorkerId,
+  WorkerKind,
+  WorkerPool
+} from "effect-worker-pool"
+import { Remote } from "effect-worker-pool/remote"
 import * as Rules from "../src/internal/options.ts"
 import { PoolOptions } from "../src/internal/pool/options.ts"
+import * as RemoteOptions from "../src/internal/remote/options.ts"
+import { SubprocessOptions, ThreadOptions } from "../src/internal/settings.ts"
 import { WorkerOptions } from "../src/internal/workerOptions.ts"
 
 /** `input` decoded by `schema`; the test fails if it is invalid. */
@@ -35,6 +49,8 @@ const assertDuration = (actual: Duration.Duration | undefined, documented: Durat
 }
 
 const millis = (documented: Duration.Input) => Duration.toMillis(Duration.fromInputUnsafe(documented))
+
+const schemas = { request: Schema.Number, response: Schema.Number }
 
 describe("options: the defaults the docs state", () => {
   it("WorkerPool.Options, EjectionOptions, RetryOptions, MetricsOptions", () => {
@@ -99,6 +115,73 @@ describe("options: the defaults the docs state", () => {
       assert.strictEqual(wide.maxInFlight, 3)
     }).pipe(Effect.scoped)
   )
+
+  const common = (settings: typeof SubprocessOptions.Type | typeof ThreadOptions.Type) => {
+    assert.strictEqual(settings.error, DomainError)
+    assert.strictEqual(settings.concurrency, 1)
+    assertDuration(settings.startTimeout, "10 seconds")
+    assertDuration(settings.cancelGrace, "1 second")
+    assertDuration(settings.shutdownTimeout, "2 seconds")
+    assertDuration(settings.heartbeatInterval, "500 millis")
+    assertDuration(settings.silenceLimit, "1500 millis")
+    assert.strictEqual(settings.stderr.logLevel, "Info")
+    assert.strictEqual(settings.stderr.maxLineBytes, 4096)
+    assert.strictEqual(settings.stderr.tailLines, 10)
+  }
+
+  it("Subprocess.CommonOptions and Subprocess.Options", () => {
+    const settings = decoded(SubprocessOptions, { command: "node", ...schemas })
+    common(settings)
+    assert.deepStrictEqual(settings.args, [])
+    assert.isUndefined(settings.cwd)
+    assert.strictEqual(settings.inheritEnv, Subprocess.defaultInheritedEnv)
+    assert.deepStrictEqual(settings.env, {})
+    assert.strictEqual(settings.maxLineBytes, Protocol.defaultMaxLineBytes)
+    assert.strictEqual(settings.maxLineBytes, 1024 * 1024)
+    assertDuration(settings.killGrace, "2 seconds")
+  })
+
+  it("Thread.Options", () => {
+    const settings = decoded(ThreadOptions, schemas)
+    common(settings)
+    assert.isUndefined(settings.execArgv, "the parent's process.execArgv")
+    assert.deepStrictEqual(settings.argv, [])
+    assert.strictEqual(settings.inheritEnv, Subprocess.defaultInheritedEnv)
+    assert.deepStrictEqual(settings.env, {})
+    assert.isUndefined(settings.resourceLimits, "Node's defaults")
+    assertDuration(settings.killGrace, "2 seconds")
+  })
+
+  it("Remote.Options and Remote.PoolOptions", () => {
+    const kind = decoded(RemoteOptions.KindOptions, schemas)
+    const pool = decoded(RemoteOptions.PoolOptions, { addresses: [], ...schemas })
+    for (const settings of [kind, pool]) {
+      assert.strictEqual(settings.error, DomainError)
+      assert.isUndefined(settings.token)
+      assert.isUndefined(settings.tls)
+      assert.strictEqual(settings.concurrency, 32)
+      assertDuration(settings.connectTimeout, "2 seconds")
+      assertDuration(settings.pingInterval, "500 millis")
+      assertDuration(settings.pingTimeout, "1 second")
+      assert.strictEqual(settings.maxFrameBytes, 1048576)
+    }
+    assert.isUndefined(pool.worker)
+    assert.deepStrictEqual(pool.pool, {})
+    assert.strictEqual(pool.firstId, 0)
+  })
+
+  it("Remote.ServeOptions", () => {
+    const settings = decoded(RemoteOptions.ServeOptions, { port: 0, handler: Effect.succeed, ...schemas })
+    assert.strictEqual(settings.error, DomainError)
+    assert.strictEqual(settings.host, "127.0.0.1")
+    assert.isUndefined(settings.token)
+    assert.isUndefined(settings.tls)
+    assert.strictEqual(settings.concurrency, 64)
+    assert.isUndefined(settings.requestTimeout)
+    assertDuration(settings.drainTimeout, "30 seconds")
+    assertDuration(settings.handshakeTimeout, "5 seconds")
+    assert.strictEqual(settings.maxFrameBytes, 1048576)
+  })
 })
 
 describe("options: reasons", () => {
@@ -107,12 +190,17 @@ describe("options: reasons", () => {
       reasonOf(PoolOptions, { ejection: { consecutiveFailures: 0 } }),
       "ejection.consecutiveFailures must be a positive integer, got 0"
     )
+    assert.strictEqual(
+      reasonOf(SubprocessOptions, { command: "node", ...schemas, stderr: { maxLineBytes: -1 } }),
+      "stderr.maxLineBytes must be a positive integer, got -1"
+    )
   })
 
   it("an options object, or a nested one, that is not an object says so", () => {
     assert.strictEqual(reasonOf(PoolOptions, null), "options must be an object, got null")
     assert.strictEqual(reasonOf(PoolOptions, { ejection: true }), "ejection must be false or an object, got true")
     assert.strictEqual(reasonOf(PoolOptions, { retry: 3 }), "retry must be an object, got 3")
+    assert.strictEqual(reasonOf(ThreadOptions, { ...schemas, stderr: "loud" }), "stderr must be an object, got loud")
   })
 
   it("the first option to fail is reported, in the order of the options", () => {
@@ -122,12 +210,41 @@ describe("options: reasons", () => {
     )
   })
 
-  it.effect("WorkerPool.make fails with the reason", () =>
+  it("a kind's schemas must be Schemas", () => {
+    assert.strictEqual(reasonOf(ThreadOptions, { response: Schema.Number }), "request must be a Schema, got undefined")
+  })
+
+  it.effect("WorkerPool.make fails with the reason; a kind made from invalid options carries it", () =>
     Effect.gen(function* () {
       const error = yield* Effect.flip(WorkerPool.make({ retry: { window: "soon" as Duration.Input } }))
       assert.deepStrictEqual(
         error,
         new InvalidOptions({ reason: "retry.window must be a non-negative duration, got soon" })
+      )
+      const kind = Subprocess.make({ command: "node", ...schemas, heartbeatInterval: "2 seconds" })
+      assert.deepStrictEqual(
+        kind.invalid,
+        new InvalidOptions({ reason: "silenceLimit must be longer than heartbeatInterval, got 1s 500ms and 2s" })
+      )
+    }).pipe(Effect.scoped)
+  )
+})
+
+describe("options: decoded once, at the edge", () => {
+  it.effect("Remote.pool: invalid options of the kind or of its workers fail it before any worker starts", () =>
+    Effect.gen(function* () {
+      const addresses = ["127.0.0.1:1"]
+      assert.deepStrictEqual(
+        yield* Effect.flip(Remote.pool({ addresses, ...schemas, pingInterval: 0 })),
+        new InvalidOptions({ reason: "pingInterval must be at least 1 millisecond" })
+      )
+      assert.deepStrictEqual(
+        yield* Effect.flip(Remote.pool({ addresses, ...schemas, worker: { maxInFlight: 0 } })),
+        new InvalidOptions({ reason: "maxInFlight must be a positive integer, got 0" })
+      )
+      assert.deepStrictEqual(
+        yield* Effect.flip(Remote.pool({ addresses, ...schemas, pool: { queueStrategy: "drop" as never } })),
+        new InvalidOptions({ reason: 'queueStrategy must be one of "suspend", "fail", "dropOldest", got drop' })
       )
     }).pipe(Effect.scoped)
   )

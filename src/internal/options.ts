@@ -118,13 +118,6 @@ export const decodeEffect = <A>(schema: Rule<A>) => {
   return (input: unknown): Effect.Effect<A, InvalidOptions> => Effect.suspend(() => Effect.fromResult(decoded(input)))
 }
 
-/** The value of `input` under `rule`; throws `InvalidOptions`. Until the out-of-process kinds have Schemas of their own. */
-export const read = <A>(rule: Rule<A>, input: unknown): A => decode(rule)(input)
-
-/** The duration of `input` (or of `fallback` when it is absent). Until the out-of-process kinds have Schemas of their own. */
-export const readDuration = (name: string, input: Duration.Input | undefined, fallback: Duration.Input) =>
-  read(duration(name), input ?? fallback)
-
 /** Throws `InvalidOptions` with `reason`, for a check made outside a Schema (an argument, not an option). */
 export const invalid = (reason: string): never => {
   throw new InvalidOptions({ reason })
