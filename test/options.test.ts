@@ -3,7 +3,9 @@
  * docs state (the tables of `WorkerPool.Options`, `EjectionOptions`,
  * `RetryOptions`, `MetricsOptions`, `Worker.WorkerOptions`,
  * `Subprocess.CommonOptions`, `Subprocess.Options`, `Thread.Options`,
- * `Remote.Options`, `Remote.ServeOptions` and `Remote.PoolOptions`).
+ * `Remote.Options`, `Remote.ServeOptions` and `Remote.PoolOptions`), and
+ * any value of any one option is either valid or an `InvalidOptions` that
+ * names that option.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Result, Schema } from "effect"
@@ -248,4 +250,170 @@ describe("options: decoded once, at the edge", () => {
       )
     }).pipe(Effect.scoped)
   )
+})
+
+/**
+ * Each options Schema: a valid input, and its options, each with what its
+ * reason starts with when a value of that option alone is invalid (its own
+ * name, or a rule that ties it to another option).
+ */
+const edges: ReadonlyArray<{
+  readonly name: string
+  readonly schema: Rules.Rule<unknown>
+  readonly valid: Record<string, unknown>
+  readonly options: Record<string, ReadonlyArray<string>>
+}> = [
+  {
+    name: "WorkerPool.Options",
+    schema: PoolOptions,
+    valid: {},
+    options: {
+      size: ["size", "size and worker must be given together"],
+      worker: ["worker", "size and worker must be given together"],
+      policy: ["policy"],
+      ejection: ["ejection"],
+      "ejection.consecutiveFailures": ["ejection.consecutiveFailures"],
+      "ejection.baseDuration": ["ejection.baseDuration"],
+      "ejection.maxDuration": ["ejection.maxDuration"],
+      "ejection.maxEjectedShare": ["ejection.maxEjectedShare"],
+      "ejection.panicThreshold": ["ejection.panicThreshold"],
+      name: ["name"],
+      metrics: ["metrics"],
+      "metrics.workerId": ["metrics.workerId"],
+      timeout: ["timeout"],
+      queueTimeout: ["queueTimeout"],
+      queueCapacity: ["queueCapacity"],
+      queueStrategy: ["queueStrategy"],
+      retry: ["retry"],
+      "retry.maxRetries": ["retry.maxRetries"],
+      "retry.share": ["retry.share"],
+      "retry.minPerWindow": ["retry.minPerWindow"],
+      "retry.window": ["retry.window"],
+      drain: ["drain"],
+      spares: ["spares"]
+    }
+  },
+  {
+    name: "Worker.WorkerOptions",
+    schema: WorkerOptions(),
+    valid: {},
+    options: {
+      restart: ["restart"],
+      maxRestarts: ["maxRestarts"],
+      restartWindow: ["restartWindow"],
+      resetBackoffAfter: ["resetBackoffAfter"],
+      maxInFlight: ["maxInFlight"]
+    }
+  },
+  ...(["Thread.Options", "Subprocess.Options"] as const).map((name) => ({
+    name,
+    schema: name === "Thread.Options" ? ThreadOptions : SubprocessOptions,
+    valid: name === "Thread.Options" ? schemas : { command: "node", ...schemas },
+    options: {
+      request: ["request"],
+      response: ["response"],
+      error: ["error"],
+      concurrency: ["concurrency"],
+      startTimeout: ["startTimeout"],
+      cancelGrace: ["cancelGrace"],
+      shutdownTimeout: ["shutdownTimeout"],
+      heartbeatInterval: ["heartbeatInterval", "silenceLimit must be longer than heartbeatInterval"],
+      silenceLimit: ["silenceLimit"],
+      stderr: ["stderr"],
+      "stderr.logLevel": ["stderr.logLevel"],
+      "stderr.maxLineBytes": ["stderr.maxLineBytes"],
+      "stderr.tailLines": ["stderr.tailLines"],
+      killGrace: ["killGrace"],
+      ...(name === "Thread.Options" ? {} : { command: ["command"], args: ["args"], maxLineBytes: ["maxLineBytes"] })
+    }
+  })),
+  {
+    name: "Remote.Options",
+    schema: RemoteOptions.KindOptions,
+    valid: schemas,
+    options: {
+      request: ["request"],
+      response: ["response"],
+      error: ["error"],
+      token: ["token"],
+      concurrency: ["concurrency"],
+      connectTimeout: ["connectTimeout"],
+      pingInterval: ["pingInterval", "pingTimeout must be at least pingInterval"],
+      pingTimeout: ["pingTimeout"],
+      maxFrameBytes: ["maxFrameBytes"]
+    }
+  },
+  {
+    name: "Remote.PoolOptions",
+    schema: RemoteOptions.PoolOptions,
+    valid: { addresses: [], ...schemas },
+    options: { addresses: ["addresses"], firstId: ["firstId"], token: ["token"], pingTimeout: ["pingTimeout"] }
+  },
+  {
+    name: "Remote.ServeOptions",
+    schema: RemoteOptions.ServeOptions,
+    valid: { port: 0, handler: Effect.succeed, ...schemas },
+    options: {
+      host: ["host"],
+      port: ["port"],
+      handler: ["handler"],
+      request: ["request"],
+      response: ["response"],
+      error: ["error"],
+      token: ["token"],
+      concurrency: ["concurrency"],
+      requestTimeout: ["requestTimeout"],
+      drainTimeout: ["drainTimeout"],
+      handshakeTimeout: ["handshakeTimeout"],
+      maxFrameBytes: ["maxFrameBytes"]
+    }
+  }
+]
+
+/** Values of every shape an option could be given: valid ones, and all sorts of wrong ones. */
+const Value = Schema.Union([
+  Schema.Undefined,
+  Schema.Null,
+  Schema.Boolean,
+  Schema.Number,
+  Schema.Int,
+  Schema.Literals([0, -1, 1, 0.5, 1.5, 4096]),
+  Schema.String,
+  Schema.Literals(["", "1 second", "250 millis", "0 millis", "Infinity", "soon", "Info", "Loud", "suspend", "drop"]),
+  Schema.Literals(["127.0.0.1", "0.0.0.0", "localhost", "10.0.0.7:7400", "all"]),
+  Schema.Array(Schema.String),
+  Schema.Array(Schema.Number),
+  Schema.Record(Schema.String, Schema.Number),
+  Schema.Tuple([Schema.Number, Schema.Number])
+])
+
+/** `valid`, with the option at `path` (such as `"stderr.tailLines"`) set to `value`. */
+const withOption = (valid: Record<string, unknown>, path: string, value: unknown): Record<string, unknown> => {
+  const [head, ...rest] = path.split(".")
+  if (rest.length === 0) return { ...valid, [head!]: value }
+  return { ...valid, [head!]: withOption({}, rest.join("."), value) }
+}
+
+describe("options: any one option's value is valid, or its reason names that option", () => {
+  for (const edge of edges) {
+    const Case = Schema.Struct({ option: Schema.Literals(Object.keys(edge.options)), value: Value })
+    it.effect.prop(
+      edge.name,
+      [Case],
+      ([{ option, value }]) =>
+        Effect.sync(() => {
+          const result = Rules.decodeResult(edge.schema)(withOption(edge.valid, option, value))
+          if (Result.isSuccess(result)) return
+          assert.instanceOf(result.failure, InvalidOptions)
+          const reason = result.failure.reason
+          assert.isTrue(
+            edge.options[option]!.some(
+              (start) => reason === start || (/^[ ,]/.test(reason.slice(start.length)) && reason.startsWith(start))
+            ),
+            `${option} = ${Object.prototype.toString.call(value)}: ${reason}`
+          )
+        }),
+      { arbitrary: { runs: 400 } }
+    )
+  }
 })

@@ -18,8 +18,15 @@ import { InvalidOptions } from "../WorkerError.ts"
 /** The Schema of an option: it takes any value, and decodes it to `A` or fails with its own message. */
 export type Rule<A> = Schema.Codec<A, unknown>
 
-/** How an option's value shows in a reason. */
-const show = (u: unknown): string => (typeof u === "string" ? u : String(u))
+/** How an option's value shows in a reason (also one that cannot be made a string, such as an object without a prototype). */
+const show = (u: unknown): string => {
+  if (typeof u === "string") return u
+  try {
+    return String(u)
+  } catch {
+    return Object.prototype.toString.call(u)
+  }
+}
 
 /** A rule whose valid values satisfy `ok`; `message` is the reason for any other value. */
 export const refine = <A>(ok: (u: unknown) => boolean, message: (u: unknown) => string): Rule<A> =>
