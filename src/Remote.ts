@@ -27,15 +27,19 @@ import { Duration, Effect, Exit, Fiber, Scope, Stream } from "effect"
 import type * as SocketServer from "effect/socket/SocketServer"
 import type { Codec } from "./internal/codec.ts"
 import { describe } from "./internal/describe.ts"
+import * as Rules from "./internal/options.ts"
 import * as RemoteClient from "./internal/remote/client.ts"
 import * as Membership from "./internal/remote/membership.ts"
+import * as RemoteOptions from "./internal/remote/options.ts"
 import * as RemoteServer from "./internal/remote/server.ts"
 import * as Wire from "./internal/remote/wire.ts"
 import * as Settings from "./internal/settings.ts"
+import * as supervisor from "./internal/supervisor.ts"
+import * as WorkerSettings from "./internal/workerOptions.ts"
 import type * as Runner from "./Runner.ts"
 import type { InvalidRequest } from "./WireError.ts"
 import type * as Worker from "./Worker.ts"
-import { DomainError, InvalidOptions } from "./WorkerError.ts"
+import { type DomainError, InvalidOptions } from "./WorkerError.ts"
 import type { WorkerId } from "./WorkerId.ts"
 import type { WorkerKind } from "./WorkerKind.ts"
 import * as WorkerPool from "./WorkerPool.ts"
@@ -55,9 +59,6 @@ import * as WorkerPool from "./WorkerPool.ts"
  * @category models
  */
 export type Address = string
-
-/** The longest frame (a request or an answer as one JSON line) by default: 1 MiB. */
-const defaultMaxFrameBytes = 1024 * 1024
 
 /**
  * Options of a remote worker kind.
@@ -107,13 +108,13 @@ export interface Options<Req, Resp, E> {
 
 /** `host` and `port` of an address, or why it is not one. */
 const parseAddress = (address: Address): { readonly host: string; readonly port: number } => {
-  if (typeof address !== "string") return Settings.invalid(`address must be "host:port", got ${describe(address)}`)
+  if (typeof address !== "string") return Rules.invalid(`address must be "host:port", got ${describe(address)}`)
   const colon = address.lastIndexOf(":")
   const rawHost = address.slice(0, colon)
   const host = rawHost.startsWith("[") && rawHost.endsWith("]") ? rawHost.slice(1, -1) : rawHost
   const port = Number(address.slice(colon + 1))
   if (colon <= 0 || host === "" || !Number.isInteger(port) || port < 1 || port > 65535) {
-    return Settings.invalid(`address must be "host:port" with a port from 1 to 65535, got ${address}`)
+    return Rules.invalid(`address must be "host:port" with a port from 1 to 65535, got ${address}`)
   }
   return { host: host.toLowerCase(), port }
 }
@@ -122,13 +123,6 @@ const parseAddress = (address: Address): { readonly host: string; readonly port:
 const normalise = (address: Address): Address => {
   const { host, port } = parseAddress(address)
   return Net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`
-}
-
-const checkToken = (token: string | undefined) => {
-  if (token !== undefined && (typeof token !== "string" || token === "")) {
-    Settings.invalid("token must be a non-empty string")
-  }
-  return token
 }
 
 /**
@@ -171,34 +165,23 @@ export const make = <Req, Resp, E = DomainError>(
   address: Address,
   options: Options<Req, Resp, E>
 ): WorkerKind<Req, Resp, E | InvalidRequest> =>
-  Settings.checkedKind("remote", () => {
-    const { host, port } = parseAddress(address)
-    const error = options.error ?? (DomainError as any as Codec<E>)
-    const pingInterval = Settings.duration("pingInterval", options.pingInterval, "500 millis")
-    const pingTimeout = Settings.duration("pingTimeout", options.pingTimeout, "1 second")
-    if (Duration.toMillis(pingInterval) < 1) Settings.invalid("pingInterval must be at least 1 millisecond")
-    if (Duration.toMillis(pingTimeout) < Duration.toMillis(pingInterval)) {
-      Settings.invalid(
-        `pingTimeout must be at least pingInterval, got ${Duration.format(pingTimeout)} and ${Duration.format(pingInterval)}`
-      )
-    }
-    const concurrency = Settings.positiveInt("concurrency", options.concurrency, 32)
-    const settings: RemoteClient.Settings<Req, Resp, E> = {
-      host,
-      port,
-      tls: options.tls,
-      token: checkToken(options.token),
-      connectTimeout: Settings.duration("connectTimeout", options.connectTimeout, "2 seconds"),
-      pingInterval,
-      pingTimeout,
-      maxFrameBytes: Settings.positiveInt("maxFrameBytes", options.maxFrameBytes, defaultMaxFrameBytes),
-      request: options.request,
-      response: options.response,
-      error,
-      fingerprint: Wire.fingerprint(options.request, options.response, error)
-    }
-    return { name: "remote", spawn: RemoteClient.spawn(settings), concurrency }
-  })
+  Settings.checkedKind("remote", () => kindAt<Req, Resp, E>(parseAddress(address), decodeKindOptions(options)))
+
+/** Reads a kind's options, once; throws `InvalidOptions` when they are invalid. */
+const decodeKindOptions = Rules.decode(RemoteOptions.KindOptions)
+
+/** The kind of the runner at `host` and `port`, with `settings`. */
+const kindAt = <Req, Resp, E>(
+  { host, port }: { readonly host: string; readonly port: number },
+  settings: RemoteOptions.KindSettings<Req, Resp, E>
+): WorkerKind<Req, Resp, E | InvalidRequest> => {
+  const fingerprint = Wire.fingerprint(settings.request, settings.response, settings.error)
+  return {
+    name: "remote",
+    spawn: RemoteClient.spawn({ ...settings, host, port, fingerprint }),
+    concurrency: settings.concurrency
+  }
+}
 
 /**
  * Options of a runner.
@@ -274,42 +257,7 @@ export interface Listening {
   readonly drain: (timeout: Duration.Input) => Effect.Effect<void>
 }
 
-/** Whether `host` names the loopback interface. */
-const isLoopback = (host: string): boolean =>
-  host === "localhost" || host === "::1" || (Net.isIPv4(host) && host.startsWith("127."))
-
-const serverSettings = <Req, Resp, E, R>(options: ServeOptions<Req, Resp, E, R>) => {
-  const host = options.host ?? "127.0.0.1"
-  if (typeof host !== "string" || host === "") Settings.invalid("host must be a host name or an address")
-  if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535) {
-    Settings.invalid(`port must be an integer from 0 to 65535, got ${describe(options.port)}`)
-  }
-  if (!isLoopback(host) && options.tls === undefined) {
-    Settings.invalid(
-      `host ${host} is not a loopback address: a runner listens off loopback only with tls (its key and cert), so that its traffic is encrypted`
-    )
-  }
-  if (typeof options.handler !== "function") Settings.invalid("handler must be a function")
-  const settings: RemoteServer.Settings<Req, Resp, E, R> = {
-    host,
-    port: options.port,
-    tls: options.tls,
-    token: checkToken(options.token),
-    concurrency: Settings.positiveInt("concurrency", options.concurrency, 64),
-    requestTimeout:
-      options.requestTimeout === undefined
-        ? undefined
-        : Settings.duration("requestTimeout", options.requestTimeout, options.requestTimeout),
-    handshakeTimeout: Settings.duration("handshakeTimeout", options.handshakeTimeout, "5 seconds"),
-    maxFrameBytes: Settings.positiveInt("maxFrameBytes", options.maxFrameBytes, defaultMaxFrameBytes),
-    request: options.request,
-    response: options.response,
-    error: options.error ?? (DomainError as any as Codec<E>),
-    handler: options.handler
-  }
-  return { settings, drainTimeout: Settings.duration("drainTimeout", options.drainTimeout, "30 seconds") }
-}
-
+/** `f`'s value, or its throw of `InvalidOptions` as a failure. */
 const checked = <A>(f: () => A): Effect.Effect<A, InvalidOptions> =>
   Effect.suspend(() => {
     try {
@@ -318,6 +266,12 @@ const checked = <A>(f: () => A): Effect.Effect<A, InvalidOptions> =>
       return error instanceof InvalidOptions ? Effect.fail(error) : Effect.die(error)
     }
   })
+
+/** Reads a pool's options, once, or fails with `InvalidOptions`. */
+const decodePoolOptions = Rules.decodeEffect(RemoteOptions.PoolOptions)
+
+/** Reads a runner's options, once, or fails with `InvalidOptions`. */
+const decodeServeOptions = Rules.decodeEffect(RemoteOptions.ServeOptions)
 
 /**
  * Starts a runner listening, for as long as the scope lives (its close stops
@@ -351,8 +305,8 @@ export const listen = <Req, Resp, E = DomainError, R = never>(
   options: ServeOptions<Req, Resp, E, R>
 ): Effect.Effect<Listening, InvalidOptions | SocketServer.SocketServerError, R | Scope.Scope> =>
   Effect.flatMap(
-    checked(() => serverSettings(options)),
-    ({ settings }) =>
+    decodeServeOptions(options) as Effect.Effect<RemoteOptions.ServeSettings<Req, Resp, E, R>, InvalidOptions>,
+    (settings) =>
       Effect.map(RemoteServer.listen(settings), (listening) => ({
         host: listening.host,
         port: listening.port,
@@ -410,7 +364,7 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
 ): Effect.Effect<void, InvalidOptions | SocketServer.SocketServerError, R> =>
   Effect.scoped(
     Effect.gen(function* () {
-      const { settings, drainTimeout } = yield* checked(() => serverSettings(options))
+      const settings: RemoteOptions.ServeSettings<Req, Resp, E, R> = yield* decodeServeOptions(options)
       // Listened for before the port opens: a SIGTERM right after start drains too.
       const signal = yield* Effect.forkScoped(terminationSignal)
       const listening = yield* RemoteServer.listen(settings)
@@ -420,7 +374,7 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
       if (Exit.isSuccess(received)) {
         yield* Effect.logInfo("remote runner draining").pipe(Effect.annotateLogs({ signal: received.value }), annotate)
       }
-      yield* listening.drain(drainTimeout)
+      yield* listening.drain(settings.drainTimeout)
     })
   )
 
@@ -488,7 +442,9 @@ export interface RemotePool<Req, Resp, E> {
  * lists, the first list is in place when it succeeds and each later one adds
  * the workers of new addresses and removes (gracefully) those of addresses
  * that left. An address keeps its `WorkerId`, also when it leaves and comes
- * back.
+ * back. Invalid options (the kind's, the workers' or the pool's) fail it with
+ * `InvalidOptions` before any worker starts; an address that is not
+ * `host:port` is logged and skipped.
  *
  * @example
  * ```ts
@@ -515,8 +471,10 @@ export const pool = <Req, Resp, E = DomainError>(
   options: PoolOptions<Req, Resp, E>
 ): Effect.Effect<RemotePool<Req, Resp, E>, InvalidOptions, Scope.Scope> =>
   Effect.gen(function* () {
-    const { addresses, worker, pool: poolOptions, firstId, ...kindOptions } = options
-    const start = yield* checked(() => Settings.nonNegativeInt("firstId", firstId, 0))
+    const settings: RemoteOptions.PoolSettings<Req, Resp, E> = yield* decodePoolOptions(options)
+    // Each worker's options, read once for all: their default maxInFlight is the kind's concurrency.
+    const workerSettings = yield* Effect.fromResult(WorkerSettings.decode(settings.concurrency, settings.worker))
+    const { addresses } = settings
     const sets: Stream.Stream<ReadonlyArray<Address>> = Stream.isStream(addresses)
       ? (addresses as Stream.Stream<ReadonlyArray<Address>>)
       : Stream.make(addresses as ReadonlyArray<Address>)
@@ -526,13 +484,16 @@ export const pool = <Req, Resp, E = DomainError>(
     // The workers' scope is made first, so closed last: the pool drains and
     // stops its workers before the membership's scope goes.
     const workersScope = yield* Scope.fork(yield* Scope.Scope, "sequential")
-    const made = yield* WorkerPool.make<Req, Resp, E | InvalidRequest>(poolOptions ?? {})
+    const made = yield* WorkerPool.make<Req, Resp, E | InvalidRequest>(settings.pool)
     const membership = yield* Membership.follow({
       pool: made,
       sets,
-      kind: (address) => make(address, kindOptions),
-      worker,
-      firstId: start,
+      worker: (id, address) =>
+        Effect.suspend(() => {
+          const kind = Settings.checkedKind("remote", () => kindAt<Req, Resp, E>(parseAddress(address), settings))
+          return kind.invalid === undefined ? supervisor.make(id, kind, workerSettings) : Effect.fail(kind.invalid)
+        }),
+      firstId: settings.firstId,
       normalise: (address) => {
         try {
           return normalise(address)

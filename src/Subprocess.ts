@@ -37,12 +37,13 @@ import * as ChildProcess from "./internal/childProcess.ts"
 import * as Client from "./internal/client.ts"
 import { describe } from "./internal/describe.ts"
 import { jsonBytesOver } from "./internal/jsonSize.ts"
+import * as Rules from "./internal/options.ts"
 import { processState } from "./internal/processState.ts"
 import * as Settings from "./internal/settings.ts"
 import { exitReason, makeLogLines, makeStderrLog, makeTail } from "./internal/stderr.ts"
 import * as Protocol from "./Protocol.ts"
 import type { InvalidRequest } from "./WireError.ts"
-import { DomainError, ProtocolFault, StartFailed, Stopped, WorkerCrash } from "./WorkerError.ts"
+import { type DomainError, ProtocolFault, StartFailed, Stopped, WorkerCrash } from "./WorkerError.ts"
 import type { WorkerKind } from "./WorkerKind.ts"
 
 /**
@@ -202,19 +203,18 @@ const brokenPipeWait = Duration.millis(500)
  */
 export const make = <Req, Resp, E = DomainError>(
   options: Options<Req, Resp, E>
-): WorkerKind<Req, Resp, E | InvalidRequest> => Settings.checkedKind("subprocess", () => build(options))
+): WorkerKind<Req, Resp, E | InvalidRequest> =>
+  Settings.checkedKind("subprocess", () => build<Req, Resp, E>(decodeOptions(options)))
 
-/** `make`, with options that throw `InvalidOptions` when invalid. */
-const build = <Req, Resp, E = DomainError>(
-  options: Options<Req, Resp, E>
+/** Reads the options, once; throws `InvalidOptions` when they are invalid. */
+const decodeOptions = Rules.decode(Settings.SubprocessOptions)
+
+/** The kind with `settings`. */
+const build = <Req, Resp, E>(
+  settings: Settings.SubprocessSettings<Req, Resp, E>
 ): WorkerKind<Req, Resp, E | InvalidRequest> => {
-  const settings = Settings.common(options)
-  if (typeof options.command !== "string" || options.command === "") Settings.invalid("command must be a program name")
-  const args = [...(options.args ?? [])]
-  if (!args.every((arg) => typeof arg === "string")) Settings.invalid("args must be strings")
-  const maxLineBytes = Settings.positiveInt("maxLineBytes", options.maxLineBytes, Protocol.defaultMaxLineBytes)
-  const killGrace = Settings.duration("killGrace", options.killGrace, Settings.defaults.killGrace)
-  const codecs = Client.jsonCodecs(options.request, options.response, options.error ?? (DomainError as any as Codec<E>))
+  const { command, args, maxLineBytes } = settings
+  const codecs = Client.jsonCodecs(settings.request, settings.response, settings.error)
   const overLimit = (bytes: string) =>
     `the request is ${bytes} bytes on the wire, over the limit of ${maxLineBytes} (maxLineBytes)`
 
@@ -240,19 +240,18 @@ const build = <Req, Resp, E = DomainError>(
 
   const spawn = Effect.gen(function* () {
     const env = {
-      ...Settings.withCompileCache(Settings.childEnv(options.inheritEnv, options.env)),
+      ...Settings.withCompileCache(Settings.childEnv(settings.inheritEnv, settings.env)),
       [Protocol.maxLineBytesEnv]: String(maxLineBytes),
       [Protocol.heartbeatEnv]: Settings.heartbeatMillis(settings)
     }
     // Released last: the whole process group gets SIGTERM, and SIGKILL after killGrace.
     const child = yield* Effect.acquireRelease(
-      ChildProcess.spawn({ command: options.command, args, cwd: options.cwd, env }).pipe(
+      ChildProcess.spawn({ command, args, cwd: settings.cwd, env }).pipe(
         Effect.mapError(
-          (error) =>
-            new WorkerCrash({ reason: new StartFailed({ message: `could not start ${options.command}: ${error}` }) })
+          (error) => new WorkerCrash({ reason: new StartFailed({ message: `could not start ${command}: ${error}` }) })
         )
       ),
-      (child) => ChildProcess.terminate(child, Duration.toMillis(killGrace))
+      (child) => ChildProcess.terminate(child, Duration.toMillis(settings.killGrace))
     )
     // Defined: the child has started.
     const pid = child.pid!
@@ -312,9 +311,9 @@ const build = <Req, Resp, E = DomainError>(
     // stderr: logged line by line (a child that writes faster than the
     // logger takes its lines waits), the last lines kept for the crash reason.
     const stderrEnded = Deferred.makeUnsafe<void>()
-    const stderrLines = makeLogLines(settings.stderrMaxLineBytes)
-    const tail = makeTail(settings.stderrTailLines)
-    const log = yield* makeStderrLog(settings.stderrLogLevel, annotate, {
+    const stderrLines = makeLogLines(settings.stderr.maxLineBytes)
+    const tail = makeTail(settings.stderr.tailLines)
+    const log = yield* makeStderrLog(settings.stderr.logLevel, annotate, {
       pause: () => child.stderr.pause(),
       resume: () => child.stderr.resume()
     })

@@ -37,6 +37,7 @@ import { Cause, Deferred, Duration, Effect, Exit } from "effect"
 import { makeBatcher } from "./internal/batch.ts"
 import * as Client from "./internal/client.ts"
 import { describe } from "./internal/describe.ts"
+import * as Rules from "./internal/options.ts"
 import { isAlive, signal } from "./internal/processState.ts"
 import * as Settings from "./internal/settings.ts"
 import { shortenToChild } from "./internal/shortForm.ts"
@@ -44,7 +45,7 @@ import { makeLogLines, makeStderrLog, makeTail, withTail } from "./internal/stde
 import * as Protocol from "./Protocol.ts"
 import type { CommonOptions } from "./Subprocess.ts"
 import type { InvalidRequest } from "./WireError.ts"
-import { Defect, DomainError, Exited, ProtocolFault, StartFailed, Stopped, WorkerCrash } from "./WorkerError.ts"
+import { Defect, type DomainError, Exited, ProtocolFault, StartFailed, Stopped, WorkerCrash } from "./WorkerError.ts"
 import type { WorkerKind } from "./WorkerKind.ts"
 
 /**
@@ -152,20 +153,18 @@ const stopLeftovers = (children: Map<number, boolean>, killGrace: Duration.Durat
 export const make = <Req, Resp, E = DomainError>(
   script: string | URL,
   options: Options<Req, Resp, E>
-): WorkerKind<Req, Resp, E | InvalidRequest> => Settings.checkedKind("thread", () => build(script, options))
+): WorkerKind<Req, Resp, E | InvalidRequest> =>
+  Settings.checkedKind("thread", () => build<Req, Resp, E>(script, decodeOptions(options)))
 
-/** `make`, with options that throw `InvalidOptions` when invalid. */
-const build = <Req, Resp, E = DomainError>(
+/** Reads the options, once; throws `InvalidOptions` when they are invalid. */
+const decodeOptions = Rules.decode(Settings.ThreadOptions)
+
+/** The kind of `script` with `settings`. */
+const build = <Req, Resp, E>(
   script: string | URL,
-  options: Options<Req, Resp, E>
+  settings: Settings.ThreadSettings<Req, Resp, E>
 ): WorkerKind<Req, Resp, E | InvalidRequest> => {
-  const settings = Settings.common(options)
-  const killGrace = Settings.duration("killGrace", options.killGrace, Settings.defaults.killGrace)
-  const codecs = Client.cloneCodecs(
-    options.request,
-    options.response,
-    options.error ?? (DomainError as any as Codec<E>)
-  )
+  const codecs = Client.cloneCodecs(settings.request, settings.response, settings.error)
   const where = typeof script === "string" ? script : script.href
   const url = typeof script === "string" ? pathToFileURL(path.resolve(script)).href : script.href
   const workerData = {
@@ -180,20 +179,20 @@ const build = <Req, Resp, E = DomainError>(
   const spawn = Effect.gen(function* () {
     // Runs after the thread is terminated (finalizers run last-added first).
     const children = new Map<number, boolean>()
-    yield* Effect.addFinalizer(() => stopLeftovers(children, killGrace))
+    yield* Effect.addFinalizer(() => stopLeftovers(children, settings.killGrace))
     const worker = yield* Effect.acquireRelease(
       Effect.try({
         try: () =>
           new WorkerThreads.Worker(bootstrap, {
             eval: true,
             workerData,
-            ...(options.execArgv === undefined ? {} : { execArgv: [...options.execArgv] }),
-            argv: [...(options.argv ?? [])],
+            ...(settings.execArgv === undefined ? {} : { execArgv: [...settings.execArgv] }),
+            argv: [...settings.argv],
             env: {
-              ...Settings.childEnv(options.inheritEnv, options.env),
+              ...Settings.childEnv(settings.inheritEnv, settings.env),
               [Protocol.heartbeatEnv]: Settings.heartbeatMillis(settings)
             },
-            ...(options.resourceLimits === undefined ? {} : { resourceLimits: options.resourceLimits }),
+            ...(settings.resourceLimits === undefined ? {} : { resourceLimits: settings.resourceLimits }),
             stderr: true
           }),
         catch: (error) =>
@@ -242,9 +241,9 @@ const build = <Req, Resp, E = DomainError>(
     yield* Effect.addFinalizer(() => Effect.sync(() => client.die(new Stopped({ message: `${label} was stopped` }))))
 
     // stderr: logged line by line, the last lines kept for the crash reason.
-    const stderrLines = makeLogLines(settings.stderrMaxLineBytes)
-    const tail = makeTail(settings.stderrTailLines)
-    const log = yield* makeStderrLog(settings.stderrLogLevel, annotate)
+    const stderrLines = makeLogLines(settings.stderr.maxLineBytes)
+    const tail = makeTail(settings.stderr.tailLines)
+    const log = yield* makeStderrLog(settings.stderr.logLevel, annotate)
     const stderrEnded = yield* Deferred.make<void>()
     const collect = (lines: ReadonlyArray<string>) => {
       for (const line of lines) {
@@ -311,5 +310,3 @@ const build = <Req, Resp, E = DomainError>(
 
   return { name: "thread", spawn, concurrency: settings.concurrency, spare: true }
 }
-
-type Codec<A> = Client.Codec<A>

@@ -6,11 +6,12 @@
  */
 
 import type { Scope } from "effect"
-import { type Duration, Effect, type Schedule } from "effect"
+import { type Duration, Effect, Result, type Schedule } from "effect"
 import * as backoff from "./internal/backoff.ts"
 import * as Options from "./internal/options.ts"
 import * as supervisor from "./internal/supervisor.ts"
 import { TypeId as internalTypeId } from "./internal/worker.ts"
+import * as WorkerSettings from "./internal/workerOptions.ts"
 import type { DomainError, InvalidOptions, RequestTimeout, WorkerCrash } from "./WorkerError.ts"
 import type { WorkerHealth } from "./WorkerHealth.ts"
 import type { WorkerId } from "./WorkerId.ts"
@@ -153,6 +154,9 @@ export interface WorkerOptions {
  */
 export const defaultRestartSchedule: Schedule.Schedule<Duration.Duration> = backoff.defaultRestartSchedule
 
+/** Checks a worker's id: an integer of at least 0. */
+const checkId = Options.decodeResult(Options.nonNegativeInt("worker id"))
+
 /**
  * Makes a supervised worker of any kind (see `WorkerKind`). It returns once the
  * first start has been tried: the worker is then `Healthy`, or `Restarting`.
@@ -179,23 +183,11 @@ export const fromKind = <Req, Resp, E, R>(
 ): Effect.Effect<Worker<Req, Resp, E>, InvalidOptions, R | Scope.Scope> =>
   Effect.suspend(() => {
     if (kind.invalid !== undefined) return Effect.fail(kind.invalid)
-    const o = options ?? {}
-    let settings: supervisor.Settings
-    try {
-      Options.read(Options.nonNegativeInt("worker id"), id)
-      settings = {
-        restart: {
-          schedule: o.restart ?? defaultRestartSchedule,
-          maxRestarts: Options.read(Options.countOrInfinity("maxRestarts"), o.maxRestarts ?? Infinity),
-          window: Options.readDuration("restartWindow", o.restartWindow, "1 minute"),
-          resetAfter: Options.readDuration("resetBackoffAfter", o.resetBackoffAfter, "30 seconds")
-        },
-        maxInFlight: Options.read(Options.positiveInt("maxInFlight"), o.maxInFlight ?? kind.concurrency ?? 1)
-      }
-    } catch (error) {
-      return Effect.fail(error as InvalidOptions)
-    }
-    return supervisor.make(id, kind, settings)
+    const checkedId = checkId(id)
+    if (Result.isFailure(checkedId)) return Effect.fail(checkedId.failure)
+    const settings = WorkerSettings.decode(kind.concurrency, options)
+    if (Result.isFailure(settings)) return Effect.fail(settings.failure)
+    return supervisor.make(id, kind, settings.success)
   })
 
 /**

@@ -8,22 +8,22 @@
  */
 
 import type { Context, Option, Stream } from "effect"
-import { Clock, Duration, Effect, Exit, Layer, Random, Scope } from "effect"
+import { Clock, type Duration, Effect, Exit, Layer, Random, Scope } from "effect"
 import type { DispatchPolicy } from "./DispatchPolicy.ts"
-import { ShortestExpectedDelay } from "./DispatchPolicy.ts"
 import * as Rules from "./internal/options.ts"
+import { PoolOptions } from "./internal/pool/options.ts"
 import * as engine from "./internal/pool.ts"
 import type { Worker } from "./Worker.ts"
-import {
-  type DomainError,
-  type DuplicateWorkerId,
+import type {
+  DomainError,
+  DuplicateWorkerId,
   InvalidOptions,
-  type PoolBusy,
-  type PoolShutdown,
-  type QueueTimeout,
-  type RequestTimeout,
-  type UnknownWorkerId,
-  type WorkerCrash
+  PoolBusy,
+  PoolShutdown,
+  QueueTimeout,
+  RequestTimeout,
+  UnknownWorkerId,
+  WorkerCrash
 } from "./WorkerError.ts"
 import type { WorkerHealth } from "./WorkerHealth.ts"
 import { WorkerId } from "./WorkerId.ts"
@@ -316,53 +316,8 @@ export interface MetricsOptions {
   readonly workerId?: boolean | undefined
 }
 
-const queueStrategies: ReadonlyArray<QueueStrategy> = ["suspend", "fail", "dropOldest"]
-
-/** Validates the options and applies the defaults, or says what is wrong. */
-const configure = (options: Options<any, any, any, any, any>): engine.PoolConfig | InvalidOptions => {
-  const { size, worker, policy } = options
-  try {
-    if (size !== undefined) Rules.read(Rules.nonNegativeInt("size"), size)
-    if ((size === undefined) !== (worker === undefined)) Rules.invalid("size and worker must be given together")
-    if (policy !== undefined && (typeof policy.select !== "function" || typeof policy.name !== "string")) {
-      Rules.invalid("policy must have a name and a select function")
-    }
-    let ejection: engine.PoolConfig["ejection"]
-    if (options.ejection !== false) {
-      const o = options.ejection ?? {}
-      ejection = {
-        consecutiveFailures: Rules.read(Rules.positiveInt("ejection.consecutiveFailures"), o.consecutiveFailures ?? 5),
-        baseMillis: Duration.toMillis(Rules.readOpenDuration("ejection.baseDuration", o.baseDuration, "30 seconds")),
-        maxMillis: Duration.toMillis(Rules.readOpenDuration("ejection.maxDuration", o.maxDuration, "5 minutes")),
-        maxEjectedShare: Rules.read(Rules.share("ejection.maxEjectedShare"), o.maxEjectedShare ?? 0.1),
-        panicThreshold: Rules.read(Rules.share("ejection.panicThreshold"), o.panicThreshold ?? 0.5)
-      }
-    }
-    const r = options.retry ?? {}
-    return {
-      name: Rules.read(Rules.nonEmptyString("name"), options.name ?? "default"),
-      workerIdMetrics: Rules.read(Rules.boolean("metrics.workerId"), options.metrics?.workerId ?? false),
-      policy: policy ?? ShortestExpectedDelay(),
-      timeout:
-        options.timeout === undefined ? undefined : Rules.readOpenDuration("timeout", options.timeout, options.timeout),
-      queueTimeoutMillis: Duration.toMillis(Rules.readOpenDuration("queueTimeout", options.queueTimeout, "30 seconds")),
-      queueCapacity: Rules.read(Rules.nonNegativeInt("queueCapacity"), options.queueCapacity ?? 1024),
-      queueStrategy: Rules.read(Rules.oneOf("queueStrategy", queueStrategies), options.queueStrategy ?? "suspend"),
-      ejection,
-      retry: {
-        maxRetries: Rules.read(Rules.nonNegativeInt("retry.maxRetries"), r.maxRetries ?? 1),
-        share: Rules.read(Rules.nonNegativeNumber("retry.share"), r.share ?? 0.2),
-        minPerWindow: Rules.read(Rules.nonNegativeInt("retry.minPerWindow"), r.minPerWindow ?? 10),
-        windowMillis: Duration.toMillis(Rules.readOpenDuration("retry.window", r.window, "10 seconds"))
-      },
-      drain: Rules.readOpenDuration("drain", options.drain, "10 seconds"),
-      spares: Rules.read(Rules.nonNegativeInt("spares"), options.spares ?? 1)
-    }
-  } catch (error) {
-    if (error instanceof InvalidOptions) return error
-    throw error
-  }
-}
+/** Reads the options, once: the pool's settings, or why they are invalid. */
+const decodeOptions = Rules.decodeEffect(PoolOptions)
 
 /**
  * Makes a pool in the current scope.
@@ -399,18 +354,17 @@ const configure = (options: Options<any, any, any, any, any>): engine.PoolConfig
 export const make = Effect.fn("WorkerPool.make")(function* <Req, Resp, E = DomainError, WE = never, R = never>(
   options: Options<Req, Resp, E, WE, R>
 ): Effect.fn.Return<WorkerPool<Req, Resp, E>, InvalidOptions | WE, R | Scope.Scope> {
-  const config = configure(options)
-  if (config instanceof InvalidOptions) return yield* config
+  const config = yield* decodeOptions(options)
   const scope = yield* Scope.fork(yield* Scope.Scope, "sequential")
   // Made first, so closed last: the pool drains before its own workers stop.
   const workersScope = yield* Scope.fork(scope, "sequential")
   const services = { clock: yield* Clock.Clock, random: yield* Random.Random, context: yield* Effect.context<never>() }
   const pool = yield* engine.make<Req, Resp, E>(config, services).pipe(Scope.provide(scope))
-  if (options.worker !== undefined) {
-    const makeWorker = options.worker
+  if (config.workers !== undefined) {
+    const { size, make: makeWorker } = config.workers
     const workers = yield* Effect.forEach(
-      Array.from({ length: options.size ?? 0 }, (_, i) => WorkerId.make(i)),
-      (id) => makeWorker(id),
+      Array.from({ length: size }, (_, i) => WorkerId.make(i)),
+      (id) => makeWorker(id) as Effect.Effect<Worker<Req, Resp, E>, WE, R | Scope.Scope>,
       { concurrency: "unbounded" }
     ).pipe(
       Scope.provide(workersScope),

@@ -1,12 +1,17 @@
 /**
- * Option checking and defaults shared by the out-of-process kinds.
+ * The out-of-process kinds' options: the Schemas of `Thread.Options` and
+ * `Subprocess.Options` (every option's rule and default, decoded once by
+ * `Thread.make` and `Subprocess.make`), and what a child is started with.
  */
 import * as os from "node:os"
 import * as path from "node:path"
-import { Duration, Effect } from "effect"
+import type { ResourceLimits } from "node:worker_threads"
+import { Duration, Effect, Schema } from "effect"
 import type { Severity } from "effect/LogLevel"
-import { InvalidOptions } from "../WorkerError.ts"
+import * as Protocol from "../Protocol.ts"
+import { DomainError, InvalidOptions } from "../WorkerError.ts"
 import type { WorkerKind } from "../WorkerKind.ts"
+import type { Codec } from "./codec.ts"
 import * as Options from "./options.ts"
 
 /**
@@ -20,93 +25,6 @@ export const checkedKind = <K extends WorkerKind<any, any, any, any>>(name: stri
   } catch (error) {
     if (!(error instanceof InvalidOptions)) throw error
     return { name, spawn: Effect.die(error), invalid: error } as WorkerKind<any, any, any, any> as K
-  }
-}
-
-/** Throws `InvalidOptions` with `reason`. */
-export const invalid = (reason: string): never => {
-  throw new InvalidOptions({ reason })
-}
-
-export const positiveInt = (name: string, value: number | undefined, fallback: number): number =>
-  Options.read(Options.positiveInt(name), value ?? fallback)
-
-export const nonNegativeInt = (name: string, value: number | undefined, fallback: number): number =>
-  Options.read(Options.nonNegativeInt(name), value ?? fallback)
-
-export const duration = (
-  name: string,
-  value: Duration.Input | undefined,
-  fallback: Duration.Input
-): Duration.Duration => Options.readDuration(name, value, fallback)
-
-const severities: ReadonlyArray<Severity | "None"> = ["Fatal", "Error", "Warn", "Info", "Debug", "Trace", "None"]
-
-export const logLevel = (name: string, value: Severity | "None" | undefined, fallback: Severity): Severity | "None" =>
-  Options.read(Options.oneOf(name, severities), value ?? fallback)
-
-/** Settings common to the out-of-process kinds, with their defaults applied. */
-export interface CommonSettings {
-  readonly concurrency: number
-  readonly startTimeout: Duration.Duration
-  readonly cancelGrace: Duration.Duration
-  readonly shutdownTimeout: Duration.Duration
-  readonly stderrLogLevel: Severity | "None"
-  readonly stderrMaxLineBytes: number
-  readonly stderrTailLines: number
-  readonly heartbeatInterval: Duration.Duration
-  readonly silenceLimit: Duration.Duration
-}
-
-export interface CommonInput {
-  readonly concurrency?: number | undefined
-  readonly startTimeout?: Duration.Input | undefined
-  readonly cancelGrace?: Duration.Input | undefined
-  readonly shutdownTimeout?: Duration.Input | undefined
-  readonly heartbeatInterval?: Duration.Input | undefined
-  readonly silenceLimit?: Duration.Input | undefined
-  readonly stderr?:
-    | {
-        readonly logLevel?: Severity | "None" | undefined
-        readonly maxLineBytes?: number | undefined
-        readonly tailLines?: number | undefined
-      }
-    | undefined
-}
-
-export const defaults = {
-  concurrency: 1,
-  startTimeout: "10 seconds",
-  cancelGrace: "1 second",
-  shutdownTimeout: "2 seconds",
-  killGrace: "2 seconds",
-  stderrLogLevel: "Info",
-  stderrMaxLineBytes: 4096,
-  stderrTailLines: 10,
-  heartbeatInterval: "500 millis",
-  silenceLimit: "1500 millis"
-} as const
-
-/** The settings of `options`, checked, with the defaults applied; throws `InvalidOptions`. */
-export const common = (options: CommonInput): CommonSettings => {
-  const heartbeatInterval = duration("heartbeatInterval", options.heartbeatInterval, defaults.heartbeatInterval)
-  const silenceLimit = duration("silenceLimit", options.silenceLimit, defaults.silenceLimit)
-  if (Duration.toMillis(heartbeatInterval) < 1) invalid("heartbeatInterval must be at least 1 millisecond")
-  if (Duration.toMillis(silenceLimit) <= Duration.toMillis(heartbeatInterval)) {
-    invalid(
-      `silenceLimit must be longer than heartbeatInterval, got ${Duration.format(silenceLimit)} and ${Duration.format(heartbeatInterval)}`
-    )
-  }
-  return {
-    concurrency: positiveInt("concurrency", options.concurrency, defaults.concurrency),
-    startTimeout: duration("startTimeout", options.startTimeout, defaults.startTimeout),
-    cancelGrace: duration("cancelGrace", options.cancelGrace, defaults.cancelGrace),
-    shutdownTimeout: duration("shutdownTimeout", options.shutdownTimeout, defaults.shutdownTimeout),
-    stderrLogLevel: logLevel("stderr.logLevel", options.stderr?.logLevel, defaults.stderrLogLevel),
-    stderrMaxLineBytes: positiveInt("stderr.maxLineBytes", options.stderr?.maxLineBytes, defaults.stderrMaxLineBytes),
-    stderrTailLines: nonNegativeInt("stderr.tailLines", options.stderr?.tailLines, defaults.stderrTailLines),
-    heartbeatInterval,
-    silenceLimit
   }
 }
 
@@ -145,23 +63,155 @@ export const defaultInheritedEnv: ReadonlyArray<string> = [
   "PROGRAMDATA"
 ]
 
+const severities: ReadonlyArray<Severity | "None"> = ["Fatal", "Error", "Warn", "Info", "Debug", "Trace", "None"]
+
+/** The options common to the out-of-process kinds (`Subprocess.CommonOptions` without the schemas). */
+export interface CommonInput {
+  readonly concurrency?: number | undefined
+  readonly startTimeout?: Duration.Input | undefined
+  readonly cancelGrace?: Duration.Input | undefined
+  readonly shutdownTimeout?: Duration.Input | undefined
+  readonly heartbeatInterval?: Duration.Input | undefined
+  readonly silenceLimit?: Duration.Input | undefined
+  readonly stderr?:
+    | {
+        readonly logLevel?: Severity | "None" | undefined
+        readonly maxLineBytes?: number | undefined
+        readonly tailLines?: number | undefined
+      }
+    | undefined
+}
+
+/** `Subprocess.CommonOptions`, decoded: the settings common to the out-of-process kinds. */
+export interface CommonSettings<Req = any, Resp = any, E = any> {
+  readonly request: Codec<Req>
+  readonly response: Codec<Resp>
+  readonly error: Codec<E>
+  readonly concurrency: number
+  readonly startTimeout: Duration.Duration
+  readonly cancelGrace: Duration.Duration
+  readonly shutdownTimeout: Duration.Duration
+  readonly heartbeatInterval: Duration.Duration
+  readonly silenceLimit: Duration.Duration
+  readonly stderr: {
+    readonly logLevel: Severity | "None"
+    readonly maxLineBytes: number
+    readonly tailLines: number
+  }
+}
+
+/** `stderr` of `Subprocess.CommonOptions`. */
+export const StderrOptions = Schema.Struct({
+  logLevel: Options.withDefault(Options.oneOf("stderr.logLevel", severities), "Info"),
+  maxLineBytes: Options.withDefault(Options.positiveInt("stderr.maxLineBytes"), 4096),
+  tailLines: Options.withDefault(Options.nonNegativeInt("stderr.tailLines"), 10)
+})
+
+/** The fields of `Subprocess.CommonOptions`, with their defaults. */
+export const commonFields = {
+  request: Options.required(Options.schema<Codec<any>>("request")),
+  response: Options.required(Options.schema<Codec<any>>("response")),
+  error: Options.withDefault(Options.schema<Codec<any>>("error"), DomainError),
+  concurrency: Options.withDefault(Options.positiveInt("concurrency"), 1),
+  startTimeout: Options.withDefault(Options.duration("startTimeout"), "10 seconds"),
+  cancelGrace: Options.withDefault(Options.duration("cancelGrace"), "1 second"),
+  shutdownTimeout: Options.withDefault(Options.duration("shutdownTimeout"), "2 seconds"),
+  heartbeatInterval: Options.withDefault(Options.interval("heartbeatInterval"), "500 millis"),
+  silenceLimit: Options.withDefault(Options.duration("silenceLimit"), "1500 millis"),
+  stderr: Options.nested("stderr", StderrOptions)
+}
+
+/** The check of `silenceLimit` against `heartbeatInterval`. */
+export const silenceOverHeartbeat = Options.tie<{
+  readonly heartbeatInterval: Duration.Duration
+  readonly silenceLimit: Duration.Duration
+}>(
+  (o) => Duration.toMillis(o.silenceLimit) > Duration.toMillis(o.heartbeatInterval),
+  (o) =>
+    `silenceLimit must be longer than heartbeatInterval, got ${Duration.format(o.silenceLimit)} and ${Duration.format(o.heartbeatInterval)}`
+)
+
+/** Names of environment variables, or `"all"`. */
+type Inherit = ReadonlyArray<string> | "all"
+
+/** The fields both out-of-process kinds add to the common ones: the child's environment and `killGrace`. */
+const childFields = {
+  inheritEnv: Options.withDefault(Options.any<Inherit>(), defaultInheritedEnv),
+  env: Options.withDefault(Options.any<Readonly<Record<string, string>>>(), {}),
+  killGrace: Options.withDefault(Options.duration("killGrace"), "2 seconds")
+}
+
+/** `Thread.Options`, decoded. */
+export interface ThreadSettings<Req = any, Resp = any, E = any> extends CommonSettings<Req, Resp, E> {
+  readonly execArgv: ReadonlyArray<string> | undefined
+  readonly argv: ReadonlyArray<string>
+  readonly inheritEnv: Inherit
+  readonly env: Readonly<Record<string, string>>
+  readonly resourceLimits: ResourceLimits | undefined
+  readonly killGrace: Duration.Duration
+}
+
+/** `Thread.Options`, decoded to a thread kind's settings. */
+export const ThreadOptions: Options.Rule<ThreadSettings> = Options.options(
+  Schema.Struct({
+    ...commonFields,
+    execArgv: Options.optional(Options.any<ReadonlyArray<string>>()),
+    argv: Options.withDefault(Options.any<ReadonlyArray<string>>(), []),
+    resourceLimits: Options.optional(Options.any<ResourceLimits>()),
+    ...childFields
+  }).check(silenceOverHeartbeat)
+)
+
+/** `Subprocess.Options`, decoded. */
+export interface SubprocessSettings<Req = any, Resp = any, E = any> extends CommonSettings<Req, Resp, E> {
+  readonly command: string
+  readonly args: ReadonlyArray<string>
+  readonly cwd: string | undefined
+  readonly inheritEnv: Inherit
+  readonly env: Readonly<Record<string, string>>
+  readonly maxLineBytes: number
+  readonly killGrace: Duration.Duration
+}
+
+/** `Subprocess.Options`, decoded to a subprocess kind's settings. */
+export const SubprocessOptions: Options.Rule<SubprocessSettings> = Options.options(
+  Schema.Struct({
+    ...commonFields,
+    command: Options.required(
+      Options.refine<string>(
+        (u) => typeof u === "string" && u !== "",
+        () => "command must be a program name"
+      )
+    ),
+    args: Options.withDefault(
+      Options.map(
+        Options.refine<ReadonlyArray<string>>(
+          (u) => Array.isArray(u) && u.every((arg) => typeof arg === "string"),
+          () => "args must be strings"
+        ),
+        (args) => [...args]
+      ),
+      []
+    ),
+    cwd: Options.optional(Options.any<string>()),
+    maxLineBytes: Options.withDefault(Options.positiveInt("maxLineBytes"), Protocol.defaultMaxLineBytes),
+    ...childFields
+  }).check(silenceOverHeartbeat)
+)
+
 /** The environment of a child: the inherited names, then `extra`. */
-export const childEnv = (
-  inherit: ReadonlyArray<string> | "all" | undefined,
-  extra: Readonly<Record<string, string>> | undefined
-): Record<string, string> => {
+export const childEnv = (inherit: Inherit, extra: Readonly<Record<string, string>>): Record<string, string> => {
   const env: Record<string, string> = {}
   const parent = globalThis.process.env
   if (inherit === "all") {
     for (const [name, value] of Object.entries(parent)) if (value !== undefined) env[name] = value
   } else {
-    for (const name of inherit ?? defaultInheritedEnv) {
+    for (const name of inherit) {
       const value = parent[name]
       if (value !== undefined) env[name] = value
     }
   }
-  if (extra !== undefined) Object.assign(env, extra)
-  return env
+  return Object.assign(env, extra)
 }
 
 /**

@@ -5,9 +5,9 @@
  * for as long as the membership lives, also when it leaves and comes back.
  */
 import { Effect, Scope, Stream } from "effect"
-import * as Worker from "../../Worker.ts"
+import type * as Worker from "../../Worker.ts"
+import type { InvalidOptions } from "../../WorkerError.ts"
 import { WorkerId } from "../../WorkerId.ts"
-import type { WorkerKind } from "../../WorkerKind.ts"
 import type { WorkerPool } from "../../WorkerPool.ts"
 
 /** The address → worker mapping of a membership. */
@@ -27,8 +27,11 @@ export interface Membership {
 export const follow = <Req, Resp, E>(options: {
   readonly pool: WorkerPool<Req, Resp, E>
   readonly sets: Stream.Stream<ReadonlyArray<string>>
-  readonly kind: (address: string) => WorkerKind<Req, Resp, E>
-  readonly worker: Worker.WorkerOptions | undefined
+  /** The worker of the runner at `address`, or why it cannot be made. */
+  readonly worker: (
+    id: WorkerId,
+    address: string
+  ) => Effect.Effect<Worker.Worker<Req, Resp, E>, InvalidOptions, Scope.Scope>
   readonly firstId: number
   readonly normalise: (address: string) => string
 }): Effect.Effect<Membership, never, Scope.Scope> =>
@@ -61,7 +64,7 @@ export const follow = <Req, Resp, E>(options: {
         const workers = yield* Effect.forEach(
           joining,
           (address) =>
-            Worker.fromKind(idOf(address), options.kind(address), options.worker).pipe(
+            options.worker(idOf(address), address).pipe(
               // An address that is not one is skipped, with a word: the others still join.
               Effect.tapError((error) =>
                 Effect.logWarning("remote address skipped").pipe(Effect.annotateLogs({ address, reason: error.reason }))

@@ -1,0 +1,126 @@
+/**
+ * The Schema of a pool's options (`WorkerPool.Options`): every option's rule
+ * and default, decoded once by `WorkerPool.make` into the engine's config.
+ */
+import { Duration, type Effect, Schema, SchemaGetter } from "effect"
+import { type DispatchPolicy, ShortestExpectedDelay } from "../../DispatchPolicy.ts"
+import type { Worker } from "../../Worker.ts"
+import type { WorkerId } from "../../WorkerId.ts"
+import type { EjectionRules } from "../ejection.ts"
+import * as Options from "../options.ts"
+import type { PoolConfig, QueueStrategy } from "./engine.ts"
+
+const queueStrategies: ReadonlyArray<QueueStrategy> = ["suspend", "fail", "dropOldest"]
+
+/** `WorkerPool.EjectionOptions`. */
+export const EjectionOptions = Schema.Struct({
+  consecutiveFailures: Options.withDefault(Options.positiveInt("ejection.consecutiveFailures"), 5),
+  baseDuration: Options.withDefault(Options.openDuration("ejection.baseDuration"), "30 seconds"),
+  maxDuration: Options.withDefault(Options.openDuration("ejection.maxDuration"), "5 minutes"),
+  maxEjectedShare: Options.withDefault(Options.share("ejection.maxEjectedShare"), 0.1),
+  panicThreshold: Options.withDefault(Options.share("ejection.panicThreshold"), 0.5)
+})
+
+/** `WorkerPool.RetryOptions`. */
+export const RetryOptions = Schema.Struct({
+  maxRetries: Options.withDefault(Options.nonNegativeInt("retry.maxRetries"), 1),
+  share: Options.withDefault(Options.nonNegativeNumber("retry.share"), 0.2),
+  minPerWindow: Options.withDefault(Options.nonNegativeInt("retry.minPerWindow"), 10),
+  window: Options.withDefault(Options.openDuration("retry.window"), "10 seconds")
+})
+
+/** `WorkerPool.MetricsOptions`. */
+export const MetricsOptions = Schema.Struct({
+  workerId: Options.withDefault(Options.boolean("metrics.workerId"), false)
+})
+
+/** `ejection`: `false` turns it off (`undefined` once decoded), an object is {@link EjectionOptions}. */
+const ejection = Options.rule<false | object>(
+  "ejection",
+  "false or an object",
+  (u) => u === false || (typeof u === "object" && u !== null && !Array.isArray(u))
+).pipe(
+  Schema.decodeTo(
+    Schema.Union([
+      Schema.Literal(false).pipe(
+        Schema.decodeTo(Schema.Undefined, {
+          decode: SchemaGetter.transform(() => undefined),
+          encode: SchemaGetter.forbiddenEncoding
+        })
+      ),
+      EjectionOptions
+    ])
+  )
+)
+
+const isPolicy = (u: unknown): boolean =>
+  typeof u === "object" &&
+  u !== null &&
+  typeof (u as DispatchPolicy<unknown>).select === "function" &&
+  typeof (u as DispatchPolicy<unknown>).name === "string"
+
+/** How a pool makes its first workers. */
+type MakeWorker = (id: WorkerId) => Effect.Effect<Worker<any, any, any>, any, any>
+
+/** The fields of `WorkerPool.Options`, as given, with their defaults. */
+const Fields = Schema.Struct({
+  size: Options.optional(Options.nonNegativeInt("size")),
+  worker: Options.optional(Options.func<MakeWorker>("worker")),
+  policy: Options.withDefaultFrom(
+    Options.refine<DispatchPolicy<any, any>>(isPolicy, () => "policy must have a name and a select function"),
+    () => ShortestExpectedDelay()
+  ),
+  ejection: Options.withDefault(ejection, {}),
+  name: Options.withDefault(Options.nonEmptyString("name"), "default"),
+  metrics: Options.nested("metrics", MetricsOptions),
+  timeout: Options.optional(Options.openDuration("timeout")),
+  queueTimeout: Options.withDefault(Options.openDuration("queueTimeout"), "30 seconds"),
+  queueCapacity: Options.withDefault(Options.nonNegativeInt("queueCapacity"), 1024),
+  queueStrategy: Options.withDefault(Options.oneOf("queueStrategy", queueStrategies), "suspend"),
+  retry: Options.nested("retry", RetryOptions),
+  drain: Options.withDefault(Options.openDuration("drain"), "10 seconds"),
+  spares: Options.withDefault(Options.nonNegativeInt("spares"), 1)
+}).check(
+  Options.tie(
+    (o) => (o.size === undefined) === (o.worker === undefined),
+    () => "size and worker must be given together"
+  )
+)
+
+/** A pool's settings: the engine's config, and the workers it starts with (`size` of them, made by `make`), if any. */
+export interface PoolSettings extends PoolConfig {
+  readonly workers: { readonly size: number; readonly make: MakeWorker } | undefined
+}
+
+const toEjection = (o: typeof EjectionOptions.Type): EjectionRules => ({
+  consecutiveFailures: o.consecutiveFailures,
+  baseMillis: Duration.toMillis(o.baseDuration),
+  maxMillis: Duration.toMillis(o.maxDuration),
+  maxEjectedShare: o.maxEjectedShare,
+  panicThreshold: o.panicThreshold
+})
+
+/** `WorkerPool.Options`, decoded to a pool's settings. */
+export const PoolOptions: Options.Rule<PoolSettings> = Options.map(
+  Options.options(Fields),
+  (o): PoolSettings => ({
+    // Both or neither: the struct's check.
+    workers: o.worker === undefined ? undefined : { size: o.size!, make: o.worker },
+    name: o.name,
+    workerIdMetrics: o.metrics.workerId,
+    policy: o.policy,
+    timeout: o.timeout,
+    queueTimeoutMillis: Duration.toMillis(o.queueTimeout),
+    queueCapacity: o.queueCapacity,
+    queueStrategy: o.queueStrategy,
+    ejection: o.ejection === undefined ? undefined : toEjection(o.ejection),
+    retry: {
+      maxRetries: o.retry.maxRetries,
+      share: o.retry.share,
+      minPerWindow: o.retry.minPerWindow,
+      windowMillis: Duration.toMillis(o.retry.window)
+    },
+    drain: o.drain,
+    spares: o.spares
+  })
+)
