@@ -8,7 +8,7 @@ import type { Worker } from "../../Worker.ts"
 import type { WorkerId } from "../../WorkerId.ts"
 import type { EjectionRules } from "../ejection.ts"
 import * as Options from "../options.ts"
-import type { PoolConfig, QueueStrategy } from "./engine.ts"
+import type { PoolConfig, QueueStrategy } from "./config.ts"
 
 const queueStrategies: ReadonlyArray<QueueStrategy> = ["suspend", "fail", "dropOldest"]
 
