@@ -286,6 +286,52 @@ describe("ShortestExpectedDelay", () => {
   })
 })
 
+describe("what a learning policy is told", () => {
+  // Known defect of the pool, kept as an expected failure until it is fixed:
+  // on Effect's own clock the pool stamps a request's start and end with the
+  // time read once per event-loop turn, so an in-process handler's
+  // synchronous work is not in the latency a policy learns, and a request
+  // that ends in the turn it started in is learnt as 0 ms. A worker that
+  // computes five times longer then looks as fast as the others to
+  // ShortestExpectedDelay and PeakEwma alike. When the pool times such a
+  // request with the clock read when it starts and when it ends, this test
+  // fails: make it a plain `it`. The handler spins for 5 ms of wall time, so
+  // the check holds on any machine, however slow.
+  it.fails("an in-process handler's synchronous work is in the latency its policy learns", async () => {
+    const samples: Array<number> = []
+    const spy = DispatchPolicy.make({
+      name: "Spy",
+      initial: () => undefined,
+      select: ({ view, state }) => ({ worker: view.at(0).id, state }),
+      onResult: (state, result) => {
+        samples.push(result.millis)
+        return state
+      }
+    })
+    const spin = Effect.sync(() => {
+      const end = Date.now() + 5
+      while (Date.now() < end) {
+        // computing
+      }
+      return 0
+    })
+    await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const pool = yield* WorkerPool.make({
+            policy: spy,
+            size: 1,
+            worker: (id) => Worker.make(id, (_: number) => spin, { maxInFlight: 4 })
+          })
+          yield* pool.dispatch(0)
+        })
+      )
+    )
+    assert.strictEqual(samples.length, 1)
+    assert.isAtLeast(samples[0]!, 5)
+  })
+})
+
 describe("ConsistentHash", () => {
   const policy = DispatchPolicy.ConsistentHash({ key: (request: string) => request })
   const Keys = Schema.Array(Schema.String).check(Schema.isMinLength(1), Schema.isMaxLength(50))
