@@ -220,7 +220,7 @@ function markdown(input: {
     "",
     `### The default policy when workers queue requests themselves`,
     "",
-    `The slowdown goal is about the policy itself, where \`maxInFlight\` does not bind: a dozen workers, one of them five times slower for the middle third of the run. While it is slow, the default policy \`${input.defaultMode}\` must send it at most ${slowGoalRatio} × the requests \`${slowBaseline}\` sends it; the share of requests answered within 1 s is shown for both. The simulated clock is read exactly at every step, so what a policy learns here is each request's whole time on its worker.`,
+    `The slowdown goal is about the policy itself, where \`maxInFlight\` does not bind: a dozen workers, one of them five times slower for the middle third of the run. While it is slow, the default policy \`${input.defaultMode}\` must send it at most ${slowGoalRatio} × the requests \`${slowBaseline}\` sends it; the share of requests answered within 1 s is shown for both. The simulated clock is read exactly at every step, so what a policy learns here is each request's whole time on its worker; in real time, the synchronous work of an in-process handler is not in it yet (see the note on \`onResult\` in [the policies guide](policies.md#the-contract)).`,
     "",
     slowGoalTable(input.results, input.chosen, input.defaultMode, slowBaseline, "markdown"),
     "",
