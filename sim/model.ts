@@ -39,6 +39,9 @@ import { exponential, makeRng } from "./random.ts"
 /** Milliseconds of virtual time in one unit of work (the mean service time at speed 1). */
 export const SERVICE_MILLIS = 100
 
+/** One second in units of work. */
+export const SECOND_UNITS = 1000 / SERVICE_MILLIS
+
 /** A fault injected into one worker from a point of the run on. */
 export type Fault =
   /** The first request the worker starts serving after `at` fails with `WorkerCrash`; the worker restarts. */
@@ -146,6 +149,14 @@ export interface RunResult {
   /** Requests each worker started serving. */
   readonly served: ReadonlyArray<number>
   /**
+   * Requests routed to the drifting worker (they reached its handler, where
+   * they join its FIFO) while it ran below its base speed: what the policy
+   * sent the slow worker. 0 in a scenario without a drift.
+   */
+  readonly sentToSlow: number
+  /** Share of the requests after the warm-up that succeeded within 1 s ({@link SECOND_UNITS} units) of their arrival. */
+  readonly withinSecond: number
+  /**
    * Requests that, at their arrival, neither reached a worker's handler, nor
    * waited in the pool's queue, nor failed: must be 0, or the driver let the
    * clock move before the pool had placed a request.
@@ -228,6 +239,7 @@ export const simulate = (spec: RunSpec): Effect.Effect<RunResult> => {
   let busy = 0
   let unplaced = 0
   let crashed = false
+  let sentToSlow = 0
 
   const speedOf = (w: number, t: number) =>
     scenario.speeds[w]! * (drift !== undefined && drift.worker === w ? drift.factor(t / span) : 1)
@@ -245,6 +257,7 @@ export const simulate = (spec: RunSpec): Effect.Effect<RunResult> => {
       (i: number): Effect.Effect<number, WorkerCrash> =>
         Effect.suspend(() => {
           entered[i] = 1
+          if (drift !== undefined && drift.worker === w && drift.factor(now() / span) < 1) sentToSlow++
           return permits[w]!.withPermits(1)(
             Effect.suspend((): Effect.Effect<number, WorkerCrash> => {
               const t = now()
@@ -320,11 +333,15 @@ export const simulate = (spec: RunSpec): Effect.Effect<RunResult> => {
     let succeeded = 0
     let failed = 0
     let timedOut = 0
+    let inTime = 0
     for (let i = 0; i < requests; i++) {
       const o = outcome[i]
       if (o === OUTCOME_OK) {
         succeeded++
-        if (i >= warmup) ok.push(latency[i]!)
+        if (i >= warmup) {
+          ok.push(latency[i]!)
+          if (latency[i]! <= SECOND_UNITS) inTime++
+        }
       } else if (o === OUTCOME_FAILED) failed++
       else if (o === OUTCOME_TIMEOUT) timedOut++
     }
@@ -349,6 +366,8 @@ export const simulate = (spec: RunSpec): Effect.Effect<RunResult> => {
       timedOut,
       lost,
       served,
+      sentToSlow,
+      withinSecond: inTime / (requests - warmup),
       unplaced,
       span: span / SERVICE_MILLIS
     }

@@ -56,3 +56,6 @@ export const unlisted = (): ReadonlyArray<string> => {
 
 /** The full-scan least-loaded policy, the baseline of the hung-worker goal. */
 export const fullScanLeastLoaded = "LeastLoaded"
+
+/** The baseline of the slowdown goal: the default policy sends a slow worker no more than this one does. */
+export const slowBaseline = "PeakEwma"

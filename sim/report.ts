@@ -5,6 +5,7 @@
 import type { RunResult, Scenario } from "./model.ts"
 
 const num = (x: number, digits = 2) => (Number.isFinite(x) ? x.toFixed(digits) : "–")
+const percent = (share: number) => `${num(share * 100)} %`
 
 export interface Row {
   readonly load: string
@@ -23,7 +24,9 @@ export const columns = [
   "grows",
   "failed",
   "timed out",
-  "lost"
+  "lost",
+  "within 1 s",
+  "to slow"
 ] as const
 
 /** One row per (load, mode) of a scenario, loads in order, modes in `modes` order. */
@@ -55,7 +58,9 @@ export const rows = (
           r.queue.grows ? "yes" : "no",
           String(r.failed),
           String(r.timedOut),
-          String(r.lost)
+          String(r.lost),
+          percent(r.withinSecond),
+          scenario.drift === undefined ? "" : String(r.sentToSlow)
         ]
       })
     }
@@ -103,6 +108,14 @@ export const scenarioTable = (
 export const latencyGoalScenarios: ReadonlyArray<string> = ["identical", "mixed", "one-slow"]
 export const latencyGoalRatio = 1.3
 
+/**
+ * The scenarios where a policy must send the worker that slows down at most
+ * {@link slowGoalRatio} × the requests the baseline (`PeakEwma`) sends it
+ * while it is slow.
+ */
+export const slowGoalScenarios: ReadonlyArray<string> = ["slowdown"]
+export const slowGoalRatio = 1.1
+
 /** The goals of the issue at one scenario and load, for one policy. */
 export interface GoalRow {
   readonly scenario: string
@@ -112,15 +125,21 @@ export interface GoalRow {
   readonly grows: boolean
   /** Timed out: this policy and full-scan least-loaded, in the hung scenario. */
   readonly timeouts: readonly [number, number] | undefined
+  /** Requests sent to the worker while it was slow: this policy and the baseline, in the slowdown scenario. */
+  readonly slow: readonly [number, number] | undefined
   readonly lost: number
 }
+
+/** Whether a policy that sent `mine` requests to the slow worker meets the goal against the baseline's `baseline`. */
+export const meetsSlowGoal = ([mine, baseline]: readonly [number, number]): boolean => mine <= slowGoalRatio * baseline
 
 export const goalRows = (
   results: ReadonlyArray<RunResult>,
   scenarios: ReadonlyArray<Scenario>,
   mode: string,
   reference: string,
-  fullScan: string
+  fullScan: string,
+  slowBaseline: string
 ): Array<GoalRow> => {
   const out: Array<GoalRow> = []
   const find = (scenario: string, load: number, m: string) =>
@@ -131,6 +150,7 @@ export const goalRows = (
       if (mine === undefined) continue
       const ref = find(scenario.id, load, reference)
       const full = find(scenario.id, load, fullScan)
+      const baseline = find(scenario.id, load, slowBaseline)
       out.push({
         scenario: scenario.id,
         load,
@@ -140,6 +160,10 @@ export const goalRows = (
             : undefined,
         grows: mine.queue.grows,
         timeouts: scenario.fault?._tag === "Hang" && full !== undefined ? [mine.timedOut, full.timedOut] : undefined,
+        slow:
+          slowGoalScenarios.includes(scenario.id) && baseline !== undefined
+            ? [mine.sentToSlow, baseline.sentToSlow]
+            : undefined,
         lost: mine.lost
       })
     }
@@ -150,13 +174,19 @@ export const goalRows = (
 const mark = (met: boolean) => (met ? "✓" : "✗")
 
 /** The goals of one policy, one row per scenario and load. */
-export const goalTable = (rows: ReadonlyArray<GoalRow>, fullScan: string, format: "text" | "markdown"): string => {
+export const goalTable = (
+  rows: ReadonlyArray<GoalRow>,
+  fullScan: string,
+  slowBaseline: string,
+  format: "text" | "markdown"
+): string => {
   const header = [
     "scenario",
     "load",
     `p99 / ref ≤ ${latencyGoalRatio}`,
     "queue bounded",
     `timed out < ${fullScan}`,
+    `to slow ≤ ${slowGoalRatio} × ${slowBaseline}`,
     "lost = 0"
   ]
   const body = rows.map((r) => [
@@ -165,6 +195,7 @@ export const goalTable = (rows: ReadonlyArray<GoalRow>, fullScan: string, format
     r.ratio === undefined ? "" : `${num(r.ratio)} ${mark(r.ratio <= latencyGoalRatio)}`,
     r.grows ? `grows ${mark(false)}` : `yes ${mark(true)}`,
     r.timeouts === undefined ? "" : `${r.timeouts[0]} vs ${r.timeouts[1]} ${mark(r.timeouts[0] < r.timeouts[1])}`,
+    r.slow === undefined ? "" : `${r.slow[0]} vs ${r.slow[1]} ${mark(meetsSlowGoal(r.slow))}`,
     `${r.lost} ${mark(r.lost === 0)}`
   ])
   return format === "text" ? textTable(header, body, 2) : markdownTable(header, body, 2)
@@ -177,6 +208,7 @@ export const goalSummary = (
   modes: ReadonlyArray<string>,
   reference: string,
   fullScan: string,
+  slowBaseline: string,
   format: "text" | "markdown"
 ): string => {
   const header = [
@@ -184,18 +216,20 @@ export const goalSummary = (
     `p99 / ref ≤ ${latencyGoalRatio} (worst)`,
     "queues bounded",
     `timed out < ${fullScan}`,
+    `to slow ≤ ${slowGoalRatio} × ${slowBaseline}`,
     "lost = 0"
   ]
   const body = modes
     .filter((m) => m !== reference)
     .map((mode) => {
-      const rows = goalRows(results, scenarios, mode, reference, fullScan)
+      const rows = goalRows(results, scenarios, mode, reference, fullScan, slowBaseline)
       const ratios = rows.filter((r) => r.ratio !== undefined)
       const worst = ratios.reduce<GoalRow | undefined>(
         (w, r) => (w === undefined || r.ratio! > w.ratio! ? r : w),
         undefined
       )
       const hung = rows.filter((r) => r.timeouts !== undefined)
+      const slowed = rows.filter((r) => r.slow !== undefined)
       const count = (xs: ReadonlyArray<GoalRow>, ok: (r: GoalRow) => boolean) =>
         `${xs.filter(ok).length} / ${xs.length}`
       return [
@@ -203,8 +237,53 @@ export const goalSummary = (
         `${count(ratios, (r) => r.ratio! <= latencyGoalRatio)} (${worst === undefined ? "–" : `${num(worst.ratio!)}, ${worst.scenario} ${Math.round(worst.load * 100)} %`})`,
         count(rows, (r) => !r.grows),
         mode === fullScan ? "(itself)" : count(hung, (r) => r.timeouts![0] < r.timeouts![1]),
+        mode === slowBaseline ? "(itself)" : count(slowed, (r) => meetsSlowGoal(r.slow!)),
         count(rows, (r) => r.lost === 0)
       ]
     })
   return format === "text" ? textTable(header, body, 1) : markdownTable(header, body, 1)
+}
+
+/**
+ * The slowdown goal in the setting it is about: the default policy (`mode`)
+ * and the baseline, both with workers that queue requests themselves, one
+ * row per scenario and load: the requests each sent the slow worker while it
+ * was slow, and the share of requests each answered within 1 s.
+ */
+export const slowGoalTable = (
+  results: ReadonlyArray<RunResult>,
+  scenarios: ReadonlyArray<Scenario>,
+  mode: string,
+  slowBaseline: string,
+  format: "text" | "markdown"
+): string => {
+  const header = [
+    "scenario",
+    "load",
+    `to slow: ${mode}`,
+    `to slow: ${slowBaseline}`,
+    `≤ ${slowGoalRatio} ×`,
+    `within 1 s: ${mode}`,
+    `within 1 s: ${slowBaseline}`
+  ]
+  const body: Array<Array<string>> = []
+  for (const scenario of scenarios) {
+    if (!slowGoalScenarios.includes(scenario.id)) continue
+    for (const load of scenario.loads) {
+      const find = (m: string) => results.find((r) => r.scenario === scenario.id && r.load === load && r.mode === m)
+      const mine = find(mode)
+      const baseline = find(slowBaseline)
+      if (mine === undefined || baseline === undefined) continue
+      body.push([
+        scenario.id,
+        `${Math.round(load * 100)} %`,
+        String(mine.sentToSlow),
+        String(baseline.sentToSlow),
+        `${num(mine.sentToSlow / baseline.sentToSlow)} ${mark(meetsSlowGoal([mine.sentToSlow, baseline.sentToSlow]))}`,
+        percent(mine.withinSecond),
+        percent(baseline.withinSecond)
+      ])
+    }
+  }
+  return format === "text" ? textTable(header, body, 2) : markdownTable(header, body, 2)
 }

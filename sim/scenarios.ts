@@ -9,6 +9,9 @@ const eight = (speed: number) => Array.from({ length: 8 }, () => speed)
 /** Falls linearly from 1 to 0.1 at mid-run, then recovers to 1 at the end. */
 const valley = (fraction: number) => 1 - 0.9 * (1 - Math.abs(2 * fraction - 1))
 
+/** Five times slower (speed 0.2) for the middle third of the run, at full speed before and after. */
+const slowMiddleThird = (fraction: number) => (fraction >= 1 / 3 && fraction < 2 / 3 ? 0.2 : 1)
+
 export const scenarios: ReadonlyArray<Scenario> = [
   {
     id: "identical",
@@ -40,6 +43,18 @@ export const scenarios: ReadonlyArray<Scenario> = [
     speeds: eight(1),
     drift: { worker: 0, factor: valley },
     loads: [0.5, 0.7, 0.85]
+  },
+  {
+    id: "slowdown",
+    title: "One of twelve workers slows down",
+    description:
+      "12 workers of speed 1; for the middle third of the run worker 0 runs 5× slower (speed 0.2), then recovers. " +
+      "Loads are against the nominal capacity of 12 (11.2 while worker 0 is slow). The goal: the default policy, " +
+      "with workers that queue requests themselves, sends worker 0 while it is slow at most 1.1 × the requests " +
+      "`PeakEwma` sends it.",
+    speeds: Array.from({ length: 12 }, () => 1),
+    drift: { worker: 0, factor: slowMiddleThird },
+    loads: [0.5, 0.7, 0.8]
   },
   {
     id: "crash",

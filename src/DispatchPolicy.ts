@@ -479,9 +479,13 @@ const ewmaSettings = (options: PeakEwmaOptions | undefined) => ({
  * estimated as `latency × (in flight + 1)` with each worker's peak-EWMA
  * latency (see {@link PeakEwma}, whose options it takes). It weighs four
  * candidates, in O(1): two drawn among the least loaded workers (so that
- * with equal speeds it joins the shortest queue) and two drawn among all (so
- * that a fast worker with a slightly longer queue can win over a slow idle
- * one). A worker never measured is assumed as fast as the others on average;
+ * with equal speeds it joins the shortest queue) and two distinct workers
+ * drawn among all, as `PeakEwma` draws its two (so that a fast worker with a
+ * slightly longer queue can win over a slow idle one). Its pick is
+ * therefore, by its estimates, never worse than the better of a pair
+ * `PeakEwma` could have drawn, and the worker of the highest expected delay
+ * is never picked while another eligible worker did not fail. A worker
+ * never measured is assumed as fast as the others on average;
  * a hung worker is held off by the age of its oldest request, and a timed
  * out request counts as a sample as long as its timeout. A worker whose last
  * request failed (crashed or timed out) within the decay time is a last
@@ -510,7 +514,9 @@ export const ShortestExpectedDelay = (options?: PeakEwmaOptions): DispatchPolicy
       // The best by expected delay wins among the workers whose last request
       // did not fail; `fallback` is the best of the others. In a view of at
       // most four: every worker, ties broken at random. In a larger one: four
-      // candidates, two drawn among the least loaded, two among all.
+      // candidates, two drawn among the least loaded and two distinct ones
+      // among all, so that at least one candidate is not the worker the
+      // others may all name (a slow worker alone at the lowest load).
       let best: Candidate | undefined
       let bestDelay = Infinity
       let fallback: Candidate | undefined
@@ -541,8 +547,9 @@ export const ShortestExpectedDelay = (options?: PeakEwmaOptions): DispatchPolicy
           }
         }
       } else {
+        const [a, b] = twoChoices(view, random)
         for (let k = 0; k < 4; k++) {
-          const c = k < 2 ? view.leastLoaded(random())! : view.at(Math.floor(random() * size))
+          const c = k < 2 ? view.leastLoaded(random())! : k === 2 ? a : b
           const d = state.delay(c, now)
           if (state.suspect(c.id, now)) {
             if (d < fallbackDelay) {

@@ -197,6 +197,141 @@ describe("PeakEwma", () => {
   })
 })
 
+describe("ShortestExpectedDelay", () => {
+  const policy = DispatchPolicy.ShortestExpectedDelay()
+
+  /** Workers with these ids (distinct), loads and measured latencies. */
+  const Measured = Schema.Array(
+    Schema.Struct({
+      id: Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 2000 })),
+      inFlight: Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 6 })),
+      millis: Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 1000 }))
+    })
+  ).check(Schema.isMinLength(2), Schema.isMaxLength(64))
+
+  /**
+   * A view of the workers and a state that measured each once, at time 0:
+   * at time 0 a worker's estimate is its one sample, so its expected delay
+   * is `millis × (inFlight + 1)`.
+   */
+  const measured = (
+    workers: ReadonlyArray<{ readonly id: number; readonly inFlight: number; readonly millis: number }>
+  ) => {
+    const unique = [...new Map(workers.map((w) => [w.id, w])).values()]
+    let state = policy.initial()
+    for (const w of unique) {
+      state = policy.onResult!(state, { worker: WorkerId.make(w.id), millis: w.millis, failed: false, now: 0 })
+    }
+    const view = Testing.view(unique.map((w) => Testing.candidate(w.id, { inFlight: w.inFlight, maxInFlight: 10 })))
+    const delay = new Map(unique.map((w) => [w.id, w.millis * (w.inFlight + 1)]))
+    return { view, state, delay, size: unique.length }
+  }
+
+  it.effect.prop(
+    "never picks the worker of the highest expected delay while another is eligible",
+    [Measured, Seed],
+    ([workers, seed]) =>
+      Effect.sync(() => {
+        const { view, state, delay, size } = measured(workers)
+        if (size < 2) return
+        const delays = [...delay.values()].sort((a, b) => b - a)
+        // Only a worker strictly slower than every other is singled out.
+        if (delays[0] === delays[1]) return
+        const worst = [...delay].find(([, d]) => d === delays[0])![0]
+        const random = recording(seed)
+        for (let i = 0; i < 100; i++) {
+          const { worker } = policy.select({ view, state, random: random.next, now: 0, request: undefined })
+          assert.notStrictEqual(worker, worst, `picked ${worst}, whose expected delay is the highest of ${size}`)
+        }
+      }),
+    { arbitrary: { runs: 500 } }
+  )
+
+  it.effect.prop(
+    "in a view of at most four, picks a worker of least expected delay, any of those tied",
+    [Measured.check(Schema.isMaxLength(4)), Seed],
+    ([workers, seed]) =>
+      Effect.sync(() => {
+        const { view, state, delay } = measured(workers)
+        const least = Math.min(...delay.values())
+        const tied = [...delay].filter(([, d]) => d === least).map(([id]) => id)
+        const random = recording(seed)
+        const seen = new Set<number>()
+        for (let i = 0; i < 100; i++) {
+          seen.add(policy.select({ view, state, random: random.next, now: 0, request: undefined }).worker!)
+        }
+        for (const id of seen) assert.include(tied, id)
+        if (tied.length > 1) assert.isAbove(seen.size, 1, "the tie-break always chose the same worker")
+      })
+  )
+
+  it("with a slow worker idle and the others busy, weighs it against two other workers", () => {
+    // Worker 0 is alone at the lowest load, so both least-loaded draws name
+    // it; its expected delay (500) is above every other's (2 × 100).
+    const state = measured([
+      { id: 0, inFlight: 0, millis: 500 },
+      ...Array.from({ length: 11 }, (_, i) => ({ id: i + 1, inFlight: 1, millis: 100 }))
+    ])
+    // Draws that would name the same worker twice for the other two.
+    for (const r of [0, 0.04, 0.5, 0.99]) {
+      const { worker } = policy.select({
+        view: state.view,
+        state: state.state,
+        random: () => r,
+        now: 0,
+        request: undefined
+      })
+      assert.notStrictEqual(worker, 0)
+    }
+  })
+})
+
+describe("what a learning policy is told", () => {
+  // Known defect of the pool, kept as an expected failure until it is fixed:
+  // on Effect's own clock the pool stamps a request's start and end with the
+  // time read once per event-loop turn, so an in-process handler's
+  // synchronous work is not in the latency a policy learns, and a request
+  // that ends in the turn it started in is learnt as 0 ms. A worker that
+  // computes five times longer then looks as fast as the others to
+  // ShortestExpectedDelay and PeakEwma alike. When the pool times such a
+  // request with the clock read when it starts and when it ends, this test
+  // fails: make it a plain `it`. The handler spins for 5 ms of wall time, so
+  // the check holds on any machine, however slow.
+  it.fails("an in-process handler's synchronous work is in the latency its policy learns", async () => {
+    const samples: Array<number> = []
+    const spy = DispatchPolicy.make({
+      name: "Spy",
+      initial: () => undefined,
+      select: ({ view, state }) => ({ worker: view.at(0).id, state }),
+      onResult: (state, result) => {
+        samples.push(result.millis)
+        return state
+      }
+    })
+    const spin = Effect.sync(() => {
+      const end = Date.now() + 5
+      while (Date.now() < end) {
+        // computing
+      }
+      return 0
+    })
+    await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const pool = yield* WorkerPool.make({
+            policy: spy,
+            size: 1,
+            worker: (id) => Worker.make(id, (_: number) => spin, { maxInFlight: 4 })
+          })
+          yield* pool.dispatch(0)
+        })
+      )
+    )
+    assert.strictEqual(samples.length, 1)
+    assert.isAtLeast(samples[0]!, 5)
+  })
+})
+
 describe("ConsistentHash", () => {
   const policy = DispatchPolicy.ConsistentHash({ key: (request: string) => request })
   const Keys = Schema.Array(Schema.String).check(Schema.isMinLength(1), Schema.isMaxLength(50))

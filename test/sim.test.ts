@@ -5,8 +5,11 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { DispatchPolicy } from "effect-worker-pool"
-import { policyMode, type Scenario, simulate, workPulling } from "../sim/model.ts"
+import { seedFor } from "../sim/jobs.ts"
+import { policyMode, type Scenario, SERVICE_MILLIS, simulate, workload, workPulling } from "../sim/model.ts"
+import { policies, slowBaseline } from "../sim/policies.ts"
 import { makeRng } from "../sim/random.ts"
+import { meetsSlowGoal } from "../sim/report.ts"
 import { scenarios } from "../sim/scenarios.ts"
 
 const scenario = (speeds: ReadonlyArray<number>, extra?: Partial<Scenario>): Scenario => ({
@@ -48,6 +51,10 @@ describe("simulator", () => {
         // or a clock that loses a request's wait shifts the mean by far
         // more), not for an unlucky seed.
         assert.approximately(result.latency.mean, 2, 0.2)
+        // Its latency is exponential with rate μ − λ = 0.5: within 1 s (10
+        // units) with probability 1 − e^−5 ≈ 0.9933.
+        assert.approximately(result.withinSecond, 1 - Math.exp(-5), 0.004)
+        assert.strictEqual(result.sentToSlow, 0)
         assert.strictEqual(result.succeeded, 20_000)
         assert.strictEqual(result.lost, 0)
         assert.strictEqual(result.unplaced, 0)
@@ -100,5 +107,48 @@ describe("simulator", () => {
         assert.strictEqual(pulled.lost + rotated.lost, 0)
       }),
     30_000
+  )
+
+  it.live("counts the requests routed to a worker while it runs below its base speed", () =>
+    Effect.gen(function* () {
+      const slowWhile = (fraction: number) => (fraction >= 1 / 3 && fraction < 2 / 3 ? 0.5 : 1)
+      const spec = {
+        scenario: scenario([1, 1], { service: "constant", drift: { worker: 0, factor: slowWhile } }),
+        load: 0.4,
+        mode: roundRobin,
+        requests: 600,
+        seed: 4
+      }
+      const result = yield* simulate(spec)
+      // Round robin sends request i to worker i mod 2, at its arrival.
+      const { arrivals } = workload(spec.scenario, spec.load, spec.requests, spec.seed)
+      const span = arrivals[spec.requests - 1]!
+      let expected = 0
+      arrivals.forEach((t, i) => {
+        if (i % 2 === 0 && slowWhile(t / span) < 1) expected++
+      })
+      assert.isAbove(expected, 50)
+      assert.strictEqual(result.sentToSlow, expected)
+      assert.strictEqual(result.span, span / SERVICE_MILLIS)
+    })
+  )
+
+  it.live(
+    "the slowdown goal: the default policy sends the worker that slows down at most 1.1 × what PeakEwma sends it",
+    () =>
+      Effect.gen(function* () {
+        const slowdown = scenarios.find((s) => s.id === "slowdown")!
+        const policy = (label: string) => policies.find((p) => p.label === label)!.policy
+        const spec = { scenario: slowdown, load: 0.7, requests: 20_000, seed: seedFor(1, "slowdown", 0.7) }
+        const byDefault = yield* simulate({ ...spec, mode: policyMode(policy("ShortestExpectedDelay")) })
+        const baseline = yield* simulate({ ...spec, mode: policyMode(policy(slowBaseline)) })
+        assert.isAbove(baseline.sentToSlow, 0)
+        assert.isTrue(
+          meetsSlowGoal([byDefault.sentToSlow, baseline.sentToSlow]),
+          `the default sent the slow worker ${byDefault.sentToSlow} requests, ${slowBaseline} ${baseline.sentToSlow}`
+        )
+        assert.strictEqual(byDefault.lost + baseline.lost, 0)
+      }),
+    60_000
   )
 })
