@@ -150,8 +150,12 @@ export interface Selection<S> {
 /**
  * How a request that reached a worker ended, for policies that learn from
  * latency (`onResult`). `millis` is its run time, from start on the worker to
- * its outcome; `failed` is true for a crash or a timeout. The pool fills one
- * object anew for each result: keep what you need of it, not the object.
+ * its outcome; `failed` is true for a crash or a timeout. Every crash and
+ * timeout is reported, and every answer whose run time the pool knows (an
+ * in-process answer that started and ended within one turn of the event
+ * loop is timed exactly for one request per worker per turn, and not
+ * reported otherwise; see the policies guide). The pool fills one object
+ * anew for each result: keep what you need of it, not the object.
  *
  * @example
  * ```ts
@@ -172,7 +176,8 @@ export interface Result {
 
 /**
  * A dispatch policy: a name, a fresh state for each pool, a pure `select`,
- * and optionally `onResult` to learn from each request that reached a worker.
+ * and optionally `onResult` to learn from the requests that reached a worker
+ * (see {@link Result}).
  *
  * `select` must return a worker of the view (or `undefined`); the pool treats
  * anything else as a bug of the policy and fails the request with a defect

@@ -117,6 +117,8 @@ export class Request<Req = any> {
   incarnation: object | undefined = undefined
   /** When it started on its worker (epoch millis). */
   startedAt = 0
+  /** Its start and end are read from the clock afresh, not from the turn's time: its run time is exact. */
+  timed = false
   /** Its neighbours in its worker's list of running requests, oldest first. */
   prev: Request<Req> | undefined = undefined
   next: Request<Req> | undefined = undefined
@@ -262,6 +264,7 @@ export const retry = (request: Request, worker: SlotOwner, incarnation: object):
   request.worker = worker
   request.incarnation = incarnation
   request.left = false
+  request.timed = false
   request.cancel = undefined
   request.onCaller = false
 }

@@ -39,7 +39,11 @@ import { Steps } from "./steps.ts"
 import { DeadlineTimer } from "./timer.ts"
 
 /** A member with what the engine keeps of it. */
-type Seat<Req, Resp, E> = Member<Req, Resp, E> & { metrics: ReturnType<PoolMeter["worker"]> }
+type Seat<Req, Resp, E> = Member<Req, Resp, E> & {
+  metrics: ReturnType<PoolMeter["worker"]>
+  /** The turn in which a request of it was last timed exactly (see `startTime`). */
+  timedAt: number
+}
 
 const shutdownError = new PoolShutdown({ reason: "the pool is shutting down: it admits no new request" })
 const cutBeforeStart = () => new PoolShutdown({ reason: "the pool shut down before the request started" })
@@ -378,6 +382,20 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
     this.mayServe = true
   }
 
+  /**
+   * When a request that runs in process starts: the turn's time, or, for one
+   * request per worker per turn, the clock read afresh, so that this one is
+   * timed exactly at its end too. A handler's synchronous work happens within
+   * one turn, which the turn's clock cannot see; a read of the clock costs as
+   * much as the rest of a dispatch, so not every request pays for one.
+   */
+  private startTime(request: Request<Req>, member: Seat<Req, Resp, E>, t: number): number {
+    if (member.timedAt === t) return t
+    member.timedAt = t
+    request.timed = true
+    return this.now()
+  }
+
   /** Runs a reserved request: returns what its caller runs (inside its frame). */
   private launch(request: Request<Req>, member: Seat<Req, Resp, E>, t: number): Effect.Effect<Resp, any> {
     const core = member.core
@@ -395,10 +413,10 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
           request.resume = resume
         })
       case "caller":
-        core.begin(request, t, path)
+        core.begin(request, this.startTime(request, member, t), path)
         return Effect.catchCause(core.invoke(request), (cause) => this.failedOnCaller(request, cause))
       case "fiber":
-        core.begin(request, t, path)
+        core.begin(request, this.startTime(request, member, t), path)
         return Effect.flatMap(core.execute(request), (result) => this.judge(request, result, "fiber"))
     }
   }
@@ -498,11 +516,15 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
     const core = request.worker as unknown as WorkerCore<Req, Resp, E>
     const member = seatOf(core)
     const seen = core.conclude(request, result, path)
-    const t = this.services.turnNow()
-    member.metrics.runTime.observe(t - request.startedAt)
+    const timed = request.timed
+    const t = timed ? this.now() : this.services.turnNow()
+    const millis = t - request.startedAt
+    member.metrics.runTime.observe(millis)
     if (request.probe) request.probe = false
     this.selection.refresh(member)
-    this.outcomes.settled(member, request.outcome!, request.startedAt, t)
+    // A run that started and ended in one turn, and was not timed, took an
+    // unknown time (the turn's clock says 0): the policy learns nothing of it.
+    this.outcomes.settled(member, request.outcome!, millis, t, timed || millis > 0 || path === "submit")
     this.mayServe = true
     if (
       request.idempotent &&
@@ -674,6 +696,7 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
       this.post(() => {
         const member = this.membership.add(worker, core) as Seat<Req, Resp, E>
         member.metrics = this.meter.worker(worker.id, core.kind, core.health)
+        member.timedAt = -1
         core.owner = this
         core.seat = member
         if (core.spareSource !== undefined) {

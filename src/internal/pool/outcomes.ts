@@ -41,12 +41,16 @@ export class Outcomes<Req, Resp, E> {
     this.budget = makeRetryBudget(retry)
   }
 
-  /** Follows a request that started on `member` at `startedAt` and ended with `outcome` at `now` (the turn's time). */
-  settled(member: Member<Req, Resp, E>, outcome: Outcome, startedAt: number, now: number): void {
+  /**
+   * Follows a request that ended on `member` with `outcome` at `now`, after
+   * `millis` on it. `known`: its run time is known (a failure is learnt from
+   * whatever it says).
+   */
+  settled(member: Member<Req, Resp, E>, outcome: Outcome, millis: number, now: number, known: boolean): void {
     const failed = outcome === "crashed" || outcome === "timedOut"
     const answered = outcome === "succeeded" || outcome === "domainError"
-    if ((answered || failed) && this.selection.learns) {
-      this.selection.learn(member, now - startedAt, failed, now)
+    if ((failed || (answered && known)) && this.selection.learns) {
+      this.selection.learn(member, millis, failed, now)
     }
     const rules = this.rules
     if (rules === undefined || member.rank === -1) return
