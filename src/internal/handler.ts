@@ -66,5 +66,9 @@ export const invoke = <Req, A, E, R>(
   } catch (error) {
     return Effect.die(new HandlerMistake(`the handler threw before it returned an Effect: ${describe(error)}`))
   }
-  return Effect.isEffect(result) ? (result as Effect.Effect<A, E, R>) : notAnEffect(result)
+  return isEffect(result) ? (result as Effect.Effect<A, E, R>) : notAnEffect(result)
 }
+
+/** `Effect.isEffect`, without its generic `hasProperty` (a few ns against twenty, on every request). */
+const isEffect = (u: unknown): boolean =>
+  ((typeof u === "object" && u !== null) || typeof u === "function") && Effect.TypeId in (u as object)
