@@ -14,6 +14,9 @@ export interface Measured {
 interface Ewma {
   cost: number
   stamp: number
+  /** The decayed cost at `decayedAt`: picks within one millisecond share one computation of the decay. */
+  decayed: number
+  decayedAt: number
 }
 
 export class LatencyEstimates {
@@ -43,7 +46,7 @@ export class LatencyEstimates {
   record(worker: number, millis: number, now: number): void {
     const ewma = this.entries[worker]
     if (ewma === undefined) {
-      this.entries[worker] = { cost: millis, stamp: now }
+      this.entries[worker] = { cost: millis, stamp: now, decayed: millis, decayedAt: now }
       this.measured++
       this.total += millis
       return
@@ -56,7 +59,18 @@ export class LatencyEstimates {
       ewma.cost = ewma.cost * w + millis * (1 - w)
     }
     ewma.stamp = now
+    ewma.decayed = ewma.cost
+    ewma.decayedAt = now
     this.total += ewma.cost - before
+  }
+
+  /** The cost of `ewma` decayed to `now`. */
+  private decayed(ewma: Ewma, now: number): number {
+    if (ewma.decayedAt === now) return ewma.decayed
+    const decayed = ewma.cost === 0 ? 0 : ewma.cost * this.decay(now - ewma.stamp)
+    ewma.decayed = decayed
+    ewma.decayedAt = now
+    return decayed
   }
 
   /** When each worker's last request failed, if its last request failed. */
@@ -92,7 +106,7 @@ export class LatencyEstimates {
         ? average && this.measured > 0
           ? this.total / this.measured
           : this.defaultMillis
-        : ewma.cost * this.decay(now - ewma.stamp)
+        : this.decayed(ewma, now)
     const oldest = candidate.health.oldestInFlightSince
     return Math.max(decayed, oldest === undefined ? 0 : now - oldest)
   }
