@@ -177,18 +177,23 @@ export class Roster implements WorkerView {
     } else {
       this.eligibleBits.add(rank)
       this.eligibleSet.add(rank)
-      let bucket = this.buckets[next]
-      if (bucket === undefined) {
-        bucket = { bits: new Bitset(this.entries.length), set: new IndexedSet(this.entries.length) }
-        this.buckets[next] = bucket
-        this.counts[next] = 0
-      }
-      bucket.bits.add(rank)
-      bucket.set.add(rank)
-      this.counts[next]!++
-      if (next < this.minLoad) this.minLoad = next
+      this.enterBucket(rank, next)
     }
     this.loads[rank] = next
+  }
+
+  /** Puts the eligible member at `rank` in the bucket of `load`. */
+  private enterBucket(rank: number, load: number): void {
+    let bucket = this.buckets[load]
+    if (bucket === undefined) {
+      bucket = { bits: new Bitset(this.entries.length), set: new IndexedSet(this.entries.length) }
+      this.buckets[load] = bucket
+      this.counts[load] = 0
+    }
+    bucket.bits.add(rank)
+    bucket.set.add(rank)
+    this.counts[load]!++
+    if (load < this.minLoad) this.minLoad = load
   }
 
   /** Starts keeping the per-load buckets, from the loads so far (all eligible ones at 0). */
@@ -196,17 +201,7 @@ export class Roster implements WorkerView {
     this.loaded = true
     for (let rank = 0; rank < this.loads.length; rank++) {
       const load = this.loads[rank]!
-      if (load === -1) continue
-      let bucket = this.buckets[load]
-      if (bucket === undefined) {
-        bucket = { bits: new Bitset(this.entries.length), set: new IndexedSet(this.entries.length) }
-        this.buckets[load] = bucket
-        this.counts[load] = 0
-      }
-      bucket.bits.add(rank)
-      bucket.set.add(rank)
-      this.counts[load]!++
-      if (load < this.minLoad) this.minLoad = load
+      if (load !== -1) this.enterBucket(rank, load)
     }
   }
 
