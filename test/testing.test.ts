@@ -279,6 +279,25 @@ describe("builders", () => {
     assert.throws(() => Testing.view([1, Testing.candidate(1)]), RangeError, "worker 1 is offered twice")
     assert.throws(() => Testing.view([]), RangeError)
   })
+
+  it("view: DispatchPolicy.view, deprecated, builds the same view from candidates", () => {
+    const candidates = [Testing.candidate(5, { inFlight: 2 }), Testing.candidate(1), Testing.candidate(3)]
+    const kit = Testing.view(candidates)
+    const deprecated = DispatchPolicy.view(candidates)
+    for (const view of [kit, deprecated]) {
+      assert.deepStrictEqual(
+        view.toArray().map((c) => c.id),
+        [1, 3, 5]
+      )
+      assert.deepStrictEqual(
+        view.members.map((c) => c.id),
+        [1, 3, 5]
+      )
+    }
+    for (const id of [1, 3, 5]) assert.strictEqual(deprecated.next(id)?.id, kit.next(id)?.id)
+    assert.strictEqual(kit.next(5)?.id, 1)
+    assert.strictEqual(deprecated.leastLoaded()?.id, kit.leastLoaded()?.id)
+  })
 })
 
 describe("generators", () => {
