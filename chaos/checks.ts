@@ -3,7 +3,7 @@
  * run saw. Each check passes or fails with a line that says why.
  */
 import { faultNames } from "./plan.ts"
-import { canComeBack, type Refusal, type RunResult, type WorkerRecord } from "./run.ts"
+import { canComeBack, type FaultFate, type Refusal, type RunResult, type WorkerRecord } from "./run.ts"
 
 /** One check of one run. */
 export interface Check {
@@ -79,8 +79,30 @@ const describeRefusal = (refusal: Refusal): string => {
   return `request ${refusal.request}, seen: ${seen}; ${refusal.reason}: "${refusal.message}"`
 }
 
-/** Judges a run. `minFaults`: how often each fault must have happened. */
-export const checksOf = (result: RunResult, minFaults: number): Array<Check> => {
+/** How many faults of a fate did not happen, for whatever reason. */
+export const missedCount = (fate: FaultFate): number => [...fate.missed.values()].reduce((a, b) => a + b, 0)
+
+/**
+ * What went other than planned with the faults: a plan that does not hold
+ * `faults` of each, a step the run did not take to its end, and each fault
+ * whose outcome nothing allows. Empty when every planned fault was injected
+ * and either happened or met an outcome the pool allows (see `FaultFate`).
+ */
+export const faultProblems = (result: RunResult): Array<string> =>
+  faultNames.flatMap((name) => {
+    const fate = result.faults[name]
+    const taken = fate.happened + missedCount(fate) + fate.unexplained.length
+    return [
+      ...(fate.planned === result.settings.faults
+        ? []
+        : [`${name}: the plan holds ${fate.planned}, not ${result.settings.faults}`]),
+      ...(taken === fate.planned ? [] : [`${name}: ${taken} of the ${fate.planned} planned were taken to their end`]),
+      ...fate.unexplained.map((what) => `${name}: ${what}`)
+    ]
+  })
+
+/** Judges a run. */
+export const checksOf = (result: RunResult): Array<Check> => {
   const { settings } = result
   const tally = (tag: string) => result.outcomes.get(tag) ?? 0
   const checks: Array<Check> = []
@@ -145,13 +167,14 @@ export const checksOf = (result: RunResult, minFaults: number): Array<Check> => 
       : `threads left ${result.threadsLeft} once the pool's scope closed`
   )
 
-  const short = faultNames.filter((name) => result.faults[name] < minFaults)
+  const wrong = faultProblems(result)
+  const notHappened = faultNames.reduce((n, name) => n + missedCount(result.faults[name]), 0)
   check(
     "faults",
-    short.length === 0,
-    short.length === 0
-      ? `each fault happened at least ${minFaults} times`
-      : `faults that happened fewer than ${minFaults} times: ${short.map((name) => `${name} ${result.faults[name]}`).join(", ")}`
+    wrong.length === 0,
+    wrong.length > 0
+      ? `${wrong.length} faults went other than planned, first: ${wrong[0]}`
+      : `each fault was injected as planned, ${settings.faults} times; ${notHappened === 0 ? "every one happened" : `the ${notHappened} that did not happen met an outcome that allows it`}`
   )
 
   const refused = result.refusals.length

@@ -11,7 +11,6 @@ export const usage = `Usage: npm run chaos -- [flags]
   --seed S           the seed of every decision (default: a random one, printed)
   --requests N       requests of each run (default ${defaults.requests})
   --faults K         times each fault is injected in each run (default ${defaults.faults})
-  --min-faults M     times each fault must have happened in each run (default ${defaults.minFaults})
   --workers W        workers at the start of each run (default ${defaults.workers})
   --callers C        requests in flight at once (default ${defaults.callers})
   --bound SECONDS    a request not ended this long after its dispatch is hung (default ${defaults.boundMillis / 1000})
@@ -34,7 +33,6 @@ export const parseFlags = (args: ReadonlyArray<string>): Parsed => {
         seed: { type: "string" },
         requests: { type: "string" },
         faults: { type: "string" },
-        "min-faults": { type: "string" },
         workers: { type: "string" },
         callers: { type: "string" },
         bound: { type: "string" },
@@ -60,7 +58,6 @@ export const parseFlags = (args: ReadonlyArray<string>): Parsed => {
     seed: read("seed", values.seed === undefined ? randomInt(2 ** 32) : 0, 0, 2 ** 32 - 1),
     requests: read("requests", defaults.requests, 1),
     faults: read("faults", defaults.faults, 0),
-    minFaults: read("min-faults", defaults.minFaults, 0),
     workers: read("workers", defaults.workers, 3),
     callers: read("callers", defaults.callers, 1),
     boundMillis: read("bound", defaults.boundMillis / 1000, 1) * 1000,

@@ -3,7 +3,7 @@
  * docs/chaos.md for what it does, its flags and its checks.
  *
  *   npm run chaos
- *   npm run chaos -- --seed 42 --requests 1000 --faults 12 --min-faults 10
+ *   npm run chaos -- --seed 42 --requests 1000 --faults 12
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, References } from "effect"

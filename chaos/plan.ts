@@ -32,7 +32,7 @@ export type Step =
       readonly fault: "crash" | "exit" | "hang" | "domain" | "interrupt" | undefined
       /** Given to hanging requests only, so that they end with `RequestTimeout`. */
       readonly timeoutMillis: number | undefined
-      /** For `interrupt`: how long after the dispatch began its caller is interrupted. */
+      /** For `interrupt`: how long after the dispatch began its caller is interrupted (its request never ends on its own). */
       readonly interruptAfterMillis: number | undefined
     }
   /** SIGKILL one live worker process, the `pick`-th of the pool's, from outside the pool. */
@@ -129,11 +129,7 @@ const requestStep = (
     case "domain":
       return { ...step, job: { _tag: "Domain" } }
     case "interrupt":
-      // Long enough work that the interruption usually finds it running.
-      return {
-        ...step,
-        job: { _tag: "Work", millis: 20 + Math.floor(random() * 40) },
-        interruptAfterMillis: Math.floor(random() * 20)
-      }
+      // A request that never answers, so that its interruption finds it not ended on any machine, however slow.
+      return { ...step, job: { _tag: "Hang" }, interruptAfterMillis: Math.floor(random() * 20) }
   }
 }

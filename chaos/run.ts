@@ -9,6 +9,7 @@ import {
   type DomainError,
   type InvalidRequest,
   Worker,
+  type WorkerCrash,
   type WorkerHealth,
   type WorkerId,
   WorkerPool,
@@ -45,6 +46,24 @@ export interface RunSettings {
   readonly boundMillis: number
   /** The workers' restart budget; `undefined`: none given, the library's default. */
   readonly budget: Budget | undefined
+}
+
+/**
+ * What became of the faults of one name that the plan scheduled. A fault
+ * happened when what the run saw proves it (see docs/chaos.md); one that did
+ * not is `missed`, by what the run saw instead, each an outcome the pool
+ * allows on any machine however slow; any other outcome is `unexplained`,
+ * and fails the `faults` check. Each step of the plan lands in exactly one
+ * of the three.
+ */
+export interface FaultFate {
+  /** How many steps of the plan carry the fault. */
+  readonly planned: number
+  readonly happened: number
+  /** The faults that did not happen, counted by what happened instead. */
+  readonly missed: ReadonlyMap<string, number>
+  /** The faults that met an outcome no such fault may have, one line each. */
+  readonly unexplained: ReadonlyArray<string>
 }
 
 /** A worker's final health, and what `pool.changes` showed of its restarts. */
@@ -104,8 +123,8 @@ export interface RunResult {
   readonly elapsedMillis: number
   /** How many requests were dispatched (all of the plan's, unless the run broke down). */
   readonly issued: number
-  /** How often each fault happened (see docs/chaos.md for when each counts). */
-  readonly faults: Readonly<Record<FaultName, number>>
+  /** What became of each fault the plan scheduled (see docs/chaos.md for when each counts as happened). */
+  readonly faults: Readonly<Record<FaultName, FaultFate>>
   /** Outcomes by `_tag`: `success`, each error's tag, `interrupted`, and anything stray. */
   readonly outcomes: ReadonlyMap<string, number>
   /** Of the `WorkerCrash` outcomes, those that name no worker: the pool had none to offer. */
@@ -137,9 +156,9 @@ type RequestStep = Extract<Step, { readonly _tag: "Request" }>
 /** A remove that would leave fewer members than this is skipped. */
 const minMembers = 2
 /**
- * How long a fault waits for something to act on: a request that carries a
- * fault for a worker that can take it, a kill for a worker process to be up
- * and for the one it killed to be reaped.
+ * How long a request that carries a fault waits for a member that can take
+ * it or come back (see `workerCanServe`); past it, the request is dispatched
+ * anyway, and its refusal is judged by the `refusals` check.
  */
 const faultWait = Duration.seconds(5)
 /** How long the probe of timer lateness sleeps at a time. */
@@ -165,14 +184,89 @@ const isRefusal = (
   return e._tag === "WorkerCrash" && e.workerId === undefined
 }
 
+/** A record with one entry per fault. */
+const byFault = <A>(f: (name: FaultName) => A): Record<FaultName, A> => {
+  const record = {} as Record<FaultName, A>
+  for (const name of faultNames) record[name] = f(name)
+  return record
+}
+
+/** Polls `condition` every 10 ms until it holds. */
+const waitFor = (condition: Effect.Effect<boolean>) =>
+  Effect.gen(function* () {
+    while (!(yield* condition)) yield* Effect.sleep(Duration.millis(10))
+  })
+
 /** Polls `condition` every 10 ms until it holds, for at most `limit`. */
 const waitUntil = (condition: Effect.Effect<boolean>, limit: Duration.Duration) =>
-  Effect.timeoutOption(
-    Effect.gen(function* () {
-      while (!(yield* condition)) yield* Effect.sleep(Duration.millis(10))
-    }),
-    limit
-  )
+  Effect.timeoutOption(waitFor(condition), limit)
+
+/** What the caller of a request saw, as the fault it carried is judged. */
+export type Seen =
+  | { readonly kind: "success" }
+  /** A `WorkerCrash` that names a worker, with the `_tag` of its reason. */
+  | { readonly kind: "crashed"; readonly reason: string }
+  /** A `WorkerCrash` that names no worker. */
+  | { readonly kind: "refused" }
+  /** Any other typed error, by its `_tag`. */
+  | { readonly kind: "error"; readonly tag: string }
+  /** An interruption the run caused. */
+  | { readonly kind: "interrupted" }
+  /** None of those a dispatch promises. */
+  | { readonly kind: "stray"; readonly what: string }
+
+/** A fault that a request carries. */
+export type RequestFault = NonNullable<RequestStep["fault"]>
+
+/** The outcome that proves each request fault happened. */
+const proves: Record<RequestFault, (seen: Seen) => boolean> = {
+  crash: (seen) => seen.kind === "crashed",
+  exit: (seen) => seen.kind === "crashed",
+  hang: (seen) => seen.kind === "error" && seen.tag === "RequestTimeout",
+  domain: (seen) => seen.kind === "error" && seen.tag === "DomainError",
+  interrupt: (seen) => seen.kind === "interrupted"
+}
+
+/**
+ * What became of a request's fault, judged by what its caller saw alone:
+ * it happened when that proves it (see `proves`); it did not, for a reason
+ * the pool allows on any machine, when the pool refused the request (no
+ * member could take it or come back; the `refusals` check judges each
+ * refusal) or when a crash of the incarnation it was on ended it first (a
+ * neighbour's crash, a kill, a child that missed its heartbeat or a
+ * cancel's grace); anything else is unexplained.
+ */
+export const requestFate = (
+  fault: RequestFault,
+  seen: Seen
+):
+  | { readonly _tag: "Happened" }
+  | { readonly _tag: "Missed"; readonly because: string }
+  | { readonly _tag: "Unexplained"; readonly seen: string } =>
+  proves[fault](seen)
+    ? { _tag: "Happened" }
+    : seen.kind === "refused"
+      ? { _tag: "Missed", because: "refused: no worker could take it or come back" }
+      : seen.kind === "crashed"
+        ? { _tag: "Missed", because: `ended by a crash of its incarnation (${seen.reason})` }
+        : { _tag: "Unexplained", seen: describeSeen(seen) }
+
+const describeSeen = (seen: Seen): string => {
+  switch (seen.kind) {
+    case "success":
+      return "succeeded"
+    case "crashed":
+      return `failed with WorkerCrash (${seen.reason})`
+    case "refused":
+      return "was refused"
+    case "error":
+      return `failed with ${seen.tag}`
+    case "interrupted":
+      return "was interrupted"
+    case "stray":
+      return seen.what
+  }
+}
 
 /** Runs the plan of `settings` against a fresh pool with the library's default options. */
 export const run = (settings: RunSettings): Effect.Effect<RunResult> =>
@@ -183,7 +277,17 @@ export const run = (settings: RunSettings): Effect.Effect<RunResult> =>
     const processesBefore = new Set(liveDescendants())
     const threadsBefore = workerThreads()
 
-    const faults = Object.fromEntries(faultNames.map((name) => [name, 0])) as Record<FaultName, number>
+    // --- the faults: what the plan scheduled, and what became of each.
+    const planned = byFault(() => 0)
+    for (const step of plan) {
+      if (step._tag !== "Request") planned[step._tag === "Kill" ? "kill" : step._tag === "Add" ? "add" : "remove"]++
+      else if (step.fault !== undefined) planned[step.fault]++
+    }
+    const fates = byFault(() => ({ happened: 0, missed: new Map<string, number>(), unexplained: [] as string[] }))
+    const happened = (fault: FaultName) => void fates[fault].happened++
+    const missed = (fault: FaultName, because: string) =>
+      void fates[fault].missed.set(because, (fates[fault].missed.get(because) ?? 0) + 1)
+    const unexplained = (fault: FaultName, what: string) => void fates[fault].unexplained.push(what)
     const outcomes = new Map<string, number>()
     const count = (tag: string) => outcomes.set(tag, (outcomes.get(tag) ?? 0) + 1)
     const outcomesOf = new Uint8Array(settings.requests)
@@ -276,7 +380,7 @@ export const run = (settings: RunSettings): Effect.Effect<RunResult> =>
      * for the faults': one that takes an incarnation down ends the other
      * requests it holds with `WorkerCrash`, so a hanging request that shares
      * its incarnation with a crash, a kill, a remove or another hang's timeout
-     * never gets its `RequestTimeout`, and does not count. Everything else,
+     * never gets its `RequestTimeout`, and would not happen. Everything else,
      * adds included, runs at the callers' pace.
      */
     const oneAtATime = yield* Semaphore.make(1)
@@ -296,32 +400,34 @@ export const run = (settings: RunSettings): Effect.Effect<RunResult> =>
           return false // It died on its own meanwhile.
         }
         killed.add(pid)
-        faults.kill++
-        // Reaped, its worker learns of its end: only then has the kill taken effect.
-        yield* waitUntil(
-          Effect.sync(() => !exists(pid)),
-          faultWait
-        )
+        happened("kill")
+        // Reaped, its worker learns of its end: only then has the kill taken effect. A SIGKILL
+        // cannot be ignored, and Node reaps its children: this ends, however busy the machine.
+        yield* waitFor(Effect.sync(() => !exists(pid)))
         return true
       })
+    /** Whether a subprocess member of the pool is up or could come back (see `canComeBack`). */
+    const subprocessCanComeBack = Effect.map(pool.health, (health) =>
+      health.some(([id, h]) => made.get(id)?.kind === "subprocess" && canComeBack(h))
+    )
     /**
-     * When every subprocess worker is down, a kill waits for one to start, for
-     * at most `faultWait` in all. It waits without holding up the other faults:
-     * it takes its turn once there is a process to kill, and waits again if
-     * that process was gone by then. Only the waits for a process count
-     * against `faultWait`, not the waits for its turn.
+     * When no worker process is up, a kill waits for one, for as long as a
+     * subprocess member could come back; when none can (every one retired,
+     * failing to start or removed), the kill does not happen, for that
+     * reason. It waits without holding up the other faults: it takes its
+     * turn once there is a process to kill, and waits again if that process
+     * was gone by then.
      */
     const kill = (pick: number) =>
       Effect.gen(function* () {
-        let left = Duration.toMillis(faultWait)
-        while (left > 0) {
-          const waitBegan = performance.now()
-          yield* waitUntil(
-            Effect.sync(() => workerProcesses().length > 0),
-            Duration.millis(left)
-          )
-          left -= performance.now() - waitBegan
-          if (yield* oneAtATime.withPermit(killOne(pick))) return
+        while (true) {
+          if (workerProcesses().length > 0) {
+            if (yield* oneAtATime.withPermit(killOne(pick))) return
+          } else if (yield* subprocessCanComeBack) {
+            yield* Effect.sleep(Duration.millis(10))
+          } else {
+            return missed("kill", "no worker process was up, and no subprocess member could come back")
+          }
         }
       })
 
@@ -344,8 +450,11 @@ export const run = (settings: RunSettings): Effect.Effect<RunResult> =>
         const kind = threads === subprocesses ? planned : threads < subprocesses ? "thread" : "subprocess"
         const worker = yield* makeWorker(nextId++ as WorkerId, kind).pipe(Scope.provide(workersScope))
         yield* pool.add(worker).pipe(Effect.orDie)
-        faults.add++
+        happened("add")
       }).pipe(
+        Effect.catchCause((cause) =>
+          Effect.sync(() => unexplained("add", `an add failed: ${Cause.pretty(cause).split("\n")[0]}`))
+        ),
         Effect.forkIn(poolScope),
         Effect.flatMap((fiber) => Effect.sync(() => void additions.push(fiber)))
       )
@@ -353,51 +462,62 @@ export const run = (settings: RunSettings): Effect.Effect<RunResult> =>
       Effect.gen(function* () {
         const health = yield* pool.health
         // Removes come one at a time (see `oneAtATime`): none can be under way meanwhile.
-        if (health.length <= minMembers) return
+        if (health.length <= minMembers) return missed("remove", `${minMembers} members were left`)
         // A retired worker goes first, as an operator would replace it; else any member may.
         const retired = health.filter(([, h]) => h.state === "Retired")
         const among = retired.length > 0 ? retired : health
         const [id] = among[Math.floor(pick * among.length)]!
         const exit = yield* Effect.exit(pool.remove(id))
-        if (Exit.isSuccess(exit)) {
-          faults.remove++
-          removed.add(id)
-          states.delete(id)
-          noteStates()
-        }
+        if (Exit.isFailure(exit))
+          return unexplained("remove", `removing worker ${id} failed: ${Cause.pretty(exit.cause)}`)
+        happened("remove")
+        removed.add(id)
+        states.delete(id)
+        noteStates()
       })
 
     // --- requests.
-    const settle = (step: RequestStep, exit: Exit.Exit<Answer, unknown>, interruptedByRun: boolean) => {
-      outcomesOf[step.index]!++
+    /** What a request's caller saw, counted by `_tag`, with refusals and stray outcomes noted. */
+    const seenOf = (step: RequestStep, exit: Exit.Exit<Answer, unknown>, interruptedByRun: boolean): Seen => {
       if (Exit.isSuccess(exit)) {
         count("success")
-        return
+        return { kind: "success" }
       }
       const error = Cause.findErrorOption(exit.cause)
       if (Option.isSome(error)) {
         const e = error.value as { readonly _tag?: unknown; readonly workerId?: unknown }
-        const tag = typeof e._tag === "string" ? e._tag : "untagged error"
-        count(tag)
+        if (typeof e._tag !== "string") {
+          count("untagged error")
+          const what = `an untagged error: ${String(e)}`
+          stray.push({ request: step.index, what })
+          return { kind: "stray", what }
+        }
+        count(e._tag)
         if (isRefusal(e)) {
           const refusal = { request: step.index, reason: e.reason._tag, message: e.message }
           refusals.push({ ...refusal, seen: seenAtRefusal.get(step.index) })
-        } else if (tag === "WorkerCrash" && (step.fault === "crash" || step.fault === "exit")) {
-          faults[step.fault]++
+          return { kind: "refused" }
         }
-        if (tag === "RequestTimeout" && step.fault === "hang") faults.hang++
-        if (tag === "DomainError" && step.fault === "domain") faults.domain++
-        if (tag === "untagged error") stray.push({ request: step.index, what: `an untagged error: ${String(e)}` })
-        return
+        if (e._tag === "WorkerCrash") return { kind: "crashed", reason: (e as WorkerCrash).reason._tag }
+        return { kind: "error", tag: e._tag }
       }
       if (Cause.hasInterruptsOnly(exit.cause) && interruptedByRun) {
         count("interrupted")
-        if (step.fault === "interrupt") faults.interrupt++
-        return
+        return { kind: "interrupted" }
       }
       const what = Cause.hasInterruptsOnly(exit.cause) ? "an interruption the run did not cause" : "a defect"
       count(what)
       stray.push({ request: step.index, what: `${what}: ${Cause.pretty(exit.cause).split("\n")[0]}` })
+      return { kind: "stray", what }
+    }
+    const settle = (step: RequestStep, exit: Exit.Exit<Answer, unknown>, interruptedByRun: boolean) => {
+      outcomesOf[step.index]!++
+      const seen = seenOf(step, exit, interruptedByRun)
+      if (step.fault === undefined) return
+      const fate = requestFate(step.fault, seen)
+      if (fate._tag === "Happened") happened(step.fault)
+      else if (fate._tag === "Missed") missed(step.fault, fate.because)
+      else unexplained(step.fault, `request ${step.index} ${fate.seen}`)
     }
 
     /** The members as `pool.health` shows them now. */
@@ -505,7 +625,7 @@ export const run = (settings: RunSettings): Effect.Effect<RunResult> =>
       settings,
       elapsedMillis: since(),
       issued,
-      faults,
+      faults: byFault((name): FaultFate => ({ planned: planned[name], ...fates[name] })),
       outcomes,
       refusals,
       lost: outcomesOf.reduce((n, k) => n + (k === 1 ? 0 : 1), 0),

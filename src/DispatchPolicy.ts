@@ -28,7 +28,7 @@
  */
 import { Duration } from "effect"
 import { LatencyEstimates } from "./internal/latency.ts"
-import { Roster } from "./internal/roster.ts"
+import { viewOf } from "./internal/view.ts"
 import type { WorkerHealth } from "./WorkerHealth.ts"
 import type { WorkerId } from "./WorkerId.ts"
 
@@ -234,6 +234,11 @@ export const make = <S, Req = unknown>(policy: DispatchPolicy<S, Req>): Dispatch
  * Builds a view over the given workers, all eligible: for testing a policy
  * without a pool.
  *
+ * @deprecated Use `Testing.view` of `effect-worker-pool/testing`, the test
+ * kit's builder: it takes bare ids as well as candidates, and refuses a view
+ * no pool offers (empty, or a worker twice). This one stays for the code
+ * that uses it, and builds the same view.
+ *
  * @example
  * ```ts
  * import { DispatchPolicy, WorkerId } from "effect-worker-pool"
@@ -254,15 +259,7 @@ export const make = <S, Req = unknown>(policy: DispatchPolicy<S, Req>): Dispatch
  * @since 0.1.0
  * @category constructors
  */
-export const view = (candidates: ReadonlyArray<Candidate>): WorkerView => {
-  const roster = new Roster()
-  const sorted = [...candidates].sort((a, b) => a.id - b.id)
-  roster.reset(sorted)
-  sorted.forEach((c, rank) => {
-    roster.update(rank, true, c.health)
-  })
-  return roster
-}
+export const view: (candidates: ReadonlyArray<Candidate>) => WorkerView = viewOf
 
 /**
  * Round robin: visits the eligible workers in id order, one pick each, then

@@ -83,9 +83,10 @@ export type DispatchError<E = DomainError> = WorkerPool.DispatchError<E | Invali
  * The options of the pool and of each of its workers, as `WorkerPool.make`
  * and `Worker.fromKind` take them: `policy`, `timeout`, `queueTimeout`,
  * `queueCapacity`, `queueStrategy`, `ejection`, `retry`, `drain`, `spares`,
- * and `restart`, `maxRestarts`, `restartWindow`, `resetBackoffAfter`,
- * `maxInFlight`. `size` is how many workers the pool starts with; it defaults
- * to the number of CPUs (`os.availableParallelism()`).
+ * `name`, `metrics`, and `restart`, `maxRestarts`, `restartWindow`,
+ * `resetBackoffAfter`, `maxInFlight`. Each reaches the pool or the workers.
+ * `size` is how many workers the pool starts with; it defaults to the number
+ * of CPUs (`os.availableParallelism()`).
  *
  * @example
  * ```ts
@@ -184,6 +185,59 @@ export interface SubprocessOptions<Req, Resp, E> extends Subprocess.NodeOptions<
  */
 export type Options<Req, Resp, E = DomainError> = ThreadOptions<Req, Resp, E> | SubprocessOptions<Req, Resp, E>
 
+/** The options of the pool, as `WorkerPool.make` takes them, but `worker` (made here). */
+type PoolOnly = Omit<WorkerPool.Options<unknown, unknown, unknown, never, never>, "worker">
+
+/**
+ * Every option name of the pool and of a worker, as a record that the
+ * compiler checks both ways: a name missing here, or one that is not an
+ * option, is a type error. So an option added to `WorkerPool.Options` or
+ * `Worker.WorkerOptions` reaches the pool or the workers, never the kind.
+ */
+const poolKeys: { readonly [K in keyof PoolOnly]-?: true } = {
+  policy: true,
+  size: true,
+  timeout: true,
+  queueTimeout: true,
+  queueCapacity: true,
+  queueStrategy: true,
+  ejection: true,
+  retry: true,
+  drain: true,
+  spares: true,
+  name: true,
+  metrics: true
+}
+const workerKeys: { readonly [K in keyof Worker.WorkerOptions]-?: true } = {
+  restart: true,
+  maxRestarts: true,
+  restartWindow: true,
+  resetBackoffAfter: true,
+  maxInFlight: true
+}
+
+/**
+ * `options` taken apart: the pool's, each worker's, and the rest, which are
+ * the kind's (the script itself, `thread` or `subprocess`, left out).
+ */
+const split = <Req, Resp, E>(
+  options: Options<Req, Resp, E>
+): {
+  readonly pool: Omit<PoolOptions<Req>, keyof Worker.WorkerOptions>
+  readonly worker: Worker.WorkerOptions
+  readonly kind: Record<string, unknown>
+} => {
+  const pool: Record<string, unknown> = {}
+  const worker: Record<string, unknown> = {}
+  const kind: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(options)) {
+    if (key === "thread" || key === "subprocess") continue
+    const into = Object.hasOwn(poolKeys, key) ? pool : Object.hasOwn(workerKeys, key) ? worker : kind
+    into[key] = value
+  }
+  return { pool: pool as Omit<PoolOptions<Req>, keyof Worker.WorkerOptions>, worker, kind }
+}
+
 /** The kind of `options`: with invalid options, one that carries `InvalidOptions` (see `WorkerKind.invalid`). */
 const kindOf = <Req, Resp, E>(
   options: Options<Req, Resp, E>,
@@ -225,41 +279,13 @@ const kindOf = <Req, Resp, E>(
 export const make = Effect.fn("ScriptPool.make")(function* <Req, Resp, E = DomainError>(
   options: Options<Req, Resp, E>
 ): Effect.fn.Return<ScriptPool<Req, Resp, E>, InvalidOptions, Scope.Scope> {
-  const {
-    thread: _thread,
-    subprocess: _subprocess,
-    policy,
-    size,
-    timeout,
-    queueTimeout,
-    queueCapacity,
-    queueStrategy,
-    ejection,
-    retry,
-    drain,
-    spares,
-    restart,
-    maxRestarts,
-    restartWindow,
-    resetBackoffAfter,
-    maxInFlight,
-    ...kindOptions
-  } = options
+  const { pool, worker, kind: kindOptions } = split(options)
   const kind = kindOf(options, kindOptions)
   if (kind.invalid !== undefined) return yield* kind.invalid
-  const workerOptions = { restart, maxRestarts, restartWindow, resetBackoffAfter, maxInFlight }
   return yield* WorkerPool.make<Req, Resp, E | InvalidRequest, InvalidOptions>({
-    policy,
-    size: size ?? availableParallelism(),
-    worker: (id) => Worker.fromKind(id, kind, workerOptions),
-    timeout,
-    queueTimeout,
-    queueCapacity,
-    queueStrategy,
-    ejection,
-    retry,
-    drain,
-    spares
+    ...pool,
+    size: pool.size ?? availableParallelism(),
+    worker: (id) => Worker.fromKind(id, kind, worker)
   })
 })
 

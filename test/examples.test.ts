@@ -167,8 +167,10 @@ beforeAll(async () => {
     )
   )
 
-  // Examples wait on timers too, so a few more processes than CPUs keep them busy.
-  const concurrency = Math.max(4, os.availableParallelism() + 1)
+  // One example per CPU at a time. Many start threads or processes, which must be ready within their
+  // startTimeout (10 s by default); more examples at once than CPUs, on a machine busy with other work,
+  // starved them past it.
+  const concurrency = os.availableParallelism()
   const tasks = runnable.map(
     (example) => () => exec(node, ["--conditions=effect-worker-pool-source", fileOf(example)], runTimeoutMs)
   )

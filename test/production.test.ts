@@ -10,6 +10,7 @@ import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Option, Schema } from "effect"
 import type { ChildProcessSpawner } from "effect/process"
+import { TestClock } from "effect/testing"
 import {
   type DomainError,
   type InvalidOptions,
@@ -90,7 +91,8 @@ describe("poison requests under load, default options", () => {
             )
           })
         ),
-      { timeout: 20_000 }
+      // 30 threads or processes started again: the subprocess run takes 13 s on an idle 2-vCPU machine, more on a busy one.
+      { timeout: 90_000 }
     )
   }
 })
@@ -154,42 +156,53 @@ describe("a worker that can never start", () => {
     () =>
       S.live(() =>
         Effect.gen(function* () {
-          const log = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "ewp-never-")), "starts")
-          const kind = Subprocess.make({
-            command: S.node,
-            args: [
-              "-e",
-              `require("node:fs").appendFileSync(${JSON.stringify(log)}, Date.now() + "\\n"); process.exit(7)`
-            ],
-            request: Schema.Number,
-            response: Schema.Number
-          })
-          const pool = yield* WorkerPool.make({ size: 1, worker: (id) => Worker.fromKind(id, kind) })
-          const calledAt = Date.now()
-          const refused = yield* Effect.flip(pool.dispatch(1))
-          const refusedAfter = Date.now() - calledAt
-          assert.isBelow(refusedAfter, 1000, "refused within 1 s of calling dispatch")
+          const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ewp-never-"))
+          /** A kind whose process writes the time to `log` and exits with code 7, before it is ready. */
+          const neverStarts = (log: string) =>
+            Subprocess.make({
+              command: S.node,
+              args: [
+                "-e",
+                `require("node:fs").appendFileSync(${JSON.stringify(log)}, Date.now() + "\\n"); process.exit(7)`
+              ],
+              request: Schema.Number,
+              response: Schema.Number
+            })
+
+          // At once: on a clock that never moves (a TestClock nobody adjusts), no restart delay and no
+          // queue timeout can pass, so the dispatch ends only if the pool refuses without waiting.
+          const frozenLog = path.join(dir, "frozen")
+          const frozen = yield* WorkerPool.make({
+            size: 1,
+            worker: (id) => Worker.fromKind(id, neverStarts(frozenLog))
+          }).pipe(Effect.provide(TestClock.layer()))
+          const refused = yield* Effect.flip(frozen.dispatch(1))
           const crash = S.crashOf(refused)
           assert.isUndefined(crash.workerId)
           assert.match(
             crash.reason.message,
             /^no worker available: .*failing to start \(process \d+ exited with code 7/
           )
-          assert.isTrue(Option.isNone(yield* pool.select))
+          assert.isTrue(Option.isNone(yield* frozen.select))
 
-          const starts = () =>
+          // On the real clock, its restarts back off.
+          const log = path.join(dir, "starts")
+          const pool = yield* WorkerPool.make({ size: 1, worker: (id) => Worker.fromKind(id, neverStarts(log)) })
+          const startsIn = (file: string) =>
             fs
-              .readFileSync(log, "utf8")
+              .readFileSync(file, "utf8")
               .split("\n")
               .filter((line) => line !== "")
               .map(Number)
           // The 6th start comes about 3.1 s after the first (100, 200, 400, 800, 1600 ms apart).
-          yield* S.eventually("six starts", () => starts().length >= 6, 30)
-          const all = starts()
+          yield* S.eventually("six starts", () => startsIn(log).length >= 6, 30)
+          const all = startsIn(log)
           assert.isAtMost(all.filter((at) => at - all[0]! <= 3000).length, 8)
           const [[, health]] = yield* pool.health
           assert.notStrictEqual(health.state, "Retired")
           assert.isAtLeast(health.failedStarts, 5)
+          // Meanwhile the frozen pool's clock never moved: its worker was started once, never again.
+          assert.strictEqual(startsIn(frozenLog).length, 1)
         })
       ),
     { timeout: 60_000 }

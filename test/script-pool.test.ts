@@ -4,8 +4,15 @@
  */
 import { availableParallelism } from "node:os"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Option } from "effect"
-import { DispatchPolicy, DomainError, type InvalidRequest, ScriptPool, type WorkerPool } from "effect-worker-pool"
+import { Effect, Layer, Metric, Option } from "effect"
+import {
+  DispatchPolicy,
+  DomainError,
+  type InvalidRequest,
+  PoolMetrics,
+  ScriptPool,
+  type WorkerPool
+} from "effect-worker-pool"
 import { Answer, Job } from "./fixtures/jobs.ts"
 import * as S from "./fixtures/support.ts"
 
@@ -115,6 +122,31 @@ describe("ScriptPool", { timeout: 60_000 }, () => {
         assert.strictEqual(yield* pool.size, availableParallelism())
         assert.strictEqual((yield* pool.dispatch({ _tag: "Echo", value: 7 })).value, 7)
       })
+    )
+  )
+
+  it.live("make: the pool's name and metrics options reach the pool, not the kind", () =>
+    S.live(() =>
+      Effect.gen(function* () {
+        const pool = yield* ScriptPool.make({
+          thread: S.workerScript,
+          execArgv: ["--conditions=effect-worker-pool-source"],
+          ...contract,
+          ...fast,
+          size: 1,
+          spares: 0,
+          policy: DispatchPolicy.RoundRobin,
+          name: "scripted",
+          metrics: { workerId: true }
+        })
+        assert.strictEqual((yield* pool.dispatch({ _tag: "Echo", value: 1 })).value, 1)
+        // The series of the run time carry the pool's name, and the worker's id as `metrics` asks.
+        const series = (yield* Metric.snapshot).filter((s) => s.id === PoolMetrics.runTime.id)
+        assert.deepStrictEqual(
+          series.map((s) => s.attributes),
+          [{ pool: "scripted", policy: "RoundRobin", kind: "thread", worker_id: "0" }]
+        )
+      }).pipe(Effect.provideService(Metric.MetricRegistry, new Map()))
     )
   )
 

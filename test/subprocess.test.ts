@@ -296,16 +296,15 @@ describe("Subprocess workers", { timeout: 30_000, concurrent: true }, () => {
     S.live(() =>
       Effect.gen(function* () {
         const scope = yield* Scope.make()
+        // It ignores SIGTERM, and SIGTERM and SIGKILL would only come an hour after stdin closes: the
+        // scope's close returns, within the test's timeout, only if the child left on its own.
         const worker = yield* makeWorker({
           env: { EWP_IGNORE_SIGTERM: "1" },
-          killGrace: "20 seconds",
-          shutdownTimeout: "20 seconds"
+          killGrace: "1 hour",
+          shutdownTimeout: "1 hour"
         }).pipe(Scope.provide(scope))
         const { pid } = yield* worker.dispatch({ _tag: "Echo", value: 0 })
-        const started = Date.now()
         yield* Scope.close(scope, Exit.void)
-        // It ignores SIGTERM and SIGKILL would come after 20 s: it left on its own.
-        assert.isBelow(Date.now() - started, 10_000)
         assert.isFalse(S.isAlive(pid))
       })
     )
@@ -468,16 +467,15 @@ describe("Subprocess liveness", { timeout: 30_000, concurrent: true }, () => {
   it.live("a stopped process whose request times out is killed at once: the RequestTimeout comes at the timeout", () =>
     S.live((logs) =>
       Effect.gen(function* () {
-        const worker = yield* makeWorker({ killGrace: "10 seconds" })
+        // SIGTERM cannot reach a stopped process, and SIGKILL would only come an hour after it: the
+        // request's timeout, and the process's end, come within the test's timeout only if it is killed at once.
+        const worker = yield* makeWorker({ killGrace: "1 hour" })
         const { pid } = yield* worker.dispatch({ _tag: "Echo", value: 0 })
         const waiting = yield* Effect.forkChild(worker.dispatch({ _tag: "Wait" }, { timeout: "1 second" }))
         yield* logs.waitFor(/^started 2$/)
         process.kill(pid, "SIGSTOP")
-        const stoppedAt = Date.now()
         const error = T.errorOf(yield* Fiber.await(waiting))
         assert.strictEqual(error?._tag, "RequestTimeout")
-        // SIGTERM cannot reach a stopped process: waiting out the 10 s kill grace would show here.
-        assert.isBelow(Date.now() - stoppedAt, 5000)
         yield* S.gone([pid], pid)
       })
     )
