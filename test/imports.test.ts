@@ -3,8 +3,8 @@
  * run time (no cycle, however long), and an import of types only goes back
  * up the tree only where an internal module implements the interface a
  * public module declares (Effect's own convention): the pool's engine makes
- * the `WorkerPool`, the supervisor the `Worker`, the roster the policies'
- * `WorkerView`. The main entry never loads the test kit.
+ * the `WorkerPool`, the supervisor the `Worker`, the roster (and the view
+ * builder of the test kit) the policies' `WorkerView`. The main entry never loads the test kit.
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -70,7 +70,8 @@ const runtimeGraph = (all: ReadonlyArray<Edge>) => {
 const implemented = new Map([
   ["internal/pool.ts -> WorkerPool.ts", "the engine makes the WorkerPool"],
   ["internal/supervisor.ts -> Worker.ts", "the supervisor makes the Worker"],
-  ["internal/roster.ts -> DispatchPolicy.ts", "the roster implements the WorkerView"]
+  ["internal/roster.ts -> DispatchPolicy.ts", "the roster implements the WorkerView"],
+  ["internal/view.ts -> DispatchPolicy.ts", "the view builder makes a WorkerView"]
 ])
 
 describe("imports", () => {
