@@ -6,7 +6,8 @@
  * threads from one pick to the next. It never sees a worker that is starting,
  * restarting, retired or stopped, nor an ejected one unless too few workers
  * are healthy (the pool's panic mode). Being a plain function, a policy
- * can be property-tested on its own (build a view with {@link view}) and
+ * can be property-tested on its own (build a view with the test kit's
+ * `Testing.view`, from `effect-worker-pool/testing`) and
  * replaced without touching the pool.
  *
  * | policy               | picks                                                               | cost of a pick |
@@ -71,14 +72,9 @@ export interface Candidate {
  *
  * @example
  * ```ts
- * import { DispatchPolicy, WorkerId } from "effect-worker-pool"
+ * import { Testing } from "effect-worker-pool/testing"
  *
- * const health = { state: "Healthy", inFlight: 0, completed: 0, errored: 0, timeouts: 0, interrupted: 0,
- *   rejected: 0, crashes: 0, restarts: 0, attempt: 0, failedStarts: 0, consecutiveFailures: 0, ejections: 0 } as const
- * const view = DispatchPolicy.view([
- *   { id: WorkerId.make(0), health: { ...health, inFlight: 2 }, maxInFlight: 4 },
- *   { id: WorkerId.make(1), health, maxInFlight: 4 }
- * ])
+ * const view = Testing.view([Testing.candidate(0, { inFlight: 2, maxInFlight: 4 }), Testing.candidate(1, { maxInFlight: 4 })])
  * console.log(view.leastLoaded()?.id) // 1
  * ```
  *
