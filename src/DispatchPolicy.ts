@@ -538,6 +538,7 @@ export const ShortestExpectedDelay = (options?: PeakEwmaOptions): DispatchPolicy
             ties = 1
           } else if (d === bestDelay) ties++
         }
+        if (ties === size) return { worker: view.at(Math.floor(random() * size)).id, state }
         if (ties > 0) {
           let nth = ties === 1 ? 0 : Math.floor(random() * ties)
           for (let k = 0; k < size; k++) {

@@ -111,8 +111,27 @@ export class LatencyEstimates {
     return Math.max(decayed, oldest === undefined ? 0 : now - oldest)
   }
 
-  /** The delay a request should expect on `candidate`: its estimate (never measured: the average) × (in flight + 1). */
+  /**
+   * The delay a request should expect on `candidate`: its estimate (never
+   * measured: the average) × (in flight + 1). (`estimate` written out for
+   * the pick of every request: an idle worker has no oldest request to read.)
+   */
   delay(candidate: Measured, now: number): number {
-    return this.estimate(candidate, now, true) * (candidate.health.inFlight + 1)
+    const health = candidate.health
+    const inFlight = health.inFlight
+    const ewma = this.entries[candidate.id]
+    let estimate =
+      ewma === undefined
+        ? this.measured > 0
+          ? this.total / this.measured
+          : this.defaultMillis
+        : ewma.decayedAt === now
+          ? ewma.decayed
+          : this.decayed(ewma, now)
+    if (inFlight > 0) {
+      const oldest = health.oldestInFlightSince
+      if (oldest !== undefined && now - oldest > estimate) estimate = now - oldest
+    }
+    return estimate * (inFlight + 1)
   }
 }
