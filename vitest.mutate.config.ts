@@ -12,6 +12,10 @@ import base from "./vitest.config.ts"
  */
 const files = [
   "test/request.test.ts",
+  "test/roster.test.ts",
+  "test/latency.test.ts",
+  "test/health-record.test.ts",
+  "test/restart.test.ts",
   "test/admission.test.ts",
   "test/pool.test.ts",
   "test/worker.test.ts",
