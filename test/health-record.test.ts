@@ -25,7 +25,7 @@ const counters = (h: HealthRecord) => ({
 })
 
 /** The counters after one request that ended with `outcome`, on a worker with 2 failures in a row before it. */
-const after = (outcome: Outcome) => {
+const stateAfter = (outcome: Outcome) => {
   const health = new HealthRecord()
   health.consecutiveFailures = 2
   const r = request(0)
@@ -38,13 +38,13 @@ const after = (outcome: Outcome) => {
 describe("the health record", () => {
   it("counts each outcome where it belongs", () => {
     const zero = { inFlight: 0, completed: 1, errored: 0, timeouts: 0, interrupted: 0, rejected: 0 }
-    assert.deepStrictEqual(after("succeeded"), { ...zero, consecutiveFailures: 0 })
-    assert.deepStrictEqual(after("domainError"), { ...zero, errored: 1, consecutiveFailures: 0 })
-    assert.deepStrictEqual(after("rejected"), { ...zero, completed: 0, rejected: 1, consecutiveFailures: 2 })
-    assert.deepStrictEqual(after("crashed"), { ...zero, errored: 1, consecutiveFailures: 3 })
-    assert.deepStrictEqual(after("timedOut"), { ...zero, errored: 1, timeouts: 1, consecutiveFailures: 3 })
-    assert.deepStrictEqual(after("torn"), { ...zero, errored: 1, consecutiveFailures: 2 })
-    assert.deepStrictEqual(after("interrupted"), { ...zero, interrupted: 1, consecutiveFailures: 2 })
+    assert.deepStrictEqual(stateAfter("succeeded"), { ...zero, consecutiveFailures: 0 })
+    assert.deepStrictEqual(stateAfter("domainError"), { ...zero, errored: 1, consecutiveFailures: 0 })
+    assert.deepStrictEqual(stateAfter("rejected"), { ...zero, completed: 0, rejected: 1, consecutiveFailures: 2 })
+    assert.deepStrictEqual(stateAfter("crashed"), { ...zero, errored: 1, consecutiveFailures: 3 })
+    assert.deepStrictEqual(stateAfter("timedOut"), { ...zero, errored: 1, timeouts: 1, consecutiveFailures: 3 })
+    assert.deepStrictEqual(stateAfter("torn"), { ...zero, errored: 1, consecutiveFailures: 2 })
+    assert.deepStrictEqual(stateAfter("interrupted"), { ...zero, interrupted: 1, consecutiveFailures: 2 })
   })
 
   it("counts a slot from its reservation to its release or settlement", () => {
