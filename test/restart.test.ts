@@ -84,7 +84,7 @@ describe("the backoff", () => {
 })
 
 describe("the restart budget", () => {
-  const budget = (maxRestarts: number, window: Duration.Input, schedule = Schedule.spaced("1 second")) =>
+  const budget = (maxRestarts: number, window: Duration.Input, schedule: Schedule.Schedule<unknown> = Schedule.spaced("1 second")) =>
     restartTracker(policy({ maxRestarts, window: Duration.fromInputUnsafe(window), schedule }))
 
   it.effect("retires a worker past maxRestarts within the window, naming the budget", () =>

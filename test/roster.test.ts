@@ -92,7 +92,7 @@ describe("the roster", () => {
     roster.update(3, true, health(3))
     assert.strictEqual(roster.leastLoaded()?.id, 1)
     const drawn = new Set([0, 0.49, 0.5, 0.99].map((r) => roster.leastLoaded(r)?.id))
-    assert.deepStrictEqual([...drawn].sort(), [1, 2])
+    assert.deepStrictEqual([...drawn].sort(), [WorkerId.make(1), WorkerId.make(2)])
     // The last at the lowest load leaves: the next load up.
     roster.update(1, true, health(2))
     roster.update(2, false, health(1))

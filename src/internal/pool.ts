@@ -9,7 +9,7 @@ import type { WorkerId } from "../WorkerId.ts"
 import type { DispatchOptions, WorkerPool } from "../WorkerPool.ts"
 import type { PoolConfig } from "./pool/config.ts"
 import { Engine } from "./pool/engine.ts"
-import { type Plan, Request } from "./request.ts"
+import type { Plan } from "./request.ts"
 import { makeTurnClock } from "./turnClock.ts"
 
 export type { PoolConfig, QueueStrategy } from "./pool/config.ts"
@@ -70,20 +70,20 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
           idempotent: options.idempotent === true
         }
 
-  /** A dispatch, with the span of its dispatch when traced (see `Engine.dispatch`). */
-  const dispatch = (request: Req, options: DispatchOptions | undefined, span: Tracer.Span | undefined) =>
-    Effect.withFiber((caller) => engine.dispatch(new Request(request, planOf(options), span, caller)))
-
   const spanOptions: Tracer.SpanOptionsNoTrace = {
     attributes: { "worker_pool.name": config.name, "worker_pool.policy": config.policy.name }
   }
 
   /** A dispatch under a span of its own, the parent of the handler's spans. */
-  const traced = (request: Req, options: DispatchOptions | undefined) =>
+  const traced = (request: Req, plan: Plan) =>
     Effect.useSpan("WorkerPool.dispatch", spanOptions, (span) =>
       // Without the stack frame `Effect.withParentSpan` would capture on every dispatch.
-      Effect.provideService(dispatch(request, options, span), Tracer.ParentSpan, span)
+      Effect.provideService(engine.dispatch(request, plan, undefined, span), Tracer.ParentSpan, span)
     )
+
+  /** A dispatch whose caller's fiber has a tracer on runs under a span of its own. */
+  const divert = (caller: Fiber.Fiber<unknown, unknown>, request: Req, plan: Plan) =>
+    traces(caller) ? traced(request, plan) : undefined
 
   return {
     policy: config.policy.name,
@@ -94,11 +94,7 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
     queued: Effect.sync(() => engine.queue.length),
     select: Effect.sync(() => Option.map(Option.fromNullishOr(engine.peek()), (member) => member.worker)),
     dispatch: (request, options) =>
-      Effect.withFiber((caller) =>
-        traces(caller)
-          ? traced(request, options)
-          : engine.dispatch(new Request(request, planOf(options), undefined, caller))
-      ),
+      engine.dispatch(request, planOf(options), divert),
     health: Effect.sync(() =>
       engine.membership.members.map((member) => [member.worker.id, member.core.health.snapshot()] as const)
     ),

@@ -10,7 +10,7 @@
  * it (an answer, a failure, an interruption at any point, even before the
  * request started), so that the record always reaches its end.
  */
-import type { Deferred, Fiber } from "effect"
+import type { Deferred, Fiber, Tracer } from "effect"
 import { Cause, Deferred as D, Effect, Exit, PubSub } from "effect"
 import type { Worker } from "../../Worker.ts"
 import {
@@ -25,8 +25,7 @@ import {
 import type { WorkerHealth } from "../../WorkerHealth.ts"
 import type { WorkerId } from "../../WorkerId.ts"
 import { PoolMeter } from "../metrics.ts"
-import { onExitSync } from "../onExit.ts"
-import { callerTag, leave, type Request, refuse, unreserve } from "../request.ts"
+import { callerTag, leave, type Plan, Request, refuse, unreserve } from "../request.ts"
 import { coreOf, type Owner, type Path, type RunResult, type WorkerCore } from "../worker.ts"
 import type { EngineServices, PoolConfig } from "./config.ts"
 import { type Member, Membership } from "./membership.ts"
@@ -130,17 +129,46 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
    * between the two. The frame's exit handler sees the request leave at any
    * point, interruptions included, and settles an answer given on the
    * caller's fiber (which passes through as it is).
+   *
+   * `divert`, given the caller's fiber, may run the dispatch another way
+   * (under a span of its own, in a frame of its own): this frame's request
+   * is then never placed, and its end is nothing to the pool.
    */
-  dispatch(request: Request<Req>): Effect.Effect<Resp, any> {
-    return this.frame(
-      request,
-      Effect.suspend(() => this.place(request))
+  dispatch(
+    payload: Req,
+    plan: Plan,
+    divert:
+      | ((caller: Fiber.Fiber<unknown, unknown>, payload: Req, plan: Plan) => Effect.Effect<Resp, any> | undefined)
+      | undefined,
+    span?: Tracer.Span
+  ): Effect.Effect<Resp, any> {
+    const request = new Request<Req>(payload, plan, span, undefined)
+    return Effect.onExitPrimitive(
+      Effect.withFiber((caller) => {
+        if (divert !== undefined) {
+          const other = divert(caller, payload, plan)
+          if (other !== undefined) return other
+        }
+        request.caller = caller
+        return this.place(request)
+      }),
+      (exit) => {
+        // A request with no caller was never placed: interrupted before it was, or diverted.
+        if (request.caller !== undefined) this.exited(request, exit)
+        return undefined
+      }
     )
   }
 
-  /** The frame `body` runs in for `request`. */
+  /** The frame `body` runs in for `request` (see `dispatch`). */
   private frame(request: Request<Req>, body: Effect.Effect<Resp, any>): Effect.Effect<Resp, any> {
-    return onExitSync(body, (exit) => this.exited(request, exit))
+    return Effect.onExitPrimitive(
+      body,
+      (exit) => {
+        this.exited(request, exit)
+        return undefined
+      }
+    )
   }
 
   /** A request's frame ends: a step of its own that settles what is left to settle. */
