@@ -521,6 +521,7 @@ export const ShortestExpectedDelay = (options?: PeakEwmaOptions): DispatchPolicy
       let fallbackDelay = Infinity
       if (size <= 4) {
         let ties = 0
+        let first = 0
         for (let k = 0; k < size; k++) {
           const c = view.at(k)
           const d = state.delay(c, now)
@@ -534,13 +535,15 @@ export const ShortestExpectedDelay = (options?: PeakEwmaOptions): DispatchPolicy
           }
           scratch[k] = d
           if (d < bestDelay) {
+            first = k
             bestDelay = d
             ties = 1
           } else if (d === bestDelay) ties++
         }
+        if (ties === 1) return { worker: view.at(first).id, state }
         if (ties === size) return { worker: view.at(Math.floor(random() * size)).id, state }
         if (ties > 0) {
-          let nth = ties === 1 ? 0 : Math.floor(random() * ties)
+          let nth = Math.floor(random() * ties)
           for (let k = 0; k < size; k++) {
             if (scratch[k] === bestDelay && nth-- === 0) return { worker: view.at(k).id, state }
           }
