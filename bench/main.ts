@@ -61,7 +61,7 @@ const settings: Settings = values.quick
     }
   : {
       dispatchRounds: 31,
-      targetMillis: 25,
+      targetMillis: 60,
       wireTasks: 100_000,
       wireRounds: 5,
       concurrencies: [1, goalConcurrency, 64],

@@ -44,6 +44,8 @@ const nanos = (s: Spread) => s.median.toFixed(0)
 const millis = (s: Spread) => `${s.median.toFixed(1)} (${s.low.toFixed(1)}–${s.high.toFixed(1)})`
 const perSecond = (n: number) => Math.round(n).toLocaleString("en-US")
 const verdict = (met: boolean) => (met ? "met" : "**not met**")
+/** Whether every round's ratio lies within ±20 % of the median: the rounds agree. */
+const agrees = (s: Spread) => s.low >= 0.8 * s.median && s.high <= 1.2 * s.median
 
 /** The in-process dispatch table: per caller shape, the ratios to `Pool.use` and to a bare call. */
 export const dispatchTable = (result: DispatchResult): string =>
@@ -56,9 +58,10 @@ export const dispatchTable = (result: DispatchResult): string =>
       "dispatch / Pool.use",
       `goal ≤ ${dispatchGoals.poolUse}`,
       "dispatch / bare call",
-      `goal ≤ ${dispatchGoals.bareCall}`
+      `goal ≤ ${dispatchGoals.bareCall}`,
+      "rounds within ±20 %"
     ],
-    "lrrrrlrl",
+    "lrrrrlrll",
     result.shapes.map((row) => [
       row.shape,
       nanos(row.dispatch),
@@ -67,7 +70,8 @@ export const dispatchTable = (result: DispatchResult): string =>
       ratioText(row.toPoolUse),
       verdict(row.toPoolUse.median <= dispatchGoals.poolUse),
       ratioText(row.toBare),
-      verdict(row.toBare.median <= dispatchGoals.bareCall)
+      verdict(row.toBare.median <= dispatchGoals.bareCall),
+      agrees(row.toPoolUse) && agrees(row.toBare) ? "yes" : "**no**"
     ])
   )
 
@@ -269,7 +273,8 @@ export const page = (results: Complete, run: RunInfo): string => {
     "any figure). Its baselines, in the same loop shapes: `Pool.use(pool, (h) => h(x))` on Effect's own",
     "`Pool.make({ acquire: Effect.succeed(handler), size: 4 })`, and a bare `handler(x)`. Two caller shapes: one caller,",
     `a loop of \`yield* pool.dispatch(i)\`; and ${concurrentCallers} concurrent callers, \`Effect.forEach(requests, ..., { concurrency: ${concurrentCallers} })\`.`,
-    `The goals: dispatch costs at most ${dispatchGoals.poolUse} × \`Pool.use\` and at most ${dispatchGoals.bareCall} × a bare call.`,
+    `The goals: dispatch costs at most ${dispatchGoals.poolUse} × \`Pool.use\` and at most ${dispatchGoals.bareCall} × a bare call, in a run`,
+    "whose rounds agree: every round's ratio within ±20 % of the median (the last column).",
     "",
     dispatchTable(results.dispatch),
     "",
