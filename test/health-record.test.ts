@@ -9,7 +9,12 @@ import { HealthRecord } from "../src/internal/health.ts"
 import { type Outcome, Request } from "../src/internal/request.ts"
 
 const request = (startedAt: number) => {
-  const r = new Request(0, { timeout: undefined, queueTimeoutMillis: Infinity, idempotent: false }, undefined, undefined)
+  const r = new Request(
+    0,
+    { timeout: undefined, queueTimeoutMillis: Infinity, idempotent: false },
+    undefined,
+    undefined
+  )
   r.startedAt = startedAt
   return r
 }

@@ -84,8 +84,11 @@ describe("the backoff", () => {
 })
 
 describe("the restart budget", () => {
-  const budget = (maxRestarts: number, window: Duration.Input, schedule: Schedule.Schedule<unknown> = Schedule.spaced("1 second")) =>
-    restartTracker(policy({ maxRestarts, window: Duration.fromInputUnsafe(window), schedule }))
+  const budget = (
+    maxRestarts: number,
+    window: Duration.Input,
+    schedule: Schedule.Schedule<unknown> = Schedule.spaced("1 second")
+  ) => restartTracker(policy({ maxRestarts, window: Duration.fromInputUnsafe(window), schedule }))
 
   it.effect("retires a worker past maxRestarts within the window, naming the budget", () =>
     Effect.gen(function* () {

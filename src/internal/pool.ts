@@ -93,8 +93,7 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
     isEmpty: Effect.sync(() => engine.membership.members.length === 0),
     queued: Effect.sync(() => engine.queue.length),
     select: Effect.sync(() => Option.map(Option.fromNullishOr(engine.peek()), (member) => member.worker)),
-    dispatch: (request, options) =>
-      engine.dispatch(request, planOf(options), divert),
+    dispatch: (request, options) => engine.dispatch(request, planOf(options), divert),
     health: Effect.sync(() =>
       engine.membership.members.map((member) => [member.worker.id, member.core.health.snapshot()] as const)
     ),

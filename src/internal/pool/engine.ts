@@ -162,13 +162,10 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
 
   /** The frame `body` runs in for `request` (see `dispatch`). */
   private frame(request: Request<Req>, body: Effect.Effect<Resp, any>): Effect.Effect<Resp, any> {
-    return Effect.onExitPrimitive(
-      body,
-      (exit) => {
-        this.exited(request, exit)
-        return undefined
-      }
-    )
+    return Effect.onExitPrimitive(body, (exit) => {
+      this.exited(request, exit)
+      return undefined
+    })
   }
 
   /** A request's frame ends: a step of its own that settles what is left to settle. */
