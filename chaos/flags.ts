@@ -2,8 +2,8 @@
  * The flags of `npm run chaos`.
  */
 import { randomInt } from "node:crypto"
-import { parseArgs } from "node:util"
 import { type ChaosOptions, defaults } from "./chaos.ts"
+import { type CommandLine, readFlags } from "./command-line.ts"
 
 /** The text of `--help`. */
 export const usage = `Usage: npm run chaos -- [flags]
@@ -18,55 +18,37 @@ export const usage = `Usage: npm run chaos -- [flags]
   --help             this text`
 
 /** What the command line asks for. */
-export type Parsed =
-  | { readonly _tag: "Help" }
-  | { readonly _tag: "Invalid"; readonly message: string }
-  | { readonly _tag: "Options"; readonly options: ChaosOptions }
+export type Parsed = CommandLine<ChaosOptions>
 
 /** Parses the command line; without `--seed`, draws a seed. */
 export const parseFlags = (args: ReadonlyArray<string>): Parsed => {
-  let values: Record<string, string | boolean | undefined>
-  try {
-    values = parseArgs({
-      args: [...args],
-      options: {
-        seed: { type: "string" },
-        requests: { type: "string" },
-        faults: { type: "string" },
-        workers: { type: "string" },
-        callers: { type: "string" },
-        bound: { type: "string" },
-        "hang-timeout": { type: "string" },
-        help: { type: "boolean" }
-      }
-    }).values
-  } catch (error) {
-    return { _tag: "Invalid", message: (error as Error).message }
-  }
-  if (values.help === true) return { _tag: "Help" }
-  const problems: Array<string> = []
-  const read = (flag: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number => {
-    const text = values[flag]
-    if (text === undefined) return fallback
-    const n = Number(text)
-    if (typeof text !== "string" || text.trim() === "" || !Number.isSafeInteger(n) || n < min || n > max) {
-      problems.push(`--${flag} must be an integer from ${min} to ${max}, got ${String(text)}`)
-    }
-    return n
-  }
+  const flags = readFlags(args, {
+    seed: "string",
+    requests: "string",
+    faults: "string",
+    workers: "string",
+    callers: "string",
+    bound: "string",
+    "hang-timeout": "string",
+    help: "boolean"
+  })
+  if (flags._tag === "Invalid") return flags
+  if (flags.values.help === true) return { _tag: "Help" }
   const options: ChaosOptions = {
-    seed: read("seed", values.seed === undefined ? randomInt(2 ** 32) : 0, 0, 2 ** 32 - 1),
-    requests: read("requests", defaults.requests, 1),
-    faults: read("faults", defaults.faults, 0),
-    workers: read("workers", defaults.workers, 3),
-    callers: read("callers", defaults.callers, 1),
-    boundMillis: read("bound", defaults.boundMillis / 1000, 1) * 1000,
-    hangTimeoutMillis: read("hang-timeout", defaults.hangTimeoutMillis, 1)
+    seed: flags.integer("seed", flags.values.seed === undefined ? randomInt(2 ** 32) : 0, 0, 2 ** 32 - 1),
+    requests: flags.integer("requests", defaults.requests, 1),
+    faults: flags.integer("faults", defaults.faults, 0),
+    workers: flags.integer("workers", defaults.workers, 3),
+    callers: flags.integer("callers", defaults.callers, 1),
+    boundMillis: flags.integer("bound", defaults.boundMillis / 1000, 1) * 1000,
+    hangTimeoutMillis: flags.integer("hang-timeout", defaults.hangTimeoutMillis, 1)
   }
-  if (problems.length === 0 && options.faults * 5 > options.requests) {
-    problems.push(
-      `--requests ${options.requests} is too few to carry 5 kinds of faulty request, ${options.faults} each`
-    )
+  const parsed = flags.result(options)
+  if (parsed._tag === "Options" && options.faults * 5 > options.requests) {
+    return {
+      _tag: "Invalid",
+      message: `--requests ${options.requests} is too few to carry 5 kinds of faulty request, ${options.faults} each`
+    }
   }
-  return problems.length === 0 ? { _tag: "Options", options } : { _tag: "Invalid", message: problems.join("\n") }
+  return parsed
 }

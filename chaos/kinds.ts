@@ -7,22 +7,12 @@
  */
 import * as os from "node:os"
 import * as path from "node:path"
-import { fileURLToPath } from "node:url"
 import { Subprocess, Thread } from "effect-worker-pool"
 import { Answer, Job } from "./jobs.ts"
+import { typeScriptNode } from "./node.ts"
 import type { KindName } from "./plan.ts"
 
-const root = fileURLToPath(new URL("..", import.meta.url))
 const script = new URL("./worker.ts", import.meta.url)
-
-/** Node runs TypeScript by stripping types from 22.18 (and 23.6) on. */
-const stripsTypes = (version: string): boolean => {
-  const [major = 0, minor = 0] = version.replace(/^v/, "").split(".").map(Number)
-  return major > 23 || (major === 23 && minor >= 6) || (major === 22 && minor >= 18)
-}
-
-/** A Node that runs the TypeScript worker: this one, or the project's own. */
-const nodePath = stripsTypes(process.version) ? process.execPath : path.join(root, "node_modules", ".bin", "node")
 
 /** How many requests one worker holds at once: two, so that a crash takes a neighbour down with it. */
 export const concurrency = 2
@@ -40,7 +30,7 @@ const kinds = {
   thread: Thread.make(script, wire),
   subprocess: Subprocess.node(script, {
     ...wire,
-    nodePath,
+    nodePath: typeScriptNode,
     env: { NODE_COMPILE_CACHE: path.join(os.tmpdir(), "effect-worker-pool-chaos-compile-cache") }
   })
 }

@@ -7,7 +7,9 @@
  * left taken; the close returns in time; nothing is left running; nothing
  * is logged that should not be.
  */
-import type { WorkerHealth } from "effect-worker-pool"
+import { Effect } from "effect"
+import { type WorkerHealth, WorkerId } from "effect-worker-pool"
+import { Testing } from "effect-worker-pool/testing"
 import { inProcess } from "./catalogue.ts"
 import {
   allowanceOf,
@@ -231,43 +233,24 @@ const visibleWhileWaiting: Check = {
   }
 }
 
-/** What the callers of a set of requests saw, as `Testing.Outcomes` counts it. */
-export interface Tally {
-  requests: number
-  succeeded: number
-  domainErrors: number
-  crashed: number
-  refused: number
-  timeouts: number
-  queueTimeouts: number
-  busy: number
-  shutdown: number
-  rejected: number
-  interrupted: number
-  /** Requests whose count on the workers the callers cannot tell: retried, lost, or died by a policy. */
-  slack: number
-}
+/** The counts of no request: every kind of outcome `Testing.Outcomes` tells apart, at 0. */
+const noOutcomes: Testing.Outcomes = Effect.runSync(Testing.checkOutcomes([]))
 
-export const tally = (requests: ReadonlyArray<RequestRecord>, maxRetries: number): Tally => {
-  const t: Tally = {
-    requests: 0,
-    succeeded: 0,
-    domainErrors: 0,
-    crashed: 0,
-    refused: 0,
-    timeouts: 0,
-    queueTimeouts: 0,
-    busy: 0,
-    shutdown: 0,
-    rejected: 0,
-    interrupted: 0,
-    slack: 0
-  }
+/**
+ * What the callers of a set of requests saw, counted as `Testing.checkTotals`
+ * takes it. A request whose count on the workers the callers cannot tell (a
+ * retry of an idempotent request, a request that never ended or that a
+ * policy failed) counts as one whose caller was interrupted: its worker may
+ * have counted it or not, which loosens the upper bounds by as many.
+ */
+export const tally = (requests: ReadonlyArray<RequestRecord>, maxRetries: number): Testing.Outcomes => {
+  const t: { -readonly [K in keyof Testing.Outcomes]: number } = { ...noOutcomes }
+  let uncounted = 0
   for (const rec of requests) {
     const o = rec.outcome
-    if (rec.request.idempotent === true) t.slack += maxRetries
+    if (rec.request.idempotent === true) uncounted += maxRetries
     if (o === undefined || o._tag === "Defect") {
-      t.slack++
+      uncounted++
       continue
     }
     t.requests++
@@ -284,77 +267,21 @@ export const tally = (requests: ReadonlyArray<RequestRecord>, maxRetries: number
     else if (o.error === "InvalidRequest") t.rejected++
     else t.domainErrors++
   }
-  return t
+  return { ...t, requests: t.requests + uncounted, interrupted: t.interrupted + uncounted }
 }
+
+/** What a check of the test kit found, in words; `undefined` when the invariant holds. */
+const violationOf = (check: Effect.Effect<unknown, Testing.InvariantViolation>): string | undefined =>
+  Effect.runSync(Effect.match(check, { onFailure: (violation) => violation.message, onSuccess: () => undefined }))
 
 /**
- * The rules of `Testing.checkTotals` (docs/health.md), over `healths`: each
- * problem found, in words. Requests whose count the callers cannot tell
- * (`slack`: retries of idempotent requests, requests that never ended or
- * that a policy failed) loosen the upper bounds by as many.
+ * A final health as the counters are judged: the slots a worker still holds
+ * set aside, since "no slot left taken" judges them.
  */
-export const countersProblems = (t: Tally, healths: ReadonlyArray<WorkerHealth>): Array<string> => {
-  const sum = { completed: 0, errored: 0, timeouts: 0, interrupted: 0, rejected: 0 }
-  for (const h of healths) {
-    sum.completed += h.completed
-    sum.errored += h.errored
-    sum.timeouts += h.timeouts
-    sum.interrupted += h.interrupted
-    sum.rejected += h.rejected
-  }
-  const problems: Array<string> = []
-  const reachable = t.requests - t.refused - t.busy - t.queueTimeouts
-  const seen = t.succeeded + t.domainErrors + t.crashed + t.timeouts
-  const ended = sum.completed - sum.interrupted
-  const late = ended - seen
-  if (sum.completed + sum.rejected > reachable + t.slack) {
-    problems.push(
-      `workers counted ${sum.completed + sum.rejected} requests, more than the ${reachable} that could reach one`
-    )
-  }
-  if (late < 0) {
-    problems.push(
-      `callers saw ${seen} responses, domain errors, crashes and timeouts, but workers counted ${ended} requests that ended so`
-    )
-  }
-  if (sum.interrupted > t.interrupted + t.slack) {
-    problems.push(`workers counted ${sum.interrupted} interruptions, callers saw ${t.interrupted}`)
-  }
-  if (late > t.interrupted + t.shutdown - sum.interrupted + t.slack) {
-    problems.push(
-      `workers counted ${late} more ended requests than callers saw, but only ${t.interrupted + t.shutdown - sum.interrupted} callers were interrupted or shut out`
-    )
-  }
-  if (sum.errored < t.domainErrors + t.crashed + t.timeouts) {
-    problems.push(
-      `callers saw ${t.domainErrors + t.crashed + t.timeouts} domain errors, crashes and timeouts, workers counted ${sum.errored} errors`
-    )
-  }
-  if (sum.completed - sum.errored - sum.interrupted < t.succeeded) {
-    problems.push(
-      `callers saw ${t.succeeded} responses, workers counted ${sum.completed - sum.errored - sum.interrupted}`
-    )
-  }
-  if (sum.timeouts < t.timeouts) problems.push(`callers saw ${t.timeouts} timeouts, workers counted ${sum.timeouts}`)
-  if (sum.rejected < t.rejected)
-    problems.push(`callers saw ${t.rejected} rejected requests, workers counted ${sum.rejected}`)
-  return problems
-}
-
-/** The invariants of one health record that hold at any moment (docs/health.md). */
-export const healthProblems = (h: WorkerHealth): Array<string> => {
-  const problems: Array<string> = []
-  if (h.completed < h.errored + h.interrupted) {
-    problems.push(`completed ${h.completed} < errored ${h.errored} + interrupted ${h.interrupted}`)
-  }
-  if (h.timeouts > h.errored) problems.push(`timeouts ${h.timeouts} > errored ${h.errored}`)
-  if (h.restarts > h.crashes) problems.push(`restarts ${h.restarts} > crashes ${h.crashes}`)
-  if (h.failedStarts > h.crashes) problems.push(`failedStarts ${h.failedStarts} > crashes ${h.crashes}`)
-  if (h.crashes > 0 !== (h.lastCrash !== undefined))
-    problems.push(`crashes ${h.crashes} but lastCrash is ${h.lastCrash === undefined ? "absent" : "present"}`)
-  if (h.inFlight === 0 && h.oldestInFlightSince !== undefined)
-    problems.push("oldestInFlightSince set with nothing in flight")
-  return problems
+const slotsSetAside = (h: WorkerHealth): WorkerHealth => {
+  if (h.inFlight === 0) return h
+  const { oldestInFlightSince: _oldest, ...rest } = h
+  return { ...rest, inFlight: 0 }
 }
 
 const counters: Check = {
@@ -363,27 +290,17 @@ const counters: Check = {
     "each worker's health is consistent, and the counters of the pool's workers (and of the worker outside it) match what their callers saw, by the rules of Testing.checkTotals",
   run: (record) => {
     const findings: Array<Finding> = []
-    for (const w of record.workers) {
-      if (w.health === undefined) continue
-      for (const problem of healthProblems(w.health)) {
-        findings.push({ invariant: "counters add up", message: `worker ${w.id}: ${problem}` })
-      }
-    }
     const groups = [
       ["the pool's workers", false],
       ["the worker outside the pool", true]
     ] as const
     for (const [name, standalone] of groups) {
-      const healths = record.workers.filter((w) => w.standalone === standalone && w.health !== undefined)
-      if (healths.length === 0) continue
+      const workers = record.workers.filter((w) => w.standalone === standalone && w.health !== undefined)
+      if (workers.length === 0) continue
       const requests = record.requests.filter((rec) => (rec.request.direct === true) === standalone)
-      const t = tally(requests, record.plan.pool.maxRetries)
-      for (const problem of countersProblems(
-        t,
-        healths.map((w) => w.health!)
-      )) {
-        findings.push({ invariant: "counters add up", message: `${name}: ${problem}` })
-      }
+      const healths = workers.map((w) => [WorkerId.make(w.id), slotsSetAside(w.health!)] as const)
+      const problem = violationOf(Testing.checkTotals(tally(requests, record.plan.pool.maxRetries), healths))
+      if (problem !== undefined) findings.push({ invariant: "counters add up", message: `${name}: ${problem}` })
     }
     return findings
   }

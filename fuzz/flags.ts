@@ -2,7 +2,7 @@
  * The flags of `npm run fuzz`.
  */
 import { randomInt } from "node:crypto"
-import { parseArgs } from "node:util"
+import { type CommandLine, readFlags } from "../chaos/command-line.ts"
 import { entries, type Target, targets } from "./catalogue.ts"
 
 /** What a fuzz run is asked to do. */
@@ -63,101 +63,66 @@ export const usage = `Usage: npm run fuzz -- [flags]
 
 A failing run prints its seed and the command that replays it.`
 
-export type Parsed =
-  | { readonly _tag: "Help" }
-  | { readonly _tag: "List" }
-  | { readonly _tag: "Invalid"; readonly message: string }
-  | { readonly _tag: "Options"; readonly options: FuzzOptions }
+/** What the command line asks for: `--list` too. */
+export type Parsed = CommandLine<FuzzOptions> | { readonly _tag: "List" }
 
 /** Parses the command line. */
 export const parseFlags = (args: ReadonlyArray<string>): Parsed => {
-  let values: Record<string, string | boolean | undefined>
-  try {
-    values = parseArgs({
-      args: [...args],
-      options: {
-        seed: { type: "string" },
-        ops: { type: "string" },
-        "oop-ops": { type: "string" },
-        "ops-per-run": { type: "string" },
-        "oop-ops-per-run": { type: "string" },
-        only: { type: "string" },
-        except: { type: "string" },
-        runs: { type: "string" },
-        "budget-minutes": { type: "string" },
-        "leak-pools": { type: "string" },
-        "leak-load": { type: "string" },
-        "no-shrink": { type: "boolean" },
-        plan: { type: "string" },
-        list: { type: "boolean" },
-        help: { type: "boolean" }
-      }
-    }).values
-  } catch (error) {
-    return { _tag: "Invalid", message: (error as Error).message }
-  }
+  const flags = readFlags(args, {
+    seed: "string",
+    ops: "string",
+    "oop-ops": "string",
+    "ops-per-run": "string",
+    "oop-ops-per-run": "string",
+    only: "string",
+    except: "string",
+    runs: "string",
+    "budget-minutes": "string",
+    "leak-pools": "string",
+    "leak-load": "string",
+    "no-shrink": "boolean",
+    plan: "string",
+    list: "boolean",
+    help: "boolean"
+  })
+  if (flags._tag === "Invalid") return flags
+  const { values } = flags
   if (values.help === true) return { _tag: "Help" }
   if (values.list === true) return { _tag: "List" }
-  const problems: Array<string> = []
-  const read = (flag: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number => {
-    const text = values[flag]
-    if (text === undefined) return fallback
-    const n = Number(text)
-    if (typeof text !== "string" || text.trim() === "" || !Number.isFinite(n) || n < min || n > max) {
-      problems.push(`--${flag} must be a number from ${min} to ${max}, got ${String(text)}`)
-    }
-    return n
-  }
-  const int = (flag: string, fallback: number, min: number, max?: number) => {
-    const n = read(flag, fallback, min, max)
-    if (!Number.isSafeInteger(n)) problems.push(`--${flag} must be an integer, got ${n}`)
-    return n
-  }
   const chosenTargets: Array<Target> = []
   let only: Set<string> | undefined
-  if (typeof values.only === "string") {
-    for (const name of values.only
-      .split(",")
-      .map((s) => s.trim())
-      .filter((s) => s !== "")) {
-      if ((targets as ReadonlyArray<string>).includes(name)) chosenTargets.push(name as Target)
-      else if (entries.has(name)) {
-        only ??= new Set()
-        only.add(name)
-      } else problems.push(`--only: ${name} is neither a target (${targets.join(", ")}) nor a behaviour (see --list)`)
-    }
+  for (const name of flags.names("only") ?? []) {
+    if ((targets as ReadonlyArray<string>).includes(name)) chosenTargets.push(name as Target)
+    else if (entries.has(name)) {
+      only ??= new Set()
+      only.add(name)
+    } else flags.problem(`--only: ${name} is neither a target (${targets.join(", ")}) nor a behaviour (see --list)`)
   }
   let except: Set<string> | undefined
-  if (typeof values.except === "string") {
-    for (const name of values.except
-      .split(",")
-      .map((s) => s.trim())
-      .filter((s) => s !== "")) {
-      if (!entries.has(name)) problems.push(`--except: ${name} is not a behaviour (see --list)`)
-      except ??= new Set()
-      except.add(name)
-    }
+  for (const name of flags.names("except") ?? []) {
+    if (!entries.has(name)) flags.problem(`--except: ${name} is not a behaviour (see --list)`)
+    except ??= new Set()
+    except.add(name)
   }
   const narrowed = values.runs !== undefined || values.only !== undefined || values.except !== undefined
   const runTargets = (chosenTargets.length > 0 ? chosenTargets : [...targets]).filter(
     (t) => only === undefined || [...only].some((name) => entries.get(name)!.targets.includes(t))
   )
-  if (runTargets.length === 0) problems.push("--only leaves no target that plays the behaviours it names")
-  const options: FuzzOptions = {
-    seed: int("seed", values.seed === undefined ? randomInt(2 ** 31) : 0, 0, 2 ** 32 - 1),
-    ops: int("ops", defaults.ops, 0),
-    oopOps: int("oop-ops", defaults.oopOps, 0),
-    opsPerRun: int("ops-per-run", defaults.opsPerRun, 1),
-    oopOpsPerRun: int("oop-ops-per-run", defaults.oopOpsPerRun, 1),
+  if (runTargets.length === 0) flags.problem("--only leaves no target that plays the behaviours it names")
+  return flags.result<FuzzOptions>({
+    seed: flags.integer("seed", values.seed === undefined ? randomInt(2 ** 31) : 0, 0, 2 ** 32 - 1),
+    ops: flags.integer("ops", defaults.ops, 0),
+    oopOps: flags.integer("oop-ops", defaults.oopOps, 0),
+    opsPerRun: flags.integer("ops-per-run", defaults.opsPerRun, 1),
+    oopOpsPerRun: flags.integer("oop-ops-per-run", defaults.oopOpsPerRun, 1),
     targets: runTargets,
     only,
     except,
-    runs: values.runs === undefined ? undefined : int("runs", 1, 1),
-    budgetMillis: read("budget-minutes", defaults.budgetMinutes, 0.1) * 60_000,
-    leakPools: int("leak-pools", narrowed ? 0 : defaults.leakPools, 0),
-    leakLoad: int("leak-load", defaults.leakLoad, 1),
+    runs: values.runs === undefined ? undefined : flags.integer("runs", 1, 1),
+    budgetMillis: flags.number("budget-minutes", defaults.budgetMinutes, 0.1) * 60_000,
+    leakPools: flags.integer("leak-pools", narrowed ? 0 : defaults.leakPools, 0),
+    leakLoad: flags.integer("leak-load", defaults.leakLoad, 1),
     shrink: values["no-shrink"] !== true,
     plan: typeof values.plan === "string" ? values.plan : undefined
-  }
-  return problems.length === 0 ? { _tag: "Options", options } : { _tag: "Invalid", message: problems.join("\n") }
+  })
 }

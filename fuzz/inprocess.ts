@@ -21,12 +21,12 @@ import {
 } from "effect"
 import { TestClock } from "effect/testing"
 import { type DomainError, Worker, WorkerId, WorkerPool } from "effect-worker-pool"
+import { dispatchTo, policyOf, poolClose, poolOptionsOf, recordDispatch, removeMember, watchedRun } from "./executor.ts"
 import { type HandlerLog, type Job, makeHandler } from "./handler.ts"
-import { capturingLogs, countingScheduler, takeUncaught, withWatchdog } from "./harness.ts"
+import { capturingLogs, countingScheduler } from "./harness.ts"
 import { allowanceOf } from "./model.ts"
-import type { Plan, PolicyBug, Request } from "./plan.ts"
-import { buggy, builtIn } from "./policy.ts"
-import { emptyRecord, outcomeOf, type RequestRecord, type RunRecord, type Stage } from "./record.ts"
+import type { Plan, Request } from "./plan.ts"
+import { outcomeOf, type RequestRecord, type RunRecord, type Stage } from "./record.ts"
 
 /** The id of the worker outside the pool. */
 const standaloneId = 1_000
@@ -49,9 +49,7 @@ const play = (plan: Plan, record: RunRecord, tasks: () => number) =>
     const log: HandlerLog = { running: 0, called: new Set() }
     const handler = makeHandler(log)
     const workerOptions = { maxInFlight: p.maxInFlight, restart: Schedule.spaced(Duration.millis(p.restartMillis)) }
-    const bugs = new WeakMap<object, PolicyBug>()
-    const hasBugs = plan.steps.some((s) => s._tag === "Request" && s.policy !== undefined)
-    const policy = hasBugs ? buggy(builtIn(p.policy), bugs) : builtIn(p.policy)
+    const { policy, bugs } = policyOf(plan)
     const allowance = allowanceOf(plan)
 
     // The pool closes first; the workers added later, and the one outside the pool, after it.
@@ -74,13 +72,7 @@ const play = (plan: Plan, record: RunRecord, tasks: () => number) =>
       policy,
       size: p.workers,
       worker: (id) => makeWorker(id),
-      timeout: p.timeoutMillis === undefined ? undefined : Duration.millis(p.timeoutMillis),
-      queueTimeout: Duration.millis(p.queueTimeoutMillis),
-      queueCapacity: p.queueCapacity,
-      queueStrategy: p.queueStrategy,
-      drain: Duration.millis(p.drainMillis),
-      ejection: p.ejection ? undefined : false,
-      retry: { maxRetries: p.maxRetries }
+      ...poolOptionsOf(p)
     }).pipe(Effect.orDie, Scope.provide(poolScope))
     const standalone = yield* makeWorker(standaloneId, standaloneScope)
     let nextWorkerId = p.workers
@@ -88,23 +80,7 @@ const play = (plan: Plan, record: RunRecord, tasks: () => number) =>
 
     const fibers = new Map<number, Fiber.Fiber<unknown, unknown>>()
     const byId = new Map<number, RequestRecord>()
-    let closing: Fiber.Fiber<void> | undefined
-
-    const close = (seq: number) =>
-      Effect.gen(function* () {
-        if (closing !== undefined) return
-        record.closeAt = now()
-        record.closeSeq = seq
-        closing = yield* Effect.forkDetach(
-          Scope.close(poolScope, Exit.void).pipe(
-            Effect.ensuring(
-              Effect.sync(() => {
-                record.closedAt = now()
-              })
-            )
-          )
-        )
-      })
+    const close = poolClose(poolScope, record, now, false)
 
     /** Interrupts the caller of request `id`, if it has not ended. */
     const interrupt = (id: number, stage?: Stage) => {
@@ -127,31 +103,16 @@ const play = (plan: Plan, record: RunRecord, tasks: () => number) =>
 
     const send = (step: Request, seq: number) =>
       Effect.gen(function* () {
-        const rec: RequestRecord = {
-          request: step,
-          seq,
-          dispatchedAt: now(),
-          endedAt: undefined,
-          outcome: undefined,
-          interruptedAt: undefined,
-          interruptStage: undefined
-        }
-        record.requests.push(rec)
+        const rec = recordDispatch(record, step, seq, now())
         byId.set(step.id, rec)
         const job: Job = { id: step.id, act: step.act }
         if (step.policy !== undefined) bugs.set(job, step.policy)
-        const timeout = step.timeoutMillis === undefined ? undefined : Duration.millis(step.timeoutMillis)
         const dispatch =
           step.direct === true
-            ? standalone.dispatch(job, { timeout })
-            : step.timeoutMillis === undefined && step.queueTimeoutMillis === undefined && step.idempotent !== true
-              ? pool.dispatch(job)
-              : pool.dispatch(job, {
-                  timeout,
-                  queueTimeout:
-                    step.queueTimeoutMillis === undefined ? undefined : Duration.millis(step.queueTimeoutMillis),
-                  idempotent: step.idempotent
-                })
+            ? standalone.dispatch(job, {
+                timeout: step.timeoutMillis === undefined ? undefined : Duration.millis(step.timeoutMillis)
+              })
+            : dispatchTo(pool, job, step)
         // Detached: a caller that never ends must not hold the run up.
         const fiber = yield* Effect.forkDetach(
           Effect.onExit(dispatch, (exit) =>
@@ -183,27 +144,13 @@ const play = (plan: Plan, record: RunRecord, tasks: () => number) =>
           yield* Effect.exit(pool.add(worker))
           break
         }
-        case "Remove": {
-          const members = yield* pool.health
-          if (members.length === 0) break
-          const [id] = members[Math.floor(step.pick * members.length)]!
-          const removal = { id, at: now(), returnedAt: undefined as number | undefined }
-          record.removals.push(removal)
-          yield* Effect.forkDetach(
-            Effect.ensuring(
-              Effect.exit(pool.remove(id)),
-              Effect.sync(() => {
-                removal.returnedAt = now()
-              })
-            ),
-            { startImmediately: true }
-          )
+        case "Remove":
+          yield* removeMember(pool, step.pick, record, now)
           break
-        }
         case "Kill":
           break
         case "Shutdown":
-          yield* close(seq)
+          yield* close.begin(seq)
           break
       }
       yield* settle
@@ -213,7 +160,7 @@ const play = (plan: Plan, record: RunRecord, tasks: () => number) =>
     // The end: the pool closes (if the plan did not close it), and the clock
     // runs past the drain and the allowance, then further, to show what a
     // stuck close or a leftover fiber would do.
-    yield* close(plan.steps.length)
+    yield* close.begin(plan.steps.length)
     const closeBound = record.closeAt! + p.drainMillis + allowance.close
     yield* TestClock.adjust(Math.max(0, closeBound + patienceMillis - now()))
     yield* settle
@@ -254,7 +201,7 @@ const play = (plan: Plan, record: RunRecord, tasks: () => number) =>
       record.leftovers.push("pool.changes did not end")
       changes.interruptUnsafe()
     }
-    if (closing !== undefined && closing.pollUnsafe() === undefined) closing.interruptUnsafe()
+    close.abandon()
     // Callers that never ended are left as they are: the checks report them.
     for (const rec of record.requests) {
       const exit = fibers.get(rec.request.id)?.pollUnsafe()
@@ -267,29 +214,14 @@ const play = (plan: Plan, record: RunRecord, tasks: () => number) =>
  * time the run may take before it is given up on (and reported).
  */
 export const runInProcess = (plan: Plan, watchdogMillis: number): Effect.Effect<RunRecord> =>
-  Effect.suspend(() => {
-    const record = emptyRecord(plan)
-    const began = performance.now()
-    takeUncaught()
+  watchedRun(plan, watchdogMillis, (record) => {
     const counting = countingScheduler()
-    const run = play(plan, record, counting.tasks).pipe(
+    return play(plan, record, counting.tasks).pipe(
       Random.withSeed(plan.seed),
       capturingLogs(record.logs),
       Effect.provideService(References.MinimumLogLevel, "Warn"),
       Effect.provide(TestClock.layer()),
       Effect.provideService(Scheduler.Scheduler, counting.scheduler),
-      Effect.scoped,
-      Effect.as(record)
-    )
-    return withWatchdog(run, watchdogMillis, () => {
-      record.incidents.push(`the run did not finish within ${watchdogMillis} ms of real time`)
-      return record
-    }).pipe(
-      Effect.tap(() =>
-        Effect.sync(() => {
-          record.incidents.push(...takeUncaught())
-          record.elapsedMillis = performance.now() - began
-        })
-      )
+      Effect.scoped
     )
   })

@@ -7,23 +7,13 @@
  */
 import * as os from "node:os"
 import * as path from "node:path"
-import { fileURLToPath } from "node:url"
 import { Duration } from "effect"
 import { type DomainError, type InvalidRequest, Subprocess, Thread, type WorkerKind } from "effect-worker-pool"
+import { typeScriptNode } from "../chaos/node.ts"
 import { Answer, Job } from "./jobs.ts"
 import type { PoolSettings } from "./plan.ts"
 
-const root = fileURLToPath(new URL("..", import.meta.url))
 const script = new URL("./worker.ts", import.meta.url)
-
-/** Node runs TypeScript by stripping types from 22.18 (and 23.6) on. */
-const stripsTypes = (version: string): boolean => {
-  const [major = 0, minor = 0] = version.replace(/^v/, "").split(".").map(Number)
-  return major > 23 || (major === 23 && minor >= 6) || (major === 22 && minor >= 18)
-}
-
-/** A Node that runs the TypeScript worker: this one, or the project's own. */
-const nodePath = stripsTypes(process.version) ? process.execPath : path.join(root, "node_modules", ".bin", "node")
 
 export type WireKind = WorkerKind.WorkerKind<Job, Answer, DomainError | InvalidRequest>
 
@@ -46,7 +36,7 @@ export const kindOf = (target: "thread" | "subprocess", pool: PoolSettings): Wir
     ? Thread.make(script, common)
     : Subprocess.node(script, {
         ...common,
-        nodePath,
+        nodePath: typeScriptNode,
         maxLineBytes: pool.maxLineBytes,
         env: { NODE_COMPILE_CACHE: path.join(os.tmpdir(), "effect-worker-pool-fuzz-compile-cache") }
       })

@@ -8,13 +8,13 @@
 import { Duration, Effect, Exit, type Fiber, References, Schedule, Scope, Stream } from "effect"
 import { type DomainError, type InvalidRequest, Worker, WorkerId, WorkerPool } from "effect-worker-pool"
 import { exists, liveChildren, liveDescendants, workerThreads } from "../chaos/processes.ts"
-import { capturingLogs, takeUncaught, withWatchdog } from "./harness.ts"
+import { dispatchTo, policyOf, poolClose, poolOptionsOf, recordDispatch, removeMember, watchedRun } from "./executor.ts"
+import { capturingLogs } from "./harness.ts"
 import type { Answer, Job, WireAct } from "./jobs.ts"
 import { kindOf } from "./kinds.ts"
 import { allowanceOf } from "./model.ts"
-import type { Act, Plan, PolicyBug, PoolSettings, Request } from "./plan.ts"
-import { buggy, builtIn } from "./policy.ts"
-import { emptyRecord, outcomeOf, type RequestRecord, type RunRecord } from "./record.ts"
+import type { Act, Plan, PoolSettings, Request } from "./plan.ts"
+import { outcomeOf, type RequestRecord, type RunRecord } from "./record.ts"
 
 /** Real time the run waits, past a bound, before it calls what it waits for stuck. */
 const patienceMillis = 15_000
@@ -58,9 +58,7 @@ const play = (plan: Plan & { readonly target: "thread" | "subprocess" }, record:
     const processesBefore = new Set(liveDescendants())
     const threadsBefore = workerThreads()
     const kind = kindOf(plan.target, p)
-    const bugs = new WeakMap<object, PolicyBug>()
-    const hasBugs = plan.steps.some((s) => s._tag === "Request" && s.policy !== undefined)
-    const policy = hasBugs ? buggy(builtIn(p.policy), bugs) : builtIn(p.policy)
+    const { policy, bugs } = policyOf(plan)
     const workerOptions = { restart: Schedule.spaced(Duration.millis(p.restartMillis)) }
 
     const poolScope = yield* Scope.make()
@@ -80,13 +78,7 @@ const play = (plan: Plan & { readonly target: "thread" | "subprocess" }, record:
       policy,
       size: p.workers,
       worker: (id) => makeWorker(id),
-      timeout: p.timeoutMillis === undefined ? undefined : Duration.millis(p.timeoutMillis),
-      queueTimeout: Duration.millis(p.queueTimeoutMillis),
-      queueCapacity: p.queueCapacity,
-      queueStrategy: p.queueStrategy,
-      drain: Duration.millis(p.drainMillis),
-      ejection: p.ejection ? undefined : false,
-      retry: { maxRetries: p.maxRetries },
+      ...poolOptionsOf(p),
       spares: p.spares
     }).pipe(Effect.orDie, Scope.provide(poolScope))
     let nextWorkerId = p.workers
@@ -103,22 +95,7 @@ const play = (plan: Plan & { readonly target: "thread" | "subprocess" }, record:
     const fibers = new Map<number, Fiber.Fiber<unknown, unknown>>()
     const byId = new Map<number, RequestRecord>()
     const killed = new Set<number>()
-    let closing: Fiber.Fiber<void> | undefined
-    const close = (at: number) =>
-      Effect.gen(function* () {
-        if (closing !== undefined) return
-        record.closeAt = now()
-        record.closeSeq = at
-        closing = yield* Effect.forkDetach(
-          Effect.ensuring(
-            Scope.close(poolScope, Exit.void),
-            Effect.sync(() => {
-              record.closedAt = now()
-            })
-          ),
-          { startImmediately: true }
-        )
-      })
+    const close = poolClose(poolScope, record, now, true)
 
     const interrupt = (id: number, stage?: "served") =>
       Effect.gen(function* () {
@@ -136,30 +113,12 @@ const play = (plan: Plan & { readonly target: "thread" | "subprocess" }, record:
 
     const send = (step: Request, at: number) =>
       Effect.gen(function* () {
-        const rec: RequestRecord = {
-          request: step,
-          seq: at,
-          dispatchedAt: now(),
-          endedAt: undefined,
-          outcome: undefined,
-          interruptedAt: undefined,
-          interruptStage: undefined
-        }
-        record.requests.push(rec)
+        const rec = recordDispatch(record, step, at, now())
         byId.set(step.id, rec)
         const job: Job = { id: step.id, act: wireAct(step.act, p) }
         if (step.policy !== undefined) bugs.set(job, step.policy)
-        const dispatch =
-          step.timeoutMillis === undefined && step.queueTimeoutMillis === undefined && step.idempotent !== true
-            ? pool.dispatch(job)
-            : pool.dispatch(job, {
-                timeout: step.timeoutMillis === undefined ? undefined : Duration.millis(step.timeoutMillis),
-                queueTimeout:
-                  step.queueTimeoutMillis === undefined ? undefined : Duration.millis(step.queueTimeoutMillis),
-                idempotent: step.idempotent
-              })
         const fiber = yield* Effect.forkDetach(
-          Effect.onExit(dispatch, (exit) =>
+          Effect.onExit(dispatchTo(pool, job, step), (exit) =>
             Effect.suspend(() => {
               rec.endedAt = now()
               rec.outcome = outcomeOf(Exit.map(exit, (answer) => answer.id))
@@ -188,23 +147,9 @@ const play = (plan: Plan & { readonly target: "thread" | "subprocess" }, record:
           yield* Effect.exit(pool.add(worker))
           break
         }
-        case "Remove": {
-          const members = yield* pool.health
-          if (members.length === 0) break
-          const [id] = members[Math.floor(step.pick * members.length)]!
-          const removal = { id, at: now(), returnedAt: undefined as number | undefined }
-          record.removals.push(removal)
-          yield* Effect.forkDetach(
-            Effect.ensuring(
-              Effect.exit(pool.remove(id)),
-              Effect.sync(() => {
-                removal.returnedAt = now()
-              })
-            ),
-            { startImmediately: true }
-          )
+        case "Remove":
+          yield* removeMember(pool, step.pick, record, now)
           break
-        }
         case "Kill": {
           const pids = liveChildren().filter((pid) => !processesBefore.has(pid) && !killed.has(pid))
           if (pids.length === 0) break
@@ -218,7 +163,7 @@ const play = (plan: Plan & { readonly target: "thread" | "subprocess" }, record:
           break
         }
         case "Shutdown":
-          yield* close(seq)
+          yield* close.begin(seq)
           break
       }
       yield* Effect.yieldNow
@@ -226,9 +171,9 @@ const play = (plan: Plan & { readonly target: "thread" | "subprocess" }, record:
     }
 
     // The end: the pool closes, within its bound or it is reported.
-    yield* close(plan.steps.length)
+    yield* close.begin(plan.steps.length)
     const closeBound = p.drainMillis + allowance.close
-    yield* within(closeBound + patienceMillis, () => closing!.pollUnsafe() !== undefined)
+    yield* within(closeBound + patienceMillis, close.returned)
     sampler.interruptUnsafe()
     // A remove stops its worker, which takes the kind's grace periods.
     yield* within(allowance.close + patienceMillis, () => record.removals.every((r) => r.returnedAt !== undefined))
@@ -257,7 +202,7 @@ const play = (plan: Plan & { readonly target: "thread" | "subprocess" }, record:
       if (health.state !== "Stopped")
         record.leftovers.push(`worker ${workers[i]!.id} is ${health.state} after the close`)
     }
-    if (closing !== undefined && closing.pollUnsafe() === undefined) closing.interruptUnsafe()
+    close.abandon()
   })
 
 /**
@@ -265,27 +210,11 @@ const play = (plan: Plan & { readonly target: "thread" | "subprocess" }, record:
  * real time the run may take before it is given up on (and reported).
  */
 export const runOutOfProcess = (plan: Plan, watchdogMillis: number): Effect.Effect<RunRecord> =>
-  Effect.suspend(() => {
-    if (plan.target !== "thread" && plan.target !== "subprocess") {
-      return Effect.die(new Error(`runOutOfProcess: ${plan.target} is not a thread or subprocess plan`))
-    }
-    const record = emptyRecord(plan)
-    const began = performance.now()
-    takeUncaught()
-    const run = play(plan as Plan & { readonly target: "thread" | "subprocess" }, record, began).pipe(
-      capturingLogs(record.logs),
-      Effect.provideService(References.MinimumLogLevel, "Warn"),
-      Effect.as(record)
-    )
-    return withWatchdog(run, watchdogMillis, () => {
-      record.incidents.push(`the run did not finish within ${watchdogMillis} ms of real time`)
-      return record
-    }).pipe(
-      Effect.tap(() =>
-        Effect.sync(() => {
-          record.incidents.push(...takeUncaught())
-          record.elapsedMillis = performance.now() - began
-        })
+  plan.target !== "thread" && plan.target !== "subprocess"
+    ? Effect.die(new Error(`runOutOfProcess: ${plan.target} is not a thread or subprocess plan`))
+    : watchedRun(plan, watchdogMillis, (record, began) =>
+        play(plan as Plan & { readonly target: "thread" | "subprocess" }, record, began).pipe(
+          capturingLogs(record.logs),
+          Effect.provideService(References.MinimumLogLevel, "Warn")
+        )
       )
-    )
-  })

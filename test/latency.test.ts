@@ -18,6 +18,13 @@ const idle = (id: number, inFlight = 0, oldestInFlightSince?: number): Measured 
 
 const close = (actual: number, expected: number) => assert.approximately(actual, expected, 1e-9)
 
+/** The estimate stored for worker 0 after its `samples`, each a latency and when it was measured, in order. */
+const storedAfter = (...samples: ReadonlyArray<readonly [latency: number, at: number]>) => {
+  const estimates = new LatencyEstimates(TAU, DEFAULT)
+  for (const [latency, at] of samples) estimates.record(0, latency, at)
+  return estimates.stored(0)
+}
+
 describe("a worker's estimate", () => {
   it("is its first sample, as it is", () => {
     const estimates = new LatencyEstimates(TAU, DEFAULT)
@@ -28,36 +35,23 @@ describe("a worker's estimate", () => {
   })
 
   it("jumps to a higher sample at once (the peak)", () => {
-    const estimates = new LatencyEstimates(TAU, DEFAULT)
-    estimates.record(0, 40, 0)
-    estimates.record(0, 90, 5_000)
-    assert.strictEqual(estimates.stored(0), 90)
+    assert.strictEqual(storedAfter([40, 0], [90, 5_000]), 90)
   })
 
   it("blends a lower sample in with weight 1 - exp(-Δt / τ)", () => {
-    const estimates = new LatencyEstimates(TAU, DEFAULT)
-    estimates.record(0, 100, 0)
-    estimates.record(0, 20, 1_000)
     const w = Math.exp(-1)
-    close(estimates.stored(0)!, 100 * w + 20 * (1 - w))
+    close(storedAfter([100, 0], [20, 1_000])!, 100 * w + 20 * (1 - w))
   })
 
   it("keeps the estimate for a lower sample at the same instant, and barely moves it microseconds later", () => {
-    const estimates = new LatencyEstimates(TAU, DEFAULT)
-    estimates.record(0, 100, 0)
-    estimates.record(0, 20, 0)
-    assert.strictEqual(estimates.stored(0), 100)
+    assert.strictEqual(storedAfter([100, 0], [20, 0]), 100)
     // 0.5 µs later: the series 1 - x + x²/2 stands for exp(-x).
-    estimates.record(0, 20, 0.0005)
     const x = 0.0005 / TAU
-    close(estimates.stored(0)!, 100 * (1 - x + (x * x) / 2) + 20 * (x - (x * x) / 2))
+    close(storedAfter([100, 0], [20, 0], [20, 0.0005])!, 100 * (1 - x + (x * x) / 2) + 20 * (x - (x * x) / 2))
   })
 
   it("a sample stamped before the last one weighs nothing", () => {
-    const estimates = new LatencyEstimates(TAU, DEFAULT)
-    estimates.record(0, 100, 1_000)
-    estimates.record(0, 20, 500)
-    assert.strictEqual(estimates.stored(0), 100)
+    assert.strictEqual(storedAfter([100, 1_000], [20, 500]), 100)
   })
 
   it("decays while no sample comes", () => {

@@ -6,23 +6,11 @@
 import { assert, describe, it } from "@effect/vitest"
 import type { DispatchPolicy } from "effect-worker-pool"
 import { WorkerId } from "effect-worker-pool"
+import { Testing } from "effect-worker-pool/testing"
 import { Roster } from "../src/internal/roster.ts"
 
-const health = (inFlight: number): DispatchPolicy.Candidate["health"] => ({
-  state: "Healthy",
-  inFlight,
-  completed: 0,
-  errored: 0,
-  timeouts: 0,
-  interrupted: 0,
-  rejected: 0,
-  crashes: 0,
-  restarts: 0,
-  attempt: 0,
-  failedStarts: 0,
-  consecutiveFailures: 0,
-  ejections: 0
-})
+/** A healthy worker's record with `inFlight` requests in flight. */
+const health = (inFlight: number): DispatchPolicy.Candidate["health"] => Testing.health({ inFlight })
 
 const candidates = (ids: ReadonlyArray<number>): Array<DispatchPolicy.Candidate> =>
   ids.map((id) => ({ id: WorkerId.make(id), health: health(0), maxInFlight: 4 }))

@@ -19,11 +19,16 @@ import * as S from "./fixtures/support.ts"
 const contract = { request: Job, response: Answer }
 const fast = { startTimeout: "20 seconds", cancelGrace: "2 seconds", shutdownTimeout: "1 second" } as const
 
-class Threads extends ScriptPool.Service<Threads>()("test/Threads", {
+/** The test worker's script on threads: its schemas, the source condition, short grace periods. */
+const threadScript = {
   thread: S.workerScript,
   execArgv: ["--conditions=effect-worker-pool-source"],
   ...contract,
-  ...fast,
+  ...fast
+}
+
+class Threads extends ScriptPool.Service<Threads>()("test/Threads", {
+  ...threadScript,
   size: 2,
   policy: DispatchPolicy.RoundRobin,
   concurrency: 2,
@@ -113,10 +118,7 @@ describe("ScriptPool", { timeout: 60_000 }, () => {
     S.live(() =>
       Effect.gen(function* () {
         const pool = yield* ScriptPool.make({
-          thread: S.workerScript,
-          execArgv: ["--conditions=effect-worker-pool-source"],
-          ...contract,
-          ...fast,
+          ...threadScript,
           spares: 0
         })
         assert.strictEqual(yield* pool.size, availableParallelism())
@@ -129,10 +131,7 @@ describe("ScriptPool", { timeout: 60_000 }, () => {
     S.live(() =>
       Effect.gen(function* () {
         const pool = yield* ScriptPool.make({
-          thread: S.workerScript,
-          execArgv: ["--conditions=effect-worker-pool-source"],
-          ...contract,
-          ...fast,
+          ...threadScript,
           size: 1,
           spares: 0,
           policy: DispatchPolicy.RoundRobin,
