@@ -12,6 +12,8 @@ import base from "./vitest.config.ts"
  */
 const files = [
   "test/request.test.ts",
+  "test/request-record.test.ts",
+  "test/admission-queue.test.ts",
   "test/roster.test.ts",
   "test/latency.test.ts",
   "test/health-record.test.ts",

@@ -172,7 +172,6 @@ class DeadlineHeap {
 
   remove(item: Waiting): void {
     const index = item.heapIndex
-    if (index === -1) return
     item.heapIndex = -1
     const last = this.items.pop()!
     if (last === item) return
