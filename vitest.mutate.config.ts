@@ -27,7 +27,10 @@ const files = [
   "test/reference.test.ts",
   "test/resources.test.ts",
   "test/lifecycle.test.ts",
-  "test/policies.test.ts"
+  "test/policies.test.ts",
+  "test/spares.test.ts",
+  "test/observability.test.ts",
+  "test/options.test.ts"
 ]
 
 /** Runs the files in the order above (quick and pointed first): a mutant stops at the first test that fails. */
@@ -49,6 +52,9 @@ export default defineConfig({
     // Each of these tests takes at most tens of milliseconds (virtual time), a few hundred on a busy machine: a mutant
     // that makes one hang fails it here (killed) after 2 s, sooner than Stryker's own timeout, which restarts its
     // test runner.
-    testTimeout: 2_000
+    testTimeout: 2_000,
+    // The same bound for the hooks that close what a test opened: a mutant that hangs a close fails here too.
+    hookTimeout: 2_000,
+    teardownTimeout: 2_000
   }
 })
