@@ -24,6 +24,7 @@ const files = [
   "test/shutdown.test.ts",
   "test/clean-end.test.ts",
   "test/handler-mistakes.test.ts",
+  "test/submit.test.ts",
   "test/reference.test.ts",
   "test/resources.test.ts",
   "test/lifecycle.test.ts",
