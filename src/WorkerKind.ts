@@ -102,7 +102,9 @@ export interface Incarnation<Req, Resp, E> {
    * it (counted as one crash) and gives the request to another worker, or to
    * this one once it is back, since it never ran. Whatever `done` is called
    * from, the pool applies it in a step of its own: it never runs the pool's
-   * code in the middle of `submit`.
+   * code in the middle of `submit`. A `submit` that throws is a defect of the
+   * worker, as a handler's throw is: its caller gets a `WorkerCrash` (reason
+   * `Defect`) and the incarnation is ended and restarted.
    */
   readonly submit?:
     | ((

@@ -883,31 +883,36 @@ describe("submit: a worker outside a pool (Worker.dispatch)", () => {
 })
 
 describe("submit: a kind whose submit throws (a bug of the kind)", () => {
-  // Engine bug: `WorkerCore.send` calls `submit` unguarded, in a step of the
-  // pool; the throw is logged as an engine defect and the request stays
-  // `Reserved`: its caller never gets an outcome (not even at shutdown) and
-  // its slot is never given back.
-  it.effect.fails("in a pool: its caller gets a failure and the slot is given back", () =>
+  // A throw from `submit` is a defect of the worker, as a handler's throw is:
+  // a WorkerCrash (Defect) for its caller, its slot given back, the
+  // incarnation ended once and restarted by its schedule.
+  const thrown = crashOf(new Defect({ message: "defect: Error: submit threw on throw" }))
+
+  it.effect("in a pool: its caller gets a WorkerCrash, the slot is given back, the worker restarts", () =>
     Effect.gen(function* () {
       const fake = yield* makeFake()
       fake.script = (payload) => (payload === "throw" ? { _tag: "Throw" } : send)
       const pool = yield* poolOf([fake], { drain: "0 millis" })
-      const caller = yield* Effect.forkChild(pool.dispatch("throw"))
-      yield* until("the caller gets an outcome", () => caller.pollUnsafe() !== undefined)
-      assert.isTrue(Exit.isFailure(caller.pollUnsafe()!))
-      yield* until("the slot is given back", () => Effect.map(healthOf(pool), (h) => h.inFlight === 0))
+      assert.deepStrictEqual(yield* Effect.exit(pool.dispatch("throw")), Exit.fail(thrown))
+      const health = yield* healthOf(pool)
+      assert.deepStrictEqual([health.inFlight, health.crashes, health.state], [0, 1, "Restarting"])
+      // Back after the restart delay, it serves.
+      yield* TestClock.adjust("1 second")
+      const next = yield* Effect.forkChild(pool.dispatch("after"))
+      const sent = yield* nextSent(fake)
+      yield* fake.settle(sent, Exit.succeed("answered"))
+      assert.deepStrictEqual(yield* Fiber.await(next), Exit.succeed("answered"))
     })
   )
 
-  // Engine bug: outside a pool, the caller gets the throw as a defect, but
-  // the request stays `Running` and its slot taken for good.
-  it.effect.fails("Worker.dispatch: the slot is given back", () =>
+  it.effect("Worker.dispatch: its caller gets a WorkerCrash, the slot is given back", () =>
     Effect.gen(function* () {
       const fake = yield* makeFake()
       fake.script = () => ({ _tag: "Throw" })
       const worker = yield* Worker.fromKind(WorkerId.make(0), fake.kind, { restart })
-      assert.isTrue(Exit.isFailure(yield* Effect.exit(worker.dispatch("throw"))))
-      yield* until("the slot is given back", () => Effect.map(worker.health, (h) => h.inFlight === 0))
+      assert.deepStrictEqual(yield* Effect.exit(worker.dispatch("throw")), Exit.fail(thrown))
+      const health = yield* worker.health
+      assert.deepStrictEqual([health.inFlight, health.crashes], [0, 1])
     })
   )
 })

@@ -284,8 +284,9 @@ export class WorkerCore<Req, Resp, E> implements SlotOwner {
    * gave the outcome before `submit` returned, that outcome (`done` is then
    * never called): an `InvalidRequest` (too large for the wire, a request
    * its Schema cannot encode), a `WorkerCrash` (the incarnation is dead: the
-   * request was not sent), or an effect the caller runs to send it (a Schema
-   * that encodes asynchronously).
+   * request was not sent), an effect the caller runs to send it (a Schema
+   * that encodes asynchronously), or, when `submit` throws, a defect (a
+   * `WorkerCrash` once judged).
    */
   send(
     request: Request,
@@ -294,14 +295,22 @@ export class WorkerCore<Req, Resp, E> implements SlotOwner {
     const incarnation = (request.incarnation as Live<Req, Resp, E>).incarnation
     let early: Effect.Effect<Resp, E | WorkerCrash> | undefined
     let returned = false
-    const cancel = incarnation.submit!(
-      request.payload as Req,
-      (outcome) => {
-        if (returned) done(outcome)
-        else early ??= outcome
-      },
-      request.span
-    )
+    let cancel: () => void
+    try {
+      cancel = incarnation.submit!(
+        request.payload as Req,
+        (outcome) => {
+          if (returned) done(outcome)
+          else early ??= outcome
+        },
+        request.span
+      )
+    } catch (defect) {
+      // A kind whose submit throws is broken: a defect of the worker, as a
+      // handler's throw is (whether the request went out is unknown).
+      returned = true
+      return early ?? Exit.die(defect)
+    }
     returned = true
     return early ?? cancel
   }
