@@ -3,6 +3,7 @@ import { Cause, Context, Deferred, Effect, Exit, Fiber, Layer, Option, Schedule 
 import { TestClock } from "effect/testing"
 import {
   DispatchPolicy,
+  DomainError,
   DuplicateWorkerId,
   InvalidOptions,
   NoWorker,
@@ -137,6 +138,39 @@ describe("WorkerPool routing", () => {
         (yield* pool.health).map(([, h]) => h.inFlight),
         [0, 0]
       )
+    })
+  )
+})
+
+describe("a dispatch's effect", () => {
+  it.effect("may be run again, and twice at once: each run is a request of its own", () =>
+    Effect.gen(function* () {
+      let calls = 0
+      const pool = yield* WorkerPool.make({
+        size: 2,
+        worker: (id) =>
+          Worker.make(id, (n: number) =>
+            Effect.suspend(() => {
+              calls++
+              // The first two runs fail with a domain error: a retry runs the same effect again.
+              return calls <= 2 ? Effect.fail(new DomainError({ reason: `run ${calls}` })) : Effect.succeed(n * 10)
+            })
+          )
+      })
+      const once = pool.dispatch(4)
+      assert.strictEqual(yield* Effect.retry(once, Schedule.recurs(2)), 40)
+      assert.strictEqual(yield* once, 40)
+      assert.deepStrictEqual(yield* Effect.all([once, once], { concurrency: 2 }), [40, 40])
+      const health = yield* pool.health
+      assert.deepStrictEqual(
+        health.map(([, h]) => h.inFlight),
+        [0, 0]
+      )
+      assert.strictEqual(
+        health.reduce((n, [, h]) => n + h.completed, 0),
+        6
+      )
+      assert.strictEqual(calls, 6)
     })
   )
 })

@@ -94,7 +94,7 @@ export class Request<Req = any> {
   /** The span of its dispatch, when traced: the parent of the handler's spans. */
   readonly span: Tracer.Span | undefined
   /** The fiber of its caller, when it has one (a pool's caller). */
-  caller: Fiber.Fiber<unknown, unknown> | undefined
+  readonly caller: Fiber.Fiber<unknown, unknown> | undefined
   /** How many times it started on a worker. */
   attempts = 0
   /** It was admitted: the pool counts it among the requests it must see to their end (its drain waits for them). */

@@ -131,8 +131,7 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
    * caller's fiber (which passes through as it is).
    *
    * `divert`, given the caller's fiber, may run the dispatch another way
-   * (under a span of its own, in a frame of its own): this frame's request
-   * is then never placed, and its end is nothing to the pool.
+   * (under a span of its own, through a dispatch of its own).
    */
   dispatch(
     payload: Req,
@@ -142,22 +141,18 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
       | undefined,
     span?: Tracer.Span
   ): Effect.Effect<Resp, any> {
-    const request = new Request<Req>(payload, plan, span, undefined)
-    return Effect.onExitPrimitive(
-      Effect.withFiber((caller) => {
-        if (divert !== undefined) {
-          const other = divert(caller, payload, plan)
-          if (other !== undefined) return other
-        }
-        request.caller = caller
-        return this.place(request)
-      }),
-      (exit) => {
-        // A request with no caller was never placed: interrupted before it was, or diverted.
-        if (request.caller !== undefined) this.exited(request, exit)
-        return undefined
+    // One record per run: the effect a dispatch returns may be run again (a retry, a repeat) or run twice at once.
+    return Effect.withFiber((caller) => {
+      if (divert !== undefined) {
+        const other = divert(caller, payload, plan)
+        if (other !== undefined) return other
       }
-    )
+      const request = new Request<Req>(payload, plan, span, caller)
+      return this.frame(
+        request,
+        Effect.suspend(() => this.place(request))
+      )
+    })
   }
 
   /** The frame `body` runs in for `request` (see `dispatch`). */
