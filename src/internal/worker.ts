@@ -307,8 +307,8 @@ export class WorkerCore<Req, Resp, E> implements SlotOwner {
       )
     } catch (defect) {
       // A kind whose submit throws is broken: a defect of the worker, as a
-      // handler's throw is (whether the request went out is unknown).
-      returned = true
+      // handler's throw is (whether the request went out is unknown). An
+      // outcome it gives later is not heard (`returned` stays false).
       return early ?? Exit.die(defect)
     }
     returned = true
