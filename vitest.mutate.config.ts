@@ -25,6 +25,7 @@ const files = [
   "test/clean-end.test.ts",
   "test/handler-mistakes.test.ts",
   "test/submit.test.ts",
+  "test/queue-deadlines.test.ts",
   "test/reference.test.ts",
   "test/resources.test.ts",
   "test/lifecycle.test.ts",

@@ -56,6 +56,8 @@ type Reaction =
    */
   | { readonly _tag: "Dead"; readonly reason: CrashReason; readonly exits: boolean }
   | { readonly _tag: "Throw" }
+  /** Takes the request (the test can answer it later), then throws. */
+  | { readonly _tag: "SendThenThrow" }
 
 const send: Reaction = { _tag: "Send" }
 const early = (outcome: Outcome): Reaction => ({ _tag: "Early", outcome })
@@ -152,9 +154,14 @@ const makeFake = (options: { readonly concurrency?: number; readonly restartOnTi
             return () => {}
           case "Throw":
             throw new Error(`submit threw on ${payload}`)
+          case "SendThenThrow":
           case "Send": {
             const request: Sent = { payload, incarnation: life.n, cancels: 0, settled: false }
             life.pending.set(request, done)
+            if (reaction._tag === "SendThenThrow") {
+              Queue.offerUnsafe(sent, request)
+              throw new Error(`submit threw on ${payload}`)
+            }
             fake.maxPending = Math.max(fake.maxPending, life.pending.size)
             Queue.offerUnsafe(sent, request)
             return () => {
@@ -902,6 +909,26 @@ describe("submit: a kind whose submit throws (a bug of the kind)", () => {
       const sent = yield* nextSent(fake)
       yield* fake.settle(sent, Exit.succeed("answered"))
       assert.deepStrictEqual(yield* Fiber.await(next), Exit.succeed("answered"))
+    })
+  )
+
+  it.effect("an answer the kind gives after its submit threw is not heard: one outcome, counters exact", () =>
+    Effect.gen(function* () {
+      const fake = yield* makeFake()
+      fake.script = (payload) => (payload === "throw" ? { _tag: "SendThenThrow" } : send)
+      const pool = yield* poolOf([fake], { drain: "0 millis" })
+      assert.deepStrictEqual(yield* Effect.exit(pool.dispatch("throw")), Exit.fail(thrown))
+      const taken = yield* nextSent(fake)
+      // The kind answers the request it threw on (unless its incarnation's end answered it first): not heard.
+      if (!taken.settled) yield* fake.settle(taken, Exit.succeed("late"))
+      yield* Effect.yieldNow
+      const crashed = { ...fresh, state: "Restarting", completed: 1, errored: 1, crashes: 1 } as const
+      assert.deepStrictEqual(yield* counters(pool), crashed)
+      yield* TestClock.adjust("1 second")
+      const next = yield* Effect.forkChild(pool.dispatch("after"))
+      yield* fake.settle(yield* nextSent(fake), Exit.succeed("answered"))
+      assert.deepStrictEqual(yield* exitOf(next), Exit.succeed("answered"))
+      assert.deepStrictEqual(yield* counters(pool), { ...fresh, completed: 2, errored: 1, crashes: 1, restarts: 1 })
     })
   )
 
