@@ -26,6 +26,7 @@ const files = [
   "test/handler-mistakes.test.ts",
   "test/submit.test.ts",
   "test/queue-deadlines.test.ts",
+  "test/supervision-logs.test.ts",
   "test/reference.test.ts",
   "test/resources.test.ts",
   "test/lifecycle.test.ts",

@@ -5,7 +5,7 @@
  */
 import { execFileSync } from "node:child_process"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Schedule } from "effect"
+import { Deferred, Effect, Exit, Schedule } from "effect"
 import { TestClock } from "effect/testing"
 import {
   type DomainError,
@@ -118,6 +118,83 @@ describe("spares", () => {
       yield* Effect.yieldNow
       assert.deepStrictEqual(yield* none.spares, [])
       assert.strictEqual(off.started(), 2)
+    })
+  )
+
+  it.effect("a spare that dies before it is used is ended, said so, and replaced after the backoff", () =>
+    Effect.gen(function* () {
+      let started = 0
+      const exits: Array<Deferred.Deferred<WorkerCrash>> = []
+      const kind: WorkerKind.WorkerKind<string, number, never> = {
+        name: "mortal",
+        spare: true,
+        spawn: Effect.gen(function* () {
+          const n = ++started
+          const exited = yield* Deferred.make<WorkerCrash>()
+          exits[n] = exited
+          return {
+            run: (request: string) =>
+              request === "crash" ? Effect.fail(WorkerCrash.report("boom")) : Effect.succeed(n),
+            exited: Deferred.await(exited)
+          }
+        })
+      }
+      const pool = yield* WorkerPool.make({
+        size: 1,
+        worker: (id) => Worker.fromKind(id, kind, { restart: Schedule.spaced("1 hour") })
+      })
+      yield* Effect.yieldNow
+      assert.deepStrictEqual(
+        (yield* pool.spares).map((s) => [s.state, s.starts]),
+        [["Ready", 1]]
+      )
+      // Incarnation 2, the spare, dies on its own.
+      yield* Deferred.succeed(exits[2]!, WorkerCrash.report("the spare died"))
+      yield* Effect.yieldNow
+      const [dead] = yield* pool.spares
+      assert.deepStrictEqual([dead!.state, dead!.lastFailure], ["Starting", "a spare died before it was used"])
+      assert.strictEqual(started, 2, "not restarted before the backoff")
+      yield* TestClock.adjust("150 millis")
+      assert.deepStrictEqual(
+        (yield* pool.spares).map((s) => [s.state, s.starts, s.failedStarts]),
+        [["Ready", 2, 0]]
+      )
+      // The crashed worker takes the new spare, incarnation 3.
+      yield* Effect.flip(pool.dispatch("crash"))
+      assert.strictEqual(yield* pool.dispatch("which"), 3)
+    })
+  )
+
+  it.effect("a spare that cannot start shows why, and is tried again once a worker of its kind has started", () =>
+    Effect.gen(function* () {
+      const { fail, kind, started } = numbered()
+      const pool = yield* WorkerPool.make({
+        size: 1,
+        worker: (id) => Worker.fromKind(id, kind, { restart: Schedule.spaced("1 second") })
+      })
+      yield* Effect.yieldNow
+      fail(true)
+      // The worker takes the ready spare; the next one fails to start after the backoff.
+      yield* Effect.flip(pool.dispatch("crash"))
+      yield* TestClock.adjust("150 millis")
+      const [failed] = yield* pool.spares
+      assert.deepStrictEqual([failed!.state, failed!.starts, failed!.failedStarts], ["Restarting", 2, 1])
+      assert.match(failed!.lastFailure!, /cannot start/)
+      // No worker of the kind has started since: no more spare starts, however long.
+      yield* TestClock.adjust("1 minute")
+      assert.strictEqual((yield* pool.spares)[0]!.starts, 2)
+
+      // The kind works again; the worker crashes and is restarted by its schedule (no spare is ready).
+      fail(false)
+      yield* Effect.flip(pool.dispatch("crash"))
+      const before = started()
+      yield* TestClock.adjust("1 second")
+      assert.strictEqual(started(), before + 1, "the worker restarted")
+      // Then the spare, after its backoff.
+      yield* TestClock.adjust("10 seconds")
+      const [back] = yield* pool.spares
+      assert.deepStrictEqual([back!.state, back!.failedStarts], ["Ready", 0])
+      assert.strictEqual(started(), before + 2)
     })
   )
 
