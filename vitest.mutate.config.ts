@@ -27,6 +27,7 @@ const files = [
   "test/submit.test.ts",
   "test/queue-deadlines.test.ts",
   "test/supervision-logs.test.ts",
+  "test/refusal-accounting.test.ts",
   "test/reference.test.ts",
   "test/resources.test.ts",
   "test/lifecycle.test.ts",
