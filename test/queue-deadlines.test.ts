@@ -25,7 +25,7 @@ const busyPool = (options: Partial<WorkerPool.Options<T.Behaviour, number, any, 
   })
 
 /** Forks a dispatch and lets it reach the queue. */
-const queue = (effect: Effect.Effect<number, unknown>) =>
+const queue = <A, E>(effect: Effect.Effect<A, E>) =>
   Effect.gen(function* () {
     const fiber = yield* Effect.forkChild(effect)
     yield* Effect.yieldNow
