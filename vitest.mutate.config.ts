@@ -31,6 +31,7 @@ const files = [
   "test/reference.test.ts",
   "test/resources.test.ts",
   "test/lifecycle.test.ts",
+  "test/shortest-expected-delay.test.ts",
   "test/policies.test.ts",
   "test/spares.test.ts",
   "test/observability.test.ts",
