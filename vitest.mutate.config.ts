@@ -28,6 +28,7 @@ const files = [
   "test/queue-deadlines.test.ts",
   "test/supervision-logs.test.ts",
   "test/refusal-accounting.test.ts",
+  "test/membership.test.ts",
   "test/reference.test.ts",
   "test/resources.test.ts",
   "test/lifecycle.test.ts",

@@ -1,6 +1,6 @@
 /**
  * The pool's members: the workers it routes to, sorted by id, and what the
- * pool counts about them (how many are live, healthy, or can come back),
+ * pool counts about them (how many are healthy, or can come back),
  * kept up to date one change at a time.
  */
 import type { Worker } from "../../Worker.ts"
@@ -18,24 +18,17 @@ export interface Member<Req, Resp, E> {
   readmittedAt: number | undefined
   /** A probe request is on its way to this ejected worker. */
   probing: boolean
-  /** What the counts hold of it: bit 1 live, bit 2 healthy, bit 4 can come back. */
+  /** What the counts hold of it: bit 1 healthy, bit 2 can come back. */
   counted: number
   /** The state last published on `changes`. */
   published: string
 }
 
-const LIVE = 1
-const HEALTHY = 2
-const CAN_COME_BACK = 4
+const HEALTHY = 1
+const CAN_COME_BACK = 2
 
-const flagsOf = (health: WorkerHealth & { readonly canComeBack: boolean }): number => {
-  const state = health.state
-  return (
-    (state === "Healthy" || state === "Ejected" ? LIVE : 0) |
-    (state === "Healthy" ? HEALTHY : 0) |
-    (health.canComeBack ? CAN_COME_BACK : 0)
-  )
-}
+const flagsOf = (health: WorkerHealth & { readonly canComeBack: boolean }): number =>
+  (health.state === "Healthy" ? HEALTHY : 0) | (health.canComeBack ? CAN_COME_BACK : 0)
 
 /** What `changes` publishes a change for: the state, the restart attempt, the ejection. */
 const signature = (health: WorkerHealth): string => `${health.state}:${health.attempt}:${health.ejectedUntil ?? ""}`
@@ -43,7 +36,6 @@ const signature = (health: WorkerHealth): string => `${health.state}:${health.at
 export class Membership<Req, Resp, E> {
   /** Every member, sorted by id. */
   members: ReadonlyArray<Member<Req, Resp, E>> = []
-  live = 0
   healthy = 0
   canComeBack = 0
 
@@ -96,7 +88,6 @@ export class Membership<Req, Resp, E> {
   private apply(member: Member<Req, Resp, E>, flags: number) {
     const before = member.counted
     if (before === flags) return
-    this.live += (flags & LIVE) - (before & LIVE)
     this.healthy += ((flags & HEALTHY) - (before & HEALTHY)) / HEALTHY
     this.canComeBack += ((flags & CAN_COME_BACK) - (before & CAN_COME_BACK)) / CAN_COME_BACK
     member.counted = flags
