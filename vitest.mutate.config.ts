@@ -29,6 +29,7 @@ const files = [
   "test/supervision-logs.test.ts",
   "test/refusal-accounting.test.ts",
   "test/membership.test.ts",
+  "test/worker-paths.test.ts",
   "test/reference.test.ts",
   "test/resources.test.ts",
   "test/lifecycle.test.ts",
