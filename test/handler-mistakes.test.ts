@@ -165,3 +165,30 @@ describe("a handler that does not give an Effect", () => {
     })
   }
 })
+
+describe("what the crash says a handler returned instead of an Effect", () => {
+  const returned: ReadonlyArray<readonly [string, unknown, string]> = [
+    ["a short string", "done", 'a string ("done")'],
+    ["a long string, cut at 40 characters", "x".repeat(41), `a string ("${"x".repeat(40)}…")`],
+    ["a string of 40 characters, whole", "y".repeat(40), `a string ("${"y".repeat(40)}")`],
+    ["a boolean", true, "a boolean (true)"],
+    ["a bigint", 12n, "a bigint (12)"],
+    ["a function", () => 1, "a function"],
+    ["a symbol", Symbol("s"), "a symbol"],
+    ["null", null, "null"],
+    ["an array", [1, 2], "an array"],
+    ["an object", { value: 1 }, "an object"],
+    ["an object whose then is not a function", { then: 1 }, "an object"]
+  ]
+  for (const [name, value, said] of returned) {
+    it.effect(name, () =>
+      Effect.gen(function* () {
+        const worker = yield* Worker.make(WorkerId.make(0), (_: string) => value as Effect.Effect<number>, restart)
+        const exit = yield* Effect.exit(worker.dispatch("go"))
+        const error = Exit.isFailure(exit) ? exit.cause.reasons.find((r) => r._tag === "Fail") : undefined
+        const crash = (error as { readonly error: WorkerCrash } | undefined)?.error
+        assert.strictEqual(crash?.reason.message, `defect: HandlerMistake: the handler returned ${said}, not an Effect`)
+      }).pipe(Effect.scoped)
+    )
+  }
+})
