@@ -88,6 +88,12 @@ export const catalogue: ReadonlyArray<Entry> = [
   entry("policy-throws", "policy", all, "the dispatch policy throws for the request"),
   entry("policy-undefined", "policy", all, "the dispatch policy returns undefined (wait) for the request, a few times"),
   entry("policy-outside-view", "policy", all, "the dispatch policy picks a worker it was not offered"),
+  entry(
+    "policy-learn-throws",
+    "policy",
+    all,
+    "the dispatch policy throws from onResult, each time it is told a result"
+  ),
   entry("add", "pool", all, "a worker is added mid-run"),
   entry("remove", "pool", all, "a worker is removed mid-run"),
   entry("shutdown-mid-run", "pool", all, "the pool's scope closes while requests run and wait; more come after")

@@ -23,8 +23,11 @@ export const policyOf = (
   plan: Plan
 ): { readonly policy: DispatchPolicy.DispatchPolicy<any, unknown>; readonly bugs: WeakMap<object, PolicyBug> } => {
   const bugs = new WeakMap<object, PolicyBug>()
-  const hasBugs = plan.steps.some((s) => s._tag === "Request" && s.policy !== undefined)
-  return { policy: hasBugs ? buggy(builtIn(plan.pool.policy), bugs) : builtIn(plan.pool.policy), bugs }
+  const hasBugs = plan.pool.learnThrows || plan.steps.some((s) => s._tag === "Request" && s.policy !== undefined)
+  return {
+    policy: hasBugs ? buggy(builtIn(plan.pool.policy), bugs, plan.pool.learnThrows) : builtIn(plan.pool.policy),
+    bugs
+  }
 }
 
 /** The options of `WorkerPool.make` the pool settings give: all but the policy, the workers and the spares. */

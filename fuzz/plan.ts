@@ -105,6 +105,8 @@ export interface PoolSettings {
   readonly maxLineBytes: number | undefined
   /** Threads and subprocesses only. */
   readonly cancelGraceMillis: number
+  /** The policy throws from `onResult` (its learning), every time it is told a result. */
+  readonly learnThrows: boolean
 }
 
 export interface Plan {
@@ -263,7 +265,8 @@ const drawPool = (r: Rng, target: Target, enabled: ReadonlySet<string>): PoolSet
     maxRetries: r.pick([1, 1, 2]),
     spares: real ? r.pick([0, 1]) : 0,
     maxLineBytes: target === "subprocess" && r.chance(0.7) ? 2048 : undefined,
-    cancelGraceMillis: r.pick([200, 400])
+    cancelGraceMillis: r.pick([200, 400]),
+    learnThrows: false
   }
 }
 
@@ -274,7 +277,11 @@ export const makePlan = (options: PlanOptions): Plan => {
   const enabled = enabledEntries(target, options.only, options.except)
   const has = (name: string) => enabled.has(name)
   const real = !inProcess(target)
-  const pool = drawPool(r, target, enabled)
+  // A random stream of its own: the draws of the plans of older seeds stay as they were.
+  const pool = {
+    ...drawPool(r, target, enabled),
+    learnThrows: enabled.has("policy-learn-throws") && makeRandom(seed, 99).chance(0.2)
+  }
   const acts: Array<readonly [string, number]> = []
   for (const name of enabled) {
     const e = entries.get(name) as Entry
@@ -437,6 +444,7 @@ export const entriesOf = (plan: Plan): Map<string, number> => {
   const count = (name: string) => counts.set(name, (counts.get(name) ?? 0) + 1)
   const p = plan.pool
   if (p.queueCapacity < 1024) count(p.queueStrategy === "dropOldest" ? "queue-drop-oldest" : `queue-${p.queueStrategy}`)
+  if (p.learnThrows) count("policy-learn-throws")
   for (const step of plan.steps) {
     switch (step._tag) {
       case "Request":
@@ -524,5 +532,6 @@ export const describePool = (plan: Plan): string => {
   ]
   if (!inProcess(plan.target)) parts.push(`spares ${p.spares}`, `cancelGrace ${p.cancelGraceMillis} ms`)
   if (p.maxLineBytes !== undefined) parts.push(`maxLineBytes ${p.maxLineBytes}`)
+  if (p.learnThrows) parts.push("a policy that throws from onResult")
   return parts.join(", ")
 }

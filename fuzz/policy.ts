@@ -34,12 +34,14 @@ export const builtIn = (name: PolicyName): DispatchPolicy.DispatchPolicy<any, un
 export const outsideId = WorkerId.make(999_999)
 
 /**
- * `base`, with the bugs `bugs` holds for some requests (by identity). Its
- * name says it is buggy, so that a defect naming it can be told apart.
+ * `base`, with the bugs `bugs` holds for some requests (by identity), and,
+ * when `learnThrows`, an `onResult` that throws every time. Its name says
+ * it is buggy, so that a defect naming it can be told apart.
  */
 export const buggy = <S>(
   base: DispatchPolicy.DispatchPolicy<S, unknown>,
-  bugs: WeakMap<object, PolicyBug>
+  bugs: WeakMap<object, PolicyBug>,
+  learnThrows = false
 ): DispatchPolicy.DispatchPolicy<S, unknown> => {
   const asked = new WeakMap<object, number>()
   const name = `Buggy${base.name}`
@@ -66,6 +68,14 @@ export const buggy = <S>(
       }
       return base.select(input)
     },
-    ...(base.onResult === undefined ? {} : { onResult: base.onResult })
+    ...(learnThrows
+      ? {
+          onResult: () => {
+            throw new Error(`dispatch policy ${name} threw from onResult, on purpose`)
+          }
+        }
+      : base.onResult === undefined
+        ? {}
+        : { onResult: base.onResult })
   })
 }

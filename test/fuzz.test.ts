@@ -131,7 +131,8 @@ const cleanRecord = (): RunRecord => {
       maxRetries: 1,
       spares: 0,
       maxLineBytes: undefined,
-      cancelGraceMillis: 200
+      cancelGraceMillis: 200,
+      learnThrows: false
     },
     steps
   }

@@ -4,7 +4,7 @@
  * rotation, and its one probe decides its fate when the penalty is over; the
  * retry budget caps the retries of idempotent requests.
  */
-import { Effect } from "effect"
+import { Cause, Effect } from "effect"
 import { type EjectionRules, penaltyMillis, shouldEject } from "../ejection.ts"
 import type { Outcome } from "../request.ts"
 import { makeRetryBudget, type RetryBudget } from "../retryBudget.ts"
@@ -50,7 +50,11 @@ export class Outcomes<Req, Resp, E> {
     const failed = outcome === "crashed" || outcome === "timedOut"
     const answered = outcome === "succeeded" || outcome === "domainError"
     if ((failed || (answered && known)) && this.selection.learns) {
-      this.selection.learn(member, millis, failed, now)
+      try {
+        this.selection.learn(member, millis, failed, now)
+      } catch (defect) {
+        this.policyFailed(defect)
+      }
     }
     const rules = this.rules
     if (rules === undefined || member.rank === -1) return
@@ -68,6 +72,20 @@ export class Outcomes<Req, Resp, E> {
       this.eject(member, rules)
     }
   }
+
+  /** The policy's `onResult` threw: nothing else changes (it keeps its state); said once, loudly. */
+  private policyFailed(defect: unknown): void {
+    if (this.policyFailedOnce) return
+    this.policyFailedOnce = true
+    this.hooks.background(
+      Effect.logError(
+        `dispatch policy ${this.selection.policy.name} threw from onResult: it keeps its state, and the pool goes on (said once)`,
+        Cause.die(defect)
+      )
+    )
+  }
+
+  private policyFailedOnce = false
 
   /** A probe's slot was given back unused: a later request may probe instead. */
   probeReturned(member: Member<Req, Resp, E>): void {
