@@ -178,6 +178,7 @@ describe("what the crash says a handler returned instead of an Effect", () => {
     ["null", null, "null"],
     ["an array", [1, 2], "an array"],
     ["an object", { value: 1 }, "an object"],
+    // biome-ignore lint/suspicious/noThenProperty: a handler's return value that merely looks like a Promise
     ["an object whose then is not a function", { then: 1 }, "an object"]
   ]
   for (const [name, value, said] of returned) {

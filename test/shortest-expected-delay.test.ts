@@ -156,7 +156,9 @@ describe("ShortestExpectedDelay, when every worker it may pick failed", () => {
       health: id === 3 ? health(1, busyState) : health(0, "Healthy")
     }))
     roster.reset(members)
-    members.forEach((m, rank) => roster.update(rank, m.id !== 3, m.health))
+    members.forEach((m, rank) => {
+      roster.update(rank, m.id !== 3, m.health)
+    })
     const state = stateOf([
       { id: 0, millis: 30, failed: true },
       { id: 1, millis: 10, failed: true },
