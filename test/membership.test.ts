@@ -4,7 +4,7 @@
  * on `changes`. In virtual time.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Schedule, Stream } from "effect"
+import { Cause, Effect, Exit, Schedule, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import { DispatchPolicy, Worker, WorkerCrash, WorkerId, type WorkerKind, WorkerPool } from "effect-worker-pool"
 import * as T from "./support.ts"
@@ -71,6 +71,56 @@ describe("changes", () => {
       for (let i = 0; i < 4; i++) yield* pool.dispatch(T.ok(i))
       yield* Effect.yieldNow
       assert.deepStrictEqual(seen, ["1 Restarting 0 -", "1 Restarting 1 -", "1 Starting 1 -", "1 Healthy 1 -"])
+    })
+  )
+})
+
+describe("joining and leaving", () => {
+  it.effect("a worker of another pool is refused, and stays with its pool", () =>
+    Effect.gen(function* () {
+      const first = yield* WorkerPool.make<T.Behaviour, number, any>({})
+      const second = yield* WorkerPool.make<T.Behaviour, number, any>({})
+      const worker = yield* Worker.make(WorkerId.make(0), T.handler)
+      yield* first.add(worker)
+      const exit = yield* Effect.exit(second.add(worker))
+      const defect = Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
+      assert.instanceOf(defect, TypeError)
+      assert.strictEqual((defect as TypeError).message, "worker 0 belongs to another pool")
+      assert.deepStrictEqual([yield* first.size, yield* second.size], [1, 0])
+      assert.strictEqual(yield* first.dispatch(T.ok(3)), 3)
+    })
+  )
+
+  it.effect("a worker added to a pool that shut down is stopped, and never joins", () =>
+    Effect.gen(function* () {
+      const scope = yield* Scope.make()
+      const pool = yield* WorkerPool.make<T.Behaviour, number, any>({}).pipe(Scope.provide(scope))
+      yield* Scope.close(scope, Exit.void)
+      const worker = yield* Worker.make(WorkerId.make(5), T.handler)
+      yield* pool.add(worker)
+      assert.strictEqual(yield* pool.size, 0)
+      assert.strictEqual((yield* worker.health).state, "Stopped")
+    })
+  )
+
+  it.effect("a removed worker is never picked again, and the pool refuses at once when none is left", () =>
+    Effect.gen(function* () {
+      const pool = yield* WorkerPool.make({
+        policy: DispatchPolicy.RoundRobin,
+        size: 2,
+        worker: (id) => Worker.make(id, T.handler)
+      })
+      yield* pool.remove(WorkerId.make(0))
+      const ids: Array<number> = []
+      for (let i = 0; i < 4; i++) {
+        const selected = yield* pool.select
+        if (selected._tag === "Some") ids.push(selected.value.id)
+        yield* pool.dispatch(T.ok(i))
+      }
+      assert.deepStrictEqual(ids, [1, 1, 1, 1])
+      yield* pool.remove(WorkerId.make(1))
+      const refused = T.errorOf(yield* Effect.exit(pool.dispatch(T.ok(9))))
+      assert.strictEqual(T.reasonOf(refused!), "no worker available: the pool is empty")
     })
   )
 })
