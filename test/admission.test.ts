@@ -116,6 +116,32 @@ describe("the admission queue", () => {
       })
   )
 
+  it.effect("a request that arrives while others wait queues behind them, even when a worker is free", () =>
+    Effect.gen(function* () {
+      // A policy that lets a request of value 1 wait the first time it is asked about it.
+      let asked = 0
+      const patient = DispatchPolicy.make<undefined, T.Behaviour>({
+        name: "Patient",
+        initial: () => undefined,
+        select: ({ request, state, view }) => {
+          if (request?._tag === "Ok" && request.value === 1 && asked++ < 1) return { worker: undefined, state }
+          return { worker: view.at(0).id, state }
+        }
+      })
+      const pool = yield* makePool(2, { policy: patient })
+      const first = yield* Effect.forkChild(pool.dispatch(T.ok(1)))
+      yield* Effect.yieldNow
+      const second = yield* Effect.forkChild(pool.dispatch(T.ok(2)))
+      yield* Effect.yieldNow
+      // Both wait, in order, though both workers are free: the second did not pass the first.
+      assert.strictEqual(yield* pool.queued, 2)
+      assert.deepStrictEqual(yield* inFlight(pool), [0, 0])
+      // A worker's change of state makes the pool ask again: the first, then the second, are served.
+      yield* pool.add(yield* Worker.make(WorkerId.make(9), T.handler))
+      assert.deepStrictEqual([yield* Fiber.join(first), yield* Fiber.join(second)], [1, 2])
+    })
+  )
+
   it.effect("a request interrupted while queued leaves the queue and never reaches a worker", () =>
     Effect.gen(function* () {
       const pool = yield* makePool(1)
