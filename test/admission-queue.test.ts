@@ -137,13 +137,26 @@ describe("the admission queue", () => {
     assert.deepStrictEqual(order(queue), [c, a, b])
   })
 
-  it("puts a request given back at the head even when the queue is full", () => {
-    const queue = new AdmissionQueue(1)
-    const [a, b] = [request(), request()]
+  it("puts a request given back at the head of a full queue, and its youngest back at the head of the overflow", () => {
+    const queue = new AdmissionQueue(2)
+    const [a, b, c, given] = [request(), request(), request(), request()]
     queue.push(a, false, Infinity)
-    queue.pushFront(b, Infinity)
-    assert.deepStrictEqual([queue.length, queue.hasRoom, queue.peek()], [2, false, b])
-    assert.deepStrictEqual(order(queue), [b, a])
+    queue.push(b, false, Infinity)
+    queue.push(c, true, Infinity)
+    queue.pushFront(given, Infinity)
+    // The queue keeps to its capacity; the order holds across the two lines.
+    assert.deepStrictEqual([queue.length, queue.hasRoom, queue.peek()], [2, false, given])
+    assert.deepStrictEqual([place(b).line, place(b).next?.request, place(c).prev?.request], [2, c, b])
+    assert.deepStrictEqual(order(queue), [given, a, b, c])
+  })
+
+  it("a queue of capacity 0 holds a request given back: it was served once, and waits at the head", () => {
+    const queue = new AdmissionQueue(0)
+    const [given, suspended] = [request(), request()]
+    queue.push(suspended, true, Infinity)
+    queue.pushFront(given, Infinity)
+    assert.deepStrictEqual([queue.length, queue.peek(), place(given).line], [1, given, 1])
+    assert.deepStrictEqual(order(queue), [given, suspended])
   })
 
   it("takes a request out of the middle, the head or the tail, and unlinks it", () => {
@@ -470,6 +483,8 @@ describe("the admission queue against a model", () => {
           const d = someDeadline()
           queue.pushFront(r, d)
           line.unshift(r)
+          // The queue keeps to its capacity (but holds a request given back when its capacity is 0).
+          if (line.length > capacity && capacity > 0) overflow.unshift(line.pop()!)
           deadline.set(r, d)
         } else if (roll < 0.6 && waiting.length > 0) {
           const r = waiting[Math.floor(random() * waiting.length)]!

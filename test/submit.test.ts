@@ -240,13 +240,18 @@ const restart = Schedule.spaced("1 second")
 /** A pool of one worker per fake, worker `i` of `fakes[i]`. */
 const poolOf = (
   fakes: ReadonlyArray<Fake>,
-  options: { readonly drain?: Duration.Input; readonly worker?: Worker.WorkerOptions } = {}
+  options: {
+    readonly drain?: Duration.Input
+    readonly worker?: Worker.WorkerOptions
+    readonly queueCapacity?: number
+  } = {}
 ) =>
   WorkerPool.make<string, string, E, InvalidOptions>({
     policy: DispatchPolicy.LeastLoaded,
     size: fakes.length,
     worker: (id) => Worker.fromKind(id, fakes[id]!.kind, { restart, ...options.worker }),
-    ...(options.drain === undefined ? {} : { drain: options.drain })
+    ...(options.drain === undefined ? {} : { drain: options.drain }),
+    ...(options.queueCapacity === undefined ? {} : { queueCapacity: options.queueCapacity })
   })
 
 const healthOf = (pool: Pool, id = 0) => Effect.map(pool.health, (all) => all[id]![1])
@@ -554,6 +559,37 @@ describe("submit: an outcome given before submit returns", () => {
       })
     )
   }
+
+  it.effect("a request that keeps its place goes back to the head of a full queue, which keeps to its capacity", () =>
+    Effect.gen(function* () {
+      const fake = yield* makeFake()
+      fake.script = (payload, incarnation) => (payload === "b" && incarnation === 1 ? dead("the child is gone") : send)
+      const pool = yield* poolOf([fake], { queueCapacity: 1 })
+      const holding = yield* Effect.forkChild(pool.dispatch("a"))
+      const a = yield* nextSent(fake)
+      const first = yield* Effect.forkChild(pool.dispatch("b"))
+      yield* until("b waits", () => queuedIs(pool, 1))
+      // c finds the queue full: its caller is suspended until there is room.
+      const second = yield* Effect.forkChild(pool.dispatch("c"))
+      yield* Effect.yieldNow
+      assert.strictEqual(yield* pool.queued, 1)
+      // b leaves the queue for the slot (c takes its room), finds the incarnation dead, and comes back to the head.
+      yield* fake.settle(a, Exit.succeed("A"))
+      yield* until("the worker restarts", () => stateIs(pool, "Restarting"))
+      assert.strictEqual(yield* pool.queued, 1, "the queue keeps to its capacity")
+
+      yield* TestClock.adjust("1 second")
+      const b = yield* nextSent(fake)
+      assert.strictEqual(b.payload, "b", "b keeps its place, before c")
+      yield* fake.settle(b, Exit.succeed("B"))
+      const c = yield* nextSent(fake)
+      yield* fake.settle(c, Exit.succeed("C"))
+      assert.deepStrictEqual(
+        [yield* exitOf(holding), yield* exitOf(first), yield* exitOf(second)],
+        [Exit.succeed("A"), Exit.succeed("B"), Exit.succeed("C")]
+      )
+    })
+  )
 
   it.effect("WorkerCrash on a worker that retires: its caller gets one WorkerCrash saying no worker is left", () =>
     Effect.gen(function* () {

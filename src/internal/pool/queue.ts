@@ -90,12 +90,23 @@ export class AdmissionQueue {
     if (Number.isFinite(deadline)) this.deadlines.push(node)
   }
 
-  /** Puts `request` back at the head of the queue until `deadline`: it keeps its place. */
+  /**
+   * Puts `request` back at the head of the queue until `deadline`: it keeps
+   * its place. A suspended caller may have taken the room it left: then the
+   * youngest request of the queue goes back to the head of the suspended
+   * callers, so that the queue keeps to its capacity and the order holds.
+   * (A queue of capacity 0 holds the request anyway: it was served once.)
+   */
   pushFront(request: Request, deadline: number): void {
     const node = new Waiting(request, deadline)
     request.wait = node
     this.queue.unshift(node)
     if (Number.isFinite(deadline)) this.deadlines.push(node)
+    if (this.queue.length > this.capacity && this.capacity > 0) {
+      const youngest = this.queue.tail!
+      this.queue.remove(youngest)
+      this.overflow.unshift(youngest)
+    }
   }
 
   /** Takes `request` out of wherever it waits; fills the queue from the overflow. */
