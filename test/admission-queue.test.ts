@@ -107,7 +107,8 @@ describe("the admission queue", () => {
     const queue = new AdmissionQueue(0)
     const a = request()
     queue.push(a, true, Infinity)
-    assert.deepStrictEqual([queue.length, queue.isEmpty, queue.hasRoom, queue.peek()], [0, false, false, undefined])
+    // A queue of capacity 0: its oldest waiting request is the first suspended caller's.
+    assert.deepStrictEqual([queue.length, queue.isEmpty, queue.hasRoom, queue.peek()], [0, false, false, a])
     queue.remove(a)
     assert.isTrue(queue.isEmpty)
     // A caller queued in the overflow while the queue has room waits there until a removal.
@@ -525,7 +526,12 @@ describe("the admission queue against a model", () => {
         assert.strictEqual(queue.nextDeadline, finite.length === 0 ? Infinity : Math.min(...finite))
         assert.deepStrictEqual(
           [queue.length, queue.isEmpty, queue.hasRoom, queue.peek()],
-          [line.length, rest.length === 0, line.length < capacity, line[0]]
+          [
+            line.length,
+            rest.length === 0,
+            line.length < capacity,
+            line[0] ?? (capacity === 0 ? overflow[0] : undefined)
+          ]
         )
         assert.deepStrictEqual(
           [lineFault(line, 1), lineFault(overflow, 2), heapFault(rest), gone.some((r) => r.wait !== undefined)],

@@ -142,6 +142,24 @@ describe("the admission queue", () => {
     })
   )
 
+  it.effect("'suspend' with capacity 0: callers wait for a slot itself, and are served in order as slots free", () =>
+    Effect.gen(function* () {
+      const pool = yield* makePool(1, { queueCapacity: 0 })
+      const gate = yield* Deferred.make<number>()
+      const [running] = yield* forkWaiting(pool, gate, 1)
+      const second = yield* Deferred.make<number>()
+      const waiting = yield* forkWaiting(pool, second, 1)
+      const last = yield* Effect.forkChild(pool.dispatch(T.ok(3)))
+      yield* Effect.yieldNow
+      // No queue: nothing is counted as queued, and the callers are suspended.
+      assert.strictEqual(yield* pool.queued, 0)
+      yield* Deferred.succeed(gate, 1)
+      assert.strictEqual(yield* Fiber.join(running!), 1)
+      yield* Deferred.succeed(second, 2)
+      assert.deepStrictEqual([yield* Fiber.join(waiting[0]!), yield* Fiber.join(last)], [2, 3])
+    })
+  )
+
   it.effect("a request interrupted while queued leaves the queue and never reaches a worker", () =>
     Effect.gen(function* () {
       const pool = yield* makePool(1)

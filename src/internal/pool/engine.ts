@@ -317,8 +317,7 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
   /** Serves waiting requests, oldest first, for as long as a worker can take them. */
   protected serveQueue(): void {
     const queue = this.queue
-    while (queue.length > 0) {
-      const request = queue.peek()!
+    for (let request = queue.peek(); request !== undefined; request = queue.peek()) {
       if (this.cutting) {
         queue.remove(request)
         this.refuseWaiting(request, "PoolShutdown", Exit.fail(cutBeforeStart()))

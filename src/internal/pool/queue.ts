@@ -77,9 +77,12 @@ export class AdmissionQueue {
     return this.queue.length < this.capacity
   }
 
-  /** The oldest waiting request. */
+  /**
+   * The oldest waiting request: the queue's head, or, in a queue of capacity
+   * 0 (where callers wait for a slot itself), the first suspended caller's.
+   */
   peek(): Request | undefined {
-    return this.queue.head?.request
+    return (this.queue.head ?? (this.capacity === 0 ? this.overflow.head : undefined))?.request
   }
 
   /** Queues `request` at the back (`overflow`: among the callers waiting for room) until `deadline`. */
