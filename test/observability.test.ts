@@ -1,7 +1,7 @@
 /**
  * Metrics and traces: what a pool reports through Effect's `Metric`, and the
- * span of each dispatch, carried to thread and subprocess workers so that a
- * handler's spans in the child are children of it.
+ * span of each dispatch, carried to thread, subprocess and remote workers so
+ * that a handler's spans in the child (or on the runner) are children of it.
  */
 import * as Fs from "node:fs"
 import * as Os from "node:os"
@@ -12,8 +12,10 @@ import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from "
 import { Deferred, Effect, Fiber, Layer, Metric, Schedule, Schema, Tracer } from "effect"
 import { TestClock } from "effect/testing"
 import { DispatchPolicy, PoolMetrics, Subprocess, Thread, Worker, WorkerPool } from "effect-worker-pool"
+import { Remote } from "effect-worker-pool/remote"
+import { freePort, startRunnerFile } from "./fixtures/remote-processes.ts"
+import type { SpanLine } from "./fixtures/span-file.ts"
 import * as S from "./fixtures/support.ts"
-import type { SpanLine } from "./fixtures/traced-worker.ts"
 import * as T from "./support.ts"
 
 /** The value of a series of the fresh registry: a counter's count, a gauge's value, a histogram's count. */
@@ -195,6 +197,7 @@ const inMemoryTracing = () => {
 }
 
 const tracedScript = new URL("./fixtures/traced-worker.ts", import.meta.url)
+const tracedRunner = new URL("./fixtures/traced-runner.ts", import.meta.url).pathname
 
 /** Where the child writes its spans, fresh. */
 const spansFile = () => Path.join(Fs.mkdtempSync(Path.join(Os.tmpdir(), "ewp-spans-")), "spans.jsonl")
@@ -323,6 +326,42 @@ describe("traces", { timeout: 30_000 }, () => {
       }).pipe(Effect.scoped, Effect.provide(tracing.layer))
     })
   }
+
+  it.live("the handler's spans on a remote runner are children of the dispatch span, in its trace", () => {
+    const tracing = inMemoryTracing()
+    const file = spansFile()
+    return Effect.gen(function* () {
+      const runner = yield* startRunnerFile(tracedRunner, yield* freePort, [], { EWP_SPANS_FILE: file })
+      const { pool } = yield* Remote.pool({
+        addresses: [runner.address],
+        request: Schema.String,
+        response: Schema.String,
+        connectTimeout: "20 seconds",
+        pool: { name: "traced", spares: 0 }
+      })
+      assert.strictEqual(yield* pool.dispatch("hello"), "HELLO")
+      const answers = yield* Effect.forEach(["a", "b", "c"], (text) => pool.dispatch(text), { concurrency: 3 })
+      assert.deepStrictEqual(answers, ["A", "B", "C"])
+      assert.strictEqual(yield* pool.dispatch("d", { timeout: "20 seconds" }), "D")
+
+      const dispatches = tracing.exporter.getFinishedSpans().filter((span) => span.name === "WorkerPool.dispatch")
+      const children = readSpans(file)
+      assert.strictEqual(dispatches.length, 5)
+      assert.strictEqual(children.length, 5)
+      for (const child of children) {
+        assert.strictEqual(child.name, "handler")
+        const parent = dispatches.find((span) => span.spanContext().spanId === child.parentSpanId)
+        assert.isDefined(parent, `the runner's span's parent ${child.parentSpanId} is no dispatch span`)
+        assert.strictEqual(child.traceId, parent!.spanContext().traceId)
+      }
+      assert.strictEqual(new Set(children.map((child) => child.parentSpanId)).size, 5)
+      // Untraced (Effect's default tracer), the request carries nothing: the runner's span starts a trace of its own.
+      assert.strictEqual(yield* Effect.provideService(pool.dispatch("e"), Tracer.Tracer, Tracer.nativeTracer), "E")
+      const untraced = readSpans(file).slice(5)
+      assert.strictEqual(untraced.length, 1)
+      assert.strictEqual(untraced[0]!.parentSpanId, undefined)
+    }).pipe(Effect.scoped, Effect.provide(tracing.layer))
+  })
 
   it.live("a request without a span carries no trace context: the child's handler starts a trace of its own", () => {
     const file = spansFile()

@@ -19,6 +19,7 @@ import {
 } from "effect-worker-pool"
 import * as Client from "../src/internal/client.ts"
 import { jsonBytesOver } from "../src/internal/jsonSize.ts"
+import * as RemoteWire from "../src/internal/remote/wire.ts"
 import * as S from "./fixtures/support.ts"
 
 const utf8 = new TextEncoder()
@@ -682,4 +683,39 @@ describe("batches on the wire", { timeout: 30_000 }, () => {
       assert.deepStrictEqual(yield* answers(eightRequests, 8), [Array.from({ length: 8 }, () => "short Success")])
     }).pipe(Effect.scoped)
   )
+})
+
+describe("the trace context of a remote request (traceparent)", () => {
+  const Hex = Schema.Array(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 15 }))).check(Schema.isMinLength(1))
+  const hex = (digits: ReadonlyArray<number>) => digits.map((d) => d.toString(16)).join("")
+
+  it.prop(
+    "a span's trace context goes through the header and comes back the same",
+    [Hex, Hex, Schema.Boolean],
+    ([traceId, spanId, sampled]) => {
+      const trace = { traceId: hex(traceId), spanId: hex(spanId), sampled }
+      assert.deepStrictEqual(RemoteWire.parseTraceParent(RemoteWire.traceParent(trace)), trace)
+    }
+  )
+
+  it.prop(
+    "any header value is read back exactly, or not at all (the request then runs untraced)",
+    [Schema.String],
+    ([value]) => {
+      const trace = RemoteWire.parseTraceParent(value)
+      if (trace !== undefined) assert.strictEqual(RemoteWire.traceParent(trace), value)
+    },
+    { arbitrary: { runs: 500 } }
+  )
+
+  it("a missing, foreign or cut header is no trace", () => {
+    for (const value of [undefined, "", "01-a-b-01", "00-a-b", "00--b-01", "00-a--01", "00-a-b-02", "00-a-b-01-c"]) {
+      assert.strictEqual(RemoteWire.parseTraceParent(value), undefined, String(value))
+    }
+    assert.deepStrictEqual(RemoteWire.parseTraceParent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"), {
+      traceId: "4bf92f3577b34da6a3ce929d0e0e4736",
+      spanId: "00f067aa0ba902b7",
+      sampled: true
+    })
+  })
 })

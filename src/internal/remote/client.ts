@@ -37,6 +37,7 @@ import type { Incarnation } from "../../WorkerKind.ts"
 import { type Codec, schemaReason } from "../codec.ts"
 import { describe } from "../describe.ts"
 import { jsonBytesOver } from "../jsonSize.ts"
+import { DispatchSpan, traceContext } from "../tracing.ts"
 import * as Handshake from "./handshake.ts"
 import * as Wire from "./wire.ts"
 
@@ -298,10 +299,10 @@ export const spawn = <Req, Resp, E>(
       return crashed()
     }
 
-    const send = (payload: unknown) =>
+    const send = (payload: unknown, headers: Record<string, string> | undefined) =>
       Effect.callback<Resp, E | InvalidRequest | WorkerCrash>((resume) => {
         if (deathReason !== undefined) return resume(crashed())
-        const call = runFork(client.Run(payload))
+        const call = runFork(headers === undefined ? client.Run(payload) : client.Run(payload, { headers }))
         calls.add(call)
         waiting.add(resume)
         call.addObserver((exit) => {
@@ -319,8 +320,11 @@ export const spawn = <Req, Resp, E>(
 
     const limit = settings.maxFrameBytes - envelopeBytes
     const run = (request: Req): Effect.Effect<Resp, E | InvalidRequest | WorkerCrash> =>
-      Effect.suspend(() => {
+      Effect.withFiber((fiber) => {
         if (deathReason !== undefined) return crashed()
+        // A traced dispatch's span goes with the request: the runner runs the handler under it.
+        const span = fiber.getRef(DispatchSpan)
+        const headers = span === undefined ? undefined : { [Wire.traceHeader]: Wire.traceParent(traceContext(span)) }
         return Effect.matchEffect(encodeRequest(request), {
           onFailure: (error) => invalid(`the request does not match its schema: ${schemaReason(error)}`),
           onSuccess: (payload) => {
@@ -330,7 +334,7 @@ export const spawn = <Req, Resp, E>(
                 `the request is ${over} bytes on the wire, over the limit of ${settings.maxFrameBytes} (maxFrameBytes)`
               )
             }
-            return send(payload)
+            return send(payload, headers)
           }
         })
       })

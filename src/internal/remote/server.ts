@@ -12,7 +12,7 @@ import * as Net from "node:net"
 import type { Duplex } from "node:stream"
 import * as Tls from "node:tls"
 import { NodeSocket } from "@effect/platform-node"
-import { Cause, Deferred, Duration, Effect, Exit, Fiber, type Scope, Semaphore, Stream } from "effect"
+import { Cause, Deferred, Duration, Effect, Exit, Fiber, type Scope, Semaphore, Stream, Tracer } from "effect"
 import * as NetAddress from "effect/net/NetAddress"
 import { RpcSerialization, RpcServer } from "effect/rpc"
 import * as Schema from "effect/Schema"
@@ -131,15 +131,22 @@ export const listen = <Req, Resp, E, R>(
       })
     }
 
-    const run = (payload: unknown, id: number): Effect.Effect<Wire.Outcome, never, R> =>
+    /** Runs one request: under the client's dispatch span when the request carries one. */
+    const run = (
+      payload: unknown,
+      id: number,
+      traceParent: string | undefined
+    ): Effect.Effect<Wire.Outcome, never, R> =>
       Effect.suspend(() => {
         active++
+        const trace = Wire.parseTraceParent(traceParent)
+        const decodedAndRun = Effect.matchEffect(decodeRequest(payload), {
+          onFailure: (error) => Effect.succeed<Wire.Outcome>({ _tag: "Rejected", reason: schemaReason(error) }),
+          onSuccess: (request) => handle(request, id)
+        })
         return permits
           .withPermits(1)(
-            Effect.matchEffect(decodeRequest(payload), {
-              onFailure: (error) => Effect.succeed<Wire.Outcome>({ _tag: "Rejected", reason: schemaReason(error) }),
-              onSuccess: (request) => handle(request, id)
-            })
+            trace === undefined ? decodedAndRun : Effect.withParentSpan(decodedAndRun, Tracer.externalSpan(trace))
           )
           .pipe(
             Effect.ensuring(
@@ -154,7 +161,7 @@ export const listen = <Req, Resp, E, R>(
     const handlers = Wire.Group.toLayer(
       Effect.succeed(
         Wire.Group.of({
-          Run: (payload, { requestId }) => run(payload, Number(requestId)),
+          Run: (payload, { requestId, headers }) => run(payload, Number(requestId), headers[Wire.traceHeader]),
           Events: () => Stream.fromEffect(Effect.as(Deferred.await(drainStarted), "Draining" as const))
         })
       )

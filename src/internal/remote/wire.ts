@@ -13,6 +13,7 @@
 import { createHash } from "node:crypto"
 import { Rpc, RpcGroup, RpcSerialization } from "effect/rpc"
 import * as Schema from "effect/Schema"
+import type { TraceContext } from "../../Protocol.ts"
 import type { Codec } from "../codec.ts"
 
 /** The version of this protocol; both sides must speak the same. */
@@ -44,6 +45,27 @@ export const Events = Rpc.make("Events", { success: Draining, stream: true })
 
 /** The rpc group a remote client and its runner share. */
 export const Group = RpcGroup.make(Run, Events)
+
+/**
+ * The header that carries a traced request's span to the runner, in the W3C
+ * `traceparent` form (`00-<trace id>-<span id>-<flags>`). A header rather
+ * than a field of `Run`, so a runner that does not read it answers as before.
+ */
+export const traceHeader = "traceparent"
+
+/** `trace` as a `traceparent` value. */
+export const traceParent = (trace: TraceContext): string =>
+  `00-${trace.traceId}-${trace.spanId}-${trace.sampled ? "01" : "00"}`
+
+/** The trace context of a `traceparent` value; `undefined` for a missing or malformed one (the request runs untraced). */
+export const parseTraceParent = (value: string | undefined): TraceContext | undefined => {
+  if (value === undefined) return undefined
+  const parts = value.split("-")
+  if (parts.length !== 4 || parts[0] !== "00") return undefined
+  const [, traceId, spanId, flags] = parts as [string, string, string, string]
+  if (traceId === "" || spanId === "" || (flags !== "00" && flags !== "01")) return undefined
+  return { traceId, spanId, sampled: flags === "01" }
+}
 
 /** JSON lines, with no line (request or answer) longer than `maxFrameBytes`. */
 export const serialization = (maxFrameBytes: number): RpcSerialization.RpcSerialization["Service"] =>
