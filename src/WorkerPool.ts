@@ -104,7 +104,9 @@ export type QueueStrategy = "suspend" | "fail" | "dropOldest"
  *   domain error, or one of the pool's typed errors (see
  *   {@link DispatchError}).
  * - `select`: the worker the policy picks now (advancing the policy's state,
- *   as a dispatch would), or `None` when no worker can take a request.
+ *   as a dispatch would), or `None` when no worker can take a request. A
+ *   policy that throws makes it die with what it threw (as the request it
+ *   was asked to place would).
  * - `add(worker)`: the pool routes to it from now on and owns it: `remove`
  *   and the pool's shutdown stop it.
  * - `remove(id)`: stops routing to the worker and stops it; requests it still

@@ -1,11 +1,12 @@
 /**
  * A dispatch policy is user code too: one that throws from `onResult` (its
  * learning) must not cost a request its outcome, nor the pool its counts or
- * its close. (A policy that throws from `select` fails the request it was
- * asked to place: see test/refusal-accounting.test.ts.)
+ * its close. A policy that throws from `select` fails the request it was
+ * asked to place (see test/refusal-accounting.test.ts), and `pool.select`
+ * dies with what it threw.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Logger, Scope } from "effect"
+import { Cause, Effect, Exit, Logger, Option, Scope } from "effect"
 import { DispatchPolicy, Worker, WorkerPool } from "effect-worker-pool"
 import * as T from "./support.ts"
 
@@ -58,4 +59,39 @@ describe("a policy whose onResult throws", () => {
         })
     )
   }
+})
+
+describe("a policy whose select throws", () => {
+  it.effect("pool.select dies with what the policy threw, logs nothing, and the pool goes on", () =>
+    Effect.gen(function* () {
+      const thrown = new Error("the policy could not choose")
+      let throwing = true
+      const moody = DispatchPolicy.make<undefined, T.Behaviour>({
+        name: "Moody",
+        initial: () => undefined,
+        select: (input) => {
+          if (throwing) throw thrown
+          return DispatchPolicy.LeastLoaded.select(input)
+        }
+      })
+      const logged: Array<string> = []
+      const logger = Logger.make<unknown, void>(({ message }) => {
+        logged.push(String(Array.isArray(message) ? message[0] : message))
+      })
+      yield* Effect.gen(function* () {
+        const pool = yield* WorkerPool.make({ policy: moody, size: 2, worker: (id) => Worker.make(id, T.handler) })
+        const exit = yield* Effect.exit(pool.select)
+        assert.isTrue(Exit.isFailure(exit))
+        assert.strictEqual(Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined, thrown)
+        throwing = false
+        const picked = yield* pool.select
+        assert.isTrue(Option.isSome(picked))
+        assert.strictEqual(yield* pool.dispatch(T.ok(4)), 4)
+      }).pipe(Effect.scoped, Effect.provideService(Logger.CurrentLoggers, new Set([logger])))
+      assert.deepStrictEqual(
+        logged.filter((line) => line.includes("defect")),
+        []
+      )
+    })
+  )
 })

@@ -92,7 +92,9 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
     size: Effect.sync(() => engine.membership.members.length),
     isEmpty: Effect.sync(() => engine.membership.members.length === 0),
     queued: Effect.sync(() => engine.queue.length),
-    select: Effect.sync(() => Option.map(Option.fromNullishOr(engine.peek()), (member) => member.worker)),
+    select: Effect.suspend(() =>
+      Effect.map(engine.peek(), (member) => Option.map(Option.fromNullishOr(member), (found) => found.worker))
+    ),
     dispatch: (request, options) => engine.dispatch(request, planOf(options), divert),
     health: Effect.sync(() =>
       engine.membership.members.map((member) => [member.worker.id, member.core.health.snapshot()] as const)

@@ -758,13 +758,21 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
     })
   }
 
-  /** The worker a request would go to now, without taking a slot. */
-  peek(): Member<Req, Resp, E> | undefined {
+  /**
+   * The worker a request would go to now, without taking a slot; a policy
+   * that throws fails the call, with what it threw, as it fails a request.
+   */
+  peek(): Effect.Effect<Member<Req, Resp, E> | undefined> {
     let member: Member<Req, Resp, E> | undefined
+    let threw: { readonly defect: unknown } | undefined
     this.post(() => {
-      member = this.selection.peek()
+      try {
+        member = this.selection.peek()
+      } catch (defect) {
+        threw = { defect }
+      }
     })
-    return member
+    return threw === undefined ? Effect.succeed(member) : Effect.die(threw.defect)
   }
 
   // --- shutdown --------------------------------------------------------------------
