@@ -278,8 +278,12 @@ export const makePlan = (options: PlanOptions): Plan => {
   const has = (name: string) => enabled.has(name)
   const real = !inProcess(target)
   // A random stream of its own: the draws of the plans of older seeds stay as they were.
+  const drawn = drawPool(r, target, enabled)
   const pool = {
-    ...drawPool(r, target, enabled),
+    ...drawn,
+    // A small queue is now and then one of capacity 0 (every request that finds no free slot is full, fails, drops
+    // or suspends at once).
+    queueCapacity: drawn.queueCapacity < 1024 && makeRandom(seed, 98).chance(0.25) ? 0 : drawn.queueCapacity,
     learnThrows: enabled.has("policy-learn-throws") && makeRandom(seed, 99).chance(0.2)
   }
   const acts: Array<readonly [string, number]> = []
