@@ -696,7 +696,8 @@ export const parseFromChild = (line: string): Parsed<FromChild> => {
 }
 
 // The guards below check what `Schema.is` of `FromChild` and `ToChild` would,
-// by hand: they run once per message, on the hot path.
+// by hand: they run once per message, on the hot path. test/protocol.test.ts
+// holds them to their Schemas (a property over valid and mutated messages).
 
 const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null
 
@@ -787,7 +788,7 @@ const isToChild = (u: unknown): u is ToChild => {
   if (!isRecord(u)) return false
   switch (u._tag) {
     case "Request":
-      return isId(u.id) && (u.trace === undefined || isTraceContext(u.trace))
+      return isId(u.id) && (!("trace" in u) || isTraceContext(u.trace))
     case "Cancel":
       return isId(u.id)
     case "Shutdown":

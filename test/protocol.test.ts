@@ -719,3 +719,55 @@ describe("the trace context of a remote request (traceparent)", () => {
     })
   })
 })
+
+describe("the hand-written guards of the protocol", () => {
+  // The parent and the runner check each message by hand (a guard per message, on the hot path); the Schemas are
+  // what the protocol page documents. These properties tie the two: on any value, a guard says yes exactly when
+  // its Schema does.
+  const odd: ReadonlyArray<unknown> = [
+    undefined,
+    null,
+    0,
+    -1,
+    1.5,
+    2 ** 53,
+    Number.NaN,
+    "",
+    "1",
+    true,
+    {},
+    [],
+    { traceId: "a", spanId: "b" },
+    { traceId: "a", spanId: "b", sampled: false }
+  ]
+  const Pick = Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 1000 }))
+
+  /** `message` with one of its keys (or a new one) given an odd value, or deleted, as `pick` says. */
+  const mutate = (message: object, pick: number, oddPick: number): unknown => {
+    const copy: Record<string, unknown> = { ...message }
+    const keys = [...Object.keys(copy), "id", "trace", "heartbeat", "shortRequests", "reason", "_tag"]
+    const key = keys[pick % keys.length]!
+    if (oddPick % (odd.length + 1) === odd.length) delete copy[key]
+    else copy[key] = odd[oddPick % (odd.length + 1)]
+    return copy
+  }
+
+  for (const [name, schema, decode] of [
+    ["a message from a child", Protocol.FromChild, Protocol.decodeFromChild],
+    ["a message to a child", Protocol.ToChild, Protocol.decodeToChild]
+  ] as const) {
+    const is = Schema.is(schema as Schema.Top)
+    it.prop(
+      `${name}: the guard accepts what its Schema accepts, and refuses what it refuses`,
+      [Protocol.FromChild, Protocol.ToChild, Pick, Pick],
+      ([fromChild, toChild, pick, oddPick]) => {
+        for (const message of [fromChild, toChild]) {
+          for (const value of [message, mutate(message, pick, oddPick)]) {
+            assert.strictEqual(decode(value)._tag === "Message", is(value), JSON.stringify(value) ?? String(value))
+          }
+        }
+      },
+      { arbitrary: { runs: 2000 } }
+    )
+  }
+})
