@@ -31,8 +31,9 @@
  */
 
 import { fileURLToPath } from "node:url"
-import { Cause, Deferred, Duration, Effect, Exit } from "effect"
+import { Deferred, Duration, Effect, Exit } from "effect"
 import { makeBatcher } from "./internal/batch.ts"
+import * as ChildFrame from "./internal/childFrame.ts"
 import * as ChildProcess from "./internal/childProcess.ts"
 import * as Client from "./internal/client.ts"
 import { describe } from "./internal/describe.ts"
@@ -40,10 +41,10 @@ import { jsonBytesOver } from "./internal/jsonSize.ts"
 import * as Rules from "./internal/options.ts"
 import { processState } from "./internal/processState.ts"
 import * as Settings from "./internal/settings.ts"
-import { exitReason, makeLogLines, makeStderrLog, makeTail } from "./internal/stderr.ts"
+import { exitReason } from "./internal/stderr.ts"
 import * as Protocol from "./Protocol.ts"
 import type { InvalidRequest } from "./WireError.ts"
-import { type DomainError, ProtocolFault, StartFailed, Stopped, WorkerCrash } from "./WorkerError.ts"
+import { type DomainError, ProtocolFault, StartFailed, WorkerCrash } from "./WorkerError.ts"
 import type { WorkerKind } from "./WorkerKind.ts"
 
 /**
@@ -256,9 +257,7 @@ const build = <Req, Resp, E>(
     // Defined: the child has started.
     const pid = child.pid!
     const label = `process ${pid}`
-    const annotate = Effect.annotateLogs({ workerKind: "subprocess", pid })
-
-    // stdin: the lines of one synchronous run leave in one write.
+    // stdin: the lines of one synchronous run leave in one write. Its errors are listened for from the start.
     let stdinBroken = false
     const brokenPipe = Deferred.makeUnsafe<string>()
     const lines = makeBatcher<string>((batch) => {
@@ -270,108 +269,71 @@ const build = <Req, Resp, E>(
       stdinBroken = true
       Deferred.doneUnsafe(brokenPipe, Exit.succeed(describe(error)))
     })
-    const client = yield* Client.make<Req, Resp, E>({
+    child.stdout.on("error", () => {})
+    child.stderr.on("error", () => {})
+    return yield* ChildFrame.open<Req, Resp, E>({
+      kind: "subprocess",
       label,
+      annotate: Effect.annotateLogs({ workerKind: "subprocess", pid }),
+      settings,
       codecs,
-      concurrency: settings.concurrency,
-      cancelGrace: settings.cancelGrace,
-      silenceLimit: settings.silenceLimit,
       probe: () => processState(pid),
       killStopped: () => ChildProcess.signalGroup(child, "SIGKILL"),
-      send: (message) => {
-        const line = toLine(message)
-        if (typeof line !== "string") return line.refused
-        lines.push(line)
-        return undefined
-      }
+      stderr: { stream: child.stderr, end: "close", pausable: true },
+      connect: (client, stderr) =>
+        Effect.gen(function* () {
+          yield* Effect.gen(function* () {
+            const error = yield* Deferred.await(brokenPipe)
+            // A dead child breaks the pipe: its exit, with its code, is the better reason.
+            yield* Effect.timeoutOption(client.exited, brokenPipeWait)
+            client.die(new ProtocolFault({ message: `broken pipe: could not write to ${label}: ${error}` }))
+          }).pipe(Effect.forkScoped)
+
+          // stdout: protocol lines, at most maxLineBytes of an unfinished one held.
+          const stdoutEnded = Deferred.makeUnsafe<void>()
+          const decoder = Protocol.makeLineDecoder(maxLineBytes)
+          child.stdout.on("data", (chunk: Uint8Array) => {
+            client.heard()
+            for (const event of decoder.push(chunk)) {
+              if (event._tag === "Line") client.receiveLine(event.text)
+              else client.die(new ProtocolFault({ message: `protocol error: ${label} sent ${event.reason}` }))
+            }
+          })
+          child.stdout.once("close", () => Deferred.doneUnsafe(stdoutEnded, Exit.void))
+
+          const exitStatus = Deferred.makeUnsafe<{ readonly code: number | null; readonly signal: string | null }>()
+          const onExit = (code: number | null, signal: NodeJS.Signals | null) =>
+            Deferred.doneUnsafe(exitStatus, Exit.succeed({ code, signal }))
+          if (ChildProcess.hasExited(child)) onExit(child.exitCode, child.signalCode)
+          else child.once("exit", onExit)
+
+          const channel: ChildFrame.Channel = {
+            send: (message) => {
+              const line = toLine(message)
+              if (typeof line !== "string") return line.refused
+              lines.push(line)
+              return undefined
+            },
+            // The exit (or the end of stdout), once the pipes have delivered what they hold.
+            death: Effect.gen(function* () {
+              yield* Effect.raceFirst(Deferred.await(exitStatus), Deferred.await(stdoutEnded))
+              const status = yield* Effect.timeoutOption(Deferred.await(exitStatus), settleTime)
+              yield* Effect.timeoutOption(Deferred.await(stdoutEnded), settleTime)
+              yield* Effect.timeoutOption(stderr.ended, settleTime)
+              return exitReason(label, status._tag === "Some" ? status.value : undefined, stderr.tail())
+            }),
+            // Before the process group is signalled (SIGTERM, SIGKILL after killGrace): a shutdown lets a live
+            // child exit by itself; a crash goes straight to the signals.
+            shutdown: (graceful) => {
+              lines.flushNow()
+              child.stdin.end()
+              if (!graceful) return Effect.void
+              return Effect.asVoid(Effect.timeoutOption(Deferred.await(exitStatus), settings.shutdownTimeout))
+            }
+          }
+          return channel
+        })
     })
-    // Requests run on their callers' fibers: when the incarnation is stopped,
-    // whatever it still holds fails here (the kind settles on its death).
-    yield* Effect.addFinalizer(() => Effect.sync(() => client.die(new Stopped({ message: `${label} was stopped` }))))
-    yield* Effect.gen(function* () {
-      const error = yield* Deferred.await(brokenPipe)
-      // A dead child breaks the pipe: its exit, with its code, is the better reason.
-      yield* Effect.timeoutOption(client.exited, brokenPipeWait)
-      client.die(new ProtocolFault({ message: `broken pipe: could not write to ${label}: ${error}` }))
-    }).pipe(Effect.forkScoped)
-
-    // stdout: protocol lines, at most maxLineBytes of an unfinished one held.
-    const stdoutEnded = Deferred.makeUnsafe<void>()
-    const decoder = Protocol.makeLineDecoder(maxLineBytes)
-    child.stdout.on("data", (chunk: Uint8Array) => {
-      client.heard()
-      for (const event of decoder.push(chunk)) {
-        if (event._tag === "Line") client.receiveLine(event.text)
-        else client.die(new ProtocolFault({ message: `protocol error: ${label} sent ${event.reason}` }))
-      }
-    })
-    child.stdout.once("close", () => Deferred.doneUnsafe(stdoutEnded, Exit.void))
-    child.stdout.on("error", () => {})
-
-    // stderr: logged line by line (a child that writes faster than the
-    // logger takes its lines waits), the last lines kept for the crash reason.
-    const stderrEnded = Deferred.makeUnsafe<void>()
-    const stderrLines = makeLogLines(settings.stderr.maxLineBytes)
-    const tail = makeTail(settings.stderr.tailLines)
-    const log = yield* makeStderrLog(settings.stderr.logLevel, annotate, {
-      pause: () => child.stderr.pause(),
-      resume: () => child.stderr.resume()
-    })
-    const collect = (batch: ReadonlyArray<string>) => {
-      for (const line of batch) {
-        tail.push(line)
-        log.push(line)
-      }
-    }
-    child.stderr.on("data", (chunk: Uint8Array) => collect(stderrLines.push(chunk)))
-    child.stderr.once("close", () => {
-      collect(stderrLines.flush())
-      Deferred.doneUnsafe(stderrEnded, Exit.void)
-    })
-    child.stderr.on("error", () => {})
-
-    // Death: the exit (or the end of stdout), once the pipes have delivered what they hold.
-    const exitStatus = Deferred.makeUnsafe<{ readonly code: number | null; readonly signal: string | null }>()
-    const onExit = (code: number | null, signal: NodeJS.Signals | null) =>
-      Deferred.doneUnsafe(exitStatus, Exit.succeed({ code, signal }))
-    if (ChildProcess.hasExited(child)) onExit(child.exitCode, child.signalCode)
-    else child.once("exit", onExit)
-    yield* Effect.gen(function* () {
-      yield* Effect.raceFirst(Deferred.await(exitStatus), Deferred.await(stdoutEnded))
-      const status = yield* Effect.timeoutOption(Deferred.await(exitStatus), settleTime)
-      yield* Effect.timeoutOption(Deferred.await(stdoutEnded), settleTime)
-      yield* Effect.timeoutOption(Deferred.await(stderrEnded), settleTime)
-      client.die(exitReason(label, status._tag === "Some" ? status.value : undefined, tail.lines()))
-    }).pipe(Effect.forkScoped)
-
-    yield* Effect.forkScoped(client.reaper)
-    yield* Effect.forkScoped(client.watchdog)
-
-    // Runs before the fibers above are interrupted and before the process
-    // group is signalled (SIGTERM, SIGKILL after killGrace).
-    yield* Effect.addFinalizer((exit) =>
-      Effect.suspend(() => {
-        lines.flushNow()
-        child.stdin.end()
-        // A shutdown (the scope is interrupted) lets a live child exit by
-        // itself; a crash goes straight to the signals.
-        const graceful =
-          client.deathReason() === undefined && Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)
-        if (!graceful) return Effect.void
-        return Effect.asVoid(Effect.timeoutOption(Deferred.await(exitStatus), settings.shutdownTimeout))
-      })
-    )
-
-    yield* client.awaitReady(settings.startTimeout)
-    yield* Effect.logDebug("subprocess ready").pipe(annotate)
-    const incarnation = {
-      run: client.run,
-      submit: client.start,
-      exited: client.exited,
-      restartOnTimeout: true,
-      settlesOnDeath: true
-    }
-    return incarnation
   })
 
   return { name: "subprocess", spawn, concurrency: settings.concurrency, spare: true }

@@ -33,19 +33,20 @@
 import * as path from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import * as WorkerThreads from "node:worker_threads"
-import { Cause, Deferred, Duration, Effect, Exit } from "effect"
+import { Deferred, Duration, Effect, Exit } from "effect"
 import { makeBatcher } from "./internal/batch.ts"
+import * as ChildFrame from "./internal/childFrame.ts"
 import * as Client from "./internal/client.ts"
 import { describe } from "./internal/describe.ts"
 import * as Rules from "./internal/options.ts"
 import { isAlive, signal } from "./internal/processState.ts"
 import * as Settings from "./internal/settings.ts"
 import { shortenToChild } from "./internal/shortForm.ts"
-import { makeLogLines, makeStderrLog, makeTail, withTail } from "./internal/stderr.ts"
+import { withTail } from "./internal/stderr.ts"
 import * as Protocol from "./Protocol.ts"
 import type { CommonOptions } from "./Subprocess.ts"
 import type { InvalidRequest } from "./WireError.ts"
-import { Defect, type DomainError, Exited, ProtocolFault, StartFailed, Stopped, WorkerCrash } from "./WorkerError.ts"
+import { Defect, type DomainError, Exited, ProtocolFault, StartFailed, WorkerCrash } from "./WorkerError.ts"
 import type { WorkerKind } from "./WorkerKind.ts"
 
 /**
@@ -203,109 +204,73 @@ const build = <Req, Resp, E>(
       (worker) => Effect.promise(() => worker.terminate()).pipe(Effect.timeoutOption(terminateTimeout), Effect.asVoid)
     )
     const label = `thread ${worker.threadId}`
-    const annotate = Effect.annotateLogs({ workerKind: "thread", threadId: worker.threadId })
-    // Messages of one synchronous run leave in one postMessage, requests in
-    // their short form if the runner reads it; one that cannot be cloned is
-    // sent on its own, and refused.
-    const outbox = makeBatcher<Protocol.ToChild>((batch) => {
-      try {
-        worker.postMessage(client.shortRequests() ? shortenToChild(batch) : batch)
-      } catch {
-        for (const message of batch) {
-          try {
-            worker.postMessage([message])
-          } catch (error) {
-            if (message._tag === "Request")
-              client.refuse(message.id, `the request cannot be cloned: ${describe(error)}`)
-          }
-        }
-      }
-    })
-    const client = yield* Client.make<Req, Resp, E>({
+    return yield* ChildFrame.open<Req, Resp, E>({
+      kind: "thread",
       label,
+      annotate: Effect.annotateLogs({ workerKind: "thread", threadId: worker.threadId }),
+      settings,
       codecs,
-      concurrency: settings.concurrency,
-      cancelGrace: settings.cancelGrace,
-      silenceLimit: settings.silenceLimit,
       onChildProcess: (message) => {
         if (message._tag === "ChildStarted") children.set(message.pid, message.group)
         else children.delete(message.pid)
       },
-      send: (message) => {
-        outbox.push(message)
-        return undefined
-      }
-    })
-    // Requests run on their callers' fibers: when the incarnation is stopped,
-    // whatever it still holds fails here (the kind settles on its death).
-    yield* Effect.addFinalizer(() => Effect.sync(() => client.die(new Stopped({ message: `${label} was stopped` }))))
-
-    // stderr: logged line by line, the last lines kept for the crash reason.
-    const stderrLines = makeLogLines(settings.stderr.maxLineBytes)
-    const tail = makeTail(settings.stderr.tailLines)
-    const log = yield* makeStderrLog(settings.stderr.logLevel, annotate)
-    const stderrEnded = yield* Deferred.make<void>()
-    const collect = (lines: ReadonlyArray<string>) => {
-      for (const line of lines) {
-        tail.push(line)
-        log.push(line)
-      }
-    }
-    worker.stderr.on("data", (chunk: Uint8Array) => collect(stderrLines.push(chunk)))
-    worker.stderr.on("end", () => {
-      collect(stderrLines.flush())
-      Deferred.doneUnsafe(stderrEnded, Exit.void)
-    })
-    worker.stderr.on("error", () => Deferred.doneUnsafe(stderrEnded, Exit.void))
-
-    const exitCode = yield* Deferred.make<number>()
-    worker.on("message", client.receiveBatch)
-    worker.on("messageerror", (error) =>
-      client.die(
-        new ProtocolFault({
-          message: `protocol error: ${label} sent a message that cannot be deserialised: ${describe(error)}`
+      stderr: { stream: worker.stderr, end: "end", pausable: false },
+      connect: (client, stderr) =>
+        Effect.sync(() => {
+          // Messages of one synchronous run leave in one postMessage, requests
+          // in their short form if the runner reads it; one that cannot be
+          // cloned is sent on its own, and refused.
+          const outbox = makeBatcher<Protocol.ToChild>((batch) => {
+            try {
+              worker.postMessage(client.shortRequests() ? shortenToChild(batch) : batch)
+            } catch {
+              for (const message of batch) {
+                try {
+                  worker.postMessage([message])
+                } catch (error) {
+                  if (message._tag === "Request")
+                    client.refuse(message.id, `the request cannot be cloned: ${describe(error)}`)
+                }
+              }
+            }
+          })
+          const exitCode = Deferred.makeUnsafe<number>()
+          worker.on("message", client.receiveBatch)
+          worker.on("messageerror", (error) =>
+            client.die(
+              new ProtocolFault({
+                message: `protocol error: ${label} sent a message that cannot be deserialised: ${describe(error)}`
+              })
+            )
+          )
+          worker.on("error", (error) =>
+            client.die(new Defect({ message: withTail(`${label} threw ${describe(error)}`, stderr.tail()) }))
+          )
+          worker.on("exit", (code) => Deferred.doneUnsafe(exitCode, Exit.succeed(code)))
+          const channel: ChildFrame.Channel = {
+            send: (message) => {
+              outbox.push(message)
+              return undefined
+            },
+            death: Effect.gen(function* () {
+              const code = yield* Deferred.await(exitCode)
+              yield* Effect.timeoutOption(stderr.ended, settleTime)
+              return new Exited({ message: withTail(`${label} exited with code ${code}`, stderr.tail()), code })
+            }),
+            shutdown: (graceful) => {
+              if (!graceful) return Effect.void
+              try {
+                outbox.flushNow()
+                worker.postMessage([{ _tag: "Shutdown" }] satisfies Array<Protocol.ToChild>)
+              } catch {
+                return Effect.void
+              }
+              return Effect.asVoid(Effect.timeoutOption(Deferred.await(exitCode), settings.shutdownTimeout))
+            }
+          }
+          return channel
         })
-      )
-    )
-    worker.on("error", (error) =>
-      client.die(new Defect({ message: withTail(`${label} threw ${describe(error)}`, tail.lines()) }))
-    )
-    worker.on("exit", (code) => Deferred.doneUnsafe(exitCode, Exit.succeed(code)))
-    yield* Effect.gen(function* () {
-      const code = yield* Deferred.await(exitCode)
-      yield* Effect.timeoutOption(Deferred.await(stderrEnded), settleTime)
-      client.die(new Exited({ message: withTail(`${label} exited with code ${code}`, tail.lines()), code }))
-    }).pipe(Effect.forkScoped)
-
-    yield* Effect.forkScoped(client.reaper)
-    yield* Effect.forkScoped(client.watchdog)
-
-    // Runs before the fibers above are interrupted and before the thread is terminated.
-    yield* Effect.addFinalizer((exit) =>
-      Effect.suspend(() => {
-        const graceful =
-          client.deathReason() === undefined && Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)
-        if (!graceful) return Effect.void
-        try {
-          outbox.flushNow()
-          worker.postMessage([{ _tag: "Shutdown" }] satisfies Array<Protocol.ToChild>)
-        } catch {
-          return Effect.void
-        }
-        return Effect.asVoid(Effect.timeoutOption(Deferred.await(exitCode), settings.shutdownTimeout))
-      })
-    )
-
-    yield* client.awaitReady(settings.startTimeout)
-    yield* Effect.logDebug("thread ready").pipe(annotate)
-    const incarnation = {
-      run: client.run,
-      submit: client.start,
-      exited: client.exited,
-      restartOnTimeout: true,
-      settlesOnDeath: true
-    }
-    return incarnation
+    })
   })
 
   return { name: "thread", spawn, concurrency: settings.concurrency, spare: true }
