@@ -50,7 +50,6 @@
  * @since 0.1.0
  */
 
-import { createRequire, syncBuiltinESMExports } from "node:module"
 import * as WorkerThreads from "node:worker_threads"
 import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
@@ -60,10 +59,10 @@ import * as Fiber from "effect/Fiber"
 import type * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as Tracer from "effect/Tracer"
-import { makeBatcher } from "./internal/batch.ts"
 import { type Codec, decoding, encoding, needsEffect, schemaReason } from "./internal/codec.ts"
 import { describe } from "./internal/describe.ts"
-import { expand, shortenFromChild } from "./internal/shortForm.ts"
+import { trackChildProcesses } from "./internal/runner/childProcesses.ts"
+import { type Inbound, stdioTransport, threadTransport } from "./internal/runner/transport.ts"
 import * as Protocol from "./Protocol.ts"
 import { DomainError, ProtocolFault, WorkerCrash } from "./WorkerError.ts"
 
@@ -130,160 +129,6 @@ export interface Options<Req, Resp, E = DomainError, R = never> {
   readonly error?: Codec<E> | undefined
   readonly handler: Handler<Req, Resp, E, R>
   readonly maxLineBytes?: number | undefined
-}
-
-type Inbound = Protocol.ToChild | { readonly _tag: "End" } | { readonly _tag: "Fault"; readonly reason: string }
-
-interface Transport {
-  readonly kind: "stdio" | "thread"
-  /**
-   * Sends one message at the end of the turn; returns why it cannot be sent,
-   * in which case nothing will be.
-   */
-  readonly send: (message: Protocol.FromChild) => string | undefined
-  /** Sends what is held now. */
-  readonly flush: () => void
-  /** Whether anything was sent since the last call. */
-  readonly active: () => boolean
-  readonly start: (deliver: (message: Inbound) => void) => void
-  readonly close: () => void
-}
-
-const end: Inbound = { _tag: "End" }
-
-const what = (message: Protocol.FromChild) => (message._tag === "Failure" ? "error" : "response")
-
-const stdioTransport = (maxLineBytes: number): Transport => {
-  const stdout = globalThis.process.stdout
-  const stdin = globalThis.process.stdin
-  const original = stdout.write
-  const write = original.bind(stdout)
-  let sent = false
-  const out = makeBatcher<string>((lines) => {
-    lines.push("")
-    sent = true
-    write(lines.join("\n"))
-  })
-  let deliver: (message: Inbound) => void = () => {}
-  const lines = Protocol.makeLineDecoder(maxLineBytes)
-  const onData = (chunk: Uint8Array) => {
-    for (const event of lines.push(chunk)) {
-      if (event._tag === "Fault") return deliver({ _tag: "Fault", reason: `the parent sent ${event.reason}` })
-      const parsed = Protocol.parseToChild(event.text)
-      deliver(
-        parsed._tag === "Message" ? parsed.message : { _tag: "Fault", reason: `the parent sent ${parsed.reason}` }
-      )
-    }
-  }
-  const onEnd = () => deliver(end)
-  return {
-    kind: "stdio",
-    send: (message) => {
-      let line: string
-      try {
-        line = JSON.stringify(message)
-      } catch (error) {
-        return `the ${what(message)} is not JSON: ${describe(error)}`
-      }
-      // UTF-8 takes at most three bytes per UTF-16 code unit.
-      if (line.length * 3 > maxLineBytes) {
-        const bytes = Buffer.byteLength(line, "utf8")
-        if (bytes > maxLineBytes) {
-          return `the answer is ${bytes} bytes on the wire, over the limit of ${maxLineBytes} (maxLineBytes)`
-        }
-      }
-      out.push(line)
-      return undefined
-    },
-    flush: out.flushNow,
-    active: () => {
-      const was = sent
-      sent = false
-      return was
-    },
-    start: (f) => {
-      deliver = f
-      // Stray writes to stdout would corrupt the protocol: they go to stderr.
-      stdout.write = globalThis.process.stderr.write.bind(globalThis.process.stderr) as typeof stdout.write
-      // A parent that is gone breaks the pipe: that is the end too.
-      stdout.on("error", onEnd)
-      stdin.on("data", onData)
-      stdin.on("end", onEnd)
-      stdin.on("error", onEnd)
-    },
-    close: () => {
-      out.flushNow()
-      stdout.write = original
-      stdin.off("data", onData)
-      stdin.off("end", onEnd)
-      stdin.off("error", onEnd)
-      stdin.pause()
-    }
-  }
-}
-
-/** A `Request` in its short form, made whole. */
-const requestOf = (id: number, payload: unknown): Protocol.Request => ({ _tag: "Request", id, payload })
-
-const threadTransport = (port: WorkerThreads.MessagePort): Transport => {
-  // Successes take their short form only to a parent that said it reads it (a thread kind's `workerData`).
-  const short = (WorkerThreads.workerData as { readonly shortSuccesses?: unknown } | null)?.shortSuccesses === true
-  let sent = false
-  const out = makeBatcher<Protocol.FromChild>((batch) => {
-    sent = true
-    try {
-      port.postMessage(short ? shortenFromChild(batch) : batch)
-    } catch {
-      // One of them cannot be cloned: each on its own, and a crash for the ones that fail.
-      for (const message of batch) {
-        try {
-          port.postMessage([message])
-        } catch (error) {
-          if ("id" in message) {
-            const reason = `defect: the ${what(message)} cannot be cloned: ${describe(error)}`
-            port.postMessage([{ _tag: "Crash", id: message.id, reason } satisfies Protocol.Crash])
-          }
-        }
-      }
-    }
-  })
-  let deliver: (message: Inbound) => void = () => {}
-  const onMessage = (batch: unknown) => {
-    if (!Array.isArray(batch)) {
-      return deliver({ _tag: "Fault", reason: "the parent sent a value that is not a batch of protocol messages" })
-    }
-    const malformed = expand(batch, requestOf, (value) => {
-      const decoded = Protocol.decodeToChild(value)
-      deliver(
-        decoded._tag === "Message" ? decoded.message : { _tag: "Fault", reason: `the parent sent ${decoded.reason}` }
-      )
-    })
-    if (malformed !== undefined) deliver({ _tag: "Fault", reason: `the parent sent ${malformed}` })
-  }
-  const onClose = () => deliver(end)
-  return {
-    kind: "thread",
-    send: (message) => {
-      out.push(message)
-      return undefined
-    },
-    flush: out.flushNow,
-    active: () => {
-      const was = sent
-      sent = false
-      return was
-    },
-    start: (f) => {
-      deliver = f
-      port.on("message", onMessage)
-      port.on("close", onClose)
-    },
-    close: () => {
-      out.flushNow()
-      port.off("message", onMessage)
-      port.off("close", onClose)
-    }
-  }
 }
 
 /** What a handler gets beside its request: the request's id, and a signal made on first use. */
@@ -544,43 +389,6 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
       yield* Deferred.await(finished)
     })
   )
-
-/**
- * Makes the processes a thread starts known to its parent: `spawn`, `exec`,
- * `execFile` and `fork` of `child_process` (also as ESM imports) report each
- * process that starts, and its exit. The synchronous variants return only
- * once their process is gone.
- */
-const trackChildProcesses = (transport: Transport) => {
-  const childProcess = createRequire(import.meta.url)("node:child_process") as Record<string, unknown>
-  const tracked = new Set<number>()
-  const track = (child: unknown, args: ReadonlyArray<unknown>) => {
-    const pid = (child as { pid?: unknown } | null)?.pid
-    if (typeof pid !== "number" || tracked.has(pid)) return
-    tracked.add(pid)
-    const group = globalThis.process.platform !== "win32" && args.some(isDetached)
-    transport.send({ _tag: "ChildStarted", pid, group })
-    // At once: the thread may die in this very turn.
-    transport.flush()
-    ;(child as { once: (event: string, f: () => void) => void }).once("exit", () => {
-      tracked.delete(pid)
-      transport.send({ _tag: "ChildExited", pid })
-    })
-  }
-  for (const name of ["spawn", "exec", "execFile", "fork"]) {
-    const original = childProcess[name]
-    if (typeof original !== "function") continue
-    childProcess[name] = function (this: unknown, ...args: Array<unknown>) {
-      const child = original.apply(this, args)
-      track(child, args)
-      return child
-    }
-  }
-  syncBuiltinESMExports()
-}
-
-const isDetached = (arg: unknown): boolean =>
-  typeof arg === "object" && arg !== null && !Array.isArray(arg) && (arg as { detached?: unknown }).detached === true
 
 const describeCause = (cause: Cause.Cause<unknown>): string => {
   const error = Cause.findErrorOption(cause)

@@ -1,0 +1,170 @@
+/**
+ * How a runner talks to its parent: over stdio (a subprocess: JSON lines,
+ * at most `maxLineBytes` each, stray writes to stdout sent to stderr) or
+ * over the thread's port (batches of messages, successes in their short form
+ * to a parent that reads it). Either sends the messages of one turn
+ * together.
+ */
+import * as WorkerThreads from "node:worker_threads"
+import * as Protocol from "../../Protocol.ts"
+import { makeBatcher } from "../batch.ts"
+import { describe } from "../describe.ts"
+import { expand, shortenFromChild } from "../shortForm.ts"
+
+/** What reaches the runner: a message, the parent's end, or a message it could not read. */
+export type Inbound = Protocol.ToChild | { readonly _tag: "End" } | { readonly _tag: "Fault"; readonly reason: string }
+
+/** One way to the parent and back. */
+export interface Transport {
+  readonly kind: "stdio" | "thread"
+  /**
+   * Sends one message at the end of the turn; returns why it cannot be sent,
+   * in which case nothing will be.
+   */
+  readonly send: (message: Protocol.FromChild) => string | undefined
+  /** Sends what is held now. */
+  readonly flush: () => void
+  /** Whether anything was sent since the last call. */
+  readonly active: () => boolean
+  readonly start: (deliver: (message: Inbound) => void) => void
+  readonly close: () => void
+}
+
+const end: Inbound = { _tag: "End" }
+
+const what = (message: Protocol.FromChild) => (message._tag === "Failure" ? "error" : "response")
+
+/** A transport over stdin and stdout, in JSON lines of at most `maxLineBytes`. */
+export const stdioTransport = (maxLineBytes: number): Transport => {
+  const stdout = globalThis.process.stdout
+  const stdin = globalThis.process.stdin
+  const original = stdout.write
+  const write = original.bind(stdout)
+  let sent = false
+  const out = makeBatcher<string>((lines) => {
+    lines.push("")
+    sent = true
+    write(lines.join("\n"))
+  })
+  let deliver: (message: Inbound) => void = () => {}
+  const lines = Protocol.makeLineDecoder(maxLineBytes)
+  const onData = (chunk: Uint8Array) => {
+    for (const event of lines.push(chunk)) {
+      if (event._tag === "Fault") return deliver({ _tag: "Fault", reason: `the parent sent ${event.reason}` })
+      const parsed = Protocol.parseToChild(event.text)
+      deliver(
+        parsed._tag === "Message" ? parsed.message : { _tag: "Fault", reason: `the parent sent ${parsed.reason}` }
+      )
+    }
+  }
+  const onEnd = () => deliver(end)
+  return {
+    kind: "stdio",
+    send: (message) => {
+      let line: string
+      try {
+        line = JSON.stringify(message)
+      } catch (error) {
+        return `the ${what(message)} is not JSON: ${describe(error)}`
+      }
+      // UTF-8 takes at most three bytes per UTF-16 code unit.
+      if (line.length * 3 > maxLineBytes) {
+        const bytes = Buffer.byteLength(line, "utf8")
+        if (bytes > maxLineBytes) {
+          return `the answer is ${bytes} bytes on the wire, over the limit of ${maxLineBytes} (maxLineBytes)`
+        }
+      }
+      out.push(line)
+      return undefined
+    },
+    flush: out.flushNow,
+    active: () => {
+      const was = sent
+      sent = false
+      return was
+    },
+    start: (f) => {
+      deliver = f
+      // Stray writes to stdout would corrupt the protocol: they go to stderr.
+      stdout.write = globalThis.process.stderr.write.bind(globalThis.process.stderr) as typeof stdout.write
+      // A parent that is gone breaks the pipe: that is the end too.
+      stdout.on("error", onEnd)
+      stdin.on("data", onData)
+      stdin.on("end", onEnd)
+      stdin.on("error", onEnd)
+    },
+    close: () => {
+      out.flushNow()
+      stdout.write = original
+      stdin.off("data", onData)
+      stdin.off("end", onEnd)
+      stdin.off("error", onEnd)
+      stdin.pause()
+    }
+  }
+}
+
+/** A `Request` in its short form, made whole. */
+const requestOf = (id: number, payload: unknown): Protocol.Request => ({ _tag: "Request", id, payload })
+
+/** A transport over the thread's port (successes in their short form when the parent said it reads them). */
+export const threadTransport = (port: WorkerThreads.MessagePort): Transport => {
+  // Successes take their short form only to a parent that said it reads it (a thread kind's `workerData`).
+  const short = (WorkerThreads.workerData as { readonly shortSuccesses?: unknown } | null)?.shortSuccesses === true
+  let sent = false
+  const out = makeBatcher<Protocol.FromChild>((batch) => {
+    sent = true
+    try {
+      port.postMessage(short ? shortenFromChild(batch) : batch)
+    } catch {
+      // One of them cannot be cloned: each on its own, and a crash for the ones that fail.
+      for (const message of batch) {
+        try {
+          port.postMessage([message])
+        } catch (error) {
+          if ("id" in message) {
+            const reason = `defect: the ${what(message)} cannot be cloned: ${describe(error)}`
+            port.postMessage([{ _tag: "Crash", id: message.id, reason } satisfies Protocol.Crash])
+          }
+        }
+      }
+    }
+  })
+  let deliver: (message: Inbound) => void = () => {}
+  const onMessage = (batch: unknown) => {
+    if (!Array.isArray(batch)) {
+      return deliver({ _tag: "Fault", reason: "the parent sent a value that is not a batch of protocol messages" })
+    }
+    const malformed = expand(batch, requestOf, (value) => {
+      const decoded = Protocol.decodeToChild(value)
+      deliver(
+        decoded._tag === "Message" ? decoded.message : { _tag: "Fault", reason: `the parent sent ${decoded.reason}` }
+      )
+    })
+    if (malformed !== undefined) deliver({ _tag: "Fault", reason: `the parent sent ${malformed}` })
+  }
+  const onClose = () => deliver(end)
+  return {
+    kind: "thread",
+    send: (message) => {
+      out.push(message)
+      return undefined
+    },
+    flush: out.flushNow,
+    active: () => {
+      const was = sent
+      sent = false
+      return was
+    },
+    start: (f) => {
+      deliver = f
+      port.on("message", onMessage)
+      port.on("close", onClose)
+    },
+    close: () => {
+      out.flushNow()
+      port.off("message", onMessage)
+      port.off("close", onClose)
+    }
+  }
+}
