@@ -29,6 +29,7 @@ import type { Codec } from "./internal/codec.ts"
 import { describe } from "./internal/describe.ts"
 import * as Rules from "./internal/options.ts"
 import * as RemoteClient from "./internal/remote/client.ts"
+import * as RemoteDns from "./internal/remote/dns.ts"
 import * as Membership from "./internal/remote/membership.ts"
 import * as RemoteOptions from "./internal/remote/options.ts"
 import * as RemoteServer from "./internal/remote/server.ts"
@@ -405,7 +406,7 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
  * @category models
  */
 export interface PoolOptions<Req, Resp, E> extends Options<Req, Resp, E> {
-  readonly addresses: ReadonlyArray<Address> | Stream.Stream<ReadonlyArray<Address>>
+  readonly addresses: ReadonlyArray<Address> | Stream.Stream<ReadonlyArray<Address>, InvalidOptions>
   readonly worker?: Worker.WorkerOptions | undefined
   readonly pool?: Omit<WorkerPool.Options<Req, Resp, E | InvalidRequest, never, never>, "size" | "worker"> | undefined
   readonly firstId?: number | undefined
@@ -475,8 +476,12 @@ export const pool = <Req, Resp, E = DomainError>(
     // Each worker's options, read once for all: their default maxInFlight is the kind's concurrency.
     const workerSettings = yield* Effect.fromResult(WorkerSettings.decode(settings.concurrency, settings.worker))
     const { addresses } = settings
-    const sets: Stream.Stream<ReadonlyArray<Address>> = Stream.isStream(addresses)
-      ? (addresses as Stream.Stream<ReadonlyArray<Address>>)
+    // A Remote.dns stream among the addresses re-resolves early when a worker loses its runner.
+    const refresh = RemoteDns.makeRefresh()
+    const sets: Stream.Stream<ReadonlyArray<Address>, InvalidOptions> = Stream.isStream(addresses)
+      ? (addresses as Stream.Stream<ReadonlyArray<Address>, InvalidOptions>).pipe(
+          Stream.provideService(RemoteDns.Refresh, refresh.service)
+        )
       : Stream.make(addresses as ReadonlyArray<Address>)
     if (!Stream.isStream(addresses)) {
       yield* checked(() => (addresses as ReadonlyArray<Address>).forEach(normalise))
@@ -502,5 +507,121 @@ export const pool = <Req, Resp, E = DomainError>(
         }
       }
     }).pipe(Scope.provide(workersScope))
+    if (Stream.isStream(addresses)) {
+      // A worker of a current address that crashed, failed to start or saw its runner drain.
+      const idsNow = membership.ids
+      yield* made.changes.pipe(
+        Stream.runForEach(([id, health]) =>
+          Effect.sync(() => {
+            if (health.state !== "Restarting") return
+            for (const address of membership.current()) if (idsNow().get(address) === id) return refresh.ask()
+          })
+        ),
+        Effect.forkIn(workersScope)
+      )
+    }
     return { pool: made, workerIds: membership.ids, addresses: membership.current }
   })
+
+/**
+ * Options of {@link dns}.
+ *
+ * | option        | default        | meaning                                                                  |
+ * |---------------|----------------|--------------------------------------------------------------------------|
+ * | `port`        | none           | the runners' port: the name's A/AAAA records are used. Without it, the name is an SRV name (`_service._proto.name`) and each record gives a target and its port |
+ * | `family`      | A, else AAAA   | `4`: A records only; `6`: AAAA records only. By default A records, or AAAA records when the name (or an SRV target) has no A records |
+ * | `servers`     | the system's   | the DNS servers to ask (`"10.96.0.10"`, `"10.96.0.10:53"`, `"[::1]:5353"`), as `Resolver.setServers` takes them |
+ * | `interval`    | `"30 seconds"` | time between two resolutions                                             |
+ * | `minInterval` | `"5 seconds"`  | the shortest time between two resolutions: the floor of a short TTL, of an early re-resolution after a lost runner, and the first retry after a failure |
+ * | `timeout`     | `"2 seconds"`  | how long one try of a DNS query waits for its answer (a query is tried twice) |
+ *
+ * @example
+ * ```ts
+ * import type { Remote } from "effect-worker-pool/remote"
+ *
+ * const options: Remote.DnsOptions = { port: 7400, interval: "10 seconds", servers: ["10.96.0.10"] }
+ * ```
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface DnsOptions {
+  readonly port?: number | undefined
+  readonly family?: 4 | 6 | undefined
+  readonly servers?: ReadonlyArray<string> | undefined
+  readonly interval?: Duration.Input | undefined
+  readonly minInterval?: Duration.Input | undefined
+  readonly timeout?: Duration.Input | undefined
+}
+
+/** Reads the options of a DNS name, once, or fails with `InvalidOptions`. */
+const decodeDnsOptions = Rules.decodeResult(RemoteOptions.DnsOptions)
+
+/** Whether `name` is a DNS name: dot-separated labels of letters, digits, `-` and `_`, a final dot allowed. */
+const isDnsName = (name: string): boolean =>
+  name.length <= 254 &&
+  name
+    .replace(/\.$/, "")
+    .split(".")
+    .every((label) => /^[A-Za-z0-9_-]{1,63}$/.test(label))
+
+/**
+ * The runners behind a DNS name, for {@link pool}'s `addresses`: a stream
+ * of address sets that re-resolves the name and emits a set only when it
+ * changed. With a `port`, the name's A (or AAAA) records are the runners
+ * (a Kubernetes headless Service publishes one per ready pod). Without
+ * one, the name is an SRV name (`_service._proto.name`, a Kubernetes named
+ * port): the records of the lowest priority that has a target with
+ * addresses are used (a target's addresses, each with the record's port),
+ * the next priority only when none of them has; weights are not used (the
+ * pool's policy balances the load by the workers' health and load).
+ *
+ * It resolves at once, then every `interval`, sooner when the shortest TTL
+ * of the answer runs out, but never sooner than `minInterval` after the last
+ * resolution. Given to {@link pool}, it also re-resolves as soon as
+ * `minInterval` allows when a worker of the pool crashes, fails to start, or
+ * its runner drains. A name that does not exist (NXDOMAIN) or has no records
+ * (NODATA) has no runners: the set is empty and the workers leave. A failed
+ * resolution (a timeout, SERVFAIL, REFUSED) keeps the last set; it is tried
+ * again after `minInterval`, then less often, up to every `interval`, and is
+ * logged once per streak of failures, and once when it ends. When the very
+ * first resolution fails, the set is empty until one succeeds. Invalid
+ * options make a stream that fails with `InvalidOptions` (and `pool` with
+ * it).
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { Remote } from "effect-worker-pool/remote"
+ *
+ * const program = Effect.scoped(
+ *   Effect.gen(function* () {
+ *     const { pool } = yield* Remote.pool({
+ *       addresses: Remote.dns("runners.default.svc.cluster.local", { port: 7400 }),
+ *       request: Schema.String,
+ *       response: Schema.Number
+ *     })
+ *     return yield* pool.dispatch("how long is this?")
+ *   })
+ * )
+ * ```
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const dns = (name: string, options?: DnsOptions): Stream.Stream<ReadonlyArray<Address>, InvalidOptions> => {
+  if (typeof name !== "string" || !isDnsName(name)) {
+    return Stream.fail(new InvalidOptions({ reason: `name must be a DNS name, got ${describe(name)}` }))
+  }
+  const decoded = decodeDnsOptions(options)
+  if (decoded._tag === "Failure") return Stream.fail(decoded.failure)
+  const settings = decoded.success
+  if (settings.port === undefined && !/^_[^.]+\._[^.]+\.[^.]/.test(name)) {
+    return Stream.fail(
+      new InvalidOptions({
+        reason: `name ${name} needs a port for its A/AAAA records, or must be an SRV name (_service._proto.name)`
+      })
+    )
+  }
+  return RemoteDns.addresses({ ...settings, name })
+}

@@ -4,7 +4,7 @@
  * (gracefully: what it holds finishes). An address keeps the same `WorkerId`
  * for as long as the membership lives, also when it leaves and comes back.
  */
-import { Effect, Scope, Stream } from "effect"
+import { Cause, Effect, Exit, Scope, Stream } from "effect"
 import type * as Worker from "../../Worker.ts"
 import type { InvalidOptions } from "../../WorkerError.ts"
 import { WorkerId } from "../../WorkerId.ts"
@@ -26,7 +26,8 @@ export interface Membership {
  */
 export const follow = <Req, Resp, E>(options: {
   readonly pool: WorkerPool<Req, Resp, E>
-  readonly sets: Stream.Stream<ReadonlyArray<string>>
+  /** The sets; a failure before the first (a `Remote.dns` with invalid options) fails the membership. */
+  readonly sets: Stream.Stream<ReadonlyArray<string>, InvalidOptions>
   /** The worker of the runner at `address`, or why it cannot be made. */
   readonly worker: (
     id: WorkerId,
@@ -34,7 +35,7 @@ export const follow = <Req, Resp, E>(options: {
   ) => Effect.Effect<Worker.Worker<Req, Resp, E>, InvalidOptions, Scope.Scope>
   readonly firstId: number
   readonly normalise: (address: string) => string
-}): Effect.Effect<Membership, never, Scope.Scope> =>
+}): Effect.Effect<Membership, InvalidOptions, Scope.Scope> =>
   Effect.gen(function* () {
     const scope = yield* Effect.scope
     const ids = new Map<string, WorkerId>()
@@ -82,8 +83,13 @@ export const follow = <Req, Resp, E>(options: {
       })
 
     const pull = yield* Stream.toPull(options.sets)
-    const first = yield* Effect.option(pull)
-    if (first._tag === "Some") for (const set of first.value) yield* apply(set)
+    const first = yield* Effect.exit(pull)
+    if (Exit.isSuccess(first)) for (const set of first.value) yield* apply(set)
+    else {
+      // The stream failed before its first set (a Remote.dns with invalid options): so does the membership.
+      const failure = Cause.findErrorOption(first.cause)
+      if (failure._tag === "Some" && !Cause.isDone(failure.value)) return yield* Effect.fail(failure.value)
+    }
     yield* Effect.forkIn(
       Effect.forever(Effect.flatMap(pull, (sets) => Effect.forEach(sets, apply, { discard: true }))).pipe(
         Effect.catchCause(() => Effect.void)

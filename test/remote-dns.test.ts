@@ -1,0 +1,453 @@
+/**
+ * Membership from DNS (`Remote.dns`), resolved through a real `node:dns`
+ * Resolver against a DNS server the test starts (fixtures/dns-server.ts):
+ * the first resolution gives the set, later ones emit only a changed set;
+ * the interval, the TTLs and the floor decide when the next comes (in
+ * virtual time: each resolution logs its plan, and the test moves the clock
+ * on from there); no records and a failed resolution are told apart (the
+ * last good set is kept, the failure logged once, its end once); SRV
+ * priorities; invalid options. Then pools of real runner processes, each
+ * on its own loopback address and one port, as a headless Service's A
+ * records name them: records that come and go add and remove workers under
+ * stable ids; a runner lost re-resolves the name at once.
+ */
+
+import * as Net from "node:net"
+import { assert, describe, it } from "@effect/vitest"
+import { Deferred, Duration, Effect, Exit, Logger, References, Schedule, Schema, Stream } from "effect"
+import { TestClock } from "effect/testing"
+import { InvalidOptions, WorkerId } from "effect-worker-pool"
+import * as Remote from "../src/Remote.ts"
+import { startDnsServer } from "./fixtures/dns-server.ts"
+import { job, RemoteJob } from "./fixtures/remote-jobs.ts"
+import { startRunner } from "./fixtures/remote-processes.ts"
+
+/** A log line: its level, message and annotations. */
+interface Line {
+  readonly level: string
+  readonly message: string
+  readonly annotations: Record<string, unknown>
+}
+
+/** Keeps every log line of `effect` (debug included), and lets it wait for the n-th line with a message. */
+const withLog = <A, E, R>(
+  effect: (log: {
+    readonly lines: ReadonlyArray<Line>
+    readonly nth: (message: string, n: number) => Effect.Effect<Line>
+  }) => Effect.Effect<A, E, R>
+) =>
+  Effect.suspend(() => {
+    const lines: Array<Line> = []
+    const waiting: Array<{ readonly message: string; readonly n: number; readonly found: Deferred.Deferred<Line> }> = []
+    const matching = (message: string) => lines.filter((line) => line.message === message)
+    const logger = Logger.make<unknown, void>(({ fiber, logLevel, message }) => {
+      const annotations = { ...(fiber.getRef(References.CurrentLogAnnotations) as Record<string, unknown>) }
+      const line = { level: logLevel, message: String(Array.isArray(message) ? message[0] : message), annotations }
+      lines.push(line)
+      for (const w of waiting) {
+        const found = matching(w.message)
+        if (found.length >= w.n) Deferred.doneUnsafe(w.found, Exit.succeed(found[w.n - 1]!))
+      }
+    })
+    const nth = (message: string, n: number) =>
+      Effect.suspend(() => {
+        const found = matching(message)
+        if (found.length >= n) return Effect.succeed(found[n - 1]!)
+        const deferred = Deferred.makeUnsafe<Line>()
+        waiting.push({ message, n, found: deferred })
+        return Deferred.await(deferred)
+      })
+    return effect({ lines, nth }).pipe(
+      Effect.provideService(Logger.CurrentLoggers, new Set([logger])),
+      Effect.provideService(References.MinimumLogLevel, "Debug")
+    )
+  })
+
+const resolved = "remote dns resolved"
+
+/** The next set a stream's pull gives (the newest, should it give several). */
+const nextSet = <E>(pull: Effect.Effect<ReadonlyArray<ReadonlyArray<string>>, E>) =>
+  Effect.map(pull, (sets) => sets[sets.length - 1]!)
+
+const a = (...addresses: ReadonlyArray<string>) => ({ a: addresses.map((address) => ({ address, ttl: 300 })) })
+
+describe("Remote.dns", { timeout: 60_000 }, () => {
+  it.effect("the first resolution gives the set; a changed set comes at the next interval, an unchanged one not", () =>
+    withLog((log) =>
+      Effect.gen(function* () {
+        const server = yield* startDnsServer
+        server.set("runners.test", a("10.0.0.1"))
+        const pull = yield* Stream.toPull(Remote.dns("runners.test", { port: 7400, servers: [server.address] }))
+        assert.deepStrictEqual(yield* nextSet(pull), ["10.0.0.1:7400"])
+        // A TTL longer than the interval delays nothing: the interval, 30 seconds by default.
+        assert.strictEqual((yield* log.nth(resolved, 1)).annotations.next, 30_000)
+        server.set("runners.test", a("10.0.0.2", "10.0.0.1"))
+        yield* TestClock.adjust("30 seconds")
+        assert.deepStrictEqual(yield* nextSet(pull), ["10.0.0.1:7400", "10.0.0.2:7400"])
+        yield* log.nth(resolved, 2)
+        // The same answer again: no set.
+        yield* TestClock.adjust("30 seconds")
+        yield* log.nth(resolved, 3)
+        server.set("runners.test", a("10.0.0.2", "10.0.0.10"))
+        yield* TestClock.adjust("30 seconds")
+        // Addresses in numeric order: the ids of the pool are given in this order.
+        assert.deepStrictEqual(yield* nextSet(pull), ["10.0.0.2:7400", "10.0.0.10:7400"])
+        assert.strictEqual(server.asked("runners.test", "A"), 4)
+        assert.strictEqual(server.asked("runners.test", "AAAA"), 0)
+      })
+    )
+  )
+
+  it.effect("a TTL shorter than the interval brings the next resolution forward, never below minInterval", () =>
+    withLog((log) =>
+      Effect.gen(function* () {
+        const server = yield* startDnsServer
+        const name = "runners.test"
+        server.set(name, { a: [{ address: "10.0.0.1", ttl: 10 }] })
+        const pull = yield* Stream.toPull(
+          Remote.dns(name, { port: 7400, servers: [server.address], interval: "1 minute", minInterval: "3 seconds" })
+        )
+        assert.deepStrictEqual(yield* nextSet(pull), ["10.0.0.1:7400"])
+        assert.strictEqual((yield* log.nth(resolved, 1)).annotations.next, 10_000)
+        // The shortest TTL counts; below the floor, the floor.
+        server.set(name, {
+          a: [
+            { address: "10.0.0.1", ttl: 10 },
+            { address: "10.0.0.2", ttl: 1 }
+          ]
+        })
+        yield* TestClock.adjust("10 seconds")
+        assert.deepStrictEqual(yield* nextSet(pull), ["10.0.0.1:7400", "10.0.0.2:7400"])
+        assert.strictEqual((yield* log.nth(resolved, 2)).annotations.next, 3_000)
+        server.set(name, { a: [{ address: "10.0.0.2", ttl: 0 }] })
+        yield* TestClock.adjust("3 seconds")
+        assert.deepStrictEqual(yield* nextSet(pull), ["10.0.0.2:7400"])
+        assert.strictEqual((yield* log.nth(resolved, 3)).annotations.next, 3_000)
+        assert.strictEqual(server.asked(name, "A"), 3)
+      })
+    )
+  )
+
+  it.effect(
+    "a failed resolution keeps the last set, retries with a bounded backoff, logged once and recovered once",
+    () =>
+      withLog((log) =>
+        Effect.gen(function* () {
+          const server = yield* startDnsServer
+          const name = "runners.test"
+          server.set(name, a("10.0.0.1"))
+          const pull = yield* Stream.toPull(
+            Remote.dns(name, {
+              port: 7400,
+              servers: [server.address],
+              interval: "30 seconds",
+              minInterval: "5 seconds",
+              timeout: "100 millis"
+            })
+          )
+          assert.deepStrictEqual(yield* nextSet(pull), ["10.0.0.1:7400"])
+          yield* log.nth(resolved, 1)
+          // SERVFAIL, REFUSED, no answer at all: each says nothing about the runners.
+          const plans: Array<unknown> = []
+          for (const [fault, wait] of [
+            ["servfail", "30 seconds"],
+            ["refused", "5 seconds"],
+            ["drop", "10 seconds"],
+            ["servfail", "20 seconds"],
+            ["servfail", "30 seconds"]
+          ] as const) {
+            server.fault(fault)
+            yield* TestClock.adjust(wait)
+            const line = yield* log.nth(resolved, plans.length + 2)
+            assert.strictEqual(line.annotations.ok, false)
+            assert.strictEqual(line.annotations.addresses, 1, "the last good set is kept")
+            plans.push(line.annotations.next)
+          }
+          // After minInterval, doubling up to the interval.
+          assert.deepStrictEqual(plans, [5_000, 10_000, 20_000, 30_000, 30_000])
+          const failed = log.lines.filter((line) => line.message === "remote dns resolution failed")
+          assert.strictEqual(failed.length, 1, "one line per streak of failures")
+          assert.strictEqual(failed[0]!.level, "Warn")
+          assert.match(String(failed[0]!.annotations.reason), /ESERVFAIL/)
+          assert.strictEqual(failed[0]!.annotations.kept, "1 addresses")
+          server.fault(undefined)
+          server.set(name, a("10.0.0.1", "10.0.0.2"))
+          yield* TestClock.adjust("30 seconds")
+          assert.deepStrictEqual(yield* nextSet(pull), ["10.0.0.1:7400", "10.0.0.2:7400"])
+          const recovered = log.lines.filter((line) => line.message === "remote dns resolution recovered")
+          assert.strictEqual(recovered.length, 1)
+          assert.strictEqual(recovered[0]!.level, "Info")
+          assert.strictEqual(recovered[0]!.annotations.failures, 5)
+          yield* log.nth(resolved, 7)
+          // No records is not a failure: the name has no runners.
+          server.set(name, undefined)
+          yield* TestClock.adjust("30 seconds")
+          assert.deepStrictEqual(yield* nextSet(pull), [])
+          yield* log.nth(resolved, 8)
+          server.set(name, a("10.0.0.3"))
+          yield* TestClock.adjust("30 seconds")
+          assert.deepStrictEqual(yield* nextSet(pull), ["10.0.0.3:7400"])
+          yield* log.nth(resolved, 9)
+          // NODATA (the name, but no A nor AAAA records): no runners either.
+          server.set(name, {})
+          yield* TestClock.adjust("30 seconds")
+          assert.deepStrictEqual(yield* nextSet(pull), [])
+          assert.isTrue(log.lines.filter((line) => line.message === "remote dns name has no runners").length === 2)
+          assert.strictEqual(log.lines.filter((line) => line.message === "remote dns resolution failed").length, 1)
+        })
+      )
+  )
+
+  it.effect("A records, else AAAA records; family picks one", () =>
+    Effect.gen(function* () {
+      const server = yield* startDnsServer
+      server.set("six.test", { aaaa: [{ address: "fd00::7" }, { address: "::1" }] })
+      server.set("both.test", { a: [{ address: "10.0.0.1" }], aaaa: [{ address: "fd00::1" }] })
+      const first = (name: string, options: Remote.DnsOptions) =>
+        Effect.scoped(
+          Effect.flatMap(Stream.toPull(Remote.dns(name, { servers: [server.address], ...options })), nextSet)
+        )
+      assert.deepStrictEqual(yield* first("six.test", { port: 7400 }), ["[::1]:7400", "[fd00::7]:7400"])
+      assert.deepStrictEqual(yield* first("both.test", { port: 7400 }), ["10.0.0.1:7400"])
+      assert.deepStrictEqual(yield* first("both.test", { port: 7400, family: 6 }), ["[fd00::1]:7400"])
+      assert.deepStrictEqual(yield* first("six.test", { port: 7400, family: 4 }), [])
+    })
+  )
+
+  it.effect(
+    "SRV: the lowest priority with a usable target, every target of it (weights aside), each with its port",
+    () =>
+      withLog((log) =>
+        Effect.gen(function* () {
+          const server = yield* startDnsServer
+          const name = "_runner._tcp.runners.test"
+          server.set(name, {
+            srv: [
+              // Priority 1 has no usable target: one without addresses, one that is "." (no service).
+              { priority: 1, port: 7401, target: "first.test" },
+              { priority: 1, port: 7409, target: "." },
+              { priority: 2, weight: 1, port: 7402, target: "second.test" },
+              { priority: 2, weight: 100, port: 7403, target: "third.test" },
+              { priority: 3, port: 7404, target: "last.test" }
+            ]
+          })
+          server.set("first.test", {})
+          server.set("second.test", a("10.0.0.2"))
+          server.set("third.test", a("10.0.0.3", "10.0.0.4"))
+          server.set("last.test", a("10.0.0.5"))
+          const pull = yield* Stream.toPull(Remote.dns(name, { servers: [server.address] }))
+          assert.deepStrictEqual(yield* nextSet(pull), ["10.0.0.2:7402", "10.0.0.3:7403", "10.0.0.4:7403"])
+          assert.strictEqual(
+            server.asked("last.test", "A"),
+            0,
+            "a lower group that answered: the next is not looked at"
+          )
+          yield* log.nth(resolved, 1)
+          // The first group gets an address: it is used, alone.
+          server.set("first.test", a("10.0.0.1"))
+          yield* TestClock.adjust("30 seconds")
+          assert.deepStrictEqual(yield* nextSet(pull), ["10.0.0.1:7401"])
+          yield* log.nth(resolved, 2)
+          // A target whose resolution fails makes the resolution fail: the set is kept.
+          server.fault("servfail", "first.test")
+          yield* TestClock.adjust("30 seconds")
+          const failed = yield* log.nth(resolved, 3)
+          assert.strictEqual(failed.annotations.ok, false)
+          assert.strictEqual(failed.annotations.addresses, 1)
+          assert.match(String((yield* log.nth("remote dns resolution failed", 1)).annotations.reason), /first\.test/)
+          server.fault(undefined, "first.test")
+          server.set("first.test", a("10.0.0.9"))
+          yield* TestClock.adjust("5 seconds")
+          assert.deepStrictEqual(yield* nextSet(pull), ["10.0.0.9:7401"])
+          yield* log.nth(resolved, 4)
+          // No SRV records: no runners.
+          server.set(name, undefined)
+          yield* TestClock.adjust("30 seconds")
+          assert.deepStrictEqual(yield* nextSet(pull), [])
+        })
+      )
+  )
+
+  it.effect("a first resolution that fails gives an empty set, and the runners once it succeeds", () =>
+    withLog((log) =>
+      Effect.gen(function* () {
+        const server = yield* startDnsServer
+        server.set("runners.test", a("10.0.0.1"))
+        server.fault("servfail")
+        const pull = yield* Stream.toPull(
+          Remote.dns("runners.test", { port: 7400, servers: [server.address], minInterval: "1 second" })
+        )
+        assert.deepStrictEqual(yield* nextSet(pull), [])
+        assert.strictEqual((yield* log.nth(resolved, 1)).annotations.next, 1_000)
+        server.fault(undefined)
+        yield* TestClock.adjust("1 second")
+        assert.deepStrictEqual(yield* nextSet(pull), ["10.0.0.1:7400"])
+      })
+    )
+  )
+
+  it.effect("invalid options: the stream fails with InvalidOptions, and Remote.pool with it", () =>
+    Effect.gen(function* () {
+      const reasonOf = (stream: Stream.Stream<unknown, InvalidOptions>) =>
+        Effect.map(Effect.flip(Stream.runHead(stream)), (error) => {
+          assert.instanceOf(error, InvalidOptions)
+          return error.reason
+        })
+      assert.match(yield* reasonOf(Remote.dns("not a name!", { port: 7400 })), /name must be a DNS name/)
+      assert.match(
+        yield* reasonOf(Remote.dns("runners.test")),
+        /name runners\.test needs a port for its A\/AAAA records, or must be an SRV name/
+      )
+      assert.match(yield* reasonOf(Remote.dns("runners.test", { port: 0 })), /port must be an integer from 1 to 65535/)
+      assert.match(yield* reasonOf(Remote.dns("runners.test", { port: 1, family: 5 as 4 })), /family must be 4 or 6/)
+      assert.match(
+        yield* reasonOf(Remote.dns("runners.test", { port: 1, servers: ["not a server"] })),
+        /servers must be a non-empty list of DNS servers/
+      )
+      assert.match(
+        yield* reasonOf(Remote.dns("runners.test", { port: 1, interval: "1 second", minInterval: "2 seconds" })),
+        /minInterval must be at most interval/
+      )
+      assert.match(yield* reasonOf(Remote.dns("runners.test", { port: 1, timeout: "0 millis" })), /timeout must be/)
+      const refused = yield* Effect.flip(
+        Effect.scoped(
+          Remote.pool({
+            addresses: Remote.dns("_runner._tcp.runners.test", { interval: -1 }),
+            request: Schema.String,
+            response: Schema.Number
+          })
+        )
+      )
+      assert.instanceOf(refused, InvalidOptions)
+      assert.match(refused.reason, /interval must be a finite, non-negative duration/)
+    })
+  )
+})
+
+/** Whether `port` can be bound on `host` now. */
+const bindable = (host: string, port: number) =>
+  Effect.callback<boolean>((resume) => {
+    const server = Net.createServer()
+    server.once("error", () => resume(Effect.succeed(false)))
+    server.listen(port, host, () => server.close(() => resume(Effect.succeed(true))))
+  })
+
+/** A port that was free a moment ago on each of `hosts` (loopback addresses). */
+const portFreeOn = (hosts: ReadonlyArray<string>): Effect.Effect<number> =>
+  Effect.gen(function* () {
+    while (true) {
+      const port = yield* Effect.callback<number>((resume) => {
+        const server = Net.createServer()
+        server.listen(0, hosts[0], () => {
+          const { port } = server.address() as Net.AddressInfo
+          server.close(() => resume(Effect.succeed(port)))
+        })
+      })
+      const free = yield* Effect.forEach(hosts, (host) => bindable(host, port))
+      if (free.every(Boolean)) return port
+    }
+  })
+
+/** Polls `read` every 10 ms until `ok`; past `bound`, fails with what it read last. */
+const until = <A>(read: Effect.Effect<A>, ok: (a: A) => boolean, what: string, bound: Duration.Input = "20 seconds") =>
+  read.pipe(
+    Effect.repeat({ until: ok, schedule: Schedule.spaced("10 millis") }),
+    Effect.timeoutOrElse({
+      duration: bound,
+      orElse: () => Effect.flatMap(read, (last) => Effect.die(new Error(`${what}: still ${JSON.stringify(last)}`)))
+    })
+  )
+
+const fast = {
+  request: RemoteJob,
+  response: Schema.Number,
+  pingInterval: Duration.millis(200),
+  pingTimeout: Duration.millis(500),
+  connectTimeout: "20 seconds",
+  worker: { restart: Schedule.spaced("50 millis") }
+} as const
+
+describe("Remote.pool with Remote.dns, real runners", { timeout: 120_000 }, () => {
+  it.live("records that come and go add and remove workers; an address keeps its id", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const hosts = ["127.0.0.21", "127.0.0.22"]
+        const port = yield* portFreeOn(hosts)
+        const [one, two] = yield* Effect.forEach(hosts, (host) => startRunner(port, undefined, host), {
+          concurrency: "unbounded"
+        })
+        const server = yield* startDnsServer
+        const name = "runners.default.svc.cluster.local"
+        server.set(name, { a: [{ address: hosts[0]!, ttl: 0 }] })
+        const remote = yield* Remote.pool({
+          ...fast,
+          addresses: Remote.dns(name, {
+            port,
+            servers: [server.address],
+            interval: "100 millis",
+            minInterval: "50 millis"
+          })
+        })
+        assert.deepStrictEqual([...remote.addresses()], [one!.address])
+        assert.strictEqual(yield* remote.pool.dispatch(job("echo", 1)), 1)
+        server.set(name, { a: hosts.map((address) => ({ address, ttl: 0 })) })
+        yield* until(remote.pool.size, (n) => n === 2, "the second runner joins")
+        server.set(name, { a: [{ address: hosts[1]!, ttl: 0 }] })
+        yield* until(remote.pool.size, (n) => n === 1, "the first runner leaves")
+        assert.deepStrictEqual([...remote.addresses()], [two!.address])
+        assert.strictEqual(yield* remote.pool.dispatch(job("echo", 2)), 2)
+        server.set(name, { a: hosts.map((address) => ({ address, ttl: 0 })) })
+        yield* until(remote.pool.size, (n) => n === 2, "the first runner comes back")
+        assert.deepStrictEqual(
+          [...remote.workerIds()],
+          [
+            [one!.address, 0],
+            [two!.address, 1]
+          ]
+        )
+        const health = yield* until(
+          remote.pool.health,
+          (all) => all.every(([, h]) => h.state === "Healthy"),
+          "both workers healthy"
+        )
+        assert.deepStrictEqual(
+          health.map(([id]) => id),
+          [WorkerId.make(0), WorkerId.make(1)]
+        )
+      })
+    )
+  )
+
+  it.live("a runner lost: the name is resolved again at once, not at the next interval", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const hosts = ["127.0.0.23", "127.0.0.24"]
+        const port = yield* portFreeOn(hosts)
+        const [one, two] = yield* Effect.forEach(hosts, (host) => startRunner(port, undefined, host), {
+          concurrency: "unbounded"
+        })
+        const server = yield* startDnsServer
+        const name = "runners.test"
+        server.set(name, { a: hosts.map((address) => ({ address, ttl: 3600 })) })
+        const remote = yield* Remote.pool({
+          ...fast,
+          addresses: Remote.dns(name, {
+            port,
+            servers: [server.address],
+            interval: "1 hour",
+            minInterval: "100 millis"
+          })
+        })
+        assert.strictEqual(yield* remote.pool.size, 2)
+        assert.strictEqual(server.asked(name, "A"), 1)
+        // The pod goes: its record leaves, its process dies. The pool learns it from the lost connection.
+        server.set(name, { a: [{ address: hosts[0]!, ttl: 3600 }] })
+        two!.child.kill("SIGKILL")
+        yield* server.askedAtLeast(name, "A", 2)
+        yield* until(remote.pool.size, (n) => n === 1, "the lost runner's worker leaves")
+        assert.deepStrictEqual([...remote.addresses()], [one!.address])
+        assert.strictEqual(yield* remote.pool.dispatch(job("echo", 3)), 3)
+      })
+    )
+  )
+})
