@@ -30,6 +30,7 @@ import { describe } from "./internal/describe.ts"
 import * as Rules from "./internal/options.ts"
 import * as RemoteClient from "./internal/remote/client.ts"
 import * as RemoteDns from "./internal/remote/dns.ts"
+import type { Gate } from "./internal/remote/gate.ts"
 import * as Membership from "./internal/remote/membership.ts"
 import * as RemoteOptions from "./internal/remote/options.ts"
 import * as RemoteServer from "./internal/remote/server.ts"
@@ -174,12 +175,13 @@ const decodeKindOptions = Rules.decode(RemoteOptions.KindOptions)
 /** The kind of the runner at `host` and `port`, with `settings`. */
 const kindAt = <Req, Resp, E>(
   { host, port }: { readonly host: string; readonly port: number },
-  settings: RemoteOptions.KindSettings<Req, Resp, E>
+  settings: RemoteOptions.KindSettings<Req, Resp, E>,
+  gate?: Gate
 ): WorkerKind<Req, Resp, E | InvalidRequest> => {
   const fingerprint = Wire.fingerprint(settings.request, settings.response, settings.error)
   return {
     name: "remote",
-    spawn: RemoteClient.spawn({ ...settings, host, port, fingerprint }),
+    spawn: RemoteClient.spawn({ ...settings, host, port, fingerprint, gate }),
     concurrency: settings.concurrency
   }
 }
@@ -442,9 +444,10 @@ export interface RemotePool<Req, Resp, E> {
  * runner could not be reached: the pool starts anyway). With a `Stream` of
  * lists, the first list is in place when it succeeds and each later one adds
  * the workers of new addresses and removes (gracefully) those of addresses
- * that left. An address keeps its `WorkerId`, also when it leaves and comes
- * back. Invalid options (the kind's, the workers' or the pool's) fail it with
- * `InvalidOptions` before any worker starts; an address that is not
+ * that left: such a worker takes no new request, what it holds finishes, then
+ * it is removed. An address keeps its `WorkerId`, also when it leaves and
+ * comes back. Invalid options (the kind's, the workers' or the pool's) fail
+ * it with `InvalidOptions` before any worker starts; an address that is not
  * `host:port` is logged and skipped.
  *
  * @example
@@ -493,9 +496,9 @@ export const pool = <Req, Resp, E = DomainError>(
     const membership = yield* Membership.follow({
       pool: made,
       sets,
-      worker: (id, address) =>
+      worker: (id, address, gate) =>
         Effect.suspend(() => {
-          const kind = Settings.checkedKind("remote", () => kindAt<Req, Resp, E>(parseAddress(address), settings))
+          const kind = Settings.checkedKind("remote", () => kindAt<Req, Resp, E>(parseAddress(address), settings, gate))
           return kind.invalid === undefined ? supervisor.make(id, kind, workerSettings) : Effect.fail(kind.invalid)
         }),
       firstId: settings.firstId,

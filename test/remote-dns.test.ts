@@ -9,12 +9,14 @@
  * priorities; invalid options. Then pools of real runner processes, each
  * on its own loopback address and one port, as a headless Service's A
  * records name them: records that come and go add and remove workers under
- * stable ids; a runner lost re-resolves the name at once.
+ * stable ids, and a worker whose record left finishes what it holds before
+ * it is removed; a runner lost re-resolves the name at once; a rollout that
+ * replaces every runner one by one under a steady load fails no request.
  */
 
 import * as Net from "node:net"
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Duration, Effect, Exit, Logger, References, Schedule, Schema, Stream } from "effect"
+import { Deferred, Duration, Effect, Exit, Fiber, Logger, References, Schedule, Schema, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import { InvalidOptions, WorkerId } from "effect-worker-pool"
 import * as Remote from "../src/Remote.ts"
@@ -447,6 +449,181 @@ describe("Remote.pool with Remote.dns, real runners", { timeout: 120_000 }, () =
         yield* until(remote.pool.size, (n) => n === 1, "the lost runner's worker leaves")
         assert.deepStrictEqual([...remote.addresses()], [one!.address])
         assert.strictEqual(yield* remote.pool.dispatch(job("echo", 3)), 3)
+      })
+    )
+  )
+
+  it.live("a worker whose record leaves finishes what it holds, then goes; back before that, it stays", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const hosts = ["127.0.0.25", "127.0.0.26"]
+        const port = yield* portFreeOn(hosts)
+        const [one, two] = yield* Effect.forEach(hosts, (host) => startRunner(port, undefined, host), {
+          concurrency: "unbounded"
+        })
+        const server = yield* startDnsServer
+        const name = "runners.test"
+        const records = (...addresses: ReadonlyArray<string>) => ({
+          a: addresses.map((address) => ({ address, ttl: 0 }))
+        })
+        server.set(name, records(hosts[0]!))
+        const remote = yield* Remote.pool({
+          ...fast,
+          addresses: Remote.dns(name, {
+            port,
+            servers: [server.address],
+            interval: "100 millis",
+            minInterval: "50 millis"
+          })
+        })
+        const healthOf = (id: number) =>
+          Effect.map(remote.pool.health, (all) => all.find(([worker]) => worker === id)?.[1])
+        yield* Effect.forEach([1, 2, 3], (n) => remote.pool.dispatch(job("echo", n)))
+        // A request held on the first runner while its record leaves: it finishes, then the worker goes.
+        const held = yield* Effect.forkChild(remote.pool.dispatch(job("sleep", 11, 1_000, "held")))
+        yield* one!.waitFor(/started held/)
+        server.set(name, records(hosts[1]!))
+        yield* until(
+          Effect.sync(() => [...remote.addresses()]),
+          (a) => a.join() === two!.address,
+          "the record left"
+        )
+        assert.strictEqual(yield* remote.pool.dispatch(job("echo", 4)), 4)
+        assert.strictEqual(yield* Fiber.join(held), 11)
+        yield* until(remote.pool.size, (n) => n === 1, "the worker is removed once its request has finished")
+        assert.isFalse(one!.child.exitCode !== null, "the runner itself is still up")
+        // Again, and the record comes back while the worker still holds its request: the same worker stays.
+        server.set(name, records(...hosts))
+        yield* until(remote.pool.size, (n) => n === 2, "the first runner is back")
+        yield* until(remote.pool.health, (all) => all.every(([, h]) => h.state === "Healthy"), "both are healthy")
+        const crashesBefore = new Map((yield* remote.pool.health).map(([id, h]) => [id, h.crashes]))
+        const long = yield* Effect.forkChild(remote.pool.dispatch(job("sleep", 12, 60_000, "long")))
+        // Whichever runner the policy picked: its record leaves, and comes back.
+        const onFirst = yield* Effect.raceFirst(
+          Effect.as(one!.waitFor(/started long/), true),
+          Effect.as(two!.waitFor(/started long/), false)
+        )
+        const [holder, other] = onFirst ? [one!, hosts[1]!] : [two!, hosts[0]!]
+        const holderId = remote.workerIds().get(holder.address)!
+        server.set(name, records(other))
+        yield* until(
+          Effect.sync(() => remote.addresses().size),
+          (n) => n === 1,
+          "the record left again"
+        )
+        server.set(name, records(...hosts))
+        yield* until(
+          Effect.sync(() => remote.addresses().size),
+          (n) => n === 2,
+          "the record is back"
+        )
+        const kept = (yield* healthOf(holderId))!
+        assert.strictEqual(kept.inFlight, 1, "the same worker, still holding the long request")
+        assert.strictEqual(kept.crashes, crashesBefore.get(holderId), "leaving is not a crash")
+        // Once what it holds has ended, it connects again, and stays.
+        yield* Fiber.interrupt(long)
+        yield* holder.waitFor(/interrupted long/)
+        yield* until(healthOf(holderId), (h) => h?.state === "Healthy", "the kept worker connects again")
+        assert.strictEqual(yield* remote.pool.size, 2)
+        assert.deepStrictEqual([...remote.workerIds().values()], [0, 1])
+      })
+    )
+  )
+
+  it.live("a rollout replaces every runner one by one under a steady load: no request fails", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const oldHosts = ["127.0.0.31", "127.0.0.32", "127.0.0.33"]
+        const newHosts = ["127.0.0.41", "127.0.0.42", "127.0.0.43"]
+        const port = yield* portFreeOn([...oldHosts, ...newHosts])
+        const olds = yield* Effect.forEach(oldHosts, (host) => startRunner(port, undefined, host), {
+          concurrency: "unbounded"
+        })
+        const server = yield* startDnsServer
+        const name = "runners.default.svc.cluster.local"
+        const live = new Set(oldHosts)
+        const publish = () => server.set(name, { a: [...live].map((address) => ({ address, ttl: 5 })) })
+        publish()
+        const remote = yield* Remote.pool({
+          ...fast,
+          addresses: Remote.dns(name, {
+            port,
+            servers: [server.address],
+            interval: "200 millis",
+            minInterval: "50 millis"
+          })
+        })
+        assert.strictEqual(yield* remote.pool.size, 3)
+
+        // The load: four callers, each sending one request after another until told to stop.
+        let stop = false
+        let succeeded = 0
+        const failures: Array<string> = []
+        const caller = (n: number) =>
+          Effect.gen(function* () {
+            let i = 0
+            while (!stop) {
+              const exit = yield* Effect.exit(remote.pool.dispatch(job("sleep", n * 100_000 + i, 30)))
+              if (Exit.isSuccess(exit) && exit.value === n * 100_000 + i) succeeded++
+              else failures.push(`caller ${n}, request ${i}: ${JSON.stringify(exit)}`)
+              i++
+            }
+          })
+        const load = yield* Effect.forkChild(Effect.forEach([0, 1, 2, 3], caller, { concurrency: "unbounded" }))
+        const servedSince = (count: number) =>
+          until(
+            Effect.sync(() => succeeded),
+            (n) => n >= count + 20,
+            "requests go on being served"
+          )
+
+        for (const [i, old] of olds.entries()) {
+          // The new pod starts and becomes ready: its record is published; its worker is healthy.
+          const fresh = yield* startRunner(port, undefined, newHosts[i]!)
+          live.add(newHosts[i]!)
+          publish()
+          yield* until(
+            Effect.flatMap(remote.pool.health, (all) =>
+              Effect.sync(() => all.find(([id]) => id === remote.workerIds().get(fresh.address))?.[1].state)
+            ),
+            (state) => state === "Healthy",
+            `the worker of ${fresh.address} is healthy`
+          )
+          // The old pod terminates: its record goes and it gets SIGTERM. Kubernetes does both at once; each
+          // order is tried too: the pool drops the record before the runner drains, or the other way round.
+          const order = (["record first", "SIGTERM first", "together"] as const)[i]!
+          const dropRecord = Effect.gen(function* () {
+            live.delete(oldHosts[i]!)
+            publish()
+            yield* until(
+              Effect.sync(() => remote.addresses().has(old.address)),
+              (has) => !has,
+              `${old.address} left the membership`
+            )
+          })
+          const terminate = Effect.gen(function* () {
+            old.child.kill("SIGTERM")
+            yield* old.waitFor(/drained/)
+          })
+          if (order === "record first") yield* Effect.andThen(dropRecord, terminate)
+          else if (order === "SIGTERM first") yield* Effect.andThen(terminate, dropRecord)
+          else yield* Effect.all([dropRecord, terminate], { concurrency: "unbounded" })
+          assert.deepStrictEqual(yield* old.exited, { code: 0, signal: null })
+          yield* until(remote.pool.size, (n) => n === 3, "the old worker is removed")
+          yield* servedSince(succeeded)
+        }
+        stop = true
+        yield* Fiber.join(load)
+        assert.deepStrictEqual(failures, [])
+        assert.deepStrictEqual(
+          [...remote.addresses()].sort(),
+          newHosts.map((host) => `${host}:${port}`)
+        )
+        assert.deepStrictEqual(
+          newHosts.map((host) => remote.workerIds().get(`${host}:${port}`)),
+          [3, 4, 5].map((id) => WorkerId.make(id))
+        )
+        console.log(`rollout of 3 runners under load: ${succeeded} requests, none failed`)
       })
     )
   )
