@@ -386,7 +386,7 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
  *
  * | option      | default | meaning                                                                 |
  * |-------------|---------|-------------------------------------------------------------------------|
- * | `addresses` | (required) | the runners: a list, or a `Stream` of lists that adds and removes workers as it changes |
+ * | `addresses` | (required) | the runners: a list, or a `Stream` of lists that adds and removes workers as it changes, such as {@link dns}'s |
  * | `worker`    | the defaults | each worker's options (`Worker.WorkerOptions`: restart schedule, `maxInFlight`) |
  * | `pool`      | the defaults | the pool's options (`WorkerPool.Options` without `size` and `worker`) |
  * | `firstId`   | `0`     | the id of the first address; the next ones count up from it             |

@@ -445,7 +445,12 @@ describe("Remote.pool with Remote.dns, real runners", { timeout: 120_000 }, () =
         // The pod goes: its record leaves, its process dies. The pool learns it from the lost connection.
         server.set(name, { a: [{ address: hosts[0]!, ttl: 3600 }] })
         two!.child.kill("SIGKILL")
-        yield* server.askedAtLeast(name, "A", 2)
+        yield* server.askedAtLeast(name, "A", 2).pipe(
+          Effect.timeoutOrElse({
+            duration: "20 seconds",
+            orElse: () => Effect.die(new Error("the name was not resolved again after the runner was lost"))
+          })
+        )
         yield* until(remote.pool.size, (n) => n === 1, "the lost runner's worker leaves")
         assert.deepStrictEqual([...remote.addresses()], [one!.address])
         assert.strictEqual(yield* remote.pool.dispatch(job("echo", 3)), 3)

@@ -12,7 +12,8 @@
  *
  * A runner that drains says so (`Events`): `exited` completes with `Stopped`
  * at once, so that no new request is routed to it, while the requests it
- * holds run to their end; the connection closes after them.
+ * holds run to their end; the connection closes after them. An address that
+ * leaves its membership (its `Gate` closes) ends the incarnation the same way.
  */
 import type * as Tls from "node:tls"
 import { NodeSocket } from "@effect/platform-node"
