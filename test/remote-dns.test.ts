@@ -19,6 +19,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Duration, Effect, Exit, Fiber, Logger, References, Schedule, Schema, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import { InvalidOptions, WorkerId } from "effect-worker-pool"
+import * as Rules from "../src/internal/options.ts"
+import * as RemoteOptions from "../src/internal/remote/options.ts"
 import * as Remote from "../src/Remote.ts"
 import { startDnsServer } from "./fixtures/dns-server.ts"
 import { job, RemoteJob } from "./fixtures/remote-jobs.ts"
@@ -287,6 +289,16 @@ describe("Remote.dns", { timeout: 60_000 }, () => {
       })
     )
   )
+
+  it("the defaults: the system's servers, A else AAAA, every 30 seconds, at least 5 seconds apart, 2 seconds a try", () => {
+    const settings = Rules.decode(RemoteOptions.DnsOptions)(undefined)
+    assert.isUndefined(settings.port)
+    assert.isUndefined(settings.family)
+    assert.isUndefined(settings.servers)
+    assert.strictEqual(Duration.toMillis(settings.interval), 30_000)
+    assert.strictEqual(Duration.toMillis(settings.minInterval), 5_000)
+    assert.strictEqual(Duration.toMillis(settings.timeout), 2_000)
+  })
 
   it.effect("invalid options: the stream fails with InvalidOptions, and Remote.pool with it", () =>
     Effect.gen(function* () {
