@@ -29,6 +29,8 @@ import type { Codec } from "./internal/codec.ts"
 import { describe } from "./internal/describe.ts"
 import * as Rules from "./internal/options.ts"
 import * as RemoteClient from "./internal/remote/client.ts"
+import * as RemoteDns from "./internal/remote/dns.ts"
+import type { Gate } from "./internal/remote/gate.ts"
 import * as Membership from "./internal/remote/membership.ts"
 import * as RemoteOptions from "./internal/remote/options.ts"
 import * as RemoteServer from "./internal/remote/server.ts"
@@ -173,12 +175,13 @@ const decodeKindOptions = Rules.decode(RemoteOptions.KindOptions)
 /** The kind of the runner at `host` and `port`, with `settings`. */
 const kindAt = <Req, Resp, E>(
   { host, port }: { readonly host: string; readonly port: number },
-  settings: RemoteOptions.KindSettings<Req, Resp, E>
+  settings: RemoteOptions.KindSettings<Req, Resp, E>,
+  gate?: Gate
 ): WorkerKind<Req, Resp, E | InvalidRequest> => {
   const fingerprint = Wire.fingerprint(settings.request, settings.response, settings.error)
   return {
     name: "remote",
-    spawn: RemoteClient.spawn({ ...settings, host, port, fingerprint }),
+    spawn: RemoteClient.spawn({ ...settings, host, port, fingerprint, gate }),
     concurrency: settings.concurrency
   }
 }
@@ -383,7 +386,7 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
  *
  * | option      | default | meaning                                                                 |
  * |-------------|---------|-------------------------------------------------------------------------|
- * | `addresses` | (required) | the runners: a list, or a `Stream` of lists that adds and removes workers as it changes |
+ * | `addresses` | (required) | the runners: a list, or a `Stream` of lists that adds and removes workers as it changes, such as {@link dns}'s |
  * | `worker`    | the defaults | each worker's options (`Worker.WorkerOptions`: restart schedule, `maxInFlight`) |
  * | `pool`      | the defaults | the pool's options (`WorkerPool.Options` without `size` and `worker`) |
  * | `firstId`   | `0`     | the id of the first address; the next ones count up from it             |
@@ -405,7 +408,7 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
  * @category models
  */
 export interface PoolOptions<Req, Resp, E> extends Options<Req, Resp, E> {
-  readonly addresses: ReadonlyArray<Address> | Stream.Stream<ReadonlyArray<Address>>
+  readonly addresses: ReadonlyArray<Address> | Stream.Stream<ReadonlyArray<Address>, InvalidOptions>
   readonly worker?: Worker.WorkerOptions | undefined
   readonly pool?: Omit<WorkerPool.Options<Req, Resp, E | InvalidRequest, never, never>, "size" | "worker"> | undefined
   readonly firstId?: number | undefined
@@ -441,9 +444,10 @@ export interface RemotePool<Req, Resp, E> {
  * runner could not be reached: the pool starts anyway). With a `Stream` of
  * lists, the first list is in place when it succeeds and each later one adds
  * the workers of new addresses and removes (gracefully) those of addresses
- * that left. An address keeps its `WorkerId`, also when it leaves and comes
- * back. Invalid options (the kind's, the workers' or the pool's) fail it with
- * `InvalidOptions` before any worker starts; an address that is not
+ * that left: such a worker takes no new request, what it holds finishes, then
+ * it is removed. An address keeps its `WorkerId`, also when it leaves and
+ * comes back. Invalid options (the kind's, the workers' or the pool's) fail
+ * it with `InvalidOptions` before any worker starts; an address that is not
  * `host:port` is logged and skipped.
  *
  * @example
@@ -475,8 +479,12 @@ export const pool = <Req, Resp, E = DomainError>(
     // Each worker's options, read once for all: their default maxInFlight is the kind's concurrency.
     const workerSettings = yield* Effect.fromResult(WorkerSettings.decode(settings.concurrency, settings.worker))
     const { addresses } = settings
-    const sets: Stream.Stream<ReadonlyArray<Address>> = Stream.isStream(addresses)
-      ? (addresses as Stream.Stream<ReadonlyArray<Address>>)
+    // A Remote.dns stream among the addresses re-resolves early when a worker loses its runner.
+    const refresh = RemoteDns.makeRefresh()
+    const sets: Stream.Stream<ReadonlyArray<Address>, InvalidOptions> = Stream.isStream(addresses)
+      ? (addresses as Stream.Stream<ReadonlyArray<Address>, InvalidOptions>).pipe(
+          Stream.provideService(RemoteDns.Refresh, refresh.service)
+        )
       : Stream.make(addresses as ReadonlyArray<Address>)
     if (!Stream.isStream(addresses)) {
       yield* checked(() => (addresses as ReadonlyArray<Address>).forEach(normalise))
@@ -488,9 +496,9 @@ export const pool = <Req, Resp, E = DomainError>(
     const membership = yield* Membership.follow({
       pool: made,
       sets,
-      worker: (id, address) =>
+      worker: (id, address, gate) =>
         Effect.suspend(() => {
-          const kind = Settings.checkedKind("remote", () => kindAt<Req, Resp, E>(parseAddress(address), settings))
+          const kind = Settings.checkedKind("remote", () => kindAt<Req, Resp, E>(parseAddress(address), settings, gate))
           return kind.invalid === undefined ? supervisor.make(id, kind, workerSettings) : Effect.fail(kind.invalid)
         }),
       firstId: settings.firstId,
@@ -502,5 +510,121 @@ export const pool = <Req, Resp, E = DomainError>(
         }
       }
     }).pipe(Scope.provide(workersScope))
+    if (Stream.isStream(addresses)) {
+      // A worker of a current address that crashed, failed to start or saw its runner drain.
+      const idsNow = membership.ids
+      yield* made.changes.pipe(
+        Stream.runForEach(([id, health]) =>
+          Effect.sync(() => {
+            if (health.state !== "Restarting") return
+            for (const address of membership.current()) if (idsNow().get(address) === id) return refresh.ask()
+          })
+        ),
+        Effect.forkIn(workersScope)
+      )
+    }
     return { pool: made, workerIds: membership.ids, addresses: membership.current }
   })
+
+/**
+ * Options of {@link dns}.
+ *
+ * | option        | default        | meaning                                                                  |
+ * |---------------|----------------|--------------------------------------------------------------------------|
+ * | `port`        | none           | the runners' port: the name's A/AAAA records are used. Without it, the name is an SRV name (`_service._proto.name`) and each record gives a target and its port |
+ * | `family`      | A, else AAAA   | `4`: A records only; `6`: AAAA records only. By default A records, or AAAA records when the name (or an SRV target) has no A records |
+ * | `servers`     | the system's   | the DNS servers to ask (`"10.96.0.10"`, `"10.96.0.10:53"`, `"[::1]:5353"`), as `Resolver.setServers` takes them |
+ * | `interval`    | `"30 seconds"` | time between two resolutions                                             |
+ * | `minInterval` | `"5 seconds"`  | the shortest time between two resolutions: the floor of a short TTL, of an early re-resolution after a lost runner, and the first retry after a failure |
+ * | `timeout`     | `"2 seconds"`  | how long one try of a DNS query waits for its answer (a query is tried twice) |
+ *
+ * @example
+ * ```ts
+ * import type { Remote } from "effect-worker-pool/remote"
+ *
+ * const options: Remote.DnsOptions = { port: 7400, interval: "10 seconds", servers: ["10.96.0.10"] }
+ * ```
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface DnsOptions {
+  readonly port?: number | undefined
+  readonly family?: 4 | 6 | undefined
+  readonly servers?: ReadonlyArray<string> | undefined
+  readonly interval?: Duration.Input | undefined
+  readonly minInterval?: Duration.Input | undefined
+  readonly timeout?: Duration.Input | undefined
+}
+
+/** Reads the options of a DNS name, once, or fails with `InvalidOptions`. */
+const decodeDnsOptions = Rules.decodeResult(RemoteOptions.DnsOptions)
+
+/** Whether `name` is a DNS name: dot-separated labels of letters, digits, `-` and `_`, a final dot allowed. */
+const isDnsName = (name: string): boolean =>
+  name.length <= 254 &&
+  name
+    .replace(/\.$/, "")
+    .split(".")
+    .every((label) => /^[A-Za-z0-9_-]{1,63}$/.test(label))
+
+/**
+ * The runners behind a DNS name, for {@link pool}'s `addresses`: a stream
+ * of address sets that re-resolves the name and emits a set only when it
+ * changed. With a `port`, the name's A (or AAAA) records are the runners
+ * (a Kubernetes headless Service publishes one per ready pod). Without
+ * one, the name is an SRV name (`_service._proto.name`, a Kubernetes named
+ * port): the records of the lowest priority that has a target with
+ * addresses are used (a target's addresses, each with the record's port),
+ * the next priority only when none of them has; weights are not used (the
+ * pool's policy balances the load by the workers' health and load).
+ *
+ * It resolves at once, then every `interval`, sooner when the shortest TTL
+ * of the answer runs out, but never sooner than `minInterval` after the last
+ * resolution. Given to {@link pool}, it also re-resolves as soon as
+ * `minInterval` allows when a worker of the pool crashes, fails to start, or
+ * its runner drains. A name that does not exist (NXDOMAIN) or has no records
+ * (NODATA) has no runners: the set is empty and the workers leave. A failed
+ * resolution (a timeout, SERVFAIL, REFUSED) keeps the last set; it is tried
+ * again after `minInterval`, then less often, up to every `interval`, and is
+ * logged once per streak of failures, and once when it ends. When the very
+ * first resolution fails, the set is empty until one succeeds. Invalid
+ * options make a stream that fails with `InvalidOptions` (and `pool` with
+ * it).
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { Remote } from "effect-worker-pool/remote"
+ *
+ * const program = Effect.scoped(
+ *   Effect.gen(function* () {
+ *     const { pool } = yield* Remote.pool({
+ *       addresses: Remote.dns("runners.default.svc.cluster.local", { port: 7400 }),
+ *       request: Schema.String,
+ *       response: Schema.Number
+ *     })
+ *     return yield* pool.dispatch("how long is this?")
+ *   })
+ * )
+ * ```
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const dns = (name: string, options?: DnsOptions): Stream.Stream<ReadonlyArray<Address>, InvalidOptions> => {
+  if (typeof name !== "string" || !isDnsName(name)) {
+    return Stream.fail(new InvalidOptions({ reason: `name must be a DNS name, got ${describe(name)}` }))
+  }
+  const decoded = decodeDnsOptions(options)
+  if (decoded._tag === "Failure") return Stream.fail(decoded.failure)
+  const settings = decoded.success
+  if (settings.port === undefined && !/^_[^.]+\._[^.]+\.[^.]/.test(name)) {
+    return Stream.fail(
+      new InvalidOptions({
+        reason: `name ${name} needs a port for its A/AAAA records, or must be an SRV name (_service._proto.name)`
+      })
+    )
+  }
+  return RemoteDns.addresses({ ...settings, name })
+}

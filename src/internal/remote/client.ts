@@ -12,7 +12,8 @@
  *
  * A runner that drains says so (`Events`): `exited` completes with `Stopped`
  * at once, so that no new request is routed to it, while the requests it
- * holds run to their end; the connection closes after them.
+ * holds run to their end; the connection closes after them. An address that
+ * leaves its membership (its `Gate` closes) ends the incarnation the same way.
  */
 import type * as Tls from "node:tls"
 import { NodeSocket } from "@effect/platform-node"
@@ -38,6 +39,7 @@ import { type Codec, schemaReason } from "../codec.ts"
 import { describe } from "../describe.ts"
 import { jsonBytesOver } from "../jsonSize.ts"
 import { DispatchSpan, traceContext } from "../tracing.ts"
+import type { Gate } from "./gate.ts"
 import * as Handshake from "./handshake.ts"
 import * as Wire from "./wire.ts"
 
@@ -55,6 +57,8 @@ export interface Settings<Req, Resp, E> {
   readonly response: Codec<Resp>
   readonly error: Codec<E>
   readonly fingerprint: string
+  /** The way to this address, when a membership holds it: closed, the connection ends cleanly and none is made. */
+  readonly gate?: Gate | undefined
 }
 
 /** Room left in a frame for the rpc envelope around a payload. */
@@ -105,6 +109,8 @@ export const spawn = <Req, Resp, E>(
 ): Effect.Effect<Incarnation<Req, Resp, E | InvalidRequest>, WorkerCrash, Scope.Scope> =>
   Effect.gen(function* () {
     const label = `${settings.host}:${settings.port}`
+    // An address that left its membership is not connected to (until it comes back, or the worker is removed).
+    if (settings.gate !== undefined) yield* settings.gate.whenOpen
     const encodeRequest = Schema.encodeUnknownEffect(Schema.toCodecJson(settings.request))
     const decodeResponse = Schema.decodeUnknownEffect(Schema.toCodecJson(settings.response))
     const decodeError = Schema.decodeUnknownEffect(Schema.toCodecJson(settings.error))
@@ -208,6 +214,16 @@ export const spawn = <Req, Resp, E>(
       Effect.ignore,
       Effect.forkScoped
     )
+    // An address that left its membership: the same, and the connection counts until it is closed.
+    if (settings.gate !== undefined) {
+      const leave = settings.gate.enter(() => {
+        if (draining || deathReason !== undefined) return
+        draining = true
+        const message = `runner ${label} left the membership: it takes no new requests`
+        Deferred.doneUnsafe(exited, Exit.succeed(new WorkerCrash({ reason: new Stopped({ message }) })))
+      })
+      yield* Effect.addFinalizer(() => Effect.sync(leave))
+    }
 
     const runFork = Effect.runForkWith(yield* Effect.context<never>())
     const calls = new Set<Fiber.Fiber<Wire.Outcome, RpcClientError.RpcClientError>>()

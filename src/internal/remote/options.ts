@@ -1,19 +1,22 @@
 /**
  * The Schemas of the remote kind's options (`Remote.Options`, and
  * `Remote.PoolOptions` around them) and of a runner's
- * (`Remote.ServeOptions`): every option's rule and default, decoded once by
- * `Remote.make`, `Remote.pool`, `Remote.listen` and `Remote.serve`.
+ * (`Remote.ServeOptions`), and of DNS membership (`Remote.DnsOptions`): every
+ * option's rule and default, decoded once by `Remote.make`, `Remote.pool`,
+ * `Remote.listen`, `Remote.serve` and `Remote.dns`.
  */
+import * as Dns from "node:dns"
 import * as Net from "node:net"
 import type * as Tls from "node:tls"
 import { Duration, Schema, Stream } from "effect"
 import type * as Worker from "../../Worker.ts"
-import { DomainError } from "../../WorkerError.ts"
+import { DomainError, type InvalidOptions } from "../../WorkerError.ts"
 import type * as WorkerPool from "../../WorkerPool.ts"
 import type { Codec } from "../codec.ts"
 import { describe } from "../describe.ts"
 import * as Options from "../options.ts"
 import type * as RemoteClient from "./client.ts"
+import type * as RemoteDns from "./dns.ts"
 import type * as RemoteServer from "./server.ts"
 
 /** The longest frame (a request or an answer as one JSON line) by default: 1 MiB. */
@@ -69,7 +72,7 @@ export const KindOptions: Options.Rule<KindSettings> = Options.options(
 
 /** `Remote.PoolOptions`, decoded: the kind's settings, and the pool's own options. */
 export interface PoolSettings<Req = any, Resp = any, E = any> extends KindSettings<Req, Resp, E> {
-  readonly addresses: ReadonlyArray<string> | Stream.Stream<ReadonlyArray<string>>
+  readonly addresses: ReadonlyArray<string> | Stream.Stream<ReadonlyArray<string>, InvalidOptions>
   /** Each worker's options, decoded by the pool (their default `maxInFlight` is the kind's `concurrency`). */
   readonly worker: Worker.WorkerOptions | undefined
   /** The pool's options, decoded by `WorkerPool.make`. */
@@ -138,6 +141,50 @@ export const ServeOptions: Options.Rule<ServeSettings> = Options.options(
       (o) => isLoopback(o.host) || o.tls !== undefined,
       (o) =>
         `host ${o.host} is not a loopback address: a runner listens off loopback only with tls (its key and cert), so that its traffic is encrypted`
+    )
+  )
+)
+
+/** `Remote.DnsOptions`, decoded: how a name is resolved, but the name. */
+export type DnsSettings = Omit<RemoteDns.Settings, "name">
+
+/** Whether `servers` is a list of DNS servers a `node:dns` `Resolver` takes. */
+const validServers = (u: unknown): boolean => {
+  if (!Array.isArray(u) || u.length === 0 || !u.every((s) => typeof s === "string")) return false
+  try {
+    new Dns.Resolver().setServers(u)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** `Remote.DnsOptions`, decoded. */
+export const DnsOptions: Options.Rule<DnsSettings> = Options.options(
+  Schema.Struct({
+    port: Options.optional(
+      Options.rule<number>(
+        "port",
+        "an integer from 1 to 65535",
+        (u) => Number.isInteger(u) && (u as number) >= 1 && (u as number) <= 65535
+      )
+    ),
+    family: Options.optional(Options.rule<4 | 6>("family", "4 or 6", (u) => u === 4 || u === 6)),
+    servers: Options.optional(
+      Options.rule<ReadonlyArray<string>>(
+        "servers",
+        'a non-empty list of DNS servers ("10.96.0.10", "10.96.0.10:53", "[::1]:5353")',
+        validServers
+      )
+    ),
+    interval: Options.withDefault(Options.interval("interval"), "30 seconds"),
+    minInterval: Options.withDefault(Options.interval("minInterval"), "5 seconds"),
+    timeout: Options.withDefault(Options.interval("timeout"), "2 seconds")
+  }).check(
+    Options.tie(
+      (o) => Duration.toMillis(o.minInterval) <= Duration.toMillis(o.interval),
+      (o) =>
+        `minInterval must be at most interval, got ${Duration.format(o.minInterval)} and ${Duration.format(o.interval)}`
     )
   )
 )
