@@ -110,7 +110,8 @@ interface Connection {
   idleTimer: ReturnType<typeof setTimeout> | undefined
   /** It opened its `Events` stream: it can be told it is idle. */
   events: boolean
-  oversized: boolean
+  /** Why the runner closes it, once it does: the first cause is the one counted and logged. */
+  closing: "Idle" | "FrameTooLarge" | undefined
 }
 
 /** A runner listening for clients. */
@@ -255,7 +256,8 @@ export const listen = <Req, Resp, E, R>(
     }
     /** Closes a connection that carried no request for idleTimeout: its client is told, and has a while to leave. */
     const idleFor = (connection: Connection) => {
-      if (connection.runs > 0 || closed || !admittedById.has(connection.id)) return
+      if (connection.runs > 0 || closed || connection.closing !== undefined || !admittedById.has(connection.id)) return
+      connection.closing = "Idle"
       Deferred.doneUnsafe(connection.idle, Exit.void)
       meter.refused("Idle")
       runFork(
@@ -416,7 +418,7 @@ export const listen = <Req, Resp, E, R>(
             idle: Deferred.makeUnsafe<void>(),
             idleTimer: undefined,
             events: false,
-            oversized: false
+            closing: undefined
           }
           admittedById.set(connection.id, connection)
           armIdle(connection)
@@ -500,8 +502,9 @@ export const listen = <Req, Resp, E, R>(
             try {
               messages = parser.decode(data)
             } catch (cause) {
-              if (Predicate.isTagged(cause, "MaxBufferSizeExceeded") && !connection.oversized) {
-                connection.oversized = true
+              if (Predicate.isTagged(cause, "MaxBufferSizeExceeded") && connection.closing === undefined) {
+                connection.closing = "FrameTooLarge"
+                clearTimeout(connection.idleTimer)
                 refused(
                   connection.source,
                   connection.client,
