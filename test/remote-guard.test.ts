@@ -207,6 +207,11 @@ describe("a runner's defences", { timeout: 60_000 }, () => {
         assert.strictEqual(fourth.reply?.refused, "RateLimited")
         assert.strictEqual(yield* refusals(runner, "Unauthorized"), 8)
         assert.strictEqual(yield* refusals(runner, "RateLimited"), 2)
+        // A client that closes before it sends a byte (a TCP health check) is counted, but is not a failure.
+        for (let i = 0; i < 5; i++) (yield* connect(runner.port, "127.0.0.5")).destroy()
+        yield* until(refusals(runner, "Malformed"), (n) => n === 5, "closed before the handshake")
+        const checked = yield* handshake(runner.port, hello("secret", fingerprint), "127.0.0.5")
+        assert.deepStrictEqual(checked.reply, { ok: true })
       })
     )
   )

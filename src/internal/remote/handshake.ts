@@ -53,11 +53,14 @@ export interface ConnectFailure {
  * most once: with the line, or with why there is none; never after the
  * returned cancel.
  */
-const readLine = (socket: Duplex, done: (result: { line: string } | { failed: string }) => void): (() => void) => {
+const readLine = (
+  socket: Duplex,
+  done: (result: { line: string } | { failed: string; empty?: boolean }) => void
+): (() => void) => {
   const held: Array<Buffer> = []
   let heldBytes = 0
   let over = false
-  const finish = (result: { line: string } | { failed: string }) => {
+  const finish = (result: { line: string } | { failed: string; empty?: boolean }) => {
     if (over) return
     over = true
     stop()
@@ -77,7 +80,7 @@ const readLine = (socket: Duplex, done: (result: { line: string } | { failed: st
     if (rest.length > 0) socket.unshift(rest)
     finish({ line: Buffer.concat(held).toString("utf8") })
   }
-  const onEnd = () => finish({ failed: "the connection was closed during the handshake" })
+  const onEnd = () => finish({ failed: "the connection was closed during the handshake", empty: heldBytes === 0 })
   const onError = (error: Error) => finish({ failed: errorText(error) })
   const stop = () => {
     socket.off("data", onData)
@@ -198,7 +201,8 @@ export const accept = (
     readonly timeoutMillis: number
     readonly check: (hello: Partial<Hello> | undefined) => Reply
     readonly admit: () => void
-    readonly refuse: (refused: Refusal, message: string) => void
+    /** `silent`: the client closed the connection before it sent a byte (a TCP health check, say). */
+    readonly refuse: (refused: Refusal, message: string, silent?: boolean) => void
   }
 ): void => {
   const refuse = (refused: Refusal, message: string) => {
@@ -214,6 +218,8 @@ export const accept = (
     if ("failed" in result) {
       clearTimeout(timer)
       socket.destroy()
+      if (result.empty === true)
+        return options.refuse("Malformed", "the connection was closed before its handshake", true)
       return options.refuse("Malformed", result.failed)
     }
     const parsed = parse(result.line)

@@ -326,9 +326,15 @@ export const listen = <Req, Resp, E, R>(
           )
         )
     })
-    const refused = (source: string, client: string, reason: RemoteMetrics.RefusalReason, message: string) => {
+    const refused = (
+      source: string,
+      client: string,
+      reason: RemoteMetrics.RefusalReason,
+      message: string,
+      silent = false
+    ) => {
       meter.refused(reason)
-      if (failures.has(reason)) limiter.failed(source)
+      if (failures.has(reason) && !silent) limiter.failed(source)
       refusalLog.record(source, client, reason, message)
     }
     yield* Effect.forkScoped(
@@ -405,7 +411,7 @@ export const listen = <Req, Resp, E, R>(
       Handshake.accept(conn, {
         timeoutMillis: handshakeMillis,
         check,
-        refuse: (reason, message) => refused(source, client, reason, message),
+        refuse: (reason, message, silent) => refused(source, client, reason, message, silent),
         admit: () => {
           limiter.succeeded(source)
           connections.add(conn)
