@@ -13,6 +13,7 @@
  * | stops answering pings (frozen, partitioned)   | `WorkerCrash` (`Unresponsive`)          | reconnects with its restart schedule |
  * | cannot be reached, refuses the client         | (never reached)                         | `Restarting`: start failed (`StartFailed`) |
  * | drains (`SIGTERM`)                            | the answers of what it holds            | `Restarting`, no crash counted: no new request goes there; reconnects after the schedule's first delay |
+ * | closes an idle connection (`idleTimeout`)     | nothing: no request was on it           | `Restarting`, no crash counted; reconnects after the schedule's first delay |
  * | runs a request past the runner's deadline     | `WorkerCrash` (`TimedOut`)              | reconnects                        |
  *
  * Every request in flight on a connection that is lost fails at once with
@@ -199,8 +200,12 @@ const kindAt = <Req, Resp, E>(
  * | `concurrency`      | `64`            | requests the runner handles at once, from all clients; more wait         |
  * | `requestTimeout`   | none            | a request's deadline on the runner: past it the handler is interrupted and the client gets `WorkerCrash` (`TimedOut`) |
  * | `drainTimeout`     | `"30 seconds"`  | on `SIGTERM`, how long the requests held and the clients have to finish  |
- * | `handshakeTimeout` | `"5 seconds"`   | how long a new connection has to present its handshake                   |
- * | `maxFrameBytes`    | `1048576`       | longest request or answer on the wire; the clients must have the same    |
+ * | `handshakeTimeout` | `"5 seconds"`   | how long a new connection has to present its handshake (and, with `tls`, to pass the TLS handshake); past it the client is told `HandshakeTimeout` and let go |
+ * | `maxFrameBytes`    | `1048576`       | longest request or answer on the wire; the clients must have the same; a longer frame from a client ends its connection, and is logged |
+ * | `maxConnections`   | `1024`          | connections held at once, counted from their accept (handshakes included); one more is refused, `Full` |
+ * | `failedHandshakes` | `{ limit: 10, window: "1 minute", backoff: "1 second", maxBackoff: "5 minutes" }` | after `limit` failed handshakes from one address (each within `window` of the last), its connections are refused at once (`RateLimited`) for `backoff`, doubled by each further failure up to `maxBackoff`; a good handshake forgets them. `limit: Infinity`: no limit |
+ * | `idleTimeout`      | none            | an admitted connection with no request for this long is closed; its client is told first, and reconnects without a crash |
+ * | `refusalLogInterval` | `"1 minute"`  | refusals are logged once per source address per interval (the first at once, the rest as one count at its end) |
  *
  * @example
  * ```ts
@@ -231,6 +236,17 @@ export interface ServeOptions<Req, Resp, E = DomainError, R = never> extends Run
   readonly drainTimeout?: Duration.Input | undefined
   readonly handshakeTimeout?: Duration.Input | undefined
   readonly maxFrameBytes?: number | undefined
+  readonly maxConnections?: number | undefined
+  readonly failedHandshakes?:
+    | {
+        readonly limit?: number | undefined
+        readonly window?: Duration.Input | undefined
+        readonly backoff?: Duration.Input | undefined
+        readonly maxBackoff?: Duration.Input | undefined
+      }
+    | undefined
+  readonly idleTimeout?: Duration.Input | undefined
+  readonly refusalLogInterval?: Duration.Input | undefined
 }
 
 /**
@@ -339,7 +355,10 @@ const terminationSignal = Effect.callback<string>((resume) => {
  * `SIGINT`), then drains: no new clients, the connected ones are told and
  * route new requests elsewhere, the requests held finish (within
  * `drainTimeout`), and it completes. Refused clients (a wrong token, other
- * schemas) are logged; the runner goes on.
+ * schemas) are logged, once per source address per `refusalLogInterval`
+ * with a count; the runner goes on. Its defences (`maxConnections`,
+ * `failedHandshakes`, `idleTimeout`, ...) are in {@link ServeOptions}; its
+ * metrics in `RemoteMetrics`.
  *
  * @example
  * ```ts no-run

@@ -68,7 +68,7 @@ const histogramState = (histograms: Iterable<Histogram>): Metric.HistogramState 
   }
 }
 
-type Source = (() => number) | (() => Histogram)
+export type Source = (() => number) | (() => Histogram)
 
 /** One series: a metric with its attributes, and what reports to it. */
 interface Series {
@@ -123,7 +123,7 @@ const hooksOf = (series: Series) => ({ get: () => seriesState(series), update: i
  * context's current metric attributes) in the context's registry; returns
  * how to take it out again.
  */
-const attach = (
+export const attach = (
   context: Context.Context<never>,
   metric: Metric.Metric<any, any>,
   attributes: Metric.Metric.AttributeSet,

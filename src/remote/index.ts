@@ -12,3 +12,10 @@
  * @since 0.2.0
  */
 export * as Remote from "../Remote.ts"
+
+/**
+ * The metrics a runner reports through Effect's `Metric`.
+ *
+ * @since 0.3.0
+ */
+export * as RemoteMetrics from "../RemoteMetrics.ts"

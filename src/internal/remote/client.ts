@@ -12,8 +12,10 @@
  *
  * A runner that drains says so (`Events`): `exited` completes with `Stopped`
  * at once, so that no new request is routed to it, while the requests it
- * holds run to their end; the connection closes after them. An address that
- * leaves its membership (its `Gate` closes) ends the incarnation the same way.
+ * holds run to their end; the connection closes after them. A runner that
+ * closes an idle connection (`idleTimeout`) says so the same way, and an
+ * address that leaves its membership (its `Gate` closes) ends the
+ * incarnation the same way.
  */
 import type * as Tls from "node:tls"
 import { NodeSocket } from "@effect/platform-node"
@@ -195,20 +197,18 @@ export const spawn = <Req, Resp, E>(
       Effect.provideService(RpcClient.Protocol, protocol)
     )
 
-    // A draining runner: no new requests come here; those it holds finish.
+    // A draining runner, or one that closes this idle connection: no new
+    // requests come here; those it holds finish. Neither is a crash.
     yield* client.Events().pipe(
-      Stream.runForEach(() =>
+      Stream.runForEach((notice) =>
         Effect.sync(() => {
           if (draining || deathReason !== undefined) return
           draining = true
-          Deferred.doneUnsafe(
-            exited,
-            Exit.succeed(
-              new WorkerCrash({
-                reason: new Stopped({ message: `runner ${label} is draining: it takes no new requests` })
-              })
-            )
-          )
+          const message =
+            notice === "Idle"
+              ? `runner ${label} closes the connection: it carried no request for the runner's idleTimeout`
+              : `runner ${label} is draining: it takes no new requests`
+          Deferred.doneUnsafe(exited, Exit.succeed(new WorkerCrash({ reason: new Stopped({ message }) })))
         })
       ),
       Effect.ignore,

@@ -23,8 +23,20 @@ export interface Hello {
   readonly fingerprint: string
 }
 
-/** Why a runner refused a client. */
-export type Refusal = "Unauthorized" | "SchemaMismatch" | "ProtocolMismatch" | "Draining" | "Malformed"
+/**
+ * Why a runner refused a client. `Full`: it holds its `maxConnections`;
+ * `RateLimited`: too many failed handshakes came from the client's address
+ * of late; `HandshakeTimeout`: no handshake within `handshakeTimeout`.
+ */
+export type Refusal =
+  | "Unauthorized"
+  | "SchemaMismatch"
+  | "ProtocolMismatch"
+  | "Draining"
+  | "Malformed"
+  | "Full"
+  | "RateLimited"
+  | "HandshakeTimeout"
 
 /** The runner's answer. */
 export type Reply = { readonly ok: true } | { readonly refused: Refusal; readonly message: string }
@@ -37,14 +49,18 @@ export interface ConnectFailure {
 
 /**
  * Reads one line from `socket` in flowing mode; what follows it is put back,
- * and the socket is left paused for the next reader. `done` is called once:
- * with the line, or with why there is none.
+ * and the socket is left paused for the next reader. `done` is called at
+ * most once: with the line, or with why there is none; never after the
+ * returned cancel.
  */
-const readLine = (socket: Duplex, done: (result: { line: string } | { failed: string }) => void): (() => void) => {
+const readLine = (
+  socket: Duplex,
+  done: (result: { line: string } | { failed: string; empty?: boolean }) => void
+): (() => void) => {
   const held: Array<Buffer> = []
   let heldBytes = 0
   let over = false
-  const finish = (result: { line: string } | { failed: string }) => {
+  const finish = (result: { line: string } | { failed: string; empty?: boolean }) => {
     if (over) return
     over = true
     stop()
@@ -64,7 +80,7 @@ const readLine = (socket: Duplex, done: (result: { line: string } | { failed: st
     if (rest.length > 0) socket.unshift(rest)
     finish({ line: Buffer.concat(held).toString("utf8") })
   }
-  const onEnd = () => finish({ failed: "the connection was closed during the handshake" })
+  const onEnd = () => finish({ failed: "the connection was closed during the handshake", empty: heldBytes === 0 })
   const onError = (error: Error) => finish({ failed: errorText(error) })
   const stop = () => {
     socket.off("data", onData)
@@ -76,7 +92,10 @@ const readLine = (socket: Duplex, done: (result: { line: string } | { failed: st
   socket.on("end", onEnd)
   socket.on("close", onEnd)
   socket.on("error", onError)
-  return () => finish({ failed: "the handshake was interrupted" })
+  return () => {
+    over = true
+    stop()
+  }
 }
 
 /** A socket error in words, with its code (`ECONNREFUSED`, ...) when it has one. */
@@ -156,10 +175,25 @@ const digest = (text: string) => createHash("sha256").update(text, "utf8").diges
 export const tokenMatches = (given: unknown, expected: string): boolean =>
   timingSafeEqual(digest(typeof given === "string" ? given : ""), digest(expected)) && typeof given === "string"
 
+/** How long a refused client has to read its refusal before its socket is destroyed. */
+const refusalLingerMillis = 1000
+
+/**
+ * Answers `socket` with a refusal and closes it, without reading anything
+ * from it (a runner that is full, a source that is rate limited).
+ */
+export const refuseAtOnce = (socket: Duplex, refused: Refusal, message: string): void => {
+  socket.end(`${JSON.stringify({ refused, message })}\n`)
+  // A client that does not read its refusal does not hold the socket open.
+  setTimeout(() => socket.destroy(), refusalLingerMillis).unref()
+}
+
 /**
  * The runner's side: reads the client's `Hello` within `timeoutMillis` and
  * checks it. Calls `admit` with the socket (paused) once it has answered
- * `ok`, or `refuse` with the refusal it sent before closing the socket.
+ * `ok`, or `refuse`, once, with the refusal it sent before closing the
+ * socket (`HandshakeTimeout` when no handshake came in time), or with why
+ * there was no handshake (the client closed the connection first).
  */
 export const accept = (
   socket: Duplex,
@@ -167,24 +201,25 @@ export const accept = (
     readonly timeoutMillis: number
     readonly check: (hello: Partial<Hello> | undefined) => Reply
     readonly admit: () => void
-    readonly refuse: (refused: Refusal, message: string) => void
+    /** `silent`: the client closed the connection before it sent a byte (a TCP health check, say). */
+    readonly refuse: (refused: Refusal, message: string, silent?: boolean) => void
   }
 ): void => {
   const refuse = (refused: Refusal, message: string) => {
     clearTimeout(timer)
-    socket.end(`${JSON.stringify({ refused, message })}\n`)
-    // A client that does not read its refusal does not hold the socket open.
-    setTimeout(() => socket.destroy(), 1000).unref()
+    refuseAtOnce(socket, refused, message)
     options.refuse(refused, message)
   }
   const timer = setTimeout(() => {
     stop()
-    refuse("Malformed", `no handshake within ${options.timeoutMillis} ms`)
+    refuse("HandshakeTimeout", `no handshake within ${options.timeoutMillis} ms (handshakeTimeout)`)
   }, options.timeoutMillis)
   const stop = readLine(socket, (result) => {
     if ("failed" in result) {
       clearTimeout(timer)
       socket.destroy()
+      if (result.empty === true)
+        return options.refuse("Malformed", "the connection was closed before its handshake", true)
       return options.refuse("Malformed", result.failed)
     }
     const parsed = parse(result.line)

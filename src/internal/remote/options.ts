@@ -97,6 +97,30 @@ export const PoolOptions: Options.Rule<PoolSettings> = Options.options(
   }).check(pingTimeoutOverInterval)
 )
 
+/** The connections a runner holds at most by default. */
+export const defaultMaxConnections = 1024
+
+/** `failedHandshakes` of `Remote.ServeOptions`: the limit on failed handshakes per source address. */
+const FailedHandshakes = Schema.Struct({
+  limit: Options.withDefault(
+    Options.rule<number>(
+      "failedHandshakes.limit",
+      "a positive integer or Infinity",
+      (u) => u === Infinity || (Number.isSafeInteger(u) && (u as number) >= 1)
+    ),
+    10
+  ),
+  window: Options.withDefault(Options.interval("failedHandshakes.window"), "1 minute"),
+  backoff: Options.withDefault(Options.interval("failedHandshakes.backoff"), "1 second"),
+  maxBackoff: Options.withDefault(Options.interval("failedHandshakes.maxBackoff"), "5 minutes")
+}).check(
+  Options.tie(
+    (o) => Duration.toMillis(o.maxBackoff) >= Duration.toMillis(o.backoff),
+    (o) =>
+      `failedHandshakes.maxBackoff must be at least failedHandshakes.backoff, got ${Duration.format(o.maxBackoff)} and ${Duration.format(o.backoff)}`
+  )
+)
+
 /** Whether `host` names the loopback interface. */
 const isLoopback = (host: string): boolean =>
   host === "localhost" || host === "::1" || (Net.isIPv4(host) && host.startsWith("127."))
@@ -135,7 +159,11 @@ export const ServeOptions: Options.Rule<ServeSettings> = Options.options(
     requestTimeout: Options.optional(Options.duration("requestTimeout")),
     drainTimeout: Options.withDefault(Options.duration("drainTimeout"), "30 seconds"),
     handshakeTimeout: Options.withDefault(Options.duration("handshakeTimeout"), "5 seconds"),
-    maxFrameBytes
+    maxFrameBytes,
+    maxConnections: Options.withDefault(Options.positiveInt("maxConnections"), defaultMaxConnections),
+    idleTimeout: Options.optional(Options.interval("idleTimeout")),
+    failedHandshakes: Options.nested("failedHandshakes", FailedHandshakes),
+    refusalLogInterval: Options.withDefault(Options.interval("refusalLogInterval"), "1 minute")
   }).check(
     Options.tie(
       (o) => isLoopback(o.host) || o.tls !== undefined,

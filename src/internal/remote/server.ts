@@ -7,22 +7,48 @@
  * its `Events` stream (and routes new requests elsewhere), the requests held
  * run to their end, and the runner waits until its clients have closed
  * their connections, or until `drainTimeout`.
+ *
+ * Defences: at most `maxConnections` connections, counted from their accept
+ * (a connection past it is refused, `Full`); a handshake within
+ * `handshakeTimeout` (or the client is told `HandshakeTimeout`); a source
+ * address with too many failed handshakes is refused at once for a period
+ * that doubles (`RateLimited`); refusals are logged once per source per
+ * `refusalLogInterval`, the rest counted; an admitted connection that
+ * carries no request for `idleTimeout` is told (`Idle` on its `Events`
+ * stream) and closed; an oversized frame is logged.
  */
 import * as Net from "node:net"
 import type { Duplex } from "node:stream"
 import * as Tls from "node:tls"
 import { NodeSocket } from "@effect/platform-node"
-import { Cause, Deferred, Duration, Effect, Exit, Fiber, type Scope, Semaphore, Stream, Tracer } from "effect"
+import {
+  Cause,
+  type Context,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  Predicate,
+  type Scope,
+  Semaphore,
+  Stream,
+  Tracer
+} from "effect"
 import * as NetAddress from "effect/net/NetAddress"
 import { RpcSerialization, RpcServer } from "effect/rpc"
 import * as Schema from "effect/Schema"
 import type * as Socket from "effect/socket/Socket"
 import * as SocketServer from "effect/socket/SocketServer"
+import type * as RemoteMetrics from "../../RemoteMetrics.ts"
 import type { Handler } from "../../Runner.ts"
 import { WorkerCrash } from "../../WorkerError.ts"
 import { type Codec, schemaReason } from "../codec.ts"
 import { describe } from "../describe.ts"
 import * as Handshake from "./handshake.ts"
+import { RunnerMeter } from "./meter.ts"
+import * as RefusalLog from "./refusalLog.ts"
+import * as SourceLimit from "./sourceLimit.ts"
 import * as Wire from "./wire.ts"
 
 /** What a runner needs, checked and with defaults applied. */
@@ -35,10 +61,58 @@ export interface Settings<Req, Resp, E, R> {
   readonly requestTimeout: Duration.Duration | undefined
   readonly handshakeTimeout: Duration.Duration
   readonly maxFrameBytes: number
+  readonly maxConnections: number
+  readonly idleTimeout: Duration.Duration | undefined
+  readonly failedHandshakes: {
+    readonly limit: number
+    readonly window: Duration.Duration
+    readonly backoff: Duration.Duration
+    readonly maxBackoff: Duration.Duration
+  }
+  readonly refusalLogInterval: Duration.Duration
   readonly request: Codec<Req>
   readonly response: Codec<Resp>
   readonly error: Codec<E>
   readonly handler: Handler<Req, Resp, E, R>
+}
+
+/** Addresses told apart by the limit on failed handshakes, and by the refusal log in an interval. */
+export const maxTrackedSources = 4096
+
+/** How long a client told that its connection is idle has to close it before the runner does. */
+const idleGraceMillis = 10_000
+
+/**
+ * The request header that names the connection a request came on. The
+ * runner sets it on every request it reads (one a client sent is dropped).
+ */
+const connectionHeader = "x-effect-worker-pool-connection"
+
+/** The refusals that count as failed handshakes of their source. */
+const failures: ReadonlySet<string> = new Set([
+  "Unauthorized",
+  "SchemaMismatch",
+  "ProtocolMismatch",
+  "Malformed",
+  "HandshakeTimeout",
+  "Tls"
+])
+
+/** An admitted connection. */
+interface Connection {
+  readonly id: number
+  readonly socket: Duplex
+  readonly client: string
+  readonly source: string
+  /** Run requests on it now. */
+  runs: number
+  /** Done when the runner closes it for carrying no request for `idleTimeout`. */
+  readonly idle: Deferred.Deferred<void>
+  idleTimer: ReturnType<typeof setTimeout> | undefined
+  /** It opened its `Events` stream: it can be told it is idle. */
+  events: boolean
+  /** Why the runner closes it, once it does: the first cause is the one counted and logged. */
+  closing: "Idle" | "FrameTooLarge" | undefined
 }
 
 /** A runner listening for clients. */
@@ -69,6 +143,12 @@ export const listen = <Req, Resp, E, R>(
     let draining = false
     let active = 0
     const connections = new Set<Duplex>()
+    const admittedById = new Map<number, Connection>()
+    let nextConnection = 0
+    /** Connections from accept to close that count toward maxConnections (not those being refused). */
+    let held = 0
+    let closed = false
+    const meter = new RunnerMeter(services as Context.Context<never>)
     let quiet: Deferred.Deferred<void> | undefined
     const checkQuiet = () => {
       if (quiet !== undefined && active === 0 && connections.size === 0) Deferred.doneUnsafe(quiet, Exit.void)
@@ -135,10 +215,13 @@ export const listen = <Req, Resp, E, R>(
     const run = (
       payload: unknown,
       id: number,
+      connection: Connection | undefined,
       traceParent: string | undefined
     ): Effect.Effect<Wire.Outcome, never, R> =>
       Effect.suspend(() => {
         active++
+        meter.inFlight++
+        if (connection !== undefined) runStarted(connection)
         const trace = Wire.parseTraceParent(traceParent)
         const decodedAndRun = Effect.matchEffect(decodeRequest(payload), {
           onFailure: (error) => Effect.succeed<Wire.Outcome>({ _tag: "Rejected", reason: schemaReason(error) }),
@@ -149,29 +232,139 @@ export const listen = <Req, Resp, E, R>(
             trace === undefined ? decodedAndRun : Effect.withParentSpan(decodedAndRun, Tracer.externalSpan(trace))
           )
           .pipe(
-            Effect.ensuring(
+            Effect.onExit((exit) =>
               Effect.sync(() => {
                 active--
+                meter.inFlight--
+                meter.answered(Exit.isSuccess(exit) ? exit.value._tag : "Interrupted")
+                if (connection !== undefined) runEnded(connection)
                 checkQuiet()
               })
             )
           )
       })
 
+    // ---- idle connections ----
+    const idleMillis = settings.idleTimeout === undefined ? undefined : Duration.toMillis(settings.idleTimeout)
+    const armIdle = (connection: Connection) => {
+      if (idleMillis === undefined || closed) return
+      clearTimeout(connection.idleTimer)
+      connection.idleTimer = setTimeout(() => idleFor(connection), idleMillis)
+    }
+    const runStarted = (connection: Connection) => {
+      connection.runs++
+      clearTimeout(connection.idleTimer)
+    }
+    const runEnded = (connection: Connection) => {
+      connection.runs--
+      if (connection.runs === 0 && !Deferred.isDoneUnsafe(connection.idle)) armIdle(connection)
+    }
+    /** Closes a connection that carried no request for idleTimeout: its client is told, and has a while to leave. */
+    const idleFor = (connection: Connection) => {
+      if (connection.runs > 0 || closed || connection.closing !== undefined || !admittedById.has(connection.id)) return
+      connection.closing = "Idle"
+      Deferred.doneUnsafe(connection.idle, Exit.void)
+      meter.refused("Idle")
+      runFork(
+        Effect.logDebug("remote client idle: its connection is closed").pipe(
+          Effect.annotateLogs({ client: connection.client, idleTimeout: `${idleMillis} ms` })
+        )
+      )
+      if (!connection.events) return void connection.socket.destroy()
+      const close = () => {
+        if (connection.runs > 0) connection.idleTimer = setTimeout(close, idleGraceMillis)
+        else connection.socket.destroy()
+      }
+      connection.idleTimer = setTimeout(close, idleGraceMillis)
+    }
+
+    const connectionOf = (headers: Readonly<Record<string, string | undefined>>): Connection | undefined => {
+      const id = headers[connectionHeader]
+      return id === undefined ? undefined : admittedById.get(Number(id))
+    }
+
     const handlers = Wire.Group.toLayer(
       Effect.succeed(
         Wire.Group.of({
-          Run: (payload, { requestId, headers }) => run(payload, Number(requestId), headers[Wire.traceHeader]),
-          Events: () => Stream.fromEffect(Effect.as(Deferred.await(drainStarted), "Draining" as const))
+          Run: (payload, { requestId, headers }) =>
+            run(payload, Number(requestId), connectionOf(headers), headers[Wire.traceHeader]),
+          Events: (_, { headers }) => {
+            const connection = connectionOf(headers)
+            const draining = Effect.as(Deferred.await(drainStarted), "Draining" as const)
+            if (connection === undefined) return Stream.fromEffect(draining)
+            connection.events = true
+            return Stream.fromEffect(
+              Effect.raceFirst(draining, Effect.as(Deferred.await(connection.idle), "Idle" as const))
+            )
+          }
         })
       )
     )
 
+    // ---- refusals: counted, limited per source, logged once per source per interval ----
+    const limiter = SourceLimit.make(
+      {
+        limit: settings.failedHandshakes.limit,
+        windowMillis: Duration.toMillis(settings.failedHandshakes.window),
+        backoffMillis: Duration.toMillis(settings.failedHandshakes.backoff),
+        maxBackoffMillis: Duration.toMillis(settings.failedHandshakes.maxBackoff),
+        maxSources: maxTrackedSources
+      },
+      Date.now
+    )
+    const refusalLog = RefusalLog.make({
+      maxSources: maxTrackedSources,
+      first: ({ client, reason, message }) =>
+        runFork(
+          Effect.logWarning(
+            reason === "FrameTooLarge" ? "remote client sent a frame over maxFrameBytes" : "remote client refused"
+          ).pipe(Effect.annotateLogs({ client, refused: reason, message }))
+        ),
+      summary: ({ source, count, reasons }) =>
+        runFork(
+          Effect.logWarning("remote client refusals").pipe(
+            Effect.annotateLogs({
+              source: source ?? "other sources",
+              more: count,
+              reasons,
+              interval: Duration.format(settings.refusalLogInterval)
+            })
+          )
+        )
+    })
+    const refused = (
+      source: string,
+      client: string,
+      reason: RemoteMetrics.RefusalReason,
+      message: string,
+      silent = false
+    ) => {
+      meter.refused(reason)
+      if (failures.has(reason) && !silent) limiter.failed(source)
+      refusalLog.record(source, client, reason, message)
+    }
+    yield* Effect.forkScoped(
+      Effect.forever(
+        Effect.andThen(
+          Effect.sleep(settings.refusalLogInterval),
+          Effect.sync(() => {
+            refusalLog.flush()
+            limiter.prune()
+          })
+        )
+      )
+    )
+
     // ---- the listener, with the handshake in front ----
+    const handshakeMillis = Duration.toMillis(settings.handshakeTimeout)
     const nodeServer: Net.Server =
-      settings.tls === undefined ? Net.createServer() : Tls.createServer({ ...settings.tls })
+      settings.tls === undefined
+        ? Net.createServer()
+        : Tls.createServer({ handshakeTimeout: handshakeMillis, ...settings.tls })
     const admitted = Deferred.makeUnsafe<(socket: Socket.Socket) => Effect.Effect<unknown, unknown>>()
     const connectionFibers = new Set<Fiber.Fiber<unknown, unknown>>()
+    /** The connection each connection fiber serves, for the serialization made on it. */
+    const byFiber = new WeakMap<Fiber.Fiber<unknown, unknown>, Connection>()
 
     const check = (hello: Partial<Handshake.Hello> | undefined): Handshake.Reply => {
       if (hello === undefined) return { refused: "Malformed", message: "the handshake is not a JSON object" }
@@ -194,22 +387,56 @@ export const listen = <Req, Resp, E, R>(
       return { ok: true }
     }
 
-    const onConnection = (conn: Net.Socket) => {
-      const remote = `${conn.remoteAddress}:${conn.remotePort}`
+    /** Whether a connection from `source` is refused at once, and why. */
+    const early = (source: string): { readonly refused: Handshake.Refusal; readonly message: string } | undefined => {
+      const blocked = limiter.blockedFor(source)
+      if (blocked > 0) {
+        return {
+          refused: "RateLimited",
+          message: `too many failed handshakes from ${source}: its connections are refused for ${blocked} ms more`
+        }
+      }
+      if (held >= settings.maxConnections) {
+        return {
+          refused: "Full",
+          message: `the runner holds its maximum of ${settings.maxConnections} connections (maxConnections)`
+        }
+      }
+      return undefined
+    }
+
+    const onConnection = (conn: Duplex & Net.Socket, refusal: ReturnType<typeof early>) => {
+      const source = SourceLimit.sourceOf(conn.remoteAddress)
+      const client = `${conn.remoteAddress}:${conn.remotePort}`
       conn.on("error", () => {})
       conn.setNoDelay(true)
+      if (refusal !== undefined) {
+        Handshake.refuseAtOnce(conn, refusal.refused, refusal.message)
+        return refused(source, client, refusal.refused, refusal.message)
+      }
       Handshake.accept(conn, {
-        timeoutMillis: Duration.toMillis(settings.handshakeTimeout),
+        timeoutMillis: handshakeMillis,
         check,
-        refuse: (refused, message) => {
-          runFork(
-            Effect.logWarning("remote client refused").pipe(Effect.annotateLogs({ client: remote, refused, message }))
-          )
-        },
+        refuse: (reason, message, silent) => refused(source, client, reason, message, silent),
         admit: () => {
+          limiter.succeeded(source)
           connections.add(conn)
+          const connection: Connection = {
+            id: nextConnection++,
+            socket: conn,
+            client,
+            source,
+            runs: 0,
+            idle: Deferred.makeUnsafe<void>(),
+            idleTimer: undefined,
+            events: false,
+            closing: undefined
+          }
+          admittedById.set(connection.id, connection)
+          armIdle(connection)
           const fiber = runFork(
             Effect.gen(function* () {
+              yield* Effect.sync(() => byFiber.set(Fiber.getCurrent()!, connection))
               const handler = yield* Deferred.await(admitted)
               const socket = yield* NodeSocket.fromDuplex(Effect.succeed(conn))
               yield* handler(socket)
@@ -217,6 +444,8 @@ export const listen = <Req, Resp, E, R>(
               Effect.ensuring(
                 Effect.sync(() => {
                   conn.destroy()
+                  clearTimeout(connection.idleTimer)
+                  admittedById.delete(connection.id)
                   connections.delete(conn)
                   connectionFibers.delete(fiber)
                   checkQuiet()
@@ -228,22 +457,86 @@ export const listen = <Req, Resp, E, R>(
         }
       })
     }
-    nodeServer.on(settings.tls === undefined ? "connection" : "secureConnection", onConnection)
+
+    /** Counts a connection from its accept; decides there whether it is refused at once. */
+    const pendingTls = new Map<string, ReturnType<typeof early>>()
+    nodeServer.on("connection", (raw: Net.Socket) => {
+      meter.open++
+      const refusal = early(SourceLimit.sourceOf(raw.remoteAddress))
+      if (refusal === undefined) held++
+      raw.once("close", () => {
+        meter.open--
+        if (refusal === undefined) held--
+      })
+      if (settings.tls === undefined) return onConnection(raw, refusal)
+      // Over TLS, the refusal is said once the TLS handshake (bounded by handshakeTimeout) is done.
+      const key = `${raw.remoteAddress}:${raw.remotePort}`
+      pendingTls.set(key, refusal)
+      raw.once("close", () => pendingTls.delete(key))
+    })
     if (settings.tls !== undefined) {
+      nodeServer.on("secureConnection", (conn: Tls.TLSSocket) => {
+        const key = `${conn.remoteAddress}:${conn.remotePort}`
+        const refusal = pendingTls.get(key)
+        pendingTls.delete(key)
+        onConnection(conn, refusal)
+      })
       // A client that fails the TLS handshake (no certificate, an untrusted one) is logged and let go.
       nodeServer.on("tlsClientError", (error, socket) => {
         socket.destroy()
-        runFork(
-          Effect.logWarning("remote client refused").pipe(
-            Effect.annotateLogs({
-              client: `${socket.remoteAddress}:${socket.remotePort}`,
-              refused: "Tls",
-              message: Handshake.errorText(error)
-            })
-          )
+        refused(
+          SourceLimit.sourceOf(socket.remoteAddress),
+          `${socket.remoteAddress}:${socket.remotePort}`,
+          "Tls",
+          Handshake.errorText(error)
         )
       })
     }
+
+    /** Names each request's connection, and logs an oversized frame, for the connection it is made on. */
+    const base = Wire.serialization(settings.maxFrameBytes)
+    const serialization = RpcSerialization.RpcSerialization.of({
+      ...base,
+      makeUnsafe: () => {
+        const parser = base.makeUnsafe()
+        const current = Fiber.getCurrent()
+        const connection = current === undefined ? undefined : byFiber.get(current)
+        if (connection === undefined) return parser
+        const header: [string, string] = [connectionHeader, String(connection.id)]
+        // Bytes since the last newline: at least the size of a frame over the limit.
+        let pending = 0
+        return {
+          encode: (response) => parser.encode(response),
+          decode: (data) => {
+            const newline = typeof data === "string" ? data.lastIndexOf("\n") : data.lastIndexOf(10)
+            pending = newline === -1 ? pending + data.length : data.length - newline - 1
+            let messages: ReadonlyArray<unknown>
+            try {
+              messages = parser.decode(data)
+            } catch (cause) {
+              if (Predicate.isTagged(cause, "MaxBufferSizeExceeded") && connection.closing === undefined) {
+                connection.closing = "FrameTooLarge"
+                clearTimeout(connection.idleTimer)
+                refused(
+                  connection.source,
+                  connection.client,
+                  "FrameTooLarge",
+                  `a frame of at least ${pending} bytes, over the limit of ${settings.maxFrameBytes} (maxFrameBytes)`
+                )
+              }
+              throw cause
+            }
+            for (const message of messages as ReadonlyArray<{ _tag?: unknown; headers?: Array<[string, string]> }>) {
+              if (message._tag === "Request" && Array.isArray(message.headers)) {
+                message.headers = message.headers.filter(([name]) => name.toLowerCase() !== connectionHeader)
+                message.headers.push(header)
+              }
+            }
+            return messages
+          }
+        }
+      }
+    })
 
     const address = yield* Effect.acquireRelease(
       Effect.callback<Net.AddressInfo, SocketServer.SocketServerError>((resume) => {
@@ -260,7 +553,11 @@ export const listen = <Req, Resp, E, R>(
       }),
       () =>
         Effect.suspend(() => {
+          closed = true
           nodeServer.close()
+          for (const connection of admittedById.values()) clearTimeout(connection.idleTimer)
+          refusalLog.flush()
+          meter.close()
           const fibers = [...connectionFibers]
           return Effect.forEach(fibers, Fiber.interrupt, { discard: true })
         })
@@ -280,7 +577,7 @@ export const listen = <Req, Resp, E, R>(
 
     const protocol = yield* RpcServer.makeProtocolSocketServer.pipe(
       Effect.provideService(SocketServer.SocketServer, socketServer),
-      Effect.provideService(RpcSerialization.RpcSerialization, Wire.serialization(settings.maxFrameBytes))
+      Effect.provideService(RpcSerialization.RpcSerialization, serialization)
     )
     yield* RpcServer.make(Wire.Group, { disableTracing: true, concurrency: "unbounded" }).pipe(
       Effect.provide(handlers),
@@ -300,5 +597,6 @@ export const listen = <Req, Resp, E, R>(
         return Effect.asVoid(Effect.timeoutOption(Deferred.await(quiet), timeout))
       })
 
+    meter.start(`${address.address}:${address.port}`)
     return { host: address.address, port: address.port, drain }
   })

@@ -34,14 +34,18 @@ export const Deadline = Schema.TaggedStruct("Deadline", { timeoutMillis: Schema.
 export const Outcome = Schema.Union([Success, Failure, Rejected, Crash, Deadline])
 export type Outcome = typeof Outcome.Type
 
-/** The runner is draining: it finishes what it holds and takes nothing new. */
-export const Draining = Schema.Literal("Draining")
+/**
+ * What the runner tells a client unasked: `Draining`, it finishes what it
+ * holds and takes nothing new; `Idle`, it closes the connection, which
+ * carried no request for its `idleTimeout`.
+ */
+export const Notice = Schema.Literals(["Draining", "Idle"])
 
 /** One request: its payload is the request as its schema encodes it to JSON. */
 export const Run = Rpc.make("Run", { payload: Schema.Unknown, success: Outcome })
 
 /** What the runner tells a client unasked, for as long as the connection lives. */
-export const Events = Rpc.make("Events", { success: Draining, stream: true })
+export const Events = Rpc.make("Events", { success: Notice, stream: true })
 
 /** The rpc group a remote client and its runner share. */
 export const Group = RpcGroup.make(Run, Events)
