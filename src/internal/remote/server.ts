@@ -12,7 +12,7 @@ import * as Net from "node:net"
 import type { Duplex } from "node:stream"
 import * as Tls from "node:tls"
 import { NodeSocket } from "@effect/platform-node"
-import { Cause, Deferred, Duration, Effect, Exit, Fiber, type Scope, Semaphore, Stream } from "effect"
+import { Cause, Deferred, Duration, Effect, Exit, Fiber, Option, type Scope, Semaphore, Stream } from "effect"
 import * as NetAddress from "effect/net/NetAddress"
 import { RpcSerialization, RpcServer } from "effect/rpc"
 import * as Schema from "effect/Schema"
@@ -46,8 +46,11 @@ export interface Listening {
   /** Where it listens (the port it was given, or the one the system chose for `0`). */
   readonly host: string
   readonly port: number
-  /** Tells the clients, waits for what they hold to finish and for them to leave, at most `timeout`. */
-  readonly drain: (timeout: Duration.Duration) => Effect.Effect<void>
+  /**
+   * Tells the clients, waits for what they hold to finish and for them to leave, at most `timeout`;
+   * `true` when they did within it.
+   */
+  readonly drain: (timeout: Duration.Duration) => Effect.Effect<boolean>
 }
 
 const isPromiseLike = (u: unknown): u is PromiseLike<unknown> =>
@@ -290,7 +293,7 @@ export const listen = <Req, Resp, E, R>(
         }
         quiet ??= Deferred.makeUnsafe<void>()
         checkQuiet()
-        return Effect.asVoid(Effect.timeoutOption(Deferred.await(quiet), timeout))
+        return Effect.map(Effect.timeoutOption(Deferred.await(quiet), timeout), Option.isSome)
       })
 
     return { host: address.address, port: address.port, drain }
