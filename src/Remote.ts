@@ -29,6 +29,7 @@ import type { Codec } from "./internal/codec.ts"
 import { describe } from "./internal/describe.ts"
 import * as Rules from "./internal/options.ts"
 import * as RemoteClient from "./internal/remote/client.ts"
+import * as Health from "./internal/remote/health.ts"
 import * as Membership from "./internal/remote/membership.ts"
 import * as RemoteOptions from "./internal/remote/options.ts"
 import * as RemoteServer from "./internal/remote/server.ts"
@@ -199,6 +200,7 @@ const kindAt = <Req, Resp, E>(
  * | `drainTimeout`     | `"30 seconds"`  | on `SIGTERM`, how long the requests held and the clients have to finish  |
  * | `handshakeTimeout` | `"5 seconds"`   | how long a new connection has to present its handshake                   |
  * | `maxFrameBytes`    | `1048576`       | longest request or answer on the wire; the clients must have the same    |
+ * | `health`           | none            | `{ port, host? }`: a health endpoint on a port of its own (`host` `"127.0.0.1"` unless told), `GET /ready` 200 while the runner accepts requests and 503 before it listens or once it drains, `GET /live` 200 while it serves |
  *
  * @example
  * ```ts
@@ -229,6 +231,7 @@ export interface ServeOptions<Req, Resp, E = DomainError, R = never> extends Run
   readonly drainTimeout?: Duration.Input | undefined
   readonly handshakeTimeout?: Duration.Input | undefined
   readonly maxFrameBytes?: number | undefined
+  readonly health?: { readonly port: number; readonly host?: string | undefined } | undefined
 }
 
 /**
@@ -242,6 +245,7 @@ export interface ServeOptions<Req, Resp, E = DomainError, R = never> extends Run
  * declare const runner: Remote.Listening
  *
  * const stop = Effect.andThen(Effect.log(`draining ${runner.host}:${runner.port}`), runner.drain("10 seconds"))
+ * const probes = runner.health === undefined ? "none" : `http://${runner.health.host}:${runner.health.port}/ready`
  * ```
  *
  * @since 0.2.0
@@ -256,6 +260,8 @@ export interface Listening {
    * the clients have left, at most `timeout`.
    */
   readonly drain: (timeout: Duration.Input) => Effect.Effect<void>
+  /** Where its health endpoint listens (the port the system chose for `0`), when it has one. */
+  readonly health: { readonly host: string; readonly port: number } | undefined
 }
 
 /** `f`'s value, or its throw of `InvalidOptions` as a failure. */
@@ -274,9 +280,24 @@ const decodePoolOptions = Rules.decodeEffect(RemoteOptions.PoolOptions)
 /** Reads a runner's options, once, or fails with `InvalidOptions`. */
 const decodeServeOptions = Rules.decodeEffect(RemoteOptions.ServeOptions)
 
+/** The runner, behind its health endpoint when it has one: the endpoint is up first, ready once the runner listens. */
+const start = <Req, Resp, E, R>(settings: RemoteOptions.ServeSettings<Req, Resp, E, R>) =>
+  Effect.gen(function* () {
+    let runner: RemoteServer.Listening | undefined
+    const health =
+      settings.health === undefined
+        ? undefined
+        : yield* Health.listen(settings.health, () =>
+            runner === undefined ? "starting" : runner.draining() ? "draining" : "ready"
+          )
+    runner = yield* RemoteServer.listen(settings)
+    return { runner, health }
+  })
+
 /**
  * Starts a runner listening, for as long as the scope lives (its close stops
- * the listener and the connections, interrupting what they run). Use
+ * the listener and the connections, interrupting what they run, and its
+ * health endpoint). Use
  * {@link serve} for a runner process; `listen` is for a runner embedded in
  * a program, or one on a port the system chooses (`port: 0`).
  *
@@ -308,11 +329,12 @@ export const listen = <Req, Resp, E = DomainError, R = never>(
   Effect.flatMap(
     decodeServeOptions(options) as Effect.Effect<RemoteOptions.ServeSettings<Req, Resp, E, R>, InvalidOptions>,
     (settings) =>
-      Effect.map(RemoteServer.listen(settings), (runner) => ({
+      Effect.map(start(settings), ({ runner, health }) => ({
         host: runner.host,
         port: runner.port,
         drain: (timeout: Duration.Input) =>
-          Effect.suspend(() => Effect.asVoid(runner.drain(Duration.fromInputUnsafe(timeout))))
+          Effect.suspend(() => Effect.asVoid(runner.drain(Duration.fromInputUnsafe(timeout)))),
+        health
       }))
   )
 
@@ -372,9 +394,12 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
         Effect.gen(function* () {
           // Listened for before the port opens: a SIGTERM right after start drains too.
           const signals = yield* Termination.listen
-          const listening = yield* RemoteServer.listen(settings)
+          const { runner: listening, health } = yield* start(settings)
           const annotate = Effect.annotateLogs({ host: listening.host, port: listening.port })
-          yield* Effect.logInfo("remote runner listening").pipe(annotate)
+          yield* Effect.logInfo("remote runner listening").pipe(
+            Effect.annotateLogs(health === undefined ? {} : { health: `${health.host}:${health.port}` }),
+            annotate
+          )
           yield* Effect.exit(restore(signals.first))
           const signal = signals.received()
           yield* Effect.logInfo("remote runner draining").pipe(

@@ -51,6 +51,8 @@ export interface Listening {
    * `true` when they did within it.
    */
   readonly drain: (timeout: Duration.Duration) => Effect.Effect<boolean>
+  /** Whether it drains (it accepts no new client). */
+  readonly draining: () => boolean
 }
 
 const isPromiseLike = (u: unknown): u is PromiseLike<unknown> =>
@@ -296,5 +298,5 @@ export const listen = <Req, Resp, E, R>(
         return Effect.map(Effect.timeoutOption(Deferred.await(quiet), timeout), Option.isSome)
       })
 
-    return { host: address.address, port: address.port, drain }
+    return { host: address.address, port: address.port, drain, draining: () => draining }
   })
