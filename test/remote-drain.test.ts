@@ -3,12 +3,13 @@
  * run as it is written in a real process: SIGTERM while it holds a request
  * drains it (the request is answered, its worker routes away without a
  * crash, the runner says it drains and exits 0); a second signal during the
- * drain cuts it short. `serve` interrupted without a signal drains too.
+ * drain cuts it short. `serve` interrupted without a signal drains too, for
+ * at most `drainTimeout`.
  */
 import * as fs from "node:fs"
 import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Latch, Schedule } from "effect"
+import { Effect, Exit, Fiber, Latch, Logger, Schedule } from "effect"
 import { WorkerCrash, WorkerId } from "effect-worker-pool"
 import * as Remote from "../src/Remote.ts"
 import * as WorkerModule from "../src/Worker.ts"
@@ -117,6 +118,45 @@ describe("Remote.serve interrupted", { timeout: 60_000 }, () => {
         assert.deepStrictEqual(yield* Fiber.join(held), Exit.succeed(4))
         yield* Fiber.join(stopped)
         assert.isTrue(Exit.hasInterrupts(yield* Fiber.await(serving)))
+      })
+    )
+  )
+
+  it.live("a drain ends at drainTimeout: what is still held is interrupted, and it says so", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const port = yield* freePort
+        const started = yield* Latch.make()
+        const logged: Array<string> = []
+        const logger = Logger.make<unknown, void>(({ message }) => {
+          logged.push(String(message))
+        })
+        const serving = yield* Effect.forkChild(
+          Remote.serve({
+            ...schemas,
+            handler: (text: string) =>
+              text === "stay" ? started.open.pipe(Effect.andThen(Effect.never)) : text.length,
+            port,
+            drainTimeout: "300 millis"
+          }).pipe(Effect.provideService(Logger.CurrentLoggers, new Set([logger])))
+        )
+        const worker = yield* WorkerModule.fromKind(
+          WorkerId.make(0),
+          Remote.make(`127.0.0.1:${port}`, { ...schemas, connectTimeout: "20 seconds" }),
+          { restart: Schedule.spaced("1 hour") }
+        ).pipe(Effect.retry(Schedule.spaced("20 millis")))
+        const held = yield* Effect.forkChild(Effect.exit(worker.dispatch("stay")))
+        yield* started.await
+        // Returns once serve has ended: the drain gave up at drainTimeout, as the request never ends.
+        yield* Fiber.interrupt(serving)
+        const answer = yield* Fiber.join(held)
+        const crash = Exit.isFailure(answer) ? answer.cause.reasons.find((r) => r._tag === "Fail") : undefined
+        assert.instanceOf((crash as { error?: unknown } | undefined)?.error, WorkerCrash)
+        assert.includeMembers(logged, [
+          "remote runner draining",
+          "remote runner drain timed out: the requests still held are interrupted"
+        ])
+        assert.notInclude(logged, "remote runner drained")
       })
     )
   )
