@@ -24,7 +24,7 @@
  */
 import * as Net from "node:net"
 import type * as Tls from "node:tls"
-import { Duration, Effect, Exit, Fiber, Scope, Stream } from "effect"
+import { Duration, Effect, Exit, Scope, Stream } from "effect"
 import type * as SocketServer from "effect/socket/SocketServer"
 import type { Codec } from "./internal/codec.ts"
 import { describe } from "./internal/describe.ts"
@@ -32,9 +32,11 @@ import * as Rules from "./internal/options.ts"
 import * as RemoteClient from "./internal/remote/client.ts"
 import * as RemoteDns from "./internal/remote/dns.ts"
 import type { Gate } from "./internal/remote/gate.ts"
+import * as Health from "./internal/remote/health.ts"
 import * as Membership from "./internal/remote/membership.ts"
 import * as RemoteOptions from "./internal/remote/options.ts"
 import * as RemoteServer from "./internal/remote/server.ts"
+import * as Termination from "./internal/remote/termination.ts"
 import * as Wire from "./internal/remote/wire.ts"
 import * as Settings from "./internal/settings.ts"
 import * as supervisor from "./internal/supervisor.ts"
@@ -206,6 +208,7 @@ const kindAt = <Req, Resp, E>(
  * | `failedHandshakes` | `{ limit: 10, window: "1 minute", backoff: "1 second", maxBackoff: "5 minutes" }` | after `limit` failed handshakes from one address (each within `window` of the last), its connections are refused at once (`RateLimited`) for `backoff`, doubled by each further failure up to `maxBackoff`; a good handshake forgets them. `limit: Infinity`: no limit |
  * | `idleTimeout`      | none            | an admitted connection with no request for this long is closed; its client is told first, and reconnects without a crash |
  * | `refusalLogInterval` | `"1 minute"`  | refusals are logged once per source address per interval (the first at once, the rest as one count at its end) |
+ * | `health`           | none            | `{ port, host? }`: a health endpoint on a port of its own (`host` `"127.0.0.1"` unless told), `GET /ready` 200 while the runner accepts requests and 503 before it listens or once it drains, `GET /live` 200 while it serves |
  *
  * @example
  * ```ts
@@ -247,6 +250,7 @@ export interface ServeOptions<Req, Resp, E = DomainError, R = never> extends Run
     | undefined
   readonly idleTimeout?: Duration.Input | undefined
   readonly refusalLogInterval?: Duration.Input | undefined
+  readonly health?: { readonly port: number; readonly host?: string | undefined } | undefined
 }
 
 /**
@@ -260,6 +264,7 @@ export interface ServeOptions<Req, Resp, E = DomainError, R = never> extends Run
  * declare const runner: Remote.Listening
  *
  * const stop = Effect.andThen(Effect.log(`draining ${runner.host}:${runner.port}`), runner.drain("10 seconds"))
+ * const probes = runner.health === undefined ? "none" : `http://${runner.health.host}:${runner.health.port}/ready`
  * ```
  *
  * @since 0.2.0
@@ -274,6 +279,8 @@ export interface Listening {
    * the clients have left, at most `timeout`.
    */
   readonly drain: (timeout: Duration.Input) => Effect.Effect<void>
+  /** Where its health endpoint listens (the port the system chose for `0`), when it has one. */
+  readonly health: { readonly host: string; readonly port: number } | undefined
 }
 
 /** `f`'s value, or its throw of `InvalidOptions` as a failure. */
@@ -292,9 +299,24 @@ const decodePoolOptions = Rules.decodeEffect(RemoteOptions.PoolOptions)
 /** Reads a runner's options, once, or fails with `InvalidOptions`. */
 const decodeServeOptions = Rules.decodeEffect(RemoteOptions.ServeOptions)
 
+/** The runner, behind its health endpoint when it has one: the endpoint is up first, ready once the runner listens. */
+const start = <Req, Resp, E, R>(settings: RemoteOptions.ServeSettings<Req, Resp, E, R>) =>
+  Effect.gen(function* () {
+    let runner: RemoteServer.Listening | undefined
+    const health =
+      settings.health === undefined
+        ? undefined
+        : yield* Health.listen(settings.health, () =>
+            runner === undefined ? "starting" : runner.draining() ? "draining" : "ready"
+          )
+    runner = yield* RemoteServer.listen(settings)
+    return { runner, health }
+  })
+
 /**
  * Starts a runner listening, for as long as the scope lives (its close stops
- * the listener and the connections, interrupting what they run). Use
+ * the listener and the connections, interrupting what they run, and its
+ * health endpoint). Use
  * {@link serve} for a runner process; `listen` is for a runner embedded in
  * a program, or one on a port the system chooses (`port: 0`).
  *
@@ -326,39 +348,40 @@ export const listen = <Req, Resp, E = DomainError, R = never>(
   Effect.flatMap(
     decodeServeOptions(options) as Effect.Effect<RemoteOptions.ServeSettings<Req, Resp, E, R>, InvalidOptions>,
     (settings) =>
-      Effect.map(RemoteServer.listen(settings), (listening) => ({
-        host: listening.host,
-        port: listening.port,
-        drain: (timeout: Duration.Input) => Effect.suspend(() => listening.drain(Duration.fromInputUnsafe(timeout)))
+      Effect.map(start(settings), ({ runner, health }) => ({
+        host: runner.host,
+        port: runner.port,
+        drain: (timeout: Duration.Input) =>
+          Effect.suspend(() => Effect.asVoid(runner.drain(Duration.fromInputUnsafe(timeout)))),
+        health
       }))
   )
-
-/** Completes on the first `SIGTERM` or `SIGINT`. */
-const terminationSignal = Effect.callback<string>((resume) => {
-  const on = (signal: string) => () => {
-    globalThis.process.off("SIGTERM", onTerm)
-    globalThis.process.off("SIGINT", onInt)
-    resume(Effect.succeed(signal))
-  }
-  const onTerm = on("SIGTERM")
-  const onInt = on("SIGINT")
-  globalThis.process.on("SIGTERM", onTerm)
-  globalThis.process.on("SIGINT", onInt)
-  return Effect.sync(() => {
-    globalThis.process.off("SIGTERM", onTerm)
-    globalThis.process.off("SIGINT", onInt)
-  })
-})
 
 /**
  * Serves `handler` on `host:port` until the process gets `SIGTERM` (or
  * `SIGINT`), then drains: no new clients, the connected ones are told and
  * route new requests elsewhere, the requests held finish (within
- * `drainTimeout`), and it completes. Refused clients (a wrong token, other
- * schemas) are logged, once per source address per `refusalLogInterval`
- * with a count; the runner goes on. Its defences (`maxConnections`,
- * `failedHandshakes`, `idleTimeout`, ...) are in {@link ServeOptions}; its
- * metrics in `RemoteMetrics`.
+ * `drainTimeout`; past it they are interrupted), and it completes. Refused
+ * clients (a wrong token, other schemas) are logged, once per source address
+ * per `refusalLogInterval` with a count; the runner goes on. Its defences
+ * (`maxConnections`, `failedHandshakes`, `idleTimeout`, ...) are in
+ * {@link ServeOptions}; its metrics in `RemoteMetrics`.
+ *
+ * `serve` is a runner process's whole program, and drains however it is run:
+ *
+ * - Under `NodeRuntime.runMain`, whose own handler interrupts the program on
+ *   the same signal, `serve` hears the signal first and drains before the
+ *   interruption goes on; when the drain is over and the listener closed, it
+ *   ends the process with code 0 itself (left to `runMain`, the interruption
+ *   would end it with code 130, as if the stop had failed).
+ * - Under `Effect.runFork`, it completes after the drain, and the program
+ *   goes on.
+ * - Interrupted without a signal, it drains too, then the interruption goes on.
+ *
+ * A second `SIGTERM` or `SIGINT` during the drain stops it at once: the
+ * connections close, the requests still held are interrupted (their callers
+ * get `WorkerCrash`), and `serve` completes without ending the process
+ * (under `runMain`, the interruption ends it with code 130).
  *
  * @example
  * ```ts no-run
@@ -384,19 +407,50 @@ const terminationSignal = Effect.callback<string>((resume) => {
 export const serve = <Req, Resp, E = DomainError, R = never>(
   options: ServeOptions<Req, Resp, E, R>
 ): Effect.Effect<void, InvalidOptions | SocketServer.SocketServerError, R> =>
-  Effect.scoped(
+  // Interruptible only while it waits for a signal: an interruption then starts the drain, which nothing cuts
+  // but a second signal or drainTimeout.
+  Effect.uninterruptibleMask((restore) =>
     Effect.gen(function* () {
       const settings: RemoteOptions.ServeSettings<Req, Resp, E, R> = yield* decodeServeOptions(options)
-      // Listened for before the port opens: a SIGTERM right after start drains too.
-      const signal = yield* Effect.forkScoped(terminationSignal)
-      const listening = yield* RemoteServer.listen(settings)
-      const annotate = Effect.annotateLogs({ host: listening.host, port: listening.port })
-      yield* Effect.logInfo("remote runner listening").pipe(annotate)
-      const received = yield* Fiber.await(signal)
-      if (Exit.isSuccess(received)) {
-        yield* Effect.logInfo("remote runner draining").pipe(Effect.annotateLogs({ signal: received.value }), annotate)
+      const stopped = yield* Effect.scoped(
+        Effect.gen(function* () {
+          // Listened for before the port opens: a SIGTERM right after start drains too.
+          const signals = yield* Termination.listen
+          const { runner: listening, health } = yield* start(settings)
+          const annotate = Effect.annotateLogs({ host: listening.host, port: listening.port })
+          yield* Effect.logInfo("remote runner listening").pipe(
+            Effect.annotateLogs(health === undefined ? {} : { health: `${health.host}:${health.port}` }),
+            annotate
+          )
+          yield* Effect.exit(restore(signals.first))
+          const signal = signals.received()
+          yield* Effect.logInfo("remote runner draining").pipe(
+            Effect.annotateLogs(signal === undefined ? { interrupted: true } : { signal }),
+            annotate
+          )
+          const drained = yield* Effect.raceFirst(
+            listening.drain(settings.drainTimeout),
+            Effect.as(signals.second, "cut" as const)
+          )
+          if (drained === true) {
+            yield* Effect.logInfo("remote runner drained").pipe(annotate)
+          } else if (drained === false) {
+            yield* Effect.logWarning("remote runner drain timed out: the requests still held are interrupted").pipe(
+              Effect.annotateLogs({ drainTimeout: Duration.format(settings.drainTimeout) }),
+              annotate
+            )
+          } else {
+            yield* Effect.logWarning("remote runner stopping at once: a second signal").pipe(annotate)
+          }
+          return { signal, cut: drained === "cut" }
+        })
+      )
+      // Interrupted as well as signalled: runMain's handler heard the same signal. The drain is over and the
+      // listener closed; the pending interruption would report the clean stop as a failure (code 130).
+      const interrupted = Exit.hasInterrupts(yield* Effect.exit(restore(Effect.void)))
+      if (interrupted && stopped.signal !== undefined && !stopped.cut) {
+        yield* Effect.sync(() => globalThis.process.exit(0))
       }
-      yield* listening.drain(settings.drainTimeout)
     })
   )
 

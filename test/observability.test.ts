@@ -13,7 +13,7 @@ import { Deferred, Effect, Fiber, Layer, Metric, Schedule, Schema, Tracer } from
 import { TestClock } from "effect/testing"
 import { DispatchPolicy, PoolMetrics, Subprocess, Thread, Worker, WorkerPool } from "effect-worker-pool"
 import { Remote } from "effect-worker-pool/remote"
-import { freePort, startRunnerFile } from "./fixtures/remote-processes.ts"
+import { freePort, startScript } from "./fixtures/remote-processes.ts"
 import type { SpanLine } from "./fixtures/span-file.ts"
 import * as S from "./fixtures/support.ts"
 import * as T from "./support.ts"
@@ -331,7 +331,8 @@ describe("traces", { timeout: 30_000 }, () => {
     const tracing = inMemoryTracing()
     const file = spansFile()
     return Effect.gen(function* () {
-      const runner = yield* startRunnerFile(tracedRunner, yield* freePort, [], { EWP_SPANS_FILE: file })
+      const port = yield* freePort
+      const runner = yield* startScript(tracedRunner, port, { args: [String(port)], env: { EWP_SPANS_FILE: file } })
       const { pool } = yield* Remote.pool({
         addresses: [runner.address],
         request: Schema.String,

@@ -17,6 +17,7 @@ import { describe } from "../describe.ts"
 import * as Options from "../options.ts"
 import type * as RemoteClient from "./client.ts"
 import type * as RemoteDns from "./dns.ts"
+import type * as Health from "./health.ts"
 import type * as RemoteServer from "./server.ts"
 
 /** The longest frame (a request or an answer as one JSON line) by default: 1 MiB. */
@@ -128,7 +129,38 @@ const isLoopback = (host: string): boolean =>
 /** `Remote.ServeOptions`, decoded: a runner's settings, and how long it drains on `SIGTERM`. */
 export interface ServeSettings<Req = any, Resp = any, E = any, R = any> extends RemoteServer.Settings<Req, Resp, E, R> {
   readonly drainTimeout: Duration.Duration
+  /** Where its health endpoint listens, if it has one. */
+  readonly health: Health.Settings | undefined
 }
+
+/** A TCP port, or `0` for one the system chooses. */
+const tcpPort = (name: string) =>
+  Options.refine<number>(
+    (u) => Number.isInteger(u) && (u as number) >= 0 && (u as number) <= 65535,
+    (u) => `${name} must be an integer from 0 to 65535, got ${describe(u)}`
+  )
+
+/** The runner's health endpoint: a port of its own, on loopback unless told. */
+const health = Options.optional(
+  Options.object(
+    "health",
+    Schema.Struct({
+      port: Options.required(tcpPort("health.port")),
+      host: Options.withDefault(
+        Options.refine<string>(
+          (u) => typeof u === "string" && u !== "",
+          (u) => `health.host must be a host name or an address, got ${describe(u)}`
+        ),
+        "127.0.0.1"
+      )
+    })
+  )
+)
+
+const healthPortOwn = Options.tie<{ readonly port: number; readonly health: Health.Settings | undefined }>(
+  (o) => o.health === undefined || o.health.port === 0 || o.health.port !== o.port,
+  (o) => `health.port must be a port of its own, got the runner's port ${o.port}`
+)
 
 /** `Remote.ServeOptions`, decoded to a runner's settings. */
 export const ServeOptions: Options.Rule<ServeSettings> = Options.options(
@@ -163,8 +195,10 @@ export const ServeOptions: Options.Rule<ServeSettings> = Options.options(
     maxConnections: Options.withDefault(Options.positiveInt("maxConnections"), defaultMaxConnections),
     idleTimeout: Options.optional(Options.interval("idleTimeout")),
     failedHandshakes: Options.nested("failedHandshakes", FailedHandshakes),
-    refusalLogInterval: Options.withDefault(Options.interval("refusalLogInterval"), "1 minute")
+    refusalLogInterval: Options.withDefault(Options.interval("refusalLogInterval"), "1 minute"),
+    health
   }).check(
+    healthPortOwn,
     Options.tie(
       (o) => isLoopback(o.host) || o.tls !== undefined,
       (o) =>

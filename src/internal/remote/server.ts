@@ -29,6 +29,7 @@ import {
   Effect,
   Exit,
   Fiber,
+  Option,
   Predicate,
   type Scope,
   Semaphore,
@@ -120,8 +121,13 @@ export interface Listening {
   /** Where it listens (the port it was given, or the one the system chose for `0`). */
   readonly host: string
   readonly port: number
-  /** Tells the clients, waits for what they hold to finish and for them to leave, at most `timeout`. */
-  readonly drain: (timeout: Duration.Duration) => Effect.Effect<void>
+  /**
+   * Tells the clients, waits for what they hold to finish and for them to leave, at most `timeout`;
+   * `true` when they did within it.
+   */
+  readonly drain: (timeout: Duration.Duration) => Effect.Effect<boolean>
+  /** Whether it drains (it accepts no new client). */
+  readonly draining: () => boolean
 }
 
 const isPromiseLike = (u: unknown): u is PromiseLike<unknown> =>
@@ -594,9 +600,9 @@ export const listen = <Req, Resp, E, R>(
         }
         quiet ??= Deferred.makeUnsafe<void>()
         checkQuiet()
-        return Effect.asVoid(Effect.timeoutOption(Deferred.await(quiet), timeout))
+        return Effect.map(Effect.timeoutOption(Deferred.await(quiet), timeout), Option.isSome)
       })
 
     meter.start(`${address.address}:${address.port}`)
-    return { host: address.address, port: address.port, drain }
+    return { host: address.address, port: address.port, drain, draining: () => draining }
   })
