@@ -37,7 +37,7 @@ import * as ChildFrame from "./internal/childFrame.ts"
 import * as ChildProcess from "./internal/childProcess.ts"
 import * as Client from "./internal/client.ts"
 import { describe } from "./internal/describe.ts"
-import { jsonBytesOver } from "./internal/jsonSize.ts"
+import { jsonFrame } from "./internal/jsonSize.ts"
 import * as Rules from "./internal/options.ts"
 import { processState } from "./internal/processState.ts"
 import * as Settings from "./internal/settings.ts"
@@ -219,24 +219,17 @@ const build = <Req, Resp, E>(
   const overLimit = (bytes: string) =>
     `the request is ${bytes} bytes on the wire, over the limit of ${maxLineBytes} (maxLineBytes)`
 
-  /** One message as a line, or why it cannot be one; the size is estimated first, so a huge request is never serialised. */
+  /** One message as a line, or why it cannot be one; a request's size is estimated first, so a huge one is never serialised. */
   const toLine = (message: Protocol.ToChild): string | { readonly refused: string } => {
-    if (message._tag === "Request") {
-      const atLeast = jsonBytesOver(message, maxLineBytes)
-      if (atLeast !== undefined) return { refused: overLimit(`at least ${atLeast}`) }
+    const frame = jsonFrame(message, maxLineBytes, message._tag === "Request")
+    switch (frame._tag) {
+      case "Text":
+        return frame.text
+      case "Over":
+        return { refused: overLimit(frame.bytes) }
+      case "NotJson":
+        return { refused: `the request is not JSON: ${describe(frame.error)}` }
     }
-    let line: string
-    try {
-      line = JSON.stringify(message)
-    } catch (error) {
-      return { refused: `the request is not JSON: ${describe(error)}` }
-    }
-    // UTF-8 takes at most three bytes per UTF-16 code unit.
-    if (line.length * 3 > maxLineBytes) {
-      const bytes = Buffer.byteLength(line, "utf8")
-      if (bytes > maxLineBytes) return { refused: overLimit(String(bytes)) }
-    }
-    return line
   }
 
   const spawn = Effect.gen(function* () {

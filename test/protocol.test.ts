@@ -18,7 +18,7 @@ import {
   WorkerCrash
 } from "effect-worker-pool"
 import * as Client from "../src/internal/client.ts"
-import { jsonBytesOver } from "../src/internal/jsonSize.ts"
+import { jsonBytesOver, jsonFrame } from "../src/internal/jsonSize.ts"
 import * as RemoteWire from "../src/internal/remote/wire.ts"
 import * as S from "./fixtures/support.ts"
 
@@ -572,6 +572,38 @@ describe("the size of a request", () => {
       ),
       2_000_001
     )
+  })
+
+  // Any JSON value: strings of any UTF-16 (multi-byte and lone surrogates), numbers, nesting.
+  const Json = Schema.Json
+
+  it.prop(
+    "a frame is the value's JSON text when it fits the limit in UTF-8, else its exact size; estimated or not",
+    [Json, Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 300 })), Schema.Boolean],
+    ([value, limit, estimate]) => {
+      const text = JSON.stringify(value) ?? ""
+      const bytes = Buffer.byteLength(text, "utf8")
+      const frame = jsonFrame(value, limit, estimate)
+      if (bytes <= limit) assert.deepStrictEqual(frame, { _tag: "Text", text })
+      else if (frame._tag === "Over" && frame.bytes.startsWith("at least ")) {
+        assert.isTrue(estimate)
+        const atLeast = Number(frame.bytes.slice("at least ".length))
+        assert.isAbove(atLeast, limit)
+        assert.isAtMost(atLeast, bytes)
+      } else assert.deepStrictEqual(frame, { _tag: "Over", bytes: String(bytes) })
+    },
+    { arbitrary: { runs: 500 } }
+  )
+
+  it("a value JSON cannot write is said so, and never thrown", () => {
+    const frame = jsonFrame({ n: 1n }, 1024, true)
+    assert.strictEqual(frame._tag, "NotJson")
+    const hostile = {
+      get boom() {
+        throw new Error("no")
+      }
+    }
+    assert.strictEqual(jsonFrame(hostile, 1024, false)._tag, "NotJson")
   })
 })
 

@@ -62,3 +62,37 @@ export const jsonBytesOver = (value: unknown, limit: number): number | undefined
   }
   return undefined
 }
+
+/** What {@link jsonFrame} gives: the JSON text, or why there is none. */
+export type JsonFrame =
+  | { readonly _tag: "Text"; readonly text: string }
+  /** Over the limit: `bytes` is its size in UTF-8 (`at least n` when estimated before any serialisation). */
+  | { readonly _tag: "Over"; readonly bytes: string }
+  /** `JSON.stringify` threw (a `BigInt`, a getter that throws, ...). */
+  | { readonly _tag: "NotJson"; readonly error: unknown }
+
+/**
+ * `value` as one JSON text of at most `limit` bytes in UTF-8: the frame of
+ * every JSON wire (the subprocess kind's lines both ways, the remote kind's
+ * payloads). With `estimate`, a value that {@link jsonBytesOver} finds over
+ * the limit is refused before it is serialised (a request far over the limit
+ * costs nothing); the text's exact size is measured only when it could be
+ * over (UTF-8 takes at most three bytes per UTF-16 code unit).
+ */
+export const jsonFrame = (value: unknown, limit: number, estimate: boolean): JsonFrame => {
+  if (estimate) {
+    const atLeast = jsonBytesOver(value, limit)
+    if (atLeast !== undefined) return { _tag: "Over", bytes: `at least ${atLeast}` }
+  }
+  let text: string
+  try {
+    text = JSON.stringify(value) ?? ""
+  } catch (error) {
+    return { _tag: "NotJson", error }
+  }
+  if (text.length * 3 > limit) {
+    const bytes = Buffer.byteLength(text, "utf8")
+    if (bytes > limit) return { _tag: "Over", bytes: String(bytes) }
+  }
+  return { _tag: "Text", text }
+}

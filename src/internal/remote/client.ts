@@ -39,7 +39,7 @@ import {
 import type { Incarnation } from "../../WorkerKind.ts"
 import { type Codec, schemaReason } from "../codec.ts"
 import { describe } from "../describe.ts"
-import { jsonBytesOver } from "../jsonSize.ts"
+import { jsonFrame } from "../jsonSize.ts"
 import { DispatchSpan, traceContext } from "../tracing.ts"
 import type { Gate } from "./gate.ts"
 import * as Handshake from "./handshake.ts"
@@ -68,13 +68,9 @@ const envelopeBytes = 256
 
 /** The size of `payload` as JSON when it is over `limit` bytes; a huge one is never serialised. */
 const overLimit = (payload: unknown, limit: number): string | undefined => {
-  const atLeast = jsonBytesOver(payload, limit)
-  if (atLeast !== undefined) return `at least ${atLeast}`
-  const line = JSON.stringify(payload) ?? ""
-  // UTF-8 takes at most three bytes per UTF-16 code unit.
-  if (line.length * 3 <= limit) return undefined
-  const bytes = Buffer.byteLength(line, "utf8")
-  return bytes > limit ? String(bytes) : undefined
+  const frame = jsonFrame(payload, limit, true)
+  // A payload its schema encoded is JSON: it cannot fail to serialise.
+  return frame._tag === "Over" ? frame.bytes : undefined
 }
 
 const reportedCrash = (message: string): CrashReason =>

@@ -9,6 +9,7 @@ import * as WorkerThreads from "node:worker_threads"
 import * as Protocol from "../../Protocol.ts"
 import { makeBatcher } from "../batch.ts"
 import { describe } from "../describe.ts"
+import { jsonFrame } from "../jsonSize.ts"
 import { expand, shortenFromChild } from "../shortForm.ts"
 
 /** What reaches the runner: a message, the parent's end, or a message it could not read. */
@@ -61,20 +62,12 @@ export const stdioTransport = (maxLineBytes: number): Transport => {
   return {
     kind: "stdio",
     send: (message) => {
-      let line: string
-      try {
-        line = JSON.stringify(message)
-      } catch (error) {
-        return `the ${what(message)} is not JSON: ${describe(error)}`
+      const frame = jsonFrame(message, maxLineBytes, false)
+      if (frame._tag === "NotJson") return `the ${what(message)} is not JSON: ${describe(frame.error)}`
+      if (frame._tag === "Over") {
+        return `the answer is ${frame.bytes} bytes on the wire, over the limit of ${maxLineBytes} (maxLineBytes)`
       }
-      // UTF-8 takes at most three bytes per UTF-16 code unit.
-      if (line.length * 3 > maxLineBytes) {
-        const bytes = Buffer.byteLength(line, "utf8")
-        if (bytes > maxLineBytes) {
-          return `the answer is ${bytes} bytes on the wire, over the limit of ${maxLineBytes} (maxLineBytes)`
-        }
-      }
-      out.push(line)
+      out.push(frame.text)
       return undefined
     },
     flush: out.flushNow,
