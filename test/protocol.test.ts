@@ -552,6 +552,8 @@ describe("the watch on a silent child", () => {
 describe("the size of a request", () => {
   it("is estimated from below, and the estimate stops as soon as it passes the limit", () => {
     assert.isUndefined(jsonBytesOver({ a: 1, b: "two", c: [true, null] }, 64))
+    // Nested arrays within the limit are not counted over it (an element counted twice made 11 of these 9 bytes).
+    assert.isUndefined(jsonBytesOver([[""], []], JSON.stringify([[""], []]).length))
     const value = { a: 1, b: "two", c: [true, null], d: undefined, e: () => 1 }
     assert.isAtMost(jsonBytesOver(value, 0)!, JSON.stringify(value).length)
     assert.strictEqual(jsonBytesOver("x".repeat(50_000_000), 1024), 50_000_002)
@@ -570,7 +572,7 @@ describe("the size of a request", () => {
         Array.from({ length: 1_000_000 }, () => 0),
         1024
       ),
-      2_000_001
+      1_000_001
     )
   })
 

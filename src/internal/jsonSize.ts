@@ -11,8 +11,8 @@
  * serialisation can tell). Never throws; a cycle counts until the limit.
  *
  * Each string counts its UTF-16 length plus its quotes (UTF-8 needs at least
- * a byte per code unit), a number one byte, an array a byte per element and
- * its commas, a key its length plus quotes and colon. What JSON leaves out (functions, `undefined` properties) and what
+ * a byte per code unit), a number one byte, an array its brackets and commas
+ * (and its elements their own), a key its length plus quotes and colon. What JSON leaves out (functions, `undefined` properties) and what
  * decides its own form (`toJSON`) count nothing.
  */
 export const jsonBytesOver = (value: unknown, limit: number): number | undefined => {
@@ -38,8 +38,8 @@ export const jsonBytesOver = (value: unknown, limit: number): number | undefined
         }
         if (typeof (current as { toJSON?: unknown }).toJSON === "function") break
         if (Array.isArray(current)) {
-          // Brackets, commas, and at least a byte per element.
-          count += 2 * current.length + 1
+          // Brackets and commas; each element counts its own bytes.
+          count += current.length === 0 ? 2 : current.length + 1
           if (count > limit) return count
           for (let i = 0; i < current.length; i++) stack.push(current[i])
           break
