@@ -59,8 +59,8 @@ import * as Fiber from "effect/Fiber"
 import type * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as Tracer from "effect/Tracer"
-import { type Codec, decoding, encoding, needsEffect, schemaReason } from "./internal/codec.ts"
-import { describe } from "./internal/describe.ts"
+import * as Answer from "./internal/answer.ts"
+import { type Codec, decoding, encoding, needsEffect } from "./internal/codec.ts"
 import { trackChildProcesses } from "./internal/runner/childProcesses.ts"
 import { type Inbound, stdioTransport, threadTransport } from "./internal/runner/transport.ts"
 import * as Protocol from "./Protocol.ts"
@@ -225,51 +225,28 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
       }
 
       /** Runs a conversion that needs to wait, then `k` on its exit. */
-      const later = <A>(effect: Effect.Effect<A, Schema.SchemaError>, k: (exit: Exit.Exit<A, unknown>) => void) => {
+      const later: Answer.Later = (effect, k) => {
         runFork(effect).addObserver(k)
       }
+      const encoders: Answer.Encoders = { encodeResponse, encodeError }
 
-      /** The final message for request `id`, from how its response encoded. */
-      const replyEncoded = (id: number, exit: Exit.Exit<unknown, unknown>) =>
-        reply(
-          Exit.isSuccess(exit)
-            ? { _tag: "Success", id, value: exit.value }
-            : {
-                _tag: "Crash",
-                id,
-                reason: `defect: the response does not match its schema: ${describeCause(exit.cause)}`
-              }
-        )
-
-      const answerSuccess = (id: number, value: Resp) => {
-        const encoded = encodeResponse.run(value)
-        if (needsEffect(encoded)) later(encodeResponse.effect(value), (exit) => replyEncoded(id, exit))
-        else replyEncoded(id, encoded)
+      /** Sends the message that answers request `id`. */
+      const replyTo = (id: number, answer: Answer.Answer) => {
+        switch (answer._tag) {
+          case "Success":
+            return reply({ _tag: "Success", id, value: answer.value })
+          case "Failure":
+            return reply({ _tag: "Failure", id, error: answer.error })
+          case "Crash":
+            return reply({ _tag: "Crash", id, reason: answer.reason })
+          case "Cancelled":
+            return reply({ _tag: "Cancelled", id })
+        }
       }
-
-      const answerError = (id: number, error: unknown) => {
-        if (error instanceof WorkerCrash) return reply({ _tag: "Crash", id, reason: error.reason.message })
-        const onExit = (exit: Exit.Exit<unknown, unknown>) =>
-          reply(
-            Exit.isSuccess(exit)
-              ? { _tag: "Failure", id, error: exit.value }
-              : { _tag: "Crash", id, reason: `defect: ${describe(error)}` }
-          )
-        const encoded = encodeError.run(error)
-        if (needsEffect(encoded)) later(encodeError.effect(error), onExit)
-        else onExit(encoded)
-      }
-
-      /** The final message for request `id`, from how its Effect handler ended. */
-      const answerExit = (id: number, exit: Exit.Exit<Resp, unknown>) => {
-        if (Exit.isSuccess(exit)) return answerSuccess(id, exit.value)
-        const cause = exit.cause
-        const error = Cause.findErrorOption(cause)
-        if (error._tag === "Some") return answerError(id, error.value)
-        if (Cause.hasDies(cause))
-          return reply({ _tag: "Crash", id, reason: `defect: ${describe(Cause.squash(cause))}` })
-        reply({ _tag: "Cancelled", id })
-      }
+      const answerSuccess = (id: number, value: Resp) => Answer.answerSuccess(value, encoders, later, id, replyTo)
+      const answerError = (id: number, error: unknown) => Answer.answerError(error, encoders, later, id, replyTo)
+      const answerExit = (id: number, exit: Exit.Exit<Resp, unknown>) =>
+        Answer.answerExit(exit, encoders, later, id, replyTo)
 
       /** Calls the handler and answers, by whatever it returned; an Effect runs under the request's span, if traced. */
       const invoke = (id: number, request: Req, trace: Protocol.TraceContext | undefined) => {
@@ -327,14 +304,8 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
             )
           )
         }
-        const rejected = (cause: Cause.Cause<unknown>) => {
-          const error = Cause.findErrorOption(cause)
-          const reason =
-            error._tag === "Some" && Schema.isSchemaError(error.value)
-              ? schemaReason(error.value)
-              : describeCause(cause)
-          reply({ _tag: "Rejected", id, reason })
-        }
+        const rejected = (cause: Cause.Cause<unknown>) =>
+          reply({ _tag: "Rejected", id, reason: Answer.describeCause(cause) })
         const decoded = decodeRequest.run(payload)
         if (Exit.isSuccess(decoded)) return invoke(id, decoded.value, trace)
         if (!needsEffect(decoded)) return rejected(decoded.cause)
@@ -389,14 +360,6 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
       yield* Deferred.await(finished)
     })
   )
-
-const describeCause = (cause: Cause.Cause<unknown>): string => {
-  const error = Cause.findErrorOption(cause)
-  if (error._tag === "Some") {
-    return Schema.isSchemaError(error.value) ? schemaReason(error.value) : describe(error.value)
-  }
-  return describe(Cause.squash(cause))
-}
 
 /** A positive integer from the environment variable `name`, if it holds one. */
 const positiveIntEnv = (name: string): number | undefined => {
@@ -454,7 +417,7 @@ export const run: {
       Effect.flatMap((exit) =>
         Effect.sync(() => {
           if (Exit.isFailure(exit)) {
-            globalThis.process.stderr.write(`effect-worker-pool runner: ${describeCause(exit.cause)}\n`)
+            globalThis.process.stderr.write(`effect-worker-pool runner: ${Answer.describeCause(exit.cause)}\n`)
           }
           globalThis.process.exit(Exit.isSuccess(exit) ? 0 : 2)
         })

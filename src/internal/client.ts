@@ -27,11 +27,11 @@ import {
   Defect,
   Exited,
   ProtocolFault,
-  Reported,
   StartFailed,
   Unresponsive,
   WorkerCrash
 } from "../WorkerError.ts"
+import { reportedCrash, settleAnswer } from "./answer.ts"
 import { type Codec, type Conversion, decoding, encoding, needsEffect, schemaReason } from "./codec.ts"
 import { describe } from "./describe.ts"
 import { expand } from "./shortForm.ts"
@@ -137,13 +137,6 @@ export interface Client<Req, Resp, E> {
   /** Whether the child's `Ready` said it reads requests in their short form (a thread's batches). */
   readonly shortRequests: () => boolean
 }
-
-/**
- * The reason of a crash the child reported: a defect of its handler (the
- * runner writes those as `defect: ...`), or the handler's own words.
- */
-const reportedCrash = (message: string): CrashReason =>
-  message.startsWith("defect: ") ? new Defect({ message }) : new Reported({ message })
 
 /**
  * A request's life in the client: waiting for a permit in the parent, on the
@@ -305,33 +298,18 @@ const makeWith = <Req, Resp, E>(
   }
   const leave = (entry: Pending) => Effect.sync(() => leaveNow(entry))
 
-  /** A payload of a final answer, decoded; one that does not decode is the child's fault. */
-  const decodeOrDie = <A>(conversion: Conversion<A>, value: unknown, what: string): Effect.Effect<A, WorkerCrash> => {
-    const exit = conversion.run(value)
-    if (Exit.isSuccess(exit)) return Exit.succeed(exit.value)
-    const wrong = (error: Schema.SchemaError) => {
-      fault(`sent ${what} that does not match its schema: ${schemaReason(error)}`)
-      return crashed()
-    }
-    if (!needsEffect(exit)) {
-      const error = Cause.findErrorOption(exit.cause)
-      return error._tag === "Some" ? wrong(error.value) : Exit.failCause(exit.cause as Cause.Cause<never>)
-    }
-    return Effect.catchTag(conversion.effect(value), "SchemaError", (error) => Effect.suspend(() => wrong(error)))
+  /** An answer whose payload does not decode: the child's fault, and a crash for the caller. */
+  const misdecoded = (what: string) => {
+    fault(`sent ${what}`)
+    return crashed()
   }
 
   const settle = (message: Protocol.FromChild): Effect.Effect<Resp, Outcome> => {
     switch (message._tag) {
       case "Success":
-        return decodeOrDie(codecs.decodeResponse, message.value, "a response")
-      case "Failure": {
-        const error = decodeOrDie(codecs.decodeError, message.error, "an error")
-        return Exit.isExit(error) && Exit.isSuccess(error)
-          ? Exit.fail(error.value as E)
-          : Effect.flatMap(error, (e) => Effect.fail(e))
-      }
+      case "Failure":
       case "Rejected":
-        return Exit.fail(new InvalidRequest({ reason: `the worker could not decode the request: ${message.reason}` }))
+        return settleAnswer(message, codecs, "the worker", misdecoded)
       default:
         // A crash, or a cancel nobody asked for: `handle` has recorded the death.
         return crashed()

@@ -29,7 +29,6 @@ import {
   type CrashReason,
   Defect,
   ProtocolFault,
-  Reported,
   StartFailed,
   Stopped,
   TimedOut,
@@ -37,7 +36,8 @@ import {
   WorkerCrash
 } from "../../WorkerError.ts"
 import type { Incarnation } from "../../WorkerKind.ts"
-import { type Codec, schemaReason } from "../codec.ts"
+import { type Decoders, reportedCrash, settleAnswer } from "../answer.ts"
+import { type Codec, decoding, schemaReason } from "../codec.ts"
 import { describe } from "../describe.ts"
 import { jsonFrame } from "../jsonSize.ts"
 import { DispatchSpan, traceContext } from "../tracing.ts"
@@ -73,9 +73,6 @@ const overLimit = (payload: unknown, limit: number): string | undefined => {
   return frame._tag === "Over" ? frame.bytes : undefined
 }
 
-const reportedCrash = (message: string): CrashReason =>
-  message.startsWith("defect: ") ? new Defect({ message }) : new Reported({ message })
-
 /**
  * Looks every few milliseconds whether the runner was heard from (`signs`
  * changed); after `limit` ms of silence it calls `silent`. A late look means
@@ -110,8 +107,10 @@ export const spawn = <Req, Resp, E>(
     // An address that left its membership is not connected to (until it comes back, or the worker is removed).
     if (settings.gate !== undefined) yield* settings.gate.whenOpen
     const encodeRequest = Schema.encodeUnknownEffect(Schema.toCodecJson(settings.request))
-    const decodeResponse = Schema.decodeUnknownEffect(Schema.toCodecJson(settings.response))
-    const decodeError = Schema.decodeUnknownEffect(Schema.toCodecJson(settings.error))
+    const decoders: Decoders<Resp, E> = {
+      decodeResponse: decoding(Schema.toCodecJson(settings.response)),
+      decodeError: decoding(Schema.toCodecJson(settings.error))
+    }
 
     const connection = yield* Effect.acquireRelease(
       Handshake.connect({
@@ -240,6 +239,12 @@ export const spawn = <Req, Resp, E>(
 
     const invalid = (reason: string) => Effect.fail(new InvalidRequest({ reason }))
 
+    /** An answer whose payload does not decode: the runner's fault, and a crash for the caller. */
+    const misdecoded = (what: string) => {
+      die(new ProtocolFault({ message: `protocol error: runner ${label} sent ${what}` }))
+      return crashed()
+    }
+
     const conclude = (
       exit: Exit.Exit<Wire.Outcome, RpcClientError.RpcClientError>
     ): Effect.Effect<Resp, E | InvalidRequest | WorkerCrash> => {
@@ -247,31 +252,9 @@ export const spawn = <Req, Resp, E>(
         const outcome = exit.value
         switch (outcome._tag) {
           case "Success":
-            return Effect.catchTag(decodeResponse(outcome.value), "SchemaError", (error) =>
-              Effect.suspend(() => {
-                die(
-                  new ProtocolFault({
-                    message: `protocol error: runner ${label} sent a response that does not match its schema: ${schemaReason(error)}`
-                  })
-                )
-                return crashed()
-              })
-            )
           case "Failure":
-            return Effect.matchEffect(decodeError(outcome.error), {
-              onSuccess: (error) => Effect.fail(error),
-              onFailure: (error) =>
-                Effect.suspend(() => {
-                  die(
-                    new ProtocolFault({
-                      message: `protocol error: runner ${label} sent an error that does not match its schema: ${schemaReason(error)}`
-                    })
-                  )
-                  return crashed()
-                })
-            })
           case "Rejected":
-            return invalid(`the runner could not decode the request: ${outcome.reason}`)
+            return settleAnswer(outcome, decoders, "the runner", misdecoded)
           case "Crash":
             return Effect.fail(new WorkerCrash({ reason: reportedCrash(outcome.reason) }))
           case "Deadline":

@@ -22,7 +22,7 @@ import type { Duplex } from "node:stream"
 import * as Tls from "node:tls"
 import { NodeSocket } from "@effect/platform-node"
 import {
-  Cause,
+  type Cause,
   type Context,
   Deferred,
   Duration,
@@ -43,9 +43,8 @@ import type * as Socket from "effect/socket/Socket"
 import * as SocketServer from "effect/socket/SocketServer"
 import type * as RemoteMetrics from "../../RemoteMetrics.ts"
 import type { Handler } from "../../Runner.ts"
-import { WorkerCrash } from "../../WorkerError.ts"
-import { type Codec, schemaReason } from "../codec.ts"
-import { describe } from "../describe.ts"
+import * as Answer from "../answer.ts"
+import { type Codec, encoding, schemaReason } from "../codec.ts"
 import * as Handshake from "./handshake.ts"
 import { RunnerMeter } from "./meter.ts"
 import * as RefusalLog from "./refusalLog.ts"
@@ -139,8 +138,6 @@ export const listen = <Req, Resp, E, R>(
 ): Effect.Effect<Listening, SocketServer.SocketServerError, R | Scope.Scope> =>
   Effect.gen(function* () {
     const decodeRequest = Schema.decodeUnknownEffect(Schema.toCodecJson(settings.request))
-    const encodeResponse = Schema.encodeUnknownEffect(Schema.toCodecJson(settings.response))
-    const encodeError = Schema.encodeUnknownEffect(Schema.toCodecJson(settings.error))
     const fingerprint = Wire.fingerprint(settings.request, settings.response, settings.error)
     const services = yield* Effect.context<R>()
     const runFork = Effect.runForkWith(services)
@@ -161,31 +158,24 @@ export const listen = <Req, Resp, E, R>(
     }
 
     // ---- the handler behind Run ----
-    const outcomeOf = (exit: Exit.Exit<Resp, unknown>): Effect.Effect<Wire.Outcome> => {
-      if (Exit.isSuccess(exit)) {
-        return Effect.match(encodeResponse(exit.value), {
-          onSuccess: (value): Wire.Outcome => ({ _tag: "Success", value }),
-          onFailure: (error): Wire.Outcome => ({
-            _tag: "Crash",
-            reason: `defect: the response does not match its schema: ${schemaReason(error)}`
-          })
-        })
-      }
-      const error = Cause.findErrorOption(exit.cause)
-      if (error._tag === "Some") {
-        const value = error.value
-        if (value instanceof WorkerCrash) return Effect.succeed({ _tag: "Crash", reason: value.reason.message })
-        return Effect.match(encodeError(value), {
-          onSuccess: (encoded): Wire.Outcome => ({ _tag: "Failure", error: encoded }),
-          onFailure: (): Wire.Outcome => ({ _tag: "Crash", reason: `defect: ${describe(value)}` })
-        })
-      }
-      if (Cause.hasDies(exit.cause)) {
-        return Effect.succeed({ _tag: "Crash", reason: `defect: ${describe(Cause.squash(exit.cause))}` })
-      }
-      // Interrupted: the client left, or the runner is shutting down.
-      return Effect.failCause(exit.cause as Cause.Cause<never>)
+    const encoders: Answer.Encoders = {
+      encodeResponse: encoding(Schema.toCodecJson(settings.response)),
+      encodeError: encoding(Schema.toCodecJson(settings.error))
     }
+    const later: Answer.Later = (effect, k) => {
+      runFork(effect).addObserver(k)
+    }
+    /** The outcome of a handler's end; interrupted (the client left, or the runner is shutting down), it fails so. */
+    const outcomeOf = (exit: Exit.Exit<Resp, unknown>): Effect.Effect<Wire.Outcome> =>
+      Effect.callback<Wire.Outcome>((resume) =>
+        Answer.answerExit(exit, encoders, later, resume, (resume, answer) =>
+          resume(
+            answer._tag === "Cancelled" && Exit.isFailure(exit)
+              ? Effect.failCause(exit.cause as Cause.Cause<never>)
+              : Effect.succeed(answer as Wire.Outcome)
+          )
+        )
+      )
 
     /** Calls the handler: an Effect runs here (and is interrupted here); a promise gets an abort signal. */
     const invoke = (request: Req, id: number): Effect.Effect<Resp, unknown, R> =>
