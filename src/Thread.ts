@@ -204,6 +204,15 @@ const build = <Req, Resp, E>(
       (worker) => Effect.promise(() => worker.terminate()).pipe(Effect.timeoutOption(terminateTimeout), Effect.asVoid)
     )
     const label = `thread ${worker.threadId}`
+    // Heard from the start: a thread that dies before the frame is wired must not go unnoticed, nor its error
+    // be an unhandled 'error' event of this process.
+    const exitCode = Deferred.makeUnsafe<number>()
+    worker.on("exit", (code) => Deferred.doneUnsafe(exitCode, Exit.succeed(code)))
+    let earlyError: { readonly error: unknown } | undefined
+    const onEarlyError = (error: unknown) => {
+      earlyError ??= { error }
+    }
+    worker.on("error", onEarlyError)
     return yield* ChildFrame.open<Req, Resp, E>({
       kind: "thread",
       label,
@@ -234,7 +243,6 @@ const build = <Req, Resp, E>(
               }
             }
           })
-          const exitCode = Deferred.makeUnsafe<number>()
           worker.on("message", client.receiveBatch)
           worker.on("messageerror", (error) =>
             client.die(
@@ -243,10 +251,11 @@ const build = <Req, Resp, E>(
               })
             )
           )
-          worker.on("error", (error) =>
+          const threw = (error: unknown) =>
             client.die(new Defect({ message: withTail(`${label} threw ${describe(error)}`, stderr.tail()) }))
-          )
-          worker.on("exit", (code) => Deferred.doneUnsafe(exitCode, Exit.succeed(code)))
+          worker.off("error", onEarlyError)
+          worker.on("error", threw)
+          if (earlyError !== undefined) threw(earlyError.error)
           const channel: ChildFrame.Channel = {
             send: (message) => {
               outbox.push(message)
