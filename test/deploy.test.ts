@@ -8,7 +8,6 @@
  * paths are the runner's).
  */
 import * as fs from "node:fs"
-import * as Http from "node:http"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -21,6 +20,7 @@ import * as RemoteOptions from "../src/internal/remote/options.ts"
 import * as Remote from "../src/Remote.ts"
 import * as WorkerModule from "../src/Worker.ts"
 import { schemas } from "./fixtures/deploy-runner/work.ts"
+import { httpRequest } from "./fixtures/http.ts"
 import { freePort, startScript } from "./fixtures/remote-processes.ts"
 import { selfSigned } from "./fixtures/tls.ts"
 
@@ -62,24 +62,11 @@ const drainSeconds = (): number => {
   return Duration.toSeconds(Result.getOrThrow(decoded).drainTimeout)
 }
 
-interface Answer {
-  readonly status: number
-  readonly body: string
-}
-
 /** A GET of `url`, on a connection of its own. */
-const get = (url: string) =>
-  Effect.callback<Answer, Error>((resume) => {
-    const request = Http.get(url, { agent: false }, (response) => {
-      let body = ""
-      response.setEncoding("utf8")
-      response.on("data", (chunk: string) => {
-        body += chunk
-      })
-      response.on("end", () => resume(Effect.succeed({ status: response.statusCode ?? 0, body })))
-    })
-    request.on("error", (error) => resume(Effect.fail(error)))
-  })
+const get = (url: string) => {
+  const { hostname, port, pathname, search } = new URL(url)
+  return httpRequest({ host: hostname, port: Number(port), path: `${pathname}${search}` })
+}
 
 describe("docs/deploy.md", { timeout: 120_000 }, () => {
   it("its runner file is test/fixtures/deploy-runner/runner.ts, word for word; its work.ts is docs/remote.md's", () => {

@@ -210,6 +210,37 @@ const readSpans = (file: string): ReadonlyArray<SpanLine> =>
         .map((line) => JSON.parse(line) as SpanLine)
     : []
 
+/**
+ * Dispatches five strings to `pool` (one alone, three at once, one with a timeout, so that requests go from the
+ * caller's fiber, from a freed slot and from a fiber of the worker's), then checks that each span the child (or
+ * runner) wrote to `file` is a child of its own dispatch span, in its trace.
+ */
+const dispatchAndCheckChildren = <E>(
+  pool: WorkerPool.WorkerPool<string, string, E>,
+  tracing: ReturnType<typeof inMemoryTracing>,
+  file: string
+) =>
+  Effect.gen(function* () {
+    assert.strictEqual(yield* pool.dispatch("hello"), "HELLO")
+    // Sent from a slot freed by another request: the trace goes without a fiber of the caller's.
+    const answers = yield* Effect.forEach(["a", "b", "c"], (text) => pool.dispatch(text), { concurrency: 3 })
+    assert.deepStrictEqual(answers, ["A", "B", "C"])
+    // With a timeout, the request runs on a fiber of the worker's: the span goes in its context.
+    assert.strictEqual(yield* pool.dispatch("d", { timeout: "20 seconds" }), "D")
+
+    const dispatches = tracing.exporter.getFinishedSpans().filter((span) => span.name === "WorkerPool.dispatch")
+    const children = readSpans(file)
+    assert.strictEqual(dispatches.length, 5)
+    assert.strictEqual(children.length, 5)
+    for (const child of children) {
+      assert.strictEqual(child.name, "handler")
+      const parent = dispatches.find((span) => span.spanContext().spanId === child.parentSpanId)
+      assert.isDefined(parent, `the child span's parent ${child.parentSpanId} is no dispatch span`)
+      assert.strictEqual(child.traceId, parent!.spanContext().traceId)
+    }
+    assert.strictEqual(new Set(children.map((child) => child.parentSpanId)).size, 5)
+  })
+
 describe("traces", { timeout: 30_000 }, () => {
   it.effect("no span under Effect's default tracer", () =>
     Effect.gen(function* () {
@@ -305,24 +336,7 @@ describe("traces", { timeout: 30_000 }, () => {
           spares: 0,
           worker: (id) => Worker.fromKind(id, makeKind(file))
         })
-        assert.strictEqual(yield* p.dispatch("hello"), "HELLO")
-        // Sent from a slot freed by another request: the trace goes without a fiber of the caller's.
-        const answers = yield* Effect.forEach(["a", "b", "c"], (text) => p.dispatch(text), { concurrency: 3 })
-        assert.deepStrictEqual(answers, ["A", "B", "C"])
-        // With a timeout, the request runs on a fiber of the worker's: the span goes in its context.
-        assert.strictEqual(yield* p.dispatch("d", { timeout: "20 seconds" }), "D")
-
-        const dispatches = tracing.exporter.getFinishedSpans().filter((span) => span.name === "WorkerPool.dispatch")
-        const children = readSpans(file)
-        assert.strictEqual(dispatches.length, 5)
-        assert.strictEqual(children.length, 5)
-        for (const child of children) {
-          assert.strictEqual(child.name, "handler")
-          const parent = dispatches.find((span) => span.spanContext().spanId === child.parentSpanId)
-          assert.isDefined(parent, `the child span's parent ${child.parentSpanId} is no dispatch span`)
-          assert.strictEqual(child.traceId, parent!.spanContext().traceId)
-        }
-        assert.strictEqual(new Set(children.map((child) => child.parentSpanId)).size, 5)
+        yield* dispatchAndCheckChildren(p, tracing, file)
       }).pipe(Effect.scoped, Effect.provide(tracing.layer))
     })
   }
@@ -340,22 +354,7 @@ describe("traces", { timeout: 30_000 }, () => {
         connectTimeout: "20 seconds",
         pool: { name: "traced", spares: 0 }
       })
-      assert.strictEqual(yield* pool.dispatch("hello"), "HELLO")
-      const answers = yield* Effect.forEach(["a", "b", "c"], (text) => pool.dispatch(text), { concurrency: 3 })
-      assert.deepStrictEqual(answers, ["A", "B", "C"])
-      assert.strictEqual(yield* pool.dispatch("d", { timeout: "20 seconds" }), "D")
-
-      const dispatches = tracing.exporter.getFinishedSpans().filter((span) => span.name === "WorkerPool.dispatch")
-      const children = readSpans(file)
-      assert.strictEqual(dispatches.length, 5)
-      assert.strictEqual(children.length, 5)
-      for (const child of children) {
-        assert.strictEqual(child.name, "handler")
-        const parent = dispatches.find((span) => span.spanContext().spanId === child.parentSpanId)
-        assert.isDefined(parent, `the runner's span's parent ${child.parentSpanId} is no dispatch span`)
-        assert.strictEqual(child.traceId, parent!.spanContext().traceId)
-      }
-      assert.strictEqual(new Set(children.map((child) => child.parentSpanId)).size, 5)
+      yield* dispatchAndCheckChildren(pool, tracing, file)
       // Untraced (Effect's default tracer), the request carries nothing: the runner's span starts a trace of its own.
       assert.strictEqual(yield* Effect.provideService(pool.dispatch("e"), Tracer.Tracer, Tracer.nativeTracer), "E")
       const untraced = readSpans(file).slice(5)

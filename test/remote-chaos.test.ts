@@ -21,18 +21,7 @@ import { Testing } from "effect-worker-pool/testing"
 import * as Remote from "../src/Remote.ts"
 import { job, RemoteJob } from "./fixtures/remote-jobs.ts"
 import { freePort, type Runner, startRunner } from "./fixtures/remote-processes.ts"
-
-/** A small seeded generator (mulberry32), so that a run can be replayed. */
-const generator = (seed: number) => {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { generator } from "./fixtures/seeded.ts"
 
 const seed = 11
 const waves = 10

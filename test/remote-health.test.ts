@@ -5,34 +5,17 @@
  * not ready before the runner listens; bad `health` options refused with
  * `InvalidOptions`.
  */
-import * as Http from "node:http"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Latch, Schedule, Schema } from "effect"
 import { WorkerId } from "effect-worker-pool"
 import * as Health from "../src/internal/remote/health.ts"
 import * as Remote from "../src/Remote.ts"
 import * as WorkerModule from "../src/Worker.ts"
+import { httpRequest } from "./fixtures/http.ts"
 import { freePort, healthUntil } from "./fixtures/remote-processes.ts"
 
-interface Answer {
-  readonly status: number
-  readonly body: string
-}
-
 /** One HTTP request to `port` of loopback, on a connection of its own. */
-const probe = (port: number, path: string, method = "GET") =>
-  Effect.callback<Answer, Error>((resume) => {
-    const request = Http.request({ host: "127.0.0.1", port, path, method, agent: false }, (response) => {
-      let body = ""
-      response.setEncoding("utf8")
-      response.on("data", (chunk: string) => {
-        body += chunk
-      })
-      response.on("end", () => resume(Effect.succeed({ status: response.statusCode ?? 0, body })))
-    })
-    request.on("error", (error) => resume(Effect.fail(error)))
-    request.end()
-  })
+const probe = (port: number, path: string, method = "GET") => httpRequest({ port, path, method })
 
 const schemas = { request: Schema.String, response: Schema.Number }
 

@@ -28,18 +28,7 @@ import { DomainError } from "effect-worker-pool"
 import * as Remote from "../src/Remote.ts"
 import * as RemoteMetrics from "../src/RemoteMetrics.ts"
 import { connect, fingerprintOf, firstLine, hello, untilClosed } from "./fixtures/raw-clients.ts"
-
-/** A small seeded generator (mulberry32), so that a run can be replayed. */
-const generator = (seed: number) => {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { generator } from "./fixtures/seeded.ts"
 
 const seed =
   process.env.HOSTILE_SEED === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(process.env.HOSTILE_SEED)
