@@ -21,7 +21,7 @@
 
 import { isMainThread } from "node:worker_threads"
 import { Duration, Effect, Random, Schema } from "effect"
-import { DomainError, Runner } from "effect-worker-pool"
+import { DomainError, Runner } from "effect-worker-pool/child"
 
 /** `--crash-rate <p>` from the arguments, else 0. */
 const crashRate = (() => {

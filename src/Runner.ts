@@ -7,7 +7,7 @@
  * ```ts no-run
  * // worker.ts, started by Subprocess.node("worker.ts", ...) or Thread.make("worker.ts", ...)
  * import { Effect, Schema } from "effect"
- * import { DomainError, Runner } from "effect-worker-pool"
+ * import { DomainError, Runner } from "effect-worker-pool/child"
  *
  * Runner.run({
  *   request: Schema.Struct({ text: Schema.String }),
@@ -79,7 +79,7 @@ import { DomainError, ProtocolFault, WorkerCrash } from "./WorkerError.ts"
  *
  * @example
  * ```ts
- * import type { Runner } from "effect-worker-pool"
+ * import type { Runner } from "effect-worker-pool/child"
  *
  * const handler: Runner.Handler<string, number> = async (url, { signal }) => {
  *   const response = await fetch(url, { signal })
@@ -110,7 +110,7 @@ export type Handler<Req, Resp, E = DomainError, R = never> = (
  * @example
  * ```ts
  * import { Effect, Schema } from "effect"
- * import type { Runner } from "effect-worker-pool"
+ * import type { Runner } from "effect-worker-pool/child"
  *
  * const options: Runner.Options<number, number> = {
  *   request: Schema.Number,
@@ -163,7 +163,7 @@ interface Running {
  * ```ts no-run
  * import { NodeRuntime } from "@effect/platform-node"
  * import { Effect, Schema } from "effect"
- * import { Runner } from "effect-worker-pool"
+ * import { Runner } from "effect-worker-pool/child"
  *
  * const program = Effect.gen(function* () {
  *   const table = new Map([["one", 1], ["two", 2]]) // loaded once per process
@@ -391,7 +391,7 @@ const isPromiseLike = (u: unknown): u is PromiseLike<unknown> =>
  * @example
  * ```ts no-run
  * import { Schema } from "effect"
- * import { DomainError, Runner } from "effect-worker-pool"
+ * import { DomainError, Runner } from "effect-worker-pool/child"
  *
  * Runner.run({
  *   request: Schema.Number,

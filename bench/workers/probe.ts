@@ -2,7 +2,7 @@
  * This library's worker script for the start and replacement benchmark: it
  * answers `n + 1`, its process id, or exits (see `Probe` in schemas.ts).
  */
-import { Runner } from "effect-worker-pool"
+import { Runner } from "effect-worker-pool/child"
 import { exitRequest, Probe, pidRequest } from "./schemas.ts"
 
 Runner.run({

@@ -3,7 +3,7 @@
  * subprocesses alike: `{ a, b } → a + b`. Run with `--conditions=effect-worker-pool-source`.
  */
 import { Schema } from "effect"
-import { Runner } from "effect-worker-pool"
+import { Runner } from "effect-worker-pool/child"
 import { Task } from "./schemas.ts"
 import { add } from "./task.ts"
 
