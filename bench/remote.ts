@@ -11,10 +11,10 @@
  */
 import * as ChildProcess from "node:child_process"
 import { once } from "node:events"
-import * as Fs from "node:fs"
 import { Effect, Exit, Fiber, References, Schema, Scope } from "effect"
 import { WorkerCrash } from "effect-worker-pool"
 import { Remote } from "effect-worker-pool/remote"
+import { processCpuMicros } from "./cpu.ts"
 import { interleave, ratio, type Spread, spread } from "./rounds.ts"
 import { RemoteTask } from "./workers/schemas.ts"
 
@@ -98,14 +98,8 @@ const stopRunner = async (runner: Runner) => {
 
 /** The CPU ms (user and system) a process has used so far, from /proc; `undefined` elsewhere. */
 const processCpuMillis = (pid: number): number | undefined => {
-  try {
-    const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-    // utime and stime, fields 14 and 15 of stat, in clock ticks (100 per second on Linux).
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100
-  } catch {
-    return undefined
-  }
+  const micros = processCpuMicros(pid)
+  return micros === undefined ? undefined : micros / 1000
 }
 
 const runnersCpu = (runners: ReadonlyArray<Runner>): number | undefined => {

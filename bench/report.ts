@@ -9,7 +9,7 @@ import { ioConcurrency, ioWaitMillis, type RemoteResult, type RemoteSettings, re
 import type { Spread } from "./rounds.ts"
 import { type SelectionRow, selectionGoal } from "./selection.ts"
 import { bareSpawnName, replacementSlackMillis, type StartResult } from "./start.ts"
-import { bareBatch, goalConcurrency, type WireResult, wireCallers, wireGoal } from "./wire.ts"
+import { bareBatch, bareGoal, goalConcurrency, type WireResult, wireCallers, wireGoal } from "./wire.ts"
 
 /** How each section was run. */
 export interface Settings {
@@ -42,6 +42,8 @@ const table = (head: ReadonlyArray<string>, align: string, rows: ReadonlyArray<R
 const ratioText = (s: Spread) => `${s.median.toFixed(2)} (${s.low.toFixed(2)}–${s.high.toFixed(2)})`
 const nanos = (s: Spread) => s.median.toFixed(0)
 const millis = (s: Spread) => `${s.median.toFixed(1)} (${s.low.toFixed(1)}–${s.high.toFixed(1)})`
+/** Microseconds per task: the median and, in parentheses, the range over the rounds. */
+const microsRange = (s: Spread) => `${s.median.toFixed(1)} (${s.low.toFixed(1)}–${s.high.toFixed(1)})`
 const perSecond = (n: number) => Math.round(n).toLocaleString("en-US")
 const verdict = (met: boolean) => (met ? "met" : "**not met**")
 /** Whether every round's ratio lies within ±20 % of the median: the rounds agree. */
@@ -105,13 +107,24 @@ export const selectionTable = (rows: ReadonlyArray<SelectionRow>): string =>
 /** Tasks per second of every out-of-process variant. */
 export const wireTable = (result: WireResult): string =>
   table(
-    ["variant", "tasks / s (median)", "lowest round", "highest round"],
-    "lrrr",
+    [
+      "variant",
+      "tasks / s (median)",
+      "lowest round",
+      "highest round",
+      "CPU µs / task: parent",
+      "workers",
+      "helper threads"
+    ],
+    "lrrrrrr",
     result.rows.map((row) => [
       row.family === "library" ? `**${row.name}**` : row.name,
       perSecond(row.rate.median),
       perSecond(row.rate.low),
-      perSecond(row.rate.high)
+      perSecond(row.rate.high),
+      row.parentCpu === undefined ? "" : microsRange(row.parentCpu),
+      row.workerCpu === undefined ? "" : microsRange(row.workerCpu),
+      row.helperCpu === undefined ? "" : microsRange(row.helperCpu)
     ])
   )
 
@@ -123,14 +136,16 @@ export const wireRatioTable = (result: WireResult): string =>
       "/ poolifier (task queue off)",
       `goal ≥ ${wireGoal} (at concurrency ${goalConcurrency})`,
       `/ bare echo of its transport, ${bareBatch} per message`,
+      `goal ≥ ${bareGoal} (at concurrency ${goalConcurrency})`,
       "/ bare echo, unbatched"
     ],
-    "lrlrr",
+    "lrlrlr",
     result.ratios.map((r) => [
       kindName(r.kind, r.concurrency),
       ratioText(r.toPoolifier),
       r.concurrency === goalConcurrency ? verdict(r.toPoolifier.median >= wireGoal) : "",
       ratioText(r.toBareBatched),
+      r.concurrency === goalConcurrency ? verdict(r.toBareBatched.median >= bareGoal) : "",
       ratioText(r.toBareUnbatched)
     ])
   )
@@ -304,8 +319,15 @@ export const page = (results: Complete, run: RunInfo): string => {
     `  script (one message per task, or up to ${bareBatch} tasks per message), and 2 \`node\` children answering JSON lines on`,
     `  their stdin (one write per task each way, or up to ${bareBatch} tasks per write).`,
     "",
-    `The goal: each kind at \`concurrency\` ${goalConcurrency} carries at least ${wireGoal} × the tasks per second of poolifier's`,
-    "`FixedThreadPool` with its task queue off.",
+    `The goals: each kind at \`concurrency\` ${goalConcurrency} carries at least ${wireGoal} × the tasks per second of poolifier's`,
+    `\`FixedThreadPool\` with its task queue off, and at least ${bareGoal} × those of the bare echo of its transport batching ${bareBatch}`,
+    "tasks per message.",
+    "",
+    "The CPU per task, over each variant's run (median and range over the rounds): the parent is the benchmark's main",
+    "thread (`process.threadCpuUsage`); the workers are its worker threads (named `WorkerThread` by Node) and its child",
+    "processes, whole; the helper threads are the rest of the benchmark's process (V8's garbage collection and",
+    "compilation, which serve the main thread and the worker threads alike). Threads and children are read from",
+    "`/proc` in clock ticks (10 ms), so a short run reads coarsely; the columns are empty off Linux.",
     "",
     `![Out-of-process throughput: tasks per second per variant](${run.chart})`,
     "",

@@ -6,8 +6,11 @@
  * whole section; each round runs every variant once, in an order that
  * alternates; the ratios are taken within a round and their medians reported.
  * Goal: each kind at `concurrency` 8 carries at least 2 × the tasks per
- * second of poolifier (task queue off).
+ * second of poolifier (task queue off), and at least 0.3 × its bare
+ * transport batching 64 tasks per message. Beside the rates, the CPU per task
+ * in the parent and in the workers (cpu.ts).
  */
+import { type CpuReading, perTask, readCpu } from "./cpu.ts"
 import { type Kind, kindName, makeKind } from "./kinds.ts"
 import { makePeers, poolifierQueueOff } from "./peers.ts"
 import { interleave, ratio, type Spread, spread, timed } from "./rounds.ts"
@@ -26,11 +29,20 @@ export const wireCallers = 256
 /** How many tasks a batched bare transport sends per message or write. */
 export const bareBatch = 64
 
+/** The goal: a kind at the goal's concurrency carries at least this share of its bare transport's tasks per second, batched. */
+export const bareGoal = 0.3
+
 /** One variant's tasks per second. */
 export interface WireRow {
   readonly name: string
   readonly family: Family
   readonly rate: Spread
+  /** Microseconds of CPU per task in the parent's main thread; none off Linux. */
+  readonly parentCpu: Spread | undefined
+  /** Microseconds of CPU per task in the workers (worker threads and child processes); none off Linux. */
+  readonly workerCpu: Spread | undefined
+  /** Microseconds of CPU per task in the helper threads of the parent's process (V8's, for every thread); none off Linux. */
+  readonly helperCpu: Spread | undefined
 }
 
 /** A kind at one concurrency, against poolifier and against the bare transport it rides on. */
@@ -77,24 +89,39 @@ export const measureWire = async (
     const warmUp = makeTasks(Math.max(1000, Math.round(taskCount / 10)))
     for (const variant of variants) await variant.run(warmUp, wireCallers)
 
-    const measures = variants.map((variant) => async () => {
+    const cpu: Array<Array<CpuReading | undefined>> = variants.map(() => [])
+    const measures = variants.map((variant, i) => async () => {
       let wrong = 0
+      const before = readCpu()
       const elapsed = await timed(async () => {
         wrong = await variant.run(tasks, wireCallers)
       })
+      cpu[i]!.push(perTask(before, readCpu(), taskCount))
       if (wrong > 0) throw new Error(`${variant.name}: ${wrong} wrong answers`)
       return (taskCount * 1000) / elapsed
     })
     const samples = await interleave(measures, rounds, (round) =>
       console.log(`wire: round ${round + 1} of ${rounds} done`)
     )
+    const cpuSpread = (i: number, part: keyof CpuReading): Spread | undefined => {
+      const readings = cpu[i]!
+      return readings.every((r) => r !== undefined) ? spread(readings.map((r) => r![part])) : undefined
+    }
     const rows = variants.map((variant, i) => ({
       name: variant.name,
       family: variant.family,
-      rate: spread(samples[i]!)
+      rate: spread(samples[i]!),
+      parentCpu: cpuSpread(i, "parent"),
+      workerCpu: cpuSpread(i, "workers"),
+      helperCpu: cpuSpread(i, "helpers")
     }))
-    for (const row of rows)
-      console.log(`wire ${row.name}: ${Math.round(row.rate.median).toLocaleString("en-US")} tasks/s`)
+    for (const row of rows) {
+      const cpuText =
+        row.parentCpu === undefined || row.workerCpu === undefined
+          ? ""
+          : `, CPU per task ${row.parentCpu.median.toFixed(1)} µs in the parent, ${row.workerCpu.median.toFixed(1)} µs in the workers, ${row.helperCpu?.median.toFixed(1)} µs in helper threads`
+      console.log(`wire ${row.name}: ${Math.round(row.rate.median).toLocaleString("en-US")} tasks/s${cpuText}`)
+    }
 
     const samplesOf = (name: string) => {
       const at = variants.findIndex((variant) => variant.name === name)

@@ -61,6 +61,7 @@ import * as Schema from "effect/Schema"
 import * as Tracer from "effect/Tracer"
 import * as Answer from "./internal/answer.ts"
 import { type Codec, decoding, encoding, needsEffect } from "./internal/codec.ts"
+import * as Invocation from "./internal/invocation.ts"
 import { trackChildProcesses } from "./internal/runner/childProcesses.ts"
 import { type Inbound, stdioTransport, threadTransport } from "./internal/runner/transport.ts"
 import * as Protocol from "./Protocol.ts"
@@ -131,27 +132,6 @@ export interface Options<Req, Resp, E = DomainError, R = never> {
   readonly maxLineBytes?: number | undefined
 }
 
-/** What a handler gets beside its request: the request's id, and a signal made on first use. */
-class HandlerContext {
-  readonly id: number
-  controller: AbortController | undefined = undefined
-  constructor(id: number) {
-    this.id = id
-  }
-  get signal(): AbortSignal {
-    this.controller ??= new AbortController()
-    return this.controller.signal
-  }
-}
-
-/** A request whose handler has not finished. */
-interface Running {
-  /** The parent cancelled it: interrupt the handler, or abort its signal. */
-  readonly cancel: () => void
-  /** Completes when the handler has stopped. */
-  readonly stopped: Effect.Effect<void>
-}
-
 /**
  * Serves requests until the parent is done: the end of stdin, or a
  * `Shutdown` message to a thread. Handlers still running then are
@@ -199,7 +179,7 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
       const services = yield* Effect.context<R>()
       const runFork = Effect.runForkWith(services)
 
-      const running = new Map<number, Running>()
+      const running = new Map<number, Invocation.Invocation>()
       const finished = Deferred.makeUnsafe<void, WorkerCrash>()
       let stopping = false
       const finish = (exit: Exit.Exit<void, WorkerCrash>) => {
@@ -243,57 +223,24 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
             return reply({ _tag: "Cancelled", id })
         }
       }
-      const answerSuccess = (id: number, value: Resp) => Answer.answerSuccess(value, encoders, later, id, replyTo)
-      const answerError = (id: number, error: unknown) => Answer.answerError(error, encoders, later, id, replyTo)
       const answerExit = (id: number, exit: Exit.Exit<Resp, unknown>) =>
         Answer.answerExit(exit, encoders, later, id, replyTo)
 
-      /** Calls the handler and answers, by whatever it returned; an Effect runs under the request's span, if traced. */
+      /** Calls the handler and answers by how it ended; an Effect runs under the request's span, if traced. */
       const invoke = (id: number, request: Req, trace: Protocol.TraceContext | undefined) => {
-        const context = new HandlerContext(id)
-        let result: ReturnType<Handler<Req, Resp, E, R>>
-        try {
-          result = options.handler(request, context)
-        } catch (error) {
-          return answerError(id, error)
-        }
-        if (Effect.isEffect(result)) {
-          const effect = result as Effect.Effect<Resp, E | WorkerCrash, R>
-          const fiber = runFork(
-            trace === undefined ? effect : Effect.withParentSpan(effect, Tracer.externalSpan(trace))
-          )
-          running.set(id, { cancel: () => fiber.interruptUnsafe(), stopped: Effect.asVoid(Fiber.await(fiber)) })
-          fiber.addObserver((exit) => {
+        const invocation = Invocation.invoke(
+          options.handler,
+          request,
+          id,
+          trace === undefined
+            ? runFork
+            : (effect) => runFork(Effect.withParentSpan(effect, Tracer.externalSpan(trace))),
+          (exit) => {
             running.delete(id)
             answerExit(id, exit)
-          })
-          return
-        }
-        if (isPromiseLike(result)) {
-          let cancelled = false
-          const settled = Promise.resolve(result).then(
-            (value) => {
-              running.delete(id)
-              if (cancelled) reply({ _tag: "Cancelled", id })
-              else answerSuccess(id, value)
-            },
-            (error) => {
-              running.delete(id)
-              if (cancelled) reply({ _tag: "Cancelled", id })
-              else answerError(id, error)
-            }
-          )
-          running.set(id, {
-            // A cancel aborts the signal; the request is over when the promise settles.
-            cancel: () => {
-              cancelled = true
-              context.controller?.abort(new Error("the request was cancelled"))
-            },
-            stopped: Effect.promise(() => settled)
-          })
-          return
-        }
-        answerSuccess(id, result as Resp)
+          }
+        )
+        if (invocation !== undefined) running.set(id, invocation)
       }
 
       const start = (id: number, payload: unknown, trace: Protocol.TraceContext | undefined) => {
@@ -311,7 +258,7 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
         if (!needsEffect(decoded)) return rejected(decoded.cause)
         // A request that takes time to decode can be cancelled meanwhile.
         const fiber = runFork(decodeRequest.effect(payload))
-        running.set(id, { cancel: () => fiber.interruptUnsafe(), stopped: Effect.asVoid(Fiber.await(fiber)) })
+        running.set(id, { cancel: () => fiber.interruptUnsafe(), stopped: Effect.asVoid(Fiber.await(fiber)), fiber })
         fiber.addObserver((exit) => {
           running.delete(id)
           if (Exit.isSuccess(exit)) invoke(id, exit.value, trace)
@@ -372,9 +319,6 @@ const inheritedMaxLineBytes = (): number | undefined => positiveIntEnv(Protocol.
 
 /** The heartbeat interval the parent asked for. */
 const inheritedHeartbeat = (): number | undefined => positiveIntEnv(Protocol.heartbeatEnv)
-
-const isPromiseLike = (u: unknown): u is PromiseLike<unknown> =>
-  typeof u === "object" && u !== null && typeof (u as { then?: unknown }).then === "function"
 
 /**
  * Runs a worker script: {@link serve}s the handler, then exits the process

@@ -170,7 +170,7 @@ const decodeOrFault = <A>(
   fault: (what: string) => Effect.Effect<never, WorkerCrash>
 ): Effect.Effect<A, WorkerCrash> => {
   const exit = conversion.run(value)
-  if (Exit.isSuccess(exit)) return Exit.succeed(exit.value)
+  if (Exit.isSuccess(exit)) return exit as Exit.Exit<A>
   const wrong = (error: Schema.SchemaError) => fault(`${what} that does not match its schema: ${schemaReason(error)}`)
   if (!needsEffect(exit)) {
     const error = Cause.findErrorOption(exit.cause)

@@ -8,12 +8,18 @@
  * slot (and in the same batch as the other requests of that turn).
  */
 export class Later {
-  private tasks: Array<() => void> = []
+  /** Pairs: a function, and the value it is called with. */
+  private tasks: Array<unknown> = []
   private scheduled = false
 
   /** Runs `task` in the next batch. */
   run(task: () => void): void {
-    this.tasks.push(task)
+    this.call(task, undefined)
+  }
+
+  /** Calls `f` with `value` in the next batch (a wake-up that needs no closure of its own). */
+  call<A>(f: (value: A) => void, value: A): void {
+    this.tasks.push(f, value)
     if (this.scheduled) return
     this.scheduled = true
     queueMicrotask(this.flush)
@@ -24,6 +30,6 @@ export class Later {
     this.scheduled = false
     const tasks = this.tasks
     this.tasks = []
-    for (let i = 0; i < tasks.length; i++) tasks[i]!()
+    for (let i = 0; i < tasks.length; i += 2) (tasks[i] as (value: unknown) => void)(tasks[i + 1])
   }
 }

@@ -236,6 +236,11 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
         if (member !== undefined) {
           this.meter.queueWait.observe(0)
           if (request.span !== undefined) this.mark(request, member, 0)
+          if (member.core.pathOf(request) === "submit") {
+            // Sent within this step: its caller waits only for the outcome.
+            this.send(request, member, t)
+            return this.wait(request)
+          }
           return this.launch(request, member, t)
         }
       }
@@ -292,7 +297,7 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
       return
     }
     request.resume = undefined
-    this.later.run(() => resume(effect))
+    this.later.call(resume, effect)
   }
 
   /** Refuses a request that has not run, and ends it; returns what its caller gets. */

@@ -45,6 +45,7 @@ import type * as RemoteMetrics from "../../RemoteMetrics.ts"
 import type { Handler } from "../../Runner.ts"
 import * as Answer from "../answer.ts"
 import { type Codec, encoding, schemaReason } from "../codec.ts"
+import * as Invocation from "../invocation.ts"
 import * as Handshake from "./handshake.ts"
 import { RunnerMeter } from "./meter.ts"
 import * as RefusalLog from "./refusalLog.ts"
@@ -129,9 +130,6 @@ export interface Listening {
   readonly draining: () => boolean
 }
 
-const isPromiseLike = (u: unknown): u is PromiseLike<unknown> =>
-  typeof u === "object" && u !== null && typeof (u as { then?: unknown }).then === "function"
-
 /** Starts listening; the listener and every connection belong to the scope. */
 export const listen = <Req, Resp, E, R>(
   settings: Settings<Req, Resp, E, R>
@@ -177,24 +175,24 @@ export const listen = <Req, Resp, E, R>(
         )
       )
 
-    /** Calls the handler: an Effect runs here (and is interrupted here); a promise gets an abort signal. */
+    /**
+     * Calls the handler: an Effect runs in a fiber with this one's services and span, interrupted (and awaited) when
+     * this one is; a promise's signal is aborted then, and the interruption does not wait for it to settle.
+     */
     const invoke = (request: Req, id: number): Effect.Effect<Resp, unknown, R> =>
-      Effect.callback<Resp, unknown, R>((resume) => {
-        const controller = new AbortController()
-        let result: ReturnType<Handler<Req, Resp, E, R>>
-        try {
-          result = settings.handler(request, { signal: controller.signal, id })
-        } catch (error) {
-          return resume(Effect.fail(error))
-        }
-        if (Effect.isEffect(result)) return resume(result as Effect.Effect<Resp, unknown, R>)
-        if (!isPromiseLike(result)) return resume(Effect.succeed(result as Resp))
-        Promise.resolve(result).then(
-          (value) => resume(Effect.succeed(value)),
-          (error) => resume(Effect.fail(error))
-        )
-        return Effect.sync(() => controller.abort(new Error("the request was cancelled")))
-      })
+      Effect.withFiber((parent) =>
+        Effect.callback<Resp, unknown>((resume) => {
+          const invocation = Invocation.invoke(
+            settings.handler,
+            request,
+            id,
+            Effect.runForkWith(parent.context as Context.Context<R>),
+            resume
+          )
+          if (invocation === undefined) return
+          return invocation.fiber === undefined ? Effect.sync(invocation.cancel) : Fiber.interrupt(invocation.fiber)
+        })
+      )
 
     const handle = (request: Req, id: number): Effect.Effect<Wire.Outcome, never, R> => {
       const ran = Effect.flatMap(Effect.exit(invoke(request, id)), outcomeOf)
