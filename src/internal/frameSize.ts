@@ -8,13 +8,14 @@
  * Counts bytes that V8's serializer would write at least for `value`, and
  * stops as soon as the count passes `limit`. Returns the count when it
  * passed the limit, else `undefined` (the value may still be over it: only
- * its serialisation can tell). Never throws.
+ * its serialisation can tell). Only a getter that throws makes it throw.
  *
  * Each string counts its length and two bytes (a tag and its length: a
  * character takes at least a byte), a number two, a boolean, `null` or
  * `undefined` one, bytes (a typed array, an `ArrayBuffer`) their length and
  * two, an array four and its items (a hole or `undefined` nothing), an
- * object three and its keys (each two and its length) and values. An object is counted once: V8 writes a
+ * object three and its keys (each two and its length, an index two) and
+ * values. An object is counted once: V8 writes a
  * reference to one it wrote before. Anything else (a `Map`, a `Date`) counts
  * a byte.
  */
@@ -64,7 +65,9 @@ export const frameBytesOver = (value: unknown, limit: number): number | undefine
         for (const key in current) {
           if (!Object.hasOwn(current, key)) continue
           const item = (current as Record<string, unknown>)[key]
-          count += key.length + 2
+          // An index ("0", "42") is written as a number: two bytes at least.
+          const first = key.charCodeAt(0)
+          count += first >= 48 && first <= 57 ? 2 : key.length + 2
           // A string is counted at once, so that a few long ones end the count.
           if (typeof item === "string") count += item.length + 2
           else stack.push(item)
