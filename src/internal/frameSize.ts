@@ -22,6 +22,7 @@
 export const frameBytesOver = (value: unknown, limit: number): number | undefined => {
   let count = 0
   const stack: Array<unknown> = [value]
+  let first: object | undefined
   let seen: Set<object> | undefined
   while (stack.length > 0) {
     const current = stack.pop()
@@ -38,10 +39,14 @@ export const frameBytesOver = (value: unknown, limit: number): number | undefine
           count += 1
           break
         }
-        // The first object needs no set: only a second one can repeat it.
-        if (seen === undefined) seen = new Set([current])
-        else if (seen.has(current)) break
-        else seen.add(current)
+        // The first object needs no set (a request's payload is often the only one).
+        if (first === undefined) first = current
+        else if (current === first) break
+        else {
+          seen ??= new Set()
+          if (seen.has(current)) break
+          seen.add(current)
+        }
         if (ArrayBuffer.isView(current) || current instanceof ArrayBuffer) {
           count += current.byteLength + 2
           break
