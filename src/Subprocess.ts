@@ -190,8 +190,8 @@ const brokenPipeWait = Duration.millis(500)
 /**
  * The subprocess kind. `spawn` starts `command` with `args`, waits for the
  * runner's `Ready`, and hands the pool an incarnation whose requests travel
- * as JSON lines, or in binary frames when the child offers them. It spawns with Node's `child_process` and needs no
- * service. With invalid options it returns a kind that `Worker.fromKind`
+ * as JSON lines, or in binary frames when the child offers them. It spawns
+ * with Node's `child_process` and needs no service. With invalid options it returns a kind that `Worker.fromKind`
  * fails with `InvalidOptions` (nothing starts).
  *
  * The kind's errors are the handler's domain errors `E` and `InvalidRequest`
@@ -328,7 +328,7 @@ const build = <Req, Resp, E>(
                 message.id,
                 problem._tag === "Over"
                   ? overLimit(String(problem.bytes))
-                  : `the request cannot be serialized: ${describe(problem.error)}`
+                  : `the request cannot be serialised: ${describe(problem.error)}`
               )
             }
             return undefined

@@ -122,6 +122,22 @@ describe("the frame of the subprocess kind", { timeout: 30_000, concurrent: true
         })
       )
   )
+
+  it.live(
+    "a request V8 cannot serialise (a function in an unknown payload) is InvalidRequest; the worker stays up",
+    () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const kind = withFrameEnv("v8", () => handChild(true, { request: Schema.Unknown }))
+          const worker = yield* Worker.fromKind(WorkerId.make(0), kind)
+          const refused = yield* Effect.flip(worker.dispatch({ text: "a", f: () => 1 }))
+          assert.instanceOf(refused, InvalidRequest)
+          assert.match(refused.reason, /^the request cannot be serialised: Error: \(\) => 1 could not be cloned\.$/)
+          assert.deepStrictEqual(yield* worker.dispatch({ text: "b" }), { read: "v8", echo: "b" })
+          assert.strictEqual((yield* worker.health).crashes, 0)
+        })
+      )
+  )
 })
 
 /** A runner (the test worker) started by hand, its stdout and stderr collected; killed by the scope. */

@@ -66,7 +66,7 @@ export const stdioTransport = (maxLineBytes: number): Transport => {
           reason:
             problem._tag === "Over"
               ? `defect: the answer is ${problem.bytes} bytes on the wire, over the limit of ${maxLineBytes} (maxLineBytes)`
-              : `defect: the ${what(message)} cannot be serialized: ${describe(problem.error)}`
+              : `defect: the ${what(message)} cannot be serialised: ${describe(problem.error)}`
         }
       : undefined
   const outFrames = makeBatcher<Protocol.FromChild>((batch) => {
