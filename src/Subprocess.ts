@@ -288,8 +288,19 @@ const build = <Req, Resp, E>(
     const frames = makeBatcher<Protocol.ToChild>((batch) => {
       if (stdinBroken) return
       const bytes = Frame.encode(batch, shortenToChild, maxLineBytes, refuseFramed)
-      if (bytes !== undefined) child.stdin.write(bytes)
+      if (bytes !== undefined) writeFrames(bytes)
     })
+    // A frame is copied into one buffer written again and again while each write completes at once (the pipe had
+    // room): a fresh buffer from V8's serializer costs about twice as much to write.
+    let reused = Buffer.allocUnsafeSlow(64 * 1024)
+    const writeFrames = (bytes: Buffer) => {
+      if (bytes.length > reused.length || child.stdin.writableLength !== 0) return child.stdin.write(bytes)
+      bytes.copy(reused)
+      child.stdin.write(reused.subarray(0, bytes.length))
+      // Still held by the stream: the next frame gets a buffer of its own.
+      if (child.stdin.writableLength !== 0) reused = Buffer.allocUnsafeSlow(reused.length)
+      return true
+    }
     child.stdin.on("error", (error) => {
       stdinBroken = true
       Deferred.doneUnsafe(brokenPipe, Exit.succeed(describe(error)))
