@@ -36,6 +36,20 @@
  * not one of these messages, or a line longer than the limit is a protocol
  * fault: the parent treats the child as crashed.
  *
+ * A runner on Node offers a binary frame in its `Ready` (`"frame":"v8"`). A
+ * parent that takes it writes the byte `0xFF` (no byte of UTF-8, so no JSON
+ * line starts with it) on the child's stdin, then only frames; the child,
+ * reading that byte first, answers with the same byte on its stdout, then
+ * only frames (the lines it wrote before stay lines). A frame is a 4-byte
+ * big-endian length, then a batch (an array, with the short forms of a
+ * thread's batches both ways) written by V8's serializer (`node:v8`, what
+ * structured clone uses): everything one side has ready in one turn. Its
+ * length is at most `maxLineBytes`; a longer one, a body that does not
+ * deserialize, or a value that is not a batch of these messages is a
+ * protocol fault. A parent that does not know the field (or is told by
+ * {@link frameEnv} to keep lines) ignores it; a child that does not offer it
+ * gets lines.
+ *
  * @since 0.1.0
  */
 import * as Schema from "effect/Schema"
@@ -110,6 +124,24 @@ export const maxLineBytesEnv = "EFFECT_WORKER_POOL_MAX_LINE_BYTES"
 export const heartbeatEnv = "EFFECT_WORKER_POOL_HEARTBEAT_MS"
 
 /**
+ * The environment variable that makes a parent keep JSON lines with a child
+ * that offers the binary frame: set to `json`. Unset (or `v8`), a subprocess
+ * kind takes the frame when its child offers it. Any other value is an
+ * `InvalidOptions` of the kind.
+ *
+ * @example
+ * ```ts
+ * import { Protocol } from "effect-worker-pool"
+ *
+ * console.log(Protocol.frameEnv) // "EFFECT_WORKER_POOL_FRAME"
+ * ```
+ *
+ * @since 0.3.0
+ * @category constants
+ */
+export const frameEnv = "EFFECT_WORKER_POOL_FRAME"
+
+/**
  * A request id: a positive integer, unique within one incarnation.
  *
  * @example
@@ -131,7 +163,9 @@ export const RequestId = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
  * `heartbeat` milliseconds while its event loop turns; the parent then
  * treats a long silence of an idle child as a crash. With `shortRequests`
  * (a thread's runner), it reads requests in their short form (see the
- * module's documentation).
+ * module's documentation). With `frame` (a runner on Node over stdio:
+ * `"v8"`), it reads and writes the binary frame once the parent switches to
+ * it; a parent ignores a frame it does not know.
  *
  * @example
  * ```ts
@@ -146,7 +180,8 @@ export const RequestId = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
 export const Ready = Schema.TaggedStruct("Ready", {
   protocol: Schema.Number,
   heartbeat: Schema.optionalKey(Schema.Number),
-  shortRequests: Schema.optionalKey(Schema.Boolean)
+  shortRequests: Schema.optionalKey(Schema.Boolean),
+  frame: Schema.optionalKey(Schema.String)
 })
 
 /**
@@ -719,7 +754,8 @@ const isFromChild = (u: unknown): u is FromChild => {
       return (
         typeof u.protocol === "number" &&
         (!("heartbeat" in u) || typeof u.heartbeat === "number") &&
-        (!("shortRequests" in u) || typeof u.shortRequests === "boolean")
+        (!("shortRequests" in u) || typeof u.shortRequests === "boolean") &&
+        (!("frame" in u) || typeof u.frame === "string")
       )
     case "ChildStarted":
       return typeof u.pid === "number" && typeof u.group === "boolean"

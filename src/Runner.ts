@@ -19,7 +19,9 @@
  *
  * The same script works in both kinds: in a worker thread the runner talks
  * to its parent over `parentPort` (structured clone), otherwise over stdin
- * and stdout (JSON lines). In a subprocess, stdout belongs to the protocol:
+ * and stdout (JSON lines, or binary frames written by V8's serializer when
+ * the parent takes the runner's offer). In a subprocess, stdout belongs to
+ * the protocol:
  * the runner sends whatever else is written to it (a stray `console.log`) to
  * stderr, where the parent logs it.
  *
@@ -103,7 +105,8 @@ export type Handler<Req, Resp, E = DomainError, R = never> = (
  * - `request`, `response`: schemas of a request and a response.
  * - `error`: schema of the domain errors (default `DomainError`).
  * - `handler`: see {@link Handler}.
- * - `maxLineBytes`: longest line read or written (subprocess only). By
+ * - `maxLineBytes`: longest line, or binary frame, read or written
+ *   (subprocess only). By
  *   default the limit the parent set in `Protocol.maxLineBytesEnv`, else
  *   `Protocol.defaultMaxLineBytes` (1 MiB). An answer over it is replaced by
  *   a crash that says so.
@@ -172,10 +175,22 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
         (t) => Effect.sync(t.close)
       )
       const errorSchema = options.error ?? (DomainError as any as Codec<E>)
-      const json = transport.kind === "stdio"
-      const decodeRequest = decoding(json ? Schema.toCodecJson(options.request) : options.request)
-      const encodeResponse = encoding(json ? Schema.toCodecJson(options.response) : options.response)
-      const encodeError = encoding(json ? Schema.toCodecJson(errorSchema) : errorSchema)
+      // Payloads in their schemas' encoded form (a thread, a binary frame), or as JSON values (lines).
+      const structured = {
+        decodeRequest: decoding(options.request),
+        encoders: { encodeResponse: encoding(options.response), encodeError: encoding(errorSchema) }
+      }
+      const json =
+        transport.kind === "stdio"
+          ? {
+              decodeRequest: decoding(Schema.toCodecJson(options.request)),
+              encoders: {
+                encodeResponse: encoding(Schema.toCodecJson(options.response)),
+                encodeError: encoding(Schema.toCodecJson(errorSchema))
+              }
+            }
+          : structured
+      const codecs = () => (transport.structured() ? structured : json)
       const services = yield* Effect.context<R>()
       const runFork = Effect.runForkWith(services)
 
@@ -208,7 +223,6 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
       const later: Answer.Later = (effect, k) => {
         runFork(effect).addObserver(k)
       }
-      const encoders: Answer.Encoders = { encodeResponse, encodeError }
 
       /** Sends the message that answers request `id`. */
       const replyTo = (id: number, answer: Answer.Answer) => {
@@ -224,7 +238,7 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
         }
       }
       const answerExit = (id: number, exit: Exit.Exit<Resp, unknown>) =>
-        Answer.answerExit(exit, encoders, later, id, replyTo)
+        Answer.answerExit(exit, codecs().encoders, later, id, replyTo)
 
       /** Calls the handler and answers by how it ended; an Effect runs under the request's span, if traced. */
       const invoke = (id: number, request: Req, trace: Protocol.TraceContext | undefined) => {
@@ -253,6 +267,7 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
         }
         const rejected = (cause: Cause.Cause<unknown>) =>
           reply({ _tag: "Rejected", id, reason: Answer.describeCause(cause) })
+        const { decodeRequest } = codecs()
         const decoded = decodeRequest.run(payload)
         if (Exit.isSuccess(decoded)) return invoke(id, decoded.value, trace)
         if (!needsEffect(decoded)) return rejected(decoded.cause)
@@ -293,7 +308,7 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
         _tag: "Ready",
         protocol: Protocol.version,
         ...(heartbeat === undefined ? {} : { heartbeat }),
-        ...(port === null ? {} : { shortRequests: true })
+        ...(port === null ? { frame: "v8" } : { shortRequests: true })
       })
       transport.flush()
       if (port !== null) trackChildProcesses(transport)

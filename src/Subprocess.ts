@@ -1,8 +1,10 @@
 /**
  * Subprocess workers: each incarnation is a child process, spawned with
  * Node's `child_process` (arguments as an array, never through a shell), that
- * speaks JSON lines over its stdin and stdout (see `Protocol`): the lines
- * one side has ready in one synchronous run leave in one write. Write
+ * speaks JSON lines over its stdin and stdout (see `Protocol`), or binary
+ * frames written by V8's serializer when the child is a runner on Node that
+ * offers them (unless `Protocol.frameEnv` says `json`): the lines (or the
+ * frame) one side has ready in one synchronous run leave in one write. Write
  * the child with `Runner`.
  *
  * What a child can do to its caller, and what the caller gets:
@@ -37,10 +39,13 @@ import * as ChildFrame from "./internal/childFrame.ts"
 import * as ChildProcess from "./internal/childProcess.ts"
 import * as Client from "./internal/client.ts"
 import { describe } from "./internal/describe.ts"
+import * as Frame from "./internal/frame.ts"
+import { frameBytesOver } from "./internal/frameSize.ts"
 import { jsonFrame } from "./internal/jsonSize.ts"
 import * as Rules from "./internal/options.ts"
 import { processState } from "./internal/processState.ts"
 import * as Settings from "./internal/settings.ts"
+import { shortenToChild } from "./internal/shortForm.ts"
 import { exitReason } from "./internal/stderr.ts"
 import * as Protocol from "./Protocol.ts"
 import type { InvalidRequest } from "./WireError.ts"
@@ -114,7 +119,7 @@ export interface CommonOptions<Req, Resp, E> extends Settings.CommonInput {
  * | `cwd`          | the parent's              | its working directory                                      |
  * | `inheritEnv`   | {@link defaultInheritedEnv} | names of the parent's environment variables it gets, or `"all"` |
  * | `env`          | `{}`                      | more variables, set after the inherited ones               |
- * | `maxLineBytes` | `Protocol.defaultMaxLineBytes` (1 MiB) | longest line either way; the runner learns it from the environment variable `Protocol.maxLineBytesEnv` |
+ * | `maxLineBytes` | `Protocol.defaultMaxLineBytes` (1 MiB) | longest line (or binary frame) either way; the runner learns it from the environment variable `Protocol.maxLineBytesEnv` |
  * | `killGrace`    | `2 seconds`               | from `SIGTERM` to `SIGKILL`                                |
  *
  * @example
@@ -163,6 +168,20 @@ export interface Options<Req, Resp, E> extends CommonOptions<Req, Resp, E> {
  */
 export const defaultInheritedEnv: ReadonlyArray<string> = Settings.defaultInheritedEnv
 
+/** The byte that switches a side to binary frames. */
+const switchBuffer = Uint8Array.of(Frame.switchByte)
+
+/**
+ * Whether a parent takes the binary frame a child offers: yes unless
+ * `Protocol.frameEnv` says `json`. Throws `InvalidOptions` for any other value.
+ */
+const framesWanted = (): boolean => {
+  const value = globalThis.process.env[Protocol.frameEnv]
+  if (value === undefined || value === "" || value === "v8") return true
+  if (value === "json") return false
+  return Rules.invalid(`${Protocol.frameEnv} must be "json" or "v8", not ${JSON.stringify(value)}`)
+}
+
 /** After the process exits, how long its pipes may take to deliver what it wrote. */
 const settleTime = Duration.millis(250)
 /** After stdin broke, how long to wait for the exit that usually explains it. */
@@ -171,8 +190,8 @@ const brokenPipeWait = Duration.millis(500)
 /**
  * The subprocess kind. `spawn` starts `command` with `args`, waits for the
  * runner's `Ready`, and hands the pool an incarnation whose requests travel
- * as JSON lines. It spawns with Node's `child_process` and needs no
- * service. With invalid options it returns a kind that `Worker.fromKind`
+ * as JSON lines, or in binary frames when the child offers them. It spawns
+ * with Node's `child_process` and needs no service. With invalid options it returns a kind that `Worker.fromKind`
  * fails with `InvalidOptions` (nothing starts).
  *
  * The kind's errors are the handler's domain errors `E` and `InvalidRequest`
@@ -215,7 +234,10 @@ const build = <Req, Resp, E>(
   settings: Settings.SubprocessSettings<Req, Resp, E>
 ): WorkerKind<Req, Resp, E | InvalidRequest> => {
   const { command, args, maxLineBytes } = settings
-  const codecs = Client.jsonCodecs(settings.request, settings.response, settings.error)
+  const takesFrames = framesWanted()
+  const jsonCodecs = Client.jsonCodecs(settings.request, settings.response, settings.error)
+  // With the binary frame, payloads cross in their schemas' encoded form (as a thread's do): encoded once, framed once.
+  const structuredCodecs = Client.cloneCodecs(settings.request, settings.response, settings.error)
   const overLimit = (bytes: string) =>
     `the request is ${bytes} bytes on the wire, over the limit of ${maxLineBytes} (maxLineBytes)`
 
@@ -250,7 +272,7 @@ const build = <Req, Resp, E>(
     // Defined: the child has started.
     const pid = child.pid!
     const label = `process ${pid}`
-    // stdin: the lines of one synchronous run leave in one write. Its errors are listened for from the start.
+    // stdin: the lines (or the frame) of one synchronous run leave in one write. Its errors are listened for from the start.
     let stdinBroken = false
     const brokenPipe = Deferred.makeUnsafe<string>()
     const lines = makeBatcher<string>((batch) => {
@@ -258,6 +280,27 @@ const build = <Req, Resp, E>(
       batch.push("")
       child.stdin.write(batch.join("\n"))
     })
+    // Whether this parent switched to binary frames (at the child's Ready), and whether the child did (its 0xFF).
+    let framesOut = false
+    let framesIn = false
+    const codecs: { -readonly [K in keyof Client.Codecs<Resp, E>]: Client.Codecs<Resp, E>[K] } = { ...jsonCodecs }
+    let refuseFramed: Frame.Refuse<Protocol.ToChild> = () => undefined
+    const frames = makeBatcher<Protocol.ToChild>((batch) => {
+      if (stdinBroken) return
+      const bytes = Frame.encode(batch, shortenToChild, maxLineBytes, refuseFramed)
+      if (bytes !== undefined) writeFrames(bytes)
+    })
+    // A frame is copied into one buffer written again and again while each write completes at once (the pipe had
+    // room): a fresh buffer from V8's serializer costs about twice as much to write.
+    let reused = Buffer.allocUnsafeSlow(64 * 1024)
+    const writeFrames = (bytes: Buffer) => {
+      if (bytes.length > reused.length || child.stdin.writableLength !== 0) return child.stdin.write(bytes)
+      bytes.copy(reused)
+      child.stdin.write(reused.subarray(0, bytes.length))
+      // Still held by the stream: the next frame gets a buffer of its own.
+      if (child.stdin.writableLength !== 0) reused = Buffer.allocUnsafeSlow(reused.length)
+      return true
+    }
     child.stdin.on("error", (error) => {
       stdinBroken = true
       Deferred.doneUnsafe(brokenPipe, Exit.succeed(describe(error)))
@@ -273,6 +316,13 @@ const build = <Req, Resp, E>(
       probe: () => processState(pid),
       killStopped: () => ChildProcess.signalGroup(child, "SIGKILL"),
       stderr: { stream: child.stderr, end: "close", pausable: true },
+      // Nothing was sent before the Ready: from here on, frames (and payloads in their encoded form) both ways.
+      onReady: (ready) => {
+        if (ready.frame !== "v8" || !takesFrames || stdinBroken) return
+        framesOut = true
+        Object.assign(codecs, structuredCodecs)
+        child.stdin.write(switchBuffer)
+      },
       connect: (client, stderr) =>
         Effect.gen(function* () {
           yield* Effect.gen(function* () {
@@ -282,15 +332,42 @@ const build = <Req, Resp, E>(
             client.die(new ProtocolFault({ message: `broken pipe: could not write to ${label}: ${error}` }))
           }).pipe(Effect.forkScoped)
 
-          // stdout: protocol lines, at most maxLineBytes of an unfinished one held.
+          // A request that cannot be framed after all: its caller gets InvalidRequest.
+          refuseFramed = (message, problem) => {
+            if (message._tag === "Request") {
+              client.refuse(
+                message.id,
+                problem._tag === "Over"
+                  ? overLimit(String(problem.bytes))
+                  : `the request cannot be serialised: ${describe(problem.error)}`
+              )
+            }
+            return undefined
+          }
+          const fault = (reason: string) =>
+            client.die(new ProtocolFault({ message: `protocol error: ${label} sent ${reason}` }))
+
+          // stdout: protocol lines, at most maxLineBytes of an unfinished one held; after the child's 0xFF, frames
+          // of at most maxLineBytes.
           const stdoutEnded = Deferred.makeUnsafe<void>()
           const decoder = Protocol.makeLineDecoder(maxLineBytes)
-          child.stdout.on("data", (chunk: Uint8Array) => {
-            client.heard()
+          const frameDecoder = Frame.makeDecoder(maxLineBytes, { batch: client.receiveBatch, fault })
+          const readLines = (chunk: Uint8Array) => {
             for (const event of decoder.push(chunk)) {
               if (event._tag === "Line") client.receiveLine(event.text)
-              else client.die(new ProtocolFault({ message: `protocol error: ${label} sent ${event.reason}` }))
+              else fault(event.reason)
             }
+          }
+          child.stdout.on("data", (chunk: Uint8Array) => {
+            client.heard()
+            if (framesIn) return frameDecoder.push(chunk)
+            const at = framesOut ? chunk.indexOf(Frame.switchByte) : -1
+            if (at === -1) return readLines(chunk)
+            readLines(chunk.subarray(0, at))
+            if (decoder.failed) return
+            if (decoder.pending > 0) return fault("its switch to binary frames in the middle of a line")
+            framesIn = true
+            frameDecoder.push(chunk.subarray(at + 1))
           })
           child.stdout.once("close", () => Deferred.doneUnsafe(stdoutEnded, Exit.void))
 
@@ -302,6 +379,15 @@ const build = <Req, Resp, E>(
 
           const channel: ChildFrame.Channel = {
             send: (message) => {
+              if (framesOut) {
+                // A request's size is bounded first (its payload, without serialising it), so a huge one costs nothing.
+                if (message._tag === "Request") {
+                  const atLeast = frameBytesOver(message.payload, maxLineBytes)
+                  if (atLeast !== undefined) return overLimit(`at least ${atLeast}`)
+                }
+                frames.push(message)
+                return undefined
+              }
               const line = toLine(message)
               if (typeof line !== "string") return line.refused
               lines.push(line)
@@ -319,6 +405,7 @@ const build = <Req, Resp, E>(
             // child exit by itself; a crash goes straight to the signals.
             shutdown: (graceful) => {
               lines.flushNow()
+              frames.flushNow()
               child.stdin.end()
               if (!graceful) return Effect.void
               return Effect.asVoid(Effect.timeoutOption(Deferred.await(exitStatus), settings.shutdownTimeout))

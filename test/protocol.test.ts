@@ -779,7 +779,7 @@ describe("the hand-written guards of the protocol", () => {
   /** `message` with one of its keys (or a new one) given an odd value, or deleted, as `pick` says. */
   const mutate = (message: object, pick: number, oddPick: number): unknown => {
     const copy: Record<string, unknown> = { ...message }
-    const keys = [...Object.keys(copy), "id", "trace", "heartbeat", "shortRequests", "reason", "_tag"]
+    const keys = [...Object.keys(copy), "id", "trace", "heartbeat", "shortRequests", "frame", "reason", "_tag"]
     const key = keys[pick % keys.length]!
     if (oddPick % (odd.length + 1) === odd.length) delete copy[key]
     else copy[key] = odd[oddPick % (odd.length + 1)]

@@ -8,8 +8,10 @@ import { Worker, WorkerId } from "effect-worker-pool"
 import type { Job } from "./fixtures/jobs.ts"
 import * as S from "./fixtures/support.ts"
 
-/** What the child does, and the crash reason the parent must give, for the process with `pid`. */
-const faults: ReadonlyArray<readonly [string, Job, (pid: number) => RegExp]> = [
+type Fault = readonly [string, Job, (pid: number) => RegExp]
+
+/** What the child does on JSON lines, and the crash reason the parent must give, for the process with `pid`. */
+const lineFaults: ReadonlyArray<Fault> = [
   [
     "garbage on stdout",
     { _tag: "Garbage", text: "this is not json\n" },
@@ -42,7 +44,67 @@ const faults: ReadonlyArray<readonly [string, Job, (pid: number) => RegExp]> = [
   ]
 ]
 
-describe("Subprocess protocol faults", { timeout: 30_000 }, () => {
+/** The same on binary frames (the child switched to them: what it writes raw is read as frames). */
+const frameFaults: ReadonlyArray<Fault> = [
+  [
+    "garbage on stdout: its first bytes are a length far over the limit",
+    { _tag: "Garbage", text: "this is not json\n" },
+    (pid) =>
+      new RegExp(`^protocol error: process ${pid} sent a frame of 1952999795 bytes, over the limit of 1024 bytes$`)
+  ],
+  [
+    "a length over the limit, without waiting for the body",
+    { _tag: "Bytes", bytes: [0, 0, 4, 1] },
+    (pid) => new RegExp(`^protocol error: process ${pid} sent a frame of 1025 bytes, over the limit of 1024 bytes$`)
+  ],
+  [
+    "a frame of 0 bytes",
+    { _tag: "Bytes", bytes: [0, 0, 0, 0] },
+    (pid) => new RegExp(`^protocol error: process ${pid} sent a frame of 0 bytes$`)
+  ],
+  [
+    "a body that does not deserialize",
+    { _tag: "Bytes", bytes: [0, 0, 0, 3, 1, 2, 3] },
+    (pid) => new RegExp(`^protocol error: process ${pid} sent a frame that cannot be deserialized: `)
+  ],
+  [
+    "a frame that is not a batch",
+    { _tag: "Bytes", bytes: S.frameBytes({ hello: "world" }) },
+    (pid) =>
+      new RegExp(
+        `^protocol error: process ${pid} sent a frame that is not a batch \\(an array\\) of protocol messages$`
+      )
+  ],
+  [
+    "a sparse batch far longer than its bytes (walking it would take minutes)",
+    { _tag: "Bytes", bytes: S.frameBytes(Object.assign([], { length: 2 ** 31 })) },
+    (pid) =>
+      new RegExp(
+        `^protocol error: process ${pid} sent a frame that is not a batch \\(an array\\) of protocol messages$`
+      )
+  ],
+  [
+    "a batch holding a value that is not a message",
+    { _tag: "Bytes", bytes: S.frameBytes([{ hello: "world" }]) },
+    (pid) => new RegExp(`^protocol error: process ${pid} sent a value that is not a protocol message: `)
+  ],
+  [
+    "an answer to a request that is not in flight (a short success)",
+    { _tag: "Bytes", bytes: S.frameBytes([424242, { pid: 1, thread: 0 }]) },
+    (pid) => new RegExp(`^protocol error: process ${pid} answered request 424242, which is not in flight$`)
+  ],
+  [
+    "an answer over the limit (the child refuses to send it)",
+    { _tag: "Big", bytes: 4096 },
+    () => /^defect: the answer is \d+ bytes on the wire, over the limit of 1024 \(maxLineBytes\)$/
+  ]
+]
+
+const faults = S.frame === "json" ? lineFaults : frameFaults
+
+describe(`Subprocess protocol faults (${S.frame === "json" ? "JSON lines" : "binary frames"})`, {
+  timeout: 30_000
+}, () => {
   it.live("each is a crash with a clear reason; the process is replaced and the next request succeeds", () =>
     S.live(() =>
       Effect.gen(function* () {

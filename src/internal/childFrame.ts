@@ -53,6 +53,7 @@ export interface Frame<Resp, E> {
   readonly probe?: Client.ClientOptions<Resp, E>["probe"]
   readonly killStopped?: Client.ClientOptions<Resp, E>["killStopped"]
   readonly onChildProcess?: Client.ClientOptions<Resp, E>["onChildProcess"]
+  readonly onReady?: Client.ClientOptions<Resp, E>["onReady"]
   /**
    * The child's stderr; `end` is the event after which it says no more;
    * `pausable`: the stream is paused while the log is behind (a child that
@@ -82,6 +83,7 @@ export const open = <Req, Resp, E>(
       ...(frame.probe === undefined ? {} : { probe: frame.probe }),
       ...(frame.killStopped === undefined ? {} : { killStopped: frame.killStopped }),
       ...(frame.onChildProcess === undefined ? {} : { onChildProcess: frame.onChildProcess }),
+      ...(frame.onReady === undefined ? {} : { onReady: frame.onReady }),
       send: (message) => send(message)
     })
     // Requests run on their callers' fibers: when the incarnation is stopped,

@@ -84,6 +84,8 @@ export interface ClientOptions<Resp, E> {
   readonly probe?: (() => ProcessState) | undefined
   /** Kills a stopped child at once. */
   readonly killStopped?: (() => void) | undefined
+  /** The child's `Ready`, accepted: the transport may switch to a frame it offers, before anything else is sent. */
+  readonly onReady?: ((ready: Protocol.Ready) => void) | undefined
   /** A thread reports a process it started, or its exit. */
   readonly onChildProcess?: ((message: Protocol.ChildStarted | Protocol.ChildExited) => void) | undefined
   /**
@@ -335,6 +337,7 @@ const makeWith = <Req, Resp, E>(
         }
         shortRequests = message.shortRequests === true
         isReady = true
+        options.onReady?.(message)
         Deferred.doneUnsafe(ready, Exit.void)
         return
       case "ChildStarted":

@@ -12,10 +12,9 @@
  */
 import type * as Protocol from "../Protocol.ts"
 
-/** Whether `message` has at most `count` fields. */
-const fieldsAtMost = (message: object, count: number): boolean => {
-  let fields = 0
-  for (const _ in message) if (++fields > count) return false
+/** Whether `message` has no other field than `_tag`, `id` and `payload` (which it may lack). */
+const onlyFields = (message: object, payload: string): boolean => {
+  for (const key in message) if (key !== "_tag" && key !== "id" && key !== payload) return false
   return true
 }
 
@@ -23,7 +22,7 @@ const fieldsAtMost = (message: object, count: number): boolean => {
 export const shortenToChild = (batch: ReadonlyArray<Protocol.ToChild>): Array<unknown> => {
   const items: Array<unknown> = []
   for (const message of batch) {
-    if (message._tag === "Request" && fieldsAtMost(message, 3)) items.push(message.id, message.payload)
+    if (message._tag === "Request" && onlyFields(message, "payload")) items.push(message.id, message.payload)
     else items.push(message)
   }
   return items
@@ -33,7 +32,7 @@ export const shortenToChild = (batch: ReadonlyArray<Protocol.ToChild>): Array<un
 export const shortenFromChild = (batch: ReadonlyArray<Protocol.FromChild>): Array<unknown> => {
   const items: Array<unknown> = []
   for (const message of batch) {
-    if (message._tag === "Success" && fieldsAtMost(message, 3)) items.push(message.id, message.value)
+    if (message._tag === "Success" && onlyFields(message, "value")) items.push(message.id, message.value)
     else items.push(message)
   }
   return items

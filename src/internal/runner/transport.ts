@@ -1,6 +1,7 @@
 /**
  * How a runner talks to its parent: over stdio (a subprocess: JSON lines,
- * at most `maxLineBytes` each, stray writes to stdout sent to stderr) or
+ * or binary frames once the parent switched to them, at most `maxLineBytes`
+ * each, stray writes to stdout sent to stderr) or
  * over the thread's port (batches of messages, successes in their short form
  * to a parent that reads it). Either sends the messages of one turn
  * together.
@@ -9,6 +10,7 @@ import * as WorkerThreads from "node:worker_threads"
 import * as Protocol from "../../Protocol.ts"
 import { makeBatcher } from "../batch.ts"
 import { describe } from "../describe.ts"
+import * as Frame from "../frame.ts"
 import { jsonFrame } from "../jsonSize.ts"
 import { expand, shortenFromChild } from "../shortForm.ts"
 
@@ -18,6 +20,8 @@ export type Inbound = Protocol.ToChild | { readonly _tag: "End" } | { readonly _
 /** One way to the parent and back. */
 export interface Transport {
   readonly kind: "stdio" | "thread"
+  /** Whether payloads cross in their schemas' encoded form (cloned or framed by V8), not as JSON values. */
+  readonly structured: () => boolean
   /**
    * Sends one message at the end of the turn; returns why it cannot be sent,
    * in which case nothing will be.
@@ -35,21 +39,56 @@ const end: Inbound = { _tag: "End" }
 
 const what = (message: Protocol.FromChild) => (message._tag === "Failure" ? "error" : "response")
 
-/** A transport over stdin and stdout, in JSON lines of at most `maxLineBytes`. */
+/**
+ * A transport over stdin and stdout: JSON lines of at most `maxLineBytes`,
+ * or, once the parent's first byte says it switched (see `frame.ts`), binary
+ * frames of at most `maxLineBytes` both ways.
+ */
 export const stdioTransport = (maxLineBytes: number): Transport => {
   const stdout = globalThis.process.stdout
   const stdin = globalThis.process.stdin
   const original = stdout.write
   const write = original.bind(stdout)
   let sent = false
+  /** Undecided until the parent's first byte; then whether frames go both ways. */
+  let mode: "undecided" | "lines" | "frames" = "undecided"
   const out = makeBatcher<string>((lines) => {
     lines.push("")
     sent = true
     write(lines.join("\n"))
   })
+  /** An answer that cannot be framed is replaced by a crash that says why. */
+  const refuse: Frame.Refuse<Protocol.FromChild> = (message, problem) =>
+    "id" in message && message._tag !== "Crash"
+      ? {
+          _tag: "Crash",
+          id: message.id,
+          reason:
+            problem._tag === "Over"
+              ? `defect: the answer is ${problem.bytes} bytes on the wire, over the limit of ${maxLineBytes} (maxLineBytes)`
+              : `defect: the ${what(message)} cannot be serialised: ${describe(problem.error)}`
+        }
+      : undefined
+  // A frame is copied into one buffer that is written again and again while each write completes at once (a pipe
+  // on Linux): writing a fresh buffer from V8's serializer costs the child about twice as much.
+  let reused = Buffer.allocUnsafeSlow(64 * 1024)
+  const outFrames = makeBatcher<Protocol.FromChild>((batch) => {
+    const frames = Frame.encode(batch, shortenFromChild, maxLineBytes, refuse)
+    if (frames === undefined) return
+    sent = true
+    if (frames.length > reused.length || stdout.writableLength !== 0) return write(frames)
+    frames.copy(reused)
+    write(reused.subarray(0, frames.length))
+    // Still held by the stream: the next frame gets a buffer of its own.
+    if (stdout.writableLength !== 0) reused = Buffer.allocUnsafeSlow(reused.length)
+  })
   let deliver: (message: Inbound) => void = () => {}
   const lines = Protocol.makeLineDecoder(maxLineBytes)
-  const onData = (chunk: Uint8Array) => {
+  const frames = Frame.makeDecoder(maxLineBytes, {
+    batch: (batch) => deliverBatch(batch, deliver),
+    fault: (reason) => deliver({ _tag: "Fault", reason: `the parent sent ${reason}` })
+  })
+  const onLines = (chunk: Uint8Array) => {
     for (const event of lines.push(chunk)) {
       if (event._tag === "Fault") return deliver({ _tag: "Fault", reason: `the parent sent ${event.reason}` })
       const parsed = Protocol.parseToChild(event.text)
@@ -58,10 +97,29 @@ export const stdioTransport = (maxLineBytes: number): Transport => {
       )
     }
   }
+  const onData = (chunk: Uint8Array) => {
+    if (mode === "frames") return frames.push(chunk)
+    if (mode === "lines") return onLines(chunk)
+    if (chunk.length === 0) return
+    if (chunk[0] !== Frame.switchByte) {
+      mode = "lines"
+      return onLines(chunk)
+    }
+    // The parent switched: what was written as lines leaves first, then the same byte, then only frames.
+    mode = "frames"
+    out.flushNow()
+    write(switchBuffer)
+    frames.push(chunk.subarray(1))
+  }
   const onEnd = () => deliver(end)
   return {
     kind: "stdio",
+    structured: () => mode === "frames",
     send: (message) => {
+      if (mode === "frames") {
+        outFrames.push(message)
+        return undefined
+      }
       const frame = jsonFrame(message, maxLineBytes, false)
       if (frame._tag === "NotJson") return `the ${what(message)} is not JSON: ${describe(frame.error)}`
       if (frame._tag === "Over") {
@@ -70,7 +128,10 @@ export const stdioTransport = (maxLineBytes: number): Transport => {
       out.push(frame.text)
       return undefined
     },
-    flush: out.flushNow,
+    flush: () => {
+      out.flushNow()
+      outFrames.flushNow()
+    },
     active: () => {
       const was = sent
       sent = false
@@ -78,7 +139,7 @@ export const stdioTransport = (maxLineBytes: number): Transport => {
     },
     start: (f) => {
       deliver = f
-      // Stray writes to stdout would corrupt the protocol: they go to stderr.
+      // Stray writes to stdout would corrupt the protocol (lines or frames): they go to stderr.
       stdout.write = globalThis.process.stderr.write.bind(globalThis.process.stderr) as typeof stdout.write
       // A parent that is gone breaks the pipe: that is the end too.
       stdout.on("error", onEnd)
@@ -88,6 +149,7 @@ export const stdioTransport = (maxLineBytes: number): Transport => {
     },
     close: () => {
       out.flushNow()
+      outFrames.flushNow()
       stdout.write = original
       stdin.off("data", onData)
       stdin.off("end", onEnd)
@@ -97,8 +159,21 @@ export const stdioTransport = (maxLineBytes: number): Transport => {
   }
 }
 
+const switchBuffer = Uint8Array.of(Frame.switchByte)
+
 /** A `Request` in its short form, made whole. */
 const requestOf = (id: number, payload: unknown): Protocol.Request => ({ _tag: "Request", id, payload })
+
+/** Delivers each message of a parent's batch (a thread's message, or a frame), short forms made whole. */
+const deliverBatch = (batch: ReadonlyArray<unknown>, deliver: (message: Inbound) => void) => {
+  const malformed = expand(batch, requestOf, (value) => {
+    const decoded = Protocol.decodeToChild(value)
+    deliver(
+      decoded._tag === "Message" ? decoded.message : { _tag: "Fault", reason: `the parent sent ${decoded.reason}` }
+    )
+  })
+  if (malformed !== undefined) deliver({ _tag: "Fault", reason: `the parent sent ${malformed}` })
+}
 
 /** A transport over the thread's port (successes in their short form when the parent said it reads them). */
 export const threadTransport = (port: WorkerThreads.MessagePort): Transport => {
@@ -128,17 +203,12 @@ export const threadTransport = (port: WorkerThreads.MessagePort): Transport => {
     if (!Array.isArray(batch)) {
       return deliver({ _tag: "Fault", reason: "the parent sent a value that is not a batch of protocol messages" })
     }
-    const malformed = expand(batch, requestOf, (value) => {
-      const decoded = Protocol.decodeToChild(value)
-      deliver(
-        decoded._tag === "Message" ? decoded.message : { _tag: "Fault", reason: `the parent sent ${decoded.reason}` }
-      )
-    })
-    if (malformed !== undefined) deliver({ _tag: "Fault", reason: `the parent sent ${malformed}` })
+    deliverBatch(batch, deliver)
   }
   const onClose = () => deliver(end)
   return {
     kind: "thread",
+    structured: () => true,
     send: (message) => {
       out.push(message)
       return undefined
