@@ -258,6 +258,26 @@ export const ejections: Metric.Counter<number> = Metric.counter("effect_worker_p
 })
 
 /**
+ * Recycles of workers (`WorkerHealth.recycles`), by reason (attribute
+ * `reason`: `requests`, `age`, `memory`; see `Worker.RecycleOptions`).
+ *
+ * @example
+ * ```ts
+ * import { PoolMetrics } from "effect-worker-pool"
+ *
+ * console.log(PoolMetrics.recycles.id) // effect_worker_pool_recycles
+ * ```
+ *
+ * @since 0.3.0
+ * @category metrics
+ */
+export const recycles: Metric.Counter<number> = Metric.counter("effect_worker_pool_recycles", {
+  description:
+    "recycles of the workers of a worker pool (their incarnation replaced by their recycling rules), by reason",
+  incremental: true
+})
+
+/**
  * Workers in each state (attribute `state`: `Starting`, `Healthy`,
  * `Ejected`, `Restarting`, `Retired`, `Stopped`).
  *

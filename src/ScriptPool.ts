@@ -84,7 +84,7 @@ export type DispatchError<E = DomainError> = WorkerPool.DispatchError<E | Invali
  * and `Worker.fromKind` take them: `policy`, `timeout`, `queueTimeout`,
  * `queueCapacity`, `queueStrategy`, `ejection`, `retry`, `drain`, `spares`,
  * `name`, `metrics`, and `restart`, `maxRestarts`, `restartWindow`,
- * `resetBackoffAfter`, `maxInFlight`. Each reaches the pool or the workers.
+ * `resetBackoffAfter`, `maxInFlight`, `recycle`. Each reaches the pool or the workers.
  * `size` is how many workers the pool starts with; it defaults to the number
  * of CPUs (`os.availableParallelism()`).
  *
@@ -213,7 +213,8 @@ const workerKeys: { readonly [K in keyof Worker.WorkerOptions]-?: true } = {
   maxRestarts: true,
   restartWindow: true,
   resetBackoffAfter: true,
-  maxInFlight: true
+  maxInFlight: true,
+  recycle: true
 }
 
 /**

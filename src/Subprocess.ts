@@ -38,6 +38,7 @@ import * as ChildProcess from "./internal/childProcess.ts"
 import * as Client from "./internal/client.ts"
 import { describe } from "./internal/describe.ts"
 import { jsonFrame } from "./internal/jsonSize.ts"
+import { MemoryReports, memoryReportsEntry } from "./internal/memoryReports.ts"
 import * as Rules from "./internal/options.ts"
 import { processState } from "./internal/processState.ts"
 import * as Settings from "./internal/settings.ts"
@@ -236,7 +237,8 @@ const build = <Req, Resp, E>(
     const env = {
       ...Settings.withCompileCache(Settings.childEnv(settings.inheritEnv, settings.env)),
       [Protocol.maxLineBytesEnv]: String(maxLineBytes),
-      [Protocol.heartbeatEnv]: Settings.heartbeatMillis(settings)
+      [Protocol.heartbeatEnv]: Settings.heartbeatMillis(settings),
+      ...memoryReportsEntry(yield* MemoryReports)
     }
     // Released last: the whole process group gets SIGTERM, and SIGKILL after killGrace.
     const child = yield* Effect.acquireRelease(

@@ -106,6 +106,15 @@ describe("options: the defaults the docs state", () => {
     assertDuration(worker.restart.resetAfter, "30 seconds")
     assert.strictEqual(worker.maxInFlight, 1, "maxInFlight: 1 when the kind has no concurrency")
     assert.strictEqual(decoded(WorkerOptions(4), {}).maxInFlight, 4, "maxInFlight: the kind's concurrency")
+    assert.strictEqual(worker.recycle, undefined, "recycle: never")
+    assert.deepStrictEqual(decoded(WorkerOptions(), { recycle: { maxRequests: 10 } }).recycle, {
+      maxRequests: 10,
+      maxAgeMillis: Infinity,
+      ageJitter: 0.1,
+      maxMemoryBytes: Infinity,
+      memoryCheckMillis: 1000,
+      memoryProbe: undefined
+    })
   })
 
   it.effect("Worker.fromKind: maxInFlight defaults to the kind's concurrency, else 1", () =>
@@ -302,7 +311,14 @@ const edges: ReadonlyArray<{
       maxRestarts: ["maxRestarts"],
       restartWindow: ["restartWindow"],
       resetBackoffAfter: ["resetBackoffAfter"],
-      maxInFlight: ["maxInFlight"]
+      maxInFlight: ["maxInFlight"],
+      recycle: ["recycle"],
+      "recycle.maxRequests": ["recycle.maxRequests"],
+      "recycle.maxAge": ["recycle.maxAge"],
+      "recycle.ageJitter": ["recycle.ageJitter"],
+      "recycle.maxMemoryMb": ["recycle.maxMemoryMb"],
+      "recycle.memoryProbe": ["recycle.memoryProbe"],
+      "recycle.memoryCheckInterval": ["recycle.memoryCheckInterval"]
     }
   },
   ...(["Thread.Options", "Subprocess.Options"] as const).map((name) => ({

@@ -73,6 +73,9 @@ export const open = <Req, Resp, E>(
   Effect.gen(function* () {
     const { settings, label, annotate } = frame
     let send: Channel["send"] = () => `${label} is not connected`
+    // The child's memory reports: the last one, and who listens (see `memoryReports.ts`).
+    let memory: number | undefined
+    let onMemory: ((bytes: number) => void) | undefined
     const client = yield* Client.make<Req, Resp, E>({
       label,
       codecs: frame.codecs,
@@ -82,6 +85,10 @@ export const open = <Req, Resp, E>(
       ...(frame.probe === undefined ? {} : { probe: frame.probe }),
       ...(frame.killStopped === undefined ? {} : { killStopped: frame.killStopped }),
       ...(frame.onChildProcess === undefined ? {} : { onChildProcess: frame.onChildProcess }),
+      onMemory: (bytes) => {
+        memory = bytes
+        onMemory?.(bytes)
+      },
       send: (message) => send(message)
     })
     // Requests run on their callers' fibers: when the incarnation is stopped,
@@ -135,6 +142,10 @@ export const open = <Req, Resp, E>(
       run: client.run,
       submit: client.start,
       exited: client.exited,
+      memory: (listener) => {
+        onMemory = listener
+        if (memory !== undefined) listener(memory)
+      },
       restartOnTimeout: true,
       settlesOnDeath: true
     }

@@ -11,6 +11,7 @@ import { Context, Metric } from "effect"
 import * as PoolMetrics from "../PoolMetrics.ts"
 import type { WorkerState } from "../WorkerHealth.ts"
 import type { HealthRecord } from "./health.ts"
+import { recycleReasons } from "./recycle.ts"
 
 const bounds = PoolMetrics.boundaries
 
@@ -217,6 +218,10 @@ export class PoolMeter {
       attach(this.context, PoolMetrics.crashes, attributes, () => health.crashes),
       attach(this.context, PoolMetrics.restarts, attributes, () => health.restarts),
       attach(this.context, PoolMetrics.ejections, attributes, () => health.ejections),
+      // A worker that recycles has a series per reason.
+      ...(health.recycledFor === undefined ? [] : recycleReasons).map((reason) =>
+        attach(this.context, PoolMetrics.recycles, { ...attributes, reason }, () => health.recycledFor![reason])
+      ),
       ...states.map((state) =>
         attach(this.context, PoolMetrics.workers, { ...attributes, state }, () => (health.state === state ? 1 : 0))
       )

@@ -11,7 +11,7 @@
  * request started), so that the record always reaches its end.
  */
 import type { Deferred, Fiber, Tracer } from "effect"
-import { Cause, Deferred as D, Effect, Exit, PubSub } from "effect"
+import { Cause, Deferred as D, Effect, Exit, PubSub, Semaphore } from "effect"
 import type { Worker } from "../../Worker.ts"
 import {
   DuplicateWorkerId,
@@ -665,6 +665,9 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
     this.checkHope()
     this.mayServe = true
   }
+
+  /** At most one worker of the pool recycles at a time (`Owner`). */
+  readonly recycling = Semaphore.makeUnsafe(1)
 
   /** A spare for a worker that restarts (`Owner`): the pool owns them. */
   spareFor(core: WorkerCore<any, any, any>): Spare | undefined {
