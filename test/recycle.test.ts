@@ -4,7 +4,7 @@
  * incarnation still serves, and the old one finishes what it holds.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Metric, Random, Stream } from "effect"
+import { Deferred, Effect, type Exit, Fiber, Metric, Random, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import { PoolMetrics, Worker, type WorkerHealth, WorkerId, type WorkerKind, WorkerPool } from "effect-worker-pool"
 import * as S from "./fixtures/support.ts"
@@ -314,6 +314,64 @@ describe("recycling out of process", () => {
           // 200 MB leaked, 64 at most each: at least 3 recycles.
           assert.isAtLeast(health.recycles ?? 0, 3)
           assert.strictEqual(health.lastRecycle?.reason, "memory")
+        })
+      ),
+    120_000
+  )
+
+  it.live(
+    "threads recycled every 100 requests under a steady load of 16 callers: 8 recycles, no failure, the counts add up",
+    () =>
+      S.live(() =>
+        Effect.gen(function* () {
+          const pool = yield* WorkerPool.make({
+            size: 2,
+            worker: (id) =>
+              Worker.fromKind(id, S.thread({ concurrency: 4, silenceLimit: "30 seconds" }), {
+                recycle: { maxRequests: 100 }
+              })
+          })
+          // 16 callers, each sending requests one after another until told to stop.
+          let stop = false
+          const exits: Array<Exit.Exit<{ readonly thread: number }, unknown>> = []
+          const caller = Effect.whileLoop({
+            while: () => !stop,
+            body: () => Effect.exit(pool.dispatch({ _tag: "Echo", value: 1 })),
+            step: (exit) => exits.push(exit)
+          })
+          const callers = yield* Effect.forkChild(
+            Effect.all(
+              Array.from({ length: 16 }, () => caller),
+              { concurrency: 16 }
+            )
+          )
+          const recycles = Effect.map(pool.health, (all) => all.reduce((n, [, h]) => n + (h.recycles ?? 0), 0))
+          // Each recycle starts a thread (or takes the spare): it takes a while on a busy machine.
+          yield* S.eventuallyEffect(
+            "8 recycles",
+            Effect.map(recycles, (n) => n >= 8),
+            100
+          )
+          stop = true
+          yield* Fiber.join(callers)
+
+          const failed = exits.filter((exit) => exit._tag === "Failure")
+          assert.strictEqual(failed.length, 0, `failed: ${JSON.stringify(failed.slice(0, 3))}`)
+          const health = (yield* pool.health).map(([, h]) => h)
+          assert.strictEqual(
+            health.reduce((n, h) => n + h.completed, 0),
+            exits.length
+          )
+          assert.deepStrictEqual(
+            health.map((h) => [h.errored, h.crashes, h.restarts, h.inFlight]),
+            [
+              [0, 0, 0, 0],
+              [0, 0, 0, 0]
+            ]
+          )
+          const threads = new Set(exits.map((exit) => (exit._tag === "Success" ? exit.value.thread : -1)))
+          // Each incarnation is a thread of its own: the 2 first ones, then one per recycle.
+          assert.isAtLeast(threads.size, 2 + 8)
         })
       ),
     120_000
