@@ -197,6 +197,7 @@ type PoolOnly = Omit<WorkerPool.Options<unknown, unknown, unknown, never, never>
 const poolKeys: { readonly [K in keyof PoolOnly]-?: true } = {
   policy: true,
   size: true,
+  idleTimeout: true,
   timeout: true,
   queueTimeout: true,
   queueCapacity: true,

@@ -59,6 +59,13 @@ describe("options: the defaults the docs state", () => {
     const pool = decoded(PoolOptions, {})
     assert.strictEqual(pool.policy.name, "ShortestExpectedDelay")
     assert.isUndefined(pool.workers, "size, worker: none, the pool starts empty")
+    const make = () => Effect.die("unused")
+    assert.isUndefined(decoded(PoolOptions, { size: 2, worker: make }).workers?.elastic, "a fixed size")
+    assert.deepStrictEqual(
+      decoded(PoolOptions, { size: { min: 1, max: 3 }, worker: make }).workers?.elastic,
+      { min: 1, max: 3, idleTimeoutMillis: 30_000 },
+      "idleTimeout: 30 seconds"
+    )
     assert.isUndefined(pool.timeout)
     assert.strictEqual(pool.queueTimeoutMillis, millis("30 seconds"))
     assert.strictEqual(pool.queueCapacity, 1024)
@@ -277,7 +284,10 @@ const edges: ReadonlyArray<{
     schema: PoolOptions,
     valid: {},
     options: {
-      size: ["size", "size and worker must be given together"],
+      size: ["size", "size and worker must be given together", "size.min", "size.max"],
+      "size.min": ["size.min", "size.max", "size and worker must be given together"],
+      "size.max": ["size.max", "size.min", "size and worker must be given together"],
+      idleTimeout: ["idleTimeout", "idleTimeout applies to an elastic size"],
       worker: ["worker", "size and worker must be given together"],
       policy: ["policy"],
       ejection: ["ejection"],

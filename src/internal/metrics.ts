@@ -190,6 +190,12 @@ export class PoolMeter {
     this.own(PoolMetrics.queued, {}, queued)
   }
 
+  /** Attaches the counts of an elastic pool's scale decisions, by direction. */
+  scaling(ups: () => number, downs: () => number): void {
+    this.own(PoolMetrics.scaling, { direction: "up" }, ups)
+    this.own(PoolMetrics.scaling, { direction: "down" }, downs)
+  }
+
   private own(metric: Metric.Metric<any, any>, attributes: Metric.Metric.AttributeSet, source: Source): void {
     this.detachers.push(attach(this.context, metric, { ...this.attributes, ...attributes }, source))
   }

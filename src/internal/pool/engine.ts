@@ -68,6 +68,9 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
   /** Removed workers that stop once the requests running on their callers' fibers end. */
   readonly leaving = new Set<Member<Req, Resp, E>>()
 
+  /** Told, after the step, that a request waits for a slot (an elastic pool starts workers). */
+  onWait: (() => void) | undefined = undefined
+
   /** The pool is shutting down: it admits nothing new. */
   closing = false
   /** The drain is over: what has not started never will. */
@@ -268,6 +271,7 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
       )
     }
     this.arm()
+    if (this.onWait !== undefined) this.later.run(this.onWait)
     return this.wait(request)
   }
 
@@ -759,6 +763,30 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
       )
       return Effect.void
     })
+  }
+
+  /**
+   * Takes worker `id` out of the pool if it holds no request (an elastic
+   * pool's idle worker): `true` if it did. The caller stops it.
+   */
+  retireIdle(id: WorkerId): boolean {
+    let retired = false
+    this.post(() => {
+      const member = this.membership.find(id) as Seat<Req, Resp, E> | undefined
+      if (member === undefined || member.core.health.inFlight > 0 || this.closing) return
+      this.membership.remove(member)
+      member.metrics.detach()
+      member.core.owner = undefined
+      this.selection.reset()
+      this.checkHope()
+      retired = true
+    })
+    return retired
+  }
+
+  /** Publishes a worker's health on `changes` (an elastic pool's retired worker, once stopped). */
+  announce(id: WorkerId, health: WorkerHealth): void {
+    this.publish(id, health)
   }
 
   /**
