@@ -159,6 +159,28 @@ describe("recycling", () => {
     }).pipe(Effect.scoped)
   )
 
+  it.effect("a removal returns at once while a recycled incarnation still runs a request on its caller's fiber", () =>
+    Effect.gen(function* () {
+      const { kind, served } = numbered(false)
+      // One slot: the request runs on its caller's fiber.
+      const worker = yield* Worker.fromKind(WorkerId.make(0), kind, { maxInFlight: 1, recycle: { maxRequests: 1 } })
+      const pool = yield* WorkerPool.make<Deferred.Deferred<void> | undefined, number, never>({})
+      yield* pool.add(worker)
+      const gate = yield* Deferred.make<void>()
+      const held = yield* Effect.forkChild(pool.dispatch(gate))
+      for (let i = 0; i < 100 && (yield* worker.health).recycles === undefined; i++) yield* Effect.yieldNow
+      assert.strictEqual((yield* worker.health).recycles, 1)
+      yield* pool.remove(WorkerId.make(0))
+      assert.strictEqual(yield* pool.size, 0)
+      // It finishes on the incarnation that took it, then the worker stops.
+      yield* Deferred.succeed(gate, undefined)
+      assert.strictEqual(yield* Fiber.join(held), 0)
+      assert.deepStrictEqual(served, [1, 0])
+      for (let i = 0; i < 100 && (yield* worker.health).state !== "Stopped"; i++) yield* Effect.yieldNow
+      assert.strictEqual((yield* worker.health).state, "Stopped")
+    }).pipe(Effect.scoped)
+  )
+
   it.effect(
     "an age limit with jitter: each incarnation is recycled within the last jitter of maxAge, not together",
     () =>

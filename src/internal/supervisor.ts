@@ -319,6 +319,7 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
           Effect.ensuring(
             Effect.gen(function* () {
               yield* Scope.close(oldScope, Exit.void)
+              core.retired(old)
               Deferred.doneUnsafe(old.closed, Exit.void)
               yield* handover.done
               yield* Effect.logDebug("worker recycled").pipe(

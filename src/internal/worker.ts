@@ -198,6 +198,8 @@ export class WorkerCore<Req, Resp, E> implements SlotOwner {
   recycleAfter = Infinity
   /** Over its memory limit: it takes no new request until its replacement is live. */
   paused = false
+  /** Recycled incarnations that still finish their requests (see `handOver`). */
+  private readonly retiring = new Set<Live<Req, Resp, E>>()
   private stopReason: string | undefined = undefined
   private cut: (() => unknown) | undefined = undefined
   /** Stopped by a removal: requests on callers' fibers may finish. */
@@ -544,7 +546,13 @@ export class WorkerCore<Req, Resp, E> implements SlotOwner {
       old.clean = true
     }
     if (this.live === old) this.live = undefined
+    this.retiring.add(old)
     this.health.recycled(reason, this.now())
+  }
+
+  /** A recycled incarnation is gone. */
+  retired(old: Live<Req, Resp, E>): void {
+    this.retiring.delete(old)
   }
 
   private drainedNow(old: Live<Req, Resp, E>): void {
@@ -584,7 +592,9 @@ export class WorkerCore<Req, Resp, E> implements SlotOwner {
 
   /** Whether an in-process request runs on its caller's fiber now (a stop waits for it). */
   holdsCallers(): boolean {
-    return this.live !== undefined && this.live.onCallers > 0
+    if (this.live !== undefined && this.live.onCallers > 0) return true
+    for (const old of this.retiring) if (old.onCallers > 0) return true
+    return false
   }
 
   /**
