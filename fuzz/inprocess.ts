@@ -48,7 +48,11 @@ const play = (plan: Plan, record: RunRecord, tasks: () => number) =>
     const p = plan.pool
     const log: HandlerLog = { running: 0, called: new Set() }
     const handler = makeHandler(log)
-    const workerOptions = { maxInFlight: p.maxInFlight, restart: Schedule.spaced(Duration.millis(p.restartMillis)) }
+    const workerOptions = {
+      maxInFlight: p.maxInFlight,
+      restart: Schedule.spaced(Duration.millis(p.restartMillis)),
+      ...(p.recycleAfter === undefined ? {} : { recycle: { maxRequests: p.recycleAfter } })
+    }
     const { policy, bugs } = policyOf(plan)
     const allowance = allowanceOf(plan)
 

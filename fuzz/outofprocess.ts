@@ -59,7 +59,10 @@ const play = (plan: Plan & { readonly target: "thread" | "subprocess" }, record:
     const threadsBefore = workerThreads()
     const kind = kindOf(plan.target, p)
     const { policy, bugs } = policyOf(plan)
-    const workerOptions = { restart: Schedule.spaced(Duration.millis(p.restartMillis)) }
+    const workerOptions = {
+      restart: Schedule.spaced(Duration.millis(p.restartMillis)),
+      ...(p.recycleAfter === undefined ? {} : { recycle: { maxRequests: p.recycleAfter } })
+    }
 
     const poolScope = yield* Scope.make()
     const addedScope = yield* Scope.make()

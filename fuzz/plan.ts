@@ -107,6 +107,8 @@ export interface PoolSettings {
   readonly cancelGraceMillis: number
   /** The policy throws from `onResult` (its learning), every time it is told a result. */
   readonly learnThrows: boolean
+  /** The workers are recycled after this many requests (`recycle.maxRequests`); `undefined`: never. */
+  readonly recycleAfter?: number | undefined
 }
 
 export interface Plan {
@@ -266,7 +268,8 @@ const drawPool = (r: Rng, target: Target, enabled: ReadonlySet<string>): PoolSet
     spares: real ? r.pick([0, 1]) : 0,
     maxLineBytes: target === "subprocess" && r.chance(0.7) ? 2048 : undefined,
     cancelGraceMillis: r.pick([200, 400]),
-    learnThrows: false
+    learnThrows: false,
+    recycleAfter: undefined
   }
 }
 
@@ -279,12 +282,15 @@ export const makePlan = (options: PlanOptions): Plan => {
   const real = !inProcess(target)
   // A random stream of its own: the draws of the plans of older seeds stay as they were.
   const drawn = drawPool(r, target, enabled)
+  const recycling = makeRandom(seed, 97)
   const pool = {
     ...drawn,
     // A small queue is now and then one of capacity 0 (every request that finds no free slot is full, fails, drops
     // or suspends at once).
     queueCapacity: drawn.queueCapacity < 1024 && makeRandom(seed, 98).chance(0.25) ? 0 : drawn.queueCapacity,
-    learnThrows: enabled.has("policy-learn-throws") && makeRandom(seed, 99).chance(0.2)
+    learnThrows: enabled.has("policy-learn-throws") && makeRandom(seed, 99).chance(0.2),
+    // Now and then the workers are recycled every few requests: no request may fail for it.
+    recycleAfter: recycling.chance(0.3) ? recycling.pick([1, 3, 10]) : undefined
   }
   const acts: Array<readonly [string, number]> = []
   for (const name of enabled) {
@@ -525,6 +531,7 @@ export const describePool = (plan: Plan): string => {
   const parts = [
     `${p.workers} ${plan.target} workers`,
     `maxInFlight ${p.maxInFlight}`,
+    ...(p.recycleAfter === undefined ? [] : [`recycled every ${p.recycleAfter} requests`]),
     `policy ${p.policy}`,
     p.timeoutMillis === undefined ? "no timeout" : `timeout ${p.timeoutMillis} ms`,
     `queueTimeout ${p.queueTimeoutMillis} ms`,

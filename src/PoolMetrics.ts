@@ -258,6 +258,47 @@ export const ejections: Metric.Counter<number> = Metric.counter("effect_worker_p
 })
 
 /**
+ * Recycles of workers (`WorkerHealth.recycles`), by reason (attribute
+ * `reason`: `requests`, `age`, `memory`; see `Worker.RecycleOptions`).
+ *
+ * @example
+ * ```ts
+ * import { PoolMetrics } from "effect-worker-pool"
+ *
+ * console.log(PoolMetrics.recycles.id) // effect_worker_pool_recycles
+ * ```
+ *
+ * @since 0.3.0
+ * @category metrics
+ */
+export const recycles: Metric.Counter<number> = Metric.counter("effect_worker_pool_recycles", {
+  description:
+    "recycles of the workers of a worker pool (their incarnation replaced by their recycling rules), by reason",
+  incremental: true
+})
+
+/**
+ * Scale decisions of an elastic pool (`size: { min, max }`): workers started
+ * because requests waited (attribute `direction`: `up`), and workers retired
+ * because they were idle for `idleTimeout` (`down`). A pool of a fixed size
+ * has no such series.
+ *
+ * @example
+ * ```ts
+ * import { PoolMetrics } from "effect-worker-pool"
+ *
+ * console.log(PoolMetrics.scaling.id) // effect_worker_pool_scaling
+ * ```
+ *
+ * @since 0.3.0
+ * @category metrics
+ */
+export const scaling: Metric.Counter<number> = Metric.counter("effect_worker_pool_scaling", {
+  description: "scale decisions of an elastic worker pool: workers started (up) and idle workers retired (down)",
+  incremental: true
+})
+
+/**
  * Workers in each state (attribute `state`: `Starting`, `Healthy`,
  * `Ejected`, `Restarting`, `Retired`, `Stopped`).
  *

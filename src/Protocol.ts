@@ -28,7 +28,7 @@
  * | child → parent | `{"_tag":"Crash","id":1,"reason":"…"}`      | final: the handler raised `WorkerCrash` or died          |
  * | child → parent | `{"_tag":"Rejected","id":1,"reason":"…"}`   | final: the child could not decode the request            |
  * | child → parent | `{"_tag":"Cancelled","id":1}`               | final: the handler was interrupted                       |
- * | child → parent | `{"_tag":"Heartbeat"}`                      | the child's event loop turns (when it has nothing else to send) |
+ * | child → parent | `{"_tag":"Heartbeat"}`                      | the child's event loop turns (when it has nothing else to send); with `"memory":…` (optional), its memory in bytes |
  * | child → parent | `{"_tag":"ChildStarted","pid":42,"group":false}` | a thread started process 42 (the leader of its own group if `group`) |
  * | child → parent | `{"_tag":"ChildExited","pid":42}`           | that process exited                                      |
  *
@@ -412,18 +412,26 @@ export type Cancelled = typeof Cancelled.Type
 /**
  * The child is alive: its event loop turns. Sent every `heartbeat`
  * milliseconds (see {@link Ready}) unless something else was sent meanwhile.
+ * `memory` (optional, since 0.3.0): the child's memory in bytes (a thread's
+ * heap in use, a process's resident set size), sent by a runner whose
+ * worker recycles over a memory limit, with its heartbeats and after the
+ * answers of each turn. A parent ignores it unless it asked for it; a child
+ * that leaves it out keeps working.
  *
  * @example
  * ```ts
  * import { Protocol } from "effect-worker-pool"
  *
  * const beat: Protocol.Heartbeat = { _tag: "Heartbeat" }
+ * const report: Protocol.Heartbeat = { _tag: "Heartbeat", memory: 48_000_000 }
  * ```
  *
  * @since 0.1.0
  * @category schemas
  */
-export const Heartbeat = Schema.TaggedStruct("Heartbeat", {})
+export const Heartbeat = Schema.TaggedStruct("Heartbeat", {
+  memory: Schema.optionalKey(Schema.Number)
+})
 
 /**
  * @since 0.1.0
@@ -749,7 +757,7 @@ const isFromChild = (u: unknown): u is FromChild => {
     case "Rejected":
       return isId(u.id) && typeof u.reason === "string"
     case "Heartbeat":
-      return true
+      return !("memory" in u) || typeof u.memory === "number"
     case "Ready":
       return (
         typeof u.protocol === "number" &&

@@ -64,6 +64,7 @@ import * as Tracer from "effect/Tracer"
 import * as Answer from "./internal/answer.ts"
 import { type Codec, decoding, encoding, needsEffect } from "./internal/codec.ts"
 import * as Invocation from "./internal/invocation.ts"
+import { memoryReportsEnv, runnerMemory } from "./internal/memoryReports.ts"
 import { trackChildProcesses } from "./internal/runner/childProcesses.ts"
 import { type Inbound, stdioTransport, threadTransport } from "./internal/runner/transport.ts"
 import * as Protocol from "./Protocol.ts"
@@ -211,8 +212,22 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
         })
       )
 
+      // Memory reports, when the parent asked: with the heartbeats, and once a turn with the answers, just
+      // before the first one, so that the parent knows of a worker over its limit before it frees a slot on it.
+      const reportsMemory = globalThis.process.env[memoryReportsEnv] === "1"
+      let reported = false
+      const reportMemory = () => transport.send({ _tag: "Heartbeat", memory: runnerMemory() })
+      const nextTurn = () => {
+        reported = false
+      }
+
       const reply = (message: Protocol.FromChild) => {
         if (stopping) return
+        if (reportsMemory && !reported) {
+          reported = true
+          queueMicrotask(nextTurn)
+          reportMemory()
+        }
         const refused = transport.send(message)
         if (refused !== undefined && message._tag !== "Crash") {
           transport.send({ _tag: "Crash", id: (message as { readonly id: number }).id, reason: `defect: ${refused}` })
@@ -310,11 +325,14 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
         ...(heartbeat === undefined ? {} : { heartbeat }),
         ...(port === null ? { frame: "v8" } : { shortRequests: true })
       })
+      if (reportsMemory) reportMemory()
       transport.flush()
       if (port !== null) trackChildProcesses(transport)
       if (heartbeat !== undefined) {
         const timer = setInterval(() => {
-          if (!transport.active()) transport.send({ _tag: "Heartbeat" })
+          if (!transport.active()) {
+            transport.send(reportsMemory ? { _tag: "Heartbeat", memory: runnerMemory() } : { _tag: "Heartbeat" })
+          }
         }, heartbeat)
         timer.unref()
         yield* Effect.addFinalizer(() => Effect.sync(() => clearInterval(timer)))

@@ -84,7 +84,7 @@ export type DispatchError<E = DomainError> = WorkerPool.DispatchError<E | Invali
  * and `Worker.fromKind` take them: `policy`, `timeout`, `queueTimeout`,
  * `queueCapacity`, `queueStrategy`, `ejection`, `retry`, `drain`, `spares`,
  * `name`, `metrics`, and `restart`, `maxRestarts`, `restartWindow`,
- * `resetBackoffAfter`, `maxInFlight`. Each reaches the pool or the workers.
+ * `resetBackoffAfter`, `maxInFlight`, `recycle`. Each reaches the pool or the workers.
  * `size` is how many workers the pool starts with; it defaults to the number
  * of CPUs (`os.availableParallelism()`).
  *
@@ -197,6 +197,7 @@ type PoolOnly = Omit<WorkerPool.Options<unknown, unknown, unknown, never, never>
 const poolKeys: { readonly [K in keyof PoolOnly]-?: true } = {
   policy: true,
   size: true,
+  idleTimeout: true,
   timeout: true,
   queueTimeout: true,
   queueCapacity: true,
@@ -213,7 +214,8 @@ const workerKeys: { readonly [K in keyof Worker.WorkerOptions]-?: true } = {
   maxRestarts: true,
   restartWindow: true,
   resetBackoffAfter: true,
-  maxInFlight: true
+  maxInFlight: true,
+  recycle: true
 }
 
 /**

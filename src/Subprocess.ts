@@ -42,6 +42,7 @@ import { describe } from "./internal/describe.ts"
 import * as Frame from "./internal/frame.ts"
 import { frameBytesOver } from "./internal/frameSize.ts"
 import { jsonFrame } from "./internal/jsonSize.ts"
+import { MemoryReports, memoryReportsEntry } from "./internal/memoryReports.ts"
 import * as Rules from "./internal/options.ts"
 import { processState } from "./internal/processState.ts"
 import * as Settings from "./internal/settings.ts"
@@ -258,7 +259,8 @@ const build = <Req, Resp, E>(
     const env = {
       ...Settings.withCompileCache(Settings.childEnv(settings.inheritEnv, settings.env)),
       [Protocol.maxLineBytesEnv]: String(maxLineBytes),
-      [Protocol.heartbeatEnv]: Settings.heartbeatMillis(settings)
+      [Protocol.heartbeatEnv]: Settings.heartbeatMillis(settings),
+      ...memoryReportsEntry(yield* MemoryReports)
     }
     // Released last: the whole process group gets SIGTERM, and SIGKILL after killGrace.
     const child = yield* Effect.acquireRelease(

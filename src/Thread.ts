@@ -38,6 +38,7 @@ import { makeBatcher } from "./internal/batch.ts"
 import * as ChildFrame from "./internal/childFrame.ts"
 import * as Client from "./internal/client.ts"
 import { describe } from "./internal/describe.ts"
+import { MemoryReports, memoryReportsEntry } from "./internal/memoryReports.ts"
 import * as Rules from "./internal/options.ts"
 import { isAlive, signal } from "./internal/processState.ts"
 import * as Settings from "./internal/settings.ts"
@@ -178,6 +179,7 @@ const build = <Req, Resp, E>(
   }
 
   const spawn = Effect.gen(function* () {
+    const reportsMemory = yield* MemoryReports
     // Runs after the thread is terminated (finalizers run last-added first).
     const children = new Map<number, boolean>()
     yield* Effect.addFinalizer(() => stopLeftovers(children, settings.killGrace))
@@ -191,7 +193,8 @@ const build = <Req, Resp, E>(
             argv: [...settings.argv],
             env: {
               ...Settings.childEnv(settings.inheritEnv, settings.env),
-              [Protocol.heartbeatEnv]: Settings.heartbeatMillis(settings)
+              [Protocol.heartbeatEnv]: Settings.heartbeatMillis(settings),
+              ...memoryReportsEntry(reportsMemory)
             },
             ...(settings.resourceLimits === undefined ? {} : { resourceLimits: settings.resourceLimits }),
             stderr: true

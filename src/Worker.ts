@@ -103,6 +103,7 @@ export type TypeId = typeof TypeId
  * | `restartWindow`     | `"1 minute"`                  | ... within any window this long; beyond it the worker is `Retired` |
  * | `resetBackoffAfter` | `"30 seconds"`                | an incarnation that stayed up this long resets the backoff to its first delay |
  * | `maxInFlight`       | the kind's `concurrency`, else `1` | how many requests a pool lets the worker hold at once (1: one request per worker, full isolation) |
+ * | `recycle`           | none (never recycled)         | when its incarnation is replaced by a fresh one without failing a request: see {@link RecycleOptions} |
  *
  * @example
  * ```ts
@@ -127,6 +128,64 @@ export interface WorkerOptions {
   readonly restartWindow?: Duration.Input | undefined
   readonly resetBackoffAfter?: Duration.Input | undefined
   readonly maxInFlight?: number | undefined
+  readonly recycle?: RecycleOptions | undefined
+}
+
+/**
+ * When a worker's incarnation (its thread, its process, its in-process
+ * handler and what its initialiser acquired) is replaced by a fresh one, as
+ * a leaky or ageing worker should be. Every field is optional; a worker
+ * recycles when any limit given is reached.
+ *
+ * | option                | default      | meaning                                                                         |
+ * |-----------------------|--------------|---------------------------------------------------------------------------------|
+ * | `maxRequests`         | none         | requests an incarnation starts before it is recycled                            |
+ * | `maxAge`              | none         | how long an incarnation serves before it is recycled, less the jitter           |
+ * | `ageJitter`           | `0.1`        | each incarnation's age limit is drawn at random within the last `ageJitter` of `maxAge`, so that workers started together do not recycle together; within [0, 1) |
+ * | `maxMemoryMb`         | none         | the memory an incarnation may take, in MB: a thread's heap in use and a subprocess's resident set size, as its runner reports them (with its answers and heartbeats); an in-process worker's `memoryProbe` |
+ * | `memoryProbe`         | none         | how an incarnation that reports no memory (an in-process one) is measured: an effect giving bytes |
+ * | `memoryCheckInterval` | `"1 second"` | how often `memoryProbe` is read                                                  |
+ *
+ * A recycle fails no request. The replacement (the pool's spare if one is
+ * ready, else a fresh start) is started while the old incarnation still
+ * serves, and takes over in one step: the old one takes no new request from
+ * then on, finishes those it holds, and then ends. If the replacement fails
+ * to start, the old one keeps serving and the replacement is tried again
+ * after the restart schedule's first delay. At most one worker of a pool
+ * recycles at a time. A recycle is neither a crash nor a restart: it counts
+ * in `WorkerHealth.recycles`, `lastRecycle`, the `changes` stream and the
+ * `effect_worker_pool_recycles` metric, with its reason.
+ *
+ * An incarnation over `maxMemoryMb` takes no new request from that moment
+ * (its requests wait for the replacement or go to other workers), since each
+ * one would grow it further. A limit below what a fresh incarnation takes is
+ * refused: the constructor fails with `InvalidOptions` once the first
+ * incarnation has reported its memory; so is a limit on a worker that cannot
+ * be measured (an in-process worker without `memoryProbe`). A runner that
+ * does not report its memory (an older one) keeps working, and is never
+ * recycled for memory.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Worker, WorkerId } from "effect-worker-pool"
+ *
+ * // A fresh incarnation every 1,000 requests, and at least every hour (54 to 60 minutes).
+ * const worker = Worker.make(WorkerId.make(0), (n: number) => Effect.succeed(n), {
+ *   recycle: { maxRequests: 1000, maxAge: "1 hour" }
+ * })
+ * ```
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface RecycleOptions {
+  readonly maxRequests?: number | undefined
+  readonly maxAge?: Duration.Input | undefined
+  readonly ageJitter?: number | undefined
+  readonly maxMemoryMb?: number | undefined
+  readonly memoryProbe?: Effect.Effect<number> | undefined
+  readonly memoryCheckInterval?: Duration.Input | undefined
 }
 
 /**

@@ -73,6 +73,32 @@ export const LastCrash = Schema.Struct({
 export type LastCrash = typeof LastCrash.Type
 
 /**
+ * The most recent recycle of a worker (see `Worker.RecycleOptions`): why
+ * (`requests`, `age` or `memory`), and when (epoch milliseconds from
+ * Effect's `Clock`).
+ *
+ * @example
+ * ```ts
+ * import type { LastRecycle } from "effect-worker-pool"
+ *
+ * const describe = (recycle: LastRecycle) => `recycled for ${recycle.reason} at ${recycle.at}`
+ * ```
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export const LastRecycle = Schema.Struct({
+  reason: Schema.Literals(["requests", "age", "memory"]),
+  at: Schema.Number
+})
+
+/**
+ * @since 0.3.0
+ * @category models
+ */
+export type LastRecycle = typeof LastRecycle.Type
+
+/**
  * A snapshot of one worker's health.
  *
  * Counters are per worker, not per incarnation: they survive restarts.
@@ -110,6 +136,10 @@ export type LastCrash = typeof LastCrash.Type
  *   ever older one.
  * - `lastCrash`: the most recent crash; `retiredBecause` says why a `Retired`
  *   worker gave up.
+ * - `recycles` and `lastRecycle`: how many times its incarnation was
+ *   replaced by its recycling rules (`Worker.RecycleOptions`), and the most
+ *   recent time; set from the first recycle on. A recycle is neither a crash
+ *   nor a restart.
  *
  * So `completed - errored - interrupted` is the number of successes, and once
  * everything has settled `inFlight` is `0`.
@@ -143,7 +173,9 @@ export const WorkerHealth = Schema.Struct({
   ejectedUntil: Schema.optional(Schema.Number),
   oldestInFlightSince: Schema.optional(Schema.Number),
   lastCrash: Schema.optional(LastCrash),
-  retiredBecause: Schema.optional(Schema.String)
+  retiredBecause: Schema.optional(Schema.String),
+  recycles: Schema.optional(Schema.Number),
+  lastRecycle: Schema.optional(LastRecycle)
 })
 
 /**

@@ -86,6 +86,16 @@ export interface Incarnation<Req, Resp, E> {
    */
   readonly settlesOnDeath?: boolean | undefined
   /**
+   * Listens to the incarnation's memory reports, in bytes: `listener` is
+   * called with the last report at once, if there was one, and with each one
+   * after. The thread and subprocess kinds have it: their runner reports a
+   * thread's heap in use or a process's resident set size when its worker
+   * recycles over a memory limit (`Worker.RecycleOptions.maxMemoryMb`).
+   * Optional; an incarnation without it is measured by the worker's
+   * `memoryProbe`, if it has one.
+   */
+  readonly memory?: ((listener: (bytes: number) => void) => void) | undefined
+  /**
    * Sends one request without a fiber: `done` is called exactly once with its
    * outcome (an `Exit`, or an effect for a schema that decodes
    * asynchronously); the returned function cancels it, and `done` then comes

@@ -246,7 +246,8 @@ export interface RetryOptions {
  * | option          | default                        | meaning                                                        |
  * |-----------------|--------------------------------|----------------------------------------------------------------|
  * | `policy`        | `DispatchPolicy.ShortestExpectedDelay()` | how a worker is picked                               |
- * | `size`, `worker`| none: the pool starts empty    | start with `size` workers, ids `0` to `size - 1`, each made by `worker(id)`; give both or neither |
+ * | `size`, `worker`| none: the pool starts empty    | start with `size` workers, ids `0` to `size - 1`, each made by `worker(id)`; give both or neither. `size: { min, max }` makes the pool elastic: `min` workers at first, more up to `max` while requests wait, and those above `min` retired after `idleTimeout` idle |
+ * | `idleTimeout`   | `"30 seconds"`                 | with `size: { min, max }`: how long a worker above `min` may stay idle before it is retired |
  * | `timeout`       | none                           | how long a request may run on its worker (queue time excluded) |
  * | `queueTimeout`  | `"30 seconds"`                 | how long a request may wait in the queue for a worker, then `QueueTimeout` (`Infinity`: no bound) |
  * | `queueCapacity` | `1024`                         | requests that may wait for a free worker                       |
@@ -283,7 +284,8 @@ export interface RetryOptions {
  */
 export interface Options<Req, Resp, E, WE, R> {
   readonly policy?: DispatchPolicy<any, Req> | undefined
-  readonly size?: number | undefined
+  readonly size?: number | { readonly min: number; readonly max: number } | undefined
+  readonly idleTimeout?: Duration.Input | undefined
   readonly worker?: ((id: WorkerId) => Effect.Effect<Worker<Req, Resp, E>, WE, R | Scope.Scope>) | undefined
   readonly timeout?: Duration.Input | undefined
   readonly queueTimeout?: Duration.Input | undefined
@@ -361,8 +363,18 @@ export const make = Effect.fn("WorkerPool.make")(function* <Req, Resp, E = Domai
   // Made first, so closed last: the pool drains before its own workers stop.
   const workersScope = yield* Scope.fork(scope, "sequential")
   const services = { clock: yield* Clock.Clock, random: yield* Random.Random, context: yield* Effect.context<never>() }
-  const pool = yield* engine.make<Req, Resp, E>(config, services).pipe(Scope.provide(scope))
-  if (config.workers !== undefined) {
+  const elastic = config.workers?.elastic
+  const pool = yield* (
+    engine.make<Req, Resp, E>(
+      config,
+      services,
+      elastic === undefined ? undefined : { size: elastic, make: config.workers!.make as never, workersScope }
+    ) as Effect.Effect<WorkerPool<Req, Resp, E>, WE, R | Scope.Scope>
+  ).pipe(
+    Scope.provide(scope),
+    Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause)))
+  )
+  if (config.workers !== undefined && elastic === undefined) {
     const { size, make: makeWorker } = config.workers
     const workers = yield* Effect.forEach(
       Array.from({ length: size }, (_, i) => WorkerId.make(i)),

@@ -79,7 +79,7 @@ export {
   Unresponsive,
   WorkerCrash
 } from "./WorkerError.ts"
-export { LastCrash, WorkerHealth, WorkerState } from "./WorkerHealth.ts"
+export { LastCrash, LastRecycle, WorkerHealth, WorkerState } from "./WorkerHealth.ts"
 export { WorkerId } from "./WorkerId.ts"
 /**
  * The seam for isolation kinds, and the in-process kind.

@@ -59,6 +59,13 @@ describe("options: the defaults the docs state", () => {
     const pool = decoded(PoolOptions, {})
     assert.strictEqual(pool.policy.name, "ShortestExpectedDelay")
     assert.isUndefined(pool.workers, "size, worker: none, the pool starts empty")
+    const make = () => Effect.die("unused")
+    assert.isUndefined(decoded(PoolOptions, { size: 2, worker: make }).workers?.elastic, "a fixed size")
+    assert.deepStrictEqual(
+      decoded(PoolOptions, { size: { min: 1, max: 3 }, worker: make }).workers?.elastic,
+      { min: 1, max: 3, idleTimeoutMillis: 30_000 },
+      "idleTimeout: 30 seconds"
+    )
     assert.isUndefined(pool.timeout)
     assert.strictEqual(pool.queueTimeoutMillis, millis("30 seconds"))
     assert.strictEqual(pool.queueCapacity, 1024)
@@ -106,6 +113,15 @@ describe("options: the defaults the docs state", () => {
     assertDuration(worker.restart.resetAfter, "30 seconds")
     assert.strictEqual(worker.maxInFlight, 1, "maxInFlight: 1 when the kind has no concurrency")
     assert.strictEqual(decoded(WorkerOptions(4), {}).maxInFlight, 4, "maxInFlight: the kind's concurrency")
+    assert.strictEqual(worker.recycle, undefined, "recycle: never")
+    assert.deepStrictEqual(decoded(WorkerOptions(), { recycle: { maxRequests: 10 } }).recycle, {
+      maxRequests: 10,
+      maxAgeMillis: Infinity,
+      ageJitter: 0.1,
+      maxMemoryBytes: Infinity,
+      memoryCheckMillis: 1000,
+      memoryProbe: undefined
+    })
   })
 
   it.effect("Worker.fromKind: maxInFlight defaults to the kind's concurrency, else 1", () =>
@@ -268,7 +284,10 @@ const edges: ReadonlyArray<{
     schema: PoolOptions,
     valid: {},
     options: {
-      size: ["size", "size and worker must be given together"],
+      size: ["size", "size and worker must be given together", "size.min", "size.max"],
+      "size.min": ["size.min", "size.max", "size and worker must be given together"],
+      "size.max": ["size.max", "size.min", "size and worker must be given together"],
+      idleTimeout: ["idleTimeout", "idleTimeout applies to an elastic size"],
       worker: ["worker", "size and worker must be given together"],
       policy: ["policy"],
       ejection: ["ejection"],
@@ -302,7 +321,14 @@ const edges: ReadonlyArray<{
       maxRestarts: ["maxRestarts"],
       restartWindow: ["restartWindow"],
       resetBackoffAfter: ["resetBackoffAfter"],
-      maxInFlight: ["maxInFlight"]
+      maxInFlight: ["maxInFlight"],
+      recycle: ["recycle"],
+      "recycle.maxRequests": ["recycle.maxRequests"],
+      "recycle.maxAge": ["recycle.maxAge"],
+      "recycle.ageJitter": ["recycle.ageJitter"],
+      "recycle.maxMemoryMb": ["recycle.maxMemoryMb"],
+      "recycle.memoryProbe": ["recycle.memoryProbe"],
+      "recycle.memoryCheckInterval": ["recycle.memoryCheckInterval"]
     }
   },
   ...(["Thread.Options", "Subprocess.Options"] as const).map((name) => ({

@@ -74,6 +74,9 @@ export const open = <Req, Resp, E>(
   Effect.gen(function* () {
     const { settings, label, annotate } = frame
     let send: Channel["send"] = () => `${label} is not connected`
+    // The child's memory reports: the last one, and who listens (see `memoryReports.ts`).
+    let memory: number | undefined
+    let onMemory: ((bytes: number) => void) | undefined
     const client = yield* Client.make<Req, Resp, E>({
       label,
       codecs: frame.codecs,
@@ -84,6 +87,10 @@ export const open = <Req, Resp, E>(
       ...(frame.killStopped === undefined ? {} : { killStopped: frame.killStopped }),
       ...(frame.onChildProcess === undefined ? {} : { onChildProcess: frame.onChildProcess }),
       ...(frame.onReady === undefined ? {} : { onReady: frame.onReady }),
+      onMemory: (bytes) => {
+        memory = bytes
+        onMemory?.(bytes)
+      },
       send: (message) => send(message)
     })
     // Requests run on their callers' fibers: when the incarnation is stopped,
@@ -137,6 +144,10 @@ export const open = <Req, Resp, E>(
       run: client.run,
       submit: client.start,
       exited: client.exited,
+      memory: (listener) => {
+        onMemory = listener
+        if (memory !== undefined) listener(memory)
+      },
       restartOnTimeout: true,
       settlesOnDeath: true
     }

@@ -86,6 +86,8 @@ export interface ClientOptions<Resp, E> {
   readonly killStopped?: (() => void) | undefined
   /** The child's `Ready`, accepted: the transport may switch to a frame it offers, before anything else is sent. */
   readonly onReady?: ((ready: Protocol.Ready) => void) | undefined
+  /** The child reported its memory, in bytes (see `memoryReports.ts`). */
+  readonly onMemory?: ((bytes: number) => void) | undefined
   /** A thread reports a process it started, or its exit. */
   readonly onChildProcess?: ((message: Protocol.ChildStarted | Protocol.ChildExited) => void) | undefined
   /**
@@ -321,6 +323,7 @@ const makeWith = <Req, Resp, E>(
   const handle = (message: Protocol.FromChild) => {
     switch (message._tag) {
       case "Heartbeat":
+        if (message.memory !== undefined) options.onMemory?.(message.memory)
         return
       case "Ready":
         if (isReady) return fault("sent Ready twice")

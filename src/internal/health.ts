@@ -9,7 +9,8 @@
  * without a map or a scan. A request counts as in flight from the moment it
  * takes a slot (`reserved`) until it gives it back.
  */
-import type { LastCrash, WorkerHealth, WorkerState } from "../WorkerHealth.ts"
+import type { LastCrash, LastRecycle, WorkerHealth, WorkerState } from "../WorkerHealth.ts"
+import type { RecycleReason } from "./recycle.ts"
 import type { Outcome, Request } from "./request.ts"
 
 export type { Outcome }
@@ -31,6 +32,10 @@ export class HealthRecord implements WorkerHealth {
   ejectedUntil: number | undefined = undefined
   lastCrash: LastCrash | undefined = undefined
   retiredBecause: string | undefined = undefined
+  recycles = 0
+  lastRecycle: LastRecycle | undefined = undefined
+  /** Recycles by reason, for the metrics; set on a worker that has recycling rules. */
+  recycledFor: Record<RecycleReason, number> | undefined = undefined
   private oldest: Request | undefined = undefined
   private newest: Request | undefined = undefined
 
@@ -124,6 +129,14 @@ export class HealthRecord implements WorkerHealth {
     }
   }
 
+  /** An incarnation was recycled, for `reason`, at `at` (epoch millis). */
+  recycled(reason: RecycleReason, at: number): void {
+    this.recycles++
+    this.recycledFor ??= { requests: 0, age: 0, memory: 0 }
+    this.recycledFor[reason]++
+    this.lastRecycle = { reason, at }
+  }
+
   /** The public snapshot; optional fields appear only when set. */
   snapshot(): WorkerHealth {
     const health: { -readonly [K in keyof WorkerHealth]: WorkerHealth[K] } = {
@@ -146,6 +159,10 @@ export class HealthRecord implements WorkerHealth {
     if (oldest !== undefined) health.oldestInFlightSince = oldest
     if (this.lastCrash !== undefined) health.lastCrash = this.lastCrash
     if (this.retiredBecause !== undefined) health.retiredBecause = this.retiredBecause
+    if (this.recycles > 0) {
+      health.recycles = this.recycles
+      health.lastRecycle = this.lastRecycle
+    }
     return health
   }
 }

@@ -11,6 +11,7 @@ import { Context, Metric } from "effect"
 import * as PoolMetrics from "../PoolMetrics.ts"
 import type { WorkerState } from "../WorkerHealth.ts"
 import type { HealthRecord } from "./health.ts"
+import { recycleReasons } from "./recycle.ts"
 
 const bounds = PoolMetrics.boundaries
 
@@ -189,6 +190,12 @@ export class PoolMeter {
     this.own(PoolMetrics.queued, {}, queued)
   }
 
+  /** Attaches the counts of an elastic pool's scale decisions, by direction. */
+  scaling(ups: () => number, downs: () => number): void {
+    this.own(PoolMetrics.scaling, { direction: "up" }, ups)
+    this.own(PoolMetrics.scaling, { direction: "down" }, downs)
+  }
+
   private own(metric: Metric.Metric<any, any>, attributes: Metric.Metric.AttributeSet, source: Source): void {
     this.detachers.push(attach(this.context, metric, { ...this.attributes, ...attributes }, source))
   }
@@ -217,6 +224,10 @@ export class PoolMeter {
       attach(this.context, PoolMetrics.crashes, attributes, () => health.crashes),
       attach(this.context, PoolMetrics.restarts, attributes, () => health.restarts),
       attach(this.context, PoolMetrics.ejections, attributes, () => health.ejections),
+      // A worker that recycles has a series per reason.
+      ...(health.recycledFor === undefined ? [] : recycleReasons).map((reason) =>
+        attach(this.context, PoolMetrics.recycles, { ...attributes, reason }, () => health.recycledFor![reason])
+      ),
       ...states.map((state) =>
         attach(this.context, PoolMetrics.workers, { ...attributes, state }, () => (health.state === state ? 1 : 0))
       )

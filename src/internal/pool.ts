@@ -4,10 +4,12 @@
  */
 import type { Clock, Context, Random } from "effect"
 import { Duration, Effect, type Fiber, FiberSet, Option, PubSub, Scope, Stream, Tracer } from "effect"
+import type { Worker } from "../Worker.ts"
 import type { WorkerHealth } from "../WorkerHealth.ts"
 import type { WorkerId } from "../WorkerId.ts"
 import type { DispatchOptions, WorkerPool } from "../WorkerPool.ts"
 import type { PoolConfig } from "./pool/config.ts"
+import { type ElasticSize, Scaler } from "./pool/elastic.ts"
 import { Engine } from "./pool/engine.ts"
 import type { Plan } from "./request.ts"
 import { makeTurnClock } from "./turnClock.ts"
@@ -27,8 +29,14 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
     readonly random: Random.Random
     /** Where the metrics go (their registry and current attributes). */
     readonly context: Context.Context<never>
+  },
+  /** An elastic pool's bounds, how it makes a worker, and the scope its workers live in (see `pool/elastic.ts`). */
+  elastic?: {
+    readonly size: ElasticSize
+    readonly make: (id: WorkerId) => Effect.Effect<Worker<Req, Resp, E>, unknown, Scope.Scope>
+    readonly workersScope: Scope.Scope
   }
-): Effect.fn.Return<WorkerPool<Req, Resp, E>, never, Scope.Scope> {
+): Effect.fn.Return<WorkerPool<Req, Resp, E>, unknown, Scope.Scope> {
   const scope = yield* Scope.Scope
   const fork = yield* FiberSet.runtime(yield* FiberSet.make<void>())<never>()
   const changes = yield* PubSub.unbounded<readonly [WorkerId, WorkerHealth]>()
@@ -49,6 +57,14 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
     changes
   )
   yield* Scope.addFinalizer(scope, engine.close())
+  if (elastic !== undefined) {
+    const scaler = new Scaler(engine, elastic.size, elastic.make, {
+      workersScope: elastic.workersScope,
+      fork: (effect) => fork(effect),
+      clock: services.clock
+    })
+    yield* scaler.start()
+  }
 
   /** What a dispatch without options asks for: the pool's defaults, made once. */
   const defaultPlan: Plan = {

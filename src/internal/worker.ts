@@ -26,7 +26,7 @@
  * another fiber's code in the middle of a step: the completions that wake
  * other fibers (its supervisor, a stop waiting for its callers) run after.
  */
-import type { Scope } from "effect"
+import type { Scope, Semaphore } from "effect"
 import { Cause, Deferred, Duration, Effect, Exit, Fiber, FiberSet } from "effect"
 import { InvalidRequest } from "../WireError.ts"
 import {
@@ -45,6 +45,7 @@ import { describe } from "./describe.ts"
 import { invoke } from "./handler.ts"
 import { HealthRecord } from "./health.ts"
 import { Later } from "./later.ts"
+import type { RecycleReason } from "./recycle.ts"
 import { numberOf, type Outcome, type Request, reserve, retry, type SlotOwner, settle, start } from "./request.ts"
 import { withDispatchSpan } from "./tracing.ts"
 
@@ -87,6 +88,8 @@ export interface Owner {
   readonly changed: (core: WorkerCore<any, any, any>) => void
   /** A ready spare of the worker's kind, now the worker's, or `undefined`. */
   readonly spareFor: (core: WorkerCore<any, any, any>) => Spare | undefined
+  /** Held by a worker of the pool while it recycles: how many may recycle at once. */
+  readonly recycling: Semaphore.Semaphore
 }
 
 /** A live incarnation and what the worker keeps about it. */
@@ -107,6 +110,14 @@ export interface Live<Req, Resp, E> {
   /** In-process requests running on their callers' fibers; the scope waits for them. */
   onCallers: number
   idle: Deferred.Deferred<void> | undefined
+  /** Requests started on it. */
+  started: number
+  /** Requests running on it now. */
+  running: number
+  /** Completed with the reason once it is due to be recycled; `undefined` when the worker never recycles. */
+  recycle: Deferred.Deferred<RecycleReason> | undefined
+  /** Set once a replacement took over from it: completed once it runs no request (or died). */
+  drained: Deferred.Deferred<void> | undefined
 }
 
 /** A live incarnation record, fresh. */
@@ -123,7 +134,11 @@ export const makeLive = <Req, Resp, E>(
   clean: false,
   served: false,
   onCallers: 0,
-  idle: undefined
+  idle: undefined,
+  started: 0,
+  running: 0,
+  recycle: undefined,
+  drained: undefined
 })
 
 /** How a request runs: see the module's documentation. */
@@ -179,6 +194,12 @@ export class WorkerCore<Req, Resp, E> implements SlotOwner {
   seat: unknown = undefined
   /** How to start a spare of this worker's kind, with its services (see `pool/spares.ts`). */
   spareSource: SpareSource | undefined = undefined
+  /** Requests an incarnation starts before it is due to be recycled (see `recycle.ts`). */
+  recycleAfter = Infinity
+  /** Over its memory limit: it takes no new request until its replacement is live. */
+  paused = false
+  /** Recycled incarnations that still finish their requests (see `handOver`). */
+  private readonly retiring = new Set<Live<Req, Resp, E>>()
   private stopReason: string | undefined = undefined
   private cut: (() => unknown) | undefined = undefined
   /** Stopped by a removal: requests on callers' fibers may finish. */
@@ -260,6 +281,9 @@ export class WorkerCore<Req, Resp, E> implements SlotOwner {
   begin(request: Request, now: number, path: Path): void {
     start(request, now)
     this.health.started(request)
+    const running = request.incarnation as Live<Req, Resp, E>
+    running.running++
+    if (++running.started === this.recycleAfter) this.recycleDue(running, "requests")
     if (path === "caller") {
       const live = request.incarnation as Live<Req, Resp, E>
       if (live.incarnation.settlesOnDeath !== true) {
@@ -442,6 +466,7 @@ export class WorkerCore<Req, Resp, E> implements SlotOwner {
     settle(request, outcome)
     this.health.settled(request, outcome)
     if (outcome === "succeeded" || outcome === "domainError") live.served = true
+    if (--live.running === 0 && live.drained !== undefined) this.drainedNow(live)
     if (request.onCaller) {
       request.onCaller = false
       if (--live.onCallers === 0 && live.idle !== undefined) {
@@ -459,7 +484,11 @@ export class WorkerCore<Req, Resp, E> implements SlotOwner {
    * caller's to count), `false` if it had ended already.
    */
   crash(current: Live<Req, Resp, E>, reason: CrashReason, countsAsFailure = false): boolean {
-    if (current.endReason !== undefined) return false
+    if (current.endReason !== undefined) {
+      // A recycled incarnation that dies while it finishes its requests is closed now.
+      if (current.drained !== undefined) this.drainedNow(current)
+      return false
+    }
     current.endReason = reason
     const health = this.health
     health.crashes++
@@ -486,9 +515,55 @@ export class WorkerCore<Req, Resp, E> implements SlotOwner {
     return true
   }
 
+  // --- recycling -------------------------------------------------------------
+
+  /** `current` is due to be recycled, for `reason` (its supervisor replaces it). */
+  recycleDue(current: Live<Req, Resp, E>, reason: RecycleReason): void {
+    const due = current.recycle
+    if (due !== undefined) this.later.run(() => Deferred.doneUnsafe(due, Exit.succeed(reason)))
+  }
+
+  /** `current` is over its memory limit: it takes no new request, and is due to be recycled. */
+  overMemory(current: Live<Req, Resp, E>): void {
+    if (this.live !== current || current.endReason !== undefined) return
+    this.recycleDue(current, "memory")
+    if (this.paused) return
+    this.paused = true
+    this.owner?.changed(this)
+  }
+
+  /**
+   * A replacement takes over from `old`, recycled for `reason`: `old` takes no
+   * new request from now on (the replacement is made live right after, in the
+   * same step), and finishes those it holds, then its `drained` completes.
+   */
+  handOver(old: Live<Req, Resp, E>, reason: RecycleReason): void {
+    old.drained = Deferred.makeUnsafe<void>()
+    // One that died meanwhile is closed at once.
+    if (old.running === 0 || old.endReason !== undefined) this.drainedNow(old)
+    if (old.endReason === undefined) {
+      old.endReason = new Stopped({ message: `worker ${this.id} recycled (${reason})` })
+      old.clean = true
+    }
+    if (this.live === old) this.live = undefined
+    this.retiring.add(old)
+    this.health.recycled(reason, this.now())
+  }
+
+  /** A recycled incarnation is gone. */
+  retired(old: Live<Req, Resp, E>): void {
+    this.retiring.delete(old)
+  }
+
+  private drainedNow(old: Live<Req, Resp, E>): void {
+    const drained = old.drained!
+    this.later.run(() => Deferred.doneUnsafe(drained, Exit.void))
+  }
+
   /** Makes `current` the live incarnation. */
   begun(current: Live<Req, Resp, E>): void {
     this.live = current
+    this.paused = false
     this.health.failedStarts = 0
     this.setState("Live")
   }
@@ -517,7 +592,9 @@ export class WorkerCore<Req, Resp, E> implements SlotOwner {
 
   /** Whether an in-process request runs on its caller's fiber now (a stop waits for it). */
   holdsCallers(): boolean {
-    return this.live !== undefined && this.live.onCallers > 0
+    if (this.live !== undefined && this.live.onCallers > 0) return true
+    for (const old of this.retiring) if (old.onCallers > 0) return true
+    return false
   }
 
   /**

@@ -7,6 +7,7 @@ import { Schedule, Schema } from "effect"
 import type { WorkerCrash } from "../WorkerError.ts"
 import { defaultRestartSchedule } from "./backoff.ts"
 import * as Options from "./options.ts"
+import { RecycleOptions } from "./recycle.ts"
 import type { Settings } from "./supervisor.ts"
 
 /** The fields of `Worker.WorkerOptions`, for a kind whose `concurrency` is the default `maxInFlight`. */
@@ -19,7 +20,8 @@ const fields = (concurrency: number) =>
     maxRestarts: Options.withDefault(Options.countOrInfinity("maxRestarts"), Infinity),
     restartWindow: Options.withDefault(Options.duration("restartWindow"), "1 minute"),
     resetBackoffAfter: Options.withDefault(Options.duration("resetBackoffAfter"), "30 seconds"),
-    maxInFlight: Options.withDefault(Options.positiveInt("maxInFlight"), concurrency)
+    maxInFlight: Options.withDefault(Options.positiveInt("maxInFlight"), concurrency),
+    recycle: Options.optional(RecycleOptions)
   })
 
 /**
@@ -37,7 +39,8 @@ export const WorkerOptions = (concurrency = 1): Options.Rule<Settings> =>
         window: o.restartWindow,
         resetAfter: o.resetBackoffAfter
       },
-      maxInFlight: o.maxInFlight
+      maxInFlight: o.maxInFlight,
+      recycle: o.recycle
     })
   )
 

@@ -11,7 +11,7 @@
  * request started), so that the record always reaches its end.
  */
 import type { Deferred, Fiber, Tracer } from "effect"
-import { Cause, Deferred as D, Effect, Exit, PubSub } from "effect"
+import { Cause, Deferred as D, Effect, Exit, PubSub, Semaphore } from "effect"
 import type { Worker } from "../../Worker.ts"
 import {
   DuplicateWorkerId,
@@ -67,6 +67,9 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
   readonly changes: PubSub.PubSub<readonly [WorkerId, WorkerHealth]>
   /** Removed workers that stop once the requests running on their callers' fibers end. */
   readonly leaving = new Set<Member<Req, Resp, E>>()
+
+  /** Told, after the step, that a request waits for a slot (an elastic pool starts workers). */
+  onWait: (() => void) | undefined = undefined
 
   /** The pool is shutting down: it admits nothing new. */
   closing = false
@@ -273,6 +276,7 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
       )
     }
     this.arm()
+    if (this.onWait !== undefined) this.later.run(this.onWait)
     return this.wait(request)
   }
 
@@ -671,6 +675,9 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
     this.mayServe = true
   }
 
+  /** At most one worker of the pool recycles at a time (`Owner`). */
+  readonly recycling = Semaphore.makeUnsafe(1)
+
   /** A spare for a worker that restarts (`Owner`): the pool owns them. */
   spareFor(core: WorkerCore<any, any, any>): Spare | undefined {
     return this.closing || core.spareSource === undefined ? undefined : this.spares.take(core.spareSource.kind)
@@ -761,6 +768,30 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
       )
       return Effect.void
     })
+  }
+
+  /**
+   * Takes worker `id` out of the pool if it holds no request (an elastic
+   * pool's idle worker): `true` if it did. The caller stops it.
+   */
+  retireIdle(id: WorkerId): boolean {
+    let retired = false
+    this.post(() => {
+      const member = this.membership.find(id) as Seat<Req, Resp, E> | undefined
+      if (member === undefined || member.core.health.inFlight > 0 || this.closing) return
+      this.membership.remove(member)
+      member.metrics.detach()
+      member.core.owner = undefined
+      this.selection.reset()
+      this.checkHope()
+      retired = true
+    })
+    return retired
+  }
+
+  /** Publishes a worker's health on `changes` (an elastic pool's retired worker, once stopped). */
+  announce(id: WorkerId, health: WorkerHealth): void {
+    this.publish(id, health)
   }
 
   /**

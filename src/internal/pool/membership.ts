@@ -30,8 +30,9 @@ const CAN_COME_BACK = 2
 const flagsOf = (health: WorkerHealth & { readonly canComeBack: boolean }): number =>
   (health.state === "Healthy" ? HEALTHY : 0) | (health.canComeBack ? CAN_COME_BACK : 0)
 
-/** What `changes` publishes a change for: the state, the restart attempt, the ejection. */
-const signature = (health: WorkerHealth): string => `${health.state}:${health.attempt}:${health.ejectedUntil ?? ""}`
+/** What `changes` publishes a change for: the state, the restart attempt, the ejection, a recycle. */
+const signature = (health: WorkerHealth): string =>
+  `${health.state}:${health.attempt}:${health.ejectedUntil ?? ""}:${health.recycles ?? 0}`
 
 export class Membership<Req, Resp, E> {
   /** Every member, sorted by id. */

@@ -9,6 +9,7 @@ import type { WorkerId } from "../../WorkerId.ts"
 import type { EjectionRules } from "../ejection.ts"
 import * as Options from "../options.ts"
 import type { PoolConfig, QueueStrategy } from "./config.ts"
+import type { ElasticSize } from "./elastic.ts"
 
 const queueStrategies: ReadonlyArray<QueueStrategy> = ["suspend", "fail", "dropOldest"]
 
@@ -33,6 +34,28 @@ export const RetryOptions = Schema.Struct({
 export const MetricsOptions = Schema.Struct({
   workerId: Options.withDefault(Options.boolean("metrics.workerId"), false)
 })
+
+/** `size: { min, max }`: an elastic pool's bounds. */
+const ElasticFields = Schema.Struct({
+  min: Options.required(Options.positiveInt("size.min")),
+  max: Options.required(Options.positiveInt("size.max"))
+}).check(
+  Options.tie(
+    (o) => o.min <= o.max,
+    (o) => `size.min must not be above size.max, got ${o.min} and ${o.max}`
+  )
+)
+
+/** `size`: a number of workers, or an elastic pool's bounds `{ min, max }`. */
+const size = Options.refine<number | object>(
+  (u) =>
+    (typeof u === "number" && Number.isSafeInteger(u) && u >= 0) ||
+    (typeof u === "object" && u !== null && !Array.isArray(u)),
+  (u) =>
+    typeof u === "number"
+      ? `size must be a non-negative integer, got ${u}`
+      : `size must be a non-negative integer or { min, max }, got ${String(u)}`
+).pipe(Schema.decodeTo(Schema.Union([Schema.Number, Options.object("size", ElasticFields)])))
 
 /** `ejection`: `false` turns it off (`undefined` once decoded), an object is {@link EjectionOptions}. */
 const ejection = Options.rule<false | object>(
@@ -64,7 +87,8 @@ type MakeWorker = (id: WorkerId) => Effect.Effect<Worker<any, any, any>, any, an
 
 /** The fields of `WorkerPool.Options`, as given, with their defaults. */
 const Fields = Schema.Struct({
-  size: Options.optional(Options.nonNegativeInt("size")),
+  size: Options.optional(size),
+  idleTimeout: Options.optional(Options.interval("idleTimeout")),
   worker: Options.optional(Options.func<MakeWorker>("worker")),
   policy: Options.withDefaultFrom(
     Options.refine<DispatchPolicy<any, any>>(isPolicy, () => "policy must have a name and a select function"),
@@ -84,13 +108,22 @@ const Fields = Schema.Struct({
   Options.tie(
     (o) => (o.size === undefined) === (o.worker === undefined),
     () => "size and worker must be given together"
+  ),
+  Options.tie(
+    (o) => o.idleTimeout === undefined || (typeof o.size === "object" && o.size !== null),
+    () => "idleTimeout applies to an elastic size, { min, max }"
   )
 )
 
 /** A pool's settings: the engine's config, and the workers it starts with (`size` of them, made by `make`), if any. */
 export interface PoolSettings extends PoolConfig {
-  readonly workers: { readonly size: number; readonly make: MakeWorker } | undefined
+  readonly workers:
+    | { readonly size: number; readonly make: MakeWorker; readonly elastic: ElasticSize | undefined }
+    | undefined
 }
+
+/** How long an elastic pool's worker may stay idle before it is retired, by default. */
+const defaultIdleTimeout = "30 seconds"
 
 const toEjection = (o: typeof EjectionOptions.Type): EjectionRules => ({
   consecutiveFailures: o.consecutiveFailures,
@@ -105,7 +138,20 @@ export const PoolOptions: Options.Rule<PoolSettings> = Options.map(
   Options.options(Fields),
   (o): PoolSettings => ({
     // Both or neither: the struct's check.
-    workers: o.worker === undefined ? undefined : { size: o.size!, make: o.worker },
+    workers:
+      o.worker === undefined
+        ? undefined
+        : typeof o.size === "number"
+          ? { size: o.size, make: o.worker, elastic: undefined }
+          : {
+              size: o.size!.min,
+              make: o.worker,
+              elastic: {
+                min: o.size!.min,
+                max: o.size!.max,
+                idleTimeoutMillis: Duration.toMillis(o.idleTimeout ?? Duration.fromInputUnsafe(defaultIdleTimeout))
+              }
+            },
     name: o.name,
     workerIdMetrics: o.metrics.workerId,
     policy: o.policy,

@@ -102,7 +102,10 @@ export class Selection<Req, Resp, E> {
   private place(member: Member<Req, Resp, E>): void {
     const health = member.core.health
     const eligible =
-      health.isLive && health.inFlight < member.core.maxInFlight && (health.ejectedUntil === undefined || this.panic)
+      health.isLive &&
+      health.inFlight < member.core.maxInFlight &&
+      (health.ejectedUntil === undefined || this.panic) &&
+      !member.core.paused
     this.roster.update(member.rank, eligible, health)
   }
 

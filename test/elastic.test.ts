@@ -1,0 +1,198 @@
+/**
+ * Elastic size: a pool with `size: { min, max }` starts `min` workers, starts
+ * more up to `max` while requests wait, and retires the ones above `min` that
+ * stayed idle for `idleTimeout`.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Deferred, Effect, Fiber, Metric, Stream } from "effect"
+import { TestClock } from "effect/testing"
+import { PoolMetrics, Worker, type WorkerId, type WorkerKind, WorkerPool } from "effect-worker-pool"
+import * as S from "./fixtures/support.ts"
+
+/** An in-process kind whose start takes a second; a request given a gate waits for it. */
+const slow: WorkerKind.WorkerKind<Deferred.Deferred<void> | undefined, number, never> = {
+  name: "slow",
+  spawn: Effect.as(Effect.sleep("1 second"), {
+    run: (gate: Deferred.Deferred<void> | undefined) =>
+      gate === undefined ? Effect.as(Effect.yieldNow, 1) : Effect.as(Deferred.await(gate), 1),
+    exited: Effect.never
+  })
+}
+
+/** Lets the fibers woken by the test clock run, until `done` holds (at most `turns` turns). */
+const settle = (done: () => boolean, turns = 1_000) =>
+  Effect.gen(function* () {
+    for (let i = 0; i < turns && !done(); i++) yield* Effect.yieldNow
+  })
+
+describe("elastic size", () => {
+  it.effect("a burst that fills the queue brings the pool to max within one start time; idle, it falls to min", () =>
+    Effect.gen(function* () {
+      const making = yield* Effect.forkChild(
+        WorkerPool.make({
+          size: { min: 1, max: 4 },
+          idleTimeout: "1 minute",
+          worker: (id) => Worker.fromKind(id, slow)
+        })
+      )
+      yield* TestClock.adjust("1 second")
+      const pool = yield* Fiber.join(making)
+      assert.strictEqual(yield* pool.size, 1)
+      const changes: Array<readonly [number, string]> = []
+      yield* Effect.forkChild(
+        Stream.runForEach(pool.changes, ([id, h]) => Effect.sync(() => changes.push([id, h.state])))
+      )
+
+      const gate = yield* Deferred.make<void>()
+      const burst = yield* Effect.forkChild(
+        Effect.forEach(
+          Array.from({ length: 20 }, () => gate),
+          (g) => pool.dispatch(g),
+          { concurrency: "unbounded" }
+        )
+      )
+      // One request runs, the others wait: the pool starts 3 workers at once.
+      for (let i = 0; i < 1_000 && (yield* pool.queued) < 19; i++) yield* Effect.yieldNow
+      assert.strictEqual(yield* pool.queued, 19)
+      // One start time later, the pool is at max.
+      yield* TestClock.adjust("1 second")
+      let size = 0
+      for (let i = 0; i < 1_000 && size < 4; i++) {
+        yield* Effect.yieldNow
+        size = yield* pool.size
+      }
+      assert.strictEqual(size, 4)
+      const health = yield* pool.health
+      assert.deepStrictEqual(
+        health.map(([id, h]) => [id, h.state]),
+        [
+          [0, "Healthy"],
+          [1, "Healthy"],
+          [2, "Healthy"],
+          [3, "Healthy"]
+        ]
+      )
+      yield* Deferred.succeed(gate, undefined)
+      assert.strictEqual((yield* Fiber.join(burst)).length, 20)
+
+      // Idle for less than idleTimeout: it keeps them.
+      yield* TestClock.adjust("30 seconds")
+      assert.strictEqual(yield* pool.size, 4)
+      // Idle for idleTimeout (checked every half of it): back to min.
+      yield* TestClock.adjust("1 minute")
+      for (let i = 0; i < 1_000 && (yield* pool.size) > 1; i++) yield* Effect.yieldNow
+      assert.strictEqual(yield* pool.size, 1)
+      yield* settle(() => changes.filter(([, state]) => state === "Stopped").length === 3)
+      assert.deepStrictEqual(
+        changes.filter(([, state]) => state === "Stopped").map(([id]) => id),
+        [3, 2, 1],
+        "the retired workers, in changes"
+      )
+      // A new burst reuses the ids within [0, max).
+      const again = yield* Effect.forkChild(
+        Effect.forEach(
+          Array.from({ length: 8 }, () => undefined),
+          (g) => pool.dispatch(g),
+          { concurrency: "unbounded" }
+        )
+      )
+      yield* Effect.yieldNow
+      yield* TestClock.adjust("1 second")
+      assert.strictEqual((yield* Fiber.join(again)).length, 8)
+      const ids = (yield* pool.health).map(([id]) => id)
+      assert.isTrue(
+        ids.every((id) => id >= 0 && id < 4),
+        JSON.stringify(ids)
+      )
+    }).pipe(Effect.scoped, Effect.provideService(Metric.MetricRegistry, new Map()))
+  )
+
+  it.live(
+    "a sawtooth load of 10,000 requests loses none, and the pool never has more than max workers",
+    () =>
+      Effect.gen(function* () {
+        const pool = yield* WorkerPool.make({
+          name: "sawtooth",
+          size: { min: 1, max: 3 },
+          idleTimeout: "20 millis",
+          worker: (id) => Worker.make(id, (n: number) => Effect.as(Effect.yieldNow, n))
+        })
+        let most = 0
+        yield* Effect.forkChild(
+          Stream.runForEach(pool.changes, () =>
+            Effect.map(pool.size, (n) => {
+              most = Math.max(most, n)
+            })
+          )
+        )
+        let failed = 0
+        for (let round = 0; round < 10; round++) {
+          const exits = yield* Effect.forEach(
+            Array.from({ length: 1_000 }, (_, i) => i),
+            (i) => Effect.exit(pool.dispatch(i)),
+            { concurrency: 100 }
+          )
+          failed += exits.filter((exit) => exit._tag === "Failure").length
+          most = Math.max(most, yield* pool.size)
+          // The trough: idle, the pool falls back to min.
+          yield* S.eventuallyEffect(
+            "the pool fell to min",
+            Effect.map(pool.size, (n) => n === 1)
+          )
+        }
+        assert.strictEqual(failed, 0)
+        assert.isAtMost(most, 3)
+        const snapshot = yield* Metric.snapshot
+        const count = (metric: Metric.Metric<any, any>, attributes: Record<string, string>) =>
+          snapshot
+            .filter((s) => s.id === metric.id && Object.entries(attributes).every(([k, v]) => s.attributes?.[k] === v))
+            .reduce((n, s) => n + (s.type === "Counter" ? Number(s.state.count) : 0), 0)
+        assert.strictEqual(count(PoolMetrics.requests, { pool: "sawtooth", outcome: "Success" }), 10_000)
+        const ups = count(PoolMetrics.scaling, { pool: "sawtooth", direction: "up" })
+        const downs = count(PoolMetrics.scaling, { pool: "sawtooth", direction: "down" })
+        // It grew and shrank in each round (the first round may start from one worker more or less).
+        assert.isAtLeast(ups, 10)
+        assert.strictEqual(ups, downs)
+      }).pipe(Effect.scoped, Effect.provideService(Metric.MetricRegistry, new Map())),
+    60_000
+  )
+
+  it.effect("invalid elastic options are refused with InvalidOptions", () =>
+    Effect.gen(function* () {
+      const reasonOf = (options: object) =>
+        Effect.map(
+          Effect.flip(
+            WorkerPool.make({
+              worker: (id: WorkerId) => Worker.make(id, (n: number) => Effect.succeed(n)),
+              ...options
+            } as never)
+          ),
+          (error) => (error as { readonly reason: string }).reason
+        )
+      assert.strictEqual(yield* reasonOf({ size: { min: 0, max: 2 } }), "size.min must be a positive integer, got 0")
+      assert.strictEqual(
+        yield* reasonOf({ size: { min: 3, max: 2 } }),
+        "size.min must not be above size.max, got 3 and 2"
+      )
+      assert.strictEqual(
+        yield* reasonOf({ size: { min: 1, max: 2 }, idleTimeout: 0 }),
+        "idleTimeout must be at least 1 millisecond"
+      )
+      assert.strictEqual(
+        yield* reasonOf({ size: { min: 1, max: 2 }, idleTimeout: "-1 seconds" }),
+        "idleTimeout must be a finite, non-negative duration, got -1 seconds"
+      )
+      assert.strictEqual(
+        yield* reasonOf({ size: 2, idleTimeout: "1 second" }),
+        "idleTimeout applies to an elastic size, { min, max }"
+      )
+      assert.strictEqual(yield* reasonOf({ size: "x" }), "size must be a non-negative integer or { min, max }, got x")
+      // A fixed size stays valid as before.
+      const fixed = yield* WorkerPool.make({
+        size: 2,
+        worker: (id) => Worker.make(id, (n: number) => Effect.succeed(n))
+      })
+      assert.strictEqual(yield* fixed.size, 2)
+    }).pipe(Effect.scoped)
+  )
+})
