@@ -64,6 +64,7 @@ import { type Codec, decoding, encoding, needsEffect } from "./internal/codec.ts
 import * as Invocation from "./internal/invocation.ts"
 import { trackChildProcesses } from "./internal/runner/childProcesses.ts"
 import { type Inbound, stdioTransport, threadTransport } from "./internal/runner/transport.ts"
+import { movingEncoding } from "./internal/transfer.ts"
 import * as Protocol from "./Protocol.ts"
 import { DomainError, ProtocolFault, WorkerCrash } from "./WorkerError.ts"
 
@@ -174,8 +175,9 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
       const errorSchema = options.error ?? (DomainError as any as Codec<E>)
       const json = transport.kind === "stdio"
       const decodeRequest = decoding(json ? Schema.toCodecJson(options.request) : options.request)
-      const encodeResponse = encoding(json ? Schema.toCodecJson(options.response) : options.response)
-      const encodeError = encoding(json ? Schema.toCodecJson(errorSchema) : errorSchema)
+      // In a thread, answers move the buffers of their `Transferable` fields.
+      const encodeResponse = json ? encoding(Schema.toCodecJson(options.response)) : movingEncoding(options.response)
+      const encodeError = json ? encoding(Schema.toCodecJson(errorSchema)) : movingEncoding(errorSchema)
       const services = yield* Effect.context<R>()
       const runFork = Effect.runForkWith(services)
 
