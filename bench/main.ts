@@ -12,7 +12,9 @@
  *   (start.ts);
  * - remote: remote workers' throughput with 1, 2 and 3 runner processes on
  *   trivial and I/O-bound tasks, and kill -9 → `WorkerCrash` latency
- *   (remote.ts).
+ *   (remote.ts);
+ * - transfer: a 16 MiB buffer's round trip through a thread, moved against
+ *   copied, and the `arrayBuffers` peak (transfer.ts).
  *
  * Options: `--quick` (a short run, to check that everything works),
  * `--no-write` (print only), `--only <section>` (one section, printed only).
@@ -30,9 +32,10 @@ import { measureRemote } from "./remote.ts"
 import { type Complete, chartGoalLabel, consoleTables, page, type Results, type Settings } from "./report.ts"
 import { measureSelection } from "./selection.ts"
 import { measureStart } from "./start.ts"
+import { measureTransfer } from "./transfer.ts"
 import { goalConcurrency, measureWire, wireCallers, wireGoal } from "./wire.ts"
 
-const sections = ["dispatch", "selection", "wire", "start", "remote"] as const
+const sections = ["dispatch", "selection", "wire", "start", "remote", "transfer"] as const
 type Section = (typeof sections)[number]
 
 const { values } = parseArgs({
@@ -57,7 +60,9 @@ const settings: Settings = values.quick
       wireRounds: 2,
       concurrencies: [1, goalConcurrency, 64],
       startRounds: 2,
-      remote: { trivialTasks: 3000, ioTasks: 1000, rounds: 2, crashRounds: 2 }
+      remote: { trivialTasks: 3000, ioTasks: 1000, rounds: 2, crashRounds: 2 },
+      transferRounds: 3,
+      transferTrips: 4
     }
   : {
       dispatchRounds: 31,
@@ -66,7 +71,9 @@ const settings: Settings = values.quick
       wireRounds: 5,
       concurrencies: [1, goalConcurrency, 64],
       startRounds: 7,
-      remote: { trivialTasks: 15_000, ioTasks: 3000, rounds: 5, crashRounds: 7 }
+      remote: { trivialTasks: 15_000, ioTasks: 3000, rounds: 5, crashRounds: 7 },
+      transferRounds: 7,
+      transferTrips: 10
     }
 
 for (const name of unlisted())
@@ -80,7 +87,8 @@ const results: Results = {
   selection: runs("selection") ? await measureSelection(settings.dispatchRounds, settings.targetMillis) : undefined,
   wire: runs("wire") ? await measureWire(settings.wireTasks, settings.wireRounds, settings.concurrencies) : undefined,
   start: runs("start") ? await measureStart(settings.startRounds) : undefined,
-  remote: runs("remote") ? await measureRemote(settings.remote) : undefined
+  remote: runs("remote") ? await measureRemote(settings.remote) : undefined,
+  transfer: runs("transfer") ? await measureTransfer(settings.transferRounds, settings.transferTrips) : undefined
 }
 const seconds = (performance.now() - started) / 1000
 const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`

@@ -9,6 +9,7 @@ import { ioConcurrency, ioWaitMillis, type RemoteResult, type RemoteSettings, re
 import type { Spread } from "./rounds.ts"
 import { type SelectionRow, selectionGoal } from "./selection.ts"
 import { bareSpawnName, replacementSlackMillis, type StartResult } from "./start.ts"
+import { type TransferResult, transferBytes, transferMemoryGoal, transferSpeedGoal } from "./transfer.ts"
 import { bareBatch, bareGoal, goalConcurrency, type WireResult, wireCallers, wireGoal } from "./wire.ts"
 
 /** How each section was run. */
@@ -20,6 +21,8 @@ export interface Settings {
   readonly concurrencies: ReadonlyArray<number>
   readonly startRounds: number
   readonly remote: RemoteSettings
+  readonly transferRounds: number
+  readonly transferTrips: number
 }
 
 /** What a run measured: the sections it ran. */
@@ -29,6 +32,7 @@ export interface Results {
   readonly wire?: WireResult | undefined
   readonly start?: StartResult | undefined
   readonly remote?: RemoteResult | undefined
+  readonly transfer?: TransferResult | undefined
 }
 
 /** A markdown table; `align` has one letter per column: `l` (left) or `r` (right). */
@@ -218,6 +222,32 @@ export const remoteCrashTable = (result: RemoteResult): string =>
     ["`kill -9` of the runner", millis(result.crash)]
   ])
 
+/** A 16 MiB round trip through a thread, moved and copied, with the `arrayBuffers` peak. */
+export const transferTable = (result: TransferResult): string =>
+  table(
+    ["field", "ms per round trip", "`arrayBuffers` peak / payload"],
+    "lrr",
+    result.rows.map((row) => [row.name, millis(row.millis), ratioText(row.peak)])
+  )
+
+/** The goals of the transfer section: moved against copied, and the A/A control. */
+export const transferRatioTable = (result: TransferResult): string => {
+  const moved = result.rows[0]!
+  return table(["figure", "median (range)", "goal"], "lrl", [
+    [
+      "copied / moved, time per round trip",
+      ratioText(result.speedup),
+      `≥ ${transferSpeedGoal}: ${verdict(result.speedup.median >= transferSpeedGoal)}`
+    ],
+    [
+      "moved: `arrayBuffers` peak / payload",
+      ratioText(moved.peak),
+      `≤ ${transferMemoryGoal}: ${verdict(moved.peak.median <= transferMemoryGoal)}`
+    ],
+    ["copied (A/A) / copied, time per round trip", ratioText(result.control), "about 1: the noise"]
+  ])
+}
+
 /** Every table of the run, for the console. */
 export const consoleTables = (results: Results): string =>
   [
@@ -225,7 +255,9 @@ export const consoleTables = (results: Results): string =>
     results.selection && `Selection cost\n${selectionTable(results.selection)}`,
     results.wire && `Out-of-process throughput\n${wireTable(results.wire)}\n\n${wireRatioTable(results.wire)}`,
     results.start && `Start and replacement\n${startTable(results.start)}\n\n${replacementTable(results.start)}`,
-    results.remote && `Remote workers\n${remoteTable(results.remote)}\n\n${remoteCrashTable(results.remote)}`
+    results.remote && `Remote workers\n${remoteTable(results.remote)}\n\n${remoteCrashTable(results.remote)}`,
+    results.transfer &&
+      `Zero-copy buffers\n${transferTable(results.transfer)}\n\n${transferRatioTable(results.transfer)}`
   ]
     .filter((text) => text !== undefined)
     .join("\n\n")
@@ -372,6 +404,22 @@ export const page = (results: Complete, run: RunInfo): string => {
     "the time from the kill to the caller's `WorkerCrash`.",
     "",
     remoteCrashTable(results.remote),
+    "",
+    "## Zero-copy buffers",
+    "",
+    `A ${transferBytes / (1024 * 1024)} MiB \`Uint8Array\` round trip through a pool of 1 thread worker (\`Thread.make\`, defaults), the worker`,
+    "answering with the buffer it got: a field marked `Transferable.Uint8Array` (moved through `postMessage`'s transfer",
+    "list, both ways) against a plain `Schema.Uint8Array` (copied by structured clone, both ways), and the copy again as",
+    `an A/A control. ${s.transferRounds} interleaved rounds of ${s.transferTrips} round trips per variant, each trip reusing the answer's buffer; wall`,
+    "time. The peak is the process's `process.memoryUsage().arrayBuffers` over a variant's trips, above its level",
+    "before the payload was made (after a full garbage collection), read when the payload is made and whenever an",
+    "answer is in hand (the caller still holding its request), as a multiple of the payload; a copy's garbage",
+    "counts until it is collected.",
+    `The goals: moved at least ${transferSpeedGoal} × faster than copied, and its peak at most ${transferMemoryGoal} × the payload.`,
+    "",
+    transferTable(results.transfer),
+    "",
+    transferRatioTable(results.transfer),
     ""
   ].join("\n")
 }

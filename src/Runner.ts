@@ -67,6 +67,7 @@ import * as Invocation from "./internal/invocation.ts"
 import { memoryReportsEnv, runnerMemory } from "./internal/memoryReports.ts"
 import { trackChildProcesses } from "./internal/runner/childProcesses.ts"
 import { type Inbound, stdioTransport, threadTransport } from "./internal/runner/transport.ts"
+import { movingEncoding } from "./internal/transfer.ts"
 import * as Protocol from "./Protocol.ts"
 import { DomainError, ProtocolFault, WorkerCrash } from "./WorkerError.ts"
 
@@ -179,7 +180,11 @@ export const serve = <Req, Resp, E = DomainError, R = never>(
       // Payloads in their schemas' encoded form (a thread, a binary frame), or as JSON values (lines).
       const structured = {
         decodeRequest: decoding(options.request),
-        encoders: { encodeResponse: encoding(options.response), encodeError: encoding(errorSchema) }
+        // In a thread, answers move the buffers of their `Transferable` fields.
+        encoders:
+          transport.kind === "stdio"
+            ? { encodeResponse: encoding(options.response), encodeError: encoding(errorSchema) }
+            : { encodeResponse: movingEncoding(options.response), encodeError: movingEncoding(errorSchema) }
       }
       const json =
         transport.kind === "stdio"

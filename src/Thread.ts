@@ -6,6 +6,22 @@
  * encoded form of their schemas and cross by structured clone, so dates,
  * maps and typed arrays need no JSON encoding.
  *
+ * A field whose schema is an `effect/workers` `Transferable` schema (such as
+ * `Transferable.Uint8Array`) is not copied: its buffer moves through
+ * `postMessage`'s transfer list, to the thread with the request and back with
+ * the answer. The caller's buffer is detached once its request is posted (a
+ * request refused or still waiting keeps it); a request holding a detached
+ * buffer, such as the retry of an idempotent request that moved it to a
+ * thread that crashed, is refused with `InvalidRequest`.
+ *
+ * ```ts no-run
+ * import { Schema } from "effect"
+ * import { Transferable } from "effect/workers"
+ *
+ * // `pixels` moves to the thread and back; `width` is cloned.
+ * const Image = Schema.Struct({ width: Schema.Number, pixels: Transferable.Uint8Array })
+ * ```
+ *
  * The outcomes are those of the subprocess kind (see `Subprocess`): a thread
  * that exits (`process.exit` in it), throws an uncaught exception, runs out of
  * memory (see `resourceLimits`), posts something that is not a protocol
@@ -44,6 +60,7 @@ import { isAlive, signal } from "./internal/processState.ts"
 import * as Settings from "./internal/settings.ts"
 import { shortenToChild } from "./internal/shortForm.ts"
 import { withTail } from "./internal/stderr.ts"
+import { movingEncoding, type Payloads, postBatch } from "./internal/transfer.ts"
 import * as Protocol from "./Protocol.ts"
 import type { CommonOptions } from "./Subprocess.ts"
 import type { InvalidRequest } from "./WireError.ts"
@@ -94,6 +111,12 @@ const settleTime = Duration.millis(250)
 const terminateTimeout = Duration.seconds(5)
 /** How often the processes a thread left are looked at, while they have `killGrace` to exit. */
 const killPoll = Duration.millis(10)
+
+/** Where a request's payload is in the messages to a thread. */
+const requestPayloads: Payloads<Protocol.ToChild> = {
+  of: (message) => (message._tag === "Request" ? message.payload : undefined),
+  with: (message, payload) => ({ ...(message as Protocol.Request), payload })
+}
 
 /**
  * What a thread runs first: it turns Node's compile cache on (unless the
@@ -166,7 +189,11 @@ const build = <Req, Resp, E>(
   script: string | URL,
   settings: Settings.ThreadSettings<Req, Resp, E>
 ): WorkerKind<Req, Resp, E | InvalidRequest> => {
-  const codecs = Client.cloneCodecs(settings.request, settings.response, settings.error)
+  // Requests move the buffers of their `Transferable` fields (see transfer.ts).
+  const codecs = {
+    ...Client.cloneCodecs(settings.request, settings.response, settings.error),
+    encodeRequest: movingEncoding(settings.request)
+  }
   const where = typeof script === "string" ? script : script.href
   const url = typeof script === "string" ? pathToFileURL(path.resolve(script)).href : script.href
   const workerData = {
@@ -230,22 +257,20 @@ const build = <Req, Resp, E>(
       connect: (client, stderr) =>
         Effect.sync(() => {
           // Messages of one synchronous run leave in one postMessage, requests
-          // in their short form if the runner reads it; one that cannot be
-          // cloned is sent on its own, and refused.
-          const outbox = makeBatcher<Protocol.ToChild>((batch) => {
-            try {
-              worker.postMessage(client.shortRequests() ? shortenToChild(batch) : batch)
-            } catch {
-              for (const message of batch) {
-                try {
-                  worker.postMessage([message])
-                } catch (error) {
-                  if (message._tag === "Request")
-                    client.refuse(message.id, `the request cannot be cloned: ${describe(error)}`)
-                }
+          // in their short form if the runner reads it, with the buffers they
+          // move; one that cannot be cloned is sent on its own, and refused,
+          // as is one whose buffer was transferred already.
+          const outbox = makeBatcher<Protocol.ToChild>((batch) =>
+            postBatch(
+              batch,
+              requestPayloads,
+              (messages, transfer) =>
+                worker.postMessage(client.shortRequests() ? shortenToChild(messages) : messages, transfer),
+              (message, why) => {
+                if (message._tag === "Request") client.refuse(message.id, `the request ${why}`)
               }
-            }
-          })
+            )
+          )
           worker.on("message", client.receiveBatch)
           worker.on("messageerror", (error) =>
             client.die(

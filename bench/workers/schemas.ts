@@ -1,5 +1,6 @@
 /** The schemas this library's worker scripts and the benchmark agree on. */
 import { Schema } from "effect"
+import { Transferable } from "effect/workers"
 
 /** A task on this library's wire: two numbers to add. */
 export const Task = Schema.Struct({ a: Schema.Number, b: Schema.Number })
@@ -19,3 +20,15 @@ export const pidRequest = -2
 
 /** A task for the remote runners: two numbers to add, after waiting `wait` ms (0: at once). */
 export const RemoteTask = Schema.Struct({ a: Schema.Number, b: Schema.Number, wait: Schema.Number })
+
+/**
+ * A request of the transfer benchmark: a buffer that moves through the
+ * thread's transfer list (`Moved`), or is copied (`Copied`); the worker
+ * answers with the same buffer, the same way. `Collect` makes the worker
+ * run a full garbage collection first, when it can (`gc` exposed).
+ */
+export const Buffers = Schema.Union([
+  Schema.TaggedStruct("Moved", { bytes: Transferable.Uint8Array }),
+  Schema.TaggedStruct("Copied", { bytes: Schema.Uint8Array }),
+  Schema.TaggedStruct("Collect", {})
+])

@@ -13,6 +13,7 @@ import { describe } from "../describe.ts"
 import * as Frame from "../frame.ts"
 import { jsonFrame } from "../jsonSize.ts"
 import { expand, shortenFromChild } from "../shortForm.ts"
+import { type Payloads, postBatch } from "../transfer.ts"
 
 /** What reaches the runner: a message, the parent's end, or a message it could not read. */
 export type Inbound = Protocol.ToChild | { readonly _tag: "End" } | { readonly _tag: "Fault"; readonly reason: string }
@@ -175,6 +176,14 @@ const deliverBatch = (batch: ReadonlyArray<unknown>, deliver: (message: Inbound)
   if (malformed !== undefined) deliver({ _tag: "Fault", reason: `the parent sent ${malformed}` })
 }
 
+/** Where an answer's payload is in the messages to the parent. */
+const answerPayloads: Payloads<Protocol.FromChild> = {
+  of: (message) =>
+    message._tag === "Success" ? message.value : message._tag === "Failure" ? message.error : undefined,
+  with: (message, payload) =>
+    message._tag === "Success" ? { ...message, value: payload } : { ...(message as Protocol.Failure), error: payload }
+}
+
 /** A transport over the thread's port (successes in their short form when the parent said it reads them). */
 export const threadTransport = (port: WorkerThreads.MessagePort): Transport => {
   // Successes take their short form only to a parent that said it reads it (a thread kind's `workerData`).
@@ -182,21 +191,19 @@ export const threadTransport = (port: WorkerThreads.MessagePort): Transport => {
   let sent = false
   const out = makeBatcher<Protocol.FromChild>((batch) => {
     sent = true
-    try {
-      port.postMessage(short ? shortenFromChild(batch) : batch)
-    } catch {
-      // One of them cannot be cloned: each on its own, and a crash for the ones that fail.
-      for (const message of batch) {
-        try {
-          port.postMessage([message])
-        } catch (error) {
-          if ("id" in message) {
-            const reason = `defect: the ${what(message)} cannot be cloned: ${describe(error)}`
-            port.postMessage([{ _tag: "Crash", id: message.id, reason } satisfies Protocol.Crash])
-          }
+    // With the buffers the answers move; one that cannot be cloned, or whose buffer was transferred
+    // already, is a crash.
+    postBatch(
+      batch,
+      answerPayloads,
+      (messages, transfer) => port.postMessage(short ? shortenFromChild(messages) : messages, transfer),
+      (message, why) => {
+        if ("id" in message) {
+          const reason = `defect: the ${what(message)} ${why}`
+          port.postMessage([{ _tag: "Crash", id: message.id, reason } satisfies Protocol.Crash])
         }
       }
-    }
+    )
   })
   let deliver: (message: Inbound) => void = () => {}
   const onMessage = (batch: unknown) => {
