@@ -14,7 +14,9 @@
  *   trivial and I/O-bound tasks, and kill -9 → `WorkerCrash` latency
  *   (remote.ts);
  * - transfer: a 16 MiB buffer's round trip through a thread, moved against
- *   copied, and the `arrayBuffers` peak (transfer.ts).
+ *   copied, and the `arrayBuffers` peak (transfer.ts);
+ * - capacity: the subprocess kind with an adaptive per-worker limit against
+ *   fixed limits, on CPU-bound and I/O-bound tasks (capacity.ts).
  *
  * Options: `--quick` (a short run, to check that everything works),
  * `--no-write` (print only), `--only <section>` (one section, printed only).
@@ -25,6 +27,7 @@ import { loadavg } from "node:os"
 import { parseArgs } from "node:util"
 import { describeMachine, machine } from "../sim/machine.ts"
 import { unlisted } from "../sim/policies.ts"
+import { measureCapacity } from "./capacity.ts"
 import { throughputChart } from "./chart.ts"
 import { measureDispatch } from "./dispatch.ts"
 import { poolifierQueueOff } from "./peers.ts"
@@ -35,7 +38,7 @@ import { measureStart } from "./start.ts"
 import { measureTransfer } from "./transfer.ts"
 import { goalConcurrency, measureWire, wireCallers, wireGoal } from "./wire.ts"
 
-const sections = ["dispatch", "selection", "wire", "start", "remote", "transfer"] as const
+const sections = ["dispatch", "selection", "wire", "start", "remote", "transfer", "capacity"] as const
 type Section = (typeof sections)[number]
 
 const { values } = parseArgs({
@@ -62,7 +65,8 @@ const settings: Settings = values.quick
       startRounds: 2,
       remote: { trivialTasks: 3000, ioTasks: 1000, rounds: 2, crashRounds: 2 },
       transferRounds: 3,
-      transferTrips: 4
+      transferTrips: 4,
+      capacity: { roundMillis: 500, rounds: 2 }
     }
   : {
       dispatchRounds: 31,
@@ -73,7 +77,8 @@ const settings: Settings = values.quick
       startRounds: 7,
       remote: { trivialTasks: 15_000, ioTasks: 3000, rounds: 5, crashRounds: 7 },
       transferRounds: 7,
-      transferTrips: 10
+      transferTrips: 10,
+      capacity: { roundMillis: 1500, rounds: 5 }
     }
 
 for (const name of unlisted())
@@ -88,7 +93,10 @@ const results: Results = {
   wire: runs("wire") ? await measureWire(settings.wireTasks, settings.wireRounds, settings.concurrencies) : undefined,
   start: runs("start") ? await measureStart(settings.startRounds) : undefined,
   remote: runs("remote") ? await measureRemote(settings.remote) : undefined,
-  transfer: runs("transfer") ? await measureTransfer(settings.transferRounds, settings.transferTrips) : undefined
+  transfer: runs("transfer") ? await measureTransfer(settings.transferRounds, settings.transferTrips) : undefined,
+  capacity: runs("capacity")
+    ? await measureCapacity(settings.capacity.roundMillis, settings.capacity.rounds)
+    : undefined
 }
 const seconds = (performance.now() - started) / 1000
 const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`

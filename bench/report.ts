@@ -2,6 +2,7 @@
  * The tables of every section, as markdown, and the page docs/benchmarks.md
  * that holds them with the command, the machine and the method.
  */
+import { adaptiveMax, type CapacityLoadResult, type CapacityResult, fixedLimits } from "./capacity.ts"
 import { concurrentCallers, type DispatchResult, dispatchGoals } from "./dispatch.ts"
 import { kindName } from "./kinds.ts"
 import { poolifierQueueOff } from "./peers.ts"
@@ -23,6 +24,7 @@ export interface Settings {
   readonly remote: RemoteSettings
   readonly transferRounds: number
   readonly transferTrips: number
+  readonly capacity: { readonly roundMillis: number; readonly rounds: number }
 }
 
 /** What a run measured: the sections it ran. */
@@ -33,6 +35,7 @@ export interface Results {
   readonly start?: StartResult | undefined
   readonly remote?: RemoteResult | undefined
   readonly transfer?: TransferResult | undefined
+  readonly capacity?: CapacityResult | undefined
 }
 
 /** A markdown table; `align` has one letter per column: `l` (left) or `r` (right). */
@@ -249,6 +252,44 @@ export const transferRatioTable = (result: TransferResult): string => {
 }
 
 /** Every table of the run, for the console. */
+/** One load of the capacity section: every variant's rate and p99, and the adaptive variant against the best fixed one. */
+export const capacityTable = (result: CapacityLoadResult): string =>
+  table(
+    [
+      "variant",
+      "tasks / s (median)",
+      "lowest round",
+      "highest round",
+      "p99 ms (median)",
+      "lowest round",
+      "highest round"
+    ],
+    "lrrrrrr",
+    result.rows.map((row) => [
+      row.adaptive ? `**${row.name}**` : row.name,
+      perSecond(row.rate.median),
+      perSecond(row.rate.low),
+      perSecond(row.rate.high),
+      row.p99.median.toFixed(1),
+      row.p99.low.toFixed(1),
+      row.p99.high.toFixed(1)
+    ])
+  )
+
+/** The adaptive variant against the best fixed setting of each round, per load. */
+export const capacityGoalTable = (result: CapacityResult): string =>
+  table(
+    ["load", "adaptive rate / best fixed rate", "goal", "adaptive p99 / best fixed p99", "goal"],
+    "lrlrl",
+    result.loads.map((r) => [
+      r.load.name,
+      ratioText(r.rateToBest),
+      `≥ ${r.load.goal.rate}: ${verdict(r.rateToBest.median >= r.load.goal.rate)}`,
+      ratioText(r.p99ToBest),
+      r.load.goal.p99 === undefined ? "" : `≤ ${r.load.goal.p99}: ${verdict(r.p99ToBest.median <= r.load.goal.p99)}`
+    ])
+  )
+
 export const consoleTables = (results: Results): string =>
   [
     results.dispatch && `In-process dispatch\n${dispatchTable(results.dispatch)}\n\n${policyTable(results.dispatch)}`,
@@ -257,7 +298,9 @@ export const consoleTables = (results: Results): string =>
     results.start && `Start and replacement\n${startTable(results.start)}\n\n${replacementTable(results.start)}`,
     results.remote && `Remote workers\n${remoteTable(results.remote)}\n\n${remoteCrashTable(results.remote)}`,
     results.transfer &&
-      `Zero-copy buffers\n${transferTable(results.transfer)}\n\n${transferRatioTable(results.transfer)}`
+      `Zero-copy buffers\n${transferTable(results.transfer)}\n\n${transferRatioTable(results.transfer)}`,
+    results.capacity &&
+      `Capacity\n${results.capacity.loads.map((load) => `${load.load.name}\n${capacityTable(load)}`).join("\n\n")}\n\n${capacityGoalTable(results.capacity)}`
   ]
     .filter((text) => text !== undefined)
     .join("\n\n")
@@ -420,6 +463,23 @@ export const page = (results: Complete, run: RunInfo): string => {
     transferTable(results.transfer),
     "",
     transferRatioTable(results.transfer),
+    "",
+    "## Capacity: adaptive concurrency out of process",
+    "",
+    "A pool of 2 subprocess workers (`Subprocess.node`, `WorkerPool.make({ size: 2, ... })`) with an adaptive",
+    `per-worker limit (\`concurrency: ${adaptiveMax}\`, \`maxInFlight: { adaptive: { max: ${adaptiveMax} } }\`) against the same pool with`,
+    `fixed limits (\`concurrency: k\`, its default \`maxInFlight\`) for k in ${fixedLimits.join(", ")}, under two loads: tasks that spend`,
+    "500 µs of CPU in the child (CPU-bound: a second request on a child only waits behind the first), and tasks that",
+    "spend 20 µs and then wait 20 ms (I/O-bound: a child serves as many at once as it is given). Each round runs every",
+    `variant for ${run.settings.capacity.roundMillis} ms (${run.settings.capacity.rounds} rounds, after an unmeasured one in which the adaptive limit learns);`,
+    "callers loop, each dispatching a task and awaiting its answer (64 callers for the CPU-bound load, 256 for the",
+    "I/O-bound one); the rate is the answers per second, the p99 the 99th percentile of their latency, from the",
+    "dispatch to the answer, queueing in the parent included. The goals compare the adaptive variant with the best",
+    "fixed setting of each round (the highest rate, the lowest p99; medians over the rounds): CPU-bound, p99 at",
+    "most 1.2 × and rate at least 0.95 ×; I/O-bound, rate at least 0.8 ×.",
+    "",
+    ...results.capacity.loads.flatMap((load) => [`${load.load.name}:`, "", capacityTable(load), ""]),
+    capacityGoalTable(results.capacity),
     ""
   ].join("\n")
 }

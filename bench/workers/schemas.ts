@@ -32,3 +32,5 @@ export const Buffers = Schema.Union([
   Schema.TaggedStruct("Copied", { bytes: Schema.Uint8Array }),
   Schema.TaggedStruct("Collect", {})
 ])
+/** A task for the capacity benchmark: spend `cpuMicros` µs of CPU, then wait `waitMillis` ms, then answer `n`. */
+export const LoadTask = Schema.Struct({ n: Schema.Number, cpuMicros: Schema.Number, waitMillis: Schema.Number })
