@@ -16,12 +16,13 @@ import { spawnFailure } from "./describe.ts"
 import { Request } from "./request.ts"
 import { type RestartPolicy, restartTracker } from "./restart.ts"
 import { makeLive, register, runAlone, type Spare, TypeId, WorkerCore } from "./worker.ts"
+import type { MaxInFlight } from "./workerOptions.ts"
 
 /** Builds a supervised worker of any kind. See `Worker.fromKind`. */
 /** A worker's checked settings. */
 export interface Settings {
   readonly restart: RestartPolicy
-  readonly maxInFlight: number
+  readonly maxInFlight: MaxInFlight
 }
 
 export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
@@ -38,7 +39,8 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
   const core = new WorkerCore<Req, Resp, E>({
     id,
     kind: kind.name,
-    maxInFlight: options.maxInFlight,
+    maxInFlight: options.maxInFlight.max,
+    adaptive: options.maxInFlight.adaptive,
     now: () => clock.currentTimeMillisUnsafe(),
     close: Scope.close(scope, Exit.void)
   })
@@ -233,7 +235,7 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
     [TypeId]: TypeId,
     id,
     kind: kind.name,
-    maxInFlight: options.maxInFlight,
+    maxInFlight: options.maxInFlight.max,
     health: Effect.sync(() => health.snapshot()),
     dispatch
   }

@@ -69,7 +69,7 @@ export class Selection<Req, Resp, E> {
     this.roster.reset(
       members.map((member) => ({
         id: member.worker.id,
-        maxInFlight: member.core.maxInFlight,
+        maxInFlight: member.core.limit,
         health: member.core.health
       }))
     )
@@ -102,7 +102,7 @@ export class Selection<Req, Resp, E> {
   private place(member: Member<Req, Resp, E>): void {
     const health = member.core.health
     const eligible =
-      health.isLive && health.inFlight < member.core.maxInFlight && (health.ejectedUntil === undefined || this.panic)
+      health.isLive && health.inFlight < member.core.limit && (health.ejectedUntil === undefined || this.panic)
     this.roster.update(member.rank, eligible, health)
   }
 
