@@ -9,8 +9,8 @@
  * from the pool's `Clock`) gives the next state. No clock is read here, so a
  * run in virtual time makes the same decisions from the same samples.
  *
- * - **No-load latency** (`baseline`): a moving average of the run times of
- *   requests that ran alone on the worker (nothing else in flight). The
+ * - **No-load latency** (`baseline`): a slow moving average of the run times
+ *   of requests that ran alone on the worker (nothing else in flight). The
  *   limit starts at 1, so the first answers are such samples; when latency
  *   grows, backing off brings the worker back to running alone, and the
  *   baseline follows a worker whose own speed changed. (Answers under load
@@ -62,6 +62,8 @@ export interface Limiter {
   limit: number
   /** The no-load latency, once an answer gave it. */
   baseline: number | undefined
+  /** How many answers alone it has taken in. */
+  alone: number
   /** The average latency now. */
   recent: number | undefined
   slowStart: boolean
@@ -71,8 +73,15 @@ export interface Limiter {
 
 /** Weight of a new sample in the average latency now. */
 const recentWeight = 0.2
-/** Weight of a new sample in the no-load latency. */
-const baselineWeight = 0.1
+/** The no-load latency is the plain average of the first answers alone, this many. */
+const firstAlone = 10
+/**
+ * Weight of a new sample in the no-load latency after the first ones. A
+ * small weight: a worker slow for a while (its answers alone, once its limit
+ * fell to 1) is not taken for a worker with a new no-load latency before
+ * some 50 answers.
+ */
+const baselineWeight = 0.02
 /** Below this (ms), latencies are the clock's noise: near whatever the ratio. */
 const slackMillis = 1
 
@@ -81,6 +90,7 @@ export const make = (settings: LimiterSettings): Limiter => ({
   settings,
   limit: 1,
   baseline: undefined,
+  alone: 0,
   recent: undefined,
   slowStart: true,
   cutAt: Number.NEGATIVE_INFINITY
@@ -110,8 +120,11 @@ const update = (limiter: Limiter, s: Sample): void => {
   const recent = limiter.recent === undefined ? millis : limiter.recent + recentWeight * (millis - limiter.recent)
   limiter.recent = recent
   let baseline = limiter.baseline
-  if (baseline === undefined) baseline = millis
-  else if (s.inFlight <= 1) baseline += baselineWeight * (millis - baseline)
+  if (baseline === undefined || s.inFlight <= 1) {
+    const n = ++limiter.alone
+    baseline =
+      baseline === undefined ? millis : baseline + (n <= firstAlone ? 1 / n : baselineWeight) * (millis - baseline)
+  }
   limiter.baseline = baseline
   const near = baseline * tolerance + slackMillis
   if (recent > near) {
