@@ -141,7 +141,7 @@ describe("the adaptive limit", () => {
     // Slow start to 16 at 10 ms.
     while (limiter.limit < 16) answer(10, Limiter.slots(limiter))
     assert.strictEqual(limiter.limit, 16)
-    // Latency triples under that load: the average crosses 1.5 × 10 + 1 ms after a few answers, and the limit shrinks.
+    // Latency triples under that load: the average crosses 1.2 × 10 + 1 ms after a few answers, and the limit shrinks.
     let answers = 0
     while (limiter.limit === 16 && answers < 10) {
       answer(30, 16)

@@ -53,7 +53,7 @@ export interface LimiterSettings {
 }
 
 /** The default settings, for a given `max`. */
-export const settings = (max: number): LimiterSettings => ({ max, tolerance: 1.5 })
+export const settings = (max: number): LimiterSettings => ({ max, tolerance: 1.2 })
 
 /** A limiter's state. */
 export interface Limiter {
