@@ -59,12 +59,15 @@ const squareRoot = (crashRate: number) => (n: number) =>
  * - it holds up to 4 requests at once, so that a crash takes the requests
  *   it holds down with it.
  */
+/** Requests a worker holds at once. */
+const slots = 4
+
 const workerOptions: Worker.WorkerOptions = {
   restart: Schedule.exponential("50 millis").pipe(
     Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.millis(200))))
   ),
   maxRestarts: Infinity,
-  maxInFlight: 4
+  maxInFlight: slots
 }
 
 /**
@@ -167,7 +170,7 @@ const makeWorker = (flags: Flags, addresses: ReadonlyArray<string>) => {
   const wire = {
     request: Schema.Number,
     response: Schema.Number,
-    concurrency: workerOptions.maxInFlight
+    concurrency: slots
   }
   return (id: WorkerId) => {
     switch (flags.kind) {

@@ -4,22 +4,28 @@
  */
 import { type WorkerHealth, type WorkerId, WorkerState } from "effect-worker-pool"
 
-const header = ["id", "state", "in-flight", "completed", "errored", "crashes", "restarts"]
+const header = ["id", "state", "in-flight", "limit", "completed", "errored", "crashes", "restarts"]
 
 // The state column is as wide as the longest state, so that the table does not
 // shift when a state changes.
 const stateWidth = Math.max(...WorkerState.literals.map((state) => state.length))
 
-type Counters = Pick<WorkerHealth, "inFlight" | "completed" | "errored" | "crashes" | "restarts">
+type Counters = Pick<WorkerHealth, "inFlight" | "completed" | "errored" | "crashes" | "restarts"> & {
+  /** How many requests it may hold now (its adaptive or fixed limit). */
+  readonly maxInFlight?: number | undefined
+}
 
 const row = (id: string, state: string, h: Counters) =>
-  [id, state.padEnd(stateWidth), h.inFlight, h.completed, h.errored, h.crashes, h.restarts].map(String)
+  [id, state.padEnd(stateWidth), h.inFlight, h.maxInFlight ?? "", h.completed, h.errored, h.crashes, h.restarts].map(
+    String
+  )
 
 /** One row per worker, as `pool.health` reports them, and a row of totals. */
 export const healthTable = (workers: ReadonlyArray<readonly [WorkerId, WorkerHealth]>): string => {
-  const sum = (counter: keyof Counters) => workers.reduce((total, [, h]) => total + h[counter], 0)
+  const sum = (counter: keyof Counters) => workers.reduce((total, [, h]) => total + (h[counter] ?? 0), 0)
   const totals = row("all", "", {
     inFlight: sum("inFlight"),
+    maxInFlight: sum("maxInFlight"),
     completed: sum("completed"),
     errored: sum("errored"),
     crashes: sum("crashes"),

@@ -4,10 +4,10 @@
  * they can be sent to worker threads), and how to run one.
  */
 import { Effect } from "effect"
-import { libraryDefaults, policyMode, type RunResult, simulate, workPulling } from "./model.ts"
+import { libraryDefaults, oneSlot, policyMode, type RunResult, simulate, workPulling } from "./model.ts"
 import { policies } from "./policies.ts"
 import { seedOf } from "./random.ts"
-import { scenarios } from "./scenarios.ts"
+import { capacityScenarios, scenarios } from "./scenarios.ts"
 
 export interface Job {
   readonly index: number
@@ -36,22 +36,27 @@ export const modeLabels = (): ReadonlyArray<string> => [
 export const seedFor = (baseSeed: number, scenario: string, load: number): number =>
   seedOf(`${baseSeed}/${scenario}/${load}`)
 
+/** Requests in a run of the one-slot mode (see `makeJobs`). */
+export const oneSlotRequests = 1_000
+
 export const makeJobs = (options: {
   readonly requests: number
   readonly baseSeed: number
   readonly only?: ReadonlyArray<string> | undefined
 }): ReadonlyArray<Job> => {
   const jobs: Array<Job> = []
-  for (const scenario of scenarios) {
+  for (const scenario of [...scenarios, ...capacityScenarios]) {
     if (options.only !== undefined && !options.only.includes(scenario.id)) continue
     for (const load of scenario.loads) {
-      for (const mode of modeLabels()) {
+      for (const mode of scenario.modes ?? modeLabels()) {
         jobs.push({
           index: jobs.length,
           scenario: scenario.id,
           load,
           mode,
-          requests: options.requests,
+          // One slot per worker under an I/O-bound load: its queue grows without bound and the run
+          // slows with it; its first requests show enough.
+          requests: mode === oneSlot.label ? Math.min(options.requests, oneSlotRequests) : options.requests,
           seed: seedFor(options.baseSeed, scenario.id, load)
         })
       }
@@ -61,7 +66,7 @@ export const makeJobs = (options: {
 }
 
 export const runJob = async (job: Job): Promise<JobResult> => {
-  const scenario = scenarios.find((s) => s.id === job.scenario)
+  const scenario = [...scenarios, ...capacityScenarios].find((s) => s.id === job.scenario)
   if (scenario === undefined) throw new Error(`unknown scenario ${job.scenario}`)
   const entry = policies.find((p) => p.label === job.mode)
   const mode =
@@ -69,9 +74,11 @@ export const runJob = async (job: Job): Promise<JobResult> => {
       ? workPulling
       : job.mode === libraryDefaults.label
         ? libraryDefaults
-        : entry === undefined
-          ? undefined
-          : policyMode(entry.policy, entry.label)
+        : job.mode === oneSlot.label
+          ? oneSlot
+          : entry === undefined
+            ? undefined
+            : policyMode(entry.policy, entry.label)
   if (mode === undefined) throw new Error(`unknown mode ${job.mode}`)
   const started = performance.now()
   const result = await Effect.runPromise(

@@ -13,12 +13,21 @@ import { parseArgs } from "node:util"
 import { Worker as Thread } from "node:worker_threads"
 import { Effect } from "effect"
 import { WorkerPool } from "effect-worker-pool"
-import { type Job, type JobResult, makeJobs, modeLabels, runJob } from "./jobs.ts"
+import { type Job, type JobResult, makeJobs, modeLabels, oneSlotRequests, runJob } from "./jobs.ts"
 import { describeMachine, machine } from "./machine.ts"
 import { libraryDefaults, SERVICE_MILLIS, workPulling } from "./model.ts"
 import { fullScanLeastLoaded, policies, slowBaseline, unlisted } from "./policies.ts"
-import { goalRows, goalSummary, goalTable, scenarioTable, slowGoalRatio, slowGoalTable } from "./report.ts"
-import { scenarios } from "./scenarios.ts"
+import {
+  capacityGoal,
+  capacityTable,
+  goalRows,
+  goalSummary,
+  goalTable,
+  scenarioTable,
+  slowGoalRatio,
+  slowGoalTable
+} from "./report.ts"
+import { capacityScenarios, scenarios } from "./scenarios.ts"
 import { chart } from "./svg.ts"
 
 const { values } = parseArgs({
@@ -116,6 +125,7 @@ const runSeconds = done.reduce((sum, r) => sum + r.wallMillis, 0) / 1000
 const modes = modeLabels()
 const reference = workPulling.label
 const chosen = scenarios.filter((s) => only === undefined || only.includes(s.id))
+const capacityChosen = capacityScenarios.filter((s) => only === undefined || only.includes(s.id))
 const goalList = goalRows(results, chosen, libraryDefaults.label, reference, fullScanLeastLoaded, slowBaseline)
 const seedOfRun = (scenario: string, load: number) =>
   results.find((r) => r.scenario === scenario && r.load === load)?.seed ?? Number.NaN
@@ -136,6 +146,10 @@ console.log(`\n== the default policy (${defaultMode}) with workers that queue re
 console.log(slowGoalTable(results, chosen, defaultMode, slowBaseline, "text"))
 console.log(`\n== every policy as if it were the default`)
 console.log(goalSummary(results, chosen, modes, reference, fullScanLeastLoaded, slowBaseline, "text"))
+if (capacityChosen.length > 0) {
+  console.log(`\n== adaptive concurrency: I/O-bound workers, at least ${capacityGoal * 100} % within 1 s`)
+  console.log(capacityTable(results, capacityChosen, "text"))
+}
 const insane = results.filter((r) => r.lost > 0 || r.unplaced > 0)
 for (const r of insane) {
   console.error(
@@ -162,7 +176,7 @@ if (write) {
   }
   writeFileSync(
     new URL("simulation.md", docs),
-    markdown({ wallSeconds, defaultMode, goalList, seedOfRun, chosen, results, modes, reference })
+    markdown({ wallSeconds, defaultMode, goalList, seedOfRun, chosen, capacityChosen, results, modes, reference })
   )
   console.log("wrote docs/simulation.md and docs/sim/*.svg")
 }
@@ -174,6 +188,7 @@ function markdown(input: {
   readonly goalList: ReturnType<typeof goalRows>
   readonly seedOfRun: (scenario: string, load: number) => number
   readonly chosen: typeof scenarios
+  readonly capacityChosen: typeof scenarios
   readonly results: typeof results
   readonly modes: ReadonlyArray<string>
   readonly reference: string
@@ -239,6 +254,21 @@ function markdown(input: {
     ),
     ""
   )
+  if (input.capacityChosen.length > 0) {
+    push(
+      "## Adaptive concurrency: I/O-bound workers",
+      "",
+      `A dozen in-process workers whose handler waits 100 to 300 ms for every request at once (a call to another service: its latency does not grow with the worker's load), at 240 and 480 requests a second, with the library's defaults (\`defaults\`: each worker's limit adaptive, from 1 up to 64) and with the defaults but one slot per worker (\`defaults, maxInFlight 1\`, the default before adaptive concurrency; its queue holds every request; its runs stop at ${oneSlotRequests} requests, as its queue grows without bound). The goal: at least ${capacityGoal * 100} % of the requests after the warm-up answered within 1 s with the defaults, also while one worker waits three times longer for half a minute (\`io-slow\`, from 10 s to 40 s), and while one worker stops answering under a pool \`timeout\` of 1 s (\`io-hung\`, from one third of the run on). One slot per worker serves 60 requests a second: its queue grows without bound. See [capacity](capacity.md#adaptive-concurrency).`,
+      "",
+      ...input.capacityChosen.map(
+        (s) =>
+          `- \`${s.id}\`: ${s.description} Seeds: ${s.loads.map((l) => `\`${input.seedOfRun(s.id, l)}\``).join(", ")}.`
+      ),
+      "",
+      capacityTable(input.results, input.capacityChosen, "markdown"),
+      ""
+    )
+  }
   for (const scenario of input.chosen) {
     push(
       `## ${scenario.title}`,

@@ -8,6 +8,9 @@
  *   a time, the others wait in arrival order) and then sleeps for the
  *   request's work divided by the worker's speed. The sleep is virtual: the
  *   run provides `TestClock.layer()` and moves the clock itself.
+ * - An I/O-bound worker (`io`) takes no semaphore: it waits for each request
+ *   at once, whatever else it holds, as a handler that calls another service
+ *   does; its latency does not grow with its load.
  * - In policy mode every worker has a very large `maxInFlight`, so that the
  *   policy alone decides which worker's FIFO a request joins. In work-pulling
  *   mode every worker has `maxInFlight: 1`: requests wait in the pool's shared
@@ -64,10 +67,23 @@ export interface Scenario {
   readonly speeds: ReadonlyArray<number>
   /** Utilisations to run at: arrival rate / sum of the base speeds. */
   readonly loads: ReadonlyArray<number>
-  /** Service times: exponential (default) or constant, both of mean 1 unit. */
-  readonly service?: "exponential" | "constant" | undefined
-  /** One worker's speed multiplier as a function of the fraction of the run elapsed. */
-  readonly drift?: { readonly worker: number; readonly factor: (fraction: number) => number } | undefined
+  /**
+   * Service times: exponential (default) or constant, both of mean 1 unit;
+   * or `"io"`, uniform between 1 and 3 units (a call to another service).
+   */
+  readonly service?: "exponential" | "constant" | "io" | undefined
+  /**
+   * The workers are I/O-bound: each waits for all its requests at once (no
+   * FIFO), so that their latency does not grow with their load.
+   */
+  readonly io?: boolean | undefined
+  /**
+   * One worker's speed multiplier as a function of the fraction of the run
+   * elapsed, and of the virtual time in milliseconds.
+   */
+  readonly drift?:
+    | { readonly worker: number; readonly factor: (fraction: number, millis: number) => number }
+    | undefined
   readonly fault?: Fault | undefined
   /** The pool's request timeout, in units of the mean service time. */
   readonly timeoutUnits?: number | undefined
@@ -75,6 +91,8 @@ export interface Scenario {
   readonly ejection?: false | undefined
   /** Options of every worker (restart schedule and budget); `maxInFlight` is set by the mode. */
   readonly worker?: Omit<Worker.WorkerOptions, "maxInFlight"> | undefined
+  /** The modes to run it in, when not every mode (see `jobs.ts`). */
+  readonly modes?: ReadonlyArray<string> | undefined
 }
 
 /** How requests reach the workers. */
@@ -82,6 +100,7 @@ export type Mode =
   | { readonly _tag: "Policy"; readonly label: string; readonly policy: DispatchPolicy.DispatchPolicy }
   | { readonly _tag: "WorkPulling"; readonly label: string }
   | { readonly _tag: "Defaults"; readonly label: string }
+  | { readonly _tag: "OneSlot"; readonly label: string }
 
 /**
  * The library's defaults: `WorkerPool.make` with no policy, queue or
@@ -89,6 +108,14 @@ export type Mode =
  * 1024 that holds callers back when full).
  */
 export const libraryDefaults: Mode = { _tag: "Defaults", label: "defaults" }
+
+/**
+ * The library's defaults with one slot per worker (`maxInFlight: 1`), the
+ * default before adaptive concurrency: what the adaptive limit is compared
+ * with. Its queue holds every request (capacity 1,000,000), so that each is
+ * placed at its arrival.
+ */
+export const oneSlot: Mode = { _tag: "OneSlot", label: "defaults, maxInFlight 1" }
 
 /** The work-pulling reference: one slot per worker, a shared queue, a random pick when several workers are idle. */
 export const workPulling: Mode = { _tag: "WorkPulling", label: "work-pulling" }
@@ -178,7 +205,12 @@ export const workload = (scenario: Scenario, load: number, requests: number, see
   for (let i = 0; i < requests; i++) {
     t += exponential(arrivalsRng(), 1 / rate)
     arrivals[i] = t * SERVICE_MILLIS
-    work[i] = scenario.service === "constant" ? 1 : exponential(serviceRng(), 1)
+    work[i] =
+      scenario.service === "constant"
+        ? 1
+        : scenario.service === "io"
+          ? 1 + 2 * serviceRng()
+          : exponential(serviceRng(), 1)
   }
   return { arrivals, work }
 }
@@ -220,6 +252,8 @@ const OUTCOME_OK = 1
 const OUTCOME_FAILED = 2
 const OUTCOME_TIMEOUT = 3
 
+const identity = <A>(effect: A): A => effect
+
 /** Runs one simulation. Self-contained: it provides its own clock, seed and (silent) logger. */
 export const simulate = (spec: RunSpec): Effect.Effect<RunResult> => {
   const { scenario, mode, requests, seed } = spec
@@ -242,7 +276,7 @@ export const simulate = (spec: RunSpec): Effect.Effect<RunResult> => {
   let sentToSlow = 0
 
   const speedOf = (w: number, t: number) =>
-    scenario.speeds[w]! * (drift !== undefined && drift.worker === w ? drift.factor(t / span) : 1)
+    scenario.speeds[w]! * (drift !== undefined && drift.worker === w ? drift.factor(t / span, t) : 1)
 
   return Effect.gen(function* () {
     const clock = yield* Effect.clockWith(Effect.succeed)
@@ -257,8 +291,8 @@ export const simulate = (spec: RunSpec): Effect.Effect<RunResult> => {
       (i: number): Effect.Effect<number, WorkerCrash> =>
         Effect.suspend(() => {
           entered[i] = 1
-          if (drift !== undefined && drift.worker === w && drift.factor(now() / span) < 1) sentToSlow++
-          return permits[w]!.withPermits(1)(
+          if (drift !== undefined && drift.worker === w && drift.factor(now() / span, now()) < 1) sentToSlow++
+          return (scenario.io === true ? identity : permits[w]!.withPermits(1))(
             Effect.suspend((): Effect.Effect<number, WorkerCrash> => {
               const t = now()
               if (fault !== undefined && fault.worker === w && t >= faultAt) {
@@ -282,19 +316,23 @@ export const simulate = (spec: RunSpec): Effect.Effect<RunResult> => {
           )
         })
 
+    const defaults = mode._tag === "Defaults" || mode._tag === "OneSlot"
     const options: WorkerPool.Options<number, number, never, InvalidOptions, never> = {
       size: n,
       worker: (id) =>
         Worker.make<number, number, never>(id, handler(id), {
           ...scenario.worker,
-          ...(mode._tag === "Defaults" ? {} : { maxInFlight: mode._tag === "WorkPulling" ? 1 : 1_000_000 })
+          ...(mode._tag === "Defaults"
+            ? {}
+            : { maxInFlight: mode._tag === "WorkPulling" || mode._tag === "OneSlot" ? 1 : 1_000_000 })
         }),
+      // One slot per worker holds every request it cannot serve in the queue (none waits outside it).
       ...(mode._tag === "Defaults" ? {} : { queueCapacity: 1_000_000 }),
       ...(scenario.ejection === false ? { ejection: false } : {}),
       drain: 0,
       // The reference picks at random among the idle workers, so that it
       // depends neither on the ids of the fast workers nor on the default policy.
-      ...(mode._tag === "Defaults" ? {} : { policy: mode._tag === "Policy" ? mode.policy : DispatchPolicy.Random }),
+      ...(defaults ? {} : { policy: mode._tag === "Policy" ? mode.policy : DispatchPolicy.Random }),
       ...(scenario.timeoutUnits === undefined
         ? {}
         : { timeout: Duration.millis(scenario.timeoutUnits * SERVICE_MILLIS) })

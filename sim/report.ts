@@ -2,7 +2,7 @@
  * Tables of the simulation results (console and Markdown), and the check of
  * the goals of the default policy.
  */
-import type { RunResult, Scenario } from "./model.ts"
+import { type RunResult, type Scenario, SECOND_UNITS } from "./model.ts"
 
 const num = (x: number, digits = 2) => (Number.isFinite(x) ? x.toFixed(digits) : "–")
 const percent = (share: number) => `${num(share * 100)} %`
@@ -286,4 +286,55 @@ export const slowGoalTable = (
     }
   }
   return format === "text" ? textTable(header, body, 2) : markdownTable(header, body, 2)
+}
+
+/** The goal of adaptive concurrency: this share of the requests answered within 1 s, with the default options. */
+export const capacityGoal = 0.999
+
+/** Whether a run of an adaptive-concurrency scenario meets {@link capacityGoal}. */
+export const meetsCapacityGoal = (result: RunResult): boolean => result.withinSecond >= capacityGoal
+
+/**
+ * The adaptive-concurrency scenarios: for each scenario, load and mode, the
+ * arrival rate, the share answered within 1 s against the goal, the timeouts
+ * and failures, whether the queue grows, and the requests lost.
+ */
+export const capacityTable = (
+  results: ReadonlyArray<RunResult>,
+  scenarios: ReadonlyArray<Scenario>,
+  format: "text" | "markdown"
+): string => {
+  const header = [
+    "scenario",
+    "mode",
+    "requests / s",
+    "requests",
+    `within 1 s ≥ ${num(capacityGoal * 100, 1)} %`,
+    "p99",
+    "timed out",
+    "failed",
+    "queue grows",
+    "lost"
+  ]
+  const body: Array<Array<string>> = []
+  for (const scenario of scenarios) {
+    for (const load of scenario.loads) {
+      for (const r of results.filter((x) => x.scenario === scenario.id && x.load === load)) {
+        const perSecond = load * scenario.speeds.reduce((a, b) => a + b, 0) * SECOND_UNITS
+        body.push([
+          scenario.id,
+          r.mode,
+          String(perSecond),
+          String(r.requests),
+          `${percent(r.withinSecond)} ${meetsCapacityGoal(r) ? "✓" : "✗"}`,
+          num(r.latency.p99),
+          String(r.timedOut),
+          String(r.failed),
+          r.queue.grows ? "yes" : "no",
+          String(r.lost)
+        ])
+      }
+    }
+  }
+  return format === "text" ? textTable(header, body) : markdownTable(header, body)
 }

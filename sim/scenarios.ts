@@ -12,6 +12,64 @@ const valley = (fraction: number) => 1 - 0.9 * (1 - Math.abs(2 * fraction - 1))
 /** Five times slower (speed 0.2) for the middle third of the run, at full speed before and after. */
 const slowMiddleThird = (fraction: number) => (fraction >= 1 / 3 && fraction < 2 / 3 ? 0.2 : 1)
 
+/** Three times slower (speed 1/3) for half a minute, from 10 s to 40 s of virtual time. */
+const slowHalfMinute = (_: number, millis: number) => (millis >= 10_000 && millis < 40_000 ? 1 / 3 : 1)
+
+/** The modes of the adaptive-concurrency scenarios: the defaults, and the defaults with the old one slot. */
+const capacityModes = ["defaults", "defaults, maxInFlight 1"]
+
+const twelve = Array.from({ length: 12 }, () => 1)
+
+/**
+ * I/O-bound loads, for adaptive per-worker concurrency: a dozen in-process
+ * workers whose handler waits 100 to 300 ms (a call to another service), at
+ * 240 and 480 requests a second (loads 2 and 4 of a dozen workers that
+ * serve one request each per unit; each worker must hold 4 and 8 requests at
+ * once on average). The goal: at least 99.9 % answered within 1 s with the
+ * default options.
+ */
+export const capacityScenarios: ReadonlyArray<Scenario> = [
+  {
+    id: "io",
+    title: "I/O-bound workers",
+    description:
+      "12 in-process workers whose handler waits 100 to 300 ms (uniform) for every request at once, " +
+      "whatever else they hold; 240 and 480 requests a second.",
+    speeds: twelve,
+    io: true,
+    service: "io",
+    loads: [2, 4],
+    modes: capacityModes
+  },
+  {
+    id: "io-slow",
+    title: "I/O-bound workers, one of them slow for half a minute",
+    description:
+      "The I/O-bound scenario; from 10 s to 40 s of the run, worker 0 waits three times longer (300 to 900 ms: " +
+      "each of its answers is still within 1 s, so a request answered late is one that waited for it).",
+    speeds: twelve,
+    io: true,
+    service: "io",
+    drift: { worker: 0, factor: slowHalfMinute },
+    loads: [2, 4],
+    modes: capacityModes
+  },
+  {
+    id: "io-hung",
+    title: "I/O-bound workers, one of them stops answering",
+    description:
+      "The I/O-bound scenario; from one third of the run on, worker 0 accepts requests and never answers. " +
+      "The pool's request timeout is 1 s; passive ejection is on with its defaults.",
+    speeds: twelve,
+    io: true,
+    service: "io",
+    fault: { _tag: "Hang", worker: 0, at: 1 / 3 },
+    timeoutUnits: 10,
+    loads: [2, 4],
+    modes: capacityModes
+  }
+]
+
 export const scenarios: ReadonlyArray<Scenario> = [
   {
     id: "identical",

@@ -25,6 +25,7 @@
  * | `effect_worker_pool_queued`           | gauge     | `pool`, `policy`                             | requests waiting in the admission queue                              |
  * | `effect_worker_pool_run_time`         | histogram | `pool`, `policy`, `kind`, (`worker_id`)      | milliseconds a request ran on its worker, whatever its outcome       |
  * | `effect_worker_pool_in_flight`        | gauge     | `pool`, `policy`, `kind`, (`worker_id`)      | requests holding a slot on a worker                                  |
+ * | `effect_worker_pool_max_in_flight`    | gauge     | `pool`, `policy`, `kind`, (`worker_id`)      | slots of workers now: fixed `maxInFlight`, or the adaptive limit     |
  * | `effect_worker_pool_crashes`          | counter   | `pool`, `policy`, `kind`, (`worker_id`)      | crashes of workers, failed starts included                           |
  * | `effect_worker_pool_restarts`         | counter   | `pool`, `policy`, `kind`, (`worker_id`)      | restarts of workers                                                  |
  * | `effect_worker_pool_ejections`        | counter   | `pool`, `policy`, `kind`, (`worker_id`)      | ejections of workers that kept failing                               |
@@ -200,6 +201,25 @@ export const runTime: Metric.Histogram<number> = Metric.histogram("effect_worker
  */
 export const inFlight: Metric.Gauge<number> = Metric.gauge("effect_worker_pool_in_flight", {
   description: "requests of a worker pool holding a slot on a worker"
+})
+
+/**
+ * How many requests workers may hold now (`WorkerHealth.maxInFlight`): a
+ * worker's fixed `maxInFlight`, or its adaptive limit as learned so far.
+ * Without `worker_id`, the workers of a kind add up: the pool's slots.
+ *
+ * @example
+ * ```ts
+ * import { PoolMetrics } from "effect-worker-pool"
+ *
+ * console.log(PoolMetrics.maxInFlight.id) // effect_worker_pool_max_in_flight
+ * ```
+ *
+ * @since 0.3.0
+ * @category metrics
+ */
+export const maxInFlight: Metric.Gauge<number> = Metric.gauge("effect_worker_pool_max_in_flight", {
+  description: "requests the workers of a worker pool may hold now (their adaptive or fixed limits)"
 })
 
 /**

@@ -8,6 +8,7 @@
 import type { Scope } from "effect"
 import { type Duration, Effect, Result, type Schedule } from "effect"
 import * as backoff from "./internal/backoff.ts"
+import { isInProcess } from "./internal/inProcessKinds.ts"
 import * as Options from "./internal/options.ts"
 import * as supervisor from "./internal/supervisor.ts"
 import { TypeId as internalTypeId } from "./internal/worker.ts"
@@ -51,7 +52,11 @@ export interface Worker<in Req, out Resp, out E = DomainError> {
   readonly id: WorkerId
   /** The name of the worker's kind, such as `"in-process"`. */
   readonly kind: string
-  /** How many requests a pool lets it hold at once. */
+  /**
+   * The most requests a pool lets it hold at once: its fixed `maxInFlight`,
+   * or, when that is adaptive, the largest limit it may learn (the limit now
+   * is its health's `maxInFlight`).
+   */
   readonly maxInFlight: number
   readonly health: Effect.Effect<WorkerHealth>
   /**
@@ -102,7 +107,7 @@ export type TypeId = typeof TypeId
  * | `maxRestarts`       | `Infinity` (no budget)        | restart budget, for OTP-style giving up: at most this many restarts ... |
  * | `restartWindow`     | `"1 minute"`                  | ... within any window this long; beyond it the worker is `Retired` |
  * | `resetBackoffAfter` | `"30 seconds"`                | an incarnation that stayed up this long resets the backoff to its first delay |
- * | `maxInFlight`       | the kind's `concurrency`, else `1` | how many requests a pool lets the worker hold at once (1: one request per worker, full isolation) |
+ * | `maxInFlight`       | in process: `"adaptive"` (up to 64); other kinds: their `concurrency`, else `1` | how many requests a pool lets the worker hold at once: a number (1: one request per worker, full isolation), or an adaptive limit (see {@link MaxInFlight}) |
  * | `recycle`           | none (never recycled)         | when its incarnation is replaced by a fresh one without failing a request: see {@link RecycleOptions} |
  *
  * @example
@@ -127,7 +132,7 @@ export interface WorkerOptions {
   readonly maxRestarts?: number | undefined
   readonly restartWindow?: Duration.Input | undefined
   readonly resetBackoffAfter?: Duration.Input | undefined
-  readonly maxInFlight?: number | undefined
+  readonly maxInFlight?: MaxInFlight | undefined
   readonly recycle?: RecycleOptions | undefined
 }
 
@@ -189,6 +194,44 @@ export interface RecycleOptions {
 }
 
 /**
+ * How many requests a pool lets a worker hold at once:
+ *
+ * - a positive integer: that many, always;
+ * - `"adaptive"`: a limit learned from the latency of the worker's answers.
+ *   It starts at 1 (one request at a time until answers return), grows
+ *   while latency stays near the worker's latency without load (slow start,
+ *   then about one more per round trip, while the worker uses at least half
+ *   of it), and backs off when latency grows with load, or at once when a
+ *   request crashes the worker or runs past its timeout. It is bounded by 64
+ *   for an in-process worker, and by its kind's `concurrency` for the
+ *   others, so that a crash takes at most that many requests down;
+ * - `{ adaptive: { max } }`: the same, bounded by `max` (for a kind with a
+ *   `concurrency`, at most that).
+ *
+ * The default is `"adaptive"` for an in-process worker (`Worker.make`,
+ * `makeScoped`, `WorkerKind.inProcess`), and the kind's `concurrency` (else
+ * 1) for the others. The limit now is in the worker's health
+ * (`maxInFlight`), in the metric `effect_worker_pool_max_in_flight`, and in
+ * a policy's `Candidate.maxInFlight`. Anything else fails the worker's
+ * making with `InvalidOptions`. See the capacity guide.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Worker, WorkerId } from "effect-worker-pool"
+ *
+ * // A handler that waits on another service: up to 16 requests at once, as its latency allows.
+ * const worker = Worker.make(WorkerId.make(0), (n: number) => Effect.as(Effect.sleep("50 millis"), n), {
+ *   maxInFlight: { adaptive: { max: 16 } }
+ * })
+ * ```
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type MaxInFlight = number | "adaptive" | { readonly adaptive: { readonly max?: number | undefined } }
+
+/**
  * The default restart delay: exponential from 100 ms, doubling, capped at
  * 10 s, then jittered by ±20 % so that workers that crashed together do not
  * restart together. It never ends: a worker is restarted as often as it
@@ -244,7 +287,7 @@ export const fromKind = <Req, Resp, E, R>(
     if (kind.invalid !== undefined) return Effect.fail(kind.invalid)
     const checkedId = checkId(id)
     if (Result.isFailure(checkedId)) return Effect.fail(checkedId.failure)
-    const settings = WorkerSettings.decode(kind.concurrency, options)
+    const settings = WorkerSettings.decode(kind.concurrency, options, isInProcess(kind))
     if (Result.isFailure(settings)) return Effect.fail(settings.failure)
     return supervisor.make(id, kind, settings.success)
   })

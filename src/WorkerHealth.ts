@@ -105,6 +105,11 @@ export type LastRecycle = typeof LastRecycle.Type
  *
  * - `inFlight`: requests the worker holds right now (a request the pool has
  *   assigned to it counts from that moment).
+ * - `maxInFlight`: how many requests a pool lets it hold now: its fixed
+ *   `maxInFlight`, or, when that is adaptive (the default in process), the
+ *   limit learned so far, from 1 up to its `max` (see the capacity guide).
+ *   Set in every snapshot a worker gives; optional in the type, so that a
+ *   health built by hand (for a policy's test) may leave it out.
  * - `completed`: requests that reached the worker and have settled, whatever
  *   the outcome (success, domain error, crash, timeout, interruption).
  * - `errored`: of those, the ones that ended in a domain error, a
@@ -159,6 +164,7 @@ export type LastRecycle = typeof LastRecycle.Type
 export const WorkerHealth = Schema.Struct({
   state: WorkerState,
   inFlight: Schema.Number,
+  maxInFlight: Schema.optional(Schema.Number),
   completed: Schema.Number,
   errored: Schema.Number,
   timeouts: Schema.Number,

@@ -12,6 +12,7 @@
 
 import type { Scope, Tracer } from "effect"
 import { Effect } from "effect"
+import { markInProcess } from "./internal/inProcessKinds.ts"
 import type { InvalidOptions, WorkerCrash } from "./WorkerError.ts"
 
 /**
@@ -191,10 +192,11 @@ export interface WorkerKind<Req, Resp, E, R = never> {
  * @since 0.1.0
  * @category constructors
  */
-export const inProcess = <Req, Resp, E = never>(handler: Handler<Req, Resp, E>): WorkerKind<Req, Resp, E> => ({
-  name: "in-process",
-  spawn: Effect.succeed({ run: handler, exited: Effect.never })
-})
+export const inProcess = <Req, Resp, E = never>(handler: Handler<Req, Resp, E>): WorkerKind<Req, Resp, E> =>
+  markInProcess({
+    name: "in-process",
+    spawn: Effect.succeed({ run: handler, exited: Effect.never })
+  })
 
 /**
  * The in-process kind with a scoped initialiser: `initialise` runs at every
@@ -225,7 +227,8 @@ export const inProcess = <Req, Resp, E = never>(handler: Handler<Req, Resp, E>):
  */
 export const inProcessScoped = <Req, Resp, E = never, InitE = never, R = never>(
   initialise: Effect.Effect<Handler<Req, Resp, E>, InitE, R | Scope.Scope>
-): WorkerKind<Req, Resp, E, R> => ({
-  name: "in-process",
-  spawn: Effect.map(initialise, (run) => ({ run, exited: Effect.never }))
-})
+): WorkerKind<Req, Resp, E, R> =>
+  markInProcess({
+    name: "in-process",
+    spawn: Effect.map(initialise, (run) => ({ run, exited: Effect.never }))
+  })

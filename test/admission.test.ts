@@ -11,7 +11,9 @@ const makePool = (size: number, options: Partial<WorkerPool.Options<T.Behaviour,
   WorkerPool.make({
     policy: DispatchPolicy.RoundRobin,
     size,
-    worker: (id) => Worker.make(id, T.handler, { restart: Schedule.spaced("1 second") }),
+    // One slot per worker, pinned: these tests count slots and queue places, and an adaptive
+    // limit (the in-process default) grows as answers return (see test/adaptive.test.ts).
+    worker: (id) => Worker.make(id, T.handler, { restart: Schedule.spaced("1 second"), maxInFlight: 1 }),
     ...options
   })
 
@@ -30,7 +32,7 @@ const inFlight = (pool: WorkerPool.WorkerPool<T.Behaviour, number>) =>
   Effect.map(pool.health, (all) => all.map(([, h]) => h.inFlight))
 
 describe("per-worker concurrency", () => {
-  it.effect("one request per worker by default; the others wait in the queue, first come first served", () =>
+  it.effect("one request per worker (maxInFlight: 1); the others wait in the queue, first come first served", () =>
     Effect.gen(function* () {
       const pool = yield* makePool(2)
       const gate1 = yield* Deferred.make<number>()

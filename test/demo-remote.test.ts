@@ -29,7 +29,7 @@ describe("demo --kind remote", { timeout: 60_000 }, () => {
     const run = await runDemo("--kind", "remote", "--workers", "3", "--duration", "1", "--crash-rate", "0.02")
     expect(run.code).toBe(0)
     expect(run.stdout).toContain("3 remote workers")
-    expect(run.stdout).toMatch(/id\s+state\s+in-flight\s+completed\s+errored\s+crashes\s+restarts/)
+    expect(run.stdout).toMatch(/id\s+state\s+in-flight\s+limit\s+completed\s+errored\s+crashes\s+restarts/)
     for (const id of [0, 1, 2]) expect(run.stdout).toMatch(new RegExp(`^${id}\\s+[A-Z][a-z]+\\s`, "m"))
     const summary =
       /requests (?<requests>\d+), succeeded (?<succeeded>\d+), domain errors (?<domain>\d+), crashed (?<crashed>\d+), lost (?<lost>-?\d+)/.exec(

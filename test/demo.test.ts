@@ -72,7 +72,7 @@ describe("demo", { timeout: 60_000 }, () => {
     const { stdout } = await runToSummary("--duration", "1", "--crash-rate", "0.05", "--workers", "3")
     // Not a terminal: the table is printed once, at the end, with no cursor movement.
     expect(stdout).not.toContain("\x1b[")
-    expect(stdout).toMatch(/id\s+state\s+in-flight\s+completed\s+errored\s+crashes\s+restarts/)
+    expect(stdout).toMatch(/id\s+state\s+in-flight\s+limit\s+completed\s+errored\s+crashes\s+restarts/)
     // One row per worker: its id, then its state.
     for (const id of [0, 1, 2]) expect(stdout).toMatch(new RegExp(`^${id}\\s+[A-Z][a-z]+\\s`, "m"))
     // The pool's warning for each crash is not logged.

@@ -126,6 +126,7 @@ describe("the snapshot", () => {
     assert.deepStrictEqual(snapshot, {
       state: "Starting",
       inFlight: 0,
+      maxInFlight: 1,
       completed: 0,
       errored: 0,
       timeouts: 0,

@@ -58,7 +58,9 @@ describe("metrics", () => {
           name: "observed",
           policy: DispatchPolicy.RoundRobin,
           size: 2,
-          worker: (id) => Worker.make(id, T.handler, { restart: Schedule.spaced("1 second") }),
+          // One slot per worker, pinned: the requests below fill the slots and the queue, and an
+          // adaptive limit (the in-process default) grows as answers return.
+          worker: (id) => Worker.make(id, T.handler, { restart: Schedule.spaced("1 second"), maxInFlight: 1 }),
           queueCapacity: 1,
           queueStrategy: "fail"
         })
@@ -77,6 +79,7 @@ describe("metrics", () => {
         const during = yield* Metric.snapshot
         assert.strictEqual(valueOf(during, PoolMetrics.queued, pool), 1)
         assert.strictEqual(valueOf(during, PoolMetrics.inFlight, kind), 2)
+        assert.strictEqual(valueOf(during, PoolMetrics.maxInFlight, kind), 2, "two workers of one slot each")
 
         yield* Fiber.interrupt(waiting)
         yield* Deferred.succeed(gate, 7)

@@ -111,8 +111,23 @@ describe("options: the defaults the docs state", () => {
     assert.strictEqual(worker.restart.maxRestarts, Infinity)
     assertDuration(worker.restart.window, "1 minute")
     assertDuration(worker.restart.resetAfter, "30 seconds")
-    assert.strictEqual(worker.maxInFlight, 1, "maxInFlight: 1 when the kind has no concurrency")
-    assert.strictEqual(decoded(WorkerOptions(4), {}).maxInFlight, 4, "maxInFlight: the kind's concurrency")
+    const fixed = (max: number) => ({ max, adaptive: false })
+    const adaptive = (max: number) => ({ max, adaptive: true })
+    assert.deepStrictEqual(worker.maxInFlight, fixed(1), "maxInFlight: 1 when the kind has no concurrency")
+    assert.deepStrictEqual(decoded(WorkerOptions(4), {}).maxInFlight, fixed(4), "maxInFlight: the kind's concurrency")
+    assert.deepStrictEqual(decoded(WorkerOptions(undefined, true), {}).maxInFlight, adaptive(64), "in process")
+    assert.deepStrictEqual(decoded(WorkerOptions(4), { maxInFlight: "adaptive" }).maxInFlight, adaptive(4))
+    assert.deepStrictEqual(decoded(WorkerOptions(4), { maxInFlight: { adaptive: {} } }).maxInFlight, adaptive(4))
+    assert.deepStrictEqual(
+      decoded(WorkerOptions(4), { maxInFlight: { adaptive: { max: 2 } } }).maxInFlight,
+      adaptive(2),
+      "an adaptive max within the kind's concurrency"
+    )
+    assert.deepStrictEqual(
+      decoded(WorkerOptions(undefined, true), { maxInFlight: { adaptive: { max: 500 } } }).maxInFlight,
+      adaptive(500)
+    )
+    assert.deepStrictEqual(decoded(WorkerOptions(undefined, true), { maxInFlight: 1 }).maxInFlight, fixed(1))
     assert.strictEqual(worker.recycle, undefined, "recycle: never")
     assert.deepStrictEqual(decoded(WorkerOptions(), { recycle: { maxRequests: 10 } }).recycle, {
       maxRequests: 10,
@@ -124,13 +139,45 @@ describe("options: the defaults the docs state", () => {
     })
   })
 
-  it.effect("Worker.fromKind: maxInFlight defaults to the kind's concurrency, else 1", () =>
+  it.effect(
+    "Worker.fromKind: maxInFlight defaults to adaptive in process, else to the kind's concurrency, else 1",
+    () =>
+      Effect.gen(function* () {
+        const handler = (n: number) => Effect.succeed(n)
+        const plain = yield* Worker.fromKind(WorkerId.make(0), WorkerKind.inProcess(handler))
+        // Adaptive, up to 64; the limit starts at 1.
+        assert.strictEqual(plain.maxInFlight, 64)
+        assert.strictEqual((yield* plain.health).maxInFlight, 1)
+        const wide = yield* Worker.fromKind(WorkerId.make(1), { ...WorkerKind.inProcess(handler), concurrency: 3 })
+        assert.strictEqual(wide.maxInFlight, 3)
+        assert.strictEqual((yield* wide.health).maxInFlight, 3)
+        const custom = yield* Worker.fromKind(WorkerId.make(2), {
+          name: "custom",
+          spawn: Effect.succeed({ run: handler, exited: Effect.never })
+        })
+        assert.strictEqual(custom.maxInFlight, 1, "a kind of one's own keeps one slot")
+      }).pipe(Effect.scoped)
+  )
+
+  it.effect("Worker.fromKind: an invalid maxInFlight is InvalidOptions, and nothing starts", () =>
     Effect.gen(function* () {
       const handler = (n: number) => Effect.succeed(n)
-      const plain = yield* Worker.fromKind(WorkerId.make(0), WorkerKind.inProcess(handler))
-      assert.strictEqual(plain.maxInFlight, 1)
-      const wide = yield* Worker.fromKind(WorkerId.make(1), { ...WorkerKind.inProcess(handler), concurrency: 3 })
-      assert.strictEqual(wide.maxInFlight, 3)
+      const refused = (kind: WorkerKind.WorkerKind<number, number, never>, maxInFlight: unknown) =>
+        Effect.map(Effect.flip(Worker.fromKind(WorkerId.make(0), kind, { maxInFlight } as never)), (e) => e.reason)
+      const inProcess = WorkerKind.inProcess(handler)
+      const four = { ...inProcess, concurrency: 4 }
+      const wants = 'maxInFlight must be a positive integer, "adaptive" or { adaptive: { max } }'
+      assert.strictEqual(yield* refused(inProcess, 0), `${wants}, got 0`)
+      assert.strictEqual(yield* refused(inProcess, "fast"), `${wants}, got fast`)
+      assert.strictEqual(yield* refused(inProcess, { max: 4 }), `${wants}, got [object Object]`)
+      assert.strictEqual(
+        yield* refused(inProcess, { adaptive: { max: 1.5 } }),
+        "maxInFlight's adaptive max must be a positive integer, got 1.5"
+      )
+      assert.strictEqual(
+        yield* refused(four, { adaptive: { max: 8 } }),
+        "maxInFlight's adaptive max must be at most the kind's concurrency (4), got 8"
+      )
     }).pipe(Effect.scoped)
   )
 
@@ -258,7 +305,9 @@ describe("options: decoded once, at the edge", () => {
       )
       assert.deepStrictEqual(
         yield* Effect.flip(Remote.pool({ addresses, ...schemas, worker: { maxInFlight: 0 } })),
-        new InvalidOptions({ reason: "maxInFlight must be a positive integer, got 0" })
+        new InvalidOptions({
+          reason: 'maxInFlight must be a positive integer, "adaptive" or { adaptive: { max } }, got 0'
+        })
       )
       assert.deepStrictEqual(
         yield* Effect.flip(Remote.pool({ addresses, ...schemas, pool: { queueStrategy: "drop" as never } })),

@@ -10,12 +10,16 @@ import { TestClock } from "effect/testing"
 import { PoolBusy, QueueTimeout, Worker, WorkerPool } from "effect-worker-pool"
 import * as T from "./support.ts"
 
-/** A pool of one worker whose first request holds it until `gate` opens. */
+/**
+ * A pool of one worker whose first request holds it until `gate` opens. One
+ * slot, pinned: the queue's deadlines are seen through requests that wait for
+ * it, and an adaptive limit (the in-process default) grows as answers return.
+ */
 const busyPool = (options: Partial<WorkerPool.Options<T.Behaviour, number, any, any, never>> = {}) =>
   Effect.gen(function* () {
     const pool = yield* WorkerPool.make({
       size: 1,
-      worker: (id) => Worker.make(id, T.handler, { restart: Schedule.spaced("1 second") }),
+      worker: (id) => Worker.make(id, T.handler, { restart: Schedule.spaced("1 second"), maxInFlight: 1 }),
       ...options
     })
     const gate = yield* Deferred.make<number>()
@@ -175,7 +179,8 @@ describe("the queue's deadlines", () => {
         size: 1,
         drain: "1 second",
         queueTimeout: "5 seconds",
-        worker: (id) => Worker.make(id, T.handler)
+        // One slot, pinned, so that the second request waits in the queue.
+        worker: (id) => Worker.make(id, T.handler, { maxInFlight: 1 })
       }).pipe(Scope.provide(scope))
       const gate = yield* Deferred.make<number>()
       const running = yield* queue(pool.dispatch(T.wait(gate)))

@@ -167,7 +167,7 @@ describe("ScriptPool", { timeout: 60_000 }, () => {
         )
         assert.strictEqual(
           yield* reasonOf({ subprocess: S.workerScript, ...contract, maxInFlight: 0 }),
-          "InvalidOptions: maxInFlight must be a positive integer, got 0"
+          'InvalidOptions: maxInFlight must be a positive integer, "adaptive" or { adaptive: { max } }, got 0'
         )
         assert.strictEqual(
           yield* reasonOf(contract as unknown as ScriptPool.Options<Job, Answer>),

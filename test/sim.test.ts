@@ -6,11 +6,20 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { DispatchPolicy } from "effect-worker-pool"
 import { seedFor } from "../sim/jobs.ts"
-import { policyMode, type Scenario, SERVICE_MILLIS, simulate, workload, workPulling } from "../sim/model.ts"
+import {
+  libraryDefaults,
+  oneSlot,
+  policyMode,
+  type Scenario,
+  SERVICE_MILLIS,
+  simulate,
+  workload,
+  workPulling
+} from "../sim/model.ts"
 import { policies, slowBaseline } from "../sim/policies.ts"
 import { makeRng } from "../sim/random.ts"
-import { meetsSlowGoal } from "../sim/report.ts"
-import { scenarios } from "../sim/scenarios.ts"
+import { capacityGoal, meetsSlowGoal } from "../sim/report.ts"
+import { capacityScenarios, scenarios } from "../sim/scenarios.ts"
 
 const scenario = (speeds: ReadonlyArray<number>, extra?: Partial<Scenario>): Scenario => ({
   id: "test",
@@ -151,4 +160,48 @@ describe("simulator", () => {
       }),
     60_000
   )
+
+  describe("adaptive concurrency: I/O-bound workers at 480 requests a second, with the defaults", () => {
+    const capacity = (id: string) => capacityScenarios.find((s) => s.id === id)!
+    const spec = (id: string) => ({ scenario: capacity(id), load: 4, requests: 20_000, seed: seedFor(1, id, 4) })
+
+    for (const id of ["io", "io-slow", "io-hung"]) {
+      it.live(
+        `${id}: at least ${capacityGoal * 100} % answered within 1 s`,
+        () =>
+          Effect.gen(function* () {
+            const result = yield* simulate({ ...spec(id), mode: libraryDefaults })
+            assert.isAtLeast(result.withinSecond, capacityGoal, `${id}: ${result.withinSecond} within 1 s`)
+            assert.isFalse(result.queue.grows)
+            assert.strictEqual(result.lost, 0)
+            assert.strictEqual(result.unplaced, 0)
+            if (id === "io-slow") assert.isAbove(result.sentToSlow, 0, "the slow worker kept serving")
+            if (id === "io-hung") assert.isAbove(result.timedOut, 0, "the hung worker's requests timed out")
+          }),
+        120_000
+      )
+    }
+
+    it.live(
+      "the old default, one slot per worker, fails it: its queue grows without bound",
+      () =>
+        Effect.gen(function* () {
+          const result = yield* simulate({ ...spec("io"), requests: 1_000, mode: oneSlot })
+          assert.isBelow(result.withinSecond, 0.5)
+          assert.isTrue(result.queue.grows)
+          assert.strictEqual(result.lost, 0)
+        }),
+      120_000
+    )
+
+    it.live(
+      "the same seed gives the same decisions",
+      () =>
+        Effect.gen(function* () {
+          const run = { ...spec("io-hung"), requests: 3_000, mode: libraryDefaults }
+          assert.deepStrictEqual(yield* simulate(run), yield* simulate(run))
+        }),
+      120_000
+    )
+  })
 })

@@ -41,6 +41,8 @@ describe("Worker counters", () => {
         {
           state: "Healthy",
           inFlight: 0,
+          // Adaptive (the in-process default): a direct dispatch teaches it nothing, so it stays at 1.
+          maxInFlight: 1,
           completed: 6,
           errored: 4,
           timeouts: 0,

@@ -18,6 +18,8 @@ export type { Outcome }
 export class HealthRecord implements WorkerHealth {
   state: WorkerState = "Starting"
   inFlight = 0
+  /** How many requests a pool lets it hold now (its adaptive limit, or its fixed `maxInFlight`). */
+  maxInFlight = 1
   completed = 0
   errored = 0
   timeouts = 0
@@ -142,6 +144,7 @@ export class HealthRecord implements WorkerHealth {
     const health: { -readonly [K in keyof WorkerHealth]: WorkerHealth[K] } = {
       state: this.state,
       inFlight: this.inFlight,
+      maxInFlight: this.maxInFlight,
       completed: this.completed,
       errored: this.errored,
       timeouts: this.timeouts,

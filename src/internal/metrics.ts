@@ -221,6 +221,7 @@ export class PoolMeter {
     const detachers = [
       attach(this.context, PoolMetrics.runTime, attributes, () => runTime),
       attach(this.context, PoolMetrics.inFlight, attributes, () => health.inFlight),
+      attach(this.context, PoolMetrics.maxInFlight, attributes, () => health.maxInFlight),
       attach(this.context, PoolMetrics.crashes, attributes, () => health.crashes),
       attach(this.context, PoolMetrics.restarts, attributes, () => health.restarts),
       attach(this.context, PoolMetrics.ejections, attributes, () => health.ejections),

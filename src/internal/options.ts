@@ -19,7 +19,7 @@ import { InvalidOptions } from "../WorkerError.ts"
 export type Rule<A> = Schema.Codec<A, unknown>
 
 /** How an option's value shows in a reason (also one that cannot be made a string, such as an object without a prototype). */
-const show = (u: unknown): string => {
+export const show = (u: unknown): string => {
   if (typeof u === "string") return u
   try {
     return String(u)

@@ -87,6 +87,8 @@ interface Bucket {
 export interface RosterEntry extends Candidate {
   readonly rank: number
   health: Candidate["health"]
+  /** Kept current by `update` (an adaptive limit changes). */
+  maxInFlight: number
 }
 
 export class Roster implements WorkerView {
@@ -147,6 +149,8 @@ export class Roster implements WorkerView {
   update(rank: number, eligible: boolean, health: Candidate["health"]) {
     const entry = this.entries[rank]!
     entry.health = health
+    const limit = health.maxInFlight
+    if (limit !== undefined) entry.maxInFlight = limit
     const load = health.inFlight
     const previous = this.loads[rank]!
     const next = eligible ? load : -1

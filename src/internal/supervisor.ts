@@ -25,11 +25,12 @@ import { ageLimit, megabytes, type RecycleReason, type RecycleRules } from "./re
 import { Request } from "./request.ts"
 import { type RestartPolicy, restartTracker } from "./restart.ts"
 import { type Live, makeLive, register, runAlone, type Spare, TypeId, WorkerCore } from "./worker.ts"
+import type { MaxInFlight } from "./workerOptions.ts"
 
 /** A worker's checked settings. */
 export interface Settings {
   readonly restart: RestartPolicy
-  readonly maxInFlight: number
+  readonly maxInFlight: MaxInFlight
   /** When its incarnations are replaced (see `recycle.ts`); `undefined`: never. */
   readonly recycle: RecycleRules | undefined
 }
@@ -95,7 +96,8 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
   const core = new WorkerCore<Req, Resp, E>({
     id,
     kind: kind.name,
-    maxInFlight: options.maxInFlight,
+    maxInFlight: options.maxInFlight.max,
+    adaptive: options.maxInFlight.adaptive,
     now: () => clock.currentTimeMillisUnsafe(),
     close: Scope.close(scope, Exit.void)
   })
@@ -494,7 +496,7 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
     [TypeId]: TypeId,
     id,
     kind: kind.name,
-    maxInFlight: options.maxInFlight,
+    maxInFlight: options.maxInFlight.max,
     health: Effect.sync(() => health.snapshot()),
     dispatch
   }

@@ -12,8 +12,12 @@
  *   subprocess kinds); its caller waits for the answer.
  * - `caller`: on its caller's fiber, whenever nothing would need to cut it
  *   short from outside: on an out-of-process kind without `submit` (a dead
- *   child fails its requests by itself), and on an in-process worker with one
- *   slot (it has no other request whose crash could tear it down).
+ *   child fails its requests by itself), on an in-process worker with one
+ *   slot (it has no other request whose crash could tear it down), and on an
+ *   in-process worker with an adaptive limit when the request is the only one
+ *   it holds as it starts (a request that starts beside it runs on a fiber;
+ *   if that one crashes the worker, this one runs to its end, as on a
+ *   removal, and the worker restarts once it has ended).
  * - `fiber`: on a fiber of its incarnation, so that the incarnation's death
  *   (or a timeout) can interrupt it: a request with a `timeout`, or an
  *   in-process worker holding several requests at once.
@@ -45,6 +49,7 @@ import { describe } from "./describe.ts"
 import { invoke } from "./handler.ts"
 import { HealthRecord } from "./health.ts"
 import { Later } from "./later.ts"
+import * as Limiter from "./limiter.ts"
 import type { RecycleReason } from "./recycle.ts"
 import { numberOf, type Outcome, type Request, reserve, retry, type SlotOwner, settle, start } from "./request.ts"
 import { withDispatchSpan } from "./tracing.ts"
@@ -184,7 +189,12 @@ const closeWaitNotice = Duration.seconds(1)
 export class WorkerCore<Req, Resp, E> implements SlotOwner {
   readonly id: WorkerId
   readonly kind: string
+  /** The most requests a pool lets it hold: a fixed number, or the largest adaptive limit. */
   readonly maxInFlight: number
+  /** How many requests a pool lets it hold now: `maxInFlight`, or the adaptive limit. */
+  limit: number
+  /** The adaptive limit's learning, when `maxInFlight` is adaptive. */
+  readonly limiter: Limiter.Limiter | undefined
   readonly health = new HealthRecord()
   /** The incarnation that takes requests now. */
   live: Live<Req, Resp, E> | undefined = undefined
@@ -213,6 +223,8 @@ export class WorkerCore<Req, Resp, E> implements SlotOwner {
     readonly id: WorkerId
     readonly kind: string
     readonly maxInFlight: number
+    /** The limit is learned, from 1 up to `maxInFlight`. */
+    readonly adaptive?: boolean | undefined
     readonly now: () => number
     /** Closes the worker's scope. */
     readonly close: Effect.Effect<void>
@@ -220,6 +232,9 @@ export class WorkerCore<Req, Resp, E> implements SlotOwner {
     this.id = options.id
     this.kind = options.kind
     this.maxInFlight = options.maxInFlight
+    this.limiter = options.adaptive === true ? Limiter.make(Limiter.settings(options.maxInFlight)) : undefined
+    this.limit = this.limiter === undefined ? options.maxInFlight : Limiter.slots(this.limiter)
+    this.health.maxInFlight = this.limit
     this.now = options.now
     this.closeScope = options.close
   }
@@ -274,7 +289,38 @@ export class WorkerCore<Req, Resp, E> implements SlotOwner {
     const incarnation = (request.incarnation as Live<Req, Resp, E>).incarnation
     if (incarnation.submit !== undefined) return "submit"
     if (incarnation.settlesOnDeath === true) return "caller"
-    return request.caller !== undefined && this.maxInFlight === 1 ? "caller" : "fiber"
+    if (request.caller === undefined) return "fiber"
+    // Alone on the worker (the request's own slot is counted): no other request's crash can tear it down.
+    return this.maxInFlight === 1 || (this.limiter !== undefined && this.health.inFlight === 1) ? "caller" : "fiber"
+  }
+
+  /**
+   * Learns from a request of the pool that reached its end with `outcome`
+   * after `millis` (known: its run time was measured), at `now`: the
+   * adaptive limit follows. Returns whether the limit changed.
+   */
+  learn(outcome: Outcome, millis: number, known: boolean, now: number): boolean {
+    const limiter = this.limiter
+    if (limiter === undefined) return false
+    let failed: boolean
+    switch (outcome) {
+      case "succeeded":
+      case "domainError":
+        if (!known) return false
+        failed = false
+        break
+      case "crashed":
+      case "timedOut":
+        failed = true
+        break
+      default:
+        // Refused, interrupted, torn down by another's crash: says nothing of the latency.
+        return false
+    }
+    if (!Limiter.sample(limiter, { millis, inFlight: this.health.inFlight + 1, failed, now })) return false
+    this.limit = Limiter.slots(limiter)
+    this.health.maxInFlight = this.limit
+    return true
   }
 
   /** A reserved request starts at `now`, in the way `path` says. */

@@ -549,6 +549,8 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
     const millis = t - request.startedAt
     member.metrics.runTime.observe(millis)
     if (request.probe) request.probe = false
+    // An adaptive limit learns from the run time (before the roster places the worker anew).
+    if (core.limiter !== undefined) core.learn(request.outcome!, millis, timed || millis > 0 || path === "submit", t)
     this.selection.refresh(member)
     // A run that started and ended in one turn, and was not timed, took an
     // unknown time (the turn's clock says 0): the policy learns nothing of it.

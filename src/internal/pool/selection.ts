@@ -69,7 +69,7 @@ export class Selection<Req, Resp, E> {
     this.roster.reset(
       members.map((member) => ({
         id: member.worker.id,
-        maxInFlight: member.core.maxInFlight,
+        maxInFlight: member.core.limit,
         health: member.core.health
       }))
     )
@@ -103,7 +103,7 @@ export class Selection<Req, Resp, E> {
     const health = member.core.health
     const eligible =
       health.isLive &&
-      health.inFlight < member.core.maxInFlight &&
+      health.inFlight < member.core.limit &&
       (health.ejectedUntil === undefined || this.panic) &&
       !member.core.paused
     this.roster.update(member.rank, eligible, health)
