@@ -149,11 +149,12 @@ const afterTheDeadline = (
                 Effect.addFinalizer(() => Effect.sync(() => released.push(id))),
                 T.handler
               ),
-              { restart: Schedule.spaced("1 second") }
+              // One slot for good: a request without a timeout runs on its caller's fiber.
+              { restart: Schedule.spaced("1 second"), maxInFlight: 1 }
             )
         }).pipe(Scope.provide(scope))
         // Worker 1 is added by hand: the pool owns it too.
-        yield* pool.add(yield* Worker.make(WorkerId.make(9), T.handler))
+        yield* pool.add(yield* Worker.make(WorkerId.make(9), T.handler, { maxInFlight: 1 }))
         const admitted = yield* Effect.forEach([1, 2, 3, 4], () => Effect.forkChild(pool.dispatch(T.wait(gate))))
         yield* Effect.yieldNow
         return { pool, admitted }

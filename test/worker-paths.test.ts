@@ -133,7 +133,7 @@ describe("a stop", () => {
   it.effect("a removal lets a request running on its caller's fiber finish, then the worker stops", () =>
     Effect.gen(function* () {
       const pool = yield* WorkerPool.make<T.Behaviour, number, any>({})
-      const worker = yield* Worker.make(WorkerId.make(0), T.handler)
+      const worker = yield* Worker.make(WorkerId.make(0), T.handler, { maxInFlight: 1 })
       yield* pool.add(worker)
       const gate = yield* Deferred.make<number>()
       const running = yield* Effect.forkChild(pool.dispatch(T.wait(gate)))

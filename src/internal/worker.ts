@@ -13,14 +13,12 @@
  * - `caller`: on its caller's fiber, whenever nothing would need to cut it
  *   short from outside: on an out-of-process kind without `submit` (a dead
  *   child fails its requests by itself), on an in-process worker with one
- *   slot (it has no other request whose crash could tear it down), and on an
- *   in-process worker with an adaptive limit when the request is the only one
- *   it holds as it starts (a request that starts beside it runs on a fiber;
- *   if that one crashes the worker, this one runs to its end, as on a
- *   removal, and the worker restarts once it has ended).
+ *   slot for good (it has no other request whose crash could tear it down;
+ *   an adaptive limit may grow while a request runs, so its requests run on
+ *   fibers).
  * - `fiber`: on a fiber of its incarnation, so that the incarnation's death
  *   (or a timeout) can interrupt it: a request with a `timeout`, or an
- *   in-process worker holding several requests at once.
+ *   in-process worker that may hold several requests at once.
  *
  * The worker never calls into its pool while a request runs: `conclude`
  * settles a request's record and returns what its caller should see; the
@@ -290,8 +288,8 @@ export class WorkerCore<Req, Resp, E> implements SlotOwner {
     if (incarnation.submit !== undefined) return "submit"
     if (incarnation.settlesOnDeath === true) return "caller"
     if (request.caller === undefined) return "fiber"
-    // Alone on the worker (the request's own slot is counted): no other request's crash can tear it down.
-    return this.maxInFlight === 1 || (this.limiter !== undefined && this.health.inFlight === 1) ? "caller" : "fiber"
+    // One slot for good: no other request's crash can tear it down while it runs.
+    return this.maxInFlight === 1 && this.limiter === undefined ? "caller" : "fiber"
   }
 
   /**
