@@ -71,7 +71,8 @@ const implemented = new Map([
   ["internal/pool.ts -> WorkerPool.ts", "the engine makes the WorkerPool"],
   ["internal/supervisor.ts -> Worker.ts", "the supervisor makes the Worker"],
   ["internal/roster.ts -> DispatchPolicy.ts", "the roster implements the WorkerView"],
-  ["internal/view.ts -> DispatchPolicy.ts", "the view builder makes a WorkerView"]
+  ["internal/view.ts -> DispatchPolicy.ts", "the view builder makes a WorkerView"],
+  ["internal/invocation.ts -> Runner.ts", "the invocation calls a Runner.Handler and makes its context"]
 ])
 
 describe("imports", () => {
