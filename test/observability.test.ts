@@ -13,35 +13,11 @@ import { Deferred, Effect, Fiber, Layer, Metric, Schedule, Schema, Tracer } from
 import { TestClock } from "effect/testing"
 import { DispatchPolicy, PoolMetrics, Subprocess, Thread, Worker, WorkerPool } from "effect-worker-pool"
 import { Remote } from "effect-worker-pool/remote"
+import { metricValue } from "./fixtures/metrics.ts"
 import { freePort, startScript } from "./fixtures/remote-processes.ts"
 import type { SpanLine } from "./fixtures/span-file.ts"
 import * as S from "./fixtures/support.ts"
 import * as T from "./support.ts"
-
-/** The value of a series of the fresh registry: a counter's count, a gauge's value, a histogram's count. */
-const valueOf = (
-  snapshots: ReadonlyArray<Metric.Metric.Snapshot>,
-  metric: Metric.Metric<any, any>,
-  attributes: Record<string, string>
-): number | undefined => {
-  const found = snapshots.find(
-    (s) =>
-      s.id === metric.id &&
-      Object.keys(attributes).length === Object.keys(s.attributes ?? {}).length &&
-      Object.entries(attributes).every(([key, value]) => s.attributes?.[key] === value)
-  )
-  if (found === undefined) return undefined
-  switch (found.type) {
-    case "Counter":
-      return Number(found.state.count)
-    case "Gauge":
-      return Number(found.state.value)
-    case "Histogram":
-      return found.state.count
-    default:
-      return undefined
-  }
-}
 
 /** Runs `effect` with a metric registry of its own. */
 const isolated = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
@@ -77,9 +53,9 @@ describe("metrics", () => {
         assert.strictEqual(T.errorOf(busy)?._tag, "PoolBusy")
 
         const during = yield* Metric.snapshot
-        assert.strictEqual(valueOf(during, PoolMetrics.queued, pool), 1)
-        assert.strictEqual(valueOf(during, PoolMetrics.inFlight, kind), 2)
-        assert.strictEqual(valueOf(during, PoolMetrics.maxInFlight, kind), 2, "two workers of one slot each")
+        assert.strictEqual(metricValue(during, PoolMetrics.queued, pool), 1)
+        assert.strictEqual(metricValue(during, PoolMetrics.inFlight, kind), 2)
+        assert.strictEqual(metricValue(during, PoolMetrics.maxInFlight, kind), 2, "two workers of one slot each")
 
         yield* Fiber.interrupt(waiting)
         yield* Deferred.succeed(gate, 7)
@@ -87,26 +63,26 @@ describe("metrics", () => {
         yield* Effect.exit(p.dispatch(T.crash))
 
         const after = yield* Metric.snapshot
-        const requests = (outcome: string) => valueOf(after, PoolMetrics.requests, { ...pool, outcome })
+        const requests = (outcome: string) => metricValue(after, PoolMetrics.requests, { ...pool, outcome })
         assert.strictEqual(requests("Success"), 4)
         assert.strictEqual(requests("DomainError"), 1)
         assert.strictEqual(requests("WorkerCrash"), 1)
         assert.strictEqual(requests("PoolBusy"), 1)
         assert.strictEqual(requests("Interrupted"), 1)
-        assert.strictEqual(valueOf(after, PoolMetrics.queued, pool), 0)
-        assert.strictEqual(valueOf(after, PoolMetrics.inFlight, kind), 0)
-        assert.strictEqual(valueOf(after, PoolMetrics.crashes, kind), 1)
+        assert.strictEqual(metricValue(after, PoolMetrics.queued, pool), 0)
+        assert.strictEqual(metricValue(after, PoolMetrics.inFlight, kind), 0)
+        assert.strictEqual(metricValue(after, PoolMetrics.crashes, kind), 1)
         // Every request that took a slot ran: 4 successes, a domain error, a crash.
-        assert.strictEqual(valueOf(after, PoolMetrics.runTime, kind), 6)
+        assert.strictEqual(metricValue(after, PoolMetrics.runTime, kind), 6)
         // Every request but the refused one waited for a slot (most for 0 ms), the one that left too.
-        assert.strictEqual(valueOf(after, PoolMetrics.queueWait, pool), 7)
-        assert.strictEqual(valueOf(after, PoolMetrics.workers, { ...kind, state: "Healthy" }), 1)
-        assert.strictEqual(valueOf(after, PoolMetrics.workers, { ...kind, state: "Restarting" }), 1)
+        assert.strictEqual(metricValue(after, PoolMetrics.queueWait, pool), 7)
+        assert.strictEqual(metricValue(after, PoolMetrics.workers, { ...kind, state: "Healthy" }), 1)
+        assert.strictEqual(metricValue(after, PoolMetrics.workers, { ...kind, state: "Restarting" }), 1)
 
         yield* TestClock.adjust("1 second")
         const restarted = yield* Metric.snapshot
-        assert.strictEqual(valueOf(restarted, PoolMetrics.restarts, kind), 1)
-        assert.strictEqual(valueOf(restarted, PoolMetrics.workers, { ...kind, state: "Healthy" }), 2)
+        assert.strictEqual(metricValue(restarted, PoolMetrics.restarts, kind), 1)
+        assert.strictEqual(metricValue(restarted, PoolMetrics.workers, { ...kind, state: "Healthy" }), 2)
       }).pipe(Effect.scoped)
     )
   )
@@ -131,11 +107,11 @@ describe("metrics", () => {
         const retried = yield* Effect.exit(p.dispatch(T.crash, { idempotent: true }))
         assert.strictEqual(T.errorOf(retried)?._tag, "WorkerCrash")
         const snapshot = yield* Metric.snapshot
-        const requests = (outcome: string) => valueOf(snapshot, PoolMetrics.requests, { ...pool, outcome })
+        const requests = (outcome: string) => metricValue(snapshot, PoolMetrics.requests, { ...pool, outcome })
         assert.strictEqual(requests("RequestTimeout"), 1)
         assert.strictEqual(requests("WorkerCrash"), 1)
-        assert.strictEqual(valueOf(snapshot, PoolMetrics.ejections, kind), 1)
-        assert.strictEqual(valueOf(snapshot, PoolMetrics.retries, pool), 1)
+        assert.strictEqual(metricValue(snapshot, PoolMetrics.ejections, kind), 1)
+        assert.strictEqual(metricValue(snapshot, PoolMetrics.retries, pool), 1)
       }).pipe(Effect.scoped)
     )
   )
@@ -159,10 +135,10 @@ describe("metrics", () => {
               )
               const snapshot = yield* Metric.snapshot
               // A series per worker; what the previous pool of that name counted stays in it.
-              const ran = (id: string) => valueOf(snapshot, PoolMetrics.runTime, { ...kind, worker_id: id })
+              const ran = (id: string) => metricValue(snapshot, PoolMetrics.runTime, { ...kind, worker_id: id })
               assert.strictEqual(ran("0"), before[0] + Math.ceil(n / 2))
               assert.strictEqual(ran("1"), before[1] + Math.floor(n / 2))
-              assert.strictEqual(valueOf(snapshot, PoolMetrics.runTime, kind), undefined)
+              assert.strictEqual(metricValue(snapshot, PoolMetrics.runTime, kind), undefined)
             })
           )
         yield* run(3, [0, 0])
@@ -184,8 +160,8 @@ describe("metrics", () => {
         yield* one.dispatch(T.ok(1))
         yield* two.dispatch(T.ok(2))
         const snapshot = yield* Metric.snapshot
-        assert.strictEqual(valueOf(snapshot, PoolMetrics.requests, { ...pool, outcome: "Success" }), 3 + 4 + 2)
-        assert.strictEqual(valueOf(snapshot, PoolMetrics.workers, { ...kind, state: "Healthy" }), 2)
+        assert.strictEqual(metricValue(snapshot, PoolMetrics.requests, { ...pool, outcome: "Success" }), 3 + 4 + 2)
+        assert.strictEqual(metricValue(snapshot, PoolMetrics.workers, { ...kind, state: "Healthy" }), 2)
       }).pipe(Effect.scoped)
     )
   )

@@ -7,6 +7,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, type Exit, Fiber, Metric, Random, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import { PoolMetrics, Worker, type WorkerHealth, WorkerId, type WorkerKind, WorkerPool } from "effect-worker-pool"
+import { metricValue } from "./fixtures/metrics.ts"
 import * as S from "./fixtures/support.ts"
 
 /**
@@ -35,21 +36,6 @@ const numbered = (spare: boolean) => {
     })
   }
   return { kind, served }
-}
-
-/** The value of a counter of the fresh registry with exactly these attributes. */
-const counter = (
-  snapshots: ReadonlyArray<Metric.Metric.Snapshot>,
-  metric: Metric.Metric<any, any>,
-  attributes: Record<string, string>
-): number | undefined => {
-  const found = snapshots.find(
-    (s) =>
-      s.id === metric.id &&
-      Object.keys(attributes).length === Object.keys(s.attributes ?? {}).length &&
-      Object.entries(attributes).every(([key, value]) => s.attributes?.[key] === value)
-  )
-  return found?.type === "Counter" ? Number(found.state.count) : undefined
 }
 
 describe("recycling", () => {
@@ -114,10 +100,13 @@ describe("recycling", () => {
           // Shown in the metrics, with the reason, and in `changes`.
           const snapshot = yield* Metric.snapshot
           const attributes = { pool: "recycled", policy: "ShortestExpectedDelay", kind: "numbered" }
-          assert.strictEqual(counter(snapshot, PoolMetrics.recycles, { ...attributes, reason: "requests" }), recycled)
-          assert.strictEqual(counter(snapshot, PoolMetrics.recycles, { ...attributes, reason: "age" }), 0)
           assert.strictEqual(
-            counter(snapshot, PoolMetrics.requests, {
+            metricValue(snapshot, PoolMetrics.recycles, { ...attributes, reason: "requests" }),
+            recycled
+          )
+          assert.strictEqual(metricValue(snapshot, PoolMetrics.recycles, { ...attributes, reason: "age" }), 0)
+          assert.strictEqual(
+            metricValue(snapshot, PoolMetrics.requests, {
               pool: "recycled",
               policy: "ShortestExpectedDelay",
               outcome: "Success"
