@@ -173,7 +173,11 @@ describe("refusals, as the pool accounts for them", () => {
     isolated(
       Effect.gen(function* () {
         const scope = yield* Scope.make()
-        const p = yield* makePool(1, { drain: "1 second" }).pipe(Scope.provide(scope))
+        // One slot for good: the running request runs on its caller's fiber.
+        const p = yield* makePool(1, {
+          drain: "1 second",
+          worker: (id) => Worker.make(id, T.handler, { restart: Schedule.spaced("1 second"), maxInFlight: 1 })
+        }).pipe(Scope.provide(scope))
         const gate = yield* Deferred.make<number>()
         const running = yield* fork(p.dispatch(T.wait(gate)))
         const waiting = yield* fork(p.dispatch(T.ok(1)))
