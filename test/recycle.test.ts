@@ -358,9 +358,11 @@ describe("recycling out of process", () => {
           )
           const recycles = Effect.map(pool.health, (all) => all.reduce((n, [, h]) => n + (h.recycles ?? 0), 0))
           // Each recycle starts a thread (or takes the spare): it takes a while on a busy machine.
+          // ... and until 10 threads have answered: the last replacement may take over before it answers.
+          const answered = () => new Set(exits.map((exit) => (exit._tag === "Success" ? exit.value.thread : -1))).size
           yield* S.eventuallyEffect(
-            "8 recycles",
-            Effect.map(recycles, (n) => n >= 8),
+            "8 recycles and 10 threads answering",
+            Effect.map(recycles, (n) => n >= 8 && answered() >= 2 + 8),
             100
           )
           stop = true
