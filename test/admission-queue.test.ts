@@ -151,12 +151,12 @@ describe("the admission queue", () => {
     assert.deepStrictEqual(order(queue), [given, a, b, c])
   })
 
-  it("a queue of capacity 0 holds a request given back: it was served once, and waits at the head", () => {
+  it("a queue of capacity 0 keeps a request given back at the head of the suspended callers: it holds nothing", () => {
     const queue = new AdmissionQueue(0)
     const [given, suspended] = [request(), request()]
     queue.push(suspended, true, Infinity)
     queue.pushFront(given, Infinity)
-    assert.deepStrictEqual([queue.length, queue.peek(), place(given).line], [1, given, 1])
+    assert.deepStrictEqual([queue.length, queue.hasRoom, queue.peek(), place(given).line], [0, false, given, 2])
     assert.deepStrictEqual(order(queue), [given, suspended])
   })
 
@@ -484,8 +484,8 @@ describe("the admission queue against a model", () => {
           const d = someDeadline()
           queue.pushFront(r, d)
           line.unshift(r)
-          // The queue keeps to its capacity (but holds a request given back when its capacity is 0).
-          if (line.length > capacity && capacity > 0) overflow.unshift(line.pop()!)
+          // The queue keeps to its capacity, 0 included.
+          if (line.length > capacity) overflow.unshift(line.pop()!)
           deadline.set(r, d)
         } else if (roll < 0.6 && waiting.length > 0) {
           const r = waiting[Math.floor(random() * waiting.length)]!
