@@ -212,19 +212,25 @@ export class TimedOut extends Schema.TaggedClass<TimedOut>()("TimedOut", {
 
 /**
  * The worker could not start: its initialiser or its kind's `spawn` failed,
- * or a child did not become ready in time.
+ * or a child did not become ready in time (then `timeoutMillis` is the
+ * `startTimeout` it missed: a slow start, which the pool tells from a start
+ * that failed; see docs/admission.md, "When no worker is up").
  *
  * @example
  * ```ts
  * import { StartFailed } from "effect-worker-pool"
  *
  * const reason = new StartFailed({ message: "start failed: model file not found" })
+ * const slow = new StartFailed({ message: "thread 1 did not become ready within 10000 ms", timeoutMillis: 10_000 })
  * ```
  *
  * @since 0.2.0
  * @category crash reasons
  */
-export class StartFailed extends Schema.TaggedClass<StartFailed>()("StartFailed", reasonFields) {}
+export class StartFailed extends Schema.TaggedClass<StartFailed>()("StartFailed", {
+  ...reasonFields,
+  timeoutMillis: Schema.optionalKey(Schema.Number)
+}) {}
 
 /**
  * The worker was stopped while it held the request: removed from its pool,

@@ -8,6 +8,7 @@ import {
   InvalidOptions,
   NoWorker,
   Reported,
+  StartFailed,
   Stopped,
   UnknownWorkerId,
   Worker,
@@ -99,6 +100,62 @@ describe("WorkerPool routing", () => {
           reason: new NoWorker({
             message:
               "no worker available: none of the 2 workers can take a request or is coming back (2 failing to start (start failed: no model file))"
+          })
+        })
+      )
+    })
+  )
+
+  it.effect("requests wait out starts that only missed their start timeout, up to the third in a row", () =>
+    Effect.gen(function* () {
+      // Each start of worker `id` past `slowStarts` succeeds; the ones before miss their start timeout.
+      const slowPool = (slowStarts: number) => {
+        let starts = 0
+        return WorkerPool.make({
+          size: 1,
+          worker: (id) =>
+            Worker.makeScoped(
+              id,
+              Effect.suspend(() =>
+                ++starts <= slowStarts
+                  ? Effect.fail(
+                      new WorkerCrash({
+                        reason: new StartFailed({ message: `start ${starts} did not become ready`, timeoutMillis: 10 })
+                      })
+                    )
+                  : Effect.succeed(T.handler)
+              ),
+              restart
+            )
+        })
+      }
+      // Two slow starts, then a ready one: the request waits for it and is served.
+      const served = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const pool = yield* slowPool(2)
+          const fiber = yield* Effect.forkChild(pool.dispatch(T.ok(7)))
+          yield* TestClock.adjust("1 second")
+          yield* TestClock.adjust("1 second")
+          return yield* Fiber.join(fiber)
+        })
+      )
+      assert.strictEqual(served, 7)
+      // Three slow starts in a row: nobody waits any longer.
+      const refused = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const pool = yield* slowPool(3)
+          const fiber = yield* Effect.forkChild(Effect.flip(pool.dispatch(T.ok(7))))
+          yield* TestClock.adjust("1 second")
+          yield* TestClock.adjust("1 second")
+          return yield* Fiber.join(fiber)
+        })
+      )
+      assert.deepStrictEqual(
+        refused,
+        new WorkerCrash({
+          reason: new NoWorker({
+            message:
+              "no worker available: none of the 1 workers can take a request or is coming back (1 failing to start (start 3 did not become ready))"
           })
         })
       )

@@ -3,7 +3,7 @@
  * every kind, cancellation, and no process left behind.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Schema, Scope } from "effect"
+import { Effect, Exit, Fiber, Schedule, Schema, Scope } from "effect"
 import {
   Defect,
   DomainError,
@@ -15,7 +15,8 @@ import {
   Thread,
   Worker,
   WorkerCrash,
-  WorkerId
+  WorkerId,
+  WorkerPool
 } from "effect-worker-pool"
 import { Answer, Job } from "./fixtures/jobs.ts"
 import * as S from "./fixtures/support.ts"
@@ -380,6 +381,36 @@ describe("Subprocess workers", { timeout: 30_000, concurrent: true }, () => {
         const [, pid] = /^process (\d+) did not become ready within 300 ms$/.exec(reason) ?? []
         assert.isDefined(pid, reason)
         assert.isFalse(S.isAlive(Number(pid)))
+      })
+    )
+  )
+
+  it.live("a pool's requests wait out starts that miss their start timeout, and are refused after the third", () =>
+    S.live(() =>
+      Effect.gen(function* () {
+        const pool = yield* WorkerPool.make({
+          size: 1,
+          worker: (id) =>
+            Worker.fromKind(
+              id,
+              Subprocess.make({
+                command: S.node,
+                args: ["-e", "setInterval(() => {}, 1000)"],
+                startTimeout: "300 millis",
+                request: Job,
+                response: Answer
+              }),
+              { restart: Schedule.spaced("10 millis") }
+            )
+        })
+        const refused = yield* Effect.flip(pool.dispatch({ _tag: "Echo", value: 1 }))
+        assert.instanceOf(refused, WorkerCrash)
+        assert.match(
+          refused.reason.message,
+          /^no worker available: .*\(1 failing to start \(process \d+ did not become ready within 300 ms\)\)$/
+        )
+        const [[, health]] = yield* pool.health
+        assert.isAtLeast(health!.failedStarts, 3)
       })
     )
   )

@@ -538,7 +538,8 @@ const makeWith = <Req, Resp, E>(
         duration: timeout,
         orElse: () =>
           Effect.suspend(() => {
-            die(new StartFailed({ message: `${label} did not become ready within ${Duration.toMillis(timeout)} ms` }))
+            const timeoutMillis = Duration.toMillis(timeout)
+            die(new StartFailed({ message: `${label} did not become ready within ${timeoutMillis} ms`, timeoutMillis }))
             return crashed()
           })
       })

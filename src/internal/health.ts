@@ -15,6 +15,13 @@ import type { Outcome, Request } from "./request.ts"
 
 export type { Outcome }
 
+/**
+ * How many starts in a row may miss their start timeout before requests stop
+ * waiting for the worker: a busy machine can make a start slow, a hung
+ * initialiser makes every start miss it.
+ */
+export const slowStartTries = 3
+
 export class HealthRecord implements WorkerHealth {
   state: WorkerState = "Starting"
   inFlight = 0
@@ -29,6 +36,8 @@ export class HealthRecord implements WorkerHealth {
   restarts = 0
   attempt = 0
   failedStarts = 0
+  /** Whether its last start failed by missing its start timeout (a slow start, not a broken one). */
+  lastStartTimedOut = false
   consecutiveFailures = 0
   ejections = 0
   ejectedUntil: number | undefined = undefined
@@ -53,14 +62,17 @@ export class HealthRecord implements WorkerHealth {
 
   /**
    * Whether it can serve again: it is live, or it is coming back from a crash
-   * of an incarnation that had become ready (its last start did not fail).
+   * of an incarnation that had become ready (its last start did not fail), or
+   * from starts that were only slow (they missed their start timeout, fewer
+   * than `slowStartTries` in a row).
    */
   get canComeBack(): boolean {
     const state = this.state
     return (
       state === "Healthy" ||
       state === "Ejected" ||
-      ((state === "Starting" || state === "Restarting") && this.failedStarts === 0)
+      ((state === "Starting" || state === "Restarting") &&
+        (this.failedStarts === 0 || (this.lastStartTimedOut && this.failedStarts < slowStartTries)))
     )
   }
 

@@ -617,6 +617,7 @@ export class WorkerCore<Req, Resp, E> implements SlotOwner {
     const health = this.health
     health.crashes++
     health.failedStarts++
+    health.lastStartTimedOut = reason._tag === "StartFailed" && reason.timeoutMillis !== undefined
     health.lastCrash = { reason: reason.message, at: this.now() }
     this.setState("Restarting")
   }
