@@ -159,6 +159,28 @@ describe("the binary frame", () => {
     { arbitrary: { runs: 500 } }
   )
 
+  it("writes the usual frame into the writer's scratch buffer when it fits there, either body; else a buffer of its own", () => {
+    const scratch = Buffer.alloc(256)
+    const batches: ReadonlyArray<ReadonlyArray<unknown>> = [
+      [1, { a: 1, b: "é" }],
+      [2, new Uint8Array([1, 2, 3])],
+      [3, "x".repeat(300)],
+      [4, new Uint8Array(300)]
+    ]
+    const { decoder, events } = collecting(1024)
+    const inScratch: Array<boolean> = []
+    for (const batch of batches) {
+      const bytes = Frame.encode(batch, (b) => b, 1024, noRefusal, scratch)!
+      inScratch.push(bytes.buffer === scratch.buffer)
+      decoder.push(Buffer.from(bytes))
+    }
+    assert.deepStrictEqual(inScratch, [true, true, false, false])
+    assert.deepStrictEqual(
+      events.map((e) => (e._tag === "Batch" ? e.items : e.reason)),
+      batches
+    )
+  })
+
   it("judges a value plain JSON only within the limit, and never what JSON would change", () => {
     for (const value of [1, "s", true, null, [], {}, [1, "a", { b: [null, false] }], Object.create(null)]) {
       assert.isTrue(Frame.plainJson(value, 1024), JSON.stringify(value))

@@ -125,8 +125,9 @@ const frameFaults: ReadonlyArray<Fault> = [
 
 const faults = S.frame === "json" ? lineFaults : frameFaults
 
+// A safety net: the frame table starts 15 processes in turn, each 1 to 3 s on a busy 2-CPU machine.
 describe(`Subprocess protocol faults (${S.frame === "json" ? "JSON lines" : "binary frames"})`, {
-  timeout: 30_000
+  timeout: 90_000
 }, () => {
   it.live("each is a crash with a clear reason; the process is replaced and the next request succeeds", () =>
     S.live(() =>

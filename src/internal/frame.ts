@@ -93,9 +93,19 @@ export const plainJson = (value: unknown, limit: number): boolean => {
   return true
 }
 
-/** A frame whose body is `items` as JSON text. */
-const jsonFrameOf = (items: unknown): Buffer => {
+/**
+ * A frame whose body is `items` as JSON text: written into `scratch` when it
+ * surely fits there (UTF-8 takes at most 3 bytes per UTF-16 code unit), else
+ * into a buffer of its own.
+ */
+const jsonFrameOf = (items: unknown, scratch: Buffer | undefined): Buffer => {
   const text = JSON.stringify(items)
+  if (scratch !== undefined && headerBytes + text.length * 3 <= scratch.length) {
+    const length = scratch.write(text, headerBytes)
+    scratch.writeUInt32BE(length, 0)
+    scratch[4] = Body.Json
+    return scratch.subarray(0, headerBytes + length)
+  }
   const length = Buffer.byteLength(text)
   const frame = Buffer.allocUnsafe(headerBytes + length)
   frame.writeUInt32BE(length, 0)
@@ -104,8 +114,13 @@ const jsonFrameOf = (items: unknown): Buffer => {
   return frame
 }
 
-/** A frame whose body is `items` written by V8's serializer (after the 5 bytes reserved for the header: nothing is copied). */
-const v8FrameOf = (items: unknown): Buffer => {
+/**
+ * A frame whose body is `items` written by V8's serializer (after the 5 bytes
+ * reserved for the header), copied into `scratch` when it fits there: a
+ * fresh buffer from the serializer lives outside V8's heap and costs more to
+ * write and to collect.
+ */
+const v8FrameOf = (items: unknown, scratch: Buffer | undefined): Buffer => {
   const serializer = new V8.DefaultSerializer()
   serializer.writeRawBytes(reserved)
   serializer.writeHeader()
@@ -113,24 +128,27 @@ const v8FrameOf = (items: unknown): Buffer => {
   const frame = serializer.releaseBuffer()
   frame.writeUInt32BE(frame.length - headerBytes, 0)
   frame[4] = Body.V8
-  return frame
+  if (scratch === undefined || frame.length > scratch.length) return frame
+  frame.copy(scratch)
+  return scratch.subarray(0, frame.length)
 }
 const reserved = new Uint8Array(headerBytes)
 
 /**
  * The frame of `items`, its body JSON when that is plain and fits in `limit`,
- * else V8's. Throws what V8's serializer throws.
+ * else V8's; in `scratch` when it fits there. Throws what V8's serializer
+ * throws.
  */
-const frameOf = (items: unknown, limit: number): Buffer => {
+const frameOf = (items: unknown, limit: number, scratch?: Buffer): Buffer => {
   if (plainJson(items, limit)) {
     try {
-      const frame = jsonFrameOf(items)
+      const frame = jsonFrameOf(items, scratch)
       if (frame.length - headerBytes <= limit) return frame
     } catch {
       // Nested too deep for `JSON.stringify`'s stack: V8's serializer says whether it can.
     }
   }
-  return v8FrameOf(items)
+  return v8FrameOf(items, scratch)
 }
 
 /**
@@ -138,16 +156,19 @@ const frameOf = (items: unknown, limit: number): Buffer => {
  * it cannot be (over `limit`, or a message V8 cannot serialize), one frame
  * per message, and `refuse` is told of each message that cannot go even
  * alone (with its size on the wire, or the serializer's error). `shorten`
- * turns the batch into the items sent.
+ * turns the batch into the items sent. With `scratch`, the usual single
+ * frame is written there when it fits (then the result is a view of it):
+ * the writer reuses one buffer for as long as each write completes at once.
  */
 export const encode = <M>(
   batch: ReadonlyArray<M>,
   shorten: (batch: ReadonlyArray<M>) => ReadonlyArray<unknown>,
   limit: number,
-  refuse: Refuse<M>
+  refuse: Refuse<M>,
+  scratch?: Buffer
 ): Buffer | undefined => {
   try {
-    const frame = frameOf(shorten(batch), limit)
+    const frame = frameOf(shorten(batch), limit, scratch)
     if (frame.length - headerBytes <= limit) return frame
   } catch {
     // One of them cannot be serialized: each on its own below.
@@ -156,7 +177,7 @@ export const encode = <M>(
   const alone = (message: M, retry: boolean): void => {
     let frame: Buffer
     try {
-      frame = frameOf(shorten([message]), limit)
+      frame = frameOf(shorten([message]), limit, undefined)
     } catch (error) {
       const instead = retry ? refuse(message, { _tag: "NotSerializable", error }) : undefined
       if (instead !== undefined) alone(instead, false)
