@@ -180,7 +180,7 @@ describe("the binary frame", () => {
       decoder.push(Buffer.from(bytes))
     }
     assert.deepStrictEqual(inScratch, [true, true, false, false])
-    assert.deepStrictEqual(
+    assert.deepStrictEqual<ReadonlyArray<unknown>>(
       events.map((e) => (e._tag === "Batch" ? e.items : e.reason)),
       batches
     )
