@@ -41,12 +41,15 @@
  * line starts with it) on the child's stdin, then only frames; the child,
  * reading that byte first, answers with the same byte on its stdout, then
  * only frames (the lines it wrote before stay lines). A frame is a 4-byte
- * big-endian length, then a batch (an array, with the short forms of a
- * thread's batches both ways) written by V8's serializer (`node:v8`, what
- * structured clone uses): everything one side has ready in one turn. Its
- * length is at most `maxLineBytes`; a longer one, a body that does not
- * deserialize, or a value that is not a batch of these messages is a
- * protocol fault. A parent that does not know the field (or is told by
+ * big-endian length, a byte that says how the body is written (`0x4A`, `J`:
+ * JSON text; `0x56`, `V`: V8's serializer, `node:v8`, what structured clone
+ * uses), then the body: a batch (an array, with the short forms of a
+ * thread's batches both ways), everything one side has ready in one turn.
+ * A batch whose values are all plain JSON goes as JSON text, any other
+ * (bytes, dates, `undefined`) through V8's serializer. Its length is at most
+ * `maxLineBytes`; a longer one, an unknown body byte, a body that cannot be
+ * read, or a value that is not a batch of these messages is a protocol
+ * fault. A parent that does not know the field (or is told by
  * {@link frameEnv} to keep lines) ignores it; a child that does not offer it
  * gets lines.
  *

@@ -287,22 +287,20 @@ const build = <Req, Resp, E>(
     let framesIn = false
     const codecs: { -readonly [K in keyof Client.Codecs<Resp, E>]: Client.Codecs<Resp, E>[K] } = { ...jsonCodecs }
     let refuseFramed: Frame.Refuse<Protocol.ToChild> = () => undefined
+    // A frame is written into one buffer again and again while each write completes at once (the pipe had room):
+    // no buffer to allocate, or to collect, per frame.
+    let scratch = Buffer.allocUnsafeSlow(64 * 1024)
     const frames = makeBatcher<Protocol.ToChild>((batch) => {
       if (stdinBroken) return
-      const bytes = Frame.encode(batch, shortenToChild, maxLineBytes, refuseFramed)
-      if (bytes !== undefined) writeFrames(bytes)
-    })
-    // A frame is copied into one buffer written again and again while each write completes at once (the pipe had
-    // room): a fresh buffer from V8's serializer costs about twice as much to write.
-    let reused = Buffer.allocUnsafeSlow(64 * 1024)
-    const writeFrames = (bytes: Buffer) => {
-      if (bytes.length > reused.length || child.stdin.writableLength !== 0) return child.stdin.write(bytes)
-      bytes.copy(reused)
-      child.stdin.write(reused.subarray(0, bytes.length))
+      const free = child.stdin.writableLength === 0
+      const bytes = Frame.encode(batch, shortenToChild, maxLineBytes, refuseFramed, free ? scratch : undefined)
+      if (bytes === undefined) return
+      child.stdin.write(bytes)
       // Still held by the stream: the next frame gets a buffer of its own.
-      if (child.stdin.writableLength !== 0) reused = Buffer.allocUnsafeSlow(reused.length)
-      return true
-    }
+      if (bytes.buffer === scratch.buffer && child.stdin.writableLength !== 0) {
+        scratch = Buffer.allocUnsafeSlow(scratch.length)
+      }
+    })
     child.stdin.on("error", (error) => {
       stdinBroken = true
       Deferred.doneUnsafe(brokenPipe, Exit.succeed(describe(error)))

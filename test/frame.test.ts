@@ -1,8 +1,9 @@
 /**
  * The binary frame of the subprocess kind (src/internal/frame.ts): any batch
- * of protocol messages comes back the same however the stream is cut; any
- * bytes give batches or one fault, never a throw, and nothing past the limit
- * is held; the size estimate of a request never refuses one that fits.
+ * of protocol messages comes back the same however the stream is cut, in a
+ * JSON body when every value in it is plain JSON and in a V8 body otherwise;
+ * any bytes give batches or one fault, never a throw, and nothing past the
+ * limit is held; the size estimate of a request never refuses one that fits.
  */
 import * as V8 from "node:v8"
 import { assert, describe, it } from "@effect/vitest"
@@ -62,6 +63,30 @@ const withPayload = (message: Protocol.ToChild | Protocol.FromChild): unknown =>
   return message
 }
 
+/** Values that JSON text would change or drop: they take a V8 body. */
+const binaryValues: ReadonlyArray<unknown> = [
+  new Uint8Array([1, 2, 3]),
+  new Float64Array(2),
+  new ArrayBuffer(4),
+  new Date(0),
+  new Map([[1, 2]]),
+  new Set([1]),
+  undefined,
+  -0,
+  Number.NaN,
+  Number.POSITIVE_INFINITY,
+  10n ** 30n,
+  Object.assign([1], { 2: 3 }),
+  new (class Point {
+    x = 1
+  })()
+]
+
+/** Whether a JSON value holds -0 (which `Schema.Json` allows, and which JSON text writes as 0). */
+const hasNegativeZero = (value: unknown): boolean =>
+  Object.is(value, -0) ||
+  (typeof value === "object" && value !== null && Object.values(value).some((item) => hasNegativeZero(item)))
+
 const noRefusal = (_: unknown, problem: Frame.Problem) => assert.fail(`refused: ${JSON.stringify(problem)}`)
 
 describe("the binary frame", () => {
@@ -91,6 +116,89 @@ describe("the binary frame", () => {
   )
 
   it.prop(
+    "a batch takes a JSON body exactly when all its values are plain JSON, a V8 body otherwise; both come back the same",
+    [
+      Schema.Array(
+        Schema.Tuple([
+          Schema.Json,
+          Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: binaryValues.length * 3 }))
+        ])
+      ),
+      Cuts
+    ],
+    ([pairs, cuts]) => {
+      if (pairs.length === 0) return
+      const limit = 1 << 20
+      // Mostly plain payloads; some with a value JSON cannot carry (bytes, a date, undefined, -0, NaN, ...).
+      const batch = pairs.map(([json, pick], i): Protocol.FromChild => {
+        const extra = binaryValues[pick]
+        const value = pick < binaryValues.length ? { json, extra } : json
+        return i % 2 === 0 ? { _tag: "Success", id: i + 1, value } : { _tag: "Failure", id: i + 1, error: value }
+      })
+      const items = shortenFromChild(batch)
+      const bytes = Frame.encode<Protocol.FromChild>(batch, shortenFromChild, limit, noRefusal)!
+      assert.strictEqual(bytes[4], Frame.plainJson(items, limit) ? Frame.Body.Json : Frame.Body.V8)
+      assert.strictEqual(
+        bytes[4] === Frame.Body.Json,
+        pairs.every(([json, pick]) => pick >= binaryValues.length && !hasNegativeZero(json)),
+        "JSON unless a value JSON cannot carry is in the batch"
+      )
+      const { decoder, events } = collecting(limit)
+      feed(decoder, bytes, cuts, limit)
+      assert.strictEqual(decoder.pending, 0)
+      assert.deepStrictEqual(messagesOf(events, successOf), batch)
+    },
+    { arbitrary: { runs: 500 } }
+  )
+
+  it.prop(
+    "a value judged plain JSON comes back the same from JSON text as from V8's serializer",
+    [Schema.Json, Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: binaryValues.length }))],
+    ([json, pick]) => {
+      for (const value of [json, [json, binaryValues[pick]], { json, extra: binaryValues[pick] }]) {
+        if (!Frame.plainJson(value, 1 << 20)) continue
+        assert.deepStrictEqual(JSON.parse(JSON.stringify(value)), V8.deserialize(V8.serialize(value)))
+        assert.deepStrictEqual(JSON.parse(JSON.stringify(value)), value)
+      }
+    },
+    { arbitrary: { runs: 500 } }
+  )
+
+  it("writes the usual frame into the writer's scratch buffer when it fits there, either body; else a buffer of its own", () => {
+    const scratch = Buffer.alloc(256)
+    const batches: ReadonlyArray<ReadonlyArray<unknown>> = [
+      [1, { a: 1, b: "é" }],
+      [2, new Uint8Array([1, 2, 3])],
+      [3, "x".repeat(300)],
+      [4, new Uint8Array(300)]
+    ]
+    const { decoder, events } = collecting(1024)
+    const inScratch: Array<boolean> = []
+    for (const batch of batches) {
+      const bytes = Frame.encode(batch, (b) => b, 1024, noRefusal, scratch)!
+      inScratch.push(bytes.buffer === scratch.buffer)
+      decoder.push(Buffer.from(bytes))
+    }
+    assert.deepStrictEqual(inScratch, [true, true, false, false])
+    assert.deepStrictEqual<ReadonlyArray<unknown>>(
+      events.map((e) => (e._tag === "Batch" ? e.items : e.reason)),
+      batches
+    )
+  })
+
+  it("judges a value plain JSON only within the limit, and never what JSON would change", () => {
+    for (const value of [1, "s", true, null, [], {}, [1, "a", { b: [null, false] }], Object.create(null)]) {
+      assert.isTrue(Frame.plainJson(value, 1024), JSON.stringify(value))
+    }
+    for (const value of binaryValues) assert.isFalse(Frame.plainJson([value], 1024), String(value))
+    const cycle: Array<unknown> = []
+    cycle.push(cycle)
+    assert.isFalse(Frame.plainJson(cycle, 1024), "a cycle ends the count")
+    assert.isFalse(Frame.plainJson(["x".repeat(2000)], 1024))
+    assert.isFalse(Frame.plainJson(Object.assign([], { length: 2 ** 31 }), 1024))
+  })
+
+  it.prop(
     "any bytes, cut anywhere, give batches then at most one fault; never a throw, never more than the limit held",
     [Bytes, Cuts, Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 64 }))],
     ([bytes, cuts, limit]) => {
@@ -115,15 +223,19 @@ describe("the binary frame", () => {
       const frames = bodies
         .filter((body) => body.length > 0)
         .map((body) => {
-          const header = Buffer.alloc(4)
+          const header = Buffer.alloc(Frame.headerBytes)
           header.writeUInt32BE(body.length)
+          header[4] = body[0]! % 2 === 0 ? Frame.Body.V8 : Frame.Body.Json
           return Buffer.concat([header, Uint8Array.from(body)])
         })
       const { decoder, events } = collecting(limit)
       feed(decoder, Buffer.concat(frames), cuts, limit)
       for (const event of events) {
         if (event._tag === "Fault") {
-          assert.match(event.reason, /^a frame (that cannot be deserialized: |that is not a batch)/)
+          assert.match(
+            event.reason,
+            /^a frame (that cannot be deserialized: |that is not JSON text: |that is not a batch)/
+          )
         }
       }
     },
@@ -150,8 +262,9 @@ describe("the binary frame", () => {
 
   it("takes a body of exactly the limit; a sparse array (longer than its bytes) is no batch", () => {
     const body = V8.serialize(["x".repeat(100)])
-    const header = Buffer.alloc(4)
+    const header = Buffer.alloc(Frame.headerBytes)
     header.writeUInt32BE(body.length)
+    header[4] = Frame.Body.V8
     const exact = collecting(body.length)
     exact.decoder.push(Buffer.concat([header, body]))
     assert.deepStrictEqual(exact.events, [{ _tag: "Batch", items: ["x".repeat(100)] }])

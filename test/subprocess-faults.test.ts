@@ -64,8 +64,23 @@ const frameFaults: ReadonlyArray<Fault> = [
   ],
   [
     "a body that does not deserialize",
-    { _tag: "Bytes", bytes: [0, 0, 0, 3, 1, 2, 3] },
+    { _tag: "Bytes", bytes: [0, 0, 0, 3, 0x56, 1, 2, 3] },
     (pid) => new RegExp(`^protocol error: process ${pid} sent a frame that cannot be deserialized: `)
+  ],
+  [
+    "a body of an unknown kind",
+    { _tag: "Bytes", bytes: [0, 0, 0, 2, 0x41, 0x5b, 0x5d] },
+    (pid) => new RegExp(`^protocol error: process ${pid} sent a frame whose body is of an unknown kind \\(0x41\\)$`)
+  ],
+  [
+    "a JSON body that is not JSON text",
+    { _tag: "Bytes", bytes: [0, 0, 0, 3, 0x4a, 0x5b, 0x31, 0x2c] },
+    (pid) => new RegExp(`^protocol error: process ${pid} sent a frame that is not JSON text: `)
+  ],
+  [
+    "a JSON body that is not UTF-8",
+    { _tag: "Bytes", bytes: [0, 0, 0, 3, 0x4a, 0x22, 0xc3, 0x22] },
+    (pid) => new RegExp(`^protocol error: process ${pid} sent a frame that is not JSON text: `)
   ],
   [
     "a frame that is not a batch",
@@ -84,8 +99,16 @@ const frameFaults: ReadonlyArray<Fault> = [
       )
   ],
   [
+    "a JSON body that is not a batch",
+    { _tag: "Bytes", bytes: S.frameBytes({ hello: "world" }, "json") },
+    (pid) =>
+      new RegExp(
+        `^protocol error: process ${pid} sent a frame that is not a batch \\(an array\\) of protocol messages$`
+      )
+  ],
+  [
     "a batch holding a value that is not a message",
-    { _tag: "Bytes", bytes: S.frameBytes([{ hello: "world" }]) },
+    { _tag: "Bytes", bytes: S.frameBytes([{ hello: "world" }], "json") },
     (pid) => new RegExp(`^protocol error: process ${pid} sent a value that is not a protocol message: `)
   ],
   [
@@ -102,8 +125,9 @@ const frameFaults: ReadonlyArray<Fault> = [
 
 const faults = S.frame === "json" ? lineFaults : frameFaults
 
+// A safety net: the frame table starts 15 processes in turn, each 1 to 3 s on a busy 2-CPU machine.
 describe(`Subprocess protocol faults (${S.frame === "json" ? "JSON lines" : "binary frames"})`, {
-  timeout: 30_000
+  timeout: 90_000
 }, () => {
   it.live("each is a crash with a clear reason; the process is replaced and the next request succeeds", () =>
     S.live(() =>

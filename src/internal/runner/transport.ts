@@ -70,18 +70,18 @@ export const stdioTransport = (maxLineBytes: number): Transport => {
               : `defect: the ${what(message)} cannot be serialised: ${describe(problem.error)}`
         }
       : undefined
-  // A frame is copied into one buffer that is written again and again while each write completes at once (a pipe
-  // on Linux): writing a fresh buffer from V8's serializer costs the child about twice as much.
-  let reused = Buffer.allocUnsafeSlow(64 * 1024)
+  // A frame is written into one buffer again and again while each write completes at once (a pipe on Linux): no
+  // buffer to allocate, or to collect, per frame.
+  let scratch = Buffer.allocUnsafeSlow(64 * 1024)
   const outFrames = makeBatcher<Protocol.FromChild>((batch) => {
-    const frames = Frame.encode(batch, shortenFromChild, maxLineBytes, refuse)
+    const free = stdout.writableLength === 0
+    const frames = Frame.encode(batch, shortenFromChild, maxLineBytes, refuse, free ? scratch : undefined)
     if (frames === undefined) return
     sent = true
-    if (frames.length > reused.length || stdout.writableLength !== 0) return write(frames)
-    frames.copy(reused)
-    write(reused.subarray(0, frames.length))
+    write(frames)
     // Still held by the stream: the next frame gets a buffer of its own.
-    if (stdout.writableLength !== 0) reused = Buffer.allocUnsafeSlow(reused.length)
+    if (frames.buffer === scratch.buffer && stdout.writableLength !== 0)
+      scratch = Buffer.allocUnsafeSlow(scratch.length)
   })
   let deliver: (message: Inbound) => void = () => {}
   const lines = Protocol.makeLineDecoder(maxLineBytes)
