@@ -4,7 +4,7 @@
  * stayed idle for `idleTimeout`.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Metric, Stream } from "effect"
+import { Deferred, Effect, Fiber, Metric, Schema, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import { PoolMetrics, Worker, WorkerId, type WorkerKind, WorkerPool } from "effect-worker-pool"
 import * as S from "./fixtures/support.ts"
@@ -166,6 +166,50 @@ describe("elastic size", () => {
       // 1 request on 4 slots: 0.25, below 0.3: it never grows.
       assert.deepStrictEqual((yield* growth(0.3, 1)).sizes, [1, 1, 1, 1, 1])
     }).pipe(Effect.scoped, Effect.provideService(Metric.MetricRegistry, new Map()))
+  )
+
+  it.effect.prop(
+    "a steady utilization grows the pool one worker per window exactly while it is at or above the target, within max",
+    [
+      Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 3 })),
+      Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 3 })),
+      Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 20 })),
+      Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 12 }))
+    ],
+    ([min, extra, target20, heldWanted]) =>
+      Effect.gen(function* () {
+        const max = min + extra
+        const targetUtilization = target20 / 20
+        // At most the slots of min workers (4 each): no request waits, so only utilization grows the pool.
+        const held = Math.min(heldWanted, 4 * min)
+        const pool = yield* WorkerPool.make({
+          size: { min, max },
+          idleTimeout: "1 hour",
+          targetUtilization,
+          utilizationWindow: "1 second",
+          worker: (id) => Worker.make(id, (gate: Deferred.Deferred<void>) => Deferred.await(gate), { maxInFlight: 4 })
+        })
+        const gate = yield* Deferred.make<void>()
+        yield* Effect.forkChild(
+          Effect.forEach(
+            Array.from({ length: held }, () => gate),
+            (g) => pool.dispatch(g),
+            { concurrency: "unbounded" }
+          )
+        )
+        yield* settle(() => false, 50)
+        // The model: after each window, one worker more while held / (4 × workers) is at least the target.
+        let expected = min
+        for (let window = 0; window < extra + 2; window++) {
+          if (expected < max && held / (4 * expected) >= targetUtilization - 1e-9) expected++
+          yield* TestClock.adjust("1 second")
+          yield* settle(() => false, 50)
+          assert.strictEqual(yield* pool.size, expected, `window ${window}: ${held} held, target ${targetUtilization}`)
+          assert.strictEqual(yield* pool.queued, 0)
+        }
+        yield* Deferred.succeed(gate, undefined)
+      }).pipe(Effect.scoped),
+    { arbitrary: { runs: 40 } }
   )
 
   it.effect("a worker added by hand is not retired, and the pool keeps min workers of its own beside it", () =>

@@ -166,7 +166,8 @@ export class Scaler<Req, Resp, E> {
       sum = 0
       samples = 0
       const present = engine.membership.members.length + this.starting.size
-      if (average < this.size.targetUtilization || this.starting.size > 0 || present >= this.size.max) return
+      // (Within a rounding error: ten samples of 0.1 add up to a little less than 1.)
+      if (average + 1e-9 < this.size.targetUtilization || this.starting.size > 0 || present >= this.size.max) return
       this.startMore({ utilization: Math.round(average * 1000) / 1000, workers: present + 1 })
     })
     return Effect.forever(Effect.andThen(Effect.sleep(every), sample))
