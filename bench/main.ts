@@ -78,7 +78,7 @@ const settings: Settings = values.quick
       remote: { trivialTasks: 15_000, ioTasks: 3000, rounds: 5, crashRounds: 7 },
       transferRounds: 7,
       transferTrips: 10,
-      capacity: { roundMillis: 1500, rounds: 5 }
+      capacity: { roundMillis: 1500, rounds: 7 }
     }
 
 for (const name of unlisted())

@@ -198,6 +198,8 @@ const poolKeys: { readonly [K in keyof PoolOnly]-?: true } = {
   policy: true,
   size: true,
   idleTimeout: true,
+  targetUtilization: true,
+  utilizationWindow: true,
   timeout: true,
   queueTimeout: true,
   queueCapacity: true,

@@ -246,8 +246,10 @@ export interface RetryOptions {
  * | option          | default                        | meaning                                                        |
  * |-----------------|--------------------------------|----------------------------------------------------------------|
  * | `policy`        | `DispatchPolicy.ShortestExpectedDelay()` | how a worker is picked                               |
- * | `size`, `worker`| none: the pool starts empty    | start with `size` workers, ids `0` to `size - 1`, each made by `worker(id)`; give both or neither. `size: { min, max }` makes the pool elastic: `min` workers at first, more up to `max` while requests wait, and those above `min` retired after `idleTimeout` idle |
+ * | `size`, `worker`| none: the pool starts empty    | start with `size` workers, ids `0` to `size - 1`, each made by `worker(id)`; give both or neither. `size: { min, max }` makes the pool elastic: `min` workers at first, more up to `max` while requests wait or utilization stays at or above `targetUtilization`, and those above `min` retired after `idleTimeout` idle |
  * | `idleTimeout`   | `"30 seconds"`                 | with `size: { min, max }`: how long a worker above `min` may stay idle before it is retired |
+ * | `targetUtilization` | `1`                        | with `size: { min, max }`: after a `utilizationWindow` whose average share of busy slots was at least this (within (0, 1]), one worker more |
+ * | `utilizationWindow` | `"1 second"`               | with `size: { min, max }`: the window over which utilization is averaged (sampled ten times) |
  * | `timeout`       | none                           | how long a request may run on its worker (queue time excluded) |
  * | `queueTimeout`  | `"30 seconds"`                 | how long a request may wait in the queue for a worker, then `QueueTimeout` (`Infinity`: no bound) |
  * | `queueCapacity` | `1024`                         | requests that may wait for a free worker                       |
@@ -286,6 +288,8 @@ export interface Options<Req, Resp, E, WE, R> {
   readonly policy?: DispatchPolicy<any, Req> | undefined
   readonly size?: number | { readonly min: number; readonly max: number } | undefined
   readonly idleTimeout?: Duration.Input | undefined
+  readonly targetUtilization?: number | undefined
+  readonly utilizationWindow?: Duration.Input | undefined
   readonly worker?: ((id: WorkerId) => Effect.Effect<Worker<Req, Resp, E>, WE, R | Scope.Scope>) | undefined
   readonly timeout?: Duration.Input | undefined
   readonly queueTimeout?: Duration.Input | undefined

@@ -63,8 +63,8 @@ describe("options: the defaults the docs state", () => {
     assert.isUndefined(decoded(PoolOptions, { size: 2, worker: make }).workers?.elastic, "a fixed size")
     assert.deepStrictEqual(
       decoded(PoolOptions, { size: { min: 1, max: 3 }, worker: make }).workers?.elastic,
-      { min: 1, max: 3, idleTimeoutMillis: 30_000 },
-      "idleTimeout: 30 seconds"
+      { min: 1, max: 3, idleTimeoutMillis: 30_000, targetUtilization: 1, utilizationWindowMillis: 1_000 },
+      "idleTimeout: 30 seconds, targetUtilization: 1, utilizationWindow: 1 second"
     )
     assert.isUndefined(pool.timeout)
     assert.strictEqual(pool.queueTimeoutMillis, millis("30 seconds"))

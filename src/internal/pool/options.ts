@@ -89,6 +89,10 @@ type MakeWorker = (id: WorkerId) => Effect.Effect<Worker<any, any, any>, any, an
 const Fields = Schema.Struct({
   size: Options.optional(size),
   idleTimeout: Options.optional(Options.interval("idleTimeout")),
+  targetUtilization: Options.optional(
+    Options.rule<number>("targetUtilization", "a number within (0, 1]", (u) => typeof u === "number" && u > 0 && u <= 1)
+  ),
+  utilizationWindow: Options.optional(Options.interval("utilizationWindow")),
   worker: Options.optional(Options.func<MakeWorker>("worker")),
   policy: Options.withDefaultFrom(
     Options.refine<DispatchPolicy<any, any>>(isPolicy, () => "policy must have a name and a select function"),
@@ -112,6 +116,14 @@ const Fields = Schema.Struct({
   Options.tie(
     (o) => o.idleTimeout === undefined || (typeof o.size === "object" && o.size !== null),
     () => "idleTimeout applies to an elastic size, { min, max }"
+  ),
+  Options.tie(
+    (o) => o.targetUtilization === undefined || (typeof o.size === "object" && o.size !== null),
+    () => "targetUtilization applies to an elastic size, { min, max }"
+  ),
+  Options.tie(
+    (o) => o.utilizationWindow === undefined || (typeof o.size === "object" && o.size !== null),
+    () => "utilizationWindow applies to an elastic size, { min, max }"
   )
 )
 
@@ -124,6 +136,12 @@ export interface PoolSettings extends PoolConfig {
 
 /** How long an elastic pool's worker may stay idle before it is retired, by default. */
 const defaultIdleTimeout = "30 seconds"
+
+/** An elastic pool grows by one worker after a window in which every slot was busy, by default (as Effect's `Pool`). */
+const defaultTargetUtilization = 1
+
+/** The window over which an elastic pool's utilization is averaged, by default. */
+const defaultUtilizationWindow = "1 second"
 
 const toEjection = (o: typeof EjectionOptions.Type): EjectionRules => ({
   consecutiveFailures: o.consecutiveFailures,
@@ -149,7 +167,11 @@ export const PoolOptions: Options.Rule<PoolSettings> = Options.map(
               elastic: {
                 min: o.size!.min,
                 max: o.size!.max,
-                idleTimeoutMillis: Duration.toMillis(o.idleTimeout ?? Duration.fromInputUnsafe(defaultIdleTimeout))
+                idleTimeoutMillis: Duration.toMillis(o.idleTimeout ?? Duration.fromInputUnsafe(defaultIdleTimeout)),
+                targetUtilization: o.targetUtilization ?? defaultTargetUtilization,
+                utilizationWindowMillis: Duration.toMillis(
+                  o.utilizationWindow ?? Duration.fromInputUnsafe(defaultUtilizationWindow)
+                )
               }
             },
     name: o.name,
