@@ -13,7 +13,7 @@
 import { NodeServices } from "@effect/platform-node"
 import { Effect, Exit, Schema, Scope } from "effect"
 import { Operation, Subprocess, Thread, Worker, WorkerPool } from "effect-worker-pool"
-import { cpuTimed, interleave, ratio, timed as wallTimed } from "./rounds.ts"
+import { cpuTimed, interleave, median, ratio, timed as wallTimed } from "./rounds.ts"
 import { Summing, Task } from "./workers/schemas.ts"
 import { add } from "./workers/task.ts"
 
@@ -63,8 +63,9 @@ const row = async (
   const aa = ratio(a2!, a!)
   const ab = ratio(b!, a!)
   const f = (x: number) => x.toFixed(3)
+  const micros = (median(a!) * 1000) / tasks
   console.log(
-    `${name.padEnd(36)} group/single ${f(ab.median)} [${f(ab.low)}, ${f(ab.high)}]   A/A ${f(aa.median)} [${f(aa.low)}, ${f(aa.high)}]`
+    `${name.padEnd(36)} single ${micros.toFixed(2)} µs/request   group/single ${f(ab.median)} [${f(ab.low)}, ${f(ab.high)}]   A/A ${f(aa.median)} [${f(aa.low)}, ${f(aa.high)}]`
   )
 }
 
