@@ -59,17 +59,21 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import type * as Layer from "effect/Layer"
+import type * as Rpc from "effect/rpc/Rpc"
+import type * as RpcGroup from "effect/rpc/RpcGroup"
 import * as Schema from "effect/Schema"
 import * as Tracer from "effect/Tracer"
 import * as Answer from "./internal/answer.ts"
 import { type Codec, decoding, encoding, needsEffect } from "./internal/codec.ts"
 import * as Invocation from "./internal/invocation.ts"
 import { memoryReportsEnv, runnerMemory } from "./internal/memoryReports.ts"
+import * as Operations from "./internal/operations.ts"
 import { trackChildProcesses } from "./internal/runner/childProcesses.ts"
 import { type Inbound, stdioTransport, threadTransport } from "./internal/runner/transport.ts"
 import { movingEncoding } from "./internal/transfer.ts"
+import type * as Operation from "./Operation.ts"
 import * as Protocol from "./Protocol.ts"
-import { DomainError, ProtocolFault, WorkerCrash } from "./WorkerError.ts"
+import { Defect, DomainError, InvalidOptions, ProtocolFault, WorkerCrash } from "./WorkerError.ts"
 
 /**
  * A request handler on the child side. It gets the decoded request and a
@@ -138,9 +142,101 @@ export interface Options<Req, Resp, E = DomainError, R = never> {
 }
 
 /**
+ * Options of a runner that serves the operations of an `effect/rpc`
+ * `RpcGroup` (see the operations guide): `group`, and `handlers`, one per
+ * operation (see `Operation.Handlers`), each called with its rpc's payload
+ * and the request's context, as a {@link Handler}. The parent's pool is made
+ * from the same group. `maxLineBytes` is as in {@link Options}.
+ *
+ * A group with a streamed operation, or handlers that miss an operation (or
+ * name one the group does not have), is refused when the runner starts: the
+ * runner says why on stderr and exits with code 2, and the worker never
+ * becomes ready.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { Rpc, RpcGroup } from "effect/rpc"
+ * import type { Runner } from "effect-worker-pool/child"
+ *
+ * const Counting = RpcGroup.make(
+ *   Rpc.make("Count", { payload: { text: Schema.String }, success: Schema.Number }),
+ *   Rpc.make("Upper", { payload: { text: Schema.String }, success: Schema.String })
+ * )
+ *
+ * const options: Runner.GroupOptions<RpcGroup.Rpcs<typeof Counting>> = {
+ *   group: Counting,
+ *   handlers: {
+ *     Count: ({ text }) => text.length,
+ *     Upper: ({ text }) => Effect.succeed(text.toUpperCase())
+ *   }
+ * }
+ * ```
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export interface GroupOptions<Rpcs extends Rpc.Any, R = never> {
+  readonly group: RpcGroup.RpcGroup<Rpcs>
+  readonly handlers: Operation.Handlers<Rpcs, R>
+  readonly maxLineBytes?: number | undefined
+}
+
+/**
+ * The single-request form of a runner that serves `group` with `handlers`:
+ * its `request`, `response` and `error` schemas are the group's envelopes
+ * (see `Operation.schemas`), its `handler` calls the operation's handler.
+ * For `Remote.serve` and `Remote.listen`, which take that form:
+ * `Remote.serve({ ...Runner.fromGroup(Group, handlers), port: 7400 })`.
+ * Throws `InvalidOptions` for a group with a streamed operation, or handlers
+ * that miss an operation (or name one the group does not have).
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Rpc, RpcGroup } from "effect/rpc"
+ * import { Runner } from "effect-worker-pool/child"
+ *
+ * const Counting = RpcGroup.make(Rpc.make("Count", { payload: { text: Schema.String }, success: Schema.Number }))
+ *
+ * const options = Runner.fromGroup(Counting, { Count: ({ text }) => text.length })
+ * ```
+ *
+ * @since 0.4.0
+ * @category constructors
+ */
+export const fromGroup = <Rpcs extends Rpc.Any, R = never>(
+  group: RpcGroup.RpcGroup<Rpcs>,
+  handlers: Operation.Handlers<Rpcs, R>
+): Options<Operation.Request<Rpcs>, Operation.Response<Rpcs>, Operation.Failure<Rpcs>, R> => {
+  const rpcs = Operations.operationsOf(group)
+  if (typeof rpcs === "string") throw new InvalidOptions({ reason: rpcs })
+  const wrong = Operations.checkHandlers(rpcs, handlers)
+  if (wrong !== undefined) throw new InvalidOptions({ reason: wrong })
+  return {
+    ...Operations.schemasOf<Rpcs>(group, rpcs),
+    handler: Operations.runnerHandler(rpcs, handlers as never) as never
+  }
+}
+
+/** `options` in the single-request form, or the defect of a group that cannot be served. */
+const singleForm = (
+  options: Options<any, any, any, any> | GroupOptions<any, any>
+): Options<any, any, any, any> | WorkerCrash => {
+  if (!("group" in options)) return options
+  try {
+    return { ...fromGroup(options.group, options.handlers), maxLineBytes: options.maxLineBytes }
+  } catch (error) {
+    const reason = error instanceof InvalidOptions ? error.reason : String(error)
+    return new WorkerCrash({ reason: new Defect({ message: `defect: invalid operations: ${reason}` }) })
+  }
+}
+
+/**
  * Serves requests until the parent is done: the end of stdin, or a
  * `Shutdown` message to a thread. Handlers still running then are
- * interrupted. Fails with `WorkerCrash` on a protocol fault. Use it instead
+ * interrupted. Fails with `WorkerCrash` on a protocol fault, or at once for
+ * {@link GroupOptions} that cannot be served. Use it instead
  * of {@link run} when the handler needs services or an initialisation: it
  * sends `Ready` (and the worker becomes healthy) only when it starts.
  *
@@ -165,9 +261,17 @@ export interface Options<Req, Resp, E = DomainError, R = never> {
  * @since 0.1.0
  * @category running
  */
-export const serve = <Req, Resp, E = DomainError, R = never>(
-  options: Options<Req, Resp, E, R>
-): Effect.Effect<void, WorkerCrash, R> =>
+export const serve: {
+  <Rpcs extends Rpc.Any, R = never>(options: GroupOptions<Rpcs, R>): Effect.Effect<void, WorkerCrash, R>
+  <Req, Resp, E = DomainError, R = never>(options: Options<Req, Resp, E, R>): Effect.Effect<void, WorkerCrash, R>
+} = <Req, Resp, E, R>(given: Options<Req, Resp, E, R> | GroupOptions<any, R>): Effect.Effect<void, WorkerCrash, R> =>
+  Effect.suspend(() => {
+    const options = singleForm(given)
+    return options instanceof WorkerCrash ? Effect.fail(options) : serveSingle<Req, Resp, E, R>(options)
+  })
+
+/** Serves a runner of the single-request form. */
+const serveSingle = <Req, Resp, E, R>(options: Options<Req, Resp, E, R>): Effect.Effect<void, WorkerCrash, R> =>
   Effect.scoped(
     Effect.gen(function* () {
       const maxLineBytes = options.maxLineBytes ?? inheritedMaxLineBytes() ?? Protocol.defaultMaxLineBytes
@@ -364,6 +468,10 @@ const inheritedHeartbeat = (): number | undefined => positiveIntEnv(Protocol.hea
  * fault (or a `layer` that fails to build). Call it once, at the top of the
  * script.
  *
+ * It takes {@link Options} (one request schema, one handler), or
+ * {@link GroupOptions}: an `effect/rpc` `RpcGroup` and a handler per
+ * operation (see the operations guide).
+ *
  * `layer`, optional, provides the handler's services, and whatever else the
  * handler's effects should run with: a tracer, say, so that the spans of a
  * handler (children of the dispatch span of each traced request) are
@@ -389,10 +497,15 @@ const inheritedHeartbeat = (): number | undefined => positiveIntEnv(Protocol.hea
  * @category running
  */
 export const run: {
+  <Rpcs extends Rpc.Any>(options: GroupOptions<Rpcs>): void
+  <Rpcs extends Rpc.Any, R, LE>(options: GroupOptions<Rpcs, R>, layer: Layer.Layer<R, LE>): void
   <Req, Resp, E = DomainError>(options: Options<Req, Resp, E>): void
   <Req, Resp, E, R, LE>(options: Options<Req, Resp, E, R>, layer: Layer.Layer<R, LE>): void
-} = <Req, Resp, E, R, LE>(options: Options<Req, Resp, E, R>, layer?: Layer.Layer<R, LE>): void => {
-  const served = serve(options)
+} = <Req, Resp, E, R, LE>(
+  options: Options<Req, Resp, E, R> | GroupOptions<any, R>,
+  layer?: Layer.Layer<R, LE>
+): void => {
+  const served = serve(options as Options<Req, Resp, E, R>)
   Effect.runFork(
     (layer === undefined ? (served as Effect.Effect<void, WorkerCrash>) : Effect.provide(served, layer)).pipe(
       Effect.exit,

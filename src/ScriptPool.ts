@@ -23,6 +23,10 @@
 
 import { availableParallelism } from "node:os"
 import { Context, Effect, Layer, type Scope } from "effect"
+import type * as Rpc from "effect/rpc/Rpc"
+import type * as RpcGroup from "effect/rpc/RpcGroup"
+import * as Operations from "./internal/operations.ts"
+import type * as Operation from "./Operation.ts"
 import * as Subprocess from "./Subprocess.ts"
 import * as Thread from "./Thread.ts"
 import type { InvalidRequest } from "./WireError.ts"
@@ -185,6 +189,72 @@ export interface SubprocessOptions<Req, Resp, E> extends Subprocess.NodeOptions<
  */
 export type Options<Req, Resp, E = DomainError> = ThreadOptions<Req, Resp, E> | SubprocessOptions<Req, Resp, E>
 
+/**
+ * The options of the pool of a script that serves the operations of an
+ * `effect/rpc` `RpcGroup` (`Runner.run({ group, handlers })`): `thread` or
+ * `subprocess`, `group` in place of the schemas, `idempotent` (the
+ * operations a crash may retry, as `WorkerPool.client` takes it), and any
+ * option of the kind, of the workers and of the pool.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Rpc, RpcGroup } from "effect/rpc"
+ * import type { ScriptPool } from "effect-worker-pool"
+ *
+ * const Hashing = RpcGroup.make(
+ *   Rpc.make("Hash", { payload: { text: Schema.String }, success: Schema.String }),
+ *   Rpc.make("Verify", { payload: { text: Schema.String, digest: Schema.String }, success: Schema.Boolean })
+ * )
+ *
+ * const options: ScriptPool.GroupOptions<RpcGroup.Rpcs<typeof Hashing>> = {
+ *   thread: new URL("./hash.ts", import.meta.url),
+ *   group: Hashing,
+ *   idempotent: ["Hash", "Verify"],
+ *   size: 2
+ * }
+ * ```
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export type GroupOptions<Rpcs extends Rpc.Any> = (
+  | Omit<
+      ThreadOptions<Operation.Request<Rpcs>, Operation.Response<Rpcs>, Operation.Failure<Rpcs>>,
+      "request" | "response" | "error"
+    >
+  | Omit<
+      SubprocessOptions<Operation.Request<Rpcs>, Operation.Response<Rpcs>, Operation.Failure<Rpcs>>,
+      "request" | "response" | "error"
+    >
+) & {
+  readonly group: RpcGroup.RpcGroup<Rpcs>
+  readonly idempotent?: ReadonlyArray<Rpcs["_tag"]> | undefined
+}
+
+/**
+ * The pool of a script that serves a group: an `Operation.Pool`, with its
+ * typed `client` (see `WorkerPool.client`).
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Rpc, RpcGroup } from "effect/rpc"
+ * import type { ScriptPool } from "effect-worker-pool"
+ *
+ * const Hashing = RpcGroup.make(Rpc.make("Hash", { payload: { text: Schema.String }, success: Schema.String }))
+ *
+ * declare const pool: ScriptPool.GroupPool<RpcGroup.Rpcs<typeof Hashing>>
+ * const digest = pool.client.Hash({ text: "abc" })
+ * ```
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export interface GroupPool<Rpcs extends Rpc.Any> extends Operation.Pool<Rpcs> {
+  readonly client: Operation.Client<Rpcs>
+}
+
 /** The options of the pool, as `WorkerPool.make` takes them, but `worker` (made here). */
 type PoolOnly = Omit<WorkerPool.Options<unknown, unknown, unknown, never, never>, "worker">
 
@@ -257,7 +327,9 @@ const kindOf = <Req, Resp, E>(
  * Makes the pool of a worker script in the current scope: one kind (so that
  * a spare serves every worker), `size` workers of it, and the pool over them.
  * Closing the scope shuts the pool down and stops every thread or process.
- * Invalid options fail with `InvalidOptions` and start nothing.
+ * Invalid options fail with `InvalidOptions` and start nothing. With a
+ * `group` in place of the schemas (see {@link GroupOptions}), the pool has
+ * the group's typed `client`.
  *
  * @example
  * ```ts
@@ -280,7 +352,28 @@ const kindOf = <Req, Resp, E>(
  * @since 0.2.0
  * @category constructors
  */
-export const make = Effect.fn("ScriptPool.make")(function* <Req, Resp, E = DomainError>(
+export const make: {
+  <Rpcs extends Rpc.Any>(options: GroupOptions<Rpcs>): Effect.Effect<GroupPool<Rpcs>, InvalidOptions, Scope.Scope>
+  <Req, Resp, E = DomainError>(
+    options: Options<Req, Resp, E>
+  ): Effect.Effect<ScriptPool<Req, Resp, E>, InvalidOptions, Scope.Scope>
+} = Effect.fn("ScriptPool.make")(function* (options: Options<unknown, unknown, unknown> | GroupOptions<any>) {
+  if (!("group" in options)) return yield* makeSingle(options)
+  const { group, idempotent: idempotentOption, ...rest } = options
+  const rpcs = Operations.operationsOf(group)
+  if (typeof rpcs === "string") return yield* new InvalidOptions({ reason: rpcs })
+  const idempotent = Operations.idempotentTags(rpcs, idempotentOption)
+  if (typeof idempotent === "string") return yield* new InvalidOptions({ reason: idempotent })
+  const pool = yield* makeSingle({ ...rest, ...Operations.schemasOf(group, rpcs) } as Options<
+    unknown,
+    unknown,
+    unknown
+  >)
+  return { ...pool, client: Operations.makeClient(rpcs, pool.dispatch as never, idempotent) }
+}) as never
+
+/** Makes the pool of a script of the single-request form. */
+const makeSingle = Effect.fnUntraced(function* <Req, Resp, E = DomainError>(
   options: Options<Req, Resp, E>
 ): Effect.fn.Return<ScriptPool<Req, Resp, E>, InvalidOptions, Scope.Scope> {
   const { pool, worker, kind: kindOptions } = split(options)
@@ -323,7 +416,9 @@ export interface ServiceClass<Self, Id extends string, Req, Resp, E>
  * Declares the pool of a worker script as a service: a class to extend, like
  * `Context.Service`, whose `layer` makes the pool from the options (see
  * {@link Options}) and whose type is the pool's (see {@link ScriptPool}),
- * its request, response and error types read from the schemas.
+ * its request, response and error types read from the schemas. With a
+ * `group` (see {@link GroupOptions}), the service is a {@link GroupPool},
+ * with its `client`.
  *
  * @example
  * ```ts
@@ -347,11 +442,45 @@ export interface ServiceClass<Self, Id extends string, Req, Resp, E>
  * @category services
  */
 export const Service =
-  <Self>() =>
-  <const Id extends string, Req, Resp, E = DomainError>(
-    id: Id,
-    options: Options<Req, Resp, E>
-  ): ServiceClass<Self, Id, Req, Resp, E> => {
-    const key = Context.Service<Self, ScriptPool<Req, Resp, E>>()(id)
-    return Object.assign(key, { layer: Layer.effect(key)(make(options)) })
+  <Self>(): {
+    <const Id extends string, Rpcs extends Rpc.Any>(
+      id: Id,
+      options: GroupOptions<Rpcs>
+    ): GroupServiceClass<Self, Id, Rpcs>
+    <const Id extends string, Req, Resp, E = DomainError>(
+      id: Id,
+      options: Options<Req, Resp, E>
+    ): ServiceClass<Self, Id, Req, Resp, E>
+  } =>
+  (id: string, options: Options<unknown, unknown, unknown> | GroupOptions<any>): any => {
+    const key = Context.Service<Self, unknown>()(id)
+    return Object.assign(key, { layer: Layer.effect(key)(make(options as Options<unknown, unknown, unknown>)) })
   }
+
+/**
+ * A service key for the pool of a script that serves a group, as made by
+ * {@link Service} with a `group`: `yield*` it for the pool and its `client`.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { Rpc, RpcGroup } from "effect/rpc"
+ * import type { ScriptPool } from "effect-worker-pool"
+ *
+ * const Counting = RpcGroup.make(Rpc.make("Count", { payload: { text: Schema.String }, success: Schema.Number }))
+ *
+ * declare const Counter: ScriptPool.GroupServiceClass<"Counter", "app/Counter", RpcGroup.Rpcs<typeof Counting>>
+ *
+ * const program = Effect.gen(function* () {
+ *   const counter = yield* Counter
+ *   return yield* counter.client.Count({ text: "one two" })
+ * }).pipe(Effect.provide(Counter.layer))
+ * ```
+ *
+ * @since 0.4.0
+ * @category services
+ */
+export interface GroupServiceClass<Self, Id extends string, Rpcs extends Rpc.Any>
+  extends Context.ServiceClass<Self, Id, GroupPool<Rpcs>> {
+  readonly layer: Layer.Layer<Self, InvalidOptions>
+}

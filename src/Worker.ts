@@ -7,13 +7,19 @@
 
 import type { Scope } from "effect"
 import { type Duration, Effect, Result, type Schedule } from "effect"
+import type * as Rpc from "effect/rpc/Rpc"
+import type * as RpcGroup from "effect/rpc/RpcGroup"
 import * as backoff from "./internal/backoff.ts"
+import { invoke as invokeHandler } from "./internal/handler.ts"
 import { isInProcess } from "./internal/inProcessKinds.ts"
+import * as Operations from "./internal/operations.ts"
 import * as Options from "./internal/options.ts"
 import * as supervisor from "./internal/supervisor.ts"
 import { TypeId as internalTypeId } from "./internal/worker.ts"
 import * as WorkerSettings from "./internal/workerOptions.ts"
-import type { DomainError, InvalidOptions, RequestTimeout, WorkerCrash } from "./WorkerError.ts"
+import type * as Operation from "./Operation.ts"
+import type { InvalidRequest } from "./WireError.ts"
+import { type DomainError, InvalidOptions, type RequestTimeout, type WorkerCrash } from "./WorkerError.ts"
 import type { WorkerHealth } from "./WorkerHealth.ts"
 import type { WorkerId } from "./WorkerId.ts"
 import * as WorkerKind from "./WorkerKind.ts"
@@ -349,3 +355,47 @@ export const makeScoped = <Req, Resp, E = never, InitE = never, R = never>(
   options?: WorkerOptions
 ): Effect.Effect<Worker<Req, Resp, E>, InvalidOptions, Exclude<R, Scope.Scope> | Scope.Scope> =>
   fromKind(id, WorkerKind.inProcessScoped(initialise), options) as never
+
+/**
+ * Makes an in-process worker that serves the operations of an `effect/rpc`
+ * `RpcGroup`, one Effect handler per operation (see
+ * `Operation.EffectHandlers`). Its requests and answers are the group's (see
+ * `Operation.Request`); call it through `WorkerPool.client`. A request whose
+ * tag is no operation of the group fails with `InvalidRequest` (in process,
+ * payloads are not decoded: their types are the check). A group with a
+ * streamed operation, or handlers that miss an operation, fail with
+ * `InvalidOptions` and start nothing.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { Rpc, RpcGroup } from "effect/rpc"
+ * import { Worker, WorkerId } from "effect-worker-pool"
+ *
+ * const Counting = RpcGroup.make(Rpc.make("Count", { payload: { text: Schema.String }, success: Schema.Number }))
+ *
+ * const worker = Worker.fromGroup(WorkerId.make(0), Counting, {
+ *   Count: ({ text }) => Effect.succeed(text.length)
+ * })
+ * ```
+ *
+ * @since 0.4.0
+ * @category constructors
+ */
+export const fromGroup = <Rpcs extends Rpc.Any>(
+  id: WorkerId,
+  group: RpcGroup.RpcGroup<Rpcs>,
+  handlers: Operation.EffectHandlers<Rpcs>,
+  options?: WorkerOptions
+): Effect.Effect<
+  Worker<Operation.Request<Rpcs>, Operation.Response<Rpcs>, Operation.Failure<Rpcs> | InvalidRequest>,
+  InvalidOptions,
+  Scope.Scope
+> =>
+  Effect.suspend(() => {
+    const rpcs = Operations.operationsOf(group)
+    if (typeof rpcs === "string") return Effect.fail(new InvalidOptions({ reason: rpcs }))
+    const wrong = Operations.checkHandlers(rpcs, handlers)
+    if (wrong !== undefined) return Effect.fail(new InvalidOptions({ reason: wrong }))
+    return make(id, Operations.inProcessHandler(rpcs, handlers as never, invokeHandler) as never, options)
+  })

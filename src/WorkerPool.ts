@@ -9,21 +9,25 @@
 
 import type { Context, Option, Stream } from "effect"
 import { Clock, type Duration, Effect, Exit, Layer, Random, Scope } from "effect"
+import type * as Rpc from "effect/rpc/Rpc"
+import type * as RpcGroup from "effect/rpc/RpcGroup"
 import type { DispatchPolicy } from "./DispatchPolicy.ts"
+import * as Operations from "./internal/operations.ts"
 import * as Rules from "./internal/options.ts"
 import { PoolOptions } from "./internal/pool/options.ts"
 import * as engine from "./internal/pool.ts"
+import type * as Operation from "./Operation.ts"
 import type { Worker } from "./Worker.ts"
-import type {
-  DomainError,
-  DuplicateWorkerId,
+import {
+  type DomainError,
+  type DuplicateWorkerId,
   InvalidOptions,
-  PoolBusy,
-  PoolShutdown,
-  QueueTimeout,
-  RequestTimeout,
-  UnknownWorkerId,
-  WorkerCrash
+  type PoolBusy,
+  type PoolShutdown,
+  type QueueTimeout,
+  type RequestTimeout,
+  type UnknownWorkerId,
+  type WorkerCrash
 } from "./WorkerError.ts"
 import type { WorkerHealth } from "./WorkerHealth.ts"
 import { WorkerId } from "./WorkerId.ts"
@@ -424,3 +428,60 @@ export const layer = <I, Req, Resp, E, WE = never, R = never>(
   service: Context.Key<I, WorkerPool<Req, Resp, E>>,
   options: Options<Req, Resp, E, WE, R>
 ): Layer.Layer<I, InvalidOptions | WE, Exclude<R, Scope.Scope>> => Layer.effect(service)(make(options))
+
+/**
+ * The typed client of a pool whose workers serve `group` (made by
+ * `ScriptPool.make({ ..., group })`, or by `WorkerPool.make` with
+ * `Worker.fromGroup` workers, or with a kind given `Operation.schemas`): a
+ * method per operation (see `Operation.Client`). Each call is one dispatch,
+ * with the pool's policies, queue, timeouts, health and retries; its span
+ * is named after its operation (`WorkerPool.dispatch Hash`, with a
+ * `worker_pool.operation` attribute), and the pool's request metrics count
+ * it with an `operation` attribute. `idempotent` lists the operations that
+ * may be retried after a crash; a call's own `idempotent` overrides it. A
+ * group with a streamed operation, or an `idempotent` that names no
+ * operation of the group, fails with `InvalidOptions`.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { Rpc, RpcGroup } from "effect/rpc"
+ * import { Worker, WorkerPool } from "effect-worker-pool"
+ *
+ * const Counting = RpcGroup.make(
+ *   Rpc.make("Count", { payload: { text: Schema.String }, success: Schema.Number }),
+ *   Rpc.make("Upper", { payload: { text: Schema.String }, success: Schema.String })
+ * )
+ *
+ * const program = Effect.scoped(
+ *   Effect.gen(function* () {
+ *     const pool = yield* WorkerPool.make({
+ *       size: 2,
+ *       worker: (id) =>
+ *         Worker.fromGroup(id, Counting, {
+ *           Count: ({ text }) => Effect.succeed(text.length),
+ *           Upper: ({ text }) => Effect.succeed(text.toUpperCase())
+ *         })
+ *     })
+ *     const client = yield* WorkerPool.client(pool, Counting, { idempotent: ["Count"] })
+ *     const n = yield* client.Count({ text: "four" }) // 4
+ *     const upper = yield* client.Upper({ text: "abc" }) // "ABC"
+ *     return [n, upper] as const
+ *   })
+ * )
+ * ```
+ *
+ * @since 0.4.0
+ * @category operations
+ */
+export const client = Effect.fn("WorkerPool.client")(function* <Rpcs extends Rpc.Any, E>(
+  pool: WorkerPool<Operation.Request<Rpcs>, Operation.Response<Rpcs>, E>,
+  group: RpcGroup.RpcGroup<Rpcs>,
+  options?: Operation.ClientOptions<Rpcs>
+): Effect.fn.Return<Operation.Client<Rpcs>, InvalidOptions> {
+  const rpcs = Operations.operationsOf(group)
+  if (typeof rpcs === "string") return yield* new InvalidOptions({ reason: rpcs })
+  const idempotent = Operations.idempotentTags(rpcs, options?.idempotent)
+  if (typeof idempotent === "string") return yield* new InvalidOptions({ reason: idempotent })
+  return Operations.makeClient(rpcs, pool.dispatch as never, idempotent) as never
+})

@@ -10,6 +10,7 @@
  * @since 0.1.0
  */
 export * as DispatchPolicy from "./DispatchPolicy.ts"
+export * as Operation from "./Operation.ts"
 /**
  * The metrics a pool reports through Effect's `Metric`: their names, types and attributes.
  *

@@ -1,9 +1,13 @@
 /** The schemas this library's worker scripts and the benchmark agree on. */
 import { Schema } from "effect"
+import { Rpc, RpcGroup } from "effect/rpc"
 import { Transferable } from "effect/workers"
 
 /** A task on this library's wire: two numbers to add. */
 export const Task = Schema.Struct({ a: Schema.Number, b: Schema.Number })
+
+/** The same task as the one operation of a group: `Sum`, its payload a {@link Task}, its answer a number. */
+export const Summing = RpcGroup.make(Rpc.make("Sum", { payload: Task, success: Schema.Number }))
 
 /**
  * A request to the crash worker: a number `n ≥ 0` is answered with `n + 1`;

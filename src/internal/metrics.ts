@@ -200,17 +200,26 @@ export class PoolMeter {
     this.detachers.push(attach(this.context, metric, { ...this.attributes, ...attributes }, source))
   }
 
-  /** Counts a request that ended with `outcome` (not a success). */
-  failed(outcome: string): void {
+  /**
+   * Counts a request that ended with `outcome` (not a success, unless it
+   * called an `operation` of a group: its series have an `operation`
+   * attribute, one per operation and outcome).
+   */
+  failed(outcome: string, operation?: string): void {
     // A request refused by a pool that has shut down: its series are gone.
     if (this.closed) return
-    const count = this.failures.get(outcome)
+    const key = operation === undefined ? outcome : `${operation}\u0000${outcome}`
+    const count = this.failures.get(key)
     if (count !== undefined) {
-      this.failures.set(outcome, count + 1)
+      this.failures.set(key, count + 1)
       return
     }
-    this.failures.set(outcome, 1)
-    this.own(PoolMetrics.requests, { outcome }, () => this.failures.get(outcome)!)
+    this.failures.set(key, 1)
+    this.own(
+      PoolMetrics.requests,
+      operation === undefined ? { outcome } : { outcome, operation },
+      () => this.failures.get(key)!
+    )
   }
 
   /** Attaches the series of a worker that joined the pool. */

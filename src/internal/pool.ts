@@ -73,29 +73,63 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
     idempotent: false
   }
 
-  /** What a dispatch's options ask for. */
-  const planOf = (options: DispatchOptions | undefined): Plan =>
+  /** The plans of an operation's calls without a timeout of their own: not idempotent, and idempotent. */
+  const operationPlans = new Map<string, readonly [Plan, Plan]>()
+  const operationPlan = (operation: string, idempotent: boolean): Plan => {
+    let plans = operationPlans.get(operation)
+    if (plans === undefined) {
+      plans = [
+        { ...defaultPlan, operation },
+        { ...defaultPlan, idempotent: true, operation }
+      ]
+      operationPlans.set(operation, plans)
+    }
+    return plans[idempotent ? 1 : 0]
+  }
+
+  /** What a dispatch's options ask for; an operation's client names its operation (a local option). */
+  const planOf = (options: (DispatchOptions & { readonly operation?: string | undefined }) | undefined): Plan =>
     options === undefined
       ? defaultPlan
-      : {
-          timeout: options.timeout === undefined ? config.timeout : Duration.fromInputUnsafe(options.timeout),
-          queueTimeoutMillis:
-            options.queueTimeout === undefined
-              ? config.queueTimeoutMillis
-              : Duration.toMillis(Duration.fromInputUnsafe(options.queueTimeout)),
-          idempotent: options.idempotent === true
-        }
+      : options.operation !== undefined && options.timeout === undefined && options.queueTimeout === undefined
+        ? operationPlan(options.operation, options.idempotent === true)
+        : {
+            operation: options.operation,
+            timeout: options.timeout === undefined ? config.timeout : Duration.fromInputUnsafe(options.timeout),
+            queueTimeoutMillis:
+              options.queueTimeout === undefined
+                ? config.queueTimeoutMillis
+                : Duration.toMillis(Duration.fromInputUnsafe(options.queueTimeout)),
+            idempotent: options.idempotent === true
+          }
 
   const spanOptions: Tracer.SpanOptionsNoTrace = {
     attributes: { "worker_pool.name": config.name, "worker_pool.policy": config.policy.name }
   }
+  const dispatchSpan = ["WorkerPool.dispatch", spanOptions] as const
+
+  /** The span of a call of an operation: named after it, with a `worker_pool.operation` attribute. */
+  const operationSpans = new Map<string, readonly [string, Tracer.SpanOptionsNoTrace]>()
+  const operationSpan = (operation: string) => {
+    let span = operationSpans.get(operation)
+    if (span === undefined) {
+      span = [
+        `WorkerPool.dispatch ${operation}`,
+        { attributes: { ...spanOptions.attributes, "worker_pool.operation": operation } }
+      ]
+      operationSpans.set(operation, span)
+    }
+    return span
+  }
 
   /** A dispatch under a span of its own, the parent of the handler's spans. */
-  const traced = (request: Req, plan: Plan) =>
-    Effect.useSpan("WorkerPool.dispatch", spanOptions, (span) =>
+  const traced = (request: Req, plan: Plan) => {
+    const [name, options] = plan.operation === undefined ? dispatchSpan : operationSpan(plan.operation)
+    return Effect.useSpan(name, options, (span) =>
       // Without the stack frame `Effect.withParentSpan` would capture on every dispatch.
       Effect.provideService(engine.dispatch(request, plan, undefined, span), Tracer.ParentSpan, span)
     )
+  }
 
   /** A dispatch whose caller's fiber has a tracer on runs under a span of its own. */
   const divert = (caller: Fiber.Fiber<unknown, unknown>, request: Req, plan: Plan) =>

@@ -67,6 +67,8 @@ export interface Plan {
   readonly queueTimeoutMillis: number
   /** It may run twice: after a `WorkerCrash` it is tried again on another worker. */
   readonly idempotent: boolean
+  /** The operation of a group it calls (see `Operation`), for its span and metrics; none for a single request. */
+  readonly operation?: string | undefined
 }
 
 /** A request's place in the admission queue: a node of its lines and of its deadline heap. */

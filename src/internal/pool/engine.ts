@@ -222,7 +222,7 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
       const t = this.services.turnNow()
       request.since = t
       if (this.closing) {
-        this.meter.failed("PoolShutdown")
+        this.meter.failed("PoolShutdown", request.plan.operation)
         refuse(request, "PoolShutdown")
         return Exit.fail(shutdownError)
       }
@@ -596,7 +596,9 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
     request.admitted = false
     this.active--
     const tag = callerTag(request)
-    if (tag === "Success") this.meter.successes++
+    const operation = request.plan.operation
+    if (operation !== undefined) this.meter.failed(tag, operation)
+    else if (tag === "Success") this.meter.successes++
     else this.meter.failed(tag)
     if (this.closing && this.active === 0 && this.drained !== undefined) {
       const drained = this.drained

@@ -1,0 +1,251 @@
+/**
+ * Operations from an `effect/rpc` `RpcGroup`, carried as the pool's one
+ * request: a call of operation `Hash` is the request `{ _tag: "Hash",
+ * payload }`, its answer `{ _tag: "Hash", value }` on the wire, its domain
+ * error `{ _tag: "Hash", error }`. Each is a union of one member per
+ * operation, discriminated by its literal tag, so that every kind carries a
+ * group with its usual codecs (one decoding per payload, the tag picks the
+ * member), and a fingerprint of the three unions covers the whole group.
+ *
+ * An answer and an error decode to the bare value and error: the pool's
+ * response and error types are the operations' own, and the caller's
+ * client is the pool's dispatch with the request's envelope, nothing to
+ * unwrap. A runner encodes what its handler gave tagged with its operation
+ * (`Tagged`), so that the union encodes it with its operation's member.
+ *
+ * The rest: the checks of a group and of its handlers, the handler of a
+ * runner that calls the operation's handler and tags its end, the handler
+ * of an in-process worker, and the client.
+ */
+import * as Effect from "effect/Effect"
+import type * as Rpc from "effect/rpc/Rpc"
+import type * as RpcGroup from "effect/rpc/RpcGroup"
+import * as Schema from "effect/Schema"
+import * as SchemaTransformation from "effect/SchemaTransformation"
+import { InvalidRequest } from "../WireError.ts"
+import { WorkerCrash } from "../WorkerError.ts"
+import type { Codec } from "./codec.ts"
+import { describe } from "./describe.ts"
+
+/** What a runner's handler of operation `tag` gave (its success, or its domain error), to encode with its member. */
+class Tagged {
+  readonly tag: string
+  readonly value: unknown
+  constructor(tag: string, value: unknown) {
+    this.tag = tag
+    this.value = value
+  }
+}
+
+/** A request of an operation of `Rpcs`: its tag and its payload. */
+export type Request<Rpcs extends Rpc.Any> = Rpcs extends Rpc.Any
+  ? { readonly _tag: Rpcs["_tag"]; readonly payload: Rpc.Payload<Rpcs> }
+  : never
+
+/** The answer of an operation of `Rpcs`: its success value. */
+export type Response<Rpcs extends Rpc.Any> = Rpc.Success<Rpcs>
+
+/** The domain error of an operation of `Rpcs`. */
+export type Failure<Rpcs extends Rpc.Any> = Rpc.Error<Rpcs>
+
+/** Whether `schema` is a stream (`RpcSchema.Stream`), read without loading the rpc modules. */
+const isStream = (schema: unknown): boolean =>
+  (typeof schema === "object" || typeof schema === "function") &&
+  schema !== null &&
+  "~effect/rpc/RpcSchema/StreamSchema" in schema
+
+/** The operations of `group`, or why it cannot be served or called. */
+export const operationsOf = (group: unknown): ReadonlyArray<Rpc.AnyWithProps> | string => {
+  const requests = (group as { readonly requests?: unknown } | null)?.requests
+  if (!(requests instanceof Map)) return `group must be an RpcGroup, got ${describe(group)}`
+  if (requests.size === 0) return "the group has no operation"
+  const rpcs = [...requests.values()] as Array<Rpc.AnyWithProps>
+  for (const rpc of rpcs) {
+    if (isStream(rpc.successSchema)) return `operation ${rpc._tag} is a stream: streams are not supported yet`
+  }
+  return rpcs
+}
+
+/** The codecs of a group's calls: its requests, answers and domain errors, each a union over its operations. */
+export interface Schemas<Rpcs extends Rpc.Any> {
+  readonly request: Codec<Request<Rpcs>>
+  readonly response: Codec<Response<Rpcs>>
+  readonly error: Codec<Failure<Rpcs>>
+}
+
+const cache = new WeakMap<object, Schemas<any>>()
+
+/** The codecs of the calls of `rpcs` (made once per group). */
+export const schemasOf = <Rpcs extends Rpc.Any>(
+  group: object,
+  rpcs: ReadonlyArray<Rpc.AnyWithProps>
+): Schemas<Rpcs> => {
+  const cached = cache.get(group)
+  if (cached !== undefined) return cached
+  const made: Schemas<Rpcs> = {
+    request: Schema.Union(
+      rpcs.map((rpc) => Schema.Struct({ _tag: Schema.Literal(rpc._tag), payload: rpc.payloadSchema }))
+    ) as never,
+    response: Schema.Union(rpcs.map((rpc) => tagged(rpc._tag, "value", rpc.successSchema))) as never,
+    error: Schema.Union(rpcs.map((rpc) => tagged(rpc._tag, "error", rpc.errorSchema))) as never
+  }
+  cache.set(group, made)
+  return made
+}
+
+/**
+ * `{ _tag, [field]: schema }` on the wire; in the code, the bare value when
+ * decoded, and a `Tagged` of operation `tag` to encode (anything else does
+ * not encode with this member).
+ */
+const tagged = (tag: string, field: "value" | "error", schema: Schema.Top) =>
+  Schema.Struct({ _tag: Schema.Literal(tag), [field]: schema }).pipe(
+    Schema.decodeTo(
+      Schema.declare((u): u is unknown => (u instanceof Tagged ? u.tag === tag : true), {
+        expected: `an answer of ${tag}`
+      }),
+      SchemaTransformation.transform({
+        decode: (encoded: Record<string, unknown>) => encoded[field],
+        // Not a `Tagged` of this operation: a `_tag` its literal refuses.
+        encode: (value: unknown): Record<string, unknown> & { readonly _tag: string } =>
+          value instanceof Tagged && value.tag === tag ? { _tag: tag, [field]: value.value } : { _tag: "" }
+      })
+    )
+  )
+
+/** What a runner's handler of one operation may return, as `Runner.Handler`. */
+type AnyHandler = (payload: any, context: { readonly signal: AbortSignal; readonly id: number }) => unknown
+
+/**
+ * Checks that `handlers` has a function for every operation of `rpcs`, and
+ * nothing else: `undefined` when it does, else why not.
+ */
+export const checkHandlers = (rpcs: ReadonlyArray<Rpc.AnyWithProps>, handlers: unknown): string | undefined => {
+  if (typeof handlers !== "object" || handlers === null) return `handlers must be an object, got ${describe(handlers)}`
+  const tags = new Set(rpcs.map((rpc) => rpc._tag))
+  const missing = rpcs.filter((rpc) => typeof (handlers as Record<string, unknown>)[rpc._tag] !== "function")
+  if (missing.length > 0) return `no handler for operation ${missing.map((rpc) => rpc._tag).join(", ")}`
+  const unknown = Object.keys(handlers).filter((key) => !tags.has(key))
+  if (unknown.length > 0) return `handlers for no operation of the group: ${unknown.join(", ")}`
+  return undefined
+}
+
+const isPromiseLike = (u: unknown): u is PromiseLike<unknown> =>
+  typeof u === "object" && u !== null && typeof (u as { then?: unknown }).then === "function"
+
+/** An operation's end, tagged: its value, and its error if its rpc's schema says it is one. */
+interface Tagging {
+  readonly succeed: (value: unknown) => Tagged
+  readonly fail: (error: unknown) => unknown
+}
+
+const tagging = (rpc: Rpc.AnyWithProps): Tagging => {
+  const tag = rpc._tag
+  const isError = Schema.is(rpc.errorSchema as Schema.Top)
+  return {
+    succeed: (value) => new Tagged(tag, value),
+    // A crash stays a crash; an error its schema does not describe stays itself (a defect, said as such).
+    fail: (error) => (error instanceof WorkerCrash || !isError(error) ? error : new Tagged(tag, error))
+  }
+}
+
+/**
+ * The handler of a runner that serves `rpcs` with `handlers` (checked): it
+ * calls the operation's handler on the payload, as a runner would, and tags
+ * what it returns, resolves or fails with.
+ */
+export const runnerHandler = (
+  rpcs: ReadonlyArray<Rpc.AnyWithProps>,
+  handlers: Record<string, AnyHandler>
+): AnyHandler => {
+  const table = new Map<string, { readonly handler: AnyHandler; readonly tagging: Tagging }>()
+  for (const rpc of rpcs) table.set(rpc._tag, { handler: handlers[rpc._tag]!, tagging: tagging(rpc) })
+  return (request: { readonly _tag: string; readonly payload: unknown }, context) => {
+    // The request was decoded: its tag is an operation's.
+    const { handler, tagging } = table.get(request._tag)!
+    let result: unknown
+    try {
+      result = handler(request.payload, context)
+    } catch (error) {
+      throw tagging.fail(error)
+    }
+    if (Effect.isEffect(result)) {
+      return Effect.mapBoth(result as Effect.Effect<unknown, unknown, unknown>, {
+        onSuccess: tagging.succeed,
+        onFailure: tagging.fail
+      })
+    }
+    if (isPromiseLike(result)) {
+      return Promise.resolve(result).then(tagging.succeed, (error) => {
+        throw tagging.fail(error)
+      })
+    }
+    return tagging.succeed(result)
+  }
+}
+
+/**
+ * The handler of an in-process worker that serves `rpcs` with `handlers`
+ * (checked, each giving an Effect, called with `call`): an unknown tag is an
+ * `InvalidRequest`.
+ */
+export const inProcessHandler = (
+  rpcs: ReadonlyArray<Rpc.AnyWithProps>,
+  handlers: Record<string, (payload: any) => Effect.Effect<unknown, unknown>>,
+  call: <A, E>(handler: (payload: unknown) => Effect.Effect<A, E>, payload: unknown) => Effect.Effect<A, E>
+) => {
+  const table = new Map<string, (payload: unknown) => Effect.Effect<unknown, unknown>>()
+  for (const rpc of rpcs) table.set(rpc._tag, handlers[rpc._tag]!)
+  return (request: { readonly _tag: string; readonly payload: unknown }): Effect.Effect<unknown, unknown> => {
+    const tag = (request as { readonly _tag?: unknown } | null)?._tag
+    const handler = table.get(tag as string)
+    if (handler === undefined) {
+      return Effect.fail(new InvalidRequest({ reason: `no operation ${describe(tag)} in the group` }))
+    }
+    return call(handler, request.payload)
+  }
+}
+
+/** A dispatch with the local option that names its operation. */
+type Dispatch = (
+  request: { readonly _tag: string; readonly payload: unknown },
+  options: { readonly idempotent?: boolean | undefined; readonly operation: string }
+) => Effect.Effect<unknown, unknown>
+
+/**
+ * The client of `rpcs` over `dispatch`: a method per operation, idempotent
+ * when its tag is in `idempotent` (a call's own `idempotent` overrides it).
+ */
+export const makeClient = (
+  rpcs: ReadonlyArray<Rpc.AnyWithProps>,
+  dispatch: Dispatch,
+  idempotent: ReadonlySet<string>
+): Record<string, (payload: unknown, options?: object) => Effect.Effect<unknown, unknown>> => {
+  const client: Record<string, (payload: unknown, options?: object) => Effect.Effect<unknown, unknown>> = {}
+  for (const rpc of rpcs) {
+    const tag = rpc._tag
+    const defaults = { idempotent: idempotent.has(tag), operation: tag }
+    client[tag] = (payload, options) =>
+      dispatch(
+        { _tag: tag, payload },
+        options === undefined ? defaults : { idempotent: defaults.idempotent, ...options, operation: tag }
+      )
+  }
+  return client
+}
+
+/** The operation tags `idempotent` names, or why it is not a list of the group's tags. */
+export const idempotentTags = (
+  rpcs: ReadonlyArray<Rpc.AnyWithProps>,
+  idempotent: unknown
+): ReadonlySet<string> | string => {
+  if (idempotent === undefined) return new Set()
+  if (!Array.isArray(idempotent)) return `idempotent must be a list of operation tags, got ${describe(idempotent)}`
+  const tags = new Set(rpcs.map((rpc) => rpc._tag))
+  const unknown = idempotent.filter((tag) => !tags.has(tag))
+  if (unknown.length > 0) return `idempotent names no operation of the group: ${unknown.map(String).join(", ")}`
+  return new Set(idempotent as ReadonlyArray<string>)
+}
+
+/** The group of a set of rpcs, as a type. */
+export type Group<Rpcs extends Rpc.Any> = RpcGroup.RpcGroup<Rpcs>
