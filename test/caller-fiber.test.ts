@@ -100,6 +100,28 @@ describe("a request on its caller's fiber, torn down by another request's crash"
     )
   }
 
+  it.effect("a recycled incarnation that a request crashes while it finishes its requests tears the others down", () =>
+    Effect.gen(function* () {
+      const pool = yield* WorkerPool.make({
+        size: 1,
+        worker: (id) => Worker.make(id, T.handler, { maxInFlight: 4, recycle: { maxRequests: 2 } })
+      })
+      const held = yield* Deferred.make<number>()
+      const crashing = yield* Deferred.make<number>()
+      const first = yield* Effect.forkChild(pool.dispatch(T.wait(held)))
+      const second = yield* Effect.forkChild(pool.dispatch(T.wait(crashing)))
+      for (let i = 0; i < 100 && (yield* pool.health)[0]![1].recycles === undefined; i++) yield* Effect.yieldNow
+      assert.strictEqual((yield* pool.health)[0]![1].recycles, 1, "its replacement took over")
+      yield* Deferred.fail(crashing, WorkerCrash.report("engine failed") as never)
+      assert.isTrue(engineFailed(T.errorOf(yield* Fiber.await(second))))
+      const exit = yield* Fiber.await(first)
+      assert.isFalse(Exit.hasInterrupts(exit), "its caller goes on")
+      assert.strictEqual(T.errorOf(exit)?._tag, "WorkerCrash")
+      // The replacement serves.
+      assert.strictEqual(yield* pool.dispatch(T.ok(5)), 5)
+    }).pipe(Effect.scoped)
+  )
+
   it.effect("a request on its caller's fiber, a later one that crashes, then shutdown: one outcome each", () =>
     Effect.gen(function* () {
       const scope = yield* Scope.make()

@@ -11,7 +11,7 @@
  * when every interruption the fiber holds is that one: a caller interrupted
  * by anyone else meanwhile leaves as interrupted. The interruption is kept in
  * a field of Effect's fiber runtime (`_interruptedCause`), which
- * test/worker-paths.test.ts watches: a caller torn down goes on, and one
+ * test/caller-fiber.test.ts watches: a caller torn down goes on, and one
  * interrupted by its parent at the same time does not.
  */
 import type { Cause, Fiber } from "effect"

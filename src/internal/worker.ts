@@ -110,6 +110,8 @@ export interface Live<Req, Resp, E> {
   endReason: CrashReason | undefined
   /** It ended without a crash (`Incarnation.exited` with `Stopped`): its requests run to their end. */
   clean: boolean
+  /** A request crashed it, even after it ended cleanly (a recycled one): its close tears its callers' requests down. */
+  crashed: boolean
   /** It answered a request (a response or a domain error). */
   served: boolean
   /** In-process requests running on their callers' fibers; the scope waits for them. */
@@ -139,6 +141,7 @@ export const makeLive = <Req, Resp, E>(
   closed,
   endReason: undefined,
   clean: false,
+  crashed: false,
   served: false,
   onCallers: 0,
   tornBy: undefined,
@@ -560,6 +563,7 @@ export class WorkerCore<Req, Resp, E> implements SlotOwner {
    * caller's to count), `false` if it had ended already.
    */
   crash(current: Live<Req, Resp, E>, reason: CrashReason, countsAsFailure = false): boolean {
+    current.crashed = true
     if (current.endReason !== undefined) {
       // A recycled incarnation that dies while it finishes its requests is closed now.
       if (current.drained !== undefined) this.drainedNow(current)
@@ -718,14 +722,15 @@ export class WorkerCore<Req, Resp, E> implements SlotOwner {
   /**
    * Waits until no in-process request runs on the callers' fibers of
    * `current`. When `current` crashed, they are torn down first, as its
-   * requests on fibers are (unless a removal lets them run to their end). A
+   * requests on fibers are (unless a graceful stop lets them run to their
+   * end); a recycled one that crashed while it finished its requests too. A
    * close that waits longer than a second for a handler that cannot be
    * interrupted says which worker and requests it waits for.
    */
   awaitCallers(current: Live<Req, Resp, E>): Effect.Effect<void> {
     return Effect.suspend(() => {
       if (current.onCallers === 0) return Effect.void
-      if (current.endReason !== undefined && !current.clean && !this.graceful) {
+      if ((current.crashed || (current.endReason !== undefined && !current.clean)) && !this.graceful) {
         this.tearCallers(current)
         if (current.onCallers === 0) return Effect.void
       }
