@@ -6,10 +6,11 @@
  */
 
 /**
- * Where a plan runs: in-process workers on their callers' fibers (one slot,
- * no timeout), in-process workers on fibers of their own (a timeout, or
- * several slots), both in virtual time; threads and subprocesses in real
- * time.
+ * Where a plan runs: in-process workers of one slot, requests on their
+ * callers' fibers (no timeout); in-process workers with a timeout (requests
+ * on fibers of their own) or several slots (without a timeout, several
+ * requests on their callers' fibers at once), both in virtual time; threads
+ * and subprocesses in real time.
  */
 export const targets = ["caller", "fiber", "thread", "subprocess"] as const
 

@@ -15,7 +15,6 @@ import {
   allowanceOf,
   answers,
   domainFailure,
-  onCallerFiber,
   policyMayDie,
   queueTimeoutOf,
   refusedOnTheWire,
@@ -65,13 +64,6 @@ export const deadlineOf = (rec: RequestRecord, record: RunRecord): number => {
   return deadline
 }
 
-/** Whether the shutdown past the drain may have cut the request with its caller's fiber (docs/admission.md). */
-const cutWithCaller = (rec: RequestRecord, record: RunRecord): boolean =>
-  onCallerFiber(rec.request, record.plan) &&
-  record.closeAt !== undefined &&
-  rec.endedAt !== undefined &&
-  rec.endedAt >= record.closeAt + record.plan.pool.drainMillis
-
 const oneOutcome: Check = {
   name: "one outcome",
   description: "every request ends, with exactly one outcome",
@@ -88,7 +80,7 @@ const oneOutcome: Check = {
 const typedOutcome: Check = {
   name: "typed outcome",
   description:
-    "a response, the handler's domain error or one of the pool's typed errors; a defect only from a buggy policy, an interruption only of a caller the plan interrupted (or cut by the shutdown with its fiber)",
+    "a response, the handler's domain error or one of the pool's typed errors; a defect only from a buggy policy, an interruption only of a caller the plan interrupted",
   run: (record) => {
     const findings: Array<Finding> = []
     for (const rec of record.requests) {
@@ -106,7 +98,7 @@ const typedOutcome: Check = {
           if (!policyMayDie(rec.request)) found(`died instead of a typed outcome: ${o.message}`)
           break
         case "Interrupted":
-          if (rec.interruptedAt === undefined && !cutWithCaller(rec, record)) {
+          if (rec.interruptedAt === undefined) {
             found("its caller was interrupted, though nobody interrupted it")
           }
           break

@@ -67,17 +67,6 @@ export const timeoutOf = (request: Request, pool: PoolSettings): number | undefi
 export const queueTimeoutOf = (request: Request, pool: PoolSettings): number =>
   request.queueTimeoutMillis ?? pool.queueTimeoutMillis
 
-/**
- * Whether an in-process request runs on its caller's fiber, where a shutdown
- * past the drain can only cut it by interrupting that fiber (see
- * docs/admission.md, "Where a request runs").
- */
-export const onCallerFiber = (request: Request, plan: Plan): boolean =>
-  inProcess(plan.target) &&
-  request.direct !== true &&
-  plan.pool.maxInFlight === 1 &&
-  timeoutOf(request, plan.pool) === undefined
-
 /** Whether a deliberately buggy policy may fail the request with a defect. */
 export const policyMayDie = (request: Request): boolean =>
   request.policy !== undefined && (request.policy._tag === "Throw" || request.policy._tag === "Outside")

@@ -81,9 +81,9 @@ export interface Incarnation<Req, Resp, E> {
    * When `true`, `run` fails with `WorkerCrash` by itself once the
    * incarnation is dead (the out-of-process kinds do: a dead child fails
    * every request it held), so the worker runs every request on its caller's
-   * fiber. Otherwise a request that could be cut short by its incarnation's
-   * death (another request's crash, a stop) runs on a fiber of the
-   * incarnation, which its death interrupts.
+   * fiber. Otherwise a request without a `timeout` runs on its caller's
+   * fiber too, and its incarnation's death (another request's crash, a stop)
+   * interrupts it inside the request.
    */
   readonly settlesOnDeath?: boolean | undefined
   /**

@@ -2,7 +2,8 @@
  * Adaptive per-worker concurrency in a pool (the in-process default), in
  * virtual time: the limit starts at 1, grows while answers keep their
  * latency, is what the health, the metrics and a policy see, and halves on a
- * crash; a request alone on its worker still runs on its caller's fiber.
+ * crash; its requests run on their callers' fibers, as on a worker of one
+ * slot.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Metric, Schedule } from "effect"
@@ -92,16 +93,22 @@ describe("adaptive concurrency in a pool", () => {
   )
 
   it.effect(
-    "a request on an adaptive worker runs on a fiber of the worker; with one slot for good, on its caller's",
+    "a request runs on its caller's fiber whatever the worker's limit; with a timeout, on a fiber of the worker",
     () =>
       Effect.gen(function* () {
         const handler = (_: number) => Effect.map(Effect.fiberId, (fiber) => fiber)
         const adaptive = yield* WorkerPool.make({ size: 1, worker: (id) => Worker.make(id, handler) })
+        const several = yield* WorkerPool.make({
+          size: 1,
+          worker: (id) => Worker.make(id, handler, { maxInFlight: 4 })
+        })
         const fixed = yield* WorkerPool.make({ size: 1, worker: (id) => Worker.make(id, handler, { maxInFlight: 1 }) })
         const caller = yield* Effect.fiberId
-        // The limit may grow while it runs: a request that starts beside it must be able to tear it down.
-        assert.notStrictEqual(yield* adaptive.dispatch(1), caller)
+        // A crash of a request beside it tears it down inside the request (test/caller-fiber.test.ts).
+        assert.strictEqual(yield* adaptive.dispatch(1), caller)
+        assert.strictEqual(yield* several.dispatch(1), caller)
         assert.strictEqual(yield* fixed.dispatch(1), caller)
+        assert.notStrictEqual(yield* adaptive.dispatch(1, { timeout: "1 hour" }), caller)
       }).pipe(Effect.scoped)
   )
 })

@@ -260,34 +260,36 @@ describe("WorkerPool membership", () => {
     })
   )
 
-  it.effect("remove takes a worker out at once; one running a request on its caller's fiber stops when it ends", () =>
-    Effect.gen(function* () {
-      const pool = yield* makePool(1)
-      const removed = Option.getOrThrow(yield* pool.select)
-      const gate = yield* Deferred.make<number>()
-      const running = yield* Effect.forkChild(pool.dispatch(T.wait(gate)))
-      yield* Effect.yieldNow
-      assert.strictEqual((yield* removed.health).inFlight, 1)
-      yield* pool.remove(WorkerId.make(0))
-      assert.strictEqual(yield* pool.size, 0, "it leaves the pool at once")
-      assert.strictEqual(
-        T.reasonOf(yield* Effect.flip(pool.dispatch(T.ok(1)))),
-        "no worker available: the pool is empty"
-      )
-      const leaving = yield* removed.health
-      assert.deepStrictEqual([leaving.state, leaving.inFlight], ["Stopped", 1], "its request runs on")
-      yield* Deferred.succeed(gate, 7)
-      assert.strictEqual(yield* Fiber.join(running), 7)
-      yield* Effect.yieldNow
-      assert.deepStrictEqual([(yield* removed.health).state, (yield* removed.health).completed], ["Stopped", 1])
-    })
+  it.effect(
+    "remove takes a worker out and stops it; its request on its caller's fiber fails, and its caller goes on",
+    () =>
+      Effect.gen(function* () {
+        const pool = yield* makePool(1)
+        const removed = Option.getOrThrow(yield* pool.select)
+        const gate = yield* Deferred.make<number>()
+        const running = yield* Effect.forkChild(pool.dispatch(T.wait(gate)))
+        yield* Effect.yieldNow
+        assert.strictEqual((yield* removed.health).inFlight, 1)
+        yield* pool.remove(WorkerId.make(0))
+        assert.strictEqual(yield* pool.size, 0, "it leaves the pool at once")
+        assert.strictEqual(
+          T.reasonOf(yield* Effect.flip(pool.dispatch(T.ok(1)))),
+          "no worker available: the pool is empty"
+        )
+        const exit = yield* Fiber.await(running)
+        assert.isFalse(Exit.hasInterrupts(exit), "only the request was interrupted")
+        assert.strictEqual(T.reasonOf(T.errorOf(exit)!), "worker 0 stopped: it was removed from the pool")
+        const stopped = yield* removed.health
+        assert.deepStrictEqual([stopped.state, stopped.inFlight, stopped.crashes], ["Stopped", 0, 0])
+      })
   )
 
-  it.effect("remove fails the requests a worker holding several at once still runs", () =>
+  it.effect("remove fails the requests a worker still runs on its fibers", () =>
     Effect.gen(function* () {
       const pool = yield* makePool(1, DispatchPolicy.RoundRobin, 2)
       const gate = yield* Deferred.make<number>()
-      const waiting = yield* Effect.forkChild(pool.dispatch(T.wait(gate)))
+      // A timeout puts it on a fiber of the worker (without one, it would run on its caller's fiber, to its end).
+      const waiting = yield* Effect.forkChild(pool.dispatch(T.wait(gate), { timeout: "1 hour" }))
       yield* Effect.yieldNow
       yield* pool.remove(WorkerId.make(0))
       const exit = yield* Fiber.await(waiting)

@@ -130,7 +130,7 @@ describe("a stop", () => {
     })
   )
 
-  it.effect("a removal lets a request running on its caller's fiber finish, then the worker stops", () =>
+  it.effect("a removal fails a request running on its caller's fiber, inside the request, and the worker stops", () =>
     Effect.gen(function* () {
       const pool = yield* WorkerPool.make<T.Behaviour, number, any>({})
       const worker = yield* Worker.make(WorkerId.make(0), T.handler, { maxInFlight: 1 })
@@ -140,13 +140,11 @@ describe("a stop", () => {
       yield* Effect.yieldNow
       yield* pool.remove(worker.id)
       assert.strictEqual(yield* pool.size, 0)
-      assert.isUndefined(running.pollUnsafe(), "the request still runs")
-      assert.strictEqual((yield* worker.health).inFlight, 1)
-      yield* Deferred.succeed(gate, 8)
-      assert.strictEqual(yield* Fiber.join(running), 8)
-      for (let i = 0; i < 10 && (yield* worker.health).state !== "Stopped"; i++) yield* Effect.yieldNow
+      const exit = yield* Fiber.await(running)
+      assert.isFalse(Exit.hasInterrupts(exit), "its caller goes on")
+      assert.strictEqual(T.reasonOf(T.errorOf(exit)!), "worker 0 stopped: it was removed from the pool")
       const health = yield* worker.health
-      assert.deepStrictEqual([health.state, health.completed, health.interrupted], ["Stopped", 1, 0])
+      assert.deepStrictEqual([health.state, health.inFlight, health.interrupted, health.crashes], ["Stopped", 0, 0, 0])
     })
   )
 })

@@ -321,7 +321,6 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
           Effect.ensuring(
             Effect.gen(function* () {
               yield* Scope.close(oldScope, Exit.void)
-              core.retired(old)
               Deferred.doneUnsafe(old.closed, Exit.void)
               yield* handover.done
               yield* Effect.logDebug("worker recycled").pipe(
@@ -331,7 +330,9 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E, R>(
             })
           )
         ),
-        scope
+        scope,
+        // Started now: a stop of the worker before it ran would skip its end (the old scope's close, `closed`).
+        { startImmediately: true }
       )
     )
   }

@@ -10,15 +10,16 @@
  * A request runs in one of three ways (`pathOf`):
  * - `submit`: sent without a fiber (`Incarnation.submit`, the thread and
  *   subprocess kinds); its caller waits for the answer.
- * - `caller`: on its caller's fiber, whenever nothing would need to cut it
- *   short from outside: on an out-of-process kind without `submit` (a dead
- *   child fails its requests by itself), on an in-process worker with one
- *   slot for good (it has no other request whose crash could tear it down;
- *   an adaptive limit may grow while a request runs, so its requests run on
- *   fibers).
- * - `fiber`: on a fiber of its incarnation, so that the incarnation's death
- *   (or a timeout) can interrupt it: a request with a `timeout`, or an
- *   in-process worker that may hold several requests at once.
+ * - `caller`: on its caller's fiber, whenever it has no `timeout`: on an
+ *   out-of-process kind without `submit` (a dead child fails its requests by
+ *   itself), and on an in-process worker, whatever its limit. When another
+ *   request crashes the incarnation, the restart tears the requests still on
+ *   their callers' fibers down as it does those on fibers: it interrupts
+ *   them inside the request (`callerFiber.ts`), they fail with `WorkerCrash`
+ *   (counted as `torn`), and their callers go on.
+ * - `fiber`: on a fiber of its incarnation, so that a timeout can interrupt
+ *   it: a request with a `timeout`, or one sent outside a pool
+ *   (`Worker.dispatch`, which has no caller's fiber at hand).
  *
  * The worker never calls into its pool while a request runs: `conclude`
  * settles a request's record and returns what its caller should see; the
@@ -43,6 +44,7 @@ import {
 import type { WorkerState } from "../WorkerHealth.ts"
 import type { WorkerId } from "../WorkerId.ts"
 import type { Incarnation, WorkerKind } from "../WorkerKind.ts"
+import * as CallerFiber from "./callerFiber.ts"
 import { describe } from "./describe.ts"
 import { invoke } from "./handler.ts"
 import { HealthRecord } from "./health.ts"
@@ -108,10 +110,14 @@ export interface Live<Req, Resp, E> {
   endReason: CrashReason | undefined
   /** It ended without a crash (`Incarnation.exited` with `Stopped`): its requests run to their end. */
   clean: boolean
+  /** A request crashed it, even after it ended cleanly (a recycled one): its close tears its callers' requests down. */
+  crashed: boolean
   /** It answered a request (a response or a domain error). */
   served: boolean
   /** In-process requests running on their callers' fibers; the scope waits for them. */
   onCallers: number
+  /** The fiber that tore down its requests on callers' fibers, once it crashed (see `awaitCallers`). */
+  tornBy: number | undefined
   idle: Deferred.Deferred<void> | undefined
   /** Requests started on it. */
   started: number
@@ -135,8 +141,10 @@ export const makeLive = <Req, Resp, E>(
   closed,
   endReason: undefined,
   clean: false,
+  crashed: false,
   served: false,
   onCallers: 0,
+  tornBy: undefined,
   idle: undefined,
   started: 0,
   running: 0,
@@ -206,12 +214,12 @@ export class WorkerCore<Req, Resp, E> implements SlotOwner {
   recycleAfter = Infinity
   /** Over its memory limit: it takes no new request until its replacement is live. */
   paused = false
-  /** Recycled incarnations that still finish their requests (see `handOver`). */
-  private readonly retiring = new Set<Live<Req, Resp, E>>()
   private stopReason: string | undefined = undefined
   private cut: (() => unknown) | undefined = undefined
-  /** Stopped by a removal: requests on callers' fibers may finish. */
+  /** Stopped gracefully: requests on callers' fibers may finish. */
   private graceful = false
+  /** The fiber id its teardowns of requests on callers' fibers are made in the name of (see `callerFiber.ts`). */
+  private readonly tearer = CallerFiber.tearerId()
   /** What must not run in the middle of a step: completions that wake other fibers. */
   private readonly later = new Later()
   private readonly now: () => number
@@ -286,10 +294,7 @@ export class WorkerCore<Req, Resp, E> implements SlotOwner {
     if (request.timeout !== undefined) return "fiber"
     const incarnation = (request.incarnation as Live<Req, Resp, E>).incarnation
     if (incarnation.submit !== undefined) return "submit"
-    if (incarnation.settlesOnDeath === true) return "caller"
-    if (request.caller === undefined) return "fiber"
-    // One slot for good: no other request's crash can tear it down while it runs.
-    return this.maxInFlight === 1 && this.limiter === undefined ? "caller" : "fiber"
+    return incarnation.settlesOnDeath === true || request.caller !== undefined ? "caller" : "fiber"
   }
 
   /**
@@ -426,6 +431,33 @@ export class WorkerCore<Req, Resp, E> implements SlotOwner {
   // --- judging ---------------------------------------------------------------
 
   /**
+   * The handler of a request on its caller's fiber has ended with `exit`
+   * (called where its caller cannot be interrupted): the
+   * incarnation's close waits for it no more, and no teardown reaches it. A
+   * teardown that did reach it (the failure is its interruption) or came
+   * after its end leaves its caller's fiber uninterrupted; `conclude` judges
+   * the first `torn`.
+   */
+  ran(request: Request, exit?: Exit.Exit<unknown, unknown>): undefined {
+    if (!request.onCaller) return
+    request.onCaller = false
+    const live = request.incarnation as Live<Req, Resp, E>
+    if (live.tornBy !== undefined) {
+      if (
+        exit === undefined ||
+        exit._tag === "Success" ||
+        !CallerFiber.resume(request.caller!, exit.cause, live.tornBy)
+      ) {
+        CallerFiber.forget(request.caller!, live.tornBy)
+      }
+    }
+    if (--live.onCallers === 0 && live.idle !== undefined) {
+      const idle = live.idle
+      this.later.run(() => Deferred.doneUnsafe(idle, Exit.void))
+    }
+  }
+
+  /**
    * Settles a request that ran, from what its run gave, and returns what its
    * caller should see. A crash ends the incarnation (the request that ended
    * it counts as `crashed`, the others it took down as `torn`); its caller
@@ -456,6 +488,15 @@ export class WorkerCore<Req, Resp, E> implements SlotOwner {
       case "Crash":
         return this.crashed(request, live, failure.reason, left, false)
       case "Interrupted":
+        if (
+          path === "caller" &&
+          !left &&
+          live.tornBy !== undefined &&
+          CallerFiber.resume(request.caller!, exit.cause, live.tornBy)
+        ) {
+          // Torn down after its incarnation ended (another request's crash, a stop): its caller goes on.
+          return this.crashed(request, live, live.endReason!, false, true)
+        }
         if (path === "caller" && !left && interruptedItself(exit.cause, request.caller)) {
           // On its caller's fiber, the handler interrupted itself (nobody else did): a defect.
           return this.crashed(request, live, new Defect({ message: "the handler was interrupted" }), false, false)
@@ -511,13 +552,7 @@ export class WorkerCore<Req, Resp, E> implements SlotOwner {
     this.health.settled(request, outcome)
     if (outcome === "succeeded" || outcome === "domainError") live.served = true
     if (--live.running === 0 && live.drained !== undefined) this.drainedNow(live)
-    if (request.onCaller) {
-      request.onCaller = false
-      if (--live.onCallers === 0 && live.idle !== undefined) {
-        const idle = live.idle
-        this.later.run(() => Deferred.doneUnsafe(idle, Exit.void))
-      }
-    }
+    this.ran(request)
   }
 
   // --- incarnations ----------------------------------------------------------
@@ -528,6 +563,7 @@ export class WorkerCore<Req, Resp, E> implements SlotOwner {
    * caller's to count), `false` if it had ended already.
    */
   crash(current: Live<Req, Resp, E>, reason: CrashReason, countsAsFailure = false): boolean {
+    current.crashed = true
     if (current.endReason !== undefined) {
       // A recycled incarnation that dies while it finishes its requests is closed now.
       if (current.drained !== undefined) this.drainedNow(current)
@@ -590,13 +626,7 @@ export class WorkerCore<Req, Resp, E> implements SlotOwner {
       old.clean = true
     }
     if (this.live === old) this.live = undefined
-    this.retiring.add(old)
     this.health.recycled(reason, this.now())
-  }
-
-  /** A recycled incarnation is gone. */
-  retired(old: Live<Req, Resp, E>): void {
-    this.retiring.delete(old)
   }
 
   private drainedNow(old: Live<Req, Resp, E>): void {
@@ -635,19 +665,13 @@ export class WorkerCore<Req, Resp, E> implements SlotOwner {
 
   // --- stopping --------------------------------------------------------------
 
-  /** Whether an in-process request runs on its caller's fiber now (a stop waits for it). */
-  holdsCallers(): boolean {
-    if (this.live !== undefined && this.live.onCallers > 0) return true
-    for (const old of this.retiring) if (old.onCallers > 0) return true
-    return false
-  }
-
   /**
    * Stops the worker for good: its requests fail with `WorkerCrash`, or with
    * what `cut` makes, and its resources are released. An in-process request
-   * running on its caller's fiber cannot be failed from outside: it is
-   * interrupted with that fiber, unless the stop is `graceful` (a removal),
-   * which lets it run to its end first.
+   * running on its caller's fiber is interrupted inside the request, and its
+   * caller goes on with that outcome, unless the stop is `graceful` (a worker
+   * that holds no request, retired by an elastic pool), which lets it run to
+   * its end first.
    */
   stop(
     reason: string,
@@ -657,41 +681,60 @@ export class WorkerCore<Req, Resp, E> implements SlotOwner {
       this.stopReason ??= reason
       this.cut ??= options?.cut
       this.graceful = options?.graceful === true
-      if (!this.graceful) this.interruptCallers()
+      // A close under way may wait for requests on callers' fibers (a removal's): they are torn down first.
+      if (!this.graceful) this.endLive()
       return this.closeScope
     })
   }
 
   /** The scope is closing: the live incarnation (if any) ends with the stop's reason. */
   stopping(): void {
-    const reason = new Stopped({ message: `worker ${this.id} stopped: ${this.stopReason ?? "its scope was closed"}` })
-    if (this.live !== undefined) this.live.endReason ??= reason
-    this.live = undefined
-    if (!this.graceful) this.interruptCallers()
+    this.endLive()
     this.setState("Stopped")
   }
 
+  /** The live incarnation (if any) ends with the stop's reason; unless the stop is graceful, its callers' requests are torn down. */
+  private endLive(): void {
+    const reason = new Stopped({ message: `worker ${this.id} stopped: ${this.stopReason ?? "its scope was closed"}` })
+    if (this.live !== undefined) this.live.endReason ??= reason
+    this.live = undefined
+    if (!this.graceful) this.tearCallers(undefined)
+  }
+
   /**
-   * A request running on its caller's fiber can only be cut with that fiber.
-   * (A stop never runs inside a step of the pool: the interruption may run
-   * the caller's code at once.)
+   * Tears down the in-process requests running on their callers' fibers (of
+   * incarnation `only`, or of every one), each of which has ended: they are
+   * interrupted inside the request, fail with `WorkerCrash` (or what the
+   * stop's `cut` makes), and their callers go on (see `callerFiber.ts`). A
+   * handler in an uninterruptible region runs on until it leaves it. (Never
+   * inside a step of the pool: the interruption may run the caller's code at
+   * once.)
    */
-  private interruptCallers(): void {
+  private tearCallers(only: Live<Req, Resp, E> | undefined): void {
     const callers: Array<Fiber.Fiber<unknown, unknown>> = []
     for (const request of this.health.running()) {
-      if (request.onCaller && request.caller !== undefined) callers.push(request.caller)
+      if (!request.onCaller || (only !== undefined && request.incarnation !== only)) continue
+      ;(request.incarnation as Live<Req, Resp, E>).tornBy = this.tearer
+      callers.push(request.caller!)
     }
-    for (const caller of callers) caller.interruptUnsafe()
+    for (const caller of callers) CallerFiber.tearDown(caller, this.tearer)
   }
 
   /**
    * Waits until no in-process request runs on the callers' fibers of
-   * `current`. A close that waits longer than a second for a handler that
-   * cannot be interrupted says which worker and requests it waits for.
+   * `current`. When `current` crashed, they are torn down first, as its
+   * requests on fibers are (unless a graceful stop lets them run to their
+   * end); a recycled one that crashed while it finished its requests too. A
+   * close that waits longer than a second for a handler that cannot be
+   * interrupted says which worker and requests it waits for.
    */
   awaitCallers(current: Live<Req, Resp, E>): Effect.Effect<void> {
     return Effect.suspend(() => {
       if (current.onCallers === 0) return Effect.void
+      if ((current.crashed || (current.endReason !== undefined && !current.clean)) && !this.graceful) {
+        this.tearCallers(current)
+        if (current.onCallers === 0) return Effect.void
+      }
       current.idle ??= Deferred.makeUnsafe<void>()
       return this.noticeWait(Deferred.await(current.idle))
     })

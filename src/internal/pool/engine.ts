@@ -65,8 +65,6 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
   readonly spares: Spares
   readonly meter: PoolMeter
   readonly changes: PubSub.PubSub<readonly [WorkerId, WorkerHealth]>
-  /** Removed workers that stop once the requests running on their callers' fibers end. */
-  readonly leaving = new Set<Member<Req, Resp, E>>()
 
   /** Told, after the step, that a request waits for a slot (an elastic pool starts workers). */
   onWait: (() => void) | undefined = undefined
@@ -442,7 +440,11 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
         })
       case "caller":
         core.begin(request, this.startTime(request, member, t), path)
-        return Effect.catchCause(core.invoke(request), (cause) => this.failedOnCaller(request, cause))
+        // Its end is seen where its caller cannot be interrupted (`ran`): a teardown of the incarnation stays inside it.
+        return Effect.catchCause(
+          Effect.onExitPrimitive(core.invoke(request), (exit) => core.ran(request, exit)),
+          (cause) => this.failedOnCaller(request, cause)
+        )
       case "fiber":
         core.begin(request, this.startTime(request, member, t), path)
         return Effect.flatMap(core.execute(request), (result) => this.judge(request, result, "fiber"))
@@ -760,17 +762,8 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
         this.selection.reset()
         this.checkHope()
       })
-      const stop = core.stop("it was removed from the pool", { graceful: true })
-      if (!core.holdsCallers()) return stop
-      // Its request runs on the caller's fiber: the worker stops once it ends.
-      this.leaving.add(member)
-      this.services.fork(
-        Effect.ensuring(
-          stop,
-          Effect.sync(() => this.leaving.delete(member))
-        )
-      )
-      return Effect.void
+      // Every request it holds fails with WorkerCrash, those on their callers' fibers too (inside the request).
+      return core.stop("it was removed from the pool")
     })
   }
 
@@ -839,7 +832,7 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
         }
       })
       yield* Effect.forEach(
-        [...self.membership.members, ...self.leaving],
+        self.membership.members,
         (member) => member.core.stop("the pool shut down", { cut: cutWhileRunning }),
         { concurrency: "unbounded", discard: true }
       )

@@ -1,0 +1,251 @@
+/**
+ * A request on its caller's fiber, on an in-process worker that holds
+ * several requests at once (the adaptive default, or a fixed limit above 1):
+ * when another request crashes the incarnation, the restart tears it down
+ * inside the request. It fails with `WorkerCrash` (counted as `torn`), its
+ * caller's fiber goes on, the restart waits for it no longer than for a
+ * request on a fiber of the worker, and a shutdown after it ends. A handler
+ * that cannot be interrupted holds the restart until it ends, and says so.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Deferred, Effect, Exit, Fiber, Logger, References, Schedule, Schema, Scope } from "effect"
+import { TestClock } from "effect/testing"
+import { PoolShutdown, Worker, WorkerCrash, type WorkerHealth, WorkerPool } from "effect-worker-pool"
+import * as T from "./support.ts"
+
+/** The crash the test handler's `Crash` request reports. */
+const engineFailed = (error: unknown) =>
+  error instanceof WorkerCrash && error.reason.message === "engine failed" && error.workerId === 0
+
+/** Whether `fiber` is interrupted now (Effect keeps an interruption on the fiber until it ends). */
+const interruptedNow = (fiber: Fiber.Fiber<unknown, unknown>): boolean =>
+  (fiber as unknown as { readonly _interruptedCause: unknown })._interruptedCause !== undefined
+
+/** The limit of the pool's one worker now. */
+const limitOf = (pool: { readonly health: Effect.Effect<ReadonlyArray<readonly [unknown, WorkerHealth]>> }) =>
+  Effect.map(pool.health, (workers) => workers[0]![1].maxInFlight ?? 1)
+
+/**
+ * One pool of one worker that holds at least 6 requests at once: `adaptive`
+ * (the default: the pool fills the limit with requests of 100 ms, answered
+ * at the same time, until slow start has raised it), or a fixed limit of 6.
+ */
+const onePool = (adaptive: boolean) =>
+  Effect.gen(function* () {
+    const pool = yield* WorkerPool.make({
+      size: 1,
+      drain: 0,
+      worker: (id) =>
+        Worker.make(id, T.handler, { restart: Schedule.spaced("1 second"), ...(adaptive ? {} : { maxInFlight: 6 }) })
+    })
+    for (let round = 0; round < 10 && (yield* limitOf(pool)) < 6; round++) {
+      const gate = yield* Deferred.make<number>()
+      const limit = yield* limitOf(pool)
+      const fibers = yield* Effect.forEach(Array.from({ length: limit }), () =>
+        Effect.forkChild(pool.dispatch(T.wait(gate)))
+      )
+      yield* Effect.yieldNow
+      yield* TestClock.adjust("100 millis")
+      yield* Deferred.succeed(gate, 0)
+      yield* Fiber.joinAll(fibers)
+    }
+    assert.isAtLeast(yield* limitOf(pool), 6, "the limit holds every request of the test")
+    return pool
+  })
+
+/** One worker of 4 slots whose handler waits for a `Wait` request's gate in an uninterruptible region. */
+const maskingPool = WorkerPool.make({
+  size: 1,
+  worker: (id) =>
+    Worker.make(
+      id,
+      (request: T.Behaviour) =>
+        request._tag === "Wait" ? Effect.uninterruptible(Deferred.await(request.gate)) : T.handler(request),
+      { restart: Schedule.spaced("1 second"), maxInFlight: 4 }
+    )
+})
+
+describe("a request on its caller's fiber, torn down by another request's crash", () => {
+  for (const adaptive of [true, false]) {
+    const limit = adaptive ? "an adaptive limit" : "a fixed limit of 4"
+    it.effect(`fails with WorkerCrash, and its caller goes on (${limit})`, () =>
+      Effect.gen(function* () {
+        const pool = yield* onePool(adaptive)
+        const gate = yield* Deferred.make<number>()
+        const after = yield* Deferred.make<void>()
+        const caller = yield* Effect.forkChild(
+          Effect.gen(function* () {
+            const exit = yield* Effect.exit(pool.dispatch(T.wait(gate)))
+            // The caller goes on: it can wait, and it is not interrupted.
+            yield* Deferred.await(after)
+            return exit
+          })
+        )
+        yield* Effect.yieldNow
+        const [[, running]] = yield* pool.health
+        assert.strictEqual(running.inFlight, 1)
+        const crashed = yield* Effect.exit(pool.dispatch(T.crash))
+        assert.isTrue(engineFailed(T.errorOf(crashed)))
+        yield* Deferred.succeed(after, undefined)
+        const exit = yield* Fiber.join(caller)
+        assert.isFalse(Exit.hasInterrupts(exit), "only the request was interrupted")
+        assert.isTrue(engineFailed(T.errorOf(exit)), "the crash that took it down")
+        assert.isFalse(interruptedNow(caller))
+        const [[, health]] = yield* pool.health
+        assert.deepStrictEqual([health.crashes, health.inFlight, health.state], [1, 0, "Restarting"])
+        // The restart did not wait for the gate: the worker serves after its delay.
+        yield* TestClock.adjust("1 second")
+        assert.strictEqual(yield* pool.dispatch(T.ok(7)), 7)
+      }).pipe(Effect.scoped)
+    )
+  }
+
+  it.effect("a recycled incarnation that a request crashes while it finishes its requests tears the others down", () =>
+    Effect.gen(function* () {
+      const pool = yield* WorkerPool.make({
+        size: 1,
+        worker: (id) => Worker.make(id, T.handler, { maxInFlight: 4, recycle: { maxRequests: 2 } })
+      })
+      const held = yield* Deferred.make<number>()
+      const crashing = yield* Deferred.make<number>()
+      const first = yield* Effect.forkChild(pool.dispatch(T.wait(held)))
+      const second = yield* Effect.forkChild(pool.dispatch(T.wait(crashing)))
+      for (let i = 0; i < 100 && (yield* pool.health)[0]![1].recycles === undefined; i++) yield* Effect.yieldNow
+      assert.strictEqual((yield* pool.health)[0]![1].recycles, 1, "its replacement took over")
+      yield* Deferred.fail(crashing, WorkerCrash.report("engine failed") as never)
+      assert.isTrue(engineFailed(T.errorOf(yield* Fiber.await(second))))
+      const exit = yield* Fiber.await(first)
+      assert.isFalse(Exit.hasInterrupts(exit), "its caller goes on")
+      assert.strictEqual(T.errorOf(exit)?._tag, "WorkerCrash")
+      // The replacement serves.
+      assert.strictEqual(yield* pool.dispatch(T.ok(5)), 5)
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("a request on its caller's fiber, a later one that crashes, then shutdown: one outcome each", () =>
+    Effect.gen(function* () {
+      const scope = yield* Scope.make()
+      const pool = yield* onePool(true).pipe(Scope.provide(scope))
+      const gate = yield* Deferred.make<number>()
+      const first = yield* Effect.forkChild(pool.dispatch(T.wait(gate)))
+      const second = yield* Effect.forkChild(pool.dispatch(T.wait(gate)))
+      yield* Effect.yieldNow
+      assert.isTrue(engineFailed(T.errorOf(yield* Effect.exit(pool.dispatch(T.crash)))))
+      // Shutdown while the worker restarts: it ends, and so does every request.
+      yield* Scope.close(scope, Exit.void)
+      for (const fiber of [first, second]) {
+        const exit = yield* Fiber.await(fiber)
+        assert.isTrue(engineFailed(T.errorOf(exit)))
+        assert.isFalse(interruptedNow(fiber))
+      }
+      const [[, health]] = yield* pool.health
+      assert.deepStrictEqual([health.state, health.inFlight, health.crashes], ["Stopped", 0, 1])
+    })
+  )
+
+  it.effect("a caller interrupted by its parent as its request is torn down leaves interrupted", () => {
+    const gate = Deferred.makeUnsafe<number>()
+    return Effect.gen(function* () {
+      const pool = yield* maskingPool
+      // Both interruptions wait for the end of the handler's uninterruptible region.
+      const caller = yield* Effect.forkChild(pool.dispatch(T.wait(gate)))
+      // A caller that cannot be interrupted at all.
+      const masked = yield* Effect.forkChild(Effect.uninterruptible(pool.dispatch(T.wait(gate))))
+      yield* Effect.yieldNow
+      caller.interruptUnsafe()
+      // Its caller hears of the crash once the incarnation is gone: after the handlers end.
+      const crashing = yield* Effect.forkChild(pool.dispatch(T.crash))
+      yield* Effect.yieldNow
+      yield* Deferred.succeed(gate, 1)
+      const exit = yield* Fiber.await(caller)
+      assert.isTrue(Exit.hasInterrupts(exit), "its parent's interruption stands")
+      assert.isUndefined(T.errorOf(exit))
+      // One whose caller cannot be interrupted ends with its own answer, and its caller is not left interrupted.
+      assert.deepStrictEqual(yield* Fiber.await(masked), Exit.succeed(1))
+      assert.isFalse(interruptedNow(masked))
+      assert.isTrue(engineFailed(T.errorOf(yield* Fiber.await(crashing))))
+      const [[, health]] = yield* pool.health
+      assert.deepStrictEqual([health.crashes, health.completed, health.inFlight], [1, 3, 0])
+    }).pipe(Effect.ensuring(Deferred.succeed(gate, 0)), Effect.scoped)
+  })
+
+  it.effect("a handler that cannot be interrupted holds the restart until it ends, and says so", () => {
+    const warnings: Array<string> = []
+    const logger = Logger.make<unknown, void>(({ logLevel, message, fiber }) => {
+      if (logLevel !== "Warn" || !String(message).startsWith("closing waits")) return
+      warnings.push(`${String(message)} ${JSON.stringify(fiber.getRef(References.CurrentLogAnnotations))}`)
+    })
+    const gate = Deferred.makeUnsafe<number>()
+    return Effect.gen(function* () {
+      const pool = yield* maskingPool
+      const stuck = yield* Effect.forkChild(pool.dispatch(T.wait(gate)))
+      yield* Effect.yieldNow
+      // Its caller hears of the crash once the incarnation is gone: after the handler ends.
+      const crashing = yield* Effect.forkChild(pool.dispatch(T.crash))
+      yield* Effect.yieldNow
+      assert.deepStrictEqual(warnings, [], "no word before the notice time")
+      yield* TestClock.adjust("1 second")
+      assert.strictEqual(warnings.length, 1)
+      assert.match(
+        warnings[0]!,
+        /^closing waits for requests whose handlers cannot be interrupted \{"workerId":0,"requests":"\d+"\}$/
+      )
+      const [[, held]] = yield* pool.health
+      assert.deepStrictEqual([held.state, held.inFlight], ["Restarting", 1], "the restart waits")
+      yield* Deferred.succeed(gate, 1)
+      // Interrupted as it left its uninterruptible region: torn, its caller goes on.
+      const exit = yield* Fiber.await(stuck)
+      assert.isTrue(engineFailed(T.errorOf(exit)))
+      assert.isFalse(interruptedNow(stuck))
+      assert.isTrue(engineFailed(T.errorOf(yield* Fiber.await(crashing))))
+      yield* TestClock.adjust("1 second")
+      assert.strictEqual(yield* pool.dispatch(T.ok(3)), 3)
+    }).pipe(
+      // A failed assertion must not leave the pool's close waiting for the handler.
+      Effect.ensuring(Deferred.succeed(gate, 0)),
+      Effect.scoped,
+      Effect.provideService(Logger.CurrentLoggers, new Set([logger]))
+    )
+  })
+})
+
+describe("caller-fiber requests, a crash, then shutdown (property)", () => {
+  /** Requests that wait (on callers' fibers), then one that crashes, more that wait, and a shutdown past the drain. */
+  const Plan = Schema.Struct({
+    before: Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 4 })),
+    after: Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 3 })),
+    adaptive: Schema.Boolean,
+    drainMillis: Schema.Literals([0, 100])
+  })
+  it.effect.prop(
+    "every request has one typed outcome, no caller is left interrupted, and the shutdown ends",
+    [Plan],
+    ([plan]) =>
+      Effect.gen(function* () {
+        const scope = yield* Scope.make()
+        const pool = yield* onePool(plan.adaptive).pipe(Scope.provide(scope))
+        const gate = yield* Deferred.make<number>()
+        const fibers: Array<Fiber.Fiber<Exit.Exit<number, unknown>>> = []
+        const fork = () => Effect.forkChild(Effect.exit(pool.dispatch(T.wait(gate))))
+        for (let i = 0; i < plan.before; i++) fibers.push(yield* fork())
+        yield* Effect.yieldNow
+        assert.isTrue(engineFailed(T.errorOf(yield* Effect.exit(pool.dispatch(T.crash)))))
+        for (let i = 0; i < plan.after; i++) fibers.push(yield* fork())
+        yield* Effect.yieldNow
+        const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
+        yield* TestClock.adjust(plan.drainMillis)
+        yield* TestClock.adjust("1 second")
+        yield* Fiber.join(closing)
+        for (const fiber of fibers) {
+          const exit = yield* Fiber.join(fiber)
+          const error = T.errorOf(exit)
+          assert.isFalse(Exit.hasInterrupts(exit))
+          assert.isTrue(engineFailed(error) || error instanceof PoolShutdown || error instanceof WorkerCrash)
+          assert.isFalse(interruptedNow(fiber))
+        }
+        const [[, health]] = yield* pool.health
+        assert.deepStrictEqual([health.state, health.inFlight], ["Stopped", 0])
+      }),
+    { timeout: 60_000, arbitrary: { runs: 40 } }
+  )
+})
