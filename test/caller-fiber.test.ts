@@ -11,6 +11,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, Logger, References, Schedule, Schema, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { PoolShutdown, Worker, WorkerCrash, type WorkerHealth, WorkerPool } from "effect-worker-pool"
+import * as CallerFiber from "../src/internal/callerFiber.ts"
 import * as T from "./support.ts"
 
 /** The crash the test handler's `Crash` request reports. */
@@ -66,6 +67,16 @@ const maskingPool = WorkerPool.make({
 })
 
 describe("a request on its caller's fiber, torn down by another request's crash", () => {
+  it.effect("the Effect runtime keeps a fiber's interruption where a teardown can clear it (else: fiber path)", () =>
+    Effect.gen(function* () {
+      // When this fails, the fast path is off: every in-process request runs on a fiber of its worker.
+      const fiber = yield* Effect.forkChild(Effect.never)
+      assert.isTrue(CallerFiber.canTearDown(fiber))
+      assert.isFalse(CallerFiber.canTearDown({} as never))
+      yield* Fiber.interrupt(fiber)
+    })
+  )
+
   for (const adaptive of [true, false]) {
     const limit = adaptive ? "an adaptive limit" : "a fixed limit of 4"
     it.effect(`fails with WorkerCrash, and its caller goes on (${limit})`, () =>

@@ -22,6 +22,15 @@ interface Interruptible {
   _deferredInterrupt: boolean
 }
 
+/**
+ * Whether `fiber` keeps its interruption where `forget` clears it. When it
+ * does not (an Effect runtime whose fiber is laid out otherwise), a request
+ * that a sibling's crash could have to tear down runs on a fiber of its
+ * worker instead: slower, never wrong.
+ */
+export const canTearDown = (fiber: Fiber.Fiber<unknown, unknown>): boolean =>
+  "_interruptedCause" in fiber && "_deferredInterrupt" in fiber
+
 /** Whether every reason of `cause` is an interruption by `by`. */
 const onlyBy = (cause: Cause.Cause<unknown>, by: number): boolean =>
   cause.reasons.length > 0 && cause.reasons.every((reason) => reason._tag === "Interrupt" && reason.fiberId === by)

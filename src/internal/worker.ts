@@ -294,7 +294,8 @@ export class WorkerCore<Req, Resp, E> implements SlotOwner {
     if (request.timeout !== undefined) return "fiber"
     const incarnation = (request.incarnation as Live<Req, Resp, E>).incarnation
     if (incarnation.submit !== undefined) return "submit"
-    return incarnation.settlesOnDeath === true || request.caller !== undefined ? "caller" : "fiber"
+    if (incarnation.settlesOnDeath === true) return "caller"
+    return request.caller !== undefined && CallerFiber.canTearDown(request.caller) ? "caller" : "fiber"
   }
 
   /**
