@@ -30,6 +30,7 @@ const files = [
   "test/refusal-accounting.test.ts",
   "test/membership.test.ts",
   "test/worker-paths.test.ts",
+  "test/caller-fiber.test.ts",
   "test/policy-mistakes.test.ts",
   "test/reference.test.ts",
   "test/resources.test.ts",

@@ -98,14 +98,14 @@ export class AdmissionQueue {
    * its place. A suspended caller may have taken the room it left: then the
    * youngest request of the queue goes back to the head of the suspended
    * callers, so that the queue keeps to its capacity and the order holds.
-   * A queue of capacity 0 holds nothing: the request waits at the head of the
-   * suspended callers, where such a queue's oldest waiting request is (it is
-   * not refused: it was admitted once).
+   * A queue of capacity 0 holds nothing: the request itself waits at the head
+   * of the suspended callers, where such a queue's oldest waiting request is
+   * (it is not refused: it was admitted once).
    */
   pushFront(request: Request, deadline: number): void {
     const node = new Waiting(request, deadline)
     request.wait = node
-    ;(this.capacity === 0 ? this.overflow : this.queue).unshift(node)
+    this.queue.unshift(node)
     if (Number.isFinite(deadline)) this.deadlines.push(node)
     if (this.queue.length > this.capacity) {
       const youngest = this.queue.tail!
