@@ -12,6 +12,7 @@ import { Deferred, Effect, Exit, Fiber, Logger, References, Schedule, Schema, Sc
 import { TestClock } from "effect/testing"
 import { PoolShutdown, Worker, WorkerCrash, type WorkerHealth, WorkerPool } from "effect-worker-pool"
 import * as CallerFiber from "../src/internal/callerFiber.ts"
+import * as FiberFrames from "../src/internal/fiberFrames.ts"
 import * as T from "./support.ts"
 
 /** The crash the test handler's `Crash` request reports. */
@@ -74,6 +75,40 @@ describe("a request on its caller's fiber, torn down by another request's crash"
       assert.isTrue(CallerFiber.canTearDown(fiber))
       assert.isFalse(CallerFiber.canTearDown({} as never))
       yield* Fiber.interrupt(fiber)
+    })
+  )
+
+  it.effect("frames pushed on the caller's fiber act as the effects that make them (else: wrapping effects)", () =>
+    Effect.gen(function* () {
+      // When this fails, a dispatch wraps its handler in effects again (slower, the same outcomes).
+      const fiber = yield* Effect.forkChild(Effect.never)
+      assert.isTrue(FiberFrames.canPush(fiber))
+      yield* Fiber.interrupt(fiber)
+      // Outer: an exit frame; inner: a failure's frame; the handler fails.
+      const seen: Array<Exit.Exit<unknown, unknown>> = []
+      const caught = yield* Effect.withFiber((self) => {
+        FiberFrames.pushOnExit(self, (exit: Exit.Exit<unknown, unknown>) => {
+          seen.push(exit)
+        })
+        FiberFrames.pushCatchCause(self, () => Effect.succeed("caught"))
+        return Effect.fail("bad")
+      })
+      assert.strictEqual(caught, "caught")
+      assert.deepStrictEqual(seen, [Exit.succeed("caught")])
+      // An exit frame sees an interruption of what it wraps, and its fiber's parent sees the fiber interrupted.
+      const gate = yield* Deferred.make<void>()
+      const interrupted = yield* Effect.forkChild(
+        Effect.withFiber((self) => {
+          FiberFrames.pushOnExit(self, (exit: Exit.Exit<unknown, unknown>) => {
+            seen.push(exit)
+          })
+          return Effect.andThen(Deferred.succeed(gate, undefined), Effect.never)
+        })
+      )
+      yield* Deferred.await(gate)
+      yield* Fiber.interrupt(interrupted)
+      assert.strictEqual(seen.length, 2)
+      assert.isTrue(Exit.hasInterrupts(seen[1]!))
     })
   )
 

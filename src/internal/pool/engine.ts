@@ -24,6 +24,7 @@ import {
 } from "../../WorkerError.ts"
 import type { WorkerHealth } from "../../WorkerHealth.ts"
 import type { WorkerId } from "../../WorkerId.ts"
+import * as FiberFrames from "../fiberFrames.ts"
 import { PoolMeter } from "../metrics.ts"
 import { callerTag, leave, type Plan, Request, refuse, unreserve } from "../request.ts"
 import { coreOf, type Owner, type Path, type RunResult, type WorkerCore } from "../worker.ts"
@@ -149,6 +150,11 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
         if (other !== undefined) return other
       }
       const request = new Request<Req>(payload, plan, span, caller)
+      if (FiberFrames.canPush(caller)) {
+        // The frame, then the placing, in this one evaluation (see fiberFrames.ts).
+        FiberFrames.pushOnExit(caller, (exit: Exit.Exit<Resp, any>) => this.exited(request, exit))
+        return this.place(request)
+      }
       return this.frame(
         request,
         Effect.suspend(() => this.place(request))
@@ -158,14 +164,12 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
 
   /** The frame `body` runs in for `request` (see `dispatch`). */
   private frame(request: Request<Req>, body: Effect.Effect<Resp, any>): Effect.Effect<Resp, any> {
-    return Effect.onExitPrimitive(body, (exit) => {
-      this.exited(request, exit)
-      return undefined
-    })
+    // Its handler is synchronous and runs no effect: the fiber's interruptibility is left as it is.
+    return Effect.onExitPrimitive(body, (exit) => this.exited(request, exit))
   }
 
   /** A request's frame ends: a step of its own that settles what is left to settle. */
-  private exited(request: Request<Req>, exit: Exit.Exit<Resp, any>): void {
+  private exited(request: Request<Req>, exit: Exit.Exit<Resp, any>): undefined {
     // Settled or left: nothing is left to do, the commonest case after a failure.
     if (request.state === "Settled" || request.state === "Left") return
     if (this.busy) {
@@ -242,7 +246,7 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
             this.send(request, member, t)
             return this.wait(request)
           }
-          return this.launch(request, member, t)
+          return this.launch(request, member, t, true)
         }
       }
       if (this.membership.canComeBack === 0) return this.refuse(request, "WorkerCrash", Exit.fail(this.refusal()))
@@ -375,7 +379,7 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
         this.requeue(request)
         return this.wait(request)
       }
-      return this.launch(request, seatOf(member), this.services.turnNow())
+      return this.launch(request, seatOf(member), this.services.turnNow(), true)
     } finally {
       this.exit()
     }
@@ -422,8 +426,17 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
     return this.now()
   }
 
-  /** Runs a reserved request: returns what its caller runs (inside its frame). */
-  private launch(request: Request<Req>, member: Seat<Req, Resp, E>, t: number): Effect.Effect<Resp, any> {
+  /**
+   * Runs a reserved request: returns what its caller runs (inside its
+   * frame). `direct`: called while its caller's fiber evaluates the effect
+   * this returns, which may then push its frames (see fiberFrames.ts).
+   */
+  private launch(
+    request: Request<Req>,
+    member: Seat<Req, Resp, E>,
+    t: number,
+    direct: boolean
+  ): Effect.Effect<Resp, any> {
     const core = member.core
     const path = core.pathOf(request)
     request.path = path
@@ -440,7 +453,16 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
         })
       case "caller":
         core.begin(request, this.startTime(request, member, t), path)
-        // Its end is seen where its caller cannot be interrupted (`ran`): a teardown of the incarnation stays inside it.
+        // Its end is seen where its caller cannot be interrupted (`ran`): a
+        // teardown of the incarnation stays inside it (the frame clears the
+        // interruption it made, and the failure's frame, which an interrupted
+        // fiber would skip, then judges it).
+        if (direct && FiberFrames.canPush(request.caller!)) {
+          const caller = request.caller!
+          FiberFrames.pushCatchCause(caller, (cause: Cause.Cause<any>) => this.failedOnCaller(request, cause))
+          FiberFrames.pushOnExit(caller, (exit: Exit.Exit<unknown, unknown>) => core.ran(request, exit))
+          return core.invoke(request)
+        }
         return Effect.catchCause(
           Effect.onExitPrimitive(core.invoke(request), (exit) => core.ran(request, exit)),
           (cause) => this.failedOnCaller(request, cause)
@@ -588,7 +610,7 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
     this.meter.retries++
     if (request.span !== undefined) this.mark(request, member, undefined)
     // It runs again outside the frame its dispatch made: in a frame of its own.
-    return this.frame(request, this.launch(request, member, t))
+    return this.frame(request, this.launch(request, member, t, false))
   }
 
   /** A request is over for the pool: counted, and the drain told. */
