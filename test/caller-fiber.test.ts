@@ -8,7 +8,7 @@
  * that cannot be interrupted holds the restart until it ends, and says so.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, Logger, References, Schedule, Schema, Scope } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, Logger, References, Schedule, Schema, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { PoolShutdown, Worker, WorkerCrash, type WorkerHealth, WorkerPool } from "effect-worker-pool"
 import * as CallerFiber from "../src/internal/callerFiber.ts"
@@ -85,22 +85,27 @@ describe("a request on its caller's fiber, torn down by another request's crash"
       assert.isTrue(FiberFrames.canPush(fiber))
       yield* Fiber.interrupt(fiber)
       // Outer: an exit frame; inner: a failure's frame; the handler fails.
-      const seen: Array<Exit.Exit<unknown, unknown>> = []
+      // Each handler is called on its frame, and reads what the frame is about.
+      const seen: Array<readonly [string, Exit.Exit<unknown, unknown>]> = []
       const caught = yield* Effect.withFiber((self) => {
-        FiberFrames.pushOnExit(self, (exit: Exit.Exit<unknown, unknown>) => {
-          seen.push(exit)
+        FiberFrames.pushOnExit(self, "outer", function (exit: Exit.Exit<unknown, unknown>) {
+          seen.push([this.about, exit])
+          return undefined
         })
-        FiberFrames.pushCatchCause(self, () => Effect.succeed("caught"))
+        FiberFrames.pushCatchCause(self, "inner", function (cause) {
+          return Effect.succeed(`caught by ${this.about}: ${Cause.squash(cause)}`)
+        })
         return Effect.fail("bad")
       })
-      assert.strictEqual(caught, "caught")
-      assert.deepStrictEqual(seen, [Exit.succeed("caught")])
+      assert.strictEqual(caught, "caught by inner: bad")
+      assert.deepStrictEqual(seen, [["outer", Exit.succeed("caught by inner: bad")]])
       // An exit frame sees an interruption of what it wraps, and its fiber's parent sees the fiber interrupted.
       const gate = yield* Deferred.make<void>()
       const interrupted = yield* Effect.forkChild(
         Effect.withFiber((self) => {
-          FiberFrames.pushOnExit(self, (exit: Exit.Exit<unknown, unknown>) => {
-            seen.push(exit)
+          FiberFrames.pushOnExit(self, "interrupted", function (exit: Exit.Exit<unknown, unknown>) {
+            seen.push([this.about, exit])
+            return undefined
           })
           return Effect.andThen(Deferred.succeed(gate, undefined), Effect.never)
         })
@@ -108,7 +113,8 @@ describe("a request on its caller's fiber, torn down by another request's crash"
       yield* Deferred.await(gate)
       yield* Fiber.interrupt(interrupted)
       assert.strictEqual(seen.length, 2)
-      assert.isTrue(Exit.hasInterrupts(seen[1]!))
+      assert.strictEqual(seen[1]![0], "interrupted")
+      assert.isTrue(Exit.hasInterrupts(seen[1]![1]))
     })
   )
 

@@ -71,3 +71,10 @@ export const resume = (caller: Fiber.Fiber<unknown, unknown>, cause: Cause.Cause
   forget(caller, by)
   return true
 }
+
+/**
+ * Whether `caller` holds an interruption not yet acted on (after `resume` or
+ * `forget` cleared a teardown's): its caller is leaving.
+ */
+export const isInterrupted = (caller: Fiber.Fiber<unknown, unknown>): boolean =>
+  (caller as unknown as Interruptible)._interruptedCause !== undefined

@@ -24,6 +24,11 @@ interface Stacked {
   readonly _stack: Array<unknown>
 }
 
+/** A frame pushed here: its handler reads what it is about from the frame (`this.about`), not from a closure. */
+export interface Frame<About> {
+  readonly about: About
+}
+
 let pushable: boolean | undefined
 
 /** Whether `fiber` keeps its frames where `push` puts them (one check for the process: every fiber is alike). */
@@ -31,23 +36,56 @@ export const canPush = (fiber: Fiber.Fiber<unknown, unknown>): boolean =>
   (pushable ??= "_stack" in fiber && Array.isArray((fiber as unknown as Stacked)._stack))
 
 /**
- * Pushes on `fiber` the frame of `Effect.onExitPrimitive(self, onExit, true)`:
- * `onExit` sees how what follows ends, and the fiber's interruptibility is
- * left as it is (`onExit` runs no effect: it is synchronous code, which no
- * interruption can enter).
+ * Pushes on `fiber` the frame of `Effect.onExitPrimitive(self, onExit)`:
+ * `onExit` sees how what follows ends, called on the frame, whose `about`
+ * is `about`. A handler shared by every frame (no closure per frame) is the
+ * point: a dispatch makes no function.
  */
-export const pushOnExit = <A, E>(
+export const pushOnExit = <About, A, E>(
   fiber: Fiber.Fiber<unknown, unknown>,
-  onExit: (exit: Exit.Exit<A, E>) => undefined,
-  interruptible?: boolean
+  about: About,
+  onExit: (this: Frame<About>, exit: Exit.Exit<A, E>) => Effect.Effect<void> | undefined
 ): void => {
-  ;(fiber as unknown as Stacked)._stack.push(Effect.onExitPrimitive(undefined as never, onExit, interruptible))
+  ;(fiber as unknown as Stacked)._stack.push(makeOnExit(undefined as never, about, onExit))
 }
 
-/** Pushes on `fiber` the frame of `Effect.catchCause(self, f)`: a failure of what follows becomes `f`'s effect. */
-export const pushCatchCause = <E, A2, E2>(
+/** `Effect.onExitPrimitive(self, onExit)`, `onExit` called on the frame (`this.about`): where frames cannot be pushed. */
+export const onExit = <About, A, E, R>(
+  self: Effect.Effect<A, E, R>,
+  about: About,
+  onExit: (this: Frame<About>, exit: Exit.Exit<A, E>) => Effect.Effect<void> | undefined
+): Effect.Effect<A, E, R> => makeOnExit(self, about, onExit)
+
+const makeOnExit = <About, A, E, R>(
+  self: Effect.Effect<A, E, R>,
+  about: About,
+  onExit: (this: Frame<About>, exit: Exit.Exit<A, E>) => Effect.Effect<void> | undefined
+): Effect.Effect<A, E, R> => {
+  const frame = Effect.onExitPrimitive(self, onExit as never)
+  ;(frame as unknown as { about: About }).about = about
+  return frame
+}
+
+/** `Effect.catchCause(self, f)`, `f` called on the frame (`this.about`): where frames cannot be pushed. */
+export const catchCause = <About, A, E, R, A2, E2>(
+  self: Effect.Effect<A, E, R>,
+  about: About,
+  f: (this: Frame<About>, cause: Cause.Cause<E>) => Effect.Effect<A2, E2>
+): Effect.Effect<A | A2, E2, R> => {
+  const frame = Effect.catchCause(self, f as never)
+  ;(frame as unknown as { about: About }).about = about
+  return frame as never
+}
+
+/**
+ * Pushes on `fiber` the frame of `Effect.catchCause(self, f)`: a failure of
+ * what follows becomes `f`'s effect, `f` called on the frame (`this.about`).
+ * `f` takes exactly one parameter (Effect calls such a handler as it is).
+ */
+export const pushCatchCause = <About, E, A2, E2>(
   fiber: Fiber.Fiber<unknown, unknown>,
-  f: (cause: Cause.Cause<E>) => Effect.Effect<A2, E2>
+  about: About,
+  f: (this: Frame<About>, cause: Cause.Cause<E>) => Effect.Effect<A2, E2>
 ): void => {
-  ;(fiber as unknown as Stacked)._stack.push(Effect.catchCause(undefined as never, f))
+  ;(fiber as unknown as Stacked)._stack.push(catchCause(undefined as never, about, f))
 }

@@ -130,6 +130,13 @@ export class Request<Req = any> {
   onCaller = false
   /** It was sent without a fiber (`Incarnation.submit`): this cancels it. */
   cancel: (() => void) | undefined = undefined
+  /**
+   * On its caller's fiber: what its caller sees of a failure, judged by the
+   * frame that saw the handler end, for the failure's frame around it.
+   */
+  seen: Effect.Effect<any, any> | undefined = undefined
+  /** Its frame is on its caller's fiber (see the engine's `dispatch`). */
+  framed = false
   /** Its caller left while it ran: its outcome goes to nobody. */
   left = false
   /** It is the one probe of its ejected worker. */

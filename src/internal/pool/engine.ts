@@ -5,10 +5,11 @@
  * re-enter a step. It also follows the pool's workers: their changes of
  * state, their joining and leaving, whether any can serve or come back.
  *
- * A caller's dispatch is one frame on its fiber (`frame`): everything the
- * request does runs inside it, and the frame's handlers see every way out of
- * it (an answer, a failure, an interruption at any point, even before the
- * request started), so that the record always reaches its end.
+ * A caller's dispatch is one frame on its fiber (`frame`, or pushed on the
+ * fiber: fiberFrames.ts): everything the request does runs inside it, and
+ * the frame's handlers see every way out of it (an answer, a failure, an
+ * interruption at any point, even before the request started), so that the
+ * record always reaches its end.
  */
 import type { Deferred, Fiber, Tracer } from "effect"
 import { Cause, Deferred as D, Effect, Exit, PubSub, Semaphore } from "effect"
@@ -24,6 +25,7 @@ import {
 } from "../../WorkerError.ts"
 import type { WorkerHealth } from "../../WorkerHealth.ts"
 import type { WorkerId } from "../../WorkerId.ts"
+import * as CallerFiber from "../callerFiber.ts"
 import * as FiberFrames from "../fiberFrames.ts"
 import { PoolMeter } from "../metrics.ts"
 import { callerTag, leave, type Plan, Request, refuse, unreserve } from "../request.ts"
@@ -125,12 +127,13 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
   // --- admission ---------------------------------------------------------------
 
   /**
-   * A caller's dispatch, on the caller's fiber: the frame that sees its
-   * request to its end is set up first, and the request is placed (a slot,
-   * the queue, or a refusal) inside it, so that no interruption can fall
-   * between the two. The frame's exit handler sees the request leave at any
-   * point, interruptions included, and settles an answer given on the
-   * caller's fiber (which passes through as it is).
+   * A caller's dispatch, on the caller's fiber: the request is placed (a
+   * slot, the queue, or a refusal) and the frame that sees it to its end is
+   * set up in the same evaluation, so that no interruption can fall between
+   * the two. The frame's exit handler sees the request leave at any point,
+   * interruptions included. A request that runs on its caller's fiber at
+   * once has the frames of its run instead (`launch`), whose inner one
+   * judges it however the handler ends.
    *
    * `divert`, given the caller's fiber, may run the dispatch another way
    * (under a span of its own, through a dispatch of its own).
@@ -151,15 +154,32 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
       }
       const request = new Request<Req>(payload, plan, span, caller)
       if (FiberFrames.canPush(caller)) {
-        // The frame, then the placing, in this one evaluation (see fiberFrames.ts).
-        FiberFrames.pushOnExit(caller, (exit: Exit.Exit<Resp, any>) => this.exited(request, exit))
-        return this.place(request)
+        // The placing, and the frames it needs, in this one evaluation (see
+        // fiberFrames.ts): a request that runs on its caller's fiber at once
+        // needs only those of its run (`launch`); any other, its own frame.
+        try {
+          return this.place(request, true)
+        } catch (defect) {
+          this.pushFrame(request)
+          throw defect
+        }
       }
       return this.frame(
         request,
-        Effect.suspend(() => this.place(request))
+        Effect.suspend(() => this.place(request, false))
       )
     })
+  }
+
+  /** The handlers of the frames a dispatch pushes (see fiberFrames.ts): one function each for every request. */
+  private readonly onFrameExit = makeOnFrameExit(this)
+  private readonly onCallerEnd = makeOnCallerEnd(this)
+
+  /** Pushes `request`'s frame on its caller's fiber, once (see `dispatch`). */
+  private pushFrame(request: Request<Req>): void {
+    if (request.framed) return
+    request.framed = true
+    FiberFrames.pushOnExit(request.caller!, request, this.onFrameExit)
   }
 
   /** The frame `body` runs in for `request` (see `dispatch`). */
@@ -169,7 +189,7 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
   }
 
   /** A request's frame ends: a step of its own that settles what is left to settle. */
-  private exited(request: Request<Req>, exit: Exit.Exit<Resp, any>): undefined {
+  exited(request: Request<Req>, exit: Exit.Exit<Resp, any>): undefined {
     // Settled or left: nothing is left to do, the commonest case after a failure.
     if (request.state === "Settled" || request.state === "Left") return
     if (this.busy) {
@@ -211,14 +231,49 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
     }
   }
 
-  /** A request that ran on its caller's fiber failed: judged (a step of its own); returns what its caller sees. */
-  private failedOnCaller(request: Request<Req>, cause: Cause.Cause<any>): Effect.Effect<Resp, any> {
-    return this.judge(request, Exit.failCause(cause), "caller")
+  /**
+   * The handler of a request on its caller's fiber has ended (seen by the
+   * frame around it, where its caller cannot be interrupted): its worker
+   * hears of it at once; the request is judged (a step of its own), and
+   * what a failure's caller sees is kept for the failure's frame
+   * (`request.seen`). A failed request whose caller holds an interruption
+   * by anyone else counts as left: the failure's frame will be skipped.
+   */
+  endedOnCaller(request: Request<Req>, exit: Exit.Exit<Resp, any>): Effect.Effect<void> | undefined {
+    ;(request.worker as unknown as WorkerCore<Req, Resp, E>).ran(request, exit)
+    return this.judgeOnCaller(request, exit)
   }
 
-  /** Admits a request (inside its frame): a free slot now, else the queue, else a refusal. */
-  private place(request: Request<Req>): Effect.Effect<Resp, any> {
-    if (this.busy) return this.deferred(() => this.place(request))
+  private judgeOnCaller(request: Request<Req>, exit: Exit.Exit<Resp, any>): Effect.Effect<void> | undefined {
+    if (request.state !== "Running") return undefined
+    if (this.busy) return this.deferred(() => this.judgeOnCaller(request, exit) ?? Effect.void)
+    this.busy = true
+    try {
+      if (Exit.isSuccess(exit)) {
+        this.judgeIn(request, exit, "caller")
+        return undefined
+      }
+      if (CallerFiber.isInterrupted(request.caller!)) request.left = true
+      request.seen = this.judgeIn(request, exit, "caller")
+      return undefined
+    } catch (defect) {
+      this.defect(defect)
+      return undefined
+    } finally {
+      this.exit()
+    }
+  }
+
+  /**
+   * Admits a request (inside its frame): a free slot now, else the queue,
+   * else a refusal. `push`: its frame is not made yet, and the placing
+   * pushes it (or those of its run) before it returns; a refusal needs none.
+   */
+  private place(request: Request<Req>, push: boolean): Effect.Effect<Resp, any> {
+    if (this.busy) {
+      if (push) this.pushFrame(request)
+      return this.deferred(() => this.place(request, false))
+    }
     this.busy = true
     try {
       const t = this.services.turnNow()
@@ -243,13 +298,15 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
           if (request.span !== undefined) this.mark(request, member, 0)
           if (member.core.pathOf(request) === "submit") {
             // Sent within this step: its caller waits only for the outcome.
+            if (push) this.pushFrame(request)
             this.send(request, member, t)
             return this.wait(request)
           }
-          return this.launch(request, member, t, true)
+          return this.launch(request, member, t, true, push)
         }
       }
       if (this.membership.canComeBack === 0) return this.refuse(request, "WorkerCrash", Exit.fail(this.refusal()))
+      if (push) this.pushFrame(request)
       return this.enqueue(request, t)
     } finally {
       this.exit()
@@ -379,7 +436,7 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
         this.requeue(request)
         return this.wait(request)
       }
-      return this.launch(request, seatOf(member), this.services.turnNow(), true)
+      return this.launch(request, seatOf(member), this.services.turnNow(), true, false)
     } finally {
       this.exit()
     }
@@ -429,17 +486,20 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
   /**
    * Runs a reserved request: returns what its caller runs (inside its
    * frame). `direct`: called while its caller's fiber evaluates the effect
-   * this returns, which may then push its frames (see fiberFrames.ts).
+   * this returns, which may then push its frames (see fiberFrames.ts);
+   * `push`: the request's own frame is not made yet (see `place`).
    */
   private launch(
     request: Request<Req>,
     member: Seat<Req, Resp, E>,
     t: number,
-    direct: boolean
+    direct: boolean,
+    push: boolean
   ): Effect.Effect<Resp, any> {
     const core = member.core
     const path = core.pathOf(request)
     request.path = path
+    if (push && path !== "caller") this.pushFrame(request)
     switch (path) {
       case "submit":
         return Effect.callback<Resp, any>((resume) => {
@@ -453,19 +513,21 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
         })
       case "caller":
         core.begin(request, this.startTime(request, member, t), path)
-        // Its end is seen where its caller cannot be interrupted (`ran`): a
-        // teardown of the incarnation stays inside it (the frame clears the
-        // interruption it made, and the failure's frame, which an interrupted
-        // fiber would skip, then judges it).
+        // Two frames: the inner one sees the handler end where its caller
+        // cannot be interrupted (a teardown of the incarnation stays inside
+        // it: `ran` clears the interruption it made) and judges the request;
+        // the outer one gives a failure's caller what the judging said (an
+        // interrupted fiber skips it: its caller leaves).
         if (direct && FiberFrames.canPush(request.caller!)) {
           const caller = request.caller!
-          FiberFrames.pushCatchCause(caller, (cause: Cause.Cause<any>) => this.failedOnCaller(request, cause))
-          FiberFrames.pushOnExit(caller, (exit: Exit.Exit<unknown, unknown>) => core.ran(request, exit))
+          FiberFrames.pushCatchCause(caller, request, onCallerFailure)
+          FiberFrames.pushOnExit(caller, request, this.onCallerEnd)
           return core.invoke(request)
         }
-        return Effect.catchCause(
-          Effect.onExitPrimitive(core.invoke(request), (exit) => core.ran(request, exit)),
-          (cause) => this.failedOnCaller(request, cause)
+        return FiberFrames.catchCause(
+          FiberFrames.onExit(core.invoke(request), request, this.onCallerEnd),
+          request,
+          onCallerFailure
         )
       case "fiber":
         core.begin(request, this.startTime(request, member, t), path)
@@ -610,7 +672,7 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
     this.meter.retries++
     if (request.span !== undefined) this.mark(request, member, undefined)
     // It runs again outside the frame its dispatch made: in a frame of its own.
-    return this.frame(request, this.launch(request, member, t, false))
+    return this.frame(request, this.launch(request, member, t, false, false))
   }
 
   /** A request is over for the pool: counted, and the drain told. */
@@ -869,4 +931,25 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
 }
 
 /** The member a core is seated as. */
+/** The handler of a request's frame (pushed on its caller's fiber): its end. */
+const makeOnFrameExit = <Req, Resp, E>(engine: Engine<Req, Resp, E>) =>
+  function (this: FiberFrames.Frame<Request<Req>>, exit: Exit.Exit<Resp, any>): undefined {
+    return engine.exited(this.about, exit)
+  }
+
+/** The handler of the frame that sees a handler on its caller's fiber end (see `Engine.endedOnCaller`). */
+const makeOnCallerEnd = <Req, Resp, E>(engine: Engine<Req, Resp, E>) =>
+  function (this: FiberFrames.Frame<Request<Req>>, exit: Exit.Exit<Resp, any>): Effect.Effect<void> | undefined {
+    return engine.endedOnCaller(this.about, exit)
+  }
+
+/** The handler of the failure's frame of a request on its caller's fiber: what the judging said its caller sees. */
+function onCallerFailure(this: FiberFrames.Frame<Request>, cause: Cause.Cause<any>): Effect.Effect<any, any> {
+  const request = this.about
+  const seen = request.seen
+  if (seen === undefined) return Exit.failCause(cause)
+  request.seen = undefined
+  return seen
+}
+
 const seatOf = <Req, Resp, E>(core: WorkerCore<Req, Resp, E>): Seat<Req, Resp, E> => core.seat as Seat<Req, Resp, E>
