@@ -74,6 +74,8 @@ describe("a request on its caller's fiber, torn down by another request's crash"
       const fiber = yield* Effect.forkChild(Effect.never)
       assert.isTrue(CallerFiber.canTearDown(fiber))
       assert.isFalse(CallerFiber.canTearDown({} as never))
+      assert.isFalse(CallerFiber.canTearDown({ _interruptedCause: undefined } as never))
+      assert.isFalse(CallerFiber.canTearDown({ _deferredInterrupt: false } as never))
       yield* Fiber.interrupt(fiber)
     })
   )
@@ -83,6 +85,9 @@ describe("a request on its caller's fiber, torn down by another request's crash"
       // When this fails, a dispatch wraps its handler in effects again (slower, the same outcomes).
       const fiber = yield* Effect.forkChild(Effect.never)
       assert.isTrue(FiberFrames.canPush(fiber))
+      assert.isTrue(FiberFrames.hasStack(fiber))
+      assert.isFalse(FiberFrames.hasStack({} as never))
+      assert.isFalse(FiberFrames.hasStack({ _stack: "not an array" } as never))
       yield* Fiber.interrupt(fiber)
       // Outer: an exit frame; inner: a failure's frame; the handler fails.
       // Each handler is called on its frame, and reads what the frame is about.
@@ -117,6 +122,64 @@ describe("a request on its caller's fiber, torn down by another request's crash"
       assert.isTrue(Exit.hasInterrupts(seen[1]![1]))
     })
   )
+
+  describe("clearing a teardown's interruption", () => {
+    /** A fiber's interruption fields, as Effect's runtime keeps them. */
+    const fiberHolding = (cause: Cause.Cause<never> | undefined) =>
+      ({ _interruptedCause: cause, _deferredInterrupt: cause !== undefined }) as unknown as Fiber.Fiber<
+        unknown,
+        unknown
+      >
+    const fields = (fiber: Fiber.Fiber<unknown, unknown>) => fiber as unknown as Record<string, unknown>
+    const by = CallerFiber.tearerId()
+
+    it("tearers have ids of their own, below every fiber's, never the same twice", () => {
+      const next = CallerFiber.tearerId()
+      assert.isBelow(by, 0)
+      assert.strictEqual(next, by - 1)
+    })
+
+    it("resume clears a fiber interrupted by the teardown alone, and only then", () => {
+      const torn = fiberHolding(Cause.interrupt(by))
+      assert.isTrue(CallerFiber.isInterrupted(torn))
+      assert.isTrue(CallerFiber.resume(torn, Cause.interrupt(by), by))
+      assert.isUndefined(fields(torn)._interruptedCause)
+      assert.isFalse(fields(torn)._deferredInterrupt)
+      assert.isFalse(CallerFiber.isInterrupted(torn))
+      // What the handler ended with is not the teardown's interruption alone: the caller does not go on.
+      for (const cause of [
+        Cause.empty,
+        Cause.fail("bad"),
+        Cause.interrupt(7),
+        Cause.combine(Cause.interrupt(by), Cause.interrupt(7)),
+        Cause.combine(Cause.interrupt(by), Cause.fail("bad"))
+      ]) {
+        const fiber = fiberHolding(Cause.interrupt(by))
+        assert.isFalse(CallerFiber.resume(fiber, cause, by), Cause.pretty(cause))
+        assert.isTrue(CallerFiber.isInterrupted(fiber))
+      }
+      // Someone else interrupted the caller too: it leaves interrupted.
+      const both = fiberHolding(Cause.combine(Cause.interrupt(by), Cause.interrupt(7)))
+      assert.isFalse(CallerFiber.resume(both, Cause.interrupt(by), by))
+      assert.isTrue(CallerFiber.isInterrupted(both))
+    })
+
+    it("forget clears the teardown's interruption only when it is the only one", () => {
+      const torn = fiberHolding(Cause.interrupt(by))
+      CallerFiber.forget(torn, by)
+      assert.isFalse(CallerFiber.isInterrupted(torn))
+      assert.isFalse(fields(torn)._deferredInterrupt)
+      for (const held of [Cause.interrupt(7), Cause.combine(Cause.interrupt(by), Cause.interrupt(7))]) {
+        const fiber = fiberHolding(held)
+        CallerFiber.forget(fiber, by)
+        assert.strictEqual(fields(fiber)._interruptedCause, held)
+        assert.isTrue(fields(fiber)._deferredInterrupt)
+      }
+      const untouched = fiberHolding(undefined)
+      CallerFiber.forget(untouched, by)
+      assert.isFalse(CallerFiber.isInterrupted(untouched))
+    })
+  })
 
   for (const adaptive of [true, false]) {
     const limit = adaptive ? "an adaptive limit" : "a fixed limit of 4"

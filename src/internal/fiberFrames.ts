@@ -32,8 +32,11 @@ export interface Frame<About> {
 let pushable: boolean | undefined
 
 /** Whether `fiber` keeps its frames where `push` puts them (one check for the process: every fiber is alike). */
-export const canPush = (fiber: Fiber.Fiber<unknown, unknown>): boolean =>
-  (pushable ??= "_stack" in fiber && Array.isArray((fiber as unknown as Stacked)._stack))
+export const canPush = (fiber: Fiber.Fiber<unknown, unknown>): boolean => (pushable ??= hasStack(fiber))
+
+/** Whether `fiber` has the stack of frames this module pushes on (`canPush`, without its memory). */
+export const hasStack = (fiber: Fiber.Fiber<unknown, unknown>): boolean =>
+  "_stack" in fiber && Array.isArray((fiber as unknown as Stacked)._stack)
 
 /**
  * Pushes on `fiber` the frame of `Effect.onExitPrimitive(self, onExit)`:
