@@ -10,7 +10,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Deferred, Effect, Exit, Fiber, Logger, References, Schedule, Schema, Scope } from "effect"
 import { TestClock } from "effect/testing"
-import { PoolShutdown, Worker, WorkerCrash, type WorkerHealth, WorkerPool } from "effect-worker-pool"
+import { DomainError, PoolShutdown, Worker, WorkerCrash, type WorkerHealth, WorkerPool } from "effect-worker-pool"
 import * as CallerFiber from "../src/internal/callerFiber.ts"
 import * as FiberFrames from "../src/internal/fiberFrames.ts"
 import * as T from "./support.ts"
@@ -283,6 +283,37 @@ describe("a request on its caller's fiber, torn down by another request's crash"
       assert.deepStrictEqual([health.crashes, health.completed, health.inFlight], [1, 3, 0])
     }).pipe(Effect.ensuring(Deferred.succeed(gate, 0)), Effect.scoped)
   })
+
+  it.effect("a request that fails as its caller is interrupted counts as interrupted, and its caller leaves", () =>
+    Effect.gen(function* () {
+      // The handler has its caller interrupted (the interruption waits for the end of its uninterruptible
+      // region), then fails with a domain error: the failure's frame is skipped, and the request's end is an
+      // interruption, not a domain error.
+      const callerOf = yield* Deferred.make<Fiber.Fiber<unknown, unknown>>()
+      const pool = yield* WorkerPool.make({
+        size: 1,
+        worker: (id) =>
+          Worker.make(id, (_: number) =>
+            Effect.uninterruptible(
+              Effect.gen(function* () {
+                const caller = yield* Deferred.await(callerOf)
+                caller.interruptUnsafe()
+                return yield* Effect.fail(new DomainError({ reason: "bad" }))
+              })
+            )
+          )
+      })
+      const caller = yield* Effect.forkChild(pool.dispatch(1))
+      yield* Deferred.succeed(callerOf, caller)
+      const exit = yield* Fiber.await(caller)
+      assert.isTrue(Exit.hasInterrupts(exit), "its caller leaves interrupted")
+      const [[, health]] = yield* pool.health
+      assert.deepStrictEqual([health.completed, health.interrupted, health.errored, health.inFlight], [1, 1, 0, 0])
+      // The pool serves on.
+      yield* Deferred.succeed(callerOf, yield* Effect.forkChild(Effect.never))
+      assert.instanceOf(T.errorOf(yield* Effect.exit(pool.dispatch(2))), DomainError)
+    }).pipe(Effect.scoped)
+  )
 
   it.effect("a handler that cannot be interrupted holds the restart until it ends, and says so", () => {
     const warnings: Array<string> = []
