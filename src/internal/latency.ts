@@ -22,6 +22,12 @@ interface Ewma {
 export class LatencyEstimates {
   /** By worker id (ids are small integers): an array, no hashing on the hot path. */
   private readonly entries: Array<Ewma | undefined> = []
+
+  /** The estimate of `worker`, if it has one (a read past the array's end is slow in V8: it is never made). */
+  private entry(worker: number): Ewma | undefined {
+    const entries = this.entries
+    return worker < entries.length ? entries[worker] : undefined
+  }
   /** How many workers have an estimate, and the sum of the estimates, for their average. */
   private measured = 0
   private total = 0
@@ -44,7 +50,7 @@ export class LatencyEstimates {
 
   /** Records that a request on `worker` took `millis`, at `now`. */
   record(worker: number, millis: number, now: number): void {
-    const ewma = this.entries[worker]
+    const ewma = this.entry(worker)
     if (ewma === undefined) {
       this.entries[worker] = { cost: millis, stamp: now, decayed: millis, decayedAt: now }
       this.measured++
@@ -91,7 +97,7 @@ export class LatencyEstimates {
 
   /** The stored estimate of `worker`, before decay (for tests). */
   stored(worker: number): number | undefined {
-    return this.entries[worker]?.cost
+    return this.entry(worker)?.cost
   }
 
   /**
@@ -100,7 +106,7 @@ export class LatencyEstimates {
    * else the default), floored by the age of its oldest request in flight.
    */
   estimate(candidate: Measured, now: number, average: boolean): number {
-    const ewma = this.entries[candidate.id]
+    const ewma = this.entry(candidate.id)
     const decayed =
       ewma === undefined
         ? average && this.measured > 0
@@ -119,7 +125,7 @@ export class LatencyEstimates {
   delay(candidate: Measured, now: number): number {
     const health = candidate.health
     const inFlight = health.inFlight
-    const ewma = this.entries[candidate.id]
+    const ewma = this.entry(candidate.id)
     let estimate =
       ewma === undefined
         ? this.measured > 0
