@@ -7,6 +7,7 @@ export default defineConfig({
     alias: {
       "effect-worker-pool/testing": fileURLToPath(new URL("./src/testing/index.ts", import.meta.url)),
       "effect-worker-pool/remote": fileURLToPath(new URL("./src/remote/index.ts", import.meta.url)),
+      "effect-worker-pool/child": fileURLToPath(new URL("./src/child.ts", import.meta.url)),
       "effect-worker-pool": fileURLToPath(new URL("./src/index.ts", import.meta.url))
     }
   },
