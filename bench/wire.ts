@@ -8,10 +8,11 @@
  * Goal: each kind at `concurrency` 8 carries at least 2 × the tasks per
  * second of poolifier (task queue off), and at least 0.3 × its bare
  * transport batching 64 tasks per message. Beside the rates, the CPU per task
- * in the parent and in the workers (cpu.ts).
+ * in the parent and in the workers (cpu.ts). Each kind also runs the task as
+ * the one operation of a group at `concurrency` 8, against its single form.
  */
 import { type CpuReading, perTask, readCpu } from "./cpu.ts"
-import { type Kind, kindName, makeKind } from "./kinds.ts"
+import { groupKindName, type Kind, kindName, makeGroupKind, makeKind } from "./kinds.ts"
 import { makePeers, poolifierQueueOff } from "./peers.ts"
 import { interleave, ratio, type Spread, spread, timed } from "./rounds.ts"
 import { pipeEcho, pipeEchoName, threadEcho, threadEchoName } from "./transports.ts"
@@ -81,6 +82,8 @@ export const measureWire = async (
   try {
     for (const kind of ["thread", "subprocess"] as const) {
       for (const concurrency of concurrencies) variants.push(await makeKind(kind, concurrency))
+      // What a group costs over the single form, at the goal's concurrency.
+      variants.push(await makeGroupKind(kind, goalConcurrency))
     }
     variants.push(...makePeers())
     variants.push(await threadEcho(1), await threadEcho(bareBatch), await pipeEcho(1), await pipeEcho(bareBatch))
@@ -127,6 +130,12 @@ export const measureWire = async (
       const at = variants.findIndex((variant) => variant.name === name)
       if (at === -1) throw new Error(`no variant named ${name}`)
       return samples[at]!
+    }
+    for (const kind of ["thread", "subprocess"] as const) {
+      const group = ratio(samplesOf(groupKindName(kind, goalConcurrency)), samplesOf(kindName(kind, goalConcurrency)))
+      console.log(
+        `wire ${kind} kind, concurrency ${goalConcurrency}: a one-operation group carries ${group.median.toFixed(2)} × the single form's tasks per second (${group.low.toFixed(2)}-${group.high.toFixed(2)})`
+      )
     }
     const ratios = (["thread", "subprocess"] as const).flatMap((kind) =>
       concurrencies.map((concurrency) => {

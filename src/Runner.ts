@@ -61,11 +61,11 @@ import * as Fiber from "effect/Fiber"
 import type * as Layer from "effect/Layer"
 import type * as Rpc from "effect/rpc/Rpc"
 import type * as RpcGroup from "effect/rpc/RpcGroup"
-import * as Schema from "effect/Schema"
 import * as Tracer from "effect/Tracer"
 import * as Answer from "./internal/answer.ts"
 import { type Codec, decoding, encoding, needsEffect } from "./internal/codec.ts"
 import * as Invocation from "./internal/invocation.ts"
+import { toJsonWire } from "./internal/jsonWire.ts"
 import { memoryReportsEnv, runnerMemory } from "./internal/memoryReports.ts"
 import * as Operations from "./internal/operations.ts"
 import { trackChildProcesses } from "./internal/runner/childProcesses.ts"
@@ -293,10 +293,10 @@ const serveSingle = <Req, Resp, E, R>(options: Options<Req, Resp, E, R>): Effect
       const json =
         transport.kind === "stdio"
           ? {
-              decodeRequest: decoding(Schema.toCodecJson(options.request)),
+              decodeRequest: decoding(toJsonWire(options.request)),
               encoders: {
-                encodeResponse: encoding(Schema.toCodecJson(options.response)),
-                encodeError: encoding(Schema.toCodecJson(errorSchema))
+                encodeResponse: encoding(toJsonWire(options.response)),
+                encodeError: encoding(toJsonWire(errorSchema))
               }
             }
           : structured

@@ -18,7 +18,7 @@
 
 import type { Tracer } from "effect"
 import { Cause, Clock, Deferred, Duration, Effect, Exit, Queue } from "effect"
-import * as Schema from "effect/Schema"
+import type * as Schema from "effect/Schema"
 import * as Protocol from "../Protocol.ts"
 import { InvalidRequest } from "../WireError.ts"
 import {
@@ -34,6 +34,7 @@ import {
 import { reportedCrash, settleAnswer } from "./answer.ts"
 import { type Codec, type Conversion, decoding, encoding, needsEffect, schemaReason } from "./codec.ts"
 import { describe } from "./describe.ts"
+import { toJsonWire } from "./jsonWire.ts"
 import { expand } from "./shortForm.ts"
 import { DispatchSpan, traceContext, withDispatchSpan } from "./tracing.ts"
 
@@ -57,12 +58,12 @@ export const cloneCodecs = <Req, Resp, E>(
   decodeError: decoding(error)
 })
 
-/** Codecs whose wire values are JSON values. */
+/** Codecs whose wire values are JSON values (bytes as base64, `Transferable` ones included: see jsonWire.ts). */
 export const jsonCodecs = <Req, Resp, E>(
   request: Codec<Req>,
   response: Codec<Resp>,
   error: Codec<E>
-): Codecs<Resp, E> => cloneCodecs(Schema.toCodecJson(request), Schema.toCodecJson(response), Schema.toCodecJson(error))
+): Codecs<Resp, E> => cloneCodecs(toJsonWire(request), toJsonWire(response), toJsonWire(error))
 
 /** What a look at the child's process says, for a child that went silent. */
 export type ProcessState = "stopped" | "running" | "unknown"

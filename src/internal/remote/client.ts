@@ -40,6 +40,7 @@ import { type Decoders, reportedCrash, settleAnswer } from "../answer.ts"
 import { type Codec, decoding, schemaReason } from "../codec.ts"
 import { describe } from "../describe.ts"
 import { jsonFrame } from "../jsonSize.ts"
+import { toJsonWire } from "../jsonWire.ts"
 import { DispatchSpan, traceContext } from "../tracing.ts"
 import type { Gate } from "./gate.ts"
 import * as Handshake from "./handshake.ts"
@@ -106,10 +107,10 @@ export const spawn = <Req, Resp, E>(
     const label = `${settings.host}:${settings.port}`
     // An address that left its membership is not connected to (until it comes back, or the worker is removed).
     if (settings.gate !== undefined) yield* settings.gate.whenOpen
-    const encodeRequest = Schema.encodeUnknownEffect(Schema.toCodecJson(settings.request))
+    const encodeRequest = Schema.encodeUnknownEffect(toJsonWire(settings.request))
     const decoders: Decoders<Resp, E> = {
-      decodeResponse: decoding(Schema.toCodecJson(settings.response)),
-      decodeError: decoding(Schema.toCodecJson(settings.error))
+      decodeResponse: decoding(toJsonWire(settings.response)),
+      decodeError: decoding(toJsonWire(settings.error))
     }
 
     const connection = yield* Effect.acquireRelease(

@@ -46,6 +46,7 @@ import type { Handler } from "../../Runner.ts"
 import * as Answer from "../answer.ts"
 import { type Codec, encoding, schemaReason } from "../codec.ts"
 import * as Invocation from "../invocation.ts"
+import { toJsonWire } from "../jsonWire.ts"
 import * as Handshake from "./handshake.ts"
 import { RunnerMeter } from "./meter.ts"
 import * as RefusalLog from "./refusalLog.ts"
@@ -135,7 +136,7 @@ export const listen = <Req, Resp, E, R>(
   settings: Settings<Req, Resp, E, R>
 ): Effect.Effect<Listening, SocketServer.SocketServerError, R | Scope.Scope> =>
   Effect.gen(function* () {
-    const decodeRequest = Schema.decodeUnknownEffect(Schema.toCodecJson(settings.request))
+    const decodeRequest = Schema.decodeUnknownEffect(toJsonWire(settings.request))
     const fingerprint = Wire.fingerprint(settings.request, settings.response, settings.error)
     const services = yield* Effect.context<R>()
     const runFork = Effect.runForkWith(services)
@@ -157,8 +158,8 @@ export const listen = <Req, Resp, E, R>(
 
     // ---- the handler behind Run ----
     const encoders: Answer.Encoders = {
-      encodeResponse: encoding(Schema.toCodecJson(settings.response)),
-      encodeError: encoding(Schema.toCodecJson(settings.error))
+      encodeResponse: encoding(toJsonWire(settings.response)),
+      encodeError: encoding(toJsonWire(settings.error))
     }
     const later: Answer.Later = (effect, k) => {
       runFork(effect).addObserver(k)
