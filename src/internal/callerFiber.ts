@@ -22,13 +22,18 @@ interface Interruptible {
   _deferredInterrupt: boolean
 }
 
+let tearable: boolean | undefined
+
 /**
  * Whether `fiber` keeps its interruption where `forget` clears it. When it
  * does not (an Effect runtime whose fiber is laid out otherwise), a request
  * that a sibling's crash could have to tear down runs on a fiber of its
  * worker instead: slower, never wrong.
  */
-export const canTearDown = (fiber: Fiber.Fiber<unknown, unknown>): boolean =>
+export const canTearDown = (fiber: Fiber.Fiber<unknown, unknown>): boolean => (tearable ??= hasInterruptFields(fiber))
+
+/** Whether `fiber` has the fields `forget` clears (`canTearDown`, without its memory: every fiber is alike). */
+export const hasInterruptFields = (fiber: Fiber.Fiber<unknown, unknown>): boolean =>
   "_interruptedCause" in fiber && "_deferredInterrupt" in fiber
 
 /** Whether every reason of `cause` is an interruption by `by`. */

@@ -296,13 +296,14 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
         if (member !== undefined) {
           this.meter.queueWait.observe(0)
           if (request.span !== undefined) this.mark(request, member, 0)
-          if (member.core.pathOf(request) === "submit") {
+          const path = member.core.pathOf(request)
+          if (path === "submit") {
             // Sent within this step: its caller waits only for the outcome.
             if (push) this.pushFrame(request)
             this.send(request, member, t)
             return this.wait(request)
           }
-          return this.launch(request, member, t, true, push)
+          return this.launch(request, member, t, true, push, path)
         }
       }
       if (this.membership.canComeBack === 0) return this.refuse(request, "WorkerCrash", Exit.fail(this.refusal()))
@@ -494,10 +495,10 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
     member: Seat<Req, Resp, E>,
     t: number,
     direct: boolean,
-    push: boolean
+    push: boolean,
+    path: Path = member.core.pathOf(request)
   ): Effect.Effect<Resp, any> {
     const core = member.core
-    const path = core.pathOf(request)
     request.path = path
     if (push && path !== "caller") this.pushFrame(request)
     switch (path) {
