@@ -209,12 +209,9 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
   private exitedIn(request: Request<Req>, exit: Exit.Exit<Resp, any>): void {
     switch (request.state) {
       case "Running":
-        if (Exit.isSuccess(exit)) {
-          // An answer on its caller's fiber: settled here, and it passes through as it is.
-          if (request.path === "caller") this.judgeIn(request, exit, "caller")
-          return
-        }
         // A failure that nothing judged: its caller is leaving (interrupted).
+        // (A request on its caller's fiber is judged by its run's frame,
+        // however it ends: `launch`; an answer is judged before it gets here.)
         if (request.path === "submit") {
           this.leaveIn(request)
           return
