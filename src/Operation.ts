@@ -37,6 +37,7 @@ import * as Effect from "effect/Effect"
 import type * as Rpc from "effect/rpc/Rpc"
 import type * as RpcGroup from "effect/rpc/RpcGroup"
 import type * as RpcSchema from "effect/rpc/RpcSchema"
+import type * as Stream from "effect/Stream"
 import * as internal from "./internal/operations.ts"
 import type * as Runner from "./Runner.ts"
 import type { InvalidRequest } from "./WireError.ts"
@@ -167,7 +168,9 @@ export type Handlers<Rpcs extends Rpc.Any, R = never> = {
 /**
  * The handlers of an in-process worker that serves a group
  * (`Worker.fromGroup`): one per operation, each giving an Effect of its
- * rpc's success and error types (a `WorkerCrash` crashes the worker).
+ * rpc's success and error types (a `WorkerCrash` crashes the worker); a
+ * streamed operation's handler gives a `Stream` of its rpc's elements and
+ * stream error (see {@link StreamHandler}).
  *
  * @example
  * ```ts
@@ -186,10 +189,36 @@ export type Handlers<Rpcs extends Rpc.Any, R = never> = {
  * @category models
  */
 export type EffectHandlers<Rpcs extends Rpc.Any> = {
-  readonly [Tag in Rpcs["_tag"]]: (
-    payload: Rpc.Payload<Rpc.ExtractTag<Rpcs, Tag>>
-  ) => Effect.Effect<Rpc.Success<Rpc.ExtractTag<Rpcs, Tag>>, Rpc.Error<Rpc.ExtractTag<Rpcs, Tag>> | WorkerCrash>
+  readonly [Tag in Rpcs["_tag"]]: Rpc.SuccessSchema<Rpc.ExtractTag<Rpcs, Tag>> extends RpcSchema.Stream<any, any>
+    ? StreamHandler<Rpc.ExtractTag<Rpcs, Tag>>
+    : (
+        payload: Rpc.Payload<Rpc.ExtractTag<Rpcs, Tag>>
+      ) => Effect.Effect<Rpc.Success<Rpc.ExtractTag<Rpcs, Tag>>, Rpc.Error<Rpc.ExtractTag<Rpcs, Tag>> | WorkerCrash>
 }
+
+/**
+ * The in-process handler of a streamed operation: it gives a `Stream` of
+ * the rpc's elements, failing with its error (a `WorkerCrash` crashes the
+ * worker). The worker runs it into the caller's window: it is pulled as the
+ * caller reads, and interrupted when the caller stops.
+ *
+ * @example
+ * ```ts
+ * import { Schema, Stream } from "effect"
+ * import { Rpc } from "effect/rpc"
+ * import type { Operation } from "effect-worker-pool"
+ *
+ * const Lines = Rpc.make("Lines", { payload: { text: Schema.String }, success: Schema.String, stream: true })
+ *
+ * const handler: Operation.StreamHandler<typeof Lines> = ({ text }) => Stream.fromIterable(text.split("\n"))
+ * ```
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export type StreamHandler<Current extends Rpc.Any> = (
+  payload: Rpc.Payload<Current>
+) => Stream.Stream<Rpc.SuccessChunk<Current>, Rpc.ErrorExit<Current> | WorkerCrash>
 
 /**
  * The options of one call of a client's method: those of a dispatch (see
@@ -211,7 +240,9 @@ export type CallOptions = WorkerPool.DispatchOptions
  * A typed client of a pool of a group: a method per operation, taking its
  * rpc's payload and giving its success, failing with its error or one of the
  * pool's (see `WorkerPool.DispatchError`), `InvalidRequest` included. A
- * streamed operation has no method (streams are not supported yet).
+ * streamed operation's method gives a `Stream` of its elements, failing
+ * with its stream error or one of the pool's; each run of it is one request
+ * (see the guide's "Streams").
  *
  * @example
  * ```ts
@@ -230,18 +261,24 @@ export type CallOptions = WorkerPool.DispatchOptions
  * @category models
  */
 export type Client<Rpcs extends Rpc.Any> = {
-  readonly [Current in Rpcs as Rpc.SuccessSchema<Current> extends RpcSchema.Stream<any, any>
-    ? never
-    : Current["_tag"]]: (
-    payload: Rpc.Payload<Current>,
-    options?: CallOptions
-  ) => Effect.Effect<Rpc.Success<Current>, WorkerPool.DispatchError<Rpc.Error<Current> | InvalidRequest>>
+  readonly [Current in Rpcs as Current["_tag"]]: Rpc.SuccessSchema<Current> extends RpcSchema.Stream<any, any>
+    ? (
+        payload: Rpc.Payload<Current>,
+        options?: CallOptions
+      ) => Stream.Stream<Rpc.SuccessChunk<Current>, WorkerPool.DispatchError<Rpc.ErrorExit<Current> | InvalidRequest>>
+    : (
+        payload: Rpc.Payload<Current>,
+        options?: CallOptions
+      ) => Effect.Effect<Rpc.Success<Current>, WorkerPool.DispatchError<Rpc.Error<Current> | InvalidRequest>>
 }
 
 /**
  * The options of a client: `idempotent` lists the operations that may run
  * twice (after a `WorkerCrash`, a call is tried again on another worker,
- * within the pool's retry budget); a call's own `idempotent` overrides it.
+ * within the pool's retry budget; a stream only before its first chunk); a
+ * call's own `idempotent` overrides it. `window` is how many chunks of a
+ * streamed call may be in flight, produced and not yet read (default 16, a
+ * positive integer).
  *
  * @example
  * ```ts
@@ -262,6 +299,7 @@ export type Client<Rpcs extends Rpc.Any> = {
  */
 export interface ClientOptions<Rpcs extends Rpc.Any> {
   readonly idempotent?: ReadonlyArray<Rpcs["_tag"]> | undefined
+  readonly window?: number | undefined
 }
 
 /**
@@ -272,7 +310,7 @@ export interface ClientOptions<Rpcs extends Rpc.Any> {
  * wire); an answer and an error decode to the operation's bare value and
  * error. The remote kind's fingerprint, derived from them, covers the whole
  * group. A group with a streamed operation fails with
- * `InvalidOptions` ("streams are not supported yet").
+ * `InvalidOptions` (streams are served in process only, so far).
  *
  * @example
  * ```ts

@@ -393,7 +393,7 @@ export const fromGroup = <Rpcs extends Rpc.Any>(
   Scope.Scope
 > =>
   Effect.suspend(() => {
-    const rpcs = Operations.operationsOf(group)
+    const rpcs = Operations.operationsOf(group, true)
     if (typeof rpcs === "string") return Effect.fail(new InvalidOptions({ reason: rpcs }))
     const wrong = Operations.checkHandlers(rpcs, handlers)
     if (wrong !== undefined) return Effect.fail(new InvalidOptions({ reason: wrong }))

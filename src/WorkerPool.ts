@@ -12,10 +12,12 @@ import { Clock, type Duration, Effect, Exit, Layer, Random, Scope } from "effect
 import type * as Rpc from "effect/rpc/Rpc"
 import type * as RpcGroup from "effect/rpc/RpcGroup"
 import type { DispatchPolicy } from "./DispatchPolicy.ts"
+import { describe } from "./internal/describe.ts"
 import * as Operations from "./internal/operations.ts"
 import * as Rules from "./internal/options.ts"
 import { PoolOptions } from "./internal/pool/options.ts"
 import * as engine from "./internal/pool.ts"
+import * as Streams from "./internal/streams.ts"
 import type * as Operation from "./Operation.ts"
 import type { Worker } from "./Worker.ts"
 import {
@@ -479,9 +481,13 @@ export const client = Effect.fn("WorkerPool.client")(function* <Rpcs extends Rpc
   group: RpcGroup.RpcGroup<Rpcs>,
   options?: Operation.ClientOptions<Rpcs>
 ): Effect.fn.Return<Operation.Client<Rpcs>, InvalidOptions> {
-  const rpcs = Operations.operationsOf(group)
+  const rpcs = Operations.operationsOf(group, true)
   if (typeof rpcs === "string") return yield* new InvalidOptions({ reason: rpcs })
   const idempotent = Operations.idempotentTags(rpcs, options?.idempotent)
   if (typeof idempotent === "string") return yield* new InvalidOptions({ reason: idempotent })
-  return Operations.makeClient(rpcs, pool.dispatch as never, idempotent) as never
+  const window = options?.window ?? Streams.defaultWindow
+  if (!(Number.isSafeInteger(window) && window >= 1)) {
+    return yield* new InvalidOptions({ reason: `window must be a positive integer, got ${describe(window)}` })
+  }
+  return Operations.makeClient(rpcs, pool.dispatch as never, idempotent, window) as never
 })

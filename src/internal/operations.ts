@@ -26,6 +26,7 @@ import { InvalidRequest } from "../WireError.ts"
 import { WorkerCrash } from "../WorkerError.ts"
 import type { Codec } from "./codec.ts"
 import { describe } from "./describe.ts"
+import * as Streams from "./streams.ts"
 
 /** What a runner's handler of operation `tag` gave (its success, or its domain error), to encode with its member. */
 class Tagged {
@@ -54,14 +55,24 @@ const isStream = (schema: unknown): boolean =>
   schema !== null &&
   "~effect/rpc/RpcSchema/StreamSchema" in schema
 
-/** The operations of `group`, or why it cannot be served or called. */
-export const operationsOf = (group: unknown): ReadonlyArray<Rpc.AnyWithProps> | string => {
+/** Whether `rpc` is a streamed operation. */
+export const isStreamed = (rpc: Rpc.AnyWithProps): boolean => isStream(rpc.successSchema)
+
+/**
+ * The operations of `group`, or why it cannot be served or called: a
+ * streamed operation only where `streams` allows it (in process, and the
+ * client).
+ */
+export const operationsOf = (group: unknown, streams = false): ReadonlyArray<Rpc.AnyWithProps> | string => {
   const requests = (group as { readonly requests?: unknown } | null)?.requests
   if (!(requests instanceof Map)) return `group must be an RpcGroup, got ${describe(group)}`
   if (requests.size === 0) return "the group has no operation"
   const rpcs = [...requests.values()] as Array<Rpc.AnyWithProps>
+  if (streams) return rpcs
   for (const rpc of rpcs) {
-    if (isStream(rpc.successSchema)) return `operation ${rpc._tag} is a stream: streams are not supported yet`
+    if (isStream(rpc.successSchema)) {
+      return `operation ${rpc._tag} is a stream: streams are not supported out of process yet (in process, Worker.fromGroup serves them)`
+    }
   }
   return rpcs
 }
@@ -195,35 +206,66 @@ export const inProcessHandler = (
   call: <A, E>(handler: (payload: unknown) => Effect.Effect<A, E>, payload: unknown) => Effect.Effect<A, E>
 ) => {
   const table = new Map<string, (payload: unknown) => Effect.Effect<unknown, unknown>>()
-  for (const rpc of rpcs) table.set(rpc._tag, handlers[rpc._tag]!)
+  // Streamed operations apart, so that a call of the others costs what it did.
+  const streamed = new Map<string, (request: { readonly payload: unknown }) => Effect.Effect<unknown, unknown>>()
+  for (const rpc of rpcs) {
+    if (isStreamed(rpc)) streamed.set(rpc._tag, Streams.inProcessHandler(rpc._tag, handlers[rpc._tag]!))
+    else table.set(rpc._tag, handlers[rpc._tag]!)
+  }
   return (request: { readonly _tag: string; readonly payload: unknown }): Effect.Effect<unknown, unknown> => {
     const tag = (request as { readonly _tag?: unknown } | null)?._tag
     const handler = table.get(tag as string)
     if (handler === undefined) {
+      const stream = streamed.get(tag as string)
+      if (stream !== undefined) return stream(request)
       return Effect.fail(new InvalidRequest({ reason: `no operation ${describe(tag)} in the group` }))
     }
     return call(handler, request.payload)
   }
 }
 
-/** A dispatch with the local option that names its operation. */
+/** A dispatch with the local options that name its operation, and say it is a stream. */
 type Dispatch = (
   request: { readonly _tag: string; readonly payload: unknown },
-  options: { readonly idempotent?: boolean | undefined; readonly operation: string }
+  options: {
+    readonly idempotent?: boolean | undefined
+    readonly operation: string
+    readonly stream?: boolean | undefined
+  }
 ) => Effect.Effect<unknown, unknown>
 
 /**
  * The client of `rpcs` over `dispatch`: a method per operation, idempotent
- * when its tag is in `idempotent` (a call's own `idempotent` overrides it).
+ * when its tag is in `idempotent` (a call's own `idempotent` overrides it);
+ * a streamed operation's method gives a `Stream` with `window` chunks in
+ * flight at most.
  */
 export const makeClient = (
   rpcs: ReadonlyArray<Rpc.AnyWithProps>,
   dispatch: Dispatch,
-  idempotent: ReadonlySet<string>
-): Record<string, (payload: unknown, options?: object) => Effect.Effect<unknown, unknown>> => {
-  const client: Record<string, (payload: unknown, options?: object) => Effect.Effect<unknown, unknown>> = {}
+  idempotent: ReadonlySet<string>,
+  window: number = Streams.defaultWindow
+): Record<string, (payload: unknown, options?: object) => unknown> => {
+  const client: Record<string, (payload: unknown, options?: object) => unknown> = {}
   for (const rpc of rpcs) {
     const tag = rpc._tag
+    if (isStreamed(rpc)) {
+      const defaults = { idempotent: idempotent.has(tag), operation: tag, stream: true }
+      client[tag] = (payload, options) =>
+        Streams.call(
+          (envelope) =>
+            dispatch(
+              envelope as never,
+              options === undefined
+                ? defaults
+                : { idempotent: defaults.idempotent, ...options, operation: tag, stream: true }
+            ),
+          tag,
+          payload,
+          window
+        )
+      continue
+    }
     const defaults = { idempotent: idempotent.has(tag), operation: tag }
     client[tag] = (payload, options) =>
       dispatch(
