@@ -7,10 +7,20 @@
  * after the first chunk), a domain error leaves the worker healthy.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Deferred, Effect, Exit, Fiber, Latch, Option, Schema, Scope, Stream } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, Latch, Metric, Option, Schema, Scope, Stream } from "effect"
 import { Rpc, RpcGroup } from "effect/rpc"
 import { TestClock } from "effect/testing"
-import { InvalidRequest, type Operation, PoolShutdown, Worker, WorkerCrash, WorkerPool } from "effect-worker-pool"
+import {
+  InvalidRequest,
+  type Operation,
+  PoolMetrics,
+  PoolShutdown,
+  RequestTimeout,
+  Worker,
+  WorkerCrash,
+  WorkerPool
+} from "effect-worker-pool"
+import { metricValue } from "./fixtures/metrics.ts"
 
 class CountError extends Schema.TaggedError<CountError>()("CountError", { at: Schema.Number }) {}
 
@@ -355,6 +365,48 @@ describe("streamed operations, in process", () => {
       assert.strictEqual(yield* limitAfter(Stream.runDrain(client.Flow({}))), 1)
       assert.isAbove(yield* limitAfter(client.Wait({})), 1)
     }).pipe(Effect.scoped)
+  )
+
+  it.effect("timeout bounds the whole stream: RequestTimeout after the chunks given before it", () =>
+    Effect.gen(function* () {
+      const reading = yield* Deferred.make<void>()
+      const pool = yield* makePool(() => Stream.make(1, 2).pipe(Stream.concat(Stream.never)), { size: 1 })
+      const client = yield* WorkerPool.client(pool, Counting)
+      const reader = yield* Effect.forkChild(
+        drain(client.Ticks({}, { timeout: "1 second" }).pipe(Stream.tap(() => Deferred.succeed(reading, undefined))))
+      )
+      yield* Deferred.await(reading)
+      yield* TestClock.adjust("1 second")
+      const { seen, exit } = yield* Fiber.join(reader)
+      assert.deepStrictEqual(seen, [1, 2])
+      assert.instanceOf(errorOf(exit), RequestTimeout)
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("the requests counter counts a stream once, at its end, with its operation", () =>
+    Effect.gen(function* () {
+      const pool = yield* WorkerPool.make({
+        name: "streams",
+        size: 2,
+        worker: (id) =>
+          Worker.fromGroup(id, Counting, {
+            ...handlers(() => Stream.make(1, 2, 3).pipe(Stream.concat(Stream.never))),
+            Count: ({ chunks }) =>
+              chunks.length === 0 ? Stream.fail(new CountError({ at: 0 })) : Stream.fromArrays(...chunks)
+          })
+      })
+      const client = yield* WorkerPool.client(pool, Counting)
+      yield* Stream.runDrain(client.Count({ chunks: [[1, 2], [3]] }))
+      yield* Stream.runDrain(client.Count({ chunks: [[1]] }))
+      yield* Effect.flip(Stream.runDrain(client.Count({ chunks: [] })))
+      yield* Stream.runDrain(Stream.take(client.Ticks({}), 2))
+      const snapshot = yield* Metric.snapshot
+      const requests = (attributes: Record<string, string>) =>
+        metricValue(snapshot, PoolMetrics.requests, { pool: "streams", policy: "ShortestExpectedDelay", ...attributes })
+      assert.strictEqual(requests({ outcome: "Success", operation: "Count" }), 2)
+      assert.strictEqual(requests({ outcome: "CountError", operation: "Count" }), 1)
+      assert.strictEqual(requests({ outcome: "Interrupted", operation: "Ticks" }), 1)
+    }).pipe(Effect.scoped, Effect.provideService(Metric.MetricRegistry, new Map()))
   )
 
   it.effect.prop(
