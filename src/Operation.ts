@@ -134,7 +134,8 @@ export type Pool<Rpcs extends Rpc.Any> = WorkerPool.WorkerPool<
  * The handlers of a worker script that serves a group (`Runner.run({ group,
  * handlers })`): one per operation, each a `Runner.Handler` of its rpc's
  * payload, success and error types: it may return an Effect, a promise or a
- * value.
+ * value. A streamed operation's handler gives a `Stream` of its elements
+ * (threads and subprocesses; see the guide's "Streams").
  *
  * @example
  * ```ts
@@ -157,12 +158,21 @@ export type Pool<Rpcs extends Rpc.Any> = WorkerPool.WorkerPool<
  * @category models
  */
 export type Handlers<Rpcs extends Rpc.Any, R = never> = {
-  readonly [Tag in Rpcs["_tag"]]: Runner.Handler<
-    Rpc.Payload<Rpc.ExtractTag<Rpcs, Tag>>,
-    Rpc.Success<Rpc.ExtractTag<Rpcs, Tag>>,
-    Rpc.Error<Rpc.ExtractTag<Rpcs, Tag>>,
-    R
-  >
+  readonly [Tag in Rpcs["_tag"]]: Rpc.SuccessSchema<Rpc.ExtractTag<Rpcs, Tag>> extends RpcSchema.Stream<any, any>
+    ? (
+        payload: Rpc.Payload<Rpc.ExtractTag<Rpcs, Tag>>,
+        context: { readonly signal: AbortSignal; readonly id: number }
+      ) => Stream.Stream<
+        Rpc.SuccessChunk<Rpc.ExtractTag<Rpcs, Tag>>,
+        Rpc.ErrorExit<Rpc.ExtractTag<Rpcs, Tag>> | WorkerCrash,
+        R
+      >
+    : Runner.Handler<
+        Rpc.Payload<Rpc.ExtractTag<Rpcs, Tag>>,
+        Rpc.Success<Rpc.ExtractTag<Rpcs, Tag>>,
+        Rpc.Error<Rpc.ExtractTag<Rpcs, Tag>>,
+        R
+      >
 }
 
 /**
@@ -309,8 +319,9 @@ export interface ClientOptions<Rpcs extends Rpc.Any> {
  * its tag (`{ _tag, payload }`, `{ _tag, value }`, `{ _tag, error }` on the
  * wire); an answer and an error decode to the operation's bare value and
  * error. The remote kind's fingerprint, derived from them, covers the whole
- * group. A group with a streamed operation fails with
- * `InvalidOptions` (streams are served in process only, so far).
+ * group. A streamed operation's answer member is its chunk,
+ * `{ _tag, value: [...] }` (`{ _tag }` at its end), and its error member
+ * takes its stream's error.
  *
  * @example
  * ```ts

@@ -441,8 +441,10 @@ export const layer = <I, Req, Resp, E, WE = never, R = never>(
  * `worker_pool.operation` attribute), and the pool's request metrics count
  * it with an `operation` attribute. `idempotent` lists the operations that
  * may be retried after a crash; a call's own `idempotent` overrides it. A
- * group with a streamed operation, or an `idempotent` that names no
- * operation of the group, fails with `InvalidOptions`.
+ * streamed operation's method gives a `Stream`, with at most `window`
+ * chunks in flight (default 16). An `idempotent` that names no operation of
+ * the group, or a `window` that is not a positive integer, fails with
+ * `InvalidOptions`.
  *
  * @example
  * ```ts
@@ -481,7 +483,7 @@ export const client = Effect.fn("WorkerPool.client")(function* <Rpcs extends Rpc
   group: RpcGroup.RpcGroup<Rpcs>,
   options?: Operation.ClientOptions<Rpcs>
 ): Effect.fn.Return<Operation.Client<Rpcs>, InvalidOptions> {
-  const rpcs = Operations.operationsOf(group, true)
+  const rpcs = Operations.operationsOf(group)
   if (typeof rpcs === "string") return yield* new InvalidOptions({ reason: rpcs })
   const idempotent = Operations.idempotentTags(rpcs, options?.idempotent)
   if (typeof idempotent === "string") return yield* new InvalidOptions({ reason: idempotent })

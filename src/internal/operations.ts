@@ -60,22 +60,28 @@ export const isStreamed = (rpc: Rpc.AnyWithProps): boolean => isStream(rpc.succe
 
 /**
  * The operations of `group`, or why it cannot be served or called: a
- * streamed operation only where `streams` allows it (in process, and the
- * client).
+ * streamed operation refused, with `noStreams` as the reason, where it is
+ * given (a remote runner).
  */
-export const operationsOf = (group: unknown, streams = false): ReadonlyArray<Rpc.AnyWithProps> | string => {
+export const operationsOf = (group: unknown, noStreams?: string): ReadonlyArray<Rpc.AnyWithProps> | string => {
   const requests = (group as { readonly requests?: unknown } | null)?.requests
   if (!(requests instanceof Map)) return `group must be an RpcGroup, got ${describe(group)}`
   if (requests.size === 0) return "the group has no operation"
   const rpcs = [...requests.values()] as Array<Rpc.AnyWithProps>
-  if (streams) return rpcs
+  if (noStreams === undefined) return rpcs
   for (const rpc of rpcs) {
-    if (isStream(rpc.successSchema)) {
-      return `operation ${rpc._tag} is a stream: streams are not supported out of process yet (in process, Worker.fromGroup serves them)`
-    }
+    if (isStream(rpc.successSchema)) return `operation ${rpc._tag} is a stream: ${noStreams}`
   }
   return rpcs
 }
+
+/** The element and error schemas of a streamed operation. */
+const streamSchemas = (rpc: Rpc.AnyWithProps) =>
+  rpc.successSchema as unknown as { readonly success: Schema.Top; readonly error: Schema.Top }
+
+/** The schema of an operation's domain errors: its rpc's error, and its stream's error for a stream. */
+const errorSchemaOf = (rpc: Rpc.AnyWithProps): Schema.Top =>
+  isStreamed(rpc) ? Schema.Union([rpc.errorSchema as Schema.Top, streamSchemas(rpc).error]) : rpc.errorSchema
 
 /** The codecs of a group's calls: its requests, answers and domain errors, each a union over its operations. */
 export interface Schemas<Rpcs extends Rpc.Any> {
@@ -97,8 +103,14 @@ export const schemasOf = <Rpcs extends Rpc.Any>(
     request: Schema.Union(
       rpcs.map((rpc) => Schema.Struct({ _tag: Schema.Literal(rpc._tag), payload: rpc.payloadSchema }))
     ) as never,
-    response: Schema.Union(rpcs.map((rpc) => tagged(rpc._tag, "value", rpc.successSchema))) as never,
-    error: Schema.Union(rpcs.map((rpc) => tagged(rpc._tag, "error", rpc.errorSchema))) as never
+    response: Schema.Union(
+      rpcs.map((rpc) =>
+        isStreamed(rpc)
+          ? taggedChunk(rpc._tag, streamSchemas(rpc).success)
+          : tagged(rpc._tag, "value", rpc.successSchema)
+      )
+    ) as never,
+    error: Schema.Union(rpcs.map((rpc) => tagged(rpc._tag, "error", errorSchemaOf(rpc)))) as never
   }
   cache.set(group, made)
   return made
@@ -123,6 +135,32 @@ const tagged = (tag: string, field: "value" | "error", schema: Schema.Top) =>
       })
     )
   )
+
+/**
+ * A streamed operation's chunk, `{ _tag, value: [...] }` on the wire (see
+ * `Protocol.Chunk`), and its end, `{ _tag }`: in the code, the bare chunk
+ * (`undefined` at the end), and a `Tagged` of operation `tag` to encode.
+ */
+const taggedChunk = (tag: string, element: Schema.Top) =>
+  Schema.Struct({ _tag: Schema.Literal(tag), value: Schema.optionalKey(Schema.Array(element)) }).pipe(
+    Schema.decodeTo(
+      Schema.declare((u): u is unknown => (u instanceof Tagged ? u.tag === tag : true), {
+        expected: `a chunk of ${tag}`
+      }),
+      SchemaTransformation.transform({
+        decode: (encoded: { readonly value?: ReadonlyArray<unknown> }): unknown => encoded.value,
+        encode: (value: unknown): { readonly _tag: string; readonly value?: ReadonlyArray<unknown> } =>
+          value instanceof Tagged && value.tag === tag
+            ? value.value === undefined
+              ? { _tag: tag }
+              : { _tag: tag, value: value.value as ReadonlyArray<unknown> }
+            : { _tag: "" }
+      })
+    )
+  )
+
+/** A chunk of streamed operation `tag` (or its end, `undefined`), to encode with the response's schema. */
+export const chunkOf = (tag: string, chunk: ReadonlyArray<unknown> | undefined): unknown => new Tagged(tag, chunk)
 
 /** What a runner's handler of one operation may return, as `Runner.Handler`. */
 type AnyHandler = (payload: any, context: { readonly signal: AbortSignal; readonly id: number }) => unknown
@@ -152,7 +190,7 @@ interface Tagging {
 
 const tagging = (rpc: Rpc.AnyWithProps): Tagging => {
   const tag = rpc._tag
-  const isError = Schema.is(rpc.errorSchema as Schema.Top)
+  const isError = Schema.is(errorSchemaOf(rpc))
   return {
     succeed: (value) => new Tagged(tag, value),
     // A crash stays a crash; an error its schema does not describe stays itself (a defect, said as such).
@@ -169,14 +207,27 @@ export const runnerHandler = (
   rpcs: ReadonlyArray<Rpc.AnyWithProps>,
   handlers: Record<string, AnyHandler>
 ): AnyHandler => {
-  const table = new Map<string, { readonly handler: AnyHandler; readonly tagging: Tagging }>()
-  for (const rpc of rpcs) table.set(rpc._tag, { handler: handlers[rpc._tag]!, tagging: tagging(rpc) })
-  return (request: { readonly _tag: string; readonly payload: unknown }, context) => {
+  const table = new Map<
+    string,
+    { readonly handler: AnyHandler; readonly tagging: Tagging; readonly streamed: boolean }
+  >()
+  for (const rpc of rpcs) {
+    const handler = handlers[rpc._tag]!
+    const streamed = isStreamed(rpc)
+    table.set(rpc._tag, {
+      handler: streamed ? Streams.runnerHandler(rpc._tag, handler) : handler,
+      tagging: tagging(rpc),
+      streamed
+    })
+  }
+  const streamed = new Set(rpcs.filter(isStreamed).map((rpc) => rpc._tag))
+  const handle = (request: { readonly _tag: string; readonly payload: unknown }, context: HandlerContext) => {
     // The request was decoded: its tag is an operation's.
-    const { handler, tagging } = table.get(request._tag)!
+    const { handler, tagging, streamed } = table.get(request._tag)!
     let result: unknown
     try {
-      result = handler(request.payload, context)
+      // A stream's handler takes the whole request: its sink rides on it.
+      result = handler(streamed ? request : request.payload, context)
     } catch (error) {
       throw tagging.fail(error)
     }
@@ -193,7 +244,11 @@ export const runnerHandler = (
     }
     return tagging.succeed(result)
   }
+  return streamed.size === 0 ? handle : Object.assign(handle, { [Streams.streamedKey]: streamed })
 }
+
+/** What a runner's handler gets beside its request. */
+type HandlerContext = { readonly signal: AbortSignal; readonly id: number }
 
 /**
  * The handler of an in-process worker that serves `rpcs` with `handlers`
