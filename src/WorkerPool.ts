@@ -12,7 +12,6 @@ import { Clock, type Duration, Effect, Exit, Layer, Random, Scope } from "effect
 import type * as Rpc from "effect/rpc/Rpc"
 import type * as RpcGroup from "effect/rpc/RpcGroup"
 import type { DispatchPolicy } from "./DispatchPolicy.ts"
-import { describe } from "./internal/describe.ts"
 import * as Operations from "./internal/operations.ts"
 import * as Rules from "./internal/options.ts"
 import { PoolOptions } from "./internal/pool/options.ts"
@@ -487,9 +486,7 @@ export const client = Effect.fn("WorkerPool.client")(function* <Rpcs extends Rpc
   if (typeof rpcs === "string") return yield* new InvalidOptions({ reason: rpcs })
   const idempotent = Operations.idempotentTags(rpcs, options?.idempotent)
   if (typeof idempotent === "string") return yield* new InvalidOptions({ reason: idempotent })
-  const window = options?.window ?? Streams.defaultWindow
-  if (!(Number.isSafeInteger(window) && window >= 1)) {
-    return yield* new InvalidOptions({ reason: `window must be a positive integer, got ${describe(window)}` })
-  }
+  const window = Streams.windowOf(options?.window)
+  if (typeof window === "string") return yield* new InvalidOptions({ reason: window })
   return Operations.makeClient(rpcs, pool.dispatch as never, idempotent, window) as never
 })

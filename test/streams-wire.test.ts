@@ -66,8 +66,10 @@ const kinds = [
 ] as const
 
 /** A pool of one worker of `kind` that serves `Streams`, taking 4 requests at once. */
-const makePool = (kind: (typeof kinds)[number][2], options?: { readonly maxLineBytes?: number }) =>
-  ScriptPool.make({ ...kind, ...source, ...fast, ...options, concurrency: 4, group: Streams, size: 1 })
+const makePool = (
+  kind: (typeof kinds)[number][2],
+  options?: { readonly maxLineBytes?: number; readonly window?: number }
+) => ScriptPool.make({ ...kind, ...source, ...fast, ...options, concurrency: 4, group: Streams, size: 1 })
 
 /** Requests in flight over the pool's workers. */
 const inFlight = (pool: { readonly health: Effect.Effect<ReadonlyArray<readonly [unknown, { inFlight: number }]>> }) =>
@@ -114,8 +116,8 @@ describe("streamed operations over the wire", { timeout: 120_000 }, () => {
           frame,
           Effect.gen(function* () {
             const window = 4
-            const pool = yield* makePool(kind)
-            const client = yield* WorkerPool.client(pool, Streams, { window })
+            const pool = yield* makePool(kind, { window })
+            const client = pool.client
             const produced = Effect.map(pool.client.Produced({}), (p) => p.produced)
             let consumed = 0
             const seen = yield* Stream.runCollect(
@@ -149,6 +151,16 @@ describe("streamed operations over the wire", { timeout: 120_000 }, () => {
       )
     )
   }
+
+  it.effect("ScriptPool.make checks its window: InvalidOptions, nothing started", () =>
+    Effect.gen(function* () {
+      for (const window of [0, 2.5, "4"]) {
+        const wrong = yield* Effect.flip(makePool(kinds[0][2], { window: window as never }))
+        assert.strictEqual(wrong._tag, "InvalidOptions")
+        assert.match(wrong.reason, /window must be a positive integer/)
+      }
+    }).pipe(Effect.scoped)
+  )
 
   it.live("an oversized chunk fails the stream with a WorkerCrash that says why, after the chunks before it", () =>
     S.live(() =>

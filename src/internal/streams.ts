@@ -55,6 +55,14 @@ export const streamedOf = (handler: unknown): ReadonlySet<string> | undefined =>
 /** The default window: chunks a stream may have in flight, produced and not yet read. */
 export const defaultWindow = 16
 
+/** The window an option asks for (the default when absent), or why it is not one. */
+export const windowOf = (window: unknown): number | string =>
+  window === undefined
+    ? defaultWindow
+    : typeof window === "number" && Number.isSafeInteger(window) && window >= 1
+      ? window
+      : `window must be a positive integer, got ${describe(window)}`
+
 /** Whether `request` is a streamed call whose sink has taken a chunk (it must not run twice). */
 export const emitted = (request: unknown): boolean => {
   const sink = (request as { readonly [sinkKey]?: Sink } | null)?.[sinkKey]
