@@ -9,7 +9,7 @@
  */
 import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Effect, Exit, Option, Schema, Stream } from "effect"
+import { Arbitrary, Cause, Effect, Exit, Option, Schema, Stream } from "effect"
 import type { RpcGroup } from "effect/rpc"
 import {
   InvalidRequest,
@@ -149,6 +149,40 @@ describe("streamed operations over the wire", { timeout: 120_000 }, () => {
           })
         )
       )
+    )
+  }
+
+  /** A case of the property: a window, chunks of elements, and where the reader stops (past the end: never). */
+  const Case = Schema.Struct({
+    window: Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 8 })),
+    chunks: Schema.Array(
+      Schema.Array(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 1000 }))).check(Schema.isMinLength(1))
+    ).check(Schema.isMaxLength(30)),
+    stopAt: Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 120 }))
+  })
+  for (const [name, frame, kind] of [kinds[0], kinds[1]] as const) {
+    it.live(
+      `${name}: every chunk is delivered once, in order, whatever the window and the chunks (sampled cases)`,
+      () =>
+        S.live(() =>
+          withFrame(
+            frame,
+            Effect.gen(function* () {
+              const pool = yield* makePool(kind)
+              const cases = yield* Arbitrary.sampleEffect(Arbitrary.schema(Case), { count: 40, seed: 17 })
+              for (const { window, chunks, stopAt } of cases) {
+                const client = yield* WorkerPool.client(pool, Streams, { window })
+                const all = chunks.flat()
+                const read = yield* Stream.runCollect(Stream.take(client.Count({ chunks }), stopAt))
+                assert.deepStrictEqual(Array.from(read), all.slice(0, stopAt))
+              }
+              // Every stream ended or was cancelled and confirmed: nothing holds the worker.
+              yield* Effect.repeat(inFlight(pool), { until: (n) => n === 0 })
+              const [[, health]] = yield* pool.health
+              assert.deepStrictEqual([health.state, health.crashes], ["Healthy", 0])
+            })
+          )
+        )
     )
   }
 
