@@ -37,6 +37,7 @@ import * as Effect from "effect/Effect"
 import type * as Rpc from "effect/rpc/Rpc"
 import type * as RpcGroup from "effect/rpc/RpcGroup"
 import type * as RpcSchema from "effect/rpc/RpcSchema"
+import type * as Stream from "effect/Stream"
 import * as internal from "./internal/operations.ts"
 import type * as Runner from "./Runner.ts"
 import type { InvalidRequest } from "./WireError.ts"
@@ -133,7 +134,8 @@ export type Pool<Rpcs extends Rpc.Any> = WorkerPool.WorkerPool<
  * The handlers of a worker script that serves a group (`Runner.run({ group,
  * handlers })`): one per operation, each a `Runner.Handler` of its rpc's
  * payload, success and error types: it may return an Effect, a promise or a
- * value.
+ * value. A streamed operation's handler gives a `Stream` of its elements
+ * (threads and subprocesses; see the guide's "Streams").
  *
  * @example
  * ```ts
@@ -156,18 +158,29 @@ export type Pool<Rpcs extends Rpc.Any> = WorkerPool.WorkerPool<
  * @category models
  */
 export type Handlers<Rpcs extends Rpc.Any, R = never> = {
-  readonly [Tag in Rpcs["_tag"]]: Runner.Handler<
-    Rpc.Payload<Rpc.ExtractTag<Rpcs, Tag>>,
-    Rpc.Success<Rpc.ExtractTag<Rpcs, Tag>>,
-    Rpc.Error<Rpc.ExtractTag<Rpcs, Tag>>,
-    R
-  >
+  readonly [Tag in Rpcs["_tag"]]: Rpc.SuccessSchema<Rpc.ExtractTag<Rpcs, Tag>> extends RpcSchema.Stream<any, any>
+    ? (
+        payload: Rpc.Payload<Rpc.ExtractTag<Rpcs, Tag>>,
+        context: { readonly signal: AbortSignal; readonly id: number }
+      ) => Stream.Stream<
+        Rpc.SuccessChunk<Rpc.ExtractTag<Rpcs, Tag>>,
+        Rpc.ErrorExit<Rpc.ExtractTag<Rpcs, Tag>> | WorkerCrash,
+        R
+      >
+    : Runner.Handler<
+        Rpc.Payload<Rpc.ExtractTag<Rpcs, Tag>>,
+        Rpc.Success<Rpc.ExtractTag<Rpcs, Tag>>,
+        Rpc.Error<Rpc.ExtractTag<Rpcs, Tag>>,
+        R
+      >
 }
 
 /**
  * The handlers of an in-process worker that serves a group
  * (`Worker.fromGroup`): one per operation, each giving an Effect of its
- * rpc's success and error types (a `WorkerCrash` crashes the worker).
+ * rpc's success and error types (a `WorkerCrash` crashes the worker); a
+ * streamed operation's handler gives a `Stream` of its rpc's elements and
+ * stream error (see {@link StreamHandler}).
  *
  * @example
  * ```ts
@@ -186,10 +199,36 @@ export type Handlers<Rpcs extends Rpc.Any, R = never> = {
  * @category models
  */
 export type EffectHandlers<Rpcs extends Rpc.Any> = {
-  readonly [Tag in Rpcs["_tag"]]: (
-    payload: Rpc.Payload<Rpc.ExtractTag<Rpcs, Tag>>
-  ) => Effect.Effect<Rpc.Success<Rpc.ExtractTag<Rpcs, Tag>>, Rpc.Error<Rpc.ExtractTag<Rpcs, Tag>> | WorkerCrash>
+  readonly [Tag in Rpcs["_tag"]]: Rpc.SuccessSchema<Rpc.ExtractTag<Rpcs, Tag>> extends RpcSchema.Stream<any, any>
+    ? StreamHandler<Rpc.ExtractTag<Rpcs, Tag>>
+    : (
+        payload: Rpc.Payload<Rpc.ExtractTag<Rpcs, Tag>>
+      ) => Effect.Effect<Rpc.Success<Rpc.ExtractTag<Rpcs, Tag>>, Rpc.Error<Rpc.ExtractTag<Rpcs, Tag>> | WorkerCrash>
 }
+
+/**
+ * The in-process handler of a streamed operation: it gives a `Stream` of
+ * the rpc's elements, failing with its error (a `WorkerCrash` crashes the
+ * worker). The worker runs it into the caller's window: it is pulled as the
+ * caller reads, and interrupted when the caller stops.
+ *
+ * @example
+ * ```ts
+ * import { Schema, Stream } from "effect"
+ * import { Rpc } from "effect/rpc"
+ * import type { Operation } from "effect-worker-pool"
+ *
+ * const Lines = Rpc.make("Lines", { payload: { text: Schema.String }, success: Schema.String, stream: true })
+ *
+ * const handler: Operation.StreamHandler<typeof Lines> = ({ text }) => Stream.fromIterable(text.split("\n"))
+ * ```
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export type StreamHandler<Current extends Rpc.Any> = (
+  payload: Rpc.Payload<Current>
+) => Stream.Stream<Rpc.SuccessChunk<Current>, Rpc.ErrorExit<Current> | WorkerCrash>
 
 /**
  * The options of one call of a client's method: those of a dispatch (see
@@ -211,7 +250,9 @@ export type CallOptions = WorkerPool.DispatchOptions
  * A typed client of a pool of a group: a method per operation, taking its
  * rpc's payload and giving its success, failing with its error or one of the
  * pool's (see `WorkerPool.DispatchError`), `InvalidRequest` included. A
- * streamed operation has no method (streams are not supported yet).
+ * streamed operation's method gives a `Stream` of its elements, failing
+ * with its stream error or one of the pool's; each run of it is one request
+ * (see the guide's "Streams").
  *
  * @example
  * ```ts
@@ -230,18 +271,24 @@ export type CallOptions = WorkerPool.DispatchOptions
  * @category models
  */
 export type Client<Rpcs extends Rpc.Any> = {
-  readonly [Current in Rpcs as Rpc.SuccessSchema<Current> extends RpcSchema.Stream<any, any>
-    ? never
-    : Current["_tag"]]: (
-    payload: Rpc.Payload<Current>,
-    options?: CallOptions
-  ) => Effect.Effect<Rpc.Success<Current>, WorkerPool.DispatchError<Rpc.Error<Current> | InvalidRequest>>
+  readonly [Current in Rpcs as Current["_tag"]]: Rpc.SuccessSchema<Current> extends RpcSchema.Stream<any, any>
+    ? (
+        payload: Rpc.Payload<Current>,
+        options?: CallOptions
+      ) => Stream.Stream<Rpc.SuccessChunk<Current>, WorkerPool.DispatchError<Rpc.ErrorExit<Current> | InvalidRequest>>
+    : (
+        payload: Rpc.Payload<Current>,
+        options?: CallOptions
+      ) => Effect.Effect<Rpc.Success<Current>, WorkerPool.DispatchError<Rpc.Error<Current> | InvalidRequest>>
 }
 
 /**
  * The options of a client: `idempotent` lists the operations that may run
  * twice (after a `WorkerCrash`, a call is tried again on another worker,
- * within the pool's retry budget); a call's own `idempotent` overrides it.
+ * within the pool's retry budget; a stream only before its first chunk); a
+ * call's own `idempotent` overrides it. `window` is how many chunks of a
+ * streamed call may be in flight, produced and not yet read (default 16, a
+ * positive integer).
  *
  * @example
  * ```ts
@@ -262,6 +309,7 @@ export type Client<Rpcs extends Rpc.Any> = {
  */
 export interface ClientOptions<Rpcs extends Rpc.Any> {
   readonly idempotent?: ReadonlyArray<Rpcs["_tag"]> | undefined
+  readonly window?: number | undefined
 }
 
 /**
@@ -271,8 +319,9 @@ export interface ClientOptions<Rpcs extends Rpc.Any> {
  * its tag (`{ _tag, payload }`, `{ _tag, value }`, `{ _tag, error }` on the
  * wire); an answer and an error decode to the operation's bare value and
  * error. The remote kind's fingerprint, derived from them, covers the whole
- * group. A group with a streamed operation fails with
- * `InvalidOptions` ("streams are not supported yet").
+ * group. A streamed operation's answer member is its chunk,
+ * `{ _tag, value: [...] }` (`{ _tag }` at its end), and its error member
+ * takes its stream's error.
  *
  * @example
  * ```ts

@@ -19,8 +19,10 @@
  *
  * | direction      | message                                     | meaning                                                  |
  * |----------------|---------------------------------------------|----------------------------------------------------------|
- * | child → parent | `{"_tag":"Ready","protocol":2,"heartbeat":500}` | the runner is up, and sends a heartbeat every 500 ms (optional); sent once, before anything else |
- * | parent → child | `{"_tag":"Request","id":1,"payload":…}`     | run the handler on `payload` (the encoded request); a traced request adds `"trace":{"traceId":…,"spanId":…,"sampled":true}`, the span of its dispatch (optional) |
+ * | child → parent | `{"_tag":"Ready","protocol":3,"heartbeat":500}` | the runner is up, and sends a heartbeat every 500 ms (optional); sent once, before anything else |
+ * | parent → child | `{"_tag":"Request","id":1,"payload":…}`     | run the handler on `payload` (the encoded request); a traced request adds `"trace":{"traceId":…,"spanId":…,"sampled":true}`, the span of its dispatch (optional); a streamed operation's call adds `"window":16`, the chunks the child may send before an `Ack` |
+ * | child → parent | `{"_tag":"Chunk","id":1,"value":…}`         | a chunk of a streamed call's elements (the encoded chunk), within its window |
+ * | parent → child | `{"_tag":"Ack","id":1,"n":1}`               | the caller read `n` more chunks of the stream: `n` more may be sent |
  * | parent → child | `{"_tag":"Cancel","id":1}`                  | the caller gave up: interrupt the handler                |
  * | parent → child | `{"_tag":"Shutdown"}`                       | exit now (threads; a subprocess sees its stdin close)    |
  * | child → parent | `{"_tag":"Success","id":1,"value":…}`       | final: the encoded response                              |
@@ -32,9 +34,16 @@
  * | child → parent | `{"_tag":"ChildStarted","pid":42,"group":false}` | a thread started process 42 (the leader of its own group if `group`) |
  * | child → parent | `{"_tag":"ChildExited","pid":42}`           | that process exited                                      |
  *
- * A final message for an id that is not in flight, a line that is not JSON or
- * not one of these messages, or a line longer than the limit is a protocol
- * fault: the parent treats the child as crashed.
+ * A final message or a `Chunk` for an id that is not in flight (a chunk after
+ * its stream's end included), a `Chunk` beyond its window or of a request
+ * that is not a stream, a line that is not JSON or not one of these
+ * messages, or a line longer than the limit is a protocol fault: the parent
+ * treats the child as crashed. A stream ends with its final message
+ * (`Success` after its last chunk, `Failure`, `Crash`, `Cancelled`).
+ *
+ * A parent of this version takes a child of version 2 (the same messages,
+ * without `Chunk` and `Ack`): such a child serves every operation that is
+ * not a stream.
  *
  * A runner on Node offers a binary frame in its `Ready` (`"frame":"v8"`). A
  * parent that takes it writes the byte `0xFF` (no byte of UTF-8, so no JSON
@@ -66,13 +75,32 @@ import { excerpt } from "./internal/text.ts"
  * ```ts
  * import { Protocol } from "effect-worker-pool"
  *
- * console.log(Protocol.version) // 2
+ * console.log(Protocol.version) // 3
  * ```
+ *
+ * A parent also takes a child of {@link oldestVersion}.
  *
  * @since 0.1.0
  * @category constants
  */
-export const version = 2
+export const version = 3
+
+/**
+ * The oldest version of the protocol a parent still takes: a child of
+ * version 2 speaks every message but `Chunk` and `Ack`, so it serves every
+ * operation that is not a stream.
+ *
+ * @example
+ * ```ts
+ * import { Protocol } from "effect-worker-pool"
+ *
+ * console.log(Protocol.oldestVersion) // 2
+ * ```
+ *
+ * @since 0.4.0
+ * @category constants
+ */
+export const oldestVersion = 2
 
 /**
  * The default limit on one line of the subprocess protocol, in bytes, without
@@ -229,6 +257,8 @@ export type TraceContext = typeof TraceContext.Type
  * Run the handler on `payload`, the request as its schema encodes it. A
  * request dispatched under a span carries it in `trace` (see
  * {@link TraceContext}); a runner that does not know the field ignores it.
+ * A call of a streamed operation carries `window`: how many {@link Chunk}s
+ * the child may send before the parent's first {@link Ack}.
  *
  * @example
  * ```ts
@@ -243,7 +273,8 @@ export type TraceContext = typeof TraceContext.Type
 export const Request = Schema.TaggedStruct("Request", {
   id: RequestId,
   payload: Schema.optionalKey(Schema.Unknown),
-  trace: Schema.optionalKey(TraceContext)
+  trace: Schema.optionalKey(TraceContext),
+  window: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)))
 })
 
 /**
@@ -273,6 +304,30 @@ export const Cancel = Schema.TaggedStruct("Cancel", { id: RequestId })
  * @category schemas
  */
 export type Cancel = typeof Cancel.Type
+
+/**
+ * The caller of streamed request `id` read `n` more chunks: the child may
+ * send `n` more {@link Chunk}s. A child may send a chunk only while the
+ * chunks it sent are fewer than the request's `window` plus the acknowledged
+ * ones.
+ *
+ * @example
+ * ```ts
+ * import { Protocol } from "effect-worker-pool"
+ *
+ * const ack: Protocol.Ack = { _tag: "Ack", id: 1, n: 1 }
+ * ```
+ *
+ * @since 0.4.0
+ * @category schemas
+ */
+export const Ack = Schema.TaggedStruct("Ack", { id: RequestId, n: Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)) })
+
+/**
+ * @since 0.4.0
+ * @category schemas
+ */
+export type Ack = typeof Ack.Type
 
 /**
  * The child should stop now: its pending requests are abandoned. A subprocess
@@ -319,6 +374,35 @@ export const Success = Schema.TaggedStruct("Success", {
  * @category schemas
  */
 export type Success = typeof Success.Type
+
+/**
+ * A chunk of streamed request `id`: its elements, as the response schema
+ * encodes a chunk (for an operation of a group, `{ _tag, value: [...] }`).
+ * Not final: the stream ends with `Success` (its value, for an operation of
+ * a group, `{ _tag }`), or with another final message. A chunk beyond the
+ * window, for a request that is not a stream, or for an id not in flight is
+ * a protocol fault.
+ *
+ * @example
+ * ```ts
+ * import { Protocol } from "effect-worker-pool"
+ *
+ * const chunk: Protocol.Chunk = { _tag: "Chunk", id: 1, value: { _tag: "Rows", value: ["a", "b"] } }
+ * ```
+ *
+ * @since 0.4.0
+ * @category schemas
+ */
+export const Chunk = Schema.TaggedStruct("Chunk", {
+  id: RequestId,
+  value: Schema.optionalKey(Schema.Unknown)
+})
+
+/**
+ * @since 0.4.0
+ * @category schemas
+ */
+export type Chunk = typeof Chunk.Type
 
 /**
  * Final answer to request `id`: a domain error, as the error schema encodes
@@ -501,7 +585,7 @@ export type ChildExited = typeof ChildExited.Type
  * @since 0.1.0
  * @category schemas
  */
-export const ToChild = Schema.Union([Request, Cancel, Shutdown])
+export const ToChild = Schema.Union([Request, Cancel, Shutdown, Ack])
 
 /**
  * @since 0.1.0
@@ -526,6 +610,7 @@ export type ToChild = typeof ToChild.Type
 export const FromChild = Schema.Union([
   Ready,
   Success,
+  Chunk,
   Failure,
   Crash,
   Rejected,
@@ -755,6 +840,7 @@ const isFromChild = (u: unknown): u is FromChild => {
     case "Success":
     case "Failure":
     case "Cancelled":
+    case "Chunk":
       return isId(u.id)
     case "Crash":
     case "Rejected":
@@ -835,9 +921,11 @@ const isToChild = (u: unknown): u is ToChild => {
   if (!isRecord(u)) return false
   switch (u._tag) {
     case "Request":
-      return isId(u.id) && (!("trace" in u) || isTraceContext(u.trace))
+      return isId(u.id) && (!("trace" in u) || isTraceContext(u.trace)) && (!("window" in u) || isId(u.window))
     case "Cancel":
       return isId(u.id)
+    case "Ack":
+      return isId(u.id) && isId(u.n)
     case "Shutdown":
       return true
     default:

@@ -70,6 +70,7 @@ import { memoryReportsEnv, runnerMemory } from "./internal/memoryReports.ts"
 import * as Operations from "./internal/operations.ts"
 import { trackChildProcesses } from "./internal/runner/childProcesses.ts"
 import { type Inbound, stdioTransport, threadTransport } from "./internal/runner/transport.ts"
+import * as Streams from "./internal/streams.ts"
 import { movingEncoding } from "./internal/transfer.ts"
 import type * as Operation from "./Operation.ts"
 import * as Protocol from "./Protocol.ts"
@@ -148,10 +149,11 @@ export interface Options<Req, Resp, E = DomainError, R = never> {
  * and the request's context, as a {@link Handler}. The parent's pool is made
  * from the same group. `maxLineBytes` is as in {@link Options}.
  *
- * A group with a streamed operation, or handlers that miss an operation (or
- * name one the group does not have), is refused when the runner starts: the
- * runner says why on stderr and exits with code 2, and the worker never
- * becomes ready.
+ * A streamed operation's handler gives a `Stream` of its elements, sent to
+ * the parent in chunks within the call's window. Handlers that miss an
+ * operation (or name one the group does not have) are refused when the
+ * runner starts: the runner says why on stderr and exits with code 2, and
+ * the worker never becomes ready.
  *
  * @example
  * ```ts
@@ -188,7 +190,8 @@ export interface GroupOptions<Rpcs extends Rpc.Any, R = never> {
  * (see `Operation.schemas`), its `handler` calls the operation's handler.
  * For `Remote.serve` and `Remote.listen`, which take that form:
  * `Remote.serve({ ...Runner.fromGroup(Group, handlers), port: 7400 })`.
- * Throws `InvalidOptions` for a group with a streamed operation, or handlers
+ * Throws `InvalidOptions` for a group with a streamed operation (remote
+ * runners do not serve streams yet), or handlers
  * that miss an operation (or name one the group does not have).
  *
  * @example
@@ -208,8 +211,16 @@ export interface GroupOptions<Rpcs extends Rpc.Any, R = never> {
 export const fromGroup = <Rpcs extends Rpc.Any, R = never>(
   group: RpcGroup.RpcGroup<Rpcs>,
   handlers: Operation.Handlers<Rpcs, R>
+): Options<Operation.Request<Rpcs>, Operation.Response<Rpcs>, Operation.Failure<Rpcs>, R> =>
+  groupForm(group, handlers, "streams are not supported by remote runners yet")
+
+/** The single-request form of a runner of `group`; a streamed operation refused for `noStreams`, if given. */
+const groupForm = <Rpcs extends Rpc.Any, R = never>(
+  group: RpcGroup.RpcGroup<Rpcs>,
+  handlers: Operation.Handlers<Rpcs, R>,
+  noStreams: string | undefined
 ): Options<Operation.Request<Rpcs>, Operation.Response<Rpcs>, Operation.Failure<Rpcs>, R> => {
-  const rpcs = Operations.operationsOf(group)
+  const rpcs = Operations.operationsOf(group, noStreams)
   if (typeof rpcs === "string") throw new InvalidOptions({ reason: rpcs })
   const wrong = Operations.checkHandlers(rpcs, handlers)
   if (wrong !== undefined) throw new InvalidOptions({ reason: wrong })
@@ -225,7 +236,7 @@ const singleForm = (
 ): Options<any, any, any, any> | WorkerCrash => {
   if (!("group" in options)) return options
   try {
-    return { ...fromGroup(options.group, options.handlers), maxLineBytes: options.maxLineBytes }
+    return { ...groupForm(options.group, options.handlers, undefined), maxLineBytes: options.maxLineBytes }
   } catch (error) {
     const reason = error instanceof InvalidOptions ? error.reason : String(error)
     return new WorkerCrash({ reason: new Defect({ message: `defect: invalid operations: ${reason}` }) })
@@ -305,6 +316,9 @@ const serveSingle = <Req, Resp, E, R>(options: Options<Req, Resp, E, R>): Effect
       const runFork = Effect.runForkWith(services)
 
       const running = new Map<number, Invocation.Invocation>()
+      // The streamed operations the handler serves, and the sinks of the streamed calls running.
+      const streamed = Streams.streamedOf(options.handler)
+      const sinks = new Map<number, Streams.RunnerSink>()
       const finished = Deferred.makeUnsafe<void, WorkerCrash>()
       let stopping = false
       const finish = (exit: Exit.Exit<void, WorkerCrash>) => {
@@ -364,8 +378,40 @@ const serveSingle = <Req, Resp, E, R>(options: Options<Req, Resp, E, R>): Effect
       const answerExit = (id: number, exit: Exit.Exit<Resp, unknown>) =>
         Answer.answerExit(exit, codecs().encoders, later, id, replyTo)
 
+      /** Sends a chunk of streamed request `id`, of operation `tag`; gives why it could not. */
+      const sendChunk = (id: number, tag: string, chunk: ReadonlyArray<unknown>): Effect.Effect<string | undefined> =>
+        Effect.suspend(() => {
+          const { encodeResponse } = codecs().encoders
+          const value = Operations.chunkOf(tag, chunk)
+          const send = (encoded: unknown) =>
+            stopping ? undefined : transport.send({ _tag: "Chunk", id, value: encoded })
+          const refused = (cause: Cause.Cause<unknown>) => `the chunk does not encode: ${Answer.describeCause(cause)}`
+          const encoded = encodeResponse.run(value)
+          if (Exit.isSuccess(encoded)) return Effect.succeed(send(encoded.value))
+          if (!needsEffect(encoded)) return Effect.succeed(refused(encoded.cause))
+          return Effect.matchCause(encodeResponse.effect(value), { onSuccess: send, onFailure: refused })
+        })
+
+      /**
+       * A streamed call gets its sink, on the request: its chunks wait for the
+       * parent's credit. One without a window (a bare dispatch) is refused.
+       */
+      const withSink = (id: number, request: Req, window: number | undefined): boolean => {
+        const tag = (request as { readonly _tag?: unknown } | null)?._tag
+        if (streamed === undefined || typeof tag !== "string" || !streamed.has(tag)) return true
+        if (window === undefined) {
+          reply({ _tag: "Rejected", id, reason: `operation ${tag} is a stream: call it through the client's method` })
+          return false
+        }
+        const sink = Streams.runnerSink(window, (chunk) => sendChunk(id, tag, chunk))
+        sinks.set(id, sink)
+        ;(request as { [Streams.sinkKey]?: Streams.Sink })[Streams.sinkKey] = sink
+        return true
+      }
+
       /** Calls the handler and answers by how it ended; an Effect runs under the request's span, if traced. */
-      const invoke = (id: number, request: Req, trace: Protocol.TraceContext | undefined) => {
+      const invoke = (id: number, request: Req, trace: Protocol.TraceContext | undefined, window?: number) => {
+        if (!withSink(id, request, window)) return
         const invocation = Invocation.invoke(
           options.handler,
           request,
@@ -375,13 +421,19 @@ const serveSingle = <Req, Resp, E, R>(options: Options<Req, Resp, E, R>): Effect
             : (effect) => runFork(Effect.withParentSpan(effect, Tracer.externalSpan(trace))),
           (exit) => {
             running.delete(id)
+            sinks.delete(id)
             answerExit(id, exit)
           }
         )
         if (invocation !== undefined) running.set(id, invocation)
       }
 
-      const start = (id: number, payload: unknown, trace: Protocol.TraceContext | undefined) => {
+      const start = (
+        id: number,
+        payload: unknown,
+        trace: Protocol.TraceContext | undefined,
+        window: number | undefined
+      ) => {
         if (running.has(id)) {
           return finish(
             Exit.fail(
@@ -393,14 +445,14 @@ const serveSingle = <Req, Resp, E, R>(options: Options<Req, Resp, E, R>): Effect
           reply({ _tag: "Rejected", id, reason: Answer.describeCause(cause) })
         const { decodeRequest } = codecs()
         const decoded = decodeRequest.run(payload)
-        if (Exit.isSuccess(decoded)) return invoke(id, decoded.value, trace)
+        if (Exit.isSuccess(decoded)) return invoke(id, decoded.value, trace, window)
         if (!needsEffect(decoded)) return rejected(decoded.cause)
         // A request that takes time to decode can be cancelled meanwhile.
         const fiber = runFork(decodeRequest.effect(payload))
         running.set(id, { cancel: () => fiber.interruptUnsafe(), stopped: Effect.asVoid(Fiber.await(fiber)), fiber })
         fiber.addObserver((exit) => {
           running.delete(id)
-          if (Exit.isSuccess(exit)) invoke(id, exit.value, trace)
+          if (Exit.isSuccess(exit)) invoke(id, exit.value, trace, window)
           else if (Cause.hasInterruptsOnly(exit.cause)) reply({ _tag: "Cancelled", id })
           else rejected(exit.cause)
         })
@@ -410,7 +462,10 @@ const serveSingle = <Req, Resp, E, R>(options: Options<Req, Resp, E, R>): Effect
         if (stopping) return
         switch (message._tag) {
           case "Request":
-            return start(message.id, message.payload, message.trace)
+            return start(message.id, message.payload, message.trace, message.window)
+          case "Ack":
+            // An unknown id ended already: its acknowledgements come late.
+            return sinks.get(message.id)?.ack(message.n)
           case "Cancel":
             // An unknown id was answered already: its answer acknowledges the cancel.
             return running.get(message.id)?.cancel()

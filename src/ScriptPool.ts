@@ -26,6 +26,7 @@ import { Context, Effect, Layer, type Scope } from "effect"
 import type * as Rpc from "effect/rpc/Rpc"
 import type * as RpcGroup from "effect/rpc/RpcGroup"
 import * as Operations from "./internal/operations.ts"
+import * as Streams from "./internal/streams.ts"
 import type * as Operation from "./Operation.ts"
 import * as Subprocess from "./Subprocess.ts"
 import * as Thread from "./Thread.ts"
@@ -193,8 +194,10 @@ export type Options<Req, Resp, E = DomainError> = ThreadOptions<Req, Resp, E> | 
  * The options of the pool of a script that serves the operations of an
  * `effect/rpc` `RpcGroup` (`Runner.run({ group, handlers })`): `thread` or
  * `subprocess`, `group` in place of the schemas, `idempotent` (the
- * operations a crash may retry, as `WorkerPool.client` takes it), and any
- * option of the kind, of the workers and of the pool.
+ * operations a crash may retry, as `WorkerPool.client` takes it), `window`
+ * (the chunks of a streamed call in flight, default 16, as
+ * `WorkerPool.client` takes it), and any option of the kind, of the workers
+ * and of the pool.
  *
  * @example
  * ```ts
@@ -230,6 +233,7 @@ export type GroupOptions<Rpcs extends Rpc.Any> = (
 ) & {
   readonly group: RpcGroup.RpcGroup<Rpcs>
   readonly idempotent?: ReadonlyArray<Rpcs["_tag"]> | undefined
+  readonly window?: number | undefined
 }
 
 /**
@@ -359,17 +363,19 @@ export const make: {
   ): Effect.Effect<ScriptPool<Req, Resp, E>, InvalidOptions, Scope.Scope>
 } = Effect.fn("ScriptPool.make")(function* (options: Options<unknown, unknown, unknown> | GroupOptions<any>) {
   if (!("group" in options)) return yield* makeSingle(options)
-  const { group, idempotent: idempotentOption, ...rest } = options
+  const { group, idempotent: idempotentOption, window: windowOption, ...rest } = options
   const rpcs = Operations.operationsOf(group)
   if (typeof rpcs === "string") return yield* new InvalidOptions({ reason: rpcs })
   const idempotent = Operations.idempotentTags(rpcs, idempotentOption)
   if (typeof idempotent === "string") return yield* new InvalidOptions({ reason: idempotent })
+  const window = Streams.windowOf(windowOption)
+  if (typeof window === "string") return yield* new InvalidOptions({ reason: window })
   const pool = yield* makeSingle({ ...rest, ...Operations.schemasOf(group, rpcs) } as Options<
     unknown,
     unknown,
     unknown
   >)
-  return { ...pool, client: Operations.makeClient(rpcs, pool.dispatch as never, idempotent) }
+  return { ...pool, client: Operations.makeClient(rpcs, pool.dispatch as never, idempotent, window) }
 }) as never
 
 /** Makes the pool of a script of the single-request form. */

@@ -362,9 +362,10 @@ export const makeScoped = <Req, Resp, E = never, InitE = never, R = never>(
  * `Operation.EffectHandlers`). Its requests and answers are the group's (see
  * `Operation.Request`); call it through `WorkerPool.client`. A request whose
  * tag is no operation of the group fails with `InvalidRequest` (in process,
- * payloads are not decoded: their types are the check). A group with a
- * streamed operation, or handlers that miss an operation, fail with
- * `InvalidOptions` and start nothing.
+ * payloads are not decoded: their types are the check). A streamed
+ * operation's handler gives a `Stream` (see `Operation.StreamHandler`).
+ * Handlers that miss an operation fail with `InvalidOptions` and start
+ * nothing.
  *
  * @example
  * ```ts

@@ -16,6 +16,7 @@ import * as Operations from "./internal/operations.ts"
 import * as Rules from "./internal/options.ts"
 import { PoolOptions } from "./internal/pool/options.ts"
 import * as engine from "./internal/pool.ts"
+import * as Streams from "./internal/streams.ts"
 import type * as Operation from "./Operation.ts"
 import type { Worker } from "./Worker.ts"
 import {
@@ -439,8 +440,10 @@ export const layer = <I, Req, Resp, E, WE = never, R = never>(
  * `worker_pool.operation` attribute), and the pool's request metrics count
  * it with an `operation` attribute. `idempotent` lists the operations that
  * may be retried after a crash; a call's own `idempotent` overrides it. A
- * group with a streamed operation, or an `idempotent` that names no
- * operation of the group, fails with `InvalidOptions`.
+ * streamed operation's method gives a `Stream`, with at most `window`
+ * chunks in flight (default 16). An `idempotent` that names no operation of
+ * the group, or a `window` that is not a positive integer, fails with
+ * `InvalidOptions`.
  *
  * @example
  * ```ts
@@ -483,5 +486,7 @@ export const client = Effect.fn("WorkerPool.client")(function* <Rpcs extends Rpc
   if (typeof rpcs === "string") return yield* new InvalidOptions({ reason: rpcs })
   const idempotent = Operations.idempotentTags(rpcs, options?.idempotent)
   if (typeof idempotent === "string") return yield* new InvalidOptions({ reason: idempotent })
-  return Operations.makeClient(rpcs, pool.dispatch as never, idempotent) as never
+  const window = Streams.windowOf(options?.window)
+  if (typeof window === "string") return yield* new InvalidOptions({ reason: window })
+  return Operations.makeClient(rpcs, pool.dispatch as never, idempotent, window) as never
 })

@@ -57,7 +57,8 @@ const messagesOf = (events: ReadonlyArray<Event>, whole: (id: number, payload: u
 
 /** A request or success without its payload comes back with an `undefined` one (its short form has the slot). */
 const withPayload = (message: Protocol.ToChild | Protocol.FromChild): unknown => {
-  if (message._tag === "Request" && !("payload" in message) && !("trace" in message))
+  // Only a request of no other field than its payload takes the short form (a streamed call's `window` keeps it whole).
+  if (message._tag === "Request" && !("payload" in message) && !("trace" in message) && !("window" in message))
     return { ...message, payload: undefined }
   if (message._tag === "Success" && !("value" in message)) return { ...message, value: undefined }
   return message

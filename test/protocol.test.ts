@@ -425,7 +425,7 @@ describe("batches from a thread", () => {
       old.receiveBatch({ _tag: "Ready", protocol: 1 })
       assert.strictEqual(
         old.deathReason()?.message,
-        `protocol error: thread 1 speaks protocol version 1, expected ${Protocol.version}`
+        `protocol error: thread 1 speaks protocol version 1, expected ${Protocol.oldestVersion} to ${Protocol.version}`
       )
     })
   )

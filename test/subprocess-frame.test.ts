@@ -208,7 +208,7 @@ describe("the runner's side of the binary frame", { timeout: 30_000, concurrent:
             const newline = out.indexOf(10)
             return newline === -1 ? undefined : out.subarray(0, newline).toString("utf8")
           })
-          assert.deepStrictEqual(JSON.parse(readyLine), { _tag: "Ready", protocol: 2, frame: "v8" })
+          assert.deepStrictEqual(JSON.parse(readyLine), { _tag: "Ready", protocol: Protocol.version, frame: "v8" })
           const afterReady = Buffer.byteLength(readyLine) + 1
 
           // Two requests in their short form, in one frame; the first logs with console.log before it answers.

@@ -36,6 +36,7 @@ import { type Codec, type Conversion, decoding, encoding, needsEffect, schemaRea
 import { describe } from "./describe.ts"
 import { toJsonWire } from "./jsonWire.ts"
 import { expand } from "./shortForm.ts"
+import { type CallerSink, callerSinkOf } from "./streams.ts"
 import { DispatchSpan, traceContext, withDispatchSpan } from "./tracing.ts"
 
 export type { Codec } from "./codec.ts"
@@ -162,6 +163,10 @@ interface Entry<A, E> {
   readonly always: boolean
   /** The span it was dispatched under, if traced: the child runs its handler under it. */
   readonly trace: Protocol.TraceContext | undefined
+  /** A streamed call's sink: the child's chunks go there (see `streams.ts`). */
+  readonly sink: CallerSink | undefined
+  /** Chunks the child may still send: its window, less the chunks sent, plus those read. */
+  credit: number
 }
 
 const cancelledExit = Exit.failCause(Cause.interrupt())
@@ -198,6 +203,8 @@ const makeWith = <Req, Resp, E>(
   let isReady = false
   let heartbeats = false
   let shortRequests = false
+  /** The child's protocol version, from its `Ready`. */
+  let protocol = Protocol.version
   /** Counts the signs of life of the child, for the watchdog. */
   let signs = 0
   let deathReason: CrashReason | undefined
@@ -250,12 +257,59 @@ const makeWith = <Req, Resp, E>(
     entry.state = State.Sent
     pending.set(id, entry)
     const trace = entry.trace
+    if (entry.sink !== undefined) {
+      dispatchStream(id, entry, entry.sink)
+      return
+    }
     const refused = sendSafely(
       trace === undefined
         ? { _tag: "Request", id, payload: entry.payload }
         : { _tag: "Request", id, payload: entry.payload, trace }
     )
     if (refused !== undefined) refuseEntry(id, entry, refused)
+  }
+
+  /** Sends a streamed call with its window; each chunk its caller reads is acknowledged. */
+  const dispatchStream = (id: number, entry: Pending, sink: CallerSink): void => {
+    if (protocol < 3) {
+      refuseEntry(id, entry, `${label} speaks protocol version ${protocol}, which has no streams`)
+      return
+    }
+    entry.credit = sink.window
+    sink.onTake = () => {
+      if (entry.state !== State.Sent || entry.cancelled || deathReason !== undefined) return
+      entry.credit++
+      sendSafely({ _tag: "Ack", id, n: 1 })
+    }
+    const message: Protocol.Request = { _tag: "Request", id, payload: entry.payload, window: sink.window }
+    const refused = sendSafely(entry.trace === undefined ? message : { ...message, trace: entry.trace })
+    if (refused !== undefined) refuseEntry(id, entry, refused)
+  }
+
+  /** A chunk of a streamed call: to its sink, within its window. */
+  const chunk = (message: Protocol.Chunk) => {
+    const id = message.id
+    const entry = pending.get(id)
+    if (entry === undefined) return fault(`sent a chunk of request ${id}, which is not in flight`)
+    const sink = entry.sink
+    if (sink === undefined) return fault(`sent a chunk of request ${id}, which is not a stream`)
+    if (entry.credit <= 0) return fault(`sent a chunk of request ${id} beyond its window of ${sink.window}`)
+    entry.credit--
+    if (entry.cancelled) return
+    const decoded = codecs.decodeResponse.run(message.value)
+    if (Exit.isFailure(decoded)) {
+      const error = Cause.findErrorOption(decoded.cause)
+      return fault(
+        error._tag === "Some"
+          ? `sent a chunk of request ${id} that does not decode: ${schemaReason(error.value)}`
+          : `sent a chunk of request ${id} whose schema decodes asynchronously, which streams do not support`
+      )
+    }
+    const values = decoded.value as unknown
+    if (!Array.isArray(values) || values.length === 0) {
+      return fault(`sent a chunk of request ${id} that is not a non-empty array`)
+    }
+    sink.push(values as [unknown, ...Array<unknown>])
   }
 
   const refuseEntry = (id: number, entry: Pending, reason: string) => {
@@ -328,9 +382,12 @@ const makeWith = <Req, Resp, E>(
         return
       case "Ready":
         if (isReady) return fault("sent Ready twice")
-        if (message.protocol !== Protocol.version) {
-          return fault(`speaks protocol version ${message.protocol}, expected ${Protocol.version}`)
+        if (!(message.protocol >= Protocol.oldestVersion && message.protocol <= Protocol.version)) {
+          return fault(
+            `speaks protocol version ${message.protocol}, expected ${Protocol.oldestVersion} to ${Protocol.version}`
+          )
         }
+        protocol = message.protocol
         if (message.heartbeat !== undefined) {
           if (silenceMillis !== undefined && !(message.heartbeat > 0 && message.heartbeat < silenceMillis)) {
             return fault(
@@ -350,6 +407,7 @@ const makeWith = <Req, Resp, E>(
         return
     }
     if (!isReady) return fault(`sent ${message._tag} for request ${message.id} before Ready`)
+    if (message._tag === "Chunk") return chunk(message)
     const entry = pending.get(message.id)
     if (entry === undefined) return fault(`answered request ${message.id}, which is not in flight`)
     pending.delete(message.id)
@@ -385,7 +443,10 @@ const makeWith = <Req, Resp, E>(
       if (deathReason !== undefined) return
       // A child of protocol 1 posts its Ready alone: its version is the better reason.
       const lone = typeof batch === "object" && batch !== null ? (batch as { _tag?: unknown; protocol?: unknown }) : {}
-      if (!isReady && lone._tag === "Ready" && lone.protocol !== Protocol.version) return receive(batch)
+      const known = typeof lone.protocol === "number" && lone.protocol >= Protocol.oldestVersion
+      if (!isReady && lone._tag === "Ready" && !(known && (lone.protocol as number) <= Protocol.version)) {
+        return receive(batch)
+      }
       return fault("sent a value that is not a batch (an array) of protocol messages")
     }
     const malformed = expand(batch, successOf, receive)
@@ -461,9 +522,20 @@ const makeWith = <Req, Resp, E>(
     payload: unknown,
     resume: (outcome: Effect.Effect<Resp, Outcome>) => void,
     always: boolean,
-    trace: Protocol.TraceContext | undefined
+    trace: Protocol.TraceContext | undefined,
+    sink: CallerSink | undefined
   ) => {
-    const entry: Pending = { id: 0, state: State.Queued, cancelled: false, payload, resume, always, trace }
+    const entry: Pending = {
+      id: 0,
+      state: State.Queued,
+      cancelled: false,
+      payload,
+      resume,
+      always,
+      trace,
+      sink,
+      credit: 0
+    }
     if (free > 0) {
       free--
       dispatch(entry)
@@ -493,7 +565,13 @@ const makeWith = <Req, Resp, E>(
       }
       return noop
     }
-    const entry = enter(encoded.value, done, true, span === undefined ? undefined : traceContext(span))
+    const entry = enter(
+      encoded.value,
+      done,
+      true,
+      span === undefined ? undefined : traceContext(span),
+      callerSinkOf(request)
+    )
     return () => {
       if (entry.state === State.Queued) {
         entry.state = State.Left
@@ -504,10 +582,14 @@ const makeWith = <Req, Resp, E>(
     }
   }
 
-  const submit = (payload: unknown, trace: Protocol.TraceContext | undefined): Effect.Effect<Resp, Outcome> =>
+  const submit = (
+    payload: unknown,
+    trace: Protocol.TraceContext | undefined,
+    sink: CallerSink | undefined
+  ): Effect.Effect<Resp, Outcome> =>
     Effect.callback<Resp, Outcome>((resume) => {
       if (deathReason !== undefined) return resume(crashed())
-      return leave(enter(payload, resume, false, trace))
+      return leave(enter(payload, resume, false, trace, sink))
     })
 
   const invalid = (error: Schema.SchemaError) =>
@@ -519,13 +601,13 @@ const makeWith = <Req, Resp, E>(
       const span = fiber.getRef(DispatchSpan)
       const trace = span === undefined ? undefined : traceContext(span)
       const encoded = codecs.encodeRequest.run(request)
-      if (Exit.isSuccess(encoded)) return submit(encoded.value, trace)
+      if (Exit.isSuccess(encoded)) return submit(encoded.value, trace, callerSinkOf(request))
       if (!needsEffect(encoded)) {
         const error = Cause.findErrorOption(encoded.cause)
         return error._tag === "Some" ? invalid(error.value) : Exit.failCause(encoded.cause as Cause.Cause<never>)
       }
       return Effect.matchCauseEffect(codecs.encodeRequest.effect(request), {
-        onSuccess: (payload) => submit(payload, trace),
+        onSuccess: (payload) => submit(payload, trace, callerSinkOf(request)),
         onFailure: (cause): Effect.Effect<never, Outcome> => {
           const error = Cause.findErrorOption(cause)
           return error._tag === "Some" ? invalid(error.value) : Effect.failCause(cause as Cause.Cause<never>)

@@ -36,7 +36,7 @@ const notAnEffect = (value: unknown): Effect.Effect<never> => {
 }
 
 /** What a value is, in a few words. */
-const shape = (value: unknown): string => {
+export const shape = (value: unknown): string => {
   switch (typeof value) {
     case "undefined":
       return "undefined"

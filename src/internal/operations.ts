@@ -26,6 +26,7 @@ import { InvalidRequest } from "../WireError.ts"
 import { WorkerCrash } from "../WorkerError.ts"
 import type { Codec } from "./codec.ts"
 import { describe } from "./describe.ts"
+import * as Streams from "./streams.ts"
 
 /** What a runner's handler of operation `tag` gave (its success, or its domain error), to encode with its member. */
 class Tagged {
@@ -54,17 +55,33 @@ const isStream = (schema: unknown): boolean =>
   schema !== null &&
   "~effect/rpc/RpcSchema/StreamSchema" in schema
 
-/** The operations of `group`, or why it cannot be served or called. */
-export const operationsOf = (group: unknown): ReadonlyArray<Rpc.AnyWithProps> | string => {
+/** Whether `rpc` is a streamed operation. */
+export const isStreamed = (rpc: Rpc.AnyWithProps): boolean => isStream(rpc.successSchema)
+
+/**
+ * The operations of `group`, or why it cannot be served or called: a
+ * streamed operation refused, with `noStreams` as the reason, where it is
+ * given (a remote runner).
+ */
+export const operationsOf = (group: unknown, noStreams?: string): ReadonlyArray<Rpc.AnyWithProps> | string => {
   const requests = (group as { readonly requests?: unknown } | null)?.requests
   if (!(requests instanceof Map)) return `group must be an RpcGroup, got ${describe(group)}`
   if (requests.size === 0) return "the group has no operation"
   const rpcs = [...requests.values()] as Array<Rpc.AnyWithProps>
+  if (noStreams === undefined) return rpcs
   for (const rpc of rpcs) {
-    if (isStream(rpc.successSchema)) return `operation ${rpc._tag} is a stream: streams are not supported yet`
+    if (isStream(rpc.successSchema)) return `operation ${rpc._tag} is a stream: ${noStreams}`
   }
   return rpcs
 }
+
+/** The element and error schemas of a streamed operation. */
+const streamSchemas = (rpc: Rpc.AnyWithProps) =>
+  rpc.successSchema as unknown as { readonly success: Schema.Top; readonly error: Schema.Top }
+
+/** The schema of an operation's domain errors: its rpc's error, and its stream's error for a stream. */
+const errorSchemaOf = (rpc: Rpc.AnyWithProps): Schema.Top =>
+  isStreamed(rpc) ? Schema.Union([rpc.errorSchema as Schema.Top, streamSchemas(rpc).error]) : rpc.errorSchema
 
 /** The codecs of a group's calls: its requests, answers and domain errors, each a union over its operations. */
 export interface Schemas<Rpcs extends Rpc.Any> {
@@ -86,8 +103,14 @@ export const schemasOf = <Rpcs extends Rpc.Any>(
     request: Schema.Union(
       rpcs.map((rpc) => Schema.Struct({ _tag: Schema.Literal(rpc._tag), payload: rpc.payloadSchema }))
     ) as never,
-    response: Schema.Union(rpcs.map((rpc) => tagged(rpc._tag, "value", rpc.successSchema))) as never,
-    error: Schema.Union(rpcs.map((rpc) => tagged(rpc._tag, "error", rpc.errorSchema))) as never
+    response: Schema.Union(
+      rpcs.map((rpc) =>
+        isStreamed(rpc)
+          ? taggedChunk(rpc._tag, streamSchemas(rpc).success)
+          : tagged(rpc._tag, "value", rpc.successSchema)
+      )
+    ) as never,
+    error: Schema.Union(rpcs.map((rpc) => tagged(rpc._tag, "error", errorSchemaOf(rpc)))) as never
   }
   cache.set(group, made)
   return made
@@ -112,6 +135,32 @@ const tagged = (tag: string, field: "value" | "error", schema: Schema.Top) =>
       })
     )
   )
+
+/**
+ * A streamed operation's chunk, `{ _tag, value: [...] }` on the wire (see
+ * `Protocol.Chunk`), and its end, `{ _tag }`: in the code, the bare chunk
+ * (`undefined` at the end), and a `Tagged` of operation `tag` to encode.
+ */
+const taggedChunk = (tag: string, element: Schema.Top) =>
+  Schema.Struct({ _tag: Schema.Literal(tag), value: Schema.optionalKey(Schema.Array(element)) }).pipe(
+    Schema.decodeTo(
+      Schema.declare((u): u is unknown => (u instanceof Tagged ? u.tag === tag : true), {
+        expected: `a chunk of ${tag}`
+      }),
+      SchemaTransformation.transform({
+        decode: (encoded: { readonly value?: ReadonlyArray<unknown> }): unknown => encoded.value,
+        encode: (value: unknown): { readonly _tag: string; readonly value?: ReadonlyArray<unknown> } =>
+          value instanceof Tagged && value.tag === tag
+            ? value.value === undefined
+              ? { _tag: tag }
+              : { _tag: tag, value: value.value as ReadonlyArray<unknown> }
+            : { _tag: "" }
+      })
+    )
+  )
+
+/** A chunk of streamed operation `tag` (or its end, `undefined`), to encode with the response's schema. */
+export const chunkOf = (tag: string, chunk: ReadonlyArray<unknown> | undefined): unknown => new Tagged(tag, chunk)
 
 /** What a runner's handler of one operation may return, as `Runner.Handler`. */
 type AnyHandler = (payload: any, context: { readonly signal: AbortSignal; readonly id: number }) => unknown
@@ -141,7 +190,7 @@ interface Tagging {
 
 const tagging = (rpc: Rpc.AnyWithProps): Tagging => {
   const tag = rpc._tag
-  const isError = Schema.is(rpc.errorSchema as Schema.Top)
+  const isError = Schema.is(errorSchemaOf(rpc))
   return {
     succeed: (value) => new Tagged(tag, value),
     // A crash stays a crash; an error its schema does not describe stays itself (a defect, said as such).
@@ -158,14 +207,27 @@ export const runnerHandler = (
   rpcs: ReadonlyArray<Rpc.AnyWithProps>,
   handlers: Record<string, AnyHandler>
 ): AnyHandler => {
-  const table = new Map<string, { readonly handler: AnyHandler; readonly tagging: Tagging }>()
-  for (const rpc of rpcs) table.set(rpc._tag, { handler: handlers[rpc._tag]!, tagging: tagging(rpc) })
-  return (request: { readonly _tag: string; readonly payload: unknown }, context) => {
+  const table = new Map<
+    string,
+    { readonly handler: AnyHandler; readonly tagging: Tagging; readonly streamed: boolean }
+  >()
+  for (const rpc of rpcs) {
+    const handler = handlers[rpc._tag]!
+    const streamed = isStreamed(rpc)
+    table.set(rpc._tag, {
+      handler: streamed ? Streams.runnerHandler(rpc._tag, handler) : handler,
+      tagging: tagging(rpc),
+      streamed
+    })
+  }
+  const streamed = new Set(rpcs.filter(isStreamed).map((rpc) => rpc._tag))
+  const handle = (request: { readonly _tag: string; readonly payload: unknown }, context: HandlerContext) => {
     // The request was decoded: its tag is an operation's.
-    const { handler, tagging } = table.get(request._tag)!
+    const { handler, tagging, streamed } = table.get(request._tag)!
     let result: unknown
     try {
-      result = handler(request.payload, context)
+      // A stream's handler takes the whole request: its sink rides on it.
+      result = handler(streamed ? request : request.payload, context)
     } catch (error) {
       throw tagging.fail(error)
     }
@@ -182,7 +244,11 @@ export const runnerHandler = (
     }
     return tagging.succeed(result)
   }
+  return streamed.size === 0 ? handle : Object.assign(handle, { [Streams.streamedKey]: streamed })
 }
+
+/** What a runner's handler gets beside its request. */
+type HandlerContext = { readonly signal: AbortSignal; readonly id: number }
 
 /**
  * The handler of an in-process worker that serves `rpcs` with `handlers`
@@ -195,35 +261,66 @@ export const inProcessHandler = (
   call: <A, E>(handler: (payload: unknown) => Effect.Effect<A, E>, payload: unknown) => Effect.Effect<A, E>
 ) => {
   const table = new Map<string, (payload: unknown) => Effect.Effect<unknown, unknown>>()
-  for (const rpc of rpcs) table.set(rpc._tag, handlers[rpc._tag]!)
+  // Streamed operations apart, so that a call of the others costs what it did.
+  const streamed = new Map<string, (request: { readonly payload: unknown }) => Effect.Effect<unknown, unknown>>()
+  for (const rpc of rpcs) {
+    if (isStreamed(rpc)) streamed.set(rpc._tag, Streams.inProcessHandler(rpc._tag, handlers[rpc._tag]!))
+    else table.set(rpc._tag, handlers[rpc._tag]!)
+  }
   return (request: { readonly _tag: string; readonly payload: unknown }): Effect.Effect<unknown, unknown> => {
     const tag = (request as { readonly _tag?: unknown } | null)?._tag
     const handler = table.get(tag as string)
     if (handler === undefined) {
+      const stream = streamed.get(tag as string)
+      if (stream !== undefined) return stream(request)
       return Effect.fail(new InvalidRequest({ reason: `no operation ${describe(tag)} in the group` }))
     }
     return call(handler, request.payload)
   }
 }
 
-/** A dispatch with the local option that names its operation. */
+/** A dispatch with the local options that name its operation, and say it is a stream. */
 type Dispatch = (
   request: { readonly _tag: string; readonly payload: unknown },
-  options: { readonly idempotent?: boolean | undefined; readonly operation: string }
+  options: {
+    readonly idempotent?: boolean | undefined
+    readonly operation: string
+    readonly stream?: boolean | undefined
+  }
 ) => Effect.Effect<unknown, unknown>
 
 /**
  * The client of `rpcs` over `dispatch`: a method per operation, idempotent
- * when its tag is in `idempotent` (a call's own `idempotent` overrides it).
+ * when its tag is in `idempotent` (a call's own `idempotent` overrides it);
+ * a streamed operation's method gives a `Stream` with `window` chunks in
+ * flight at most.
  */
 export const makeClient = (
   rpcs: ReadonlyArray<Rpc.AnyWithProps>,
   dispatch: Dispatch,
-  idempotent: ReadonlySet<string>
-): Record<string, (payload: unknown, options?: object) => Effect.Effect<unknown, unknown>> => {
-  const client: Record<string, (payload: unknown, options?: object) => Effect.Effect<unknown, unknown>> = {}
+  idempotent: ReadonlySet<string>,
+  window: number = Streams.defaultWindow
+): Record<string, (payload: unknown, options?: object) => unknown> => {
+  const client: Record<string, (payload: unknown, options?: object) => unknown> = {}
   for (const rpc of rpcs) {
     const tag = rpc._tag
+    if (isStreamed(rpc)) {
+      const defaults = { idempotent: idempotent.has(tag), operation: tag, stream: true }
+      client[tag] = (payload, options) =>
+        Streams.call(
+          (envelope) =>
+            dispatch(
+              envelope as never,
+              options === undefined
+                ? defaults
+                : { idempotent: defaults.idempotent, ...options, operation: tag, stream: true }
+            ),
+          tag,
+          payload,
+          window
+        )
+      continue
+    }
     const defaults = { idempotent: idempotent.has(tag), operation: tag }
     client[tag] = (payload, options) =>
       dispatch(

@@ -75,12 +75,14 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
 
   /** The plans of an operation's calls without a timeout of their own: not idempotent, and idempotent. */
   const operationPlans = new Map<string, readonly [Plan, Plan]>()
-  const operationPlan = (operation: string, idempotent: boolean): Plan => {
+  const operationPlan = (operation: string, idempotent: boolean, stream: boolean | undefined): Plan => {
     let plans = operationPlans.get(operation)
     if (plans === undefined) {
+      // An operation is streamed or not, whatever the call: its plans are made once.
+      const streamed = stream === true ? { stream: true } : undefined
       plans = [
-        { ...defaultPlan, operation },
-        { ...defaultPlan, idempotent: true, operation }
+        { ...defaultPlan, operation, ...streamed },
+        { ...defaultPlan, idempotent: true, operation, ...streamed }
       ]
       operationPlans.set(operation, plans)
     }
@@ -88,13 +90,18 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
   }
 
   /** What a dispatch's options ask for; an operation's client names its operation (a local option). */
-  const planOf = (options: (DispatchOptions & { readonly operation?: string | undefined }) | undefined): Plan =>
+  const planOf = (
+    options:
+      | (DispatchOptions & { readonly operation?: string | undefined; readonly stream?: boolean | undefined })
+      | undefined
+  ): Plan =>
     options === undefined
       ? defaultPlan
       : options.operation !== undefined && options.timeout === undefined && options.queueTimeout === undefined
-        ? operationPlan(options.operation, options.idempotent === true)
+        ? operationPlan(options.operation, options.idempotent === true, options.stream)
         : {
             operation: options.operation,
+            ...(options.stream === true ? { stream: true } : undefined),
             timeout: options.timeout === undefined ? config.timeout : Duration.fromInputUnsafe(options.timeout),
             queueTimeoutMillis:
               options.queueTimeout === undefined

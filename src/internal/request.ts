@@ -69,6 +69,8 @@ export interface Plan {
   readonly idempotent: boolean
   /** The operation of a group it calls (see `Operation`), for its span and metrics; none for a single request. */
   readonly operation?: string | undefined
+  /** A streamed operation's call (see `streams.ts`): its run time says nothing of a worker's latency. */
+  readonly stream?: boolean | undefined
 }
 
 /** A request's place in the admission queue: a node of its lines and of its deadline heap. */

@@ -29,6 +29,7 @@ import * as CallerFiber from "../callerFiber.ts"
 import * as FiberFrames from "../fiberFrames.ts"
 import { PoolMeter } from "../metrics.ts"
 import { callerTag, leave, type Plan, Request, refuse, unreserve } from "../request.ts"
+import { emitted } from "../streams.ts"
 import { coreOf, type Owner, type Path, type RunResult, type WorkerCore } from "../worker.ts"
 import type { EngineServices, PoolConfig } from "./config.ts"
 import { type Member, Membership } from "./membership.ts"
@@ -634,18 +635,24 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
     member.metrics.runTime.observe(millis)
     if (request.probe) request.probe = false
     // An adaptive limit learns from the run time (before the roster places the worker anew).
-    if (core.limiter !== undefined) core.learn(request.outcome!, millis, timed || millis > 0 || path === "submit", t)
+    // A stream's run time is its consumer's pace, not the worker's latency: the limit learns nothing of it,
+    // the policy only a failure.
+    const stream = request.plan.stream === true
+    const known = (timed || millis > 0 || path === "submit") && !stream
+    if (core.limiter !== undefined && !stream) core.learn(request.outcome!, millis, known, t)
     this.selection.refresh(member)
     // A run that started and ended in one turn, and was not timed, took an
     // unknown time (the turn's clock says 0): the policy learns nothing of it.
-    this.outcomes.settled(member, request.outcome!, millis, t, timed || millis > 0 || path === "submit")
+    this.outcomes.settled(member, request.outcome!, millis, t, known)
     this.mayServe = true
     if (
       request.idempotent &&
       !request.left &&
       (request.outcome === "crashed" || request.outcome === "torn") &&
       request.attempts <= this.config.retry.maxRetries &&
-      !this.closing
+      !this.closing &&
+      // A stream that gave a chunk does not run twice.
+      !(stream && emitted(request.payload))
     ) {
       // The crash's news (its worker restarting, the pool in panic) first.
       this.applyPosted()
