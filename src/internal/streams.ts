@@ -92,18 +92,7 @@ export const inProcessHandler =
         new InvalidRequest({ reason: `operation ${tag} is a stream: call it through the client's method` })
       )
     }
-    let stream: unknown
-    try {
-      stream = handler(request.payload)
-    } catch (error) {
-      return Effect.die(
-        new HandlerMistake(`the handler of ${tag} threw before it returned a Stream: ${describe(error)}`)
-      )
-    }
-    if (!Stream.isStream(stream)) {
-      return Effect.die(new HandlerMistake(`the handler of ${tag} returned ${shape(stream)}, not a Stream`))
-    }
-    return Stream.runForEachArray(stream as Stream.Stream<unknown, unknown>, sink.offer)
+    return runInto(tag, sink, () => handler(request.payload))
   }
 
 /**
@@ -119,19 +108,22 @@ export const runnerHandler =
     if (sink === undefined) {
       return Effect.die(new HandlerMistake(`operation ${tag} is a stream: it was called without a window`))
     }
-    let stream: unknown
-    try {
-      stream = handler(request.payload, context)
-    } catch (error) {
-      return Effect.die(
-        new HandlerMistake(`the handler of ${tag} threw before it returned a Stream: ${describe(error)}`)
-      )
-    }
-    if (!Stream.isStream(stream)) {
-      return Effect.die(new HandlerMistake(`the handler of ${tag} returned ${shape(stream)}, not a Stream`))
-    }
-    return Stream.runForEachArray(stream as Stream.Stream<unknown, unknown>, sink.offer)
+    return runInto(tag, sink, () => handler(request.payload, context))
   }
+
+/** Runs the `Stream` the handler of `tag` gives (`call`) into `sink`: one that throws or gives something else dies. */
+const runInto = (tag: string, sink: Sink, call: () => unknown): Effect.Effect<void, unknown> => {
+  let stream: unknown
+  try {
+    stream = call()
+  } catch (error) {
+    return Effect.die(new HandlerMistake(`the handler of ${tag} threw before it returned a Stream: ${describe(error)}`))
+  }
+  if (!Stream.isStream(stream)) {
+    return Effect.die(new HandlerMistake(`the handler of ${tag} returned ${shape(stream)}, not a Stream`))
+  }
+  return Stream.runForEachArray(stream as Stream.Stream<unknown, unknown>, sink.offer)
+}
 
 /**
  * A streamed call, as its caller reads it: each run dispatches the envelope
