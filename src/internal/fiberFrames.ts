@@ -39,32 +39,26 @@ export const hasStack = (fiber: Fiber.Fiber<unknown, unknown>): boolean =>
   "_stack" in fiber && Array.isArray((fiber as unknown as Stacked)._stack)
 
 /**
- * Pushes on `fiber` the frame of `Effect.onExitPrimitive(self, onExit)`:
- * `onExit` sees how what follows ends, called on the frame, whose `about`
+ * Pushes on `fiber` the frame of `Effect.onExitPrimitive(self, handler)`:
+ * `handler` sees how what follows ends, called on the frame, whose `about`
  * is `about`. A handler shared by every frame (no closure per frame) is the
  * point: a dispatch makes no function.
  */
 export const pushOnExit = <About, A, E>(
   fiber: Fiber.Fiber<unknown, unknown>,
   about: About,
-  onExit: (this: Frame<About>, exit: Exit.Exit<A, E>) => Effect.Effect<void> | undefined
+  handler: (this: Frame<About>, exit: Exit.Exit<A, E>) => Effect.Effect<void> | undefined
 ): void => {
-  ;(fiber as unknown as Stacked)._stack.push(makeOnExit(undefined as never, about, onExit))
+  ;(fiber as unknown as Stacked)._stack.push(onExit(undefined as never, about, handler))
 }
 
-/** `Effect.onExitPrimitive(self, onExit)`, `onExit` called on the frame (`this.about`): where frames cannot be pushed. */
+/** `Effect.onExitPrimitive(self, handler)`, `handler` called on the frame (`this.about`): where frames cannot be pushed. */
 export const onExit = <About, A, E, R>(
   self: Effect.Effect<A, E, R>,
   about: About,
-  onExit: (this: Frame<About>, exit: Exit.Exit<A, E>) => Effect.Effect<void> | undefined
-): Effect.Effect<A, E, R> => makeOnExit(self, about, onExit)
-
-const makeOnExit = <About, A, E, R>(
-  self: Effect.Effect<A, E, R>,
-  about: About,
-  onExit: (this: Frame<About>, exit: Exit.Exit<A, E>) => Effect.Effect<void> | undefined
+  handler: (this: Frame<About>, exit: Exit.Exit<A, E>) => Effect.Effect<void> | undefined
 ): Effect.Effect<A, E, R> => {
-  const frame = Effect.onExitPrimitive(self, onExit as never)
+  const frame = Effect.onExitPrimitive(self, handler as never)
   ;(frame as unknown as { about: About }).about = about
   return frame
 }
