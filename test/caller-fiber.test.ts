@@ -90,21 +90,17 @@ describe("a request on its caller's fiber, torn down by another request's crash"
       assert.isFalse(FiberFrames.hasStack({} as never))
       assert.isFalse(FiberFrames.hasStack({ _stack: "not an array" } as never))
       yield* Fiber.interrupt(fiber)
-      // Outer: an exit frame; inner: a failure's frame; the handler fails.
-      // Each handler is called on its frame, and reads what the frame is about.
+      // An exit frame sees how what it wraps ends, called on its frame (it reads what the frame is about).
       const seen: Array<readonly [string, Exit.Exit<unknown, unknown>]> = []
-      const caught = yield* Effect.withFiber((self) => {
+      const passed = yield* Effect.withFiber((self) => {
         FiberFrames.pushOnExit(self, "outer", function (exit: Exit.Exit<unknown, unknown>) {
           seen.push([this.about, exit])
           return undefined
         })
-        FiberFrames.pushCatchCause(self, "inner", function (cause) {
-          return Effect.succeed(`caught by ${this.about}: ${Cause.squash(cause)}`)
-        })
-        return Effect.fail("bad")
+        return Effect.succeed("ok")
       })
-      assert.strictEqual(caught, "caught by inner: bad")
-      assert.deepStrictEqual(seen, [["outer", Exit.succeed("caught by inner: bad")]])
+      assert.strictEqual(passed, "ok")
+      assert.deepStrictEqual(seen, [["outer", Exit.succeed("ok")]])
       // An exit frame sees an interruption of what it wraps, and its fiber's parent sees the fiber interrupted.
       const gate = yield* Deferred.make<void>()
       const interrupted = yield* Effect.forkChild(
@@ -123,6 +119,121 @@ describe("a request on its caller's fiber, torn down by another request's crash"
       assert.isTrue(Exit.hasInterrupts(seen[1]![1]))
     })
   )
+
+  describe("a run's frame (one frame: its end judged where it cannot be interrupted, then what a failure's caller sees)", () => {
+    /** Whether the fiber running this is interruptible now. */
+    const interruptibleNow = Effect.withFiber((self) =>
+      Effect.succeed((self as unknown as { readonly interruptible: boolean }).interruptible)
+    )
+    type Seen = Array<readonly [string, unknown]>
+    /** A success's value, an interruption, or a failure's error. */
+    const shown = (exit: Exit.Exit<unknown, unknown>): unknown =>
+      Exit.isSuccess(exit) ? exit.value : Cause.hasInterrupts(exit.cause) ? "interrupted" : Cause.squash(exit.cause)
+    /** Runs `body` under a run's frame about `about`; `failed` gives what a failure's caller sees. */
+    const underRun = <A, E>(
+      seen: Seen,
+      body: Effect.Effect<A, E>,
+      failed: (exit: Exit.Exit<unknown, unknown>) => Effect.Effect<unknown, unknown>,
+      ended?: Effect.Effect<void>
+    ) =>
+      Effect.withFiber((self) => {
+        assert.isTrue(FiberFrames.canPushRun(self))
+        FiberFrames.pushRun(
+          self,
+          "run",
+          function (exit) {
+            seen.push([`ended ${this.about}`, shown(exit)])
+            return ended
+          },
+          function (exit) {
+            seen.push([`failed ${this.about}`, shown(exit)])
+            return failed(exit)
+          }
+        )
+        return body
+      })
+
+    it.effect("a success passes through, judged once; a failure becomes what `failed` gives", () =>
+      Effect.gen(function* () {
+        const seen: Seen = []
+        assert.strictEqual(yield* underRun(seen, Effect.succeed(1), () => Effect.die("not called")), 1)
+        assert.deepStrictEqual(seen, [["ended run", 1]])
+        const caught = yield* underRun(seen, Effect.fail("bad"), () => Effect.succeed("seen"))
+        assert.strictEqual(caught, "seen")
+        assert.deepStrictEqual(seen.slice(1), [
+          ["ended run", "bad"],
+          ["failed run", "bad"]
+        ])
+        // `failed` may give the failure back as it is.
+        const exit = yield* Effect.exit(underRun(seen, Effect.fail("again"), (exit) => exit))
+        assert.isTrue(Exit.isFailure(exit) && Cause.squash(exit.cause) === "again")
+      })
+    )
+
+    it.effect("its end is judged where the fiber cannot be interrupted; what follows runs as its caller does", () =>
+      Effect.gen(function* () {
+        const seen: Seen = []
+        const during = yield* Effect.exit(
+          underRun(
+            seen,
+            Effect.fail("bad"),
+            () => interruptibleNow,
+            Effect.flatMap(interruptibleNow, (i) => Effect.sync(() => seen.push(["during", i])))
+          )
+        )
+        // `ended`'s effect ran uninterruptibly; a retry (anything more than an outcome) runs interruptibly again.
+        assert.deepStrictEqual(seen, [
+          ["ended run", "bad"],
+          ["during", false],
+          ["failed run", "bad"]
+        ])
+        assert.isTrue(Exit.isSuccess(during) && during.value === true)
+        // In a caller's own uninterruptible region, it stays so.
+        const masked = yield* Effect.uninterruptible(underRun([], Effect.fail("bad"), () => interruptibleNow))
+        assert.isFalse(masked)
+        // The same without an effect of `ended`.
+        assert.isTrue(yield* underRun([], Effect.fail("bad"), () => interruptibleNow))
+        // A success leaves its caller interruptible.
+        yield* underRun([], Effect.void, () => Effect.void)
+        assert.isTrue(yield* interruptibleNow)
+      })
+    )
+
+    it.effect("an interrupted caller leaves: its end is judged, and `failed` is not asked", () =>
+      Effect.gen(function* () {
+        const seen: Seen = []
+        const gate = yield* Deferred.make<void>()
+        const fiber = yield* Effect.forkChild(
+          underRun(seen, Effect.andThen(Deferred.succeed(gate, undefined), Effect.never), () =>
+            Effect.succeed("stayed")
+          )
+        )
+        yield* Deferred.await(gate)
+        yield* Fiber.interrupt(fiber)
+        assert.isTrue(Exit.hasInterrupts(yield* Fiber.await(fiber)))
+        assert.deepStrictEqual(seen, [["ended run", "interrupted"]])
+      })
+    )
+
+    it.effect("an `ended` that throws fails its caller with the defect", () =>
+      Effect.gen(function* () {
+        const exit = yield* Effect.exit(
+          Effect.withFiber((self) => {
+            FiberFrames.pushRun(
+              self,
+              "run",
+              (): undefined => {
+                throw new Error("judge broke")
+              },
+              (exit) => exit
+            )
+            return Effect.succeed(1)
+          })
+        )
+        assert.isTrue(Exit.isFailure(exit) && Cause.hasDies(exit.cause))
+      })
+    )
+  })
 
   describe("clearing a teardown's interruption", () => {
     /** A fiber's interruption fields, as Effect's runtime keeps them. */

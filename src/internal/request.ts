@@ -134,7 +134,7 @@ export class Request<Req = any> {
   cancel: (() => void) | undefined = undefined
   /**
    * On its caller's fiber: what its caller sees of a failure, judged by the
-   * frame that saw the handler end, for the failure's frame around it.
+   * frame that saw the handler end, for what the frame gives it.
    */
   seen: Effect.Effect<any, any> | undefined = undefined
   /** Its frame is on its caller's fiber (see the engine's `dispatch`). */

@@ -133,8 +133,8 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
    * set up in the same evaluation, so that no interruption can fall between
    * the two. The frame's exit handler sees the request leave at any point,
    * interruptions included. A request that runs on its caller's fiber at
-   * once has the frames of its run instead (`launch`), whose inner one
-   * judges it however the handler ends.
+   * once has the frame of its run instead (`launch`), which judges it
+   * however the handler ends.
    *
    * `divert`, given the caller's fiber, may run the dispatch another way
    * (under a span of its own, through a dispatch of its own).
@@ -233,9 +233,9 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
    * The handler of a request on its caller's fiber has ended (seen by the
    * frame around it, where its caller cannot be interrupted): its worker
    * hears of it at once; the request is judged (a step of its own), and
-   * what a failure's caller sees is kept for the failure's frame
-   * (`request.seen`). A failed request whose caller holds an interruption
-   * by anyone else counts as left: the failure's frame will be skipped.
+   * what a failure's caller sees is kept (`request.seen`), for the same
+   * frame to give it. A failed request whose caller holds an interruption
+   * by anyone else counts as left: its caller leaves with the failure.
    */
   endedOnCaller(request: Request<Req>, exit: Exit.Exit<Resp, any>): Effect.Effect<void> | undefined {
     ;(request.worker as unknown as WorkerCore<Req, Resp, E>).ran(request, exit)
@@ -512,15 +512,14 @@ export class Engine<Req, Resp, E> extends Steps implements Owner {
         })
       case "caller":
         core.begin(request, this.startTime(request, member, t), path)
-        // Two frames: the inner one sees the handler end where its caller
-        // cannot be interrupted (a teardown of the incarnation stays inside
-        // it: `ran` clears the interruption it made) and judges the request;
-        // the outer one gives a failure's caller what the judging said (an
-        // interrupted fiber skips it: its caller leaves).
-        if (direct && FiberFrames.canPush(request.caller!)) {
-          const caller = request.caller!
-          FiberFrames.pushCatchCause(caller, request, onCallerFailure)
-          FiberFrames.pushOnExit(caller, request, this.onCallerEnd)
+        // The run's frame sees the handler end where its caller cannot be
+        // interrupted (a teardown of the incarnation stays inside it: `ran`
+        // clears the interruption it made) and judges the request; then it
+        // gives a failure's caller what the judging said (an interrupted
+        // caller leaves with the failure). Where it cannot be pushed, the
+        // same as two effects: an exit frame within a failure's frame.
+        if (direct && FiberFrames.canPushRun(request.caller!)) {
+          FiberFrames.pushRun(request.caller!, request, this.onCallerEnd, seenOnCaller)
           return core.invoke(request)
         }
         return FiberFrames.catchCause(
@@ -948,11 +947,20 @@ const makeOnCallerEnd = <Req, Resp, E>(engine: Engine<Req, Resp, E>) =>
     return engine.endedOnCaller(this.about, exit)
   }
 
-/** The handler of the failure's frame of a request on its caller's fiber: what the judging said its caller sees. */
+/** The handler of the failure's frame of a request on its caller's fiber (the wrapping effects): what the judging said its caller sees. */
 function onCallerFailure(this: FiberFrames.Frame<Request>, cause: Cause.Cause<any>): Effect.Effect<any, any> {
   const request = this.about
   const seen = request.seen
   if (seen === undefined) return Exit.failCause(cause)
+  request.seen = undefined
+  return seen
+}
+
+/** What the caller of a failed request on its fiber sees (the run's frame, see `FiberFrames.pushRun`): what the judging said. */
+function seenOnCaller(this: FiberFrames.Frame<Request>, exit: Exit.Exit<any, any>): Effect.Effect<any, any> {
+  const request = this.about
+  const seen = request.seen
+  if (seen === undefined) return exit
   request.seen = undefined
   return seen
 }
