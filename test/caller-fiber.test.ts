@@ -215,6 +215,31 @@ describe("a request on its caller's fiber, torn down by another request's crash"
       })
     )
 
+    it.effect(
+      "a run that succeeds while its caller holds an interruption not acted on: the caller leaves at once",
+      () =>
+        Effect.gen(function* () {
+          const seen: Seen = []
+          let wentOn = false
+          // The interruption is held as Effect's runtime holds one it has not acted on yet.
+          const holding = Effect.withFiber((self) => {
+            ;(self as unknown as { _interruptedCause: unknown })._interruptedCause = Cause.interrupt(-1)
+            return Effect.succeed(1)
+          })
+          const fiber = yield* Effect.forkChild(
+            Effect.andThen(
+              underRun(seen, holding, () => Effect.die("not called")),
+              Effect.sync(() => {
+                wentOn = true
+              })
+            )
+          )
+          assert.isTrue(Exit.hasInterrupts(yield* Fiber.await(fiber)))
+          assert.deepStrictEqual(seen, [["ended run", 1]])
+          assert.isFalse(wentOn)
+        })
+    )
+
     it.effect("an `ended` that throws fails its caller with the defect", () =>
       Effect.gen(function* () {
         const exit = yield* Effect.exit(

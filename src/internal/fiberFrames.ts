@@ -165,7 +165,7 @@ const runFrameProto = (keys: RunKeys): Record<string, unknown> => {
       this.restores = true
       return undefined
     },
-    [keys.success](this: RunFrame<unknown>, value: unknown, _fiber: RunFiber, exit?: Exit.Exit<any, any>) {
+    [keys.success](this: RunFrame<unknown>, value: unknown, fiber: RunFiber, exit?: Exit.Exit<any, any>) {
       const done = exit ?? Exit.succeed(value)
       let after: Effect.Effect<void> | undefined
       try {
@@ -173,7 +173,15 @@ const runFrameProto = (keys: RunKeys): Record<string, unknown> => {
       } catch (defect) {
         after = Exit.die(defect)
       }
-      return after === undefined ? done : Effect.flatMap(after, () => done)
+      if (after !== undefined) return Effect.flatMap(after, () => done)
+      // Nothing more runs here: the fiber is made interruptible again now
+      // (what the frame on top would do), unless it holds an interruption,
+      // which that frame acts on.
+      if (this.restores && fiber._interruptedCause === undefined) {
+        fiber._stack.pop()
+        fiber.interruptible = true
+      }
+      return done
     },
     [keys.failure](this: RunFrame<unknown>, cause: Cause.Cause<unknown>, fiber: RunFiber, exit?: Exit.Exit<any, any>) {
       const done = exit ?? Exit.failCause(cause)
