@@ -89,6 +89,11 @@ describe("a request on its caller's fiber, torn down by another request's crash"
       assert.isTrue(FiberFrames.hasStack(fiber))
       assert.isFalse(FiberFrames.hasStack({} as never))
       assert.isFalse(FiberFrames.hasStack({ _stack: "not an array" } as never))
+      // A run's frame also hands a success on to the next frame itself.
+      assert.isTrue(FiberFrames.canPushRun(fiber))
+      assert.isTrue(FiberFrames.hasRunLoop(fiber))
+      assert.isFalse(FiberFrames.hasRunLoop({ _stack: [] } as never))
+      assert.isFalse(FiberFrames.hasRunLoop({ _stack: [], getCont: () => undefined } as never))
       yield* Fiber.interrupt(fiber)
       // An exit frame sees how what it wraps ends, called on its frame (it reads what the frame is about).
       const seen: Array<readonly [string, Exit.Exit<unknown, unknown>]> = []

@@ -116,6 +116,10 @@ interface RunFiber {
   readonly _stack: Array<unknown>
   interruptible: boolean
   readonly _interruptedCause: unknown
+  /** Pops frames to the next one called on `key` (after those called on every way out). */
+  getCont(key: string): Record<string, (value: unknown, fiber: RunFiber, exit: unknown) => unknown> | undefined
+  /** Ends the fiber's run loop with `exit`. */
+  yieldWith(exit: unknown): unknown
 }
 
 /** A frame pushed by `pushRun`. */
@@ -177,11 +181,15 @@ const runFrameProto = (keys: RunKeys): Record<string, unknown> => {
       // Nothing more runs here: the fiber is made interruptible again now
       // (what the frame on top would do), unless it holds an interruption,
       // which that frame acts on.
-      if (this.restores && fiber._interruptedCause === undefined) {
+      if (this.restores) {
+        if (fiber._interruptedCause !== undefined) return done
         fiber._stack.pop()
         fiber.interruptible = true
       }
-      return done
+      // The success goes on to the next frame at once, as a value does
+      // (`Effect.sync`): the run loop need not turn once more for it.
+      const next = fiber.getCont(keys.success)
+      return next === undefined ? fiber.yieldWith(done) : next[keys.success](value, fiber, done)
     },
     [keys.failure](this: RunFrame<unknown>, cause: Cause.Cause<unknown>, fiber: RunFiber, exit?: Exit.Exit<any, any>) {
       const done = exit ?? Exit.failCause(cause)
@@ -208,7 +216,15 @@ export const canPushRun = (fiber: Fiber.Fiber<unknown, unknown>): boolean => {
     runKeys = findRunKeys()
     if (runKeys !== undefined) Object.assign(RunFrameImpl.prototype, runFrameProto(runKeys))
   }
-  return runKeys !== undefined && canPush(fiber)
+  return runKeys !== undefined && (runnable ??= hasRunLoop(fiber))
+}
+
+let runnable: boolean | undefined
+
+/** Whether `fiber` has what a run's frame uses of it (`canPushRun`, without its memory: every fiber is alike). */
+export const hasRunLoop = (fiber: Fiber.Fiber<unknown, unknown>): boolean => {
+  const loop = fiber as unknown as Partial<RunFiber>
+  return hasStack(fiber) && typeof loop.getCont === "function" && typeof loop.yieldWith === "function"
 }
 
 /**
