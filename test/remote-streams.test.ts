@@ -1,0 +1,314 @@
+/**
+ * Streamed operations on the remote kind, against a real runner process
+ * (`Remote.serve({ ...Runner.fromGroup(Streams, handlers) })`, see
+ * fixtures/streams-runner.ts) on loopback: chunks in order, a domain error
+ * and a crash mid-stream, the window across the connection (the runner's
+ * producer stops at it, while the connection serves other calls), the
+ * caller closing its stream cancels the runner's handler before its slot
+ * comes back, a timeout bounds the whole stream, a runner killed mid-stream
+ * fails it with `WorkerCrash`, an oversized chunk is a typed crash, and one
+ * group's handlers serve both an `effect/rpc` server and a runner.
+ */
+import { fileURLToPath } from "node:url"
+import { assert, describe, it } from "@effect/vitest"
+import { Cause, Deferred, Duration, Effect, Exit, Fiber, Option, Schedule, Schema, Stream } from "effect"
+import { Rpc, RpcGroup, RpcTest } from "effect/rpc"
+import {
+  InvalidRequest,
+  Operation,
+  RequestTimeout,
+  Worker,
+  WorkerCrash,
+  WorkerId,
+  WorkerPool
+} from "effect-worker-pool"
+import { Runner } from "effect-worker-pool/child"
+import * as Remote from "../src/Remote.ts"
+import { freePort, startScript } from "./fixtures/remote-processes.ts"
+import { CountError, Streams } from "./fixtures/streams.ts"
+
+const script = fileURLToPath(new URL("./fixtures/streams-runner.ts", import.meta.url))
+
+/** Pings that a busy machine does not miss; a connectTimeout past what its connection and handshake take. */
+const connection = {
+  pingInterval: Duration.millis(500),
+  pingTimeout: Duration.seconds(10),
+  connectTimeout: "20 seconds"
+} as const
+
+/** The typed error an exit failed with. */
+const errorOf = (exit: Exit.Exit<unknown, unknown>): unknown =>
+  Exit.isFailure(exit) ? Option.getOrUndefined(Cause.findErrorOption(exit.cause)) : undefined
+
+/** What a stream gave before it ended, and how it ended. */
+const drain = <A, E>(stream: Stream.Stream<A, E>) =>
+  Effect.gen(function* () {
+    const seen: Array<A> = []
+    const exit = yield* Effect.exit(Stream.runForEach(stream, (a) => Effect.sync(() => seen.push(a))))
+    return { seen, exit }
+  })
+
+/** A pool of one remote worker on `address` that serves `Streams`, with its client. */
+const makePool = (address: string, options: { readonly window?: number; readonly idempotent?: boolean } = {}) =>
+  Effect.gen(function* () {
+    const schemas = yield* Operation.schemas(Streams)
+    const pool = yield* WorkerPool.make({
+      size: 1,
+      worker: (id) =>
+        Worker.fromKind(id, Remote.make(address, { ...schemas, ...connection }), {
+          restart: Schedule.spaced("50 millis")
+        })
+    })
+    const client = yield* WorkerPool.client(pool, Streams, {
+      ...(options.window === undefined ? {} : { window: options.window }),
+      idempotent: options.idempotent === true ? ["Count", "Ticks", "Produced", "Big"] : []
+    })
+    return { pool, client }
+  })
+
+/** The pool's one worker's health. */
+const healthOf = (pool: WorkerPool.WorkerPool<any, any, any>) => Effect.map(pool.health, (all) => all[0]![1])
+
+/** A runner process of fixtures/streams-runner.ts on a free port; killed with the scope. */
+const startStreamsRunner = Effect.gen(function* () {
+  const port = yield* freePort
+  return yield* startScript(script, port, { args: [String(port)] })
+})
+
+describe("streamed operations on remote runners", { timeout: 120_000 }, () => {
+  it.live("chunks in order, a domain error and a crash mid-stream, a bare dispatch refused", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const runner = yield* startStreamsRunner
+        const { pool, client } = yield* makePool(runner.address)
+        const chunks = [[1, 2, 3], [4], [5, 6, 7, 8]]
+        assert.deepStrictEqual(Array.from(yield* Stream.runCollect(client.Count({ chunks }))), [1, 2, 3, 4, 5, 6, 7, 8])
+        const many = Array.from({ length: 300 }, (_, i) => [i])
+        assert.deepStrictEqual(Array.from(yield* Stream.runCollect(client.Count({ chunks: many }))), many.flat())
+        assert.deepStrictEqual(Array.from(yield* Stream.runCollect(client.Count({ chunks: [] }))), [])
+
+        const failed = yield* drain(client.Count({ chunks: [[1, 2], [-1], [3]] }))
+        assert.deepStrictEqual(failed.seen, [1, 2])
+        assert.instanceOf(errorOf(failed.exit), CountError)
+        const healthy = yield* healthOf(pool)
+        assert.deepStrictEqual([healthy.state, healthy.crashes, healthy.inFlight], ["Healthy", 0, 0])
+
+        // A streamed operation dispatched bare has no caller's window: refused, the worker up.
+        const bare = yield* Effect.flip(pool.dispatch({ _tag: "Ticks", payload: { limit: 3 } }))
+        assert.instanceOf(bare, InvalidRequest)
+        assert.match(
+          (bare as InvalidRequest).reason,
+          /operation Ticks is a stream: call it through the client's method/
+        )
+        assert.strictEqual((yield* healthOf(pool)).crashes, 0)
+
+        const crashed = yield* drain(client.Count({ chunks: [[1, 2], [-2], [3]] }))
+        assert.deepStrictEqual(crashed.seen, [1, 2])
+        const crash = errorOf(crashed.exit)
+        assert.instanceOf(crash, WorkerCrash)
+        assert.strictEqual((crash as WorkerCrash).reason._tag, "Reported")
+        assert.strictEqual((crash as WorkerCrash).reason.message, "crashed mid-stream")
+        // The worker reconnects and serves.
+        assert.deepStrictEqual(Array.from(yield* Stream.runCollect(client.Count({ chunks: [[9]] }))), [9])
+        const after = yield* healthOf(pool)
+        assert.deepStrictEqual([after.crashes, after.inFlight], [1, 0])
+      })
+    )
+  )
+
+  it.live("the runner's producer stops at the window; closing the stream cancels its handler first", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const runner = yield* startStreamsRunner
+        const window = 4
+        const { pool, client } = yield* makePool(runner.address, { window })
+        const report = client.Produced({})
+        let consumed = 0
+        const seen = yield* Stream.runCollect(
+          client.Ticks({ limit: 1_000_000 }).pipe(
+            Stream.take(30),
+            Stream.tap((n) =>
+              Effect.gen(function* () {
+                consumed++
+                if (n !== 10) return
+                // Holding element 10: the runner fills the window, holds one more, and stops there, while the
+                // connection still answers another call.
+                const bound = consumed + window + 1
+                const reached = yield* Effect.repeat(report, { until: (p) => p.produced >= bound })
+                assert.strictEqual(reached.produced, bound)
+                for (let i = 0; i < 5; i++) assert.strictEqual((yield* report).produced, bound)
+                assert.strictEqual((yield* healthOf(pool)).inFlight, 1)
+              })
+            )
+          )
+        )
+        assert.deepStrictEqual(
+          Array.from(seen),
+          Array.from({ length: 30 }, (_, i) => i + 1)
+        )
+        // The stream closed only once the runner had interrupted its handler: its slot came back then.
+        const { produced, interrupted } = yield* report
+        assert.strictEqual(interrupted, 1)
+        assert.isAtMost(produced, 30 + window + 1)
+        const health = yield* healthOf(pool)
+        assert.deepStrictEqual([health.state, health.inFlight, health.crashes], ["Healthy", 0, 0])
+        yield* runner.waitFor(/ticks interrupted/)
+      })
+    )
+  )
+
+  it.live("the caller's interruption cancels the handler; a timeout bounds the whole stream", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const runner = yield* startStreamsRunner
+        const window = 2
+        const { pool, client } = yield* makePool(runner.address, { window })
+        const holding = yield* Deferred.make<void>()
+        const reader = yield* Effect.forkChild(
+          Stream.runForEach(client.Ticks({ limit: 1_000_000 }), (n) =>
+            n === 3 ? Effect.andThen(Deferred.succeed(holding, undefined), Effect.never) : Effect.void
+          )
+        )
+        yield* Deferred.await(holding)
+        assert.strictEqual((yield* healthOf(pool)).inFlight, 1)
+        yield* Fiber.interrupt(reader)
+        // Interrupting the reader returned once the runner had stopped the handler.
+        assert.strictEqual((yield* client.Produced({})).interrupted, 1)
+        assert.strictEqual((yield* healthOf(pool)).inFlight, 0)
+
+        // A timeout bounds the whole stream, however fast its chunks come: past it the runner's handler is
+        // interrupted (the reader holds element 3 until then), and the stream fails after the chunks it holds.
+        const timed = yield* drain(
+          client
+            .Ticks({ limit: 1_000_000 }, { timeout: "300 millis" })
+            .pipe(
+              Stream.tap((n) =>
+                n === 3
+                  ? Effect.asVoid(Effect.repeat(client.Produced({}), { until: (p) => p.interrupted >= 2 }))
+                  : Effect.void
+              )
+            )
+        )
+        assert.instanceOf(errorOf(timed.exit), RequestTimeout)
+        assert.deepStrictEqual(
+          timed.seen,
+          Array.from({ length: timed.seen.length }, (_, i) => i + 1)
+        )
+        assert.isAtLeast(timed.seen.length, 3)
+        assert.isAtMost(timed.seen.length, 3 + window + 1)
+        const health = yield* healthOf(pool)
+        assert.deepStrictEqual([health.state, health.inFlight, health.crashes], ["Healthy", 0, 0])
+      })
+    )
+  )
+
+  it.live("a runner killed mid-stream fails the stream with WorkerCrash, not retried after a chunk", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const runner = yield* startStreamsRunner
+        const window = 4
+        const { pool, client } = yield* makePool(runner.address, { window, idempotent: true })
+        const killed = yield* drain(
+          client.Ticks({ limit: 1_000_000 }).pipe(
+            Stream.tap((n) =>
+              n === 10
+                ? Effect.gen(function* () {
+                    runner.child.kill("SIGKILL")
+                    yield* runner.exited
+                  })
+                : Effect.void
+            )
+          )
+        )
+        const crash = errorOf(killed.exit)
+        assert.instanceOf(crash, WorkerCrash)
+        assert.strictEqual((crash as WorkerCrash).reason._tag, "ConnectionLost")
+        // What it gave is the stream's beginning: the chunks read, and those the window held.
+        assert.deepStrictEqual(
+          killed.seen,
+          Array.from({ length: killed.seen.length }, (_, i) => i + 1)
+        )
+        assert.isAtLeast(killed.seen.length, 10)
+        assert.isAtMost(killed.seen.length, 10 + window + 1)
+        const health = yield* healthOf(pool)
+        assert.strictEqual(health.inFlight, 0)
+        assert.strictEqual(health.crashes, 1)
+      })
+    )
+  )
+
+  it.live("a chunk over the runner's maxFrameBytes is a typed crash; the worker comes back", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const runner = yield* startStreamsRunner
+        const { pool, client } = yield* makePool(runner.address)
+        // The runner's limit is 64 KiB (fixtures/streams-runner.ts).
+        const big = yield* drain(client.Big({ bytes: 100_000 }))
+        assert.deepStrictEqual(big.seen, [])
+        const crash = errorOf(big.exit)
+        assert.instanceOf(crash, WorkerCrash)
+        assert.match((crash as WorkerCrash).reason.message, /over the limit of 65536 \(maxFrameBytes\)/)
+        // The worker comes back and serves; a chunk within the limit crosses.
+        const small = yield* Stream.runCollect(client.Big({ bytes: 1000 }))
+        assert.deepStrictEqual(
+          Array.from(small).map((text) => text.length),
+          [1000]
+        )
+        assert.strictEqual((yield* healthOf(pool)).inFlight, 0)
+      })
+    )
+  )
+
+  it.live("one group's handlers serve an effect/rpc server and a runner; its fingerprint covers its streams", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const Rows = RpcGroup.make(
+          Rpc.make("Rows", {
+            payload: { text: Schema.String },
+            success: Schema.Array(Schema.String),
+            stream: true
+          }),
+          Rpc.make("Count", { payload: { text: Schema.String }, success: Schema.Number })
+        )
+        const handlers = {
+          Rows: ({ text }: { readonly text: string }) =>
+            Stream.fromIterable(text.split("\n")).pipe(Stream.map((line) => line.split(","))),
+          Count: ({ text }: { readonly text: string }) => Effect.succeed(text.split("\n").length)
+        }
+        const text = "a,1\nb,2\nc,3"
+        const expected = [
+          ["a", "1"],
+          ["b", "2"],
+          ["c", "3"]
+        ]
+
+        // The team's effect/rpc server and client.
+        const rpc = yield* RpcTest.makeClient(Rows).pipe(Effect.provide(Rows.toLayer(handlers)))
+        assert.deepStrictEqual(Array.from(yield* Stream.runCollect(rpc.Rows({ text }))), expected)
+
+        // A runner of this library with the same handlers, and a pool's client.
+        const listening = yield* Remote.listen({ ...Runner.fromGroup(Rows, handlers), port: 0 })
+        const address = `127.0.0.1:${listening.port}`
+        const schemas = yield* Operation.schemas(Rows)
+        const pool = yield* WorkerPool.make({
+          size: 1,
+          worker: (id) => Worker.fromKind(id, Remote.make(address, { ...schemas, ...connection }))
+        })
+        const client = yield* WorkerPool.client(pool, Rows, { window: 1 })
+        assert.deepStrictEqual(Array.from(yield* Stream.runCollect(client.Rows({ text }))), expected)
+        assert.strictEqual(yield* client.Count({ text }), 3)
+
+        // A client whose streamed operation has another element schema is refused at connect.
+        const Other = RpcGroup.make(
+          Rpc.make("Rows", { payload: { text: Schema.String }, success: Schema.String, stream: true }),
+          Rpc.make("Count", { payload: { text: Schema.String }, success: Schema.Number })
+        )
+        const other = yield* Operation.schemas(Other)
+        const refused = yield* Worker.fromKind(WorkerId.make(9), Remote.make(address, { ...other, ...connection }), {
+          restart: Schedule.spaced("1 hour")
+        })
+        assert.match((yield* refused.health).lastCrash?.reason ?? "", /SchemaMismatch/)
+      })
+    )
+  )
+})
