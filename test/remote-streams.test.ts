@@ -11,11 +11,12 @@
  */
 import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Deferred, Duration, Effect, Exit, Fiber, Option, Schedule, Schema, Stream } from "effect"
+import { Cause, Deferred, Duration, Effect, Exit, Fiber, Option, Schedule, Schema, Scope, Stream } from "effect"
 import { Rpc, RpcGroup, RpcTest } from "effect/rpc"
 import {
   InvalidRequest,
   Operation,
+  PoolShutdown,
   RequestTimeout,
   Worker,
   WorkerCrash,
@@ -198,6 +199,48 @@ describe("streamed operations on remote runners", { timeout: 120_000 }, () => {
         assert.isAtMost(timed.seen.length, 3 + window + 1)
         const health = yield* healthOf(pool)
         assert.deepStrictEqual([health.state, health.inFlight, health.crashes], ["Healthy", 0, 0])
+      })
+    )
+  )
+
+  it.live("a pool's drain waits for an open stream, then fails it with PoolShutdown and stops the handler", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const runner = yield* startStreamsRunner
+        const schemas = yield* Operation.schemas(Streams)
+        const scope = yield* Scope.make()
+        const pool = yield* WorkerPool.make({
+          size: 1,
+          drain: "300 millis",
+          worker: (id) => Worker.fromKind(id, Remote.make(runner.address, { ...schemas, ...connection }))
+        }).pipe(Scope.provide(scope))
+        const client = yield* WorkerPool.client(pool, Streams, { window: 2 })
+        const holding = yield* Deferred.make<void>()
+        const release = yield* Deferred.make<void>()
+        const reader = yield* Effect.forkChild(
+          drain(
+            client
+              .Ticks({ limit: 1_000_000 })
+              .pipe(
+                Stream.tap((n) =>
+                  n === 3 ? Effect.andThen(Deferred.succeed(holding, undefined), Deferred.await(release)) : Effect.void
+                )
+              )
+          )
+        )
+        yield* Deferred.await(holding)
+        // The pool closes while its caller holds element 3: the drain waits, then cuts the stream.
+        yield* Scope.close(scope, Exit.void)
+        yield* runner.waitFor(/ticks interrupted/)
+        yield* Deferred.succeed(release, undefined)
+        const { seen, exit } = yield* Fiber.join(reader)
+        assert.instanceOf(errorOf(exit), PoolShutdown)
+        assert.deepStrictEqual(
+          seen,
+          Array.from({ length: seen.length }, (_, i) => i + 1)
+        )
+        assert.isAtLeast(seen.length, 3)
+        assert.isAtMost(seen.length, 3 + 2 + 1)
       })
     )
   )
