@@ -6,8 +6,11 @@
  * producer stops at it, while the connection serves other calls), the
  * caller closing its stream cancels the runner's handler before its slot
  * comes back, a timeout bounds the whole stream, a runner killed mid-stream
- * fails it with `WorkerCrash`, an oversized chunk is a typed crash, and one
- * group's handlers serve both an `effect/rpc` server and a runner.
+ * fails it with `WorkerCrash`, an oversized chunk is a typed crash, a
+ * pool's drain cuts an open stream with `PoolShutdown`, one group's handlers
+ * serve both an `effect/rpc` server and a runner, and a raw rpc client's bad
+ * input (a wrong window, a misrouted request, unknown acks and cancels) is
+ * answered, the runner up, while the window holds chunk by chunk.
  */
 import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
@@ -25,6 +28,7 @@ import {
 } from "effect-worker-pool"
 import { Runner } from "effect-worker-pool/child"
 import * as Remote from "../src/Remote.ts"
+import * as Raw from "./fixtures/raw-clients.ts"
 import { freePort, startScript } from "./fixtures/remote-processes.ts"
 import { CountError, Streams } from "./fixtures/streams.ts"
 
@@ -69,6 +73,62 @@ const makePool = (address: string, options: { readonly window?: number; readonly
 
 /** The pool's one worker's health. */
 const healthOf = (pool: WorkerPool.WorkerPool<any, any, any>) => Effect.map(pool.health, (all) => all[0]![1])
+
+/** A group of one streamed and one plain operation, for runners in this process. */
+const Rows = RpcGroup.make(
+  Rpc.make("Rows", {
+    payload: { text: Schema.String },
+    success: Schema.Array(Schema.String),
+    stream: true
+  }),
+  Rpc.make("Count", { payload: { text: Schema.String }, success: Schema.Number })
+)
+
+/** The handlers of `Rows`: one row a line, one chunk a row; an `effect/rpc` server takes them as they are. */
+const handlers = {
+  Rows: ({ text }: { readonly text: string }) =>
+    Stream.fromIterable(text.split("\n")).pipe(
+      Stream.rechunk(1),
+      Stream.map((line) => line.split(","))
+    ),
+  Count: ({ text }: { readonly text: string }) => Effect.succeed(text.split("\n").length)
+}
+
+/** A raw rpc connection to a runner, past its handshake: it writes messages and reads the runner's, one a line. */
+const rawRpc = (port: number, fingerprint: string) =>
+  Effect.gen(function* () {
+    const { socket, reply } = yield* Raw.handshake(port, Raw.hello(null, fingerprint), "127.0.0.1")
+    assert.deepStrictEqual(reply, { ok: true })
+    const received: Array<Record<string, any>> = []
+    let waiting: (() => void) | undefined
+    let text = ""
+    socket.on("data", (chunk: Buffer) => {
+      text += chunk.toString("utf8")
+      let newline = text.indexOf("\n")
+      while (newline !== -1) {
+        received.push(JSON.parse(text.slice(0, newline)))
+        text = text.slice(newline + 1)
+        newline = text.indexOf("\n")
+      }
+      waiting?.()
+    })
+    socket.resume()
+    /** The runner's next message about request `id`. */
+    const next = (id: string): Effect.Effect<Record<string, any>> =>
+      Effect.callback<Record<string, any>>((resume) => {
+        const look = () => {
+          const i = received.findIndex((message) => message.requestId === id)
+          if (i === -1) return false
+          waiting = undefined
+          resume(Effect.succeed(received.splice(i, 1)[0]!))
+          return true
+        }
+        if (!look()) waiting = look
+      })
+    const request = (id: string, tag: string, payload: unknown) =>
+      Effect.sync(() => socket.write(`${JSON.stringify({ _tag: "Request", id, tag, payload, headers: [] })}\n`))
+    return { next, request }
+  })
 
 /** A runner process of fixtures/streams-runner.ts on a free port; killed with the scope. */
 const startStreamsRunner = Effect.gen(function* () {
@@ -305,19 +365,6 @@ describe("streamed operations on remote runners", { timeout: 120_000 }, () => {
   it.live("one group's handlers serve an effect/rpc server and a runner; its fingerprint covers its streams", () =>
     Effect.scoped(
       Effect.gen(function* () {
-        const Rows = RpcGroup.make(
-          Rpc.make("Rows", {
-            payload: { text: Schema.String },
-            success: Schema.Array(Schema.String),
-            stream: true
-          }),
-          Rpc.make("Count", { payload: { text: Schema.String }, success: Schema.Number })
-        )
-        const handlers = {
-          Rows: ({ text }: { readonly text: string }) =>
-            Stream.fromIterable(text.split("\n")).pipe(Stream.map((line) => line.split(","))),
-          Count: ({ text }: { readonly text: string }) => Effect.succeed(text.split("\n").length)
-        }
         const text = "a,1\nb,2\nc,3"
         const expected = [
           ["a", "1"],
@@ -353,5 +400,61 @@ describe("streamed operations on remote runners", { timeout: 120_000 }, () => {
         assert.match((yield* refused.health).lastCrash?.reason ?? "", /SchemaMismatch/)
       })
     )
+  )
+
+  it.live(
+    "bad input on the wire: a wrong window, a misrouted request, unknown acks and cancels; the window holds",
+    () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const listening = yield* Remote.listen({ ...Runner.fromGroup(Rows, handlers), port: 0 })
+          const schemas = yield* Operation.schemas(Rows)
+          const rpc = yield* rawRpc(listening.port, Raw.fingerprintOf(schemas.request, schemas.response, schemas.error))
+          const rows = { _tag: "Rows", payload: { text: "a\nb" } }
+
+          yield* rpc.request("1", "Stream", { request: rows, stream: 0, window: 0 })
+          const wrongWindow = yield* rpc.next("1")
+          assert.strictEqual(wrongWindow.values[0]._tag, "Rejected")
+          assert.match(wrongWindow.values[0].reason, /the window must be a positive integer, got 0/)
+          assert.strictEqual((yield* rpc.next("1"))._tag, "Exit")
+
+          yield* rpc.request("2", "Run", rows)
+          const bare = yield* rpc.next("2")
+          assert.strictEqual(bare.exit.value._tag, "Rejected")
+          assert.match(bare.exit.value.reason, /operation Rows is a stream: call it through the client's method/)
+
+          yield* rpc.request("3", "Stream", {
+            request: { _tag: "Count", payload: { text: "a" } },
+            stream: 1,
+            window: 4
+          })
+          const plain = yield* rpc.next("3")
+          assert.strictEqual(plain.values[0]._tag, "Rejected")
+          assert.match(plain.values[0].reason, /operation Count is not a stream: it is sent as Run/)
+          assert.strictEqual((yield* rpc.next("3"))._tag, "Exit")
+
+          // Acknowledgements and cancels of streams the runner does not hold are answered, and change nothing.
+          yield* rpc.request("4", "Ack", { stream: 99, n: 1 })
+          assert.strictEqual((yield* rpc.next("4")).exit._tag, "Success")
+          yield* rpc.request("5", "Cancel", { stream: 99 })
+          assert.strictEqual((yield* rpc.next("5")).exit._tag, "Success")
+
+          // A window of one: each chunk waits for the acknowledgement of the one before; the outcome ends the stream.
+          yield* rpc.request("6", "Stream", { request: rows, stream: 2, window: 1 })
+          const first = yield* rpc.next("6")
+          assert.deepStrictEqual(first.values, [{ _tag: "Chunk", value: { _tag: "Rows", value: [["a"]] } }])
+          yield* rpc.request("7", "Ack", { stream: 2, n: 1 })
+          const parts: Array<Record<string, any>> = []
+          while (parts.length < 2) {
+            const message = yield* rpc.next("6")
+            parts.push(...message.values)
+          }
+          assert.deepStrictEqual(parts, [
+            { _tag: "Chunk", value: { _tag: "Rows", value: [["b"]] } },
+            { _tag: "Success", value: { _tag: "Rows" } }
+          ])
+          assert.strictEqual((yield* rpc.next("6"))._tag, "Exit")
+        })
+      )
   )
 })

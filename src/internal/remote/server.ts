@@ -239,7 +239,7 @@ export const listen = <Req, Resp, E, R>(
       if (isStreamed === stream) return undefined
       return isStreamed
         ? `operation ${tag} is a stream: call it through the client's method`
-        : `the request is not of a streamed operation: ${describe(tag)}`
+        : `operation ${describe(tag)} is not a stream: it is sent as Run`
     }
 
     /**
