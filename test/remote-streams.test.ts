@@ -7,7 +7,8 @@
  * caller closing its stream cancels the runner's handler before its slot
  * comes back, a timeout bounds the whole stream, a runner killed mid-stream
  * fails it with `WorkerCrash`, an oversized chunk is a typed crash, a
- * pool's drain cuts an open stream with `PoolShutdown`, one group's handlers
+ * pool's drain cuts an open stream with `PoolShutdown`, the runner's
+ * `requestTimeout` bounds a stream as a whole, one group's handlers
  * serve both an `effect/rpc` server and a runner, and a raw rpc client's bad
  * input (a wrong window, a misrouted request, unknown acks and cancels) is
  * answered, the runner up, while the window holds chunk by chunk.
@@ -454,6 +455,32 @@ describe("streamed operations on remote runners", { timeout: 120_000 }, () => {
             { _tag: "Success", value: { _tag: "Rows" } }
           ])
           assert.strictEqual((yield* rpc.next("6"))._tag, "Exit")
+        })
+      )
+  )
+
+  it.live(
+    "the runner's requestTimeout bounds a streamed call as a whole: WorkerCrash (TimedOut) after its chunks",
+    () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const listening = yield* Remote.listen({
+            ...Runner.fromGroup(Rows, { ...handlers, Rows: () => Stream.concat(Stream.make(["a"]), Stream.never) }),
+            port: 0,
+            requestTimeout: "300 millis"
+          })
+          const schemas = yield* Operation.schemas(Rows)
+          const pool = yield* WorkerPool.make({
+            size: 1,
+            worker: (id) =>
+              Worker.fromKind(id, Remote.make(`127.0.0.1:${listening.port}`, { ...schemas, ...connection }))
+          })
+          const client = yield* WorkerPool.client(pool, Rows)
+          const { seen, exit } = yield* drain(client.Rows({ text: "" }))
+          assert.deepStrictEqual(seen, [["a"]])
+          const crash = errorOf(exit)
+          assert.instanceOf(crash, WorkerCrash)
+          assert.strictEqual((crash as WorkerCrash).reason._tag, "TimedOut")
         })
       )
   )
