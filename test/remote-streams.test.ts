@@ -11,8 +11,11 @@
  * `requestTimeout` bounds a stream as a whole, one group's handlers
  * serve both an `effect/rpc` server and a runner, and a raw rpc client's bad
  * input (a wrong window, a misrouted request, unknown acks and cancels) is
- * answered, the runner up, while the window holds chunk by chunk.
+ * answered, the runner up, while the window holds chunk by chunk; and a
+ * fake runner's parts beyond the window, after the outcome, that do not
+ * decode, or a stream without its outcome are a `ProtocolFault`.
  */
+import * as Net from "node:net"
 import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Deferred, Duration, Effect, Exit, Fiber, Option, Schedule, Schema, Scope, Stream } from "effect"
@@ -130,6 +133,44 @@ const rawRpc = (port: number, fingerprint: string) =>
       Effect.sync(() => socket.write(`${JSON.stringify({ _tag: "Request", id, tag, payload, headers: [] })}\n`))
     return { next, request }
   })
+
+/**
+ * A runner that is not one: it admits any handshake and answers each `Stream` request with `parts`, the rpc
+ * messages it is given (`{ _tag: "Chunk", values }` and `{ _tag: "Exit", exit }`, their `requestId` added).
+ */
+const fakeRunner = (parts: ReadonlyArray<Record<string, unknown>>) =>
+  Effect.acquireRelease(
+    Effect.callback<Net.Server>((resume) => {
+      const server = Net.createServer((socket) => {
+        socket.on("error", () => {})
+        let text = ""
+        let admitted = false
+        socket.on("data", (chunk: Buffer) => {
+          text += chunk.toString("utf8")
+          let newline = text.indexOf("\n")
+          while (newline !== -1) {
+            const line = text.slice(0, newline)
+            text = text.slice(newline + 1)
+            newline = text.indexOf("\n")
+            if (!admitted) {
+              admitted = true
+              socket.write('{"ok":true}\n')
+              continue
+            }
+            const message = JSON.parse(line)
+            if (message._tag === "Ping") socket.write('{"_tag":"Pong"}\n')
+            if (message._tag !== "Request" || message.tag !== "Stream") continue
+            for (const part of parts) socket.write(`${JSON.stringify({ ...part, requestId: message.id })}\n`)
+          }
+        })
+      })
+      server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
+    }),
+    (server) => Effect.sync(() => server.close())
+  )
+
+/** A chunk part of `Rows` with one row, as a runner sends it in a rpc `Chunk`. */
+const rowPart = (row: ReadonlyArray<string>) => ({ _tag: "Chunk", value: { _tag: "Rows", value: [row] } })
 
 /** A runner process of fixtures/streams-runner.ts on a free port; killed with the scope. */
 const startStreamsRunner = Effect.gen(function* () {
@@ -483,5 +524,49 @@ describe("streamed operations on remote runners", { timeout: 120_000 }, () => {
           assert.strictEqual((crash as WorkerCrash).reason._tag, "TimedOut")
         })
       )
+  )
+
+  it.live("a runner's part beyond the window, after the outcome, or that does not decode is a ProtocolFault", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const schemas = yield* Operation.schemas(Rows)
+        const cases = [
+          {
+            parts: [{ _tag: "Chunk", values: [rowPart(["a"]), rowPart(["b"]), rowPart(["c"])] }],
+            fault: /a chunk beyond the stream's window of 2/
+          },
+          {
+            parts: [{ _tag: "Chunk", values: [{ _tag: "Success", value: { _tag: "Rows" } }, rowPart(["a"])] }],
+            fault: /a part of a stream after its outcome/
+          },
+          {
+            parts: [{ _tag: "Chunk", values: [{ _tag: "Chunk", value: { _tag: "Rows", value: [[1]] } }] }],
+            fault: /a chunk that does not decode/
+          },
+          {
+            parts: [{ _tag: "Exit", exit: { _tag: "Success", value: null } }],
+            fault: /a stream that ended without its outcome/
+          }
+        ]
+        for (const { parts, fault } of cases) {
+          const server = yield* fakeRunner(parts)
+          const { port } = server.address() as Net.AddressInfo
+          const pool = yield* WorkerPool.make({
+            size: 1,
+            worker: (id) =>
+              Worker.fromKind(id, Remote.make(`127.0.0.1:${port}`, { ...schemas, ...connection }), {
+                restart: Schedule.spaced("1 hour")
+              })
+          })
+          const client = yield* WorkerPool.client(pool, Rows, { window: 2 })
+          const { seen, exit } = yield* drain(client.Rows({ text: "" }))
+          assert.isAtMost(seen.length, 2)
+          const crash = errorOf(exit)
+          assert.instanceOf(crash, WorkerCrash)
+          assert.strictEqual((crash as WorkerCrash).reason._tag, "ProtocolFault")
+          assert.match((crash as WorkerCrash).reason.message, fault)
+        }
+      })
+    )
   )
 })
