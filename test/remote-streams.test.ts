@@ -1,7 +1,9 @@
 /**
  * Streamed operations on the remote kind, against a real runner process
  * (`Remote.serve({ ...Runner.fromGroup(Streams, handlers) })`, see
- * fixtures/streams-runner.ts) on loopback: chunks in order, a domain error
+ * fixtures/streams-runner.ts) on loopback: chunks in order (and, for 40
+ * cases sampled from a Schema, exactly the prefix a reader takes, whatever
+ * the window and the chunks, nothing in flight after), a domain error
  * and a crash mid-stream, the window across the connection (the runner's
  * producer stops at it, while the connection serves other calls), the
  * caller closing its stream cancels the runner's handler before its slot
@@ -18,7 +20,20 @@
 import * as Net from "node:net"
 import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Deferred, Duration, Effect, Exit, Fiber, Option, Schedule, Schema, Scope, Stream } from "effect"
+import {
+  Arbitrary,
+  Cause,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  Option,
+  Schedule,
+  Schema,
+  Scope,
+  Stream
+} from "effect"
 import { Rpc, RpcGroup, RpcTest } from "effect/rpc"
 import {
   InvalidRequest,
@@ -172,6 +187,15 @@ const fakeRunner = (parts: ReadonlyArray<Record<string, unknown>>) =>
 /** A chunk part of `Rows` with one row, as a runner sends it in a rpc `Chunk`. */
 const rowPart = (row: ReadonlyArray<string>) => ({ _tag: "Chunk", value: { _tag: "Rows", value: [row] } })
 
+/** A case of the property: a window, chunks of elements, and where the reader stops (past the end: never). */
+const Case = Schema.Struct({
+  window: Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 8 })),
+  chunks: Schema.Array(
+    Schema.Array(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 1000 }))).check(Schema.isMinLength(1))
+  ).check(Schema.isMaxLength(30)),
+  stopAt: Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 120 }))
+})
+
 /** A runner process of fixtures/streams-runner.ts on a free port; killed with the scope. */
 const startStreamsRunner = Effect.gen(function* () {
   const port = yield* freePort
@@ -215,6 +239,25 @@ describe("streamed operations on remote runners", { timeout: 120_000 }, () => {
         assert.deepStrictEqual(Array.from(yield* Stream.runCollect(client.Count({ chunks: [[9]] }))), [9])
         const after = yield* healthOf(pool)
         assert.deepStrictEqual([after.crashes, after.inFlight], [1, 0])
+      })
+    )
+  )
+
+  it.live("every chunk is delivered once, in order, whatever the window and the chunks (sampled cases)", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const runner = yield* startStreamsRunner
+        const { pool } = yield* makePool(runner.address)
+        const cases = yield* Arbitrary.sampleEffect(Arbitrary.schema(Case), { count: 40, seed: 17 })
+        for (const { window, chunks, stopAt } of cases) {
+          const client = yield* WorkerPool.client(pool, Streams, { window })
+          const read = yield* Stream.runCollect(Stream.take(client.Count({ chunks }), stopAt))
+          assert.deepStrictEqual(Array.from(read), chunks.flat().slice(0, stopAt))
+          // Ended, or cancelled and confirmed by the runner before the stream closed: nothing holds the worker.
+          assert.strictEqual((yield* healthOf(pool)).inFlight, 0)
+        }
+        const health = yield* healthOf(pool)
+        assert.deepStrictEqual([health.state, health.crashes], ["Healthy", 0])
       })
     )
   )
