@@ -190,9 +190,10 @@ export interface GroupOptions<Rpcs extends Rpc.Any, R = never> {
  * (see `Operation.schemas`), its `handler` calls the operation's handler.
  * For `Remote.serve` and `Remote.listen`, which take that form:
  * `Remote.serve({ ...Runner.fromGroup(Group, handlers), port: 7400 })`.
- * Throws `InvalidOptions` for a group with a streamed operation (remote
- * runners do not serve streams yet), or handlers
- * that miss an operation (or name one the group does not have).
+ * A streamed operation's handler gives a `Stream`, sent to the client in
+ * chunks within its caller's window, as a worker script's. Throws
+ * `InvalidOptions` for handlers that miss an operation (or name one the
+ * group does not have).
  *
  * @example
  * ```ts
@@ -211,16 +212,8 @@ export interface GroupOptions<Rpcs extends Rpc.Any, R = never> {
 export const fromGroup = <Rpcs extends Rpc.Any, R = never>(
   group: RpcGroup.RpcGroup<Rpcs>,
   handlers: Operation.Handlers<Rpcs, R>
-): Options<Operation.Request<Rpcs>, Operation.Response<Rpcs>, Operation.Failure<Rpcs>, R> =>
-  groupForm(group, handlers, "streams are not supported by remote runners yet")
-
-/** The single-request form of a runner of `group`; a streamed operation refused for `noStreams`, if given. */
-const groupForm = <Rpcs extends Rpc.Any, R = never>(
-  group: RpcGroup.RpcGroup<Rpcs>,
-  handlers: Operation.Handlers<Rpcs, R>,
-  noStreams: string | undefined
 ): Options<Operation.Request<Rpcs>, Operation.Response<Rpcs>, Operation.Failure<Rpcs>, R> => {
-  const rpcs = Operations.operationsOf(group, noStreams)
+  const rpcs = Operations.operationsOf(group)
   if (typeof rpcs === "string") throw new InvalidOptions({ reason: rpcs })
   const wrong = Operations.checkHandlers(rpcs, handlers)
   if (wrong !== undefined) throw new InvalidOptions({ reason: wrong })
@@ -236,7 +229,7 @@ const singleForm = (
 ): Options<any, any, any, any> | WorkerCrash => {
   if (!("group" in options)) return options
   try {
-    return { ...groupForm(options.group, options.handlers, undefined), maxLineBytes: options.maxLineBytes }
+    return { ...fromGroup(options.group, options.handlers), maxLineBytes: options.maxLineBytes }
   } catch (error) {
     const reason = error instanceof InvalidOptions ? error.reason : String(error)
     return new WorkerCrash({ reason: new Defect({ message: `defect: invalid operations: ${reason}` }) })

@@ -253,7 +253,7 @@ describe("operations", { timeout: 60_000 }, () => {
     assert.notInclude(child.stdout, "Ready")
   })
 
-  it.effect("bad input: a missing handler, a handler of no operation, a stream, a wrong idempotent: typed", () =>
+  it.effect("bad input: a missing handler, a handler of no operation, a wrong idempotent: typed", () =>
     Effect.gen(function* () {
       const served = yield* Effect.exit(Runner.serve({ group: Hashing, handlers: { Hash: () => "x" } as never }))
       assert.isTrue(Exit.isFailure(served))
@@ -266,11 +266,9 @@ describe("operations", { timeout: 60_000 }, () => {
       )
       assert.match(extra.reason, /handlers for no operation of the group: Other/)
 
-      // A remote runner does not serve streams yet (threads and subprocesses do: test/streams-wire.test.ts).
-      assert.throws(
-        () => Runner.fromGroup(Streaming, { Hash: () => "x", Lines: () => Stream.make("a") }),
-        /operation Lines is a stream: streams are not supported by remote runners yet/
-      )
+      // A remote runner serves streams too (test/remote-streams.test.ts): its handlers are checked the same way.
+      assert.isFunction(Runner.fromGroup(Streaming, { Hash: () => "x", Lines: () => Stream.make("a") }).handler)
+      assert.throws(() => Runner.fromGroup(Streaming, { Hash: () => "x" } as never), /no handler for operation Lines/)
       yield* Operation.schemas(Streaming)
 
       const pool = yield* WorkerPool.make({ size: 1, worker: (id) => Worker.fromGroup(id, Hashing, handlers) })

@@ -58,21 +58,12 @@ const isStream = (schema: unknown): boolean =>
 /** Whether `rpc` is a streamed operation. */
 export const isStreamed = (rpc: Rpc.AnyWithProps): boolean => isStream(rpc.successSchema)
 
-/**
- * The operations of `group`, or why it cannot be served or called: a
- * streamed operation refused, with `noStreams` as the reason, where it is
- * given (a remote runner).
- */
-export const operationsOf = (group: unknown, noStreams?: string): ReadonlyArray<Rpc.AnyWithProps> | string => {
+/** The operations of `group`, or why it cannot be served or called. */
+export const operationsOf = (group: unknown): ReadonlyArray<Rpc.AnyWithProps> | string => {
   const requests = (group as { readonly requests?: unknown } | null)?.requests
   if (!(requests instanceof Map)) return `group must be an RpcGroup, got ${describe(group)}`
   if (requests.size === 0) return "the group has no operation"
-  const rpcs = [...requests.values()] as Array<Rpc.AnyWithProps>
-  if (noStreams === undefined) return rpcs
-  for (const rpc of rpcs) {
-    if (isStream(rpc.successSchema)) return `operation ${rpc._tag} is a stream: ${noStreams}`
-  }
-  return rpcs
+  return [...requests.values()] as Array<Rpc.AnyWithProps>
 }
 
 /** The element and error schemas of a streamed operation. */

@@ -10,6 +10,12 @@
  * The rpc client never reconnects by itself: there is one reconnect loop,
  * the supervisor's.
  *
+ * A streamed call (its request carries the caller's sink, see
+ * `streams.ts`) is one `Stream` rpc: each chunk goes to the sink, within the
+ * window; each chunk the caller reads is acknowledged (`Ack`, several at
+ * once while one is on its way); a caller that leaves sends `Cancel` and
+ * holds its slot until the runner ends the stream, or the connection is gone.
+ *
  * A runner that drains says so (`Events`): `exited` completes with `Stopped`
  * at once, so that no new request is routed to it, while the requests it
  * holds run to their end; the connection closes after them. A runner that
@@ -41,6 +47,7 @@ import { type Codec, decoding, schemaReason } from "../codec.ts"
 import { describe } from "../describe.ts"
 import { jsonFrame } from "../jsonSize.ts"
 import { toJsonWire } from "../jsonWire.ts"
+import { type CallerSink, callerSinkOf } from "../streams.ts"
 import { DispatchSpan, traceContext } from "../tracing.ts"
 import type { Gate } from "./gate.ts"
 import * as Handshake from "./handshake.ts"
@@ -141,6 +148,8 @@ export const spawn = <Req, Resp, E>(
     let draining = false
     const exited = Deferred.makeUnsafe<WorkerCrash>()
     const waiting = new Set<(outcome: Effect.Effect<Resp, E | InvalidRequest | WorkerCrash>) => void>()
+    /** Cancelled streams waiting for the runner to end them: woken when the incarnation dies. */
+    const stopping = new Set<() => void>()
     let idle: Deferred.Deferred<void> | undefined
     const crashed = () => Exit.fail(new WorkerCrash({ reason: deathReason! }))
     const forget = (resume: (outcome: Effect.Effect<Resp, E | InvalidRequest | WorkerCrash>) => void) => {
@@ -156,6 +165,9 @@ export const spawn = <Req, Resp, E>(
       if (idle !== undefined) Deferred.doneUnsafe(idle, Exit.void)
       const outcome = crashed()
       for (const resume of all) resume(outcome)
+      const cancels = [...stopping]
+      stopping.clear()
+      for (const wake of cancels) wake()
     }
     const lost = (what: string) =>
       die(new ConnectionLost({ message: `the connection to runner ${label} was lost: ${what}`, address: label }))
@@ -190,7 +202,8 @@ export const spawn = <Req, Resp, E>(
       Effect.provideService(RpcSerialization.RpcSerialization, Wire.serialization(settings.maxFrameBytes))
     )
     const client = yield* RpcClient.make(Wire.Group, { disableTracing: true }).pipe(
-      Effect.provideService(RpcClient.Protocol, protocol)
+      // A stream's window is acknowledged as its caller reads (`Ack`): the rpc layer's own acknowledgements are off.
+      Effect.provideService(RpcClient.Protocol, { ...protocol, supportsAck: false })
     )
 
     // A draining runner, or one that closes this idle connection: no new
@@ -222,7 +235,7 @@ export const spawn = <Req, Resp, E>(
     }
 
     const runFork = Effect.runForkWith(yield* Effect.context<never>())
-    const calls = new Set<Fiber.Fiber<Wire.Outcome, RpcClientError.RpcClientError>>()
+    const calls = new Set<Fiber.Fiber<unknown, RpcClientError.RpcClientError>>()
 
     // Runs first at the end of the incarnation: after a drain notice the
     // requests still held finish (the runner closes the connection once
@@ -314,6 +327,106 @@ export const spawn = <Req, Resp, E>(
         })
       })
 
+    let nextStream = 0
+    /**
+     * A streamed call: the runner's chunks go to the caller's sink, within its
+     * window (a chunk beyond it, after the outcome, or that does not decode is
+     * a protocol fault); the outcome, the stream's last part, ends the call.
+     */
+    const sendStream = (payload: unknown, headers: Record<string, string> | undefined, sink: CallerSink) =>
+      Effect.callback<Resp, E | InvalidRequest | WorkerCrash>((resume) => {
+        if (deathReason !== undefined) return resume(crashed())
+        const stream = nextStream++
+        let credit = sink.window
+        let final: Wire.Outcome | undefined
+        let left = false
+        let ended = false
+        let unacked = 0
+        let acking = false
+        const flushAcks: Effect.Effect<void> = Effect.suspend(() => {
+          const n = unacked
+          unacked = 0
+          return Effect.ignore(client.Ack({ stream, n }, { discard: true }))
+        }).pipe(
+          Effect.repeat({ while: () => unacked > 0 && !left && !ended && deathReason === undefined }),
+          Effect.ensuring(
+            Effect.sync(() => {
+              acking = false
+            })
+          )
+        )
+        sink.onTake = () => {
+          if (left || ended || final !== undefined || deathReason !== undefined) return
+          credit++
+          unacked++
+          if (acking) return
+          acking = true
+          runFork(flushAcks)
+        }
+        const fault = (what: string) => {
+          misdecoded(`${what} (stream ${stream})`)
+        }
+        const take = (part: Wire.Part) => {
+          if (deathReason !== undefined) return
+          if (final !== undefined) return fault("a part of a stream after its outcome")
+          if (part._tag !== "Chunk") {
+            final = part
+            return
+          }
+          if (credit <= 0) return fault(`a chunk beyond the stream's window of ${sink.window}`)
+          credit--
+          if (left) return
+          const decoded = decoders.decodeResponse.run(part.value)
+          if (decoded._tag === "Failure") {
+            const error = Cause.findErrorOption(decoded.cause)
+            return fault(
+              error._tag === "Some"
+                ? `a chunk that does not decode: ${schemaReason(error.value)}`
+                : "a chunk whose schema decodes asynchronously, which streams do not support"
+            )
+          }
+          const values = decoded.value as unknown
+          if (!Array.isArray(values) || values.length === 0) return fault("a chunk that is not a non-empty array")
+          sink.push(values as [unknown, ...Array<unknown>])
+        }
+        const parts = client.Stream(
+          { request: payload, stream, window: sink.window },
+          { streamBufferSize: sink.window + 2, ...(headers === undefined ? {} : { headers }) }
+        )
+        const call = runFork(
+          Stream.runForEachArray(parts, (array) =>
+            Effect.sync(() => {
+              for (const part of array) take(part)
+            })
+          )
+        )
+        let stopped: (() => void) | undefined
+        calls.add(call)
+        waiting.add(resume)
+        call.addObserver((exit) => {
+          ended = true
+          calls.delete(call)
+          if (stopped !== undefined) {
+            stopping.delete(stopped)
+            stopped()
+          }
+          if (!waiting.has(resume)) return
+          forget(resume)
+          if (Exit.isFailure(exit)) return resume(conclude(exit as Exit.Exit<never, RpcClientError.RpcClientError>))
+          if (final !== undefined) return resume(conclude(Exit.succeed(final)))
+          resume(misdecoded(`a stream that ended without its outcome (stream ${stream})`))
+        })
+        // The caller left: the runner interrupts the handler, and its end of the stream confirms it.
+        return Effect.callback<void>((done) => {
+          left = true
+          forget(resume)
+          if (ended || deathReason !== undefined) return done(Effect.void)
+          stopped = () => done(Effect.void)
+          stopping.add(stopped)
+          runFork(Effect.ignore(client.Cancel({ stream }, { discard: true })))
+        })
+      })
+
     const limit = settings.maxFrameBytes - envelopeBytes
     const run = (request: Req): Effect.Effect<Resp, E | InvalidRequest | WorkerCrash> =>
       Effect.withFiber((fiber) => {
@@ -330,7 +443,8 @@ export const spawn = <Req, Resp, E>(
                 `the request is ${over} bytes on the wire, over the limit of ${settings.maxFrameBytes} (maxFrameBytes)`
               )
             }
-            return send(payload, headers)
+            const sink = callerSinkOf(request)
+            return sink === undefined ? send(payload, headers) : sendStream(payload, headers, sink)
           }
         })
       })

@@ -1,7 +1,8 @@
 /**
  * The runner's side of a remote worker: a TCP (or TLS) listener whose
  * connections pass the handshake before an `effect/rpc` server takes them,
- * and the handler behind `Run`, with its concurrency limit and deadline.
+ * and the handler behind `Run` and `Stream`, with its concurrency limit and
+ * deadline.
  *
  * Draining: the listener stops accepting, every client hears `Draining` on
  * its `Events` stream (and routes new requests elsewhere), the requests held
@@ -31,6 +32,7 @@ import {
   Fiber,
   Option,
   Predicate,
+  Queue,
   type Scope,
   Semaphore,
   Stream,
@@ -44,9 +46,13 @@ import * as SocketServer from "effect/socket/SocketServer"
 import type * as RemoteMetrics from "../../RemoteMetrics.ts"
 import type { Handler } from "../../Runner.ts"
 import * as Answer from "../answer.ts"
-import { type Codec, encoding, schemaReason } from "../codec.ts"
+import { type Codec, encoding, needsEffect, schemaReason } from "../codec.ts"
+import { describe } from "../describe.ts"
 import * as Invocation from "../invocation.ts"
+import { jsonFrame } from "../jsonSize.ts"
 import { toJsonWire } from "../jsonWire.ts"
+import * as Operations from "../operations.ts"
+import * as Streams from "../streams.ts"
 import * as Handshake from "./handshake.ts"
 import { RunnerMeter } from "./meter.ts"
 import * as RefusalLog from "./refusalLog.ts"
@@ -115,7 +121,22 @@ interface Connection {
   events: boolean
   /** Why the runner closes it, once it does: the first cause is the one counted and logged. */
   closing: "Idle" | "FrameTooLarge" | undefined
+  /** Its streamed calls, by the client's id of them. */
+  readonly streams: Map<number, OpenStream>
 }
+
+/** A streamed call on a connection. */
+interface OpenStream {
+  /** Its sink, once its request is decoded: acknowledgements go there. */
+  sink: Streams.RunnerSink | undefined
+  /** Its client cancelled it. */
+  cancelled: boolean
+  /** The fiber of its request, once it runs. */
+  fiber: Fiber.Fiber<Wire.Outcome> | undefined
+}
+
+/** Room left in a frame for the rpc envelope around a chunk. */
+const envelopeBytes = 256
 
 /** A runner listening for clients. */
 export interface Listening {
@@ -156,7 +177,9 @@ export const listen = <Req, Resp, E, R>(
       if (quiet !== undefined && active === 0 && connections.size === 0) Deferred.doneUnsafe(quiet, Exit.void)
     }
 
-    // ---- the handler behind Run ----
+    // ---- the handler behind Run and Stream ----
+    /** The streamed operations the handler serves (a group's, through `Runner.fromGroup`). */
+    const streamed = Streams.streamedOf(settings.handler)
     const encoders: Answer.Encoders = {
       encodeResponse: encoding(toJsonWire(settings.response)),
       encodeError: encoding(toJsonWire(settings.error))
@@ -206,12 +229,30 @@ export const listen = <Req, Resp, E, R>(
       })
     }
 
-    /** Runs one request: under the client's dispatch span when the request carries one. */
+    /**
+     * Why `request` cannot run as it came: a streamed operation's without a
+     * window (`Run`), or another's with one (`Stream`); `undefined` when it can.
+     */
+    const misrouted = (request: unknown, stream: boolean): string | undefined => {
+      const tag = typeof request === "object" && request !== null ? (request as { _tag?: unknown })._tag : undefined
+      const isStreamed = streamed !== undefined && typeof tag === "string" && streamed.has(tag)
+      if (isStreamed === stream) return undefined
+      return isStreamed
+        ? `operation ${tag} is a stream: call it through the client's method`
+        : `operation ${describe(tag)} is not a stream: it is sent as Run`
+    }
+
+    /**
+     * Runs one request: under the client's dispatch span when the request
+     * carries one. A streamed call's request gets the sink `sinkFor` makes
+     * for its operation.
+     */
     const run = (
       payload: unknown,
       id: number,
       connection: Connection | undefined,
-      traceParent: string | undefined
+      traceParent: string | undefined,
+      sinkFor?: (tag: string) => Streams.Sink
     ): Effect.Effect<Wire.Outcome, never, R> =>
       Effect.suspend(() => {
         active++
@@ -220,7 +261,16 @@ export const listen = <Req, Resp, E, R>(
         const trace = Wire.parseTraceParent(traceParent)
         const decodedAndRun = Effect.matchEffect(decodeRequest(payload), {
           onFailure: (error) => Effect.succeed<Wire.Outcome>({ _tag: "Rejected", reason: schemaReason(error) }),
-          onSuccess: (request) => handle(request, id)
+          onSuccess: (request) => {
+            if (streamed === undefined && sinkFor === undefined) return handle(request, id)
+            const wrong = misrouted(request, sinkFor !== undefined)
+            if (wrong !== undefined) return Effect.succeed<Wire.Outcome>({ _tag: "Rejected", reason: wrong })
+            if (sinkFor !== undefined) {
+              const sink = sinkFor((request as { readonly _tag: string })._tag)
+              ;(request as { [Streams.sinkKey]?: Streams.Sink })[Streams.sinkKey] = sink
+            }
+            return handle(request, id)
+          }
         })
         return permits
           .withPermits(1)(
@@ -278,11 +328,108 @@ export const listen = <Req, Resp, E, R>(
       return id === undefined ? undefined : admittedById.get(Number(id))
     }
 
+    // ---- streamed calls ----
+    /** The streamed calls of requests that name no connection (none do: the runner names it on each). */
+    const unnamed = new Map<number, OpenStream>()
+    const streamsOf = (connection: Connection | undefined) => connection?.streams ?? unnamed
+    const chunkLimit = settings.maxFrameBytes - envelopeBytes
+
+    /**
+     * Puts a chunk of operation `tag` into `queue`, encoded by the response
+     * schema; gives why it could not (a value its schema refuses, a frame
+     * over `maxFrameBytes`): the handler then dies with that reason.
+     */
+    const sendChunk = (
+      queue: Queue.Queue<Wire.Part, Cause.Done>,
+      tag: string,
+      chunk: ReadonlyArray<unknown>
+    ): Effect.Effect<string | undefined> => {
+      const value = Operations.chunkOf(tag, chunk)
+      const put = (encoded: unknown): string | undefined => {
+        const frame = jsonFrame(encoded, chunkLimit, true)
+        if (frame._tag === "Over") {
+          return `the chunk is ${frame.bytes} bytes on the wire, over the limit of ${settings.maxFrameBytes} (maxFrameBytes)`
+        }
+        if (frame._tag === "NotJson") return `the chunk is not JSON: ${describe(frame.error)}`
+        Queue.offerUnsafe(queue, { _tag: "Chunk", value: encoded })
+        return undefined
+      }
+      const refused = (cause: Cause.Cause<unknown>) => `the chunk does not encode: ${Answer.describeCause(cause)}`
+      const encoded = encoders.encodeResponse.run(value)
+      if (encoded._tag === "Success") return Effect.succeed(put(encoded.value))
+      if (!needsEffect(encoded)) return Effect.succeed(refused(encoded.cause))
+      return Effect.matchCause(encoders.encodeResponse.effect(value), { onSuccess: put, onFailure: refused })
+    }
+
+    /**
+     * A streamed call: its chunks, then its outcome, on the rpc stream. The
+     * handler's sink sends a chunk while the client's window has room. A
+     * cancel interrupts the handler, then the stream ends without an outcome.
+     */
+    const runStream = (
+      payload: { readonly request: unknown; readonly stream: number; readonly window: number },
+      id: number,
+      headers: Readonly<Record<string, string | undefined>>
+    ): Stream.Stream<Wire.Part, never, R> => {
+      const { request, stream, window } = payload
+      if (!Number.isSafeInteger(window) || window < 1) {
+        const rejected: Wire.Part = {
+          _tag: "Rejected",
+          reason: `the window must be a positive integer, got ${describe(window)}`
+        }
+        return Stream.make(rejected)
+      }
+      const connection = connectionOf(headers)
+      const streams = streamsOf(connection)
+      const open: OpenStream = { sink: undefined, cancelled: false, fiber: undefined }
+      // Registered as the request is read, so that a cancel read after it finds it.
+      streams.set(stream, open)
+      const sinkFor = (queue: Queue.Queue<Wire.Part, Cause.Done>) => (tag: string) => {
+        open.sink = Streams.runnerSink(window, (chunk) => sendChunk(queue, tag, chunk))
+        return open.sink
+      }
+      return Stream.callback<Wire.Part, never, R>((queue) =>
+        Effect.gen(function* () {
+          if (open.cancelled) return yield* Queue.end(queue)
+          const fiber = yield* Effect.forkChild(
+            run(request, id, connection, headers[Wire.traceHeader], sinkFor(queue)),
+            { startImmediately: true }
+          )
+          open.fiber = fiber
+          // Interrupted (the client left, the runner stops), the request is interrupted and waited for.
+          const exit = yield* Effect.onInterrupt(Fiber.await(fiber), () => Fiber.interrupt(fiber))
+          // A cancelled request ends the stream without an outcome: the end confirms the cancel.
+          if (Exit.isSuccess(exit)) yield* Queue.offer(queue, exit.value)
+          yield* Queue.end(queue)
+        }).pipe(
+          Effect.ensuring(
+            Effect.sync(() => {
+              if (streams.get(stream) === open) streams.delete(stream)
+            })
+          )
+        )
+      )
+    }
+
     const handlers = Wire.Group.toLayer(
       Effect.succeed(
         Wire.Group.of({
           Run: (payload, { requestId, headers }) =>
             run(payload, Number(requestId), connectionOf(headers), headers[Wire.traceHeader]),
+          Stream: (payload, { requestId, headers }) => runStream(payload, Number(requestId), headers),
+          Ack: ({ stream, n }, { headers }) =>
+            Effect.sync(() => {
+              // An unknown stream ended already: its acknowledgements come late.
+              if (Number.isSafeInteger(n) && n > 0) streamsOf(connectionOf(headers)).get(stream)?.sink?.ack(n)
+            }),
+          Cancel: ({ stream }, { headers }) =>
+            Effect.sync(() => {
+              // An unknown stream ended already: its end confirms the cancel.
+              const open = streamsOf(connectionOf(headers)).get(stream)
+              if (open === undefined) return
+              open.cancelled = true
+              open.fiber?.interruptUnsafe()
+            }),
           Events: (_, { headers }) => {
             const connection = connectionOf(headers)
             const draining = Effect.as(Deferred.await(drainStarted), "Draining" as const)
@@ -425,7 +572,8 @@ export const listen = <Req, Resp, E, R>(
             idle: Deferred.makeUnsafe<void>(),
             idleTimer: undefined,
             events: false,
-            closing: undefined
+            closing: undefined,
+            streams: new Map()
           }
           admittedById.set(connection.id, connection)
           armIdle(connection)
@@ -576,7 +724,8 @@ export const listen = <Req, Resp, E, R>(
     )
     yield* RpcServer.make(Wire.Group, { disableTracing: true, concurrency: "unbounded" }).pipe(
       Effect.provide(handlers),
-      Effect.provideService(RpcServer.Protocol, protocol),
+      // A stream's window is the client's (`Ack`): the rpc layer's own acknowledgements are off (see wire.ts).
+      Effect.provideService(RpcServer.Protocol, { ...protocol, supportsAck: false }),
       Effect.forkScoped
     )
 

@@ -1,9 +1,20 @@
 /**
  * What a remote client and its runner say to each other over `effect/rpc`:
  * the rpc group (`Run` for one request, `Events` for what the runner tells
- * its clients unasked), the outcome of a request as it crosses the wire, the
+ * its clients unasked, `Stream`, `Ack` and `Cancel` for a streamed
+ * operation), the outcome of a request as it crosses the wire, the
  * fingerprint of the schemas both sides must share, and the framing with its
  * size limit.
+ *
+ * A streamed call is one `Stream` rpc whose elements are the chunks of the
+ * handler's stream (`Chunk`) and then its outcome, the last element. The
+ * window is the client's: the runner sends at most `window` chunks the
+ * client has not acknowledged (`Ack`, as its caller reads them), so the rpc
+ * layer's own acknowledgements are off on both sides (they hold one chunk in
+ * flight, and the client's rpc layer would stop reading the whole connection
+ * while its caller does not read). A caller that leaves sends `Cancel`: the
+ * runner interrupts the handler, then ends the rpc stream without an
+ * outcome, which confirms the cancel.
  *
  * Requests and answers travel as JSON values encoded by the user's schemas
  * on each side (`Schema.toCodecJson`), so the rpc layer carries them as
@@ -17,7 +28,7 @@ import type { TraceContext } from "../../Protocol.ts"
 import type { Codec } from "../codec.ts"
 
 /** The version of this protocol; both sides must speak the same. */
-export const protocolVersion = 1
+export const protocolVersion = 2
 
 /** The request was answered (its response, encoded). */
 export const Success = Schema.TaggedStruct("Success", { value: Schema.Unknown })
@@ -47,8 +58,32 @@ export const Run = Rpc.make("Run", { payload: Schema.Unknown, success: Outcome }
 /** What the runner tells a client unasked, for as long as the connection lives. */
 export const Events = Rpc.make("Events", { success: Notice, stream: true })
 
+/** A chunk of a streamed call: the handler's elements, encoded by the response schema (`{ _tag, value: [...] }`). */
+export const Chunk = Schema.TaggedStruct("Chunk", { value: Schema.Unknown })
+
+/** What a streamed call's rpc stream carries: its chunks, then its outcome. */
+export const Part = Schema.Union([Chunk, Success, Failure, Rejected, Crash, Deadline])
+export type Part = typeof Part.Type
+
+/**
+ * One streamed call: `request` as in `Run`; `stream`, the client's id of it
+ * on its connection (what `Ack` and `Cancel` name); `window`, the chunks the
+ * runner may send that the client has not acknowledged.
+ */
+export const StreamRun = Rpc.make("Stream", {
+  payload: { request: Schema.Unknown, stream: Schema.Number, window: Schema.Number },
+  success: Part,
+  stream: true
+})
+
+/** The caller of stream `stream` read `n` more chunks: the runner may send as many more. */
+export const Ack = Rpc.make("Ack", { payload: { stream: Schema.Number, n: Schema.Number } })
+
+/** The caller of stream `stream` left: the runner interrupts its handler and ends its rpc stream. */
+export const Cancel = Rpc.make("Cancel", { payload: { stream: Schema.Number } })
+
 /** The rpc group a remote client and its runner share. */
-export const Group = RpcGroup.make(Run, Events)
+export const Group = RpcGroup.make(Run, Events, StreamRun, Ack, Cancel)
 
 /**
  * The header that carries a traced request's span to the runner, in the W3C
