@@ -216,6 +216,34 @@ describe("a runner's defences", { timeout: 60_000 }, () => {
     )
   )
 
+  it.live(
+    "a client of protocol 1 (before streams) is admitted; an unknown protocol is refused with ProtocolMismatch",
+    () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const runner = yield* Remote.listen(serving())
+          const old = fingerprintOf(Schema.String, Schema.Number, DomainError, 1)
+          assert.notStrictEqual(old, fingerprint)
+          // Runners are upgraded before their clients: a client of protocol 1 uses Run and Events only, unchanged.
+          const first = yield* handshake(runner.port, hello(null, old, 1), "127.0.0.1")
+          assert.deepStrictEqual(first.reply, { ok: true })
+          // Its fingerprint is its protocol's: another's is a schema mismatch.
+          const mixed = yield* handshake(runner.port, hello(null, fingerprint, 1), "127.0.0.1")
+          assert.strictEqual(mixed.reply?.refused, "SchemaMismatch")
+          for (const protocol of [0, 3, "2", null]) {
+            const { reply } = yield* handshake(runner.port, hello(null, fingerprint, protocol), "127.0.0.1")
+            assert.deepStrictEqual(reply, {
+              refused: "ProtocolMismatch",
+              message: `the client speaks protocol ${String(protocol)}, the runner 1 to 2`
+            })
+          }
+          // The current client is served as before.
+          const good = yield* worker(runner.port)
+          assert.strictEqual(yield* good.dispatch("abc"), 3)
+        })
+      )
+  )
+
   it.live("refusals are logged once per source per interval; the rest are counted and summed up at its end", () =>
     Effect.gen(function* () {
       const lines = yield* logged((lines) =>

@@ -158,7 +158,11 @@ export const listen = <Req, Resp, E, R>(
 ): Effect.Effect<Listening, SocketServer.SocketServerError, R | Scope.Scope> =>
   Effect.gen(function* () {
     const decodeRequest = Schema.decodeUnknownEffect(toJsonWire(settings.request))
-    const fingerprint = Wire.fingerprint(settings.request, settings.response, settings.error)
+    /** The fingerprint a client of each protocol version this runner admits gives for its schemas. */
+    const fingerprints = new Map<unknown, string>()
+    for (let version = Wire.oldestProtocolVersion; version <= Wire.protocolVersion; version++) {
+      fingerprints.set(version, Wire.fingerprint(settings.request, settings.response, settings.error, version))
+    }
     const services = yield* Effect.context<R>()
     const runFork = Effect.runForkWith(services)
     const permits = yield* Semaphore.make(settings.concurrency)
@@ -513,10 +517,11 @@ export const listen = <Req, Resp, E, R>(
       if (settings.token !== undefined && !Handshake.tokenMatches(hello.token, settings.token)) {
         return { refused: "Unauthorized", message: "the token is missing or wrong" }
       }
-      if (hello.protocol !== Wire.protocolVersion) {
+      const fingerprint = fingerprints.get(hello.protocol)
+      if (fingerprint === undefined) {
         return {
           refused: "ProtocolMismatch",
-          message: `the client speaks protocol ${String(hello.protocol)}, the runner ${Wire.protocolVersion}`
+          message: `the client speaks protocol ${String(hello.protocol)}, the runner ${Wire.oldestProtocolVersion} to ${Wire.protocolVersion}`
         }
       }
       if (hello.fingerprint !== fingerprint) {

@@ -27,8 +27,15 @@ import * as Schema from "effect/Schema"
 import type { TraceContext } from "../../Protocol.ts"
 import type { Codec } from "../codec.ts"
 
-/** The version of this protocol; both sides must speak the same. */
+/** The version of this protocol a client speaks. */
 export const protocolVersion = 2
+
+/**
+ * The oldest version a runner admits: a client of protocol 1 (before streams)
+ * uses only `Run` and `Events`, which have not changed, so runners can be
+ * upgraded before their clients.
+ */
+export const oldestProtocolVersion = 1
 
 /** The request was answered (its response, encoded). */
 export const Success = Schema.TaggedStruct("Success", { value: Schema.Unknown })
@@ -112,10 +119,15 @@ export const serialization = (maxFrameBytes: number): RpcSerialization.RpcSerial
 
 /**
  * A digest of the request, response and error schemas (as JSON Schema) and
- * of the protocol version: equal on both sides when they speak the same
- * schemas.
+ * of the protocol version (`version`, the client's): equal on both sides
+ * when they speak the same schemas.
  */
-export const fingerprint = (request: Codec<any>, response: Codec<any>, error: Codec<any>): string => {
+export const fingerprint = (
+  request: Codec<any>,
+  response: Codec<any>,
+  error: Codec<any>,
+  version: number = protocolVersion
+): string => {
   const document = (schema: Codec<any>) => {
     try {
       return Schema.toJsonSchemaDocument(schema)
@@ -125,6 +137,6 @@ export const fingerprint = (request: Codec<any>, response: Codec<any>, error: Co
     }
   }
   return createHash("sha256")
-    .update(JSON.stringify([protocolVersion, document(request), document(response), document(error)]))
+    .update(JSON.stringify([version, document(request), document(response), document(error)]))
     .digest("hex")
 }
