@@ -216,7 +216,9 @@ export const canPushRun = (fiber: Fiber.Fiber<unknown, unknown>): boolean => {
     runKeys = findRunKeys()
     if (runKeys !== undefined) Object.assign(RunFrameImpl.prototype, runFrameProto(runKeys))
   }
-  return runKeys !== undefined && (runnable ??= hasRunLoop(fiber))
+  if (runKeys === undefined) return false
+  runnable ??= hasRunLoop(fiber)
+  return runnable
 }
 
 let runnable: boolean | undefined
