@@ -69,7 +69,7 @@ import { toJsonWire } from "./internal/jsonWire.ts"
 import { memoryReportsEnv, runnerMemory } from "./internal/memoryReports.ts"
 import * as Operations from "./internal/operations.ts"
 import { trackChildProcesses } from "./internal/runner/childProcesses.ts"
-import { type Inbound, stdioTransport, threadTransport } from "./internal/runner/transport.ts"
+import { type Inbound, stdioTransport, type Transport, threadTransport } from "./internal/runner/transport.ts"
 import * as Streams from "./internal/streams.ts"
 import { movingEncoding } from "./internal/transfer.ts"
 import type * as Operation from "./Operation.ts"
@@ -292,55 +292,18 @@ const serveSingle = <Req, Resp, E, R>(options: Options<Req, Resp, E, R>): Effect
         (t) => Effect.sync(t.close)
       )
       const errorSchema = options.error ?? (DomainError as any as Codec<E>)
-      // Payloads in their schemas' encoded form (a thread, a binary frame), or as JSON values (lines).
-      const structured = {
-        decodeRequest: decoding(options.request),
-        // In a thread, answers move the buffers of their `Transferable` fields.
-        encoders:
-          transport.kind === "stdio"
-            ? { encodeResponse: encoding(options.response), encodeError: encoding(errorSchema) }
-            : { encodeResponse: movingEncoding(options.response), encodeError: movingEncoding(errorSchema) }
-      }
-      const json =
-        transport.kind === "stdio"
-          ? {
-              decodeRequest: decoding(toJsonWire(options.request)),
-              encoders: {
-                encodeResponse: encoding(toJsonWire(options.response)),
-                encodeError: encoding(toJsonWire(errorSchema))
-              }
-            }
-          : structured
-      const codecs = () => (transport.structured() ? structured : json)
+      const codecs = codecsOn(transport, options.request, options.response, errorSchema)
       // A group's operations, called without the envelope (a request's `operation`): each with its own schemas.
       const operations = new Map<string, ServedOperation>()
       for (const [tag, served] of Operations.servedOf(options.handler) ?? []) {
-        const structured = {
-          decodeRequest: decoding(served.payload as Codec<unknown>),
-          encoders:
-            transport.kind === "stdio"
-              ? {
-                  encodeResponse: encoding(served.success as Codec<unknown>),
-                  encodeError: encoding(served.error as Codec<unknown>)
-                }
-              : {
-                  encodeResponse: movingEncoding(served.success as Codec<unknown>),
-                  encodeError: movingEncoding(served.error as Codec<unknown>)
-                }
-        }
-        const json =
-          transport.kind === "stdio"
-            ? {
-                decodeRequest: decoding(toJsonWire(served.payload as Codec<unknown>)),
-                encoders: {
-                  encodeResponse: encoding(toJsonWire(served.success as Codec<unknown>)),
-                  encodeError: encoding(toJsonWire(served.error as Codec<unknown>))
-                }
-              }
-            : structured
         operations.set(tag, {
           handler: served.handler as Handler<unknown, unknown, unknown, R>,
-          codecs: () => (transport.structured() ? structured : json)
+          codecs: codecsOn(
+            transport,
+            served.payload as Codec<unknown>,
+            served.success as Codec<unknown>,
+            served.error as Codec<unknown>
+          )
         })
       }
       const services = yield* Effect.context<R>()
@@ -552,13 +515,45 @@ const serveSingle = <Req, Resp, E, R>(options: Options<Req, Resp, E, R>): Effect
     })
   )
 
+/** How a runner decodes its requests and encodes its answers. */
+interface Codecs {
+  readonly decodeRequest: Conversion<unknown>
+  readonly encoders: Answer.Encoders
+}
+
+/**
+ * The codecs of `request`, `response` and `error` on `transport`, as it is
+ * now: payloads in their schemas' encoded form (a thread, a binary frame), or
+ * as JSON values (lines). In a thread, answers move the buffers of their
+ * `Transferable` fields.
+ */
+const codecsOn = (
+  transport: Transport,
+  request: Codec<any>,
+  response: Codec<any>,
+  error: Codec<any>
+): (() => Codecs) => {
+  const structured: Codecs = {
+    decodeRequest: decoding(request),
+    encoders:
+      transport.kind === "stdio"
+        ? { encodeResponse: encoding(response), encodeError: encoding(error) }
+        : { encodeResponse: movingEncoding(response), encodeError: movingEncoding(error) }
+  }
+  const json: Codecs =
+    transport.kind === "stdio"
+      ? {
+          decodeRequest: decoding(toJsonWire(request)),
+          encoders: { encodeResponse: encoding(toJsonWire(response)), encodeError: encoding(toJsonWire(error)) }
+        }
+      : structured
+  return () => (transport.structured() ? structured : json)
+}
+
 /** An operation of a group a runner serves without the envelope: its user's handler, and its codecs now. */
 interface ServedOperation {
   readonly handler: Handler<unknown, unknown, unknown, any>
-  readonly codecs: () => {
-    readonly decodeRequest: Conversion<unknown>
-    readonly encoders: Answer.Encoders
-  }
+  readonly codecs: () => Codecs
 }
 
 /** A positive integer from the environment variable `name`, if it holds one. */
