@@ -7,12 +7,16 @@
  * and subprocess kinds (2 workers, `concurrency` 8, 8 callers), as
  * `npm run bench`'s rows have them. Prints the medians over the rounds of
  * per-round ratios of time per request: group / single and single' / single.
+ * Out of process, beside the wall time, the CPU time of the process and its
+ * workers (threads and child processes, read from `/proc` on Linux: see
+ * cpu.ts), steadier on a shared machine.
  *
  * node --conditions=effect-worker-pool-source bench/operations-ab.ts [rounds] [in-process|thread|subprocess]
  */
 import { NodeServices } from "@effect/platform-node"
 import { Effect, Exit, Schema, Scope } from "effect"
 import { Operation, Subprocess, Thread, Worker, WorkerPool } from "effect-worker-pool"
+import { readCpu } from "./cpu.ts"
 import { cpuTimed, interleave, median, ratio, timed as wallTimed } from "./rounds.ts"
 import { Summing, Task } from "./workers/schemas.ts"
 import { add } from "./workers/task.ts"
@@ -27,11 +31,18 @@ const run = <A, E>(effect: Effect.Effect<A, E, Scope.Scope | NodeServices.NodeSe
 
 type Call = (task: typeof Task.Type) => Effect.Effect<number, unknown>
 
+/** The CPU milliseconds of this process and its workers (`undefined` where `/proc` cannot tell). */
+const allCpu = (): number | undefined => {
+  const reading = readCpu()
+  return reading === undefined ? undefined : (reading.parent + reading.workers + reading.helpers) / 1000
+}
+
 /**
  * Milliseconds for `tasks` requests from `callers` fibers, each taking the next task: the process's CPU time in
- * process (steadier on a shared machine), the wall time out of process (the workers' CPU is elsewhere).
+ * process (steadier on a shared machine), the wall time out of process (the workers' CPU is elsewhere), with the
+ * CPU time of the process and its workers beside it.
  */
-const timed = (call: Call, tasks: number, callers: number, cpu: boolean) => async (): Promise<number> => {
+const timed = (call: Call, tasks: number, callers: number, cpu: boolean) => async (): Promise<Times> => {
   let next = 0
   const caller = Effect.gen(function* () {
     while (next < tasks) {
@@ -43,7 +54,17 @@ const timed = (call: Call, tasks: number, callers: number, cpu: boolean) => asyn
     Array.from({ length: callers }, () => caller),
     { concurrency: "unbounded" }
   )
-  return (cpu ? cpuTimed : wallTimed)(() => Effect.runPromise(all))
+  if (cpu) return { time: await cpuTimed(() => Effect.runPromise(all)), cpu: undefined }
+  const before = allCpu()
+  const time = await wallTimed(() => Effect.runPromise(all))
+  const after = allCpu()
+  return { time, cpu: before === undefined || after === undefined ? undefined : after - before }
+}
+
+/** What one run measured: its time, and out of process the CPU time of the process and its workers. */
+interface Times {
+  readonly time: number
+  readonly cpu: number | undefined
 }
 
 /** The three variants of a row: single, single again (A/A), group. */
@@ -60,13 +81,16 @@ const row = async (
   )
   for (const v of variants) await v() // warm up
   const [a, a2, b] = await interleave(variants, rounds)
-  const aa = ratio(a2!, a!)
-  const ab = ratio(b!, a!)
   const f = (x: number) => x.toFixed(3)
-  const micros = (median(a!) * 1000) / tasks
-  console.log(
-    `${name.padEnd(36)} single ${micros.toFixed(2)} µs/request   group/single ${f(ab.median)} [${f(ab.low)}, ${f(ab.high)}]   A/A ${f(aa.median)} [${f(aa.low)}, ${f(aa.high)}]`
-  )
+  const ratios = (of: (times: Times) => number) => {
+    const aa = ratio(a2!.map(of), a!.map(of))
+    const ab = ratio(b!.map(of), a!.map(of))
+    const micros = (median(a!.map(of)) * 1000) / tasks
+    return `single ${micros.toFixed(2)} µs/request   group/single ${f(ab.median)} [${f(ab.low)}, ${f(ab.high)}]   A/A ${f(aa.median)} [${f(aa.low)}, ${f(aa.high)}]`
+  }
+  console.log(`${name.padEnd(36)} ${ratios((t) => t.time)}`)
+  if (a!.every((t) => t.cpu !== undefined))
+    console.log(`${"  CPU, process and workers".padEnd(36)} ${ratios((t) => t.cpu!)}`)
 }
 
 const inProcess = {

@@ -27,7 +27,11 @@
  * `{ _tag: "Hash", payload }`, and on the wire its answer
  * `{ _tag: "Hash", value }` and its domain error `{ _tag: "Hash", error }`,
  * decoded to the bare value and error (see {@link schemas}). Every kind
- * carries it as it carries any request: no new message on the wire. A tag
+ * carries it as it carries any request: no new message on the wire. A
+ * thread or a subprocess whose runner serves the group carries a call of an
+ * operation that is not a stream without the envelope: its tag beside its
+ * own payload, answered with its own value or error (`Protocol.Request`'s
+ * `operation`), which costs less. A tag
  * the group does not have, or a payload its rpc's schema refuses, is an
  * `InvalidRequest`, and the worker stays up.
  *

@@ -9,9 +9,12 @@
  * two items, the id (a number) then the payload: a child's `Success`
  * (`[3, 10]` is `{"_tag":"Success","id":3,"value":10}`) when the thread's
  * `workerData` has `shortSuccesses: true` (the thread kind sets it), and a
- * parent's `Request` when the child's `Ready` says `shortRequests`. Either
- * side reads both forms. Cloning a number costs far less than cloning an
- * object with its keys.
+ * parent's `Request` when the child's `Ready` says `shortRequests`. A
+ * `Request` that carries an `operation` takes a short form of three items,
+ * the operation's tag (a string), the id, then the payload
+ * (`["Hash", 3, {"text":"abc"}]`), to a child whose `Ready` says both
+ * `shortRequests` and `operations`. Either side reads every form. Cloning a
+ * number costs far less than cloning an object with its keys.
  * Either side sends what it has ready at the end of one synchronous run at once:
  * several lines in one write, or one batch. Every request carries an id
  * chosen by the parent, unique within one incarnation (1, 2, 3, ...); the
@@ -19,8 +22,8 @@
  *
  * | direction      | message                                     | meaning                                                  |
  * |----------------|---------------------------------------------|----------------------------------------------------------|
- * | child → parent | `{"_tag":"Ready","protocol":3,"heartbeat":500}` | the runner is up, and sends a heartbeat every 500 ms (optional); sent once, before anything else |
- * | parent → child | `{"_tag":"Request","id":1,"payload":…}`     | run the handler on `payload` (the encoded request); a traced request adds `"trace":{"traceId":…,"spanId":…,"sampled":true}`, the span of its dispatch (optional); a streamed operation's call adds `"window":16`, the chunks the child may send before an `Ack` |
+ * | child → parent | `{"_tag":"Ready","protocol":3,"heartbeat":500}` | the runner is up, and sends a heartbeat every 500 ms (optional); sent once, before anything else; a runner that serves a group adds `"operations":true` (it reads a request's `operation`) |
+ * | parent → child | `{"_tag":"Request","id":1,"payload":…}`     | run the handler on `payload` (the encoded request); a traced request adds `"trace":{"traceId":…,"spanId":…,"sampled":true}`, the span of its dispatch (optional); a streamed operation's call adds `"window":16`, the chunks the child may send before an `Ack`; a call of an operation of a group may add `"operation":"Hash"` (to a child whose `Ready` says `"operations":true`): `payload` is then the operation's own, and so is the answer's `value` or `error` |
  * | child → parent | `{"_tag":"Chunk","id":1,"value":…}`         | a chunk of a streamed call's elements (the encoded chunk), within its window |
  * | parent → child | `{"_tag":"Ack","id":1,"n":1}`               | the caller read `n` more chunks of the stream: `n` more may be sent |
  * | parent → child | `{"_tag":"Cancel","id":1}`                  | the caller gave up: interrupt the handler                |
@@ -196,7 +199,9 @@ export const RequestId = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
  * (a thread's runner), it reads requests in their short form (see the
  * module's documentation). With `frame` (a runner on Node over stdio:
  * `"v8"`), it reads and writes the binary frame once the parent switches to
- * it; a parent ignores a frame it does not know.
+ * it; a parent ignores a frame it does not know. With `operations` (a
+ * runner that serves a group), it reads a {@link Request}'s `operation` and
+ * answers such a request with the operation's own value or error.
  *
  * @example
  * ```ts
@@ -212,7 +217,8 @@ export const Ready = Schema.TaggedStruct("Ready", {
   protocol: Schema.Number,
   heartbeat: Schema.optionalKey(Schema.Number),
   shortRequests: Schema.optionalKey(Schema.Boolean),
-  frame: Schema.optionalKey(Schema.String)
+  frame: Schema.optionalKey(Schema.String),
+  operations: Schema.optionalKey(Schema.Boolean)
 })
 
 /**
@@ -258,7 +264,12 @@ export type TraceContext = typeof TraceContext.Type
  * request dispatched under a span carries it in `trace` (see
  * {@link TraceContext}); a runner that does not know the field ignores it.
  * A call of a streamed operation carries `window`: how many {@link Chunk}s
- * the child may send before the parent's first {@link Ack}.
+ * the child may send before the parent's first {@link Ack}. A call of an
+ * operation of a group may carry `operation`, its tag, when the child's
+ * {@link Ready} says `operations`: `payload` is then the operation's own
+ * payload (not the envelope `{ _tag, payload }`), and the answer's `value`
+ * or `error` the operation's own (not `{ _tag, value }` or
+ * `{ _tag, error }`).
  *
  * @example
  * ```ts
@@ -274,7 +285,8 @@ export const Request = Schema.TaggedStruct("Request", {
   id: RequestId,
   payload: Schema.optionalKey(Schema.Unknown),
   trace: Schema.optionalKey(TraceContext),
-  window: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)))
+  window: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))),
+  operation: Schema.optionalKey(Schema.String)
 })
 
 /**
@@ -852,7 +864,8 @@ const isFromChild = (u: unknown): u is FromChild => {
         typeof u.protocol === "number" &&
         (!("heartbeat" in u) || typeof u.heartbeat === "number") &&
         (!("shortRequests" in u) || typeof u.shortRequests === "boolean") &&
-        (!("frame" in u) || typeof u.frame === "string")
+        (!("frame" in u) || typeof u.frame === "string") &&
+        (!("operations" in u) || typeof u.operations === "boolean")
       )
     case "ChildStarted":
       return typeof u.pid === "number" && typeof u.group === "boolean"
@@ -921,7 +934,12 @@ const isToChild = (u: unknown): u is ToChild => {
   if (!isRecord(u)) return false
   switch (u._tag) {
     case "Request":
-      return isId(u.id) && (!("trace" in u) || isTraceContext(u.trace)) && (!("window" in u) || isId(u.window))
+      return (
+        isId(u.id) &&
+        (!("trace" in u) || isTraceContext(u.trace)) &&
+        (!("window" in u) || isId(u.window)) &&
+        (!("operation" in u) || typeof u.operation === "string")
+      )
     case "Cancel":
       return isId(u.id)
     case "Ack":

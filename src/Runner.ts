@@ -63,13 +63,13 @@ import type * as Rpc from "effect/rpc/Rpc"
 import type * as RpcGroup from "effect/rpc/RpcGroup"
 import * as Tracer from "effect/Tracer"
 import * as Answer from "./internal/answer.ts"
-import { type Codec, decoding, encoding, needsEffect } from "./internal/codec.ts"
+import { type Codec, type Conversion, decoding, encoding, needsEffect } from "./internal/codec.ts"
 import * as Invocation from "./internal/invocation.ts"
 import { toJsonWire } from "./internal/jsonWire.ts"
 import { memoryReportsEnv, runnerMemory } from "./internal/memoryReports.ts"
 import * as Operations from "./internal/operations.ts"
 import { trackChildProcesses } from "./internal/runner/childProcesses.ts"
-import { type Inbound, stdioTransport, threadTransport } from "./internal/runner/transport.ts"
+import { type Inbound, stdioTransport, type Transport, threadTransport } from "./internal/runner/transport.ts"
 import * as Streams from "./internal/streams.ts"
 import { movingEncoding } from "./internal/transfer.ts"
 import type * as Operation from "./Operation.ts"
@@ -285,26 +285,20 @@ const serveSingle = <Req, Resp, E, R>(options: Options<Req, Resp, E, R>): Effect
         (t) => Effect.sync(t.close)
       )
       const errorSchema = options.error ?? (DomainError as any as Codec<E>)
-      // Payloads in their schemas' encoded form (a thread, a binary frame), or as JSON values (lines).
-      const structured = {
-        decodeRequest: decoding(options.request),
-        // In a thread, answers move the buffers of their `Transferable` fields.
-        encoders:
-          transport.kind === "stdio"
-            ? { encodeResponse: encoding(options.response), encodeError: encoding(errorSchema) }
-            : { encodeResponse: movingEncoding(options.response), encodeError: movingEncoding(errorSchema) }
+      const codecs = codecsOn(transport, options.request, options.response, errorSchema)
+      // A group's operations, called without the envelope (a request's `operation`): each with its own schemas.
+      const operations = new Map<string, ServedOperation>()
+      for (const [tag, served] of Operations.servedOf(options.handler) ?? []) {
+        operations.set(tag, {
+          handler: served.handler as Handler<unknown, unknown, unknown, R>,
+          codecs: codecsOn(
+            transport,
+            served.payload as Codec<unknown>,
+            served.success as Codec<unknown>,
+            served.error as Codec<unknown>
+          )
+        })
       }
-      const json =
-        transport.kind === "stdio"
-          ? {
-              decodeRequest: decoding(toJsonWire(options.request)),
-              encoders: {
-                encodeResponse: encoding(toJsonWire(options.response)),
-                encodeError: encoding(toJsonWire(errorSchema))
-              }
-            }
-          : structured
-      const codecs = () => (transport.structured() ? structured : json)
       const services = yield* Effect.context<R>()
       const runFork = Effect.runForkWith(services)
 
@@ -368,8 +362,8 @@ const serveSingle = <Req, Resp, E, R>(options: Options<Req, Resp, E, R>): Effect
             return reply({ _tag: "Cancelled", id })
         }
       }
-      const answerExit = (id: number, exit: Exit.Exit<Resp, unknown>) =>
-        Answer.answerExit(exit, codecs().encoders, later, id, replyTo)
+      const answerExit = (id: number, exit: Exit.Exit<unknown, unknown>, operation: ServedOperation | undefined) =>
+        Answer.answerExit(exit, (operation === undefined ? codecs() : operation.codecs()).encoders, later, id, replyTo)
 
       /** Sends a chunk of streamed request `id`, of operation `tag`; gives why it could not. */
       const sendChunk = (id: number, tag: string, chunk: ReadonlyArray<unknown>): Effect.Effect<string | undefined> =>
@@ -402,11 +396,20 @@ const serveSingle = <Req, Resp, E, R>(options: Options<Req, Resp, E, R>): Effect
         return true
       }
 
-      /** Calls the handler and answers by how it ended; an Effect runs under the request's span, if traced. */
-      const invoke = (id: number, request: Req, trace: Protocol.TraceContext | undefined, window?: number) => {
-        if (!withSink(id, request, window)) return
+      /**
+       * Calls the handler (the operation's, for a call without the envelope) and answers by how it ended; an
+       * Effect runs under the request's span, if traced.
+       */
+      const invoke = (
+        id: number,
+        request: unknown,
+        trace: Protocol.TraceContext | undefined,
+        window: number | undefined,
+        operation: ServedOperation | undefined
+      ) => {
+        if (operation === undefined && !withSink(id, request as Req, window)) return
         const invocation = Invocation.invoke(
-          options.handler,
+          operation === undefined ? (options.handler as Handler<unknown, unknown, unknown, R>) : operation.handler,
           request,
           id,
           trace === undefined
@@ -415,7 +418,7 @@ const serveSingle = <Req, Resp, E, R>(options: Options<Req, Resp, E, R>): Effect
           (exit) => {
             running.delete(id)
             sinks.delete(id)
-            answerExit(id, exit)
+            answerExit(id, exit, operation)
           }
         )
         if (invocation !== undefined) running.set(id, invocation)
@@ -425,7 +428,8 @@ const serveSingle = <Req, Resp, E, R>(options: Options<Req, Resp, E, R>): Effect
         id: number,
         payload: unknown,
         trace: Protocol.TraceContext | undefined,
-        window: number | undefined
+        window: number | undefined,
+        tag: string | undefined
       ) => {
         if (running.has(id)) {
           return finish(
@@ -434,18 +438,23 @@ const serveSingle = <Req, Resp, E, R>(options: Options<Req, Resp, E, R>): Effect
             )
           )
         }
+        const operation = tag === undefined ? undefined : operations.get(tag)
+        if (tag !== undefined && operation === undefined) {
+          const reason = `this worker serves no operation ${JSON.stringify(tag)} without its envelope`
+          return reply({ _tag: "Rejected", id, reason })
+        }
         const rejected = (cause: Cause.Cause<unknown>) =>
           reply({ _tag: "Rejected", id, reason: Answer.describeCause(cause) })
-        const { decodeRequest } = codecs()
+        const { decodeRequest } = operation === undefined ? codecs() : operation.codecs()
         const decoded = decodeRequest.run(payload)
-        if (Exit.isSuccess(decoded)) return invoke(id, decoded.value, trace, window)
+        if (Exit.isSuccess(decoded)) return invoke(id, decoded.value, trace, window, operation)
         if (!needsEffect(decoded)) return rejected(decoded.cause)
         // A request that takes time to decode can be cancelled meanwhile.
         const fiber = runFork(decodeRequest.effect(payload))
         running.set(id, { cancel: () => fiber.interruptUnsafe(), stopped: Effect.asVoid(Fiber.await(fiber)), fiber })
         fiber.addObserver((exit) => {
           running.delete(id)
-          if (Exit.isSuccess(exit)) invoke(id, exit.value, trace, window)
+          if (Exit.isSuccess(exit)) invoke(id, exit.value, trace, window, operation)
           else if (Cause.hasInterruptsOnly(exit.cause)) reply({ _tag: "Cancelled", id })
           else rejected(exit.cause)
         })
@@ -455,7 +464,7 @@ const serveSingle = <Req, Resp, E, R>(options: Options<Req, Resp, E, R>): Effect
         if (stopping) return
         switch (message._tag) {
           case "Request":
-            return start(message.id, message.payload, message.trace, message.window)
+            return start(message.id, message.payload, message.trace, message.window, message.operation)
           case "Ack":
             // An unknown id ended already: its acknowledgements come late.
             return sinks.get(message.id)?.ack(message.n)
@@ -480,7 +489,8 @@ const serveSingle = <Req, Resp, E, R>(options: Options<Req, Resp, E, R>): Effect
         _tag: "Ready",
         protocol: Protocol.version,
         ...(heartbeat === undefined ? {} : { heartbeat }),
-        ...(port === null ? { frame: "v8" } : { shortRequests: true })
+        ...(port === null ? { frame: "v8" } : { shortRequests: true }),
+        ...(operations.size === 0 ? {} : { operations: true })
       })
       if (reportsMemory) reportMemory()
       transport.flush()
@@ -497,6 +507,47 @@ const serveSingle = <Req, Resp, E, R>(options: Options<Req, Resp, E, R>): Effect
       yield* Deferred.await(finished)
     })
   )
+
+/** How a runner decodes its requests and encodes its answers. */
+interface Codecs {
+  readonly decodeRequest: Conversion<unknown>
+  readonly encoders: Answer.Encoders
+}
+
+/**
+ * The codecs of `request`, `response` and `error` on `transport`, as it is
+ * now: payloads in their schemas' encoded form (a thread, a binary frame), or
+ * as JSON values (lines). In a thread, answers move the buffers of their
+ * `Transferable` fields.
+ */
+const codecsOn = (
+  transport: Transport,
+  request: Codec<any>,
+  response: Codec<any>,
+  error: Codec<any>
+): (() => Codecs) => {
+  const structured: Codecs = {
+    decodeRequest: decoding(request),
+    encoders:
+      transport.kind === "stdio"
+        ? { encodeResponse: encoding(response), encodeError: encoding(error) }
+        : { encodeResponse: movingEncoding(response), encodeError: movingEncoding(error) }
+  }
+  const json: Codecs =
+    transport.kind === "stdio"
+      ? {
+          decodeRequest: decoding(toJsonWire(request)),
+          encoders: { encodeResponse: encoding(toJsonWire(response)), encodeError: encoding(toJsonWire(error)) }
+        }
+      : structured
+  return () => (transport.structured() ? structured : json)
+}
+
+/** An operation of a group a runner serves without the envelope: its user's handler, and its codecs now. */
+interface ServedOperation {
+  readonly handler: Handler<unknown, unknown, unknown, any>
+  readonly codecs: () => Codecs
+}
 
 /** A positive integer from the environment variable `name`, if it holds one. */
 const positiveIntEnv = (name: string): number | undefined => {

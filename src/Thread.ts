@@ -189,11 +189,8 @@ const build = <Req, Resp, E>(
   script: string | URL,
   settings: Settings.ThreadSettings<Req, Resp, E>
 ): WorkerKind<Req, Resp, E | InvalidRequest> => {
-  // Requests move the buffers of their `Transferable` fields (see transfer.ts).
-  const codecs = {
-    ...Client.cloneCodecs(settings.request, settings.response, settings.error),
-    encodeRequest: movingEncoding(settings.request)
-  }
+  // Requests (a group's payloads too) move the buffers of their `Transferable` fields (see transfer.ts).
+  const codecs = Client.cloneCodecs(settings.request, settings.response, settings.error, movingEncoding)
   const where = typeof script === "string" ? script : script.href
   const url = typeof script === "string" ? pathToFileURL(path.resolve(script)).href : script.href
   const workerData = {

@@ -44,13 +44,23 @@ const Bytes = Schema.Array(Schema.Int.check(Schema.isBetween({ minimum: 0, maxim
 
 const requestOf = (id: number, payload: unknown) => ({ _tag: "Request", id, payload })
 const successOf = (id: number, value: unknown) => ({ _tag: "Success", id, value })
+const operationRequestOf = (operation: string, id: unknown, payload: unknown) => ({
+  _tag: "Request",
+  id,
+  payload,
+  operation
+})
 
-/** The messages of decoded batches, short forms made whole. */
-const messagesOf = (events: ReadonlyArray<Event>, whole: (id: number, payload: unknown) => unknown) => {
+/** The messages of decoded batches, short forms made whole (a request of an operation's by `operation`, if given). */
+const messagesOf = (
+  events: ReadonlyArray<Event>,
+  whole: (id: number, payload: unknown) => unknown,
+  operation?: (tag: string, id: unknown, payload: unknown) => unknown
+) => {
   const messages: Array<unknown> = []
   for (const event of events) {
     assert.strictEqual(event._tag, "Batch", event._tag === "Fault" ? event.reason : "")
-    if (event._tag === "Batch") assert.isUndefined(expand(event.items, whole, (m) => messages.push(m)))
+    if (event._tag === "Batch") assert.isUndefined(expand(event.items, whole, (m) => messages.push(m), operation))
   }
   return messages
 }
@@ -96,9 +106,9 @@ describe("the binary frame", () => {
     [Schema.Array(Protocol.ToChild), Schema.Array(Protocol.FromChild), Cuts],
     ([toChild, fromChild, cuts]) => {
       const limit = 1 << 20
-      for (const [batch, shorten, whole] of [
-        [toChild, shortenToChild, requestOf],
-        [fromChild, shortenFromChild, successOf]
+      for (const [batch, shorten, whole, operation] of [
+        [toChild, shortenToChild, requestOf, operationRequestOf],
+        [fromChild, shortenFromChild, successOf, undefined]
       ] as const) {
         if (batch.length === 0) continue
         const bytes = Frame.encode<unknown>(
@@ -110,7 +120,7 @@ describe("the binary frame", () => {
         const { decoder, events } = collecting(limit)
         feed(decoder, bytes, cuts, limit)
         assert.strictEqual(decoder.pending, 0)
-        assert.deepStrictEqual(messagesOf(events, whole), batch.map(withPayload))
+        assert.deepStrictEqual(messagesOf(events, whole, operation), batch.map(withPayload))
       }
     },
     { arbitrary: { runs: 300 } }

@@ -35,6 +35,7 @@ import { reportedCrash, settleAnswer } from "./answer.ts"
 import { type Codec, type Conversion, decoding, encoding, needsEffect, schemaReason } from "./codec.ts"
 import { describe } from "./describe.ts"
 import { toJsonWire } from "./jsonWire.ts"
+import { type BareOperation, bareOperations } from "./operations.ts"
 import { expand } from "./shortForm.ts"
 import { type CallerSink, callerSinkOf } from "./streams.ts"
 import { DispatchSpan, traceContext, withDispatchSpan } from "./tracing.ts"
@@ -46,17 +47,55 @@ export interface Codecs<Resp, E> {
   readonly encodeRequest: Conversion<unknown>
   readonly decodeResponse: Conversion<Resp>
   readonly decodeError: Conversion<E>
+  /**
+   * The request schema is a group's (see `operations.ts`): its operations
+   * that may travel without the envelope, by tag. A call of one goes to a
+   * child whose `Ready` says `operations` as its tag and its own payload, and
+   * its answer is its own value or error.
+   */
+  readonly operations?: ReadonlyMap<string, OperationCodecs> | undefined
 }
 
-/** Codecs that keep the schemas' encoded form (structured clone keeps dates, maps, typed arrays). */
+/** How the payload, the answer and the domain error of one operation's calls cross, for one transport. */
+export interface OperationCodecs {
+  readonly tag: string
+  readonly encodePayload: Conversion<unknown>
+  readonly decodeResponse: Conversion<any>
+  readonly decodeError: Conversion<any>
+}
+
+/**
+ * The codecs of the operations of the group whose request schema is
+ * `request`, each made by `make` from its schemas; `undefined` for a schema
+ * that is no group's.
+ */
+const operationCodecs = (
+  request: unknown,
+  make: (operation: BareOperation) => OperationCodecs
+): ReadonlyMap<string, OperationCodecs> | undefined => {
+  const operations = bareOperations(request)
+  return operations === undefined ? undefined : new Map(operations.map((operation) => [operation.tag, make(operation)]))
+}
+
+/**
+ * Codecs that keep the schemas' encoded form (structured clone keeps dates,
+ * maps, typed arrays); requests, and a group's payloads, encoded by `encode`.
+ */
 export const cloneCodecs = <Req, Resp, E>(
   request: Codec<Req>,
   response: Codec<Resp>,
-  error: Codec<E>
+  error: Codec<E>,
+  encode: (schema: Codec<any>) => Conversion<unknown> = encoding
 ): Codecs<Resp, E> => ({
-  encodeRequest: encoding(request),
+  encodeRequest: encode(request),
   decodeResponse: decoding(response),
-  decodeError: decoding(error)
+  decodeError: decoding(error),
+  operations: operationCodecs(request, (operation) => ({
+    tag: operation.tag,
+    encodePayload: encode(operation.payload as Codec<unknown>),
+    decodeResponse: decoding(operation.success as Codec<unknown>),
+    decodeError: decoding(operation.error as Codec<unknown>)
+  }))
 })
 
 /** Codecs whose wire values are JSON values (bytes as base64, `Transferable` ones included: see jsonWire.ts). */
@@ -64,7 +103,17 @@ export const jsonCodecs = <Req, Resp, E>(
   request: Codec<Req>,
   response: Codec<Resp>,
   error: Codec<E>
-): Codecs<Resp, E> => cloneCodecs(toJsonWire(request), toJsonWire(response), toJsonWire(error))
+): Codecs<Resp, E> => ({
+  encodeRequest: encoding(toJsonWire(request)),
+  decodeResponse: decoding(toJsonWire(response)),
+  decodeError: decoding(toJsonWire(error)),
+  operations: operationCodecs(request, (operation) => ({
+    tag: operation.tag,
+    encodePayload: encoding(toJsonWire(operation.payload as Codec<unknown>)),
+    decodeResponse: decoding(toJsonWire(operation.success as Codec<unknown>)),
+    decodeError: decoding(toJsonWire(operation.error as Codec<unknown>))
+  }))
+})
 
 /** What a look at the child's process says, for a child that went silent. */
 export type ProcessState = "stopped" | "running" | "unknown"
@@ -167,6 +216,8 @@ interface Entry<A, E> {
   readonly sink: CallerSink | undefined
   /** Chunks the child may still send: its window, less the chunks sent, plus those read. */
   credit: number
+  /** It calls this operation without the envelope: its payload is the operation's, and so is its answer. */
+  readonly operation: OperationCodecs | undefined
 }
 
 const cancelledExit = Exit.failCause(Cause.interrupt())
@@ -205,6 +256,8 @@ const makeWith = <Req, Resp, E>(
   let shortRequests = false
   /** The child's protocol version, from its `Ready`. */
   let protocol = Protocol.version
+  /** Whether the child reads a request's `operation` (its `Ready` says so). */
+  let operations = false
   /** Counts the signs of life of the child, for the watchdog. */
   let signs = 0
   let deathReason: CrashReason | undefined
@@ -261,10 +314,15 @@ const makeWith = <Req, Resp, E>(
       dispatchStream(id, entry, entry.sink)
       return
     }
+    const operation = entry.operation
     const refused = sendSafely(
-      trace === undefined
-        ? { _tag: "Request", id, payload: entry.payload }
-        : { _tag: "Request", id, payload: entry.payload, trace }
+      operation !== undefined
+        ? trace === undefined
+          ? { _tag: "Request", id, payload: entry.payload, operation: operation.tag }
+          : { _tag: "Request", id, payload: entry.payload, operation: operation.tag, trace }
+        : trace === undefined
+          ? { _tag: "Request", id, payload: entry.payload }
+          : { _tag: "Request", id, payload: entry.payload, trace }
     )
     if (refused !== undefined) refuseEntry(id, entry, refused)
   }
@@ -363,12 +421,12 @@ const makeWith = <Req, Resp, E>(
     return crashed()
   }
 
-  const settle = (message: Protocol.FromChild): Effect.Effect<Resp, Outcome> => {
+  const settle = (message: Protocol.FromChild, entry: Pending): Effect.Effect<Resp, Outcome> => {
     switch (message._tag) {
       case "Success":
       case "Failure":
       case "Rejected":
-        return settleAnswer(message, codecs, "the worker", misdecoded)
+        return settleAnswer(message, entry.operation ?? codecs, "the worker", misdecoded)
       default:
         // A crash, or a cancel nobody asked for: `handle` has recorded the death.
         return crashed()
@@ -397,6 +455,7 @@ const makeWith = <Req, Resp, E>(
           heartbeats = true
         }
         shortRequests = message.shortRequests === true
+        operations = message.operations === true
         isReady = true
         options.onReady?.(message)
         Deferred.doneUnsafe(ready, Exit.void)
@@ -418,7 +477,7 @@ const makeWith = <Req, Resp, E>(
     else if (message._tag === "Cancelled" && !entry.cancelled)
       die(new Defect({ message: "the handler was interrupted" }))
     if (deathReason === undefined) releasePermit()
-    if (!entry.cancelled) entry.resume(settle(message))
+    if (!entry.cancelled) entry.resume(settle(message, entry))
     else if (entry.always) entry.resume(message._tag === "Crash" ? crashed() : cancelledExit)
   }
 
@@ -517,13 +576,26 @@ const makeWith = <Req, Resp, E>(
           }
         })
 
+  /** The operation `request` calls without the envelope: one of the group's, to a child that reads it. */
+  const operationOf = (request: unknown): OperationCodecs | undefined => {
+    const table = codecs.operations
+    if (table === undefined || !operations) return undefined
+    const tag = (request as { readonly _tag?: unknown } | null)?._tag
+    return typeof tag === "string" ? table.get(tag) : undefined
+  }
+
+  /** What `encodeRequest` encodes of `request`: its payload, for a call of `operation`. */
+  const encodedPart = (request: Req, operation: OperationCodecs | undefined): unknown =>
+    operation === undefined ? request : (request as { readonly payload?: unknown }).payload
+
   /** Sends `payload` (a request encoded), now or when a permit frees up. */
   const enter = (
     payload: unknown,
     resume: (outcome: Effect.Effect<Resp, Outcome>) => void,
     always: boolean,
     trace: Protocol.TraceContext | undefined,
-    sink: CallerSink | undefined
+    sink: CallerSink | undefined,
+    operation: OperationCodecs | undefined
   ) => {
     const entry: Pending = {
       id: 0,
@@ -534,7 +606,8 @@ const makeWith = <Req, Resp, E>(
       always,
       trace,
       sink,
-      credit: 0
+      credit: 0,
+      operation
     }
     if (free > 0) {
       free--
@@ -554,7 +627,10 @@ const makeWith = <Req, Resp, E>(
       done(crashed())
       return noop
     }
-    const encoded = codecs.encodeRequest.run(request)
+    const operation = operationOf(request)
+    const encoded = (operation === undefined ? codecs.encodeRequest : operation.encodePayload).run(
+      encodedPart(request, operation)
+    )
     if (Exit.isFailure(encoded)) {
       if (!needsEffect(encoded)) {
         const error = Cause.findErrorOption(encoded.cause)
@@ -570,7 +646,8 @@ const makeWith = <Req, Resp, E>(
       done,
       true,
       span === undefined ? undefined : traceContext(span),
-      callerSinkOf(request)
+      callerSinkOf(request),
+      operation
     )
     return () => {
       if (entry.state === State.Queued) {
@@ -585,11 +662,12 @@ const makeWith = <Req, Resp, E>(
   const submit = (
     payload: unknown,
     trace: Protocol.TraceContext | undefined,
-    sink: CallerSink | undefined
+    sink: CallerSink | undefined,
+    operation: OperationCodecs | undefined
   ): Effect.Effect<Resp, Outcome> =>
     Effect.callback<Resp, Outcome>((resume) => {
       if (deathReason !== undefined) return resume(crashed())
-      return leave(enter(payload, resume, false, trace, sink))
+      return leave(enter(payload, resume, false, trace, sink, operation))
     })
 
   const invalid = (error: Schema.SchemaError) =>
@@ -600,14 +678,16 @@ const makeWith = <Req, Resp, E>(
       if (deathReason !== undefined) return crashed()
       const span = fiber.getRef(DispatchSpan)
       const trace = span === undefined ? undefined : traceContext(span)
-      const encoded = codecs.encodeRequest.run(request)
-      if (Exit.isSuccess(encoded)) return submit(encoded.value, trace, callerSinkOf(request))
+      const operation = operationOf(request)
+      const encode = operation === undefined ? codecs.encodeRequest : operation.encodePayload
+      const encoded = encode.run(encodedPart(request, operation))
+      if (Exit.isSuccess(encoded)) return submit(encoded.value, trace, callerSinkOf(request), operation)
       if (!needsEffect(encoded)) {
         const error = Cause.findErrorOption(encoded.cause)
         return error._tag === "Some" ? invalid(error.value) : Exit.failCause(encoded.cause as Cause.Cause<never>)
       }
-      return Effect.matchCauseEffect(codecs.encodeRequest.effect(request), {
-        onSuccess: (payload) => submit(payload, trace, callerSinkOf(request)),
+      return Effect.matchCauseEffect(encode.effect(encodedPart(request, operation)), {
+        onSuccess: (payload) => submit(payload, trace, callerSinkOf(request), operation),
         onFailure: (cause): Effect.Effect<never, Outcome> => {
           const error = Cause.findErrorOption(cause)
           return error._tag === "Some" ? invalid(error.value) : Effect.failCause(cause as Cause.Cause<never>)

@@ -161,12 +161,22 @@ export interface WorkerMetrics {
   readonly detach: () => void
 }
 
+/** The requests of one operation of a group: its successes, and the others by outcome. */
+interface OperationCounts {
+  successes: number
+  readonly others: Map<string, number>
+}
+
 /** The metrics of one pool: its own counters, and its workers' series. */
 export class PoolMeter {
   /** Requests that ended in success. */
   successes = 0
   /** Requests that ended otherwise, by outcome. */
   private readonly failures = new Map<string, number>()
+  /** The requests of each operation of a group: its successes, and the others by outcome. */
+  private readonly byOperation = new Map<string, OperationCounts>()
+  private lastOperation: string | undefined = undefined
+  private lastCounts: OperationCounts | undefined = undefined
   retries = 0
   readonly queueWait = new Histogram()
   private readonly detachers: Array<() => void> = []
@@ -208,18 +218,39 @@ export class PoolMeter {
   failed(outcome: string, operation?: string): void {
     // A request refused by a pool that has shut down: its series are gone.
     if (this.closed) return
-    const key = operation === undefined ? outcome : `${operation}\u0000${outcome}`
-    const count = this.failures.get(key)
-    if (count !== undefined) {
-      this.failures.set(key, count + 1)
+    if (operation === undefined) {
+      this.count(this.failures, outcome, { outcome })
       return
     }
-    this.failures.set(key, 1)
-    this.own(
-      PoolMetrics.requests,
-      operation === undefined ? { outcome } : { outcome, operation },
-      () => this.failures.get(key)!
-    )
+    // The last call's operation first (the same string, held by the plan: a quick comparison), else a lookup.
+    let counts = operation === this.lastOperation ? this.lastCounts : this.byOperation.get(operation)
+    if (counts === undefined) {
+      counts = { successes: 0, others: new Map() }
+      this.byOperation.set(operation, counts)
+    }
+    this.lastOperation = operation
+    this.lastCounts = counts
+    if (outcome !== "Success") {
+      this.count(counts.others, outcome, { outcome, operation })
+      return
+    }
+    // Its series from its first success on, as a failure's from the first of its outcome.
+    if (counts.successes === 0) {
+      const series = counts
+      this.own(PoolMetrics.requests, { outcome, operation }, () => series.successes)
+    }
+    counts.successes++
+  }
+
+  /** Counts one more request of `outcome` in `counts`; the first one attaches its series, with `attributes`. */
+  private count(counts: Map<string, number>, outcome: string, attributes: Metric.Metric.AttributeSet): void {
+    const count = counts.get(outcome)
+    if (count !== undefined) {
+      counts.set(outcome, count + 1)
+      return
+    }
+    counts.set(outcome, 1)
+    this.own(PoolMetrics.requests, attributes, () => counts.get(outcome)!)
   }
 
   /** Attaches the series of a worker that joined the pool. */

@@ -13,6 +13,13 @@
  * unwrap. A runner encodes what its handler gave tagged with its operation
  * (`Tagged`), so that the union encodes it with its operation's member.
  *
+ * A call of an operation that is not a stream may also travel without the
+ * envelope, to a runner that says it reads it: its tag beside its own
+ * payload, answered with its own value or error (`Protocol.Request`'s
+ * `operation`). Each side then encodes and decodes with the operation's own
+ * schemas (`bareOperations`, `servedOf`): no union to walk, no envelope to
+ * clone.
+ *
  * The rest: the checks of a group and of its handlers, the handler of a
  * runner that calls the operation's handler and tags its end, the handler
  * of an in-process worker, and the client.
@@ -83,6 +90,35 @@ export interface Schemas<Rpcs extends Rpc.Any> {
 
 const cache = new WeakMap<object, Schemas<any>>()
 
+/** The operations of a group, by its request schema (made by `schemasOf`). */
+const groupsByRequest = new WeakMap<object, ReadonlyArray<Rpc.AnyWithProps>>()
+
+/** The schemas of a call of one operation that travels without the envelope. */
+export interface BareOperation {
+  readonly tag: string
+  readonly payload: Schema.Top
+  readonly success: Schema.Top
+  readonly error: Schema.Top
+}
+
+const bare = (rpc: Rpc.AnyWithProps): BareOperation => ({
+  tag: rpc._tag,
+  payload: rpc.payloadSchema,
+  success: rpc.successSchema,
+  error: rpc.errorSchema
+})
+
+/**
+ * The operations whose calls may travel without the envelope, of the group
+ * whose request schema is `request` (as `schemasOf` made it): every one but
+ * the streamed ones, whose chunks keep their tag. `undefined` for a schema
+ * that is no group's.
+ */
+export const bareOperations = (request: unknown): ReadonlyArray<BareOperation> | undefined => {
+  const rpcs = typeof request === "object" || typeof request === "function" ? groupsByRequest.get(request!) : undefined
+  return rpcs?.filter((rpc) => !isStreamed(rpc)).map(bare)
+}
+
 /** The codecs of the calls of `rpcs` (made once per group). */
 export const schemasOf = <Rpcs extends Rpc.Any>(
   group: object,
@@ -104,6 +140,7 @@ export const schemasOf = <Rpcs extends Rpc.Any>(
     error: Schema.Union(rpcs.map((rpc) => tagged(rpc._tag, "error", errorSchemaOf(rpc)))) as never
   }
   cache.set(group, made)
+  groupsByRequest.set(made.request, rpcs)
   return made
 }
 
@@ -212,6 +249,9 @@ export const runnerHandler = (
     })
   }
   const streamed = new Set(rpcs.filter(isStreamed).map((rpc) => rpc._tag))
+  // The operations a call may name without the envelope: the user's own handler, with the operation's schemas.
+  const served = new Map<string, Served>()
+  for (const rpc of rpcs) if (!isStreamed(rpc)) served.set(rpc._tag, { ...bare(rpc), handler: handlers[rpc._tag]! })
   const handle = (request: { readonly _tag: string; readonly payload: unknown }, context: HandlerContext) => {
     // The request was decoded: its tag is an operation's.
     const { handler, tagging, streamed } = table.get(request._tag)!
@@ -235,8 +275,23 @@ export const runnerHandler = (
     }
     return tagging.succeed(result)
   }
+  Object.assign(handle, { [servedKey]: served })
   return streamed.size === 0 ? handle : Object.assign(handle, { [Streams.streamedKey]: streamed })
 }
+
+/** An operation a runner serves without the envelope: its schemas and its user's handler. */
+export interface Served extends BareOperation {
+  readonly handler: AnyHandler
+}
+
+/** The key of the operations a runner's handler serves without the envelope, on the handler. */
+const servedKey: unique symbol = Symbol.for("effect-worker-pool/Operation/Served")
+
+/** The operations a runner's handler serves without the envelope, by tag: `undefined` for a handler of no group. */
+export const servedOf = (handler: unknown): ReadonlyMap<string, Served> | undefined =>
+  typeof handler === "function"
+    ? (handler as { readonly [servedKey]?: ReadonlyMap<string, Served> })[servedKey]
+    : undefined
 
 /** What a runner's handler gets beside its request. */
 type HandlerContext = { readonly signal: AbortSignal; readonly id: number }

@@ -7,14 +7,19 @@
  * sends the short form only to a side that said it reads it (the runner's
  * `Ready`, the thread kind's `workerData`).
  *
- * Only a message with no other field than `_tag`, `id` and its payload takes
- * the short form: any other field keeps the message whole.
+ * A parent's `Request` of a group's operation (with `operation`) stands as
+ * three items: the operation's tag (a string), the id and the payload; a
+ * parent sends it only to a child whose `Ready` says `operations`.
+ *
+ * Only a message with no other field than `_tag`, `id` and its payload (and
+ * a request's `operation`) takes the short form: any other field keeps the
+ * message whole.
  */
 import type * as Protocol from "../Protocol.ts"
 
-/** Whether `message` has no other field than `_tag`, `id` and `payload` (which it may lack). */
-const onlyFields = (message: object, payload: string): boolean => {
-  for (const key in message) if (key !== "_tag" && key !== "id" && key !== payload) return false
+/** Whether `message` has no other field than `_tag`, `id`, `payload` (which it may lack) and `also`. */
+const onlyFields = (message: object, payload: string, also?: string): boolean => {
+  for (const key in message) if (key !== "_tag" && key !== "id" && key !== payload && key !== also) return false
   return true
 }
 
@@ -22,7 +27,11 @@ const onlyFields = (message: object, payload: string): boolean => {
 export const shortenToChild = (batch: ReadonlyArray<Protocol.ToChild>): Array<unknown> => {
   const items: Array<unknown> = []
   for (const message of batch) {
-    if (message._tag === "Request" && onlyFields(message, "payload")) items.push(message.id, message.payload)
+    if (message._tag !== "Request") items.push(message)
+    else if (message.operation === undefined) {
+      if (onlyFields(message, "payload")) items.push(message.id, message.payload)
+      else items.push(message)
+    } else if (onlyFields(message, "payload", "operation")) items.push(message.operation, message.id, message.payload)
     else items.push(message)
   }
   return items
@@ -41,19 +50,26 @@ export const shortenFromChild = (batch: ReadonlyArray<Protocol.FromChild>): Arra
 /**
  * Calls `each` with every message of a posted batch, the short forms made
  * whole by `expand` (a number there is not checked: the message's own check
- * does it). Returns why the batch is malformed, after the messages before
- * the fault.
+ * does it), and, given `operation`, a request's three items by it (without
+ * it, a string is an item like any other, for `each` to refuse). Returns why
+ * the batch is malformed, after the messages before the fault.
  */
 export const expand = (
   batch: ReadonlyArray<unknown>,
   whole: (id: number, payload: unknown) => unknown,
-  each: (message: unknown) => void
+  each: (message: unknown) => void,
+  operation?: (tag: string, id: unknown, payload: unknown) => unknown
 ): string | undefined => {
   for (let i = 0; i < batch.length; i++) {
     const item = batch[i]
-    if (typeof item !== "number") each(item)
-    else if (i + 1 < batch.length) each(whole(item, batch[++i]))
-    else return `a batch that ends with the id ${item} without its payload`
+    if (typeof item === "number") {
+      if (i + 1 < batch.length) each(whole(item, batch[++i]))
+      else return `a batch that ends with the id ${item} without its payload`
+    } else if (typeof item === "string" && operation !== undefined) {
+      if (i + 2 >= batch.length) return `a batch that ends with the operation ${item} without its id and payload`
+      each(operation(item, batch[i + 1], batch[i + 2]))
+      i += 2
+    } else each(item)
   }
   return undefined
 }

@@ -165,14 +165,27 @@ const switchBuffer = Uint8Array.of(Frame.switchByte)
 /** A `Request` in its short form, made whole. */
 const requestOf = (id: number, payload: unknown): Protocol.Request => ({ _tag: "Request", id, payload })
 
+/** A `Request` of an operation in its short form, made whole (its id is checked with the message). */
+const operationRequestOf = (operation: string, id: unknown, payload: unknown) => ({
+  _tag: "Request",
+  id,
+  payload,
+  operation
+})
+
 /** Delivers each message of a parent's batch (a thread's message, or a frame), short forms made whole. */
 const deliverBatch = (batch: ReadonlyArray<unknown>, deliver: (message: Inbound) => void) => {
-  const malformed = expand(batch, requestOf, (value) => {
-    const decoded = Protocol.decodeToChild(value)
-    deliver(
-      decoded._tag === "Message" ? decoded.message : { _tag: "Fault", reason: `the parent sent ${decoded.reason}` }
-    )
-  })
+  const malformed = expand(
+    batch,
+    requestOf,
+    (value) => {
+      const decoded = Protocol.decodeToChild(value)
+      deliver(
+        decoded._tag === "Message" ? decoded.message : { _tag: "Fault", reason: `the parent sent ${decoded.reason}` }
+      )
+    },
+    operationRequestOf
+  )
   if (malformed !== undefined) deliver({ _tag: "Fault", reason: `the parent sent ${malformed}` })
 }
 
