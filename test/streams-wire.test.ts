@@ -214,35 +214,39 @@ describe("streamed operations over the wire", { timeout: 120_000 }, () => {
   for (const offer of [true, false]) {
     it.live(`a child of protocol 2 (${offer ? "binary frame" : "JSON lines"}) serves a parent of protocol 3`, () =>
       S.live(() =>
-        Effect.gen(function* () {
-          const child = (schemas: { readonly request: any; readonly response: any; readonly error?: any }) =>
-            Subprocess.make({
-              command: process.execPath,
-              args: [frameChild],
-              env: { FRAME_OFFER: offer ? "v8" : "none" },
-              killGrace: "1 second",
-              ...schemas
+        // The parent takes the frame the child offers (whatever frame the run's environment asks for).
+        withFrame(
+          "v8",
+          Effect.gen(function* () {
+            const child = (schemas: { readonly request: any; readonly response: any; readonly error?: any }) =>
+              Subprocess.make({
+                command: process.execPath,
+                args: [frameChild],
+                env: { FRAME_OFFER: offer ? "v8" : "none" },
+                killGrace: "1 second",
+                ...schemas
+              })
+            const Text = Schema.Struct({ text: Schema.String })
+            const Read = Schema.Struct({ read: Schema.String, echo: Schema.String })
+            const pool = yield* WorkerPool.make({
+              size: 1,
+              worker: (id) => Worker.fromKind(id, child({ request: Text, response: Read }))
             })
-          const Text = Schema.Struct({ text: Schema.String })
-          const Read = Schema.Struct({ read: Schema.String, echo: Schema.String })
-          const pool = yield* WorkerPool.make({
-            size: 1,
-            worker: (id) => Worker.fromKind(id, child({ request: Text, response: Read }))
+            assert.deepStrictEqual(yield* pool.dispatch({ text: "old" }), { read: offer ? "v8" : "json", echo: "old" })
+            // A streamed call to it is refused, typed, and the child stays up.
+            const schemas = yield* Operation.schemas(Streams)
+            const streams = yield* WorkerPool.make({ size: 1, worker: (id) => Worker.fromKind(id, child(schemas)) })
+            const client = yield* WorkerPool.client(
+              streams as never as Operation.Pool<RpcGroup.Rpcs<typeof Streams>>,
+              Streams
+            )
+            const refused = yield* Effect.flip(Stream.runCollect(client.Ticks({ limit: 3 })))
+            assert.instanceOf(refused, InvalidRequest)
+            assert.match((refused as InvalidRequest).reason, /speaks protocol version 2, which has no streams/)
+            const [[, health]] = yield* streams.health
+            assert.deepStrictEqual([health.state, health.crashes], ["Healthy", 0])
           })
-          assert.deepStrictEqual(yield* pool.dispatch({ text: "old" }), { read: offer ? "v8" : "json", echo: "old" })
-          // A streamed call to it is refused, typed, and the child stays up.
-          const schemas = yield* Operation.schemas(Streams)
-          const streams = yield* WorkerPool.make({ size: 1, worker: (id) => Worker.fromKind(id, child(schemas)) })
-          const client = yield* WorkerPool.client(
-            streams as never as Operation.Pool<RpcGroup.Rpcs<typeof Streams>>,
-            Streams
-          )
-          const refused = yield* Effect.flip(Stream.runCollect(client.Ticks({ limit: 3 })))
-          assert.instanceOf(refused, InvalidRequest)
-          assert.match((refused as InvalidRequest).reason, /speaks protocol version 2, which has no streams/)
-          const [[, health]] = yield* streams.health
-          assert.deepStrictEqual([health.state, health.crashes], ["Healthy", 0])
-        })
+        )
       )
     )
   }
