@@ -94,6 +94,8 @@ describe("a request on its caller's fiber, torn down by another request's crash"
       assert.isTrue(FiberFrames.hasRunLoop(fiber))
       assert.isFalse(FiberFrames.hasRunLoop({ _stack: [] } as never))
       assert.isFalse(FiberFrames.hasRunLoop({ _stack: [], getCont: () => undefined } as never))
+      assert.isFalse(FiberFrames.hasRunLoop({ _stack: [], yieldWith: () => undefined } as never))
+      assert.isFalse(FiberFrames.hasRunLoop({ getCont: () => undefined, yieldWith: () => undefined } as never))
       yield* Fiber.interrupt(fiber)
       // An exit frame sees how what it wraps ends, called on its frame (it reads what the frame is about).
       const seen: Array<readonly [string, Exit.Exit<unknown, unknown>]> = []
@@ -157,6 +159,56 @@ describe("a request on its caller's fiber, torn down by another request's crash"
         )
         return body
       })
+
+    it("its keys are those the run loop calls an exit frame by, and its restoring frame restores", () => {
+      const keys = FiberFrames.findRunKeys()!
+      assert.isDefined(keys)
+      assert.isTrue(keys.success.endsWith("/successCont"))
+      assert.isTrue(keys.failure.endsWith("/failureCont"))
+      assert.isTrue(keys.always.endsWith("/ensureCont"))
+      const fiber = { interruptible: false, _interruptedCause: undefined, _stack: [] }
+      ;(keys.restore as Record<string, (fiber: unknown) => unknown>)[keys.always]!(fiber)
+      assert.isTrue(fiber.interruptible)
+      // A runtime laid out otherwise: no keys (the engine wraps effects instead).
+      const called = (pushes: number) => (fiber: { interruptible: boolean; _stack: Array<unknown> }) => {
+        fiber.interruptible = false
+        for (let i = 0; i < pushes; i++) fiber._stack.push({})
+      }
+      const proto = (always: unknown, extra: Record<string, unknown> = {}) => ({
+        "x/successCont": () => undefined,
+        "x/failureCont": () => undefined,
+        "x/ensureCont": always,
+        ...extra
+      })
+      assert.isDefined(FiberFrames.findRunKeys(proto(called(1))))
+      assert.isUndefined(FiberFrames.findRunKeys(proto(called(0))))
+      assert.isUndefined(FiberFrames.findRunKeys(proto(called(2))))
+      assert.isUndefined(FiberFrames.findRunKeys(proto((fiber: { _stack: Array<unknown> }) => fiber._stack.push({}))))
+      assert.isUndefined(FiberFrames.findRunKeys(proto("not a function")))
+      assert.isUndefined(
+        FiberFrames.findRunKeys(
+          proto(() => {
+            throw new Error("no")
+          })
+        )
+      )
+      for (const missing of ["x/successCont", "x/failureCont"]) {
+        assert.isUndefined(FiberFrames.findRunKeys(proto(called(1), { [missing]: undefined })))
+      }
+    })
+
+    it.effect("a success in its caller's uninterruptible region leaves the region as it was", () =>
+      Effect.gen(function* () {
+        const [value, after] = yield* Effect.uninterruptible(
+          Effect.gen(function* () {
+            const value = yield* underRun([], Effect.succeed(1), () => Effect.die("not called"))
+            return [value, yield* interruptibleNow] as const
+          })
+        )
+        assert.deepStrictEqual([value, after], [1, false])
+        assert.isTrue(yield* interruptibleNow)
+      })
+    )
 
     it.effect("a success passes through, judged once; a failure becomes what `failed` gives", () =>
       Effect.gen(function* () {

@@ -86,16 +86,18 @@ export const catchCause = <About, A, E, R, A2, E2>(
  * a fiber's interruptibility. `undefined` where the runtime is laid out
  * otherwise: then `canPushRun` is false.
  */
-interface RunKeys {
+export interface RunKeys {
   readonly success: string
   readonly failure: string
   readonly always: string
   readonly restore: unknown
 }
 
-const findRunKeys = (): RunKeys | undefined => {
+/** The keys of a run's frame, read in `proto` (`onExitPrimitive`'s frame's); `undefined` where it is laid out otherwise. */
+export const findRunKeys = (
+  proto: Record<string, unknown> = Object.getPrototypeOf(Effect.onExitPrimitive(Effect.void, () => undefined))
+): RunKeys | undefined => {
   try {
-    const proto = Object.getPrototypeOf(Effect.onExitPrimitive(Effect.void, () => undefined)) as Record<string, unknown>
     const key = (suffix: string) => Object.keys(proto).find((k) => k.endsWith(suffix) && typeof proto[k] === "function")
     const success = key("/successCont")
     const failure = key("/failureCont")
