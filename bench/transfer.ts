@@ -3,25 +3,36 @@
  * worker (a pool of 1, `Thread.make` with defaults, one per variant), its field marked
  * `Transferable.Uint8Array` (moved both ways) against a plain
  * `Schema.Uint8Array` (copied both ways), and the copy again as an A/A
- * control, in interleaved rounds. Each round runs `trips` round trips per
- * variant, one after the other, reusing the answer's buffer for the next
- * trip; wall time per trip. Before each variant's trips, both the worker
- * and the benchmark run a full garbage collection, so that no variant pays
- * for the garbage of the one before. Beside it, the peak of the process's
- * `process.memoryUsage().arrayBuffers` over the variant's trips, above its
- * level before the payload was made (after a full garbage collection), as a
- * multiple of the payload: read when the payload is made and when each
- * answer is in hand (the request still held by the caller).
+ * control, in interleaved rounds. Each variant has a caller of its own: a
+ * process (`transfer-caller.ts`, Node started without V8's memory reducer)
+ * with its own pool, that makes the payload once and runs `trips` round
+ * trips per round, each trip sending the buffer of the answer before it;
+ * wall time per trip, from the dispatch to the answer. Beside it, the peak
+ * of the caller's `process.memoryUsage().arrayBuffers` over a round, above
+ * its level before the payload was made (after a full garbage collection),
+ * as a multiple of the payload: read at the round's start and whenever an
+ * answer is in hand (the request still held by the caller); a copy's
+ * garbage counts until it is collected.
+ *
+ * Why so: a round trip's time is what a caller that keeps sending pays,
+ * its own garbage included and no other variant's. Variants that share a
+ * heap make a moved trip pay for the collection of the copies' garbage; a
+ * full collection forced before each variant (to spare it that garbage)
+ * and the memory reducer (which V8 runs in a heap that has been idle for
+ * a few seconds, here while the other variants run their rounds) leave a
+ * heap, the caller's and the thread's, with the smallest old-generation
+ * limit V8 gives, its live size plus about 9 MB: V8 then starts marking
+ * again as soon as a collection ends, and a moved trip pays a full
+ * mark-compact of both heaps, nearly one a trip (10 to 60 ms a trip on a
+ * busy 2-CPU machine, where a caller that keeps sending moves 16 MiB in
+ * well under 1 ms, with no full collection in 3000 trips in a row).
  *
  * Goals: moved at least 10 × faster than copied, and a moved round trip's
  * `arrayBuffers` peak at most 1.25 × the payload.
  */
-import { setFlagsFromString } from "node:v8"
-import { runInNewContext } from "node:vm"
-import { Effect, Exit, Scope } from "effect"
-import { Thread, Worker, WorkerPool } from "effect-worker-pool"
+import * as ChildProcess from "node:child_process"
 import { interleave, ratio, type Spread, spread } from "./rounds.ts"
-import { Buffers } from "./workers/schemas.ts"
+import type { CallerCommand, CallerData, CallerReport } from "./transfer-caller.ts"
 
 /** The payload: 16 MiB. */
 export const transferBytes = 16 * 1024 * 1024
@@ -54,54 +65,73 @@ export const movedName = "`Transferable.Uint8Array` (moved)"
 export const copiedName = "`Schema.Uint8Array` (copied)"
 export const controlName = "`Schema.Uint8Array` (copied, A/A)"
 
-/** A full garbage collection, without starting Node with `--expose-gc`. */
-const collectGarbage = (() => {
-  setFlagsFromString("--expose-gc")
-  return runInNewContext("gc") as () => void
-})()
+/** A caller process: `round` runs one round of its trips, `close` ends its pool and the process. */
+interface Caller {
+  readonly round: () => Promise<{ readonly millis: number; readonly peak: number }>
+  readonly close: () => Promise<void>
+}
 
-const arrayBuffers = () => process.memoryUsage().arrayBuffers
+/** Starts a caller of `tag` and waits until its pool and payload are made. */
+const startCaller = (tag: CallerData["tag"], trips: number): Promise<Caller> => {
+  const data: CallerData = { tag, trips, bytes: transferBytes }
+  // This process's Node options (`--conditions=effect-worker-pool-source`), without V8's memory reducer.
+  const child = ChildProcess.fork(new URL("./transfer-caller.ts", import.meta.url), [JSON.stringify(data)], {
+    execArgv: [...process.execArgv, "--no-memory-reducer"],
+    stdio: ["ignore", "inherit", "inherit", "ipc"]
+  })
+  // One command at a time: the report that comes next answers it.
+  let waiting:
+    | { readonly resolve: (report: CallerReport) => void; readonly reject: (error: unknown) => void }
+    | undefined
+  let failure: unknown
+  const fail = (error: unknown) => {
+    failure ??= error
+    waiting?.reject(failure)
+    waiting = undefined
+  }
+  child.on("message", (report: CallerReport) => {
+    const next = waiting
+    waiting = undefined
+    next?.resolve(report)
+  })
+  child.on("error", fail)
+  child.on("exit", (code, signal) => fail(new Error(`a ${tag} caller exited with ${signal ?? `code ${code}`}`)))
+  const next = (command?: CallerCommand) =>
+    new Promise<CallerReport>((resolve, reject) => {
+      if (failure !== undefined) return reject(failure)
+      waiting = { resolve, reject }
+      if (command !== undefined) child.send(command)
+    })
+  return next().then(() => ({
+    round: async () => {
+      const report = await next({ _tag: "Round" })
+      if (report._tag !== "Round") throw new Error(`a ${tag} caller answered a round with ${report._tag}`)
+      return report
+    },
+    close: async () => {
+      const exited = new Promise((resolve) => child.once("exit", resolve))
+      try {
+        await next({ _tag: "Close" })
+      } finally {
+        if (child.exitCode === null && child.signalCode === null) {
+          child.kill()
+          await exited
+        }
+      }
+    }
+  }))
+}
 
 /** Runs the section: `rounds` interleaved rounds of `trips` round trips per variant. */
 export const measureTransfer = async (rounds: number, trips: number): Promise<TransferResult> => {
-  const scope = Scope.makeUnsafe()
-  const kind = Thread.make(new URL("./workers/buffer.ts", import.meta.url), { request: Buffers, response: Buffers })
-  // A pool per variant: a thread's heap sees one way of sending only.
-  const makePool = () =>
-    Effect.runPromise(
-      WorkerPool.make({ size: 1, spares: 0, worker: (id) => Worker.fromKind(id, kind) }).pipe(Scope.provide(scope))
-    )
+  const callers: Array<Caller> = []
   try {
-    const pools = { Moved: await makePool(), Copied: await makePool(), Control: await makePool() }
-    const variant =
-      (tag: "Moved" | "Copied", pool = pools[tag]) =>
-      async (): Promise<{ readonly millis: number; readonly peak: number }> => {
-        // Neither side starts with the garbage of the variant before.
-        await Effect.runPromise(pool.dispatch({ _tag: "Collect" }))
-        collectGarbage()
-        const base = arrayBuffers()
-        let bytes = new Uint8Array(transferBytes).fill(7)
-        let peak = arrayBuffers()
-        const start = performance.now()
-        for (let trip = 0; trip < trips; trip++) {
-          const answer = await Effect.runPromise(pool.dispatch({ _tag: tag, bytes }))
-          peak = Math.max(peak, arrayBuffers())
-          if (answer._tag === "Collect" || answer.bytes.byteLength !== transferBytes) {
-            throw new Error(`a ${tag} answer lost its bytes`)
-          }
-          bytes = answer.bytes as Uint8Array<ArrayBuffer>
-        }
-        const millis = (performance.now() - start) / trips
-        return { millis, peak: (peak - base) / transferBytes }
-      }
+    // One at a time: a caller's start does not overlap another's.
+    for (const tag of ["Moved", "Copied", "Copied"] as const) callers.push(await startCaller(tag, trips))
+    const [moved, copied, control] = callers.map((caller) => caller.round)
     // A warm-up round, not counted.
-    await variant("Moved")()
-    await variant("Copied")()
-    await variant("Copied", pools.Control)()
-    const [moved, copied, control] = await interleave(
-      [variant("Moved"), variant("Copied"), variant("Copied", pools.Control)],
-      rounds
-    )
+    for (const round of [moved!, copied!, control!]) await round()
+    const [movedSamples, copiedSamples, controlSamples] = await interleave([moved!, copied!, control!], rounds)
     const millisOf = (samples: ReadonlyArray<{ readonly millis: number }>) => samples.map((s) => s.millis)
     const row = (name: string, samples: ReadonlyArray<{ readonly millis: number; readonly peak: number }>) => ({
       name,
@@ -109,11 +139,11 @@ export const measureTransfer = async (rounds: number, trips: number): Promise<Tr
       peak: spread(samples.map((s) => s.peak))
     })
     return {
-      rows: [row(movedName, moved!), row(copiedName, copied!), row(controlName, control!)],
-      speedup: ratio(millisOf(copied!), millisOf(moved!)),
-      control: ratio(millisOf(control!), millisOf(copied!))
+      rows: [row(movedName, movedSamples!), row(copiedName, copiedSamples!), row(controlName, controlSamples!)],
+      speedup: ratio(millisOf(copiedSamples!), millisOf(movedSamples!)),
+      control: ratio(millisOf(controlSamples!), millisOf(copiedSamples!))
     }
   } finally {
-    await Effect.runPromise(Scope.close(scope, Exit.void))
+    for (const caller of callers) await caller.close()
   }
 }

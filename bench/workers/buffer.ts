@@ -8,8 +8,5 @@ import { Buffers } from "./schemas.ts"
 Runner.run({
   request: Buffers,
   response: Buffers,
-  handler: (request) => {
-    if (request._tag === "Collect") (globalThis as { gc?: () => void }).gc?.()
-    return request
-  }
+  handler: (request) => request
 })

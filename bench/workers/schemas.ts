@@ -28,13 +28,11 @@ export const RemoteTask = Schema.Struct({ a: Schema.Number, b: Schema.Number, wa
 /**
  * A request of the transfer benchmark: a buffer that moves through the
  * thread's transfer list (`Moved`), or is copied (`Copied`); the worker
- * answers with the same buffer, the same way. `Collect` makes the worker
- * run a full garbage collection first, when it can (`gc` exposed).
+ * answers with the same buffer, the same way.
  */
 export const Buffers = Schema.Union([
   Schema.TaggedStruct("Moved", { bytes: Transferable.Uint8Array }),
-  Schema.TaggedStruct("Copied", { bytes: Schema.Uint8Array }),
-  Schema.TaggedStruct("Collect", {})
+  Schema.TaggedStruct("Copied", { bytes: Schema.Uint8Array })
 ])
 /** A task for the capacity benchmark: spend `cpuMicros` µs of CPU, then wait `waitMillis` ms, then answer `n`. */
 export const LoadTask = Schema.Struct({ n: Schema.Number, cpuMicros: Schema.Number, waitMillis: Schema.Number })
