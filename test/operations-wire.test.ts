@@ -13,8 +13,9 @@ import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
 import { Arbitrary, Effect, Schema, Stream } from "effect"
 import type { RpcGroup } from "effect/rpc"
-import { Operation, Protocol, ScriptPool, Subprocess, Worker, WorkerCrash, WorkerPool } from "effect-worker-pool"
+import { Operation, ScriptPool, Subprocess, Worker, WorkerCrash, WorkerPool } from "effect-worker-pool"
 import { Adding, Odd } from "./fixtures/adding.ts"
+import { withFrame } from "./fixtures/frames.ts"
 import * as S from "./fixtures/support.ts"
 
 const script = new URL("./fixtures/adding-worker.ts", import.meta.url)
@@ -23,24 +24,6 @@ const fast = { startTimeout: "20 seconds", cancelGrace: "2 seconds", shutdownTim
 const source = { execArgv: ["--conditions=effect-worker-pool-source"] }
 
 type Client = Operation.Client<RpcGroup.Rpcs<typeof Adding>>
-
-/** Runs `effect` with the subprocess kind's frame set to `frame` (`undefined`: as it is). */
-const withFrame = <A, E, R>(frame: "json" | "v8" | undefined, effect: Effect.Effect<A, E, R>) =>
-  frame === undefined
-    ? effect
-    : Effect.acquireUseRelease(
-        Effect.sync(() => {
-          const before = process.env[Protocol.frameEnv]
-          process.env[Protocol.frameEnv] = frame
-          return before
-        }),
-        () => effect,
-        (before) =>
-          Effect.sync(() => {
-            if (before === undefined) delete process.env[Protocol.frameEnv]
-            else process.env[Protocol.frameEnv] = before
-          })
-      )
 
 /** A pool of one hand-written child (see fixtures/operations-child.mjs) serving `Adding`, and its client. */
 const handPool = (env: Record<string, string>) =>

@@ -11,16 +11,8 @@ import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
 import { Arbitrary, Cause, Effect, Exit, Option, Schema, Stream } from "effect"
 import type { RpcGroup } from "effect/rpc"
-import {
-  InvalidRequest,
-  Operation,
-  Protocol,
-  ScriptPool,
-  Subprocess,
-  Worker,
-  WorkerCrash,
-  WorkerPool
-} from "effect-worker-pool"
+import { InvalidRequest, Operation, ScriptPool, Subprocess, Worker, WorkerCrash, WorkerPool } from "effect-worker-pool"
+import { withFrame } from "./fixtures/frames.ts"
 import { CountError, Streams } from "./fixtures/streams.ts"
 import * as S from "./fixtures/support.ts"
 
@@ -40,24 +32,6 @@ const drain = <A, E>(stream: Stream.Stream<A, E>) =>
     const exit = yield* Effect.exit(Stream.runForEach(stream, (a) => Effect.sync(() => seen.push(a))))
     return { seen, exit }
   })
-
-/** Runs `effect` with `Protocol.frameEnv` set to `frame` (read when a subprocess kind is made). */
-const withFrame = <A, E, R>(frame: "json" | "v8" | undefined, effect: Effect.Effect<A, E, R>) =>
-  frame === undefined
-    ? effect
-    : Effect.acquireUseRelease(
-        Effect.sync(() => {
-          const before = process.env[Protocol.frameEnv]
-          process.env[Protocol.frameEnv] = frame
-          return before
-        }),
-        () => effect,
-        (before) =>
-          Effect.sync(() => {
-            if (before === undefined) delete process.env[Protocol.frameEnv]
-            else process.env[Protocol.frameEnv] = before
-          })
-      )
 
 const kinds = [
   ["a thread", undefined, { thread: script }],
