@@ -12,6 +12,8 @@ export default {
     "src/internal/roster.ts",
     "src/internal/latency.ts",
     "src/internal/handler.ts",
+    "src/internal/callerFiber.ts",
+    "src/internal/fiberFrames.ts",
     "src/DispatchPolicy.ts"
   ],
   testRunner: "vitest",
