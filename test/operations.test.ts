@@ -15,7 +15,6 @@ import {
   InvalidRequest,
   Operation,
   PoolMetrics,
-  Protocol,
   Runner,
   ScriptPool,
   Worker,
@@ -24,6 +23,7 @@ import {
   WorkerPool
 } from "effect-worker-pool"
 import { Remote } from "effect-worker-pool/remote"
+import { withFrame } from "./fixtures/frames.ts"
 import { metricValue } from "./fixtures/metrics.ts"
 import { HashError, Hashing, Lax, Streaming, sha256 } from "./fixtures/operations.ts"
 import * as S from "./fixtures/support.ts"
@@ -106,22 +106,6 @@ const allHealthy = (pool: WorkerPool.WorkerPool<any, any, any>) =>
       assert.strictEqual(health.crashes, 0)
     }
   })
-
-/** Runs `effect` with `Protocol.frameEnv` set to `frame` (read when a subprocess starts). */
-const withFrame = <A, E, R>(frame: "json" | "v8", effect: Effect.Effect<A, E, R>) =>
-  Effect.acquireUseRelease(
-    Effect.sync(() => {
-      const before = process.env[Protocol.frameEnv]
-      process.env[Protocol.frameEnv] = frame
-      return before
-    }),
-    () => effect,
-    (before) =>
-      Effect.sync(() => {
-        if (before === undefined) delete process.env[Protocol.frameEnv]
-        else process.env[Protocol.frameEnv] = before
-      })
-  )
 
 describe("operations", { timeout: 60_000 }, () => {
   it.effect("in process: Worker.fromGroup serves both operations; an unknown tag is InvalidRequest", () =>

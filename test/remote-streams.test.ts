@@ -20,20 +20,7 @@
 import * as Net from "node:net"
 import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
-import {
-  Arbitrary,
-  Cause,
-  Deferred,
-  Duration,
-  Effect,
-  Exit,
-  Fiber,
-  Option,
-  Schedule,
-  Schema,
-  Scope,
-  Stream
-} from "effect"
+import { Arbitrary, Deferred, Duration, Effect, Exit, Fiber, Schedule, Schema, Scope, Stream } from "effect"
 import { Rpc, RpcGroup, RpcTest } from "effect/rpc"
 import {
   InvalidRequest,
@@ -49,6 +36,7 @@ import { Runner } from "effect-worker-pool/child"
 import * as Remote from "../src/Remote.ts"
 import * as Raw from "./fixtures/raw-clients.ts"
 import { freePort, startScript } from "./fixtures/remote-processes.ts"
+import { drain, errorOf } from "./fixtures/stream-checks.ts"
 import { CountError, Streams } from "./fixtures/streams.ts"
 
 const script = fileURLToPath(new URL("./fixtures/streams-runner.ts", import.meta.url))
@@ -59,18 +47,6 @@ const connection = {
   pingTimeout: Duration.seconds(10),
   connectTimeout: "20 seconds"
 } as const
-
-/** The typed error an exit failed with. */
-const errorOf = (exit: Exit.Exit<unknown, unknown>): unknown =>
-  Exit.isFailure(exit) ? Option.getOrUndefined(Cause.findErrorOption(exit.cause)) : undefined
-
-/** What a stream gave before it ended, and how it ended. */
-const drain = <A, E>(stream: Stream.Stream<A, E>) =>
-  Effect.gen(function* () {
-    const seen: Array<A> = []
-    const exit = yield* Effect.exit(Stream.runForEach(stream, (a) => Effect.sync(() => seen.push(a))))
-    return { seen, exit }
-  })
 
 /** A pool of one remote worker on `address` that serves `Streams`, with its client. */
 const makePool = (address: string, options: { readonly window?: number; readonly idempotent?: boolean } = {}) =>

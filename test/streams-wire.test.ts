@@ -9,10 +9,11 @@
  */
 import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
-import { Arbitrary, Cause, Effect, Exit, Option, Schema, Stream } from "effect"
+import { Arbitrary, Effect, Schema, Stream } from "effect"
 import type { RpcGroup } from "effect/rpc"
 import { InvalidRequest, Operation, ScriptPool, Subprocess, Worker, WorkerCrash, WorkerPool } from "effect-worker-pool"
 import { withFrame } from "./fixtures/frames.ts"
+import { drain, errorOf, inFlight } from "./fixtures/stream-checks.ts"
 import { CountError, Streams } from "./fixtures/streams.ts"
 import * as S from "./fixtures/support.ts"
 
@@ -20,18 +21,6 @@ const script = new URL("./fixtures/streams-worker.ts", import.meta.url)
 const frameChild = fileURLToPath(new URL("./fixtures/frame-child.mjs", import.meta.url))
 const fast = { startTimeout: "20 seconds", cancelGrace: "5 seconds", shutdownTimeout: "1 second" } as const
 const source = { execArgv: ["--conditions=effect-worker-pool-source"] }
-
-/** The typed error an exit failed with. */
-const errorOf = (exit: Exit.Exit<unknown, unknown>): unknown =>
-  Exit.isFailure(exit) ? Option.getOrUndefined(Cause.findErrorOption(exit.cause)) : undefined
-
-/** What a stream gave before it ended, and how it ended. */
-const drain = <A, E>(stream: Stream.Stream<A, E>) =>
-  Effect.gen(function* () {
-    const seen: Array<A> = []
-    const exit = yield* Effect.exit(Stream.runForEach(stream, (a) => Effect.sync(() => seen.push(a))))
-    return { seen, exit }
-  })
 
 const kinds = [
   ["a thread", undefined, { thread: script }],
@@ -44,10 +33,6 @@ const makePool = (
   kind: (typeof kinds)[number][2],
   options?: { readonly maxLineBytes?: number; readonly window?: number }
 ) => ScriptPool.make({ ...kind, ...source, ...fast, ...options, concurrency: 4, group: Streams, size: 1 })
-
-/** Requests in flight over the pool's workers. */
-const inFlight = (pool: { readonly health: Effect.Effect<ReadonlyArray<readonly [unknown, { inFlight: number }]>> }) =>
-  Effect.map(pool.health, (all) => all.reduce((sum, [, health]) => sum + health.inFlight, 0))
 
 describe("streamed operations over the wire", { timeout: 120_000 }, () => {
   for (const [name, frame, kind] of kinds) {

@@ -7,7 +7,7 @@
  * after the first chunk), a domain error leaves the worker healthy.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Deferred, Effect, Exit, Fiber, Latch, Metric, Option, Schema, Scope, Stream } from "effect"
+import { Deferred, Effect, Exit, Fiber, Latch, Metric, Schema, Scope, Stream } from "effect"
 import { Rpc, RpcGroup } from "effect/rpc"
 import { TestClock } from "effect/testing"
 import {
@@ -21,6 +21,7 @@ import {
   WorkerPool
 } from "effect-worker-pool"
 import { metricValue } from "./fixtures/metrics.ts"
+import { drain, errorOf, inFlight } from "./fixtures/stream-checks.ts"
 
 class CountError extends Schema.TaggedError<CountError>()("CountError", { at: Schema.Number }) {}
 
@@ -51,22 +52,6 @@ const makePool = (ticks: Operation.EffectHandlers<Rpcs>["Ticks"], options?: { re
   })
 
 const noTicks: Operation.EffectHandlers<Rpcs>["Ticks"] = () => Stream.empty
-
-/** Requests in flight over the pool's workers. */
-const inFlight = (pool: { readonly health: Effect.Effect<ReadonlyArray<readonly [unknown, { inFlight: number }]>> }) =>
-  Effect.map(pool.health, (all) => all.reduce((sum, [, health]) => sum + health.inFlight, 0))
-
-/** The typed error an exit failed with. */
-const errorOf = (exit: Exit.Exit<unknown, unknown>): unknown =>
-  Exit.isFailure(exit) ? Option.getOrUndefined(Cause.findErrorOption(exit.cause)) : undefined
-
-/** What a stream gave before it ended, and how it ended. */
-const drain = <A, E>(stream: Stream.Stream<A, E>) =>
-  Effect.gen(function* () {
-    const seen: Array<A> = []
-    const exit = yield* Effect.exit(Stream.runForEach(stream, (a) => Effect.sync(() => seen.push(a))))
-    return { seen, exit }
-  })
 
 describe("streamed operations, in process", () => {
   it.effect("chunks come in order, and the stream is one request in flight until it ends", () =>
