@@ -72,7 +72,7 @@ const settings: Settings = values.quick
       dispatchRounds: 31,
       targetMillis: 60,
       wireTasks: 100_000,
-      wireRounds: 5,
+      wireRounds: 7,
       concurrencies: [1, goalConcurrency, 64],
       startRounds: 7,
       remote: { trivialTasks: 15_000, ioTasks: 3000, rounds: 5, crashRounds: 7 },

@@ -11,7 +11,7 @@ import type { Spread } from "./rounds.ts"
 import { type SelectionRow, selectionGoal } from "./selection.ts"
 import { bareSpawnName, replacementSlackMillis, type StartResult } from "./start.ts"
 import { type TransferResult, transferBytes, transferMemoryGoal, transferSpeedGoal } from "./transfer.ts"
-import { bareBatch, bareGoal, goalConcurrency, type WireResult, wireCallers, wireGoal } from "./wire.ts"
+import { bareBatch, bareGoal, goalConcurrency, groupGoal, type WireResult, wireCallers, wireGoal } from "./wire.ts"
 
 /** How each section was run. */
 export interface Settings {
@@ -144,17 +144,38 @@ export const wireRatioTable = (result: WireResult): string =>
       `goal ≥ ${wireGoal} (at concurrency ${goalConcurrency})`,
       `/ bare echo of its transport, ${bareBatch} per message`,
       `goal ≥ ${bareGoal} (at concurrency ${goalConcurrency})`,
-      "/ bare echo, unbatched"
+      "/ bare echo, unbatched",
+      `/ bare echo, ${goalConcurrency} in flight per worker`
     ],
-    "lrlrlr",
+    "lrlrlrr",
     result.ratios.map((r) => [
       kindName(r.kind, r.concurrency),
       ratioText(r.toPoolifier),
       r.concurrency === goalConcurrency ? verdict(r.toPoolifier.median >= wireGoal) : "",
       ratioText(r.toBareBatched),
       r.concurrency === goalConcurrency ? verdict(r.toBareBatched.median >= bareGoal) : "",
-      ratioText(r.toBareUnbatched)
+      ratioText(r.toBareUnbatched),
+      r.toBareCapped === undefined ? "" : ratioText(r.toBareCapped)
     ])
+  )
+
+/** What the concurrency limit alone leaves of each bare transport: capped at the goal's concurrency, / batched. */
+export const wireCeilingTable = (result: WireResult): string =>
+  table(
+    ["transport", `bare echo, ${goalConcurrency} in flight per worker / ${bareBatch} tasks per message`],
+    "lr",
+    result.ceilings.map((c) => [
+      c.kind === "thread" ? "`worker_threads` messages" : "JSON-lines pipe",
+      ratioText(c.cappedToBatched)
+    ])
+  )
+
+/** A one-operation group against the single form, at the goal's concurrency. */
+export const wireGroupTable = (result: WireResult): string =>
+  table(
+    ["kind", `one-operation group / single form, concurrency ${goalConcurrency}`, `goal ≥ ${groupGoal}`],
+    "lrl",
+    result.groups.map((g) => [g.kind, ratioText(g.toSingle), verdict(g.toSingle.median >= groupGoal)])
   )
 
 /** Start-to-ready and start-to-first-answer. */
@@ -307,7 +328,8 @@ export const consoleTables = (results: Results): string =>
   [
     results.dispatch && `In-process dispatch\n${dispatchTable(results.dispatch)}\n\n${policyTable(results.dispatch)}`,
     results.selection && `Selection cost\n${selectionTable(results.selection)}`,
-    results.wire && `Out-of-process throughput\n${wireTable(results.wire)}\n\n${wireRatioTable(results.wire)}`,
+    results.wire &&
+      `Out-of-process throughput\n${wireTable(results.wire)}\n\n${wireRatioTable(results.wire)}\n\n${wireCeilingTable(results.wire)}\n\n${wireGroupTable(results.wire)}`,
     results.start && `Start and replacement\n${startTable(results.start)}\n\n${replacementTable(results.start)}`,
     results.remote && `Remote workers\n${remoteTable(results.remote)}\n\n${remoteCrashTable(results.remote)}`,
     results.transfer &&
@@ -405,7 +427,12 @@ export const page = (results: Complete, run: RunInfo): string => {
     "  each task;",
     "- the bare transports without any pool, with the same callers: 2 `worker_threads` Workers running an echo",
     `  script (one message per task, or up to ${bareBatch} tasks per message), and 2 \`node\` children answering JSON lines on`,
-    `  their stdin (one write per task each way, or up to ${bareBatch} tasks per write).`,
+    `  their stdin (one write per task each way, or up to ${bareBatch} tasks per write); and each capped as a pool of`,
+    `  \`concurrency\` ${goalConcurrency} is: at most ${goalConcurrency} tasks in flight per thread (child), the rest waiting in order, and what a`,
+    "  thread has room for sent in one message at the end of the microtask queue: a concurrency limit with nothing",
+    "  else of a pool, the most a pool of that `concurrency` could carry on the transport;",
+    `- each kind at \`concurrency\` ${goalConcurrency} serving the task as the one operation of a group (\`Runner.run({ group, handlers })\`,`,
+    "  called through `WorkerPool.client`), measured next to its single form in every round.",
     "",
     `The goals: each kind at \`concurrency\` ${goalConcurrency} carries at least ${wireGoal} × the tasks per second of poolifier's`,
     `\`FixedThreadPool\` with its task queue off, and at least ${bareGoal} × those of the bare echo of its transport batching ${bareBatch}`,
@@ -422,6 +449,16 @@ export const page = (results: Complete, run: RunInfo): string => {
     wireTable(results.wire),
     "",
     wireRatioTable(results.wire),
+    "",
+    `The concurrency limit alone, on each transport: the bare echo capped at ${goalConcurrency} in flight per worker, against the`,
+    `same echo batching ${bareBatch} tasks per message with every caller's task in flight (a ceiling for the goal's ${bareGoal}: a pool of`,
+    `\`concurrency\` ${goalConcurrency} does everything the capped echo does, and more):`,
+    "",
+    wireCeilingTable(results.wire),
+    "",
+    `A one-operation group costs at most 10 % over the single form: the goal is ${groupGoal} × its tasks per second.`,
+    "",
+    wireGroupTable(results.wire),
     "",
     "## Start and replacement latency",
     "",

@@ -4,7 +4,11 @@
  * (or two children) take tasks in turn, as a pool of 2 would; each task is a
  * promise its caller awaits. Unbatched: one message (one write) per task.
  * Batched: up to `batch` tasks per message (per write), sent when the batch
- * is full or at the end of the current microtask queue.
+ * is full or at the end of the current microtask queue. Capped: at most
+ * `cap` tasks in flight per thread (per child), the rest waiting in order,
+ * and whatever a thread has room for sent in one message at the end of the
+ * microtask queue: a pool's concurrency limit with nothing else of a pool,
+ * the most a pool of that `concurrency` could carry on the transport.
  */
 import * as ChildProcess from "node:child_process"
 import { once } from "node:events"
@@ -50,25 +54,110 @@ const makeChannel = <Item>(sinks: ReadonlyArray<(items: ReadonlyArray<Item>) => 
   }
 }
 
+/**
+ * Answers by id, with at most `cap` items in flight per sink: an item waits in
+ * order until a sink has room; each sink gets what it has room for in one
+ * flush, at the end of the microtask queue.
+ */
+const makeCappedChannel = <Item>(sinks: ReadonlyArray<(items: ReadonlyArray<Item>) => void>, cap: number) => {
+  const waiting = new Map<number, (value: number) => void>()
+  const ownerOf = new Map<number, number>()
+  const inFlight = sinks.map(() => 0)
+  const buffers: Array<Array<Item>> = sinks.map(() => [])
+  let queue: Array<readonly [number, Item]> = []
+  let head = 0
+  let nextId = 0
+  let turn = 0
+  let scheduled = false
+  const flush = () => {
+    scheduled = false
+    for (let k = 0; k < sinks.length; k++) {
+      if (buffers[k]!.length === 0) continue
+      const items = buffers[k]!
+      buffers[k] = []
+      sinks[k]!(items)
+    }
+  }
+  /** Gives every waiting item a sink with room, in turn. */
+  const pump = () => {
+    while (head < queue.length) {
+      let k = -1
+      for (let tried = 0; tried < sinks.length; tried++) {
+        const candidate = (turn + tried) % sinks.length
+        if (inFlight[candidate]! < cap) {
+          k = candidate
+          break
+        }
+      }
+      if (k === -1) break
+      turn = k + 1
+      const [id, item] = queue[head++]!
+      inFlight[k]!++
+      ownerOf.set(id, k)
+      buffers[k]!.push(item)
+      if (!scheduled) {
+        scheduled = true
+        queueMicrotask(flush)
+      }
+    }
+    if (head === queue.length) {
+      queue = []
+      head = 0
+    }
+  }
+  return {
+    call: (make: (id: number) => Item): Promise<number> => {
+      const id = nextId++
+      const answer = new Promise<number>((resolve) => waiting.set(id, resolve))
+      queue.push([id, make(id)])
+      pump()
+      return answer
+    },
+    answer: (id: number, value: number) => {
+      const resolve = waiting.get(id)
+      waiting.delete(id)
+      const owner = ownerOf.get(id)
+      ownerOf.delete(id)
+      if (owner !== undefined) inFlight[owner]!--
+      resolve?.(value)
+      pump()
+    }
+  }
+}
+
+/** How a bare variant sends: one task per message, up to `batch` per message, or `cap` in flight per thread (child). */
+export type BareShape = { readonly batch: number } | { readonly cap: number }
+
+/** The channel of `shape` over `sinks`. */
+const channelOf = <Item>(sinks: ReadonlyArray<(items: ReadonlyArray<Item>) => void>, shape: BareShape) =>
+  "cap" in shape ? makeCappedChannel(sinks, shape.cap) : makeChannel(sinks, shape.batch)
+
 type Message = readonly [number, number, number]
 
-/** The name of the bare thread variant that sends `batch` tasks at most per message. */
-export const threadEchoName = (batch: number): string =>
-  batch === 1 ? "bare worker_threads echo, unbatched" : `bare worker_threads echo, ${batch} tasks per message`
+/** The name of the bare thread variant that sends as `shape` says. */
+export const threadEchoName = (shape: BareShape): string =>
+  "cap" in shape
+    ? `bare worker_threads echo, ${shape.cap} in flight per thread`
+    : shape.batch === 1
+      ? "bare worker_threads echo, unbatched"
+      : `bare worker_threads echo, ${shape.batch} tasks per message`
 
-/** The name of the bare pipe variant that sends `batch` tasks at most per write. */
-export const pipeEchoName = (batch: number): string =>
-  batch === 1 ? "bare JSON-lines pipe, unbatched" : `bare JSON-lines pipe, ${batch} tasks per write`
+/** The name of the bare pipe variant that sends as `shape` says. */
+export const pipeEchoName = (shape: BareShape): string =>
+  "cap" in shape
+    ? `bare JSON-lines pipe, ${shape.cap} in flight per child`
+    : shape.batch === 1
+      ? "bare JSON-lines pipe, unbatched"
+      : `bare JSON-lines pipe, ${shape.batch} tasks per write`
 
-/** Two bare worker threads running the echo script; `batch` tasks at most per message. */
-export const threadEcho = async (batch: number): Promise<WireVariant> => {
+/** Two bare worker threads running the echo script, sending as `shape` says. */
+export const threadEcho = async (shape: BareShape): Promise<WireVariant> => {
   const threads = [new WorkerThreads.Worker(echoThread), new WorkerThreads.Worker(echoThread)]
   await Promise.all(threads.map((thread) => once(thread, "online")))
-  const channel = makeChannel<Message>(
-    threads.map((thread) =>
-      batch === 1 ? (items) => thread.postMessage(items[0]) : (items) => thread.postMessage(items)
-    ),
-    batch
+  const single = "batch" in shape && shape.batch === 1
+  const channel = channelOf<Message>(
+    threads.map((thread) => (single ? (items) => thread.postMessage(items[0]) : (items) => thread.postMessage(items))),
+    shape
   )
   for (const thread of threads) {
     thread.on("message", (message: readonly [number, number] | ReadonlyArray<readonly [number, number]>) => {
@@ -77,7 +166,7 @@ export const threadEcho = async (batch: number): Promise<WireVariant> => {
     })
   }
   return {
-    name: threadEchoName(batch),
+    name: threadEchoName(shape),
     family: "bare",
     run: (tasks, callers) => drive((t: Task) => channel.call((id) => [id, t.a, t.b]), tasks, callers),
     close: async () => {
@@ -86,19 +175,20 @@ export const threadEcho = async (batch: number): Promise<WireVariant> => {
   }
 }
 
-/** Two bare child processes running the JSON-lines echo script; `batch` tasks at most per write. */
-export const pipeEcho = async (batch: number): Promise<WireVariant> => {
+/** Two bare child processes running the JSON-lines echo script, sending as `shape` says. */
+export const pipeEcho = async (shape: BareShape): Promise<WireVariant> => {
+  const single = "batch" in shape && shape.batch === 1
   const children = [0, 1].map(() =>
-    ChildProcess.spawn(process.execPath, [echoPipe.pathname, ...(batch === 1 ? [] : ["--batch"])], {
+    ChildProcess.spawn(process.execPath, [echoPipe.pathname, ...(single ? [] : ["--batch"])], {
       stdio: ["pipe", "pipe", "inherit"]
     })
   )
   await Promise.all(children.map((child) => once(child, "spawn")))
-  const channel = makeChannel<string>(
+  const channel = channelOf<string>(
     children.map((child) => (lines) => {
       child.stdin.write(lines.join(""))
     }),
-    batch
+    shape
   )
   for (const child of children) {
     let rest = ""
@@ -113,7 +203,7 @@ export const pipeEcho = async (batch: number): Promise<WireVariant> => {
     })
   }
   return {
-    name: pipeEchoName(batch),
+    name: pipeEchoName(shape),
     family: "bare",
     run: (tasks, callers) =>
       drive((t: Task) => channel.call((id) => `${JSON.stringify({ id, a: t.a, b: t.b })}\n`), tasks, callers),

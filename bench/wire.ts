@@ -53,18 +53,37 @@ export interface KindRatios {
   readonly toPoolifier: Spread
   readonly toBareBatched: Spread
   readonly toBareUnbatched: Spread
+  /** Against the bare transport capped at {@link goalConcurrency} in flight per thread (child): at the goal's concurrency only. */
+  readonly toBareCapped: Spread | undefined
+}
+
+/** What a concurrency limit alone costs a transport: its bare echo capped at the goal's concurrency, against it batched. */
+export interface Ceiling {
+  readonly kind: Kind
+  readonly cappedToBatched: Spread
 }
 
 /** What the section measured. */
 export interface WireResult {
   readonly rows: ReadonlyArray<WireRow>
   readonly ratios: ReadonlyArray<KindRatios>
+  readonly ceilings: ReadonlyArray<Ceiling>
+  readonly groups: ReadonlyArray<GroupCost>
 }
+
+/** What a one-operation group carries against the single form, at the goal's concurrency. */
+export interface GroupCost {
+  readonly kind: Kind
+  readonly toSingle: Spread
+}
+
+/** The goal: a one-operation group carries at least this share of the single form's tasks per second. */
+export const groupGoal = 0.9
 
 /** The names of the bare transport a kind rides on, batched and unbatched. */
 const bareNames = (kind: Kind) => {
   const name = kind === "thread" ? threadEchoName : pipeEchoName
-  return { batched: name(bareBatch), unbatched: name(1) }
+  return { batched: name({ batch: bareBatch }), unbatched: name({ batch: 1 }), capped: name({ cap: goalConcurrency }) }
 }
 
 /**
@@ -81,12 +100,18 @@ export const measureWire = async (
   const variants: Array<WireVariant> = []
   try {
     for (const kind of ["thread", "subprocess"] as const) {
-      for (const concurrency of concurrencies) variants.push(await makeKind(kind, concurrency))
-      // What a group costs over the single form, at the goal's concurrency.
-      variants.push(await makeGroupKind(kind, goalConcurrency))
+      for (const concurrency of concurrencies) {
+        variants.push(await makeKind(kind, concurrency))
+        // What a group costs over the single form, at the goal's concurrency:
+        // next to it in every round's order, so that the ratio of the two
+        // compares moments of the machine as close as the rounds allow.
+        if (concurrency === goalConcurrency) variants.push(await makeGroupKind(kind, goalConcurrency))
+      }
     }
     variants.push(...makePeers())
-    variants.push(await threadEcho(1), await threadEcho(bareBatch), await pipeEcho(1), await pipeEcho(bareBatch))
+    for (const echo of [threadEcho, pipeEcho]) {
+      variants.push(await echo({ batch: 1 }), await echo({ batch: bareBatch }), await echo({ cap: goalConcurrency }))
+    }
 
     const tasks = makeTasks(taskCount)
     const warmUp = makeTasks(Math.max(1000, Math.round(taskCount / 10)))
@@ -131,12 +156,16 @@ export const measureWire = async (
       if (at === -1) throw new Error(`no variant named ${name}`)
       return samples[at]!
     }
-    for (const kind of ["thread", "subprocess"] as const) {
-      const group = ratio(samplesOf(groupKindName(kind, goalConcurrency)), samplesOf(kindName(kind, goalConcurrency)))
-      console.log(
-        `wire ${kind} kind, concurrency ${goalConcurrency}: a one-operation group carries ${group.median.toFixed(2)} × the single form's tasks per second (${group.low.toFixed(2)}-${group.high.toFixed(2)})`
+    const groups = (["thread", "subprocess"] as const).map((kind) => {
+      const toSingle = ratio(
+        samplesOf(groupKindName(kind, goalConcurrency)),
+        samplesOf(kindName(kind, goalConcurrency))
       )
-    }
+      console.log(
+        `wire ${kind} kind, concurrency ${goalConcurrency}: a one-operation group carries ${toSingle.median.toFixed(2)} × the single form's tasks per second (${toSingle.low.toFixed(2)}-${toSingle.high.toFixed(2)})`
+      )
+      return { kind, toSingle }
+    })
     const ratios = (["thread", "subprocess"] as const).flatMap((kind) =>
       concurrencies.map((concurrency) => {
         const own = samplesOf(kindName(kind, concurrency))
@@ -146,11 +175,16 @@ export const measureWire = async (
           concurrency,
           toPoolifier: ratio(own, samplesOf(poolifierQueueOff)),
           toBareBatched: ratio(own, samplesOf(bare.batched)),
-          toBareUnbatched: ratio(own, samplesOf(bare.unbatched))
+          toBareUnbatched: ratio(own, samplesOf(bare.unbatched)),
+          toBareCapped: concurrency === goalConcurrency ? ratio(own, samplesOf(bare.capped)) : undefined
         }
       })
     )
-    return { rows, ratios }
+    const ceilings = (["thread", "subprocess"] as const).map((kind) => {
+      const bare = bareNames(kind)
+      return { kind, cappedToBatched: ratio(samplesOf(bare.capped), samplesOf(bare.batched)) }
+    })
+    return { rows, ratios, ceilings, groups }
   } finally {
     for (const variant of variants) {
       await variant.close().catch((error) => console.error(`could not close ${variant.name}: ${error}`))
