@@ -3,7 +3,7 @@
  * that holds them with the command, the machine and the method.
  */
 import { adaptiveMax, type CapacityLoadResult, type CapacityResult, controlLimit, fixedLimits } from "./capacity.ts"
-import { concurrentCallers, type DispatchResult, dispatchGoals } from "./dispatch.ts"
+import { concurrentCallers, type DispatchResult, dispatchGoals, groupDispatchGoal } from "./dispatch.ts"
 import { kindName } from "./kinds.ts"
 import { poolifierQueueOff } from "./peers.ts"
 import { ioConcurrency, ioWaitMillis, type RemoteResult, type RemoteSettings, remoteCallers } from "./remote.ts"
@@ -81,6 +81,20 @@ export const dispatchTable = (result: DispatchResult): string =>
       ratioText(row.toBare),
       verdict(row.toBare.median <= dispatchGoals.bareCall),
       agrees(row.toPoolUse) && agrees(row.toBare) ? "yes" : "**no**"
+    ])
+  )
+
+/** A one-operation group against the single form of the same task, per caller shape. */
+export const groupDispatchTable = (result: DispatchResult): string =>
+  table(
+    ["caller shape", "ns per request: single form", "group", "group / single form", `goal ≤ ${groupDispatchGoal}`],
+    "lrrrl",
+    result.groups.map((row) => [
+      row.shape,
+      nanos(row.single),
+      nanos(row.group),
+      ratioText(row.groupToSingle),
+      verdict(row.groupToSingle.median <= groupDispatchGoal)
     ])
   )
 
@@ -326,7 +340,8 @@ export const capacityGoalTable = (result: CapacityResult): string =>
 
 export const consoleTables = (results: Results): string =>
   [
-    results.dispatch && `In-process dispatch\n${dispatchTable(results.dispatch)}\n\n${policyTable(results.dispatch)}`,
+    results.dispatch &&
+      `In-process dispatch\n${dispatchTable(results.dispatch)}\n\n${policyTable(results.dispatch)}\n\n${groupDispatchTable(results.dispatch)}`,
     results.selection && `Selection cost\n${selectionTable(results.selection)}`,
     results.wire &&
       `Out-of-process throughput\n${wireTable(results.wire)}\n\n${wireRatioTable(results.wire)}\n\n${wireCeilingTable(results.wire)}\n\n${wireGroupTable(results.wire)}`,
@@ -406,6 +421,12 @@ export const page = (results: Complete, run: RunInfo): string => {
     `Every policy in a pool of 4 (defaults otherwise), ${concurrentCallers} concurrent callers, against \`Pool.use\` in the same rounds:`,
     "",
     policyTable(results.dispatch),
+    "",
+    "A one-operation group (`Worker.fromGroup` workers, called through `WorkerPool.client`) against the single form of",
+    "the same task (`{ a, b } → a + b`, `Effect.sync`), each a pool of 4 with the defaults, in the same rounds. The goal:",
+    `a call of the group costs at most ${groupDispatchGoal} × the single form's dispatch.`,
+    "",
+    groupDispatchTable(results.dispatch),
     "",
     "## Selection cost",
     "",

@@ -10,7 +10,6 @@ import { type Duration, Effect, Result, type Schedule } from "effect"
 import type * as Rpc from "effect/rpc/Rpc"
 import type * as RpcGroup from "effect/rpc/RpcGroup"
 import * as backoff from "./internal/backoff.ts"
-import { invoke as invokeHandler } from "./internal/handler.ts"
 import { isInProcess } from "./internal/inProcessKinds.ts"
 import * as Operations from "./internal/operations.ts"
 import * as Options from "./internal/options.ts"
@@ -398,5 +397,5 @@ export const fromGroup = <Rpcs extends Rpc.Any>(
     if (typeof rpcs === "string") return Effect.fail(new InvalidOptions({ reason: rpcs }))
     const wrong = Operations.checkHandlers(rpcs, handlers)
     if (wrong !== undefined) return Effect.fail(new InvalidOptions({ reason: wrong }))
-    return make(id, Operations.inProcessHandler(rpcs, handlers as never, invokeHandler) as never, options)
+    return make(id, Operations.inProcessHandler(rpcs, handlers as never) as never, options)
   })

@@ -9,10 +9,14 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, type Duration, Effect, Exit, Fiber, Schedule, Schema, Scope } from "effect"
+import { Rpc, RpcGroup } from "effect/rpc"
 import { TestClock } from "effect/testing"
 import { type InvalidOptions, Worker, WorkerCrash, WorkerId, WorkerPool } from "effect-worker-pool"
 
 class Invalid extends Schema.TaggedError<Invalid>()("Invalid", { code: Schema.Int }) {}
+
+/** A group of one operation, whose handler makes the mistake when asked. */
+const Jobs = RpcGroup.make(Rpc.make("Run", { payload: { mistake: Schema.Boolean }, success: Schema.Number }))
 
 type Job = { readonly _tag: "Ok"; readonly value: number } | { readonly _tag: "Mistake" } | { readonly _tag: "Hold" }
 
@@ -160,6 +164,31 @@ describe("a handler that does not give an Effect", () => {
           assert.deepStrictEqual([crashed.inFlight, crashed.crashes], [0, 1])
           yield* TestClock.adjust("100 millis")
           assert.strictEqual(yield* worker.dispatch({ _tag: "Ok", value: 1 }), 1)
+        }).pipe(Effect.scoped)
+      )
+
+      it.effect("in an operation of a group: the same typed crash; the worker restarts and serves", () =>
+        Effect.gen(function* () {
+          const pool = yield* WorkerPool.make({
+            size: 1,
+            worker: (id) =>
+              Worker.fromGroup(
+                id,
+                Jobs,
+                {
+                  Run: ({ mistake: made }) => (made ? (mistake.make() as Effect.Effect<number>) : Effect.succeed(7))
+                },
+                restart
+              )
+          })
+          const client = yield* WorkerPool.client(pool, Jobs)
+          assertCrash(yield* Effect.exit(client.Run({ mistake: true })), mistake)
+          const [[, crashed]] = yield* pool.health
+          assert.deepStrictEqual([crashed.inFlight, crashed.crashes], [0, 1])
+          yield* TestClock.adjust("100 millis")
+          assert.strictEqual(yield* client.Run({ mistake: false }), 7)
+          const [[, health]] = yield* pool.health
+          assert.deepStrictEqual([health.state, health.inFlight, health.restarts], ["Healthy", 0, 1])
         }).pipe(Effect.scoped)
       )
     })

@@ -298,13 +298,14 @@ type HandlerContext = { readonly signal: AbortSignal; readonly id: number }
 
 /**
  * The handler of an in-process worker that serves `rpcs` with `handlers`
- * (checked, each giving an Effect, called with `call`): an unknown tag is an
- * `InvalidRequest`.
+ * (checked, each giving an Effect): an unknown tag is an `InvalidRequest`.
+ * An operation's handler is called as it is: the worker calls this handler
+ * as it calls any (`handler.ts`), so that a throw, or a value that is not an
+ * Effect, of the operation's handler is the same defect as a single form's.
  */
 export const inProcessHandler = (
   rpcs: ReadonlyArray<Rpc.AnyWithProps>,
-  handlers: Record<string, (payload: any) => Effect.Effect<unknown, unknown>>,
-  call: <A, E>(handler: (payload: unknown) => Effect.Effect<A, E>, payload: unknown) => Effect.Effect<A, E>
+  handlers: Record<string, (payload: any) => Effect.Effect<unknown, unknown>>
 ) => {
   const table = new Map<string, (payload: unknown) => Effect.Effect<unknown, unknown>>()
   // Streamed operations apart, so that a call of the others costs what it did.
@@ -313,15 +314,25 @@ export const inProcessHandler = (
     if (isStreamed(rpc)) streamed.set(rpc._tag, Streams.inProcessHandler(rpc._tag, handlers[rpc._tag]!))
     else table.set(rpc._tag, handlers[rpc._tag]!)
   }
+  // The last call's operation first (the client's tag, the same string: a quick comparison), else a lookup.
+  let lastTag: unknown
+  let lastHandler: ((payload: unknown) => Effect.Effect<unknown, unknown>) | undefined
   return (request: { readonly _tag: string; readonly payload: unknown }): Effect.Effect<unknown, unknown> => {
     const tag = (request as { readonly _tag?: unknown } | null)?._tag
-    const handler = table.get(tag as string)
+    let handler = lastHandler
+    if (tag !== lastTag || handler === undefined) {
+      handler = table.get(tag as string)
+      if (handler !== undefined) {
+        lastTag = tag
+        lastHandler = handler
+      }
+    }
     if (handler === undefined) {
       const stream = streamed.get(tag as string)
       if (stream !== undefined) return stream(request)
       return Effect.fail(new InvalidRequest({ reason: `no operation ${describe(tag)} in the group` }))
     }
-    return call(handler, request.payload)
+    return handler(request.payload)
   }
 }
 

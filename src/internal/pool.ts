@@ -66,26 +66,41 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
     yield* scaler.start()
   }
 
+  /**
+   * A plan, every one of the same shape (the same fields, in the same order),
+   * so that the engine's reads of a request's plan meet one shape, whether
+   * the request calls an operation or not.
+   */
+  const makePlan = (
+    timeout: Duration.Duration | undefined,
+    queueTimeoutMillis: number,
+    idempotent: boolean,
+    operation: string | undefined,
+    stream: boolean | undefined
+  ): Plan => ({ timeout, queueTimeoutMillis, idempotent, operation, stream })
+
   /** What a dispatch without options asks for: the pool's defaults, made once. */
-  const defaultPlan: Plan = {
-    timeout: config.timeout,
-    queueTimeoutMillis: config.queueTimeoutMillis,
-    idempotent: false
-  }
+  const defaultPlan = makePlan(config.timeout, config.queueTimeoutMillis, false, undefined, undefined)
 
   /** The plans of an operation's calls without a timeout of their own: not idempotent, and idempotent. */
   const operationPlans = new Map<string, readonly [Plan, Plan]>()
+  // The last call's operation first (the client's tag, the same string: a quick comparison), else a lookup.
+  let lastOperation: string | undefined
+  let lastPlans: readonly [Plan, Plan] = [defaultPlan, defaultPlan]
   const operationPlan = (operation: string, idempotent: boolean, stream: boolean | undefined): Plan => {
+    if (operation === lastOperation) return lastPlans[idempotent ? 1 : 0]
     let plans = operationPlans.get(operation)
     if (plans === undefined) {
       // An operation is streamed or not, whatever the call: its plans are made once.
-      const streamed = stream === true ? { stream: true } : undefined
+      const streamed = stream === true ? true : undefined
       plans = [
-        { ...defaultPlan, operation, ...streamed },
-        { ...defaultPlan, idempotent: true, operation, ...streamed }
+        makePlan(config.timeout, config.queueTimeoutMillis, false, operation, streamed),
+        makePlan(config.timeout, config.queueTimeoutMillis, true, operation, streamed)
       ]
       operationPlans.set(operation, plans)
     }
+    lastOperation = operation
+    lastPlans = plans
     return plans[idempotent ? 1 : 0]
   }
 
@@ -99,16 +114,15 @@ export const make = Effect.fnUntraced(function* <Req, Resp, E>(
       ? defaultPlan
       : options.operation !== undefined && options.timeout === undefined && options.queueTimeout === undefined
         ? operationPlan(options.operation, options.idempotent === true, options.stream)
-        : {
-            operation: options.operation,
-            ...(options.stream === true ? { stream: true } : undefined),
-            timeout: options.timeout === undefined ? config.timeout : Duration.fromInputUnsafe(options.timeout),
-            queueTimeoutMillis:
-              options.queueTimeout === undefined
-                ? config.queueTimeoutMillis
-                : Duration.toMillis(Duration.fromInputUnsafe(options.queueTimeout)),
-            idempotent: options.idempotent === true
-          }
+        : makePlan(
+            options.timeout === undefined ? config.timeout : Duration.fromInputUnsafe(options.timeout),
+            options.queueTimeout === undefined
+              ? config.queueTimeoutMillis
+              : Duration.toMillis(Duration.fromInputUnsafe(options.queueTimeout)),
+            options.idempotent === true,
+            options.operation,
+            options.stream === true ? true : undefined
+          )
 
   const spanOptions: Tracer.SpanOptionsNoTrace = {
     attributes: { "worker_pool.name": config.name, "worker_pool.policy": config.policy.name }
