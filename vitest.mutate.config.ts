@@ -39,7 +39,8 @@ const files = [
   "test/policies.test.ts",
   "test/spares.test.ts",
   "test/observability.test.ts",
-  "test/options.test.ts"
+  "test/options.test.ts",
+  "test/operation-plans.test.ts"
 ]
 
 /** Runs the files in the order above (quick and pointed first): a mutant stops at the first test that fails. */
