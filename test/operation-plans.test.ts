@@ -9,9 +9,11 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Metric, Stream, Tracer } from "effect"
+import type { RpcGroup } from "effect/rpc"
 import { TestClock } from "effect/testing"
 import {
   DispatchPolicy,
+  type Operation,
   PoolMetrics,
   QueueTimeout,
   RequestTimeout,
@@ -22,6 +24,7 @@ import {
 import { metricValue } from "./fixtures/metrics.ts"
 import { Hashing, Streaming, sha256 } from "./fixtures/operations.ts"
 import * as S from "./fixtures/support.ts"
+import { recordingTracer } from "./fixtures/tracing.ts"
 
 const labels = { pool: "plans", policy: "ShortestExpectedDelay" }
 
@@ -31,17 +34,19 @@ const requests = (operation: string, outcome: string) =>
     metricValue(snapshot, PoolMetrics.requests, { ...labels, outcome, operation })
   )
 
+/** A pool of 2 workers serving `Hashing` with `handlers`, each restarted at once after a crash. */
+const pairOf = (handlers: Operation.EffectHandlers<RpcGroup.Rpcs<typeof Hashing>>) =>
+  WorkerPool.make({
+    name: "plans",
+    size: 2,
+    ejection: false,
+    worker: (id) => Worker.fromGroup(id, Hashing, handlers, S.restartAtOnce)
+  })
+
 describe("the plan of a call of an operation", () => {
   it.effect("its span and its count name its operation, whichever operation came before", () =>
     Effect.gen(function* () {
-      const made: Array<Tracer.NativeSpan> = []
-      const tracer = Tracer.make({
-        span: (options) => {
-          const span = new Tracer.NativeSpan(options)
-          made.push(span)
-          return span
-        }
-      })
+      const { tracer, made } = recordingTracer()
       const pool = yield* WorkerPool.make({
         name: "plans",
         size: 1,
@@ -102,20 +107,9 @@ describe("the plan of a call of an operation", () => {
           crashes++
           return Effect.fail(WorkerCrash.report("crashed on purpose"))
         })
-      const pool = yield* WorkerPool.make({
-        name: "plans",
-        size: 2,
-        ejection: false,
-        worker: (id) =>
-          Worker.fromGroup(
-            id,
-            Hashing,
-            {
-              Hash: ({ text }) => crashOnce(sha256(text)),
-              Verify: ({ text, digest }) => crashOnce(sha256(text) === digest)
-            },
-            S.restartAtOnce
-          )
+      const pool = yield* pairOf({
+        Hash: ({ text }) => crashOnce(sha256(text)),
+        Verify: ({ text, digest }) => crashOnce(sha256(text) === digest)
       })
       const client = yield* WorkerPool.client(pool, Hashing, { idempotent: ["Verify"] })
       // The crashed worker restarts 1 ms (virtual) after its crash.
@@ -175,24 +169,13 @@ describe("the plan of a call of an operation", () => {
   it.effect("a call with a timeout of its own is idempotent only if the client or the call says so", () =>
     Effect.gen(function* () {
       let crashes = 0
-      const pool = yield* WorkerPool.make({
-        name: "plans",
-        size: 2,
-        ejection: false,
-        worker: (id) =>
-          Worker.fromGroup(
-            id,
-            Hashing,
-            {
-              Hash: () =>
-                Effect.suspend(() => {
-                  crashes++
-                  return Effect.fail(WorkerCrash.report("crashed on purpose"))
-                }),
-              Verify: () => Effect.succeed(true)
-            },
-            S.restartAtOnce
-          )
+      const pool = yield* pairOf({
+        Hash: () =>
+          Effect.suspend(() => {
+            crashes++
+            return Effect.fail(WorkerCrash.report("crashed on purpose"))
+          }),
+        Verify: () => Effect.succeed(true)
       })
       const client = yield* WorkerPool.client(pool, Hashing)
       assert.instanceOf(yield* Effect.flip(client.Hash({ text: "a" }, { timeout: "1 second" })), WorkerCrash)

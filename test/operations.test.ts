@@ -27,6 +27,7 @@ import { withFrame } from "./fixtures/frames.ts"
 import { metricValue } from "./fixtures/metrics.ts"
 import { HashError, Hashing, Lax, Streaming, sha256 } from "./fixtures/operations.ts"
 import * as S from "./fixtures/support.ts"
+import { recordingTracer } from "./fixtures/tracing.ts"
 
 const script = new URL("./fixtures/operations-worker.ts", import.meta.url)
 const fast = { startTimeout: "20 seconds", cancelGrace: "2 seconds", shutdownTimeout: "1 second" } as const
@@ -337,14 +338,7 @@ describe("operations", { timeout: 60_000 }, () => {
 
   it.effect("spans are named after the operation; request metrics have an operation attribute", () =>
     Effect.gen(function* () {
-      const made: Array<Tracer.NativeSpan> = []
-      const tracer = Tracer.make({
-        span: (options) => {
-          const span = new Tracer.NativeSpan(options)
-          made.push(span)
-          return span
-        }
-      })
+      const { tracer, made } = recordingTracer()
       const pool = yield* WorkerPool.make({
         name: "ops",
         size: 1,
