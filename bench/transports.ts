@@ -100,8 +100,9 @@ const makeCappedChannel = <Item>(sinks: ReadonlyArray<(items: ReadonlyArray<Item
         queueMicrotask(flush)
       }
     }
-    if (head === queue.length) {
-      queue = []
+    // The items sent leave the queue's front now and then, so that it holds only those still waiting.
+    if (head >= 1024 || head === queue.length) {
+      queue = queue.slice(head)
       head = 0
     }
   }

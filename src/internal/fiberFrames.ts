@@ -173,12 +173,7 @@ const runFrameProto = (keys: RunKeys): Record<string, unknown> => {
     },
     [keys.success](this: RunFrame<unknown>, value: unknown, fiber: RunFiber, exit?: Exit.Exit<any, any>) {
       const done = exit ?? Exit.succeed(value)
-      let after: Effect.Effect<void> | undefined
-      try {
-        after = this.ended(done)
-      } catch (defect) {
-        after = Exit.die(defect)
-      }
+      const after = endedOf(this, done)
       if (after !== undefined) return Effect.flatMap(after, () => done)
       // Nothing more runs here: the fiber is made interruptible again now
       // (what the frame on top would do), unless it holds an interruption,
@@ -195,12 +190,7 @@ const runFrameProto = (keys: RunKeys): Record<string, unknown> => {
     },
     [keys.failure](this: RunFrame<unknown>, cause: Cause.Cause<unknown>, fiber: RunFiber, exit?: Exit.Exit<any, any>) {
       const done = exit ?? Exit.failCause(cause)
-      let after: Effect.Effect<void> | undefined
-      try {
-        after = this.ended(done)
-      } catch (defect) {
-        after = Exit.die(defect)
-      }
+      const after = endedOf(this, done)
       return after === undefined
         ? afterFailure(this, fiber, done)
         : Effect.flatMap(after, () => afterFailure(this, fiber, done))
@@ -229,6 +219,15 @@ let runnable: boolean | undefined
 export const hasRunLoop = (fiber: Fiber.Fiber<unknown, unknown>): boolean => {
   const loop = fiber as unknown as Partial<RunFiber>
   return hasStack(fiber) && typeof loop.getCont === "function" && typeof loop.yieldWith === "function"
+}
+
+/** What a run's frame's `ended` says of `done`: a throw of it is a defect that follows. */
+const endedOf = (frame: RunFrame<unknown>, done: Exit.Exit<any, any>): Effect.Effect<void> | undefined => {
+  try {
+    return frame.ended(done)
+  } catch (defect) {
+    return Exit.die(defect)
+  }
 }
 
 /**
